@@ -1,0 +1,271 @@
+// Package ledger is the CreditLedger domain: accounts, transactions, credit
+// requests, packages, conversion rates and settings, the rules that govern
+// them, validation, idempotency, optimistic versioning, and the Store
+// interface the rules need. It knows nothing of gRPC, HTTP or SQL.
+package ledger
+
+import "time"
+
+// TxType says whether a transaction added (In) or removed (Out) credits.
+type TxType int
+
+// Transaction types. The zero value means "unspecified".
+const (
+	TypeUnspecified TxType = iota
+	TypeIn
+	TypeOut
+)
+
+// String returns the stored name of the type.
+func (t TxType) String() string {
+	switch t {
+	case TypeIn:
+		return "IN"
+	case TypeOut:
+		return "OUT"
+	default:
+		return "UNSPECIFIED"
+	}
+}
+
+// ParseTxType parses a stored type name.
+func ParseTxType(s string) (TxType, bool) {
+	switch s {
+	case "IN":
+		return TypeIn, true
+	case "OUT":
+		return TypeOut, true
+	}
+	return TypeUnspecified, false
+}
+
+// Kind says why a transaction was posted.
+type Kind int
+
+// Transaction kinds. The zero value means "unspecified".
+const (
+	KindUnspecified Kind = iota
+	KindPurchase
+	KindRequestApproved
+	KindServicePurchase
+	KindInvoicePayment
+	KindRefund
+	KindAdjustment
+)
+
+var kindNames = [...]string{"UNSPECIFIED", "PURCHASE", "REQUEST_APPROVED", "SERVICE_PURCHASE", "INVOICE_PAYMENT", "REFUND", "ADJUSTMENT"}
+
+// String returns the stored name of the kind.
+func (k Kind) String() string {
+	if k < 0 || int(k) >= len(kindNames) {
+		return "UNSPECIFIED"
+	}
+	return kindNames[k]
+}
+
+// ParseKind parses a stored kind name.
+func ParseKind(s string) (Kind, bool) {
+	for i, n := range kindNames {
+		if i > 0 && n == s {
+			return Kind(i), true
+		}
+	}
+	return KindUnspecified, false
+}
+
+// Transaction is one immutable ledger entry on one account.
+type Transaction struct {
+	ID             string
+	Workspace      string
+	Account        string
+	Type           TxType
+	Kind           Kind
+	Amount         int64
+	BalanceAfter   int64
+	AccountVersion int64
+	Reference      string
+	IdempotencyKey string
+	Metadata       map[string]string
+	PackageID      string
+	RequestID      string
+	CreateTime     time.Time
+}
+
+// Account is the stored state of one client's wallet.
+type Account struct {
+	Workspace  string
+	ID         string
+	Balance    int64
+	Version    int64
+	UpdateTime time.Time // zero before the first transaction
+}
+
+// Balance is an account's state as shown to callers.
+type Balance struct {
+	Account
+	CreditPaymentsEnabled bool
+	PendingRequestCredits int64
+}
+
+// Settings are a workspace's credit settings.
+type Settings struct {
+	Workspace             string
+	CreditPaymentsEnabled bool
+	UpdateTime            time.Time // zero while the defaults apply
+}
+
+// PaymentMethod is how a manual purchase is paid.
+type PaymentMethod int
+
+// Payment methods.
+const (
+	MethodUnspecified PaymentMethod = iota
+	MethodBankTransfer
+	MethodCrypto
+)
+
+// String returns the stored name of the method.
+func (m PaymentMethod) String() string {
+	switch m {
+	case MethodBankTransfer:
+		return "BANK_TRANSFER"
+	case MethodCrypto:
+		return "CRYPTO"
+	default:
+		return "UNSPECIFIED"
+	}
+}
+
+// ParsePaymentMethod parses a stored method name.
+func ParsePaymentMethod(s string) (PaymentMethod, bool) {
+	switch s {
+	case "BANK_TRANSFER":
+		return MethodBankTransfer, true
+	case "CRYPTO":
+		return MethodCrypto, true
+	}
+	return MethodUnspecified, false
+}
+
+// RequestStatus is the life cycle of a credit request.
+type RequestStatus int
+
+// Request statuses.
+const (
+	StatusUnspecified RequestStatus = iota
+	StatusPending
+	StatusAccepted
+	StatusRejected
+)
+
+// String returns the stored name of the status.
+func (s RequestStatus) String() string {
+	switch s {
+	case StatusPending:
+		return "PENDING"
+	case StatusAccepted:
+		return "ACCEPTED"
+	case StatusRejected:
+		return "REJECTED"
+	default:
+		return "UNSPECIFIED"
+	}
+}
+
+// ParseRequestStatus parses a stored status name.
+func ParseRequestStatus(s string) (RequestStatus, bool) {
+	switch s {
+	case "PENDING":
+		return StatusPending, true
+	case "ACCEPTED":
+		return StatusAccepted, true
+	case "REJECTED":
+		return StatusRejected, true
+	}
+	return StatusUnspecified, false
+}
+
+// Decision is the agency's verdict on a request.
+type Decision int
+
+// Decisions.
+const (
+	DecisionUnspecified Decision = iota
+	DecisionAccept
+	DecisionReject
+)
+
+// String names the decision.
+func (d Decision) String() string {
+	switch d {
+	case DecisionAccept:
+		return "ACCEPT"
+	case DecisionReject:
+		return "REJECT"
+	default:
+		return "UNSPECIFIED"
+	}
+}
+
+// CreditRequest is a manual credit purchase waiting for, or decided by, the agency.
+type CreditRequest struct {
+	ID               string
+	Workspace        string
+	Account          string
+	Amount           int64
+	PackageID        string
+	PaymentMethod    PaymentMethod
+	PaymentReference string
+	Note             string
+	Status           RequestStatus
+	DecisionReason   string
+	DecidedBy        string
+	DecideTime       time.Time
+	TransactionID    string
+	Metadata         map[string]string
+	IdempotencyKey   string
+	CreateTime       time.Time
+}
+
+// Package is a bundle of credits clients can buy.
+type Package struct {
+	Workspace   string
+	ID          string
+	DisplayName string
+	Credits     int64
+	Price       Money
+	Active      bool
+	CreateTime  time.Time
+	UpdateTime  time.Time
+}
+
+// ConversionRate is how many credits one unit of a currency buys.
+type ConversionRate struct {
+	Workspace  string
+	Currency   string
+	Rate       Decimal
+	Active     bool
+	CreateTime time.Time
+}
+
+// Operation names an idempotent operation; it is part of the fingerprint.
+type Operation string
+
+// Idempotent operations.
+const (
+	OpCredit        Operation = "credit"
+	OpDebit         Operation = "debit"
+	OpSubmitRequest Operation = "submit_request"
+	OpDecideRequest Operation = "decide_request"
+)
+
+// IdempotencyRecord remembers a posted outcome under its key.
+type IdempotencyRecord struct {
+	Workspace     string
+	Key           string
+	Operation     Operation
+	Fingerprint   []byte // sha-256 of the request's meaning
+	TransactionID string // the posted transaction (credit, debit, accepted decision)
+	RequestID     string // the credit request (submit, decide)
+	CreateTime    time.Time
+}
