@@ -1,0 +1,513 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Observer is told about the ledger's business events, for metrics. All
+// methods must be cheap and safe for concurrent use.
+type Observer interface {
+	// Posted is called once per newly posted transaction (not for replays).
+	Posted(t Transaction)
+	// Refused is called when an operation is refused for a business reason.
+	Refused(op Operation, reason string)
+	// Replayed is called when an idempotent replay answered.
+	Replayed(op Operation)
+	// Conflict is called each time a store transaction is retried after a conflict.
+	Conflict(op Operation)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Posted(Transaction)        {}
+func (nopObserver) Refused(Operation, string) {}
+func (nopObserver) Replayed(Operation)        {}
+func (nopObserver) Conflict(Operation)        {}
+
+// Service applies the ledger's rules on top of a Store. It is safe for
+// concurrent use and holds no state that correctness depends on: several
+// replicas may serve one database.
+type Service struct {
+	store    Store
+	now      func() time.Time
+	tokens   *PageTokens
+	obs      Observer
+	newID    func() string
+	attempts int
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock injects the clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithPageTokenKey sets the HMAC key of page tokens; replicas must share it.
+func WithPageTokenKey(key []byte) Option {
+	return func(s *Service) { s.tokens = NewPageTokens(key) }
+}
+
+// WithObserver receives business events (metrics).
+func WithObserver(o Observer) Option { return func(s *Service) { s.obs = o } }
+
+// NewService returns a Service over store.
+func NewService(store Store, opts ...Option) *Service {
+	s := &Service{
+		store:    store,
+		now:      time.Now,
+		obs:      nopObserver{},
+		attempts: 10,
+		newID: func() string {
+			return uuid.Must(uuid.NewV7()).String()
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tokens == nil {
+		s.tokens = NewPageTokens(nil)
+	}
+	return s
+}
+
+// Store returns the underlying store (health checks).
+func (s *Service) Store() Store { return s.store }
+
+// clock returns the current time as stored: UTC, microsecond precision.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// update runs fn in a store transaction, retrying on conflicts with a
+// bounded, jittered backoff. Exhausted retries are ABORTED: the caller may
+// retry with the same idempotency key.
+func (s *Service) update(ctx context.Context, op Operation, fn func(ctx context.Context, tx Tx) error) error {
+	backoff := time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.store.Update(ctx, fn)
+		if err == nil || !errors.Is(err, ErrConflict) {
+			return err
+		}
+		s.obs.Conflict(op)
+		if attempt >= s.attempts {
+			if op == "" {
+				return &Error{Code: CodeAborted, Reason: "CONCURRENT_UPDATE", Message: "too many concurrent updates; retry", Cause: err}
+			}
+			return &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse, Message: "a concurrent request is in flight; retry with the same idempotency key", Cause: err}
+		}
+		sleep := backoff/2 + rand.N(backoff)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if backoff < 64*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Credit and Debit
+
+// CreditInput asks to add credits to an account.
+type CreditInput struct {
+	Workspace       string
+	Account         string
+	Amount          int64  // > 0, or 0 with PackageID
+	PackageID       string // take the credits from this active package
+	Kind            Kind   // PURCHASE (default), REFUND, ADJUSTMENT
+	Reference       string
+	IdempotencyKey  string
+	ExpectedVersion *int64
+	Metadata        map[string]string
+}
+
+// DebitInput asks to deduct credits from an account.
+type DebitInput struct {
+	Workspace       string
+	Account         string
+	Amount          int64 // > 0
+	Kind            Kind  // SERVICE_PURCHASE (default), INVOICE_PAYMENT, ADJUSTMENT
+	Reference       string
+	IdempotencyKey  string
+	ExpectedVersion *int64
+	Metadata        map[string]string
+}
+
+// PostResult is the outcome of a posted Credit or Debit.
+type PostResult struct {
+	Transaction Transaction
+	Balance     int64
+	Version     int64
+	Replayed    bool // an earlier identical request's outcome
+}
+
+// posting is the common shape of Credit and Debit once validated.
+type posting struct {
+	op       Operation
+	typ      TxType
+	ws, acct string
+	amount   int64
+	pkg      string
+	kind     Kind
+	ref, key string
+	expected *int64
+	md       map[string]string
+	fp       []byte
+}
+
+func validatePostingCommon(v *violations, ws, acct, ref, key string, expected *int64, md map[string]string) {
+	checkID(v, "workspace", ws)
+	checkID(v, "account", acct)
+	checkText(v, "reference", ref, MaxReferenceLength)
+	checkKey(v, key)
+	if expected != nil && *expected < 0 {
+		v.add("expected_version", "must not be negative")
+	}
+	checkMetadata(v, md)
+}
+
+// Credit adds credits. It posts even while credit payments are disabled: a
+// confirmed payment or a refund must never be lost.
+func (s *Service) Credit(ctx context.Context, in CreditInput) (PostResult, error) {
+	var v violations
+	validatePostingCommon(&v, in.Workspace, in.Account, in.Reference, in.IdempotencyKey, in.ExpectedVersion, in.Metadata)
+	kind := checkKind(&v, in.Kind, creditKinds)
+	switch {
+	case in.PackageID != "":
+		checkID(&v, "package_id", in.PackageID)
+		if in.Amount != 0 {
+			v.add("amount", "must be empty when package_id is given (the package sets the credits)")
+		}
+	case in.Amount <= 0:
+		v.add("amount", "must be greater than 0")
+	}
+	if err := v.err(); err != nil {
+		return PostResult{}, err
+	}
+	p := posting{op: OpCredit, typ: TypeIn, ws: in.Workspace, acct: in.Account, amount: in.Amount, pkg: in.PackageID,
+		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata)}
+	p.fp = newFingerprint(OpCredit).str(p.ws).str(p.acct).int(p.amount).str(p.pkg).str(kind.String()).
+		str(p.ref).optInt(p.expected).strMap(p.md).sum()
+	return s.post(ctx, p)
+}
+
+// Debit deducts credits; refused when credit payments are disabled or the
+// balance does not cover the amount.
+func (s *Service) Debit(ctx context.Context, in DebitInput) (PostResult, error) {
+	var v violations
+	validatePostingCommon(&v, in.Workspace, in.Account, in.Reference, in.IdempotencyKey, in.ExpectedVersion, in.Metadata)
+	kind := checkKind(&v, in.Kind, debitKinds)
+	if in.Amount <= 0 {
+		v.add("amount", "must be greater than 0")
+	}
+	if err := v.err(); err != nil {
+		return PostResult{}, err
+	}
+	p := posting{op: OpDebit, typ: TypeOut, ws: in.Workspace, acct: in.Account, amount: in.Amount,
+		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata)}
+	p.fp = newFingerprint(OpDebit).str(p.ws).str(p.acct).int(p.amount).str(kind.String()).
+		str(p.ref).optInt(p.expected).strMap(p.md).sum()
+	return s.post(ctx, p)
+}
+
+func (s *Service) post(ctx context.Context, p posting) (PostResult, error) {
+	var res PostResult
+	err := s.update(ctx, p.op, func(ctx context.Context, tx Tx) error {
+		res = PostResult{}
+		rec, found, err := tx.LockIdempotency(ctx, p.ws, p.key)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := sameRequest(rec, p.op, p.fp); err != nil {
+				return err
+			}
+			t, err := tx.Transaction(ctx, p.ws, rec.TransactionID)
+			if err != nil {
+				return err
+			}
+			res = PostResult{Transaction: t, Balance: t.BalanceAfter, Version: t.AccountVersion, Replayed: true}
+			return nil
+		}
+		amount := p.amount
+		if p.typ == TypeOut {
+			st, err := tx.Settings(ctx, p.ws)
+			if err != nil {
+				return err
+			}
+			if !st.CreditPaymentsEnabled {
+				return errDisabled(p.ws)
+			}
+		}
+		if p.pkg != "" {
+			pkg, err := tx.Package(ctx, p.ws, p.pkg)
+			if err != nil {
+				return err
+			}
+			if !pkg.Active {
+				return errPackageInactive(pkg.ID)
+			}
+			amount = pkg.Credits
+		}
+		acct, err := tx.LockAccount(ctx, p.ws, p.acct)
+		if err != nil {
+			return err
+		}
+		t, err := s.nextEntry(acct, p.typ, amount, p.expected)
+		if err != nil {
+			return err
+		}
+		t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.PackageID = p.kind, p.ref, p.key, p.md, p.pkg
+		if err := tx.AppendTransaction(ctx, t); err != nil {
+			return err
+		}
+		if err := tx.PutIdempotency(ctx, IdempotencyRecord{
+			Workspace: p.ws, Key: p.key, Operation: p.op, Fingerprint: p.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
+		}); err != nil {
+			return err
+		}
+		res = PostResult{Transaction: t, Balance: t.BalanceAfter, Version: t.AccountVersion}
+		return nil
+	})
+	if err != nil {
+		s.observeRefusal(p.op, err)
+		return PostResult{}, err
+	}
+	if res.Replayed {
+		s.obs.Replayed(p.op)
+	} else {
+		s.obs.Posted(res.Transaction)
+	}
+	return res, nil
+}
+
+// nextEntry builds the account's next transaction, enforcing the expected
+// version, a non-negative balance and overflow.
+func (s *Service) nextEntry(acct Account, typ TxType, amount int64, expected *int64) (Transaction, error) {
+	if expected != nil && *expected != acct.Version {
+		return Transaction{}, newErr(CodeAborted, ReasonVersionMismatch,
+			"the account's version is "+strconv.FormatInt(acct.Version, 10)+", not the expected "+strconv.FormatInt(*expected, 10),
+			map[string]string{"current_version": strconv.FormatInt(acct.Version, 10), "expected_version": strconv.FormatInt(*expected, 10)})
+	}
+	var bal int64
+	switch typ {
+	case TypeIn:
+		var err error
+		if bal, err = addCredits(acct.Balance, amount); err != nil {
+			return Transaction{}, err
+		}
+	case TypeOut:
+		if acct.Balance < amount {
+			return Transaction{}, newErr(CodeFailedPrecondition, ReasonInsufficientCredits,
+				"the balance of "+strconv.FormatInt(acct.Balance, 10)+" credits does not cover "+strconv.FormatInt(amount, 10),
+				map[string]string{"balance": strconv.FormatInt(acct.Balance, 10), "required": strconv.FormatInt(amount, 10)})
+		}
+		bal = acct.Balance - amount
+	}
+	return Transaction{
+		ID: s.newID(), Workspace: acct.Workspace, Account: acct.ID, Type: typ, Amount: amount,
+		BalanceAfter: bal, AccountVersion: acct.Version + 1, CreateTime: s.clock(),
+	}, nil
+}
+
+func sameRequest(rec IdempotencyRecord, op Operation, fp []byte) error {
+	if rec.Operation != op || !bytes.Equal(rec.Fingerprint, fp) {
+		return newErr(CodeInvalid, ReasonIdempotencyKeyReused,
+			"the idempotency key was already used for a different request",
+			map[string]string{"original_operation": string(rec.Operation)})
+	}
+	return nil
+}
+
+func errDisabled(ws string) error {
+	return newErr(CodeFailedPrecondition, ReasonCreditPaymentsDisabled,
+		"credit payments are disabled for this workspace", map[string]string{"workspace": ws})
+}
+
+func errPackageInactive(id string) error {
+	return newErr(CodeFailedPrecondition, ReasonPackageInactive,
+		"the package is archived and can no longer be bought", map[string]string{"package_id": id})
+}
+
+func normMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+// GetBalance returns an account's balance (0/0 when never credited), with
+// the workspace's credit-payments flag and the pending requests' credits.
+func (s *Service) GetBalance(ctx context.Context, workspace, account string) (Balance, error) {
+	var v violations
+	checkID(&v, "workspace", workspace)
+	checkID(&v, "account", account)
+	if err := v.err(); err != nil {
+		return Balance{}, err
+	}
+	var b Balance
+	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		acct, err := tx.Account(ctx, workspace, account)
+		if err != nil {
+			return err
+		}
+		st, err := tx.Settings(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		pending, err := tx.PendingCredits(ctx, workspace, account)
+		if err != nil {
+			return err
+		}
+		b = Balance{Account: acct, CreditPaymentsEnabled: st.CreditPaymentsEnabled, PendingRequestCredits: pending}
+		return nil
+	})
+	return b, err
+}
+
+// ListTransactionsInput selects a page of history.
+type ListTransactionsInput struct {
+	Workspace  string
+	Account    string
+	PageSize   int32
+	PageToken  string
+	Type       TxType
+	Kind       Kind
+	Start, End time.Time
+}
+
+// TransactionPage is a page of history, newest first.
+type TransactionPage struct {
+	Transactions  []Transaction
+	NextPageToken string
+}
+
+// ListTransactions returns an account's history newest first. Pages are a
+// keyset on the account version, so entries posted meanwhile never shift them.
+func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput) (TransactionPage, error) {
+	var v violations
+	checkID(&v, "workspace", in.Workspace)
+	checkID(&v, "account", in.Account)
+	size := pageSize(&v, in.PageSize)
+	if in.Type < TypeUnspecified || in.Type > TypeOut {
+		v.add("type", "unknown transaction type")
+	}
+	if in.Kind < KindUnspecified || in.Kind > KindAdjustment {
+		v.add("kind", "unknown transaction kind")
+	}
+	if !in.Start.IsZero() && !in.End.IsZero() && !in.Start.Before(in.End) {
+		v.add("end_time", "must be after start_time")
+	}
+	if err := v.err(); err != nil {
+		return TransactionPage{}, err
+	}
+	bind := binding("transactions", in.Workspace, in.Account, in.Type.String(), in.Kind.String(),
+		timeKey(in.Start), timeKey(in.End))
+	q := TransactionQuery{Workspace: in.Workspace, Account: in.Account, Type: in.Type, Kind: in.Kind,
+		Start: in.Start, End: in.End, Limit: size + 1}
+	if in.PageToken != "" {
+		cur, err := s.tokens.Decode(bind, in.PageToken)
+		if err != nil {
+			return TransactionPage{}, err
+		}
+		before, perr := strconv.ParseInt(cur, 10, 64)
+		if perr != nil || before < 1 {
+			return TransactionPage{}, invalid("page_token", "is invalid")
+		}
+		q.BeforeVersion = before
+	}
+	var rows []Transaction
+	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		var err error
+		rows, err = tx.ListTransactions(ctx, q)
+		return err
+	})
+	if err != nil {
+		return TransactionPage{}, err
+	}
+	page := TransactionPage{Transactions: rows}
+	if len(rows) > size {
+		page.Transactions = rows[:size]
+		page.NextPageToken = s.tokens.Encode(bind, strconv.FormatInt(rows[size-1].AccountVersion, 10))
+	}
+	return page, nil
+}
+
+func timeKey(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// ListAccountsInput selects a page of accounts.
+type ListAccountsInput struct {
+	Workspace string
+	PageSize  int32
+	PageToken string
+}
+
+// AccountPage is a page of balances ordered by account ID.
+type AccountPage struct {
+	Accounts      []Balance
+	NextPageToken string
+}
+
+// ListAccounts returns every account of the workspace with its balance.
+func (s *Service) ListAccounts(ctx context.Context, in ListAccountsInput) (AccountPage, error) {
+	var v violations
+	checkID(&v, "workspace", in.Workspace)
+	size := pageSize(&v, in.PageSize)
+	if err := v.err(); err != nil {
+		return AccountPage{}, err
+	}
+	bind := binding("accounts", in.Workspace)
+	q := AccountQuery{Workspace: in.Workspace, Limit: size + 1}
+	if in.PageToken != "" {
+		cur, err := s.tokens.Decode(bind, in.PageToken)
+		if err != nil {
+			return AccountPage{}, err
+		}
+		q.AfterID = cur
+	}
+	var page AccountPage
+	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		rows, err := tx.ListAccounts(ctx, q)
+		if err != nil {
+			return err
+		}
+		st, err := tx.Settings(ctx, in.Workspace)
+		if err != nil {
+			return err
+		}
+		if len(rows) > size {
+			rows = rows[:size]
+			page.NextPageToken = s.tokens.Encode(bind, rows[size-1].ID)
+		}
+		page.Accounts = make([]Balance, len(rows))
+		for i, a := range rows {
+			pending, err := tx.PendingCredits(ctx, in.Workspace, a.ID)
+			if err != nil {
+				return err
+			}
+			page.Accounts[i] = Balance{Account: a, CreditPaymentsEnabled: st.CreditPaymentsEnabled, PendingRequestCredits: pending}
+		}
+		return nil
+	})
+	if err != nil {
+		return AccountPage{}, err
+	}
+	return page, nil
+}

@@ -1,0 +1,155 @@
+package ledger
+
+import (
+	"unicode/utf8"
+)
+
+// Input bounds. They are part of the API contract (documented in the proto).
+const (
+	MaxIDLength             = 64
+	MaxIdempotencyKeyLength = 255
+	MaxReferenceLength      = 256
+	MaxNoteLength           = 1024
+	MaxReasonLength         = 1024
+	MaxDecidedByLength      = 128
+	MaxDisplayNameLength    = 128
+	MaxMetadataEntries      = 16
+	MaxMetadataKeyLength    = 64
+	MaxMetadataValueLength  = 256
+	DefaultPageSize         = 50
+	MaxPageSize             = 500
+)
+
+// validID reports whether s is a workspace, account, package or request
+// identifier: 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkID(v *violations, field, s string) {
+	if !validID(s) {
+		v.add(field, "must be 1-%d characters of [A-Za-z0-9._-] starting with a letter or digit", MaxIDLength)
+	}
+}
+
+// checkKey validates an idempotency key: 1-255 printable ASCII characters.
+func checkKey(v *violations, key string) {
+	if len(key) == 0 {
+		v.add("idempotency_key", "is required")
+		return
+	}
+	if len(key) > MaxIdempotencyKeyLength {
+		v.add("idempotency_key", "must be at most %d characters", MaxIdempotencyKeyLength)
+		return
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			v.add("idempotency_key", "must be printable ASCII")
+			return
+		}
+	}
+}
+
+// checkText validates free text: valid UTF-8, no control characters but
+// newline and tab, at most max characters.
+func checkText(v *violations, field, s string, maxChars int) {
+	if !utf8.ValidString(s) {
+		v.add(field, "must be valid UTF-8")
+		return
+	}
+	if utf8.RuneCountInString(s) > maxChars {
+		v.add(field, "must be at most %d characters", maxChars)
+		return
+	}
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
+			v.add(field, "must not contain control characters")
+			return
+		}
+	}
+}
+
+// checkMetadata bounds a caller's metadata map.
+func checkMetadata(v *violations, md map[string]string) {
+	if len(md) > MaxMetadataEntries {
+		v.add("metadata", "must have at most %d entries", MaxMetadataEntries)
+		return
+	}
+	for k, val := range md {
+		if len(k) == 0 || len(k) > MaxMetadataKeyLength {
+			v.add("metadata", "keys must be 1-%d characters", MaxMetadataKeyLength)
+			return
+		}
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				v.add("metadata", "key %q must be characters of [A-Za-z0-9._-]", truncate(k, 16))
+				return
+			}
+		}
+		if len(val) > MaxMetadataValueLength {
+			v.add("metadata", "value of %q must be at most %d bytes", k, MaxMetadataValueLength)
+			return
+		}
+		if !utf8.ValidString(val) {
+			v.add("metadata", "value of %q must be valid UTF-8", k)
+			return
+		}
+	}
+}
+
+// pageSize applies AIP-158: 0 → default, above the maximum → the maximum.
+func pageSize(v *violations, n int32) int {
+	switch {
+	case n < 0:
+		v.add("page_size", "must not be negative")
+		return 0
+	case n == 0:
+		return DefaultPageSize
+	case n > MaxPageSize:
+		return MaxPageSize
+	}
+	return int(n)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// creditKinds are the kinds Credit may post; the first is the default.
+var creditKinds = []Kind{KindPurchase, KindRefund, KindAdjustment}
+
+// debitKinds are the kinds Debit may post; the first is the default.
+var debitKinds = []Kind{KindServicePurchase, KindInvoicePayment, KindAdjustment}
+
+func checkKind(v *violations, k Kind, allowed []Kind) Kind {
+	if k == KindUnspecified {
+		return allowed[0]
+	}
+	for _, a := range allowed {
+		if a == k {
+			return k
+		}
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = a.String()
+	}
+	v.add("kind", "must be one of %v", names)
+	return k
+}
