@@ -23,7 +23,9 @@ import (
 // cleanup on tb.
 type Factory func(tb testing.TB) ledger.Store
 
-// Run runs the whole suite against stores made by newStore.
+// Run runs the whole suite against stores made by newStore. The stores must
+// also implement ledger.Auditor: after each test, ledger.Verify checks
+// everything the test left behind.
 func Run(t *testing.T, newStore Factory) {
 	t.Helper()
 	for _, tc := range []struct {
@@ -58,7 +60,27 @@ func Run(t *testing.T, newStore Factory) {
 			t.Parallel()
 			store := newStore(t)
 			tc.fn(t, newHarness(t, store))
+			if !t.Failed() {
+				verify(t, store)
+			}
 		})
+	}
+}
+
+// verify runs the ledger's own consistency check over everything the test
+// left behind: the chain of every account, every idempotency record and
+// every decided request.
+func verify(t *testing.T, store ledger.Store) {
+	t.Helper()
+	rep, err := ledger.Verify(context.Background(), store)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !rep.OK() {
+		t.Fatalf("Verify found %d problems: %v", len(rep.Problems), rep.Problems)
+	}
+	if rep.Workspaces == 0 {
+		t.Fatalf("Verify saw no workspace: %+v", rep)
 	}
 }
 

@@ -1,0 +1,200 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+)
+
+// Auditor is implemented by stores that can enumerate their whole content,
+// which Verify needs. Reads happen inside View, in one snapshot.
+type Auditor interface {
+	// Workspaces lists every workspace that has accounts, requests or keys.
+	Workspaces(ctx context.Context, tx ReadTx) ([]string, error)
+	// IdempotencyRecords calls fn for every idempotency record of the workspace.
+	IdempotencyRecords(ctx context.Context, tx ReadTx, workspace string, fn func(IdempotencyRecord) error) error
+}
+
+// VerifyReport summarises a verification run. Problems lists every
+// discrepancy found; an empty list means the ledger is consistent.
+type VerifyReport struct {
+	Workspaces   int
+	Accounts     int
+	Transactions int
+	Requests     int
+	Keys         int
+	Problems     []string
+}
+
+// OK reports whether no discrepancy was found.
+func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+const maxProblems = 1000
+
+func (r *VerifyReport) problem(format string, args ...any) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// Verify walks every account's entries in version order, recomputes the
+// balance_after chain and the balance, and checks that every idempotency
+// record points at an existing transaction or request of the right shape and
+// that every accepted request points at its REQUEST_APPROVED transaction.
+func Verify(ctx context.Context, store Store) (VerifyReport, error) {
+	aud, ok := store.(Auditor)
+	if !ok {
+		return VerifyReport{}, fmt.Errorf("store %T cannot be audited", store)
+	}
+	var rep VerifyReport
+	err := store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		rep = VerifyReport{}
+		wss, err := aud.Workspaces(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, ws := range wss {
+			rep.Workspaces++
+			if err := verifyWorkspace(ctx, aud, tx, ws, &rep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep *VerifyReport) error {
+	after := ""
+	for {
+		accts, err := tx.ListAccounts(ctx, AccountQuery{Workspace: ws, AfterID: after, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			rep.Accounts++
+			if err := verifyAccount(ctx, tx, a, rep); err != nil {
+				return err
+			}
+		}
+		if len(accts) < 500 {
+			break
+		}
+		after = accts[len(accts)-1].ID
+	}
+
+	after = ""
+	for {
+		reqs, err := tx.ListRequests(ctx, RequestQuery{Workspace: ws, AfterID: after, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, r := range reqs {
+			rep.Requests++
+			verifyRequest(ctx, tx, r, rep)
+		}
+		if len(reqs) < 500 {
+			break
+		}
+		after = reqs[len(reqs)-1].ID
+	}
+
+	return aud.IdempotencyRecords(ctx, tx, ws, func(rec IdempotencyRecord) error {
+		rep.Keys++
+		switch rec.Operation {
+		case OpCredit, OpDebit:
+			t, err := tx.Transaction(ctx, ws, rec.TransactionID)
+			if err != nil {
+				rep.problem("%s: key %q (%s) points at missing transaction %q", ws, truncate(rec.Key, 32), rec.Operation, rec.TransactionID)
+				return nil
+			}
+			if want := map[Operation]TxType{OpCredit: TypeIn, OpDebit: TypeOut}[rec.Operation]; t.Type != want {
+				rep.problem("%s: key %q (%s) points at a %s transaction %s", ws, truncate(rec.Key, 32), rec.Operation, t.Type, t.ID)
+			}
+		case OpSubmitRequest, OpDecideRequest:
+			r, err := tx.Request(ctx, ws, rec.RequestID)
+			if err != nil {
+				rep.problem("%s: key %q (%s) points at missing request %q", ws, truncate(rec.Key, 32), rec.Operation, rec.RequestID)
+				return nil
+			}
+			if rec.Operation == OpDecideRequest && r.Status == StatusPending {
+				rep.problem("%s: decision key %q points at request %s that is still pending", ws, truncate(rec.Key, 32), r.ID)
+			}
+			if rec.Operation == OpDecideRequest && rec.TransactionID != r.TransactionID {
+				rep.problem("%s: decision key %q names transaction %q, request %s has %q", ws, truncate(rec.Key, 32), rec.TransactionID, r.ID, r.TransactionID)
+			}
+		default:
+			rep.problem("%s: key %q has unknown operation %q", ws, truncate(rec.Key, 32), rec.Operation)
+		}
+		return nil
+	})
+}
+
+func verifyAccount(ctx context.Context, tx ReadTx, a Account, rep *VerifyReport) error {
+	// History comes newest first; collect the page versions, then replay oldest first.
+	var all []Transaction
+	before := int64(0)
+	for {
+		page, err := tx.ListTransactions(ctx, TransactionQuery{Workspace: a.Workspace, Account: a.ID, BeforeVersion: before, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		all = append(all, page...)
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].AccountVersion
+	}
+	var bal int64
+	for i := len(all) - 1; i >= 0; i-- {
+		t := all[i]
+		rep.Transactions++
+		want := int64(len(all) - i)
+		if t.AccountVersion != want {
+			rep.problem("%s/%s: entry %s has version %d, expected %d", a.Workspace, a.ID, t.ID, t.AccountVersion, want)
+			return nil
+		}
+		switch t.Type {
+		case TypeIn:
+			bal += t.Amount
+		case TypeOut:
+			bal -= t.Amount
+		default:
+			rep.problem("%s/%s: entry %s has no type", a.Workspace, a.ID, t.ID)
+		}
+		if t.Amount <= 0 {
+			rep.problem("%s/%s: entry v%d has amount %d", a.Workspace, a.ID, t.AccountVersion, t.Amount)
+		}
+		if bal < 0 {
+			rep.problem("%s/%s: balance negative (%d) at v%d", a.Workspace, a.ID, bal, t.AccountVersion)
+		}
+		if t.BalanceAfter != bal {
+			rep.problem("%s/%s: v%d balance_after %d, recomputed %d", a.Workspace, a.ID, t.AccountVersion, t.BalanceAfter, bal)
+			bal = t.BalanceAfter // report each break once
+		}
+	}
+	if a.Version != int64(len(all)) || a.Balance != bal {
+		rep.problem("%s/%s: account at balance %d version %d, entries replay to %d at version %d",
+			a.Workspace, a.ID, a.Balance, a.Version, bal, len(all))
+	}
+	return nil
+}
+
+func verifyRequest(ctx context.Context, tx ReadTx, r CreditRequest, rep *VerifyReport) {
+	switch r.Status {
+	case StatusAccepted:
+		t, err := tx.Transaction(ctx, r.Workspace, r.TransactionID)
+		if err != nil {
+			rep.problem("%s: accepted request %s points at missing transaction %q", r.Workspace, r.ID, r.TransactionID)
+			return
+		}
+		if t.Kind != KindRequestApproved || t.RequestID != r.ID || t.Amount != r.Amount || t.Account != r.Account || t.Type != TypeIn {
+			rep.problem("%s: accepted request %s and its transaction %s disagree", r.Workspace, r.ID, t.ID)
+		}
+	case StatusPending, StatusRejected:
+		if r.TransactionID != "" {
+			rep.problem("%s: %s request %s has transaction %q", r.Workspace, r.Status, r.ID, r.TransactionID)
+		}
+	default:
+		rep.problem("%s: request %s has status %v", r.Workspace, r.ID, r.Status)
+	}
+}
