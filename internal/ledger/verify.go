@@ -8,7 +8,8 @@ import (
 // Auditor is implemented by stores that can enumerate their whole content,
 // which Verify needs. Reads happen inside View, in one snapshot.
 type Auditor interface {
-	// Workspaces lists every workspace that has accounts, requests or keys.
+	// Workspaces lists every workspace that has settings, accounts,
+	// requests, idempotency keys, packages or conversion rates.
 	Workspaces(ctx context.Context, tx ReadTx) ([]string, error)
 	// IdempotencyRecords calls fn for every idempotency record of the workspace.
 	IdempotencyRecords(ctx context.Context, tx ReadTx, workspace string, fn func(IdempotencyRecord) error) error
