@@ -215,8 +215,10 @@ func (s *Service) DecideRequest(ctx context.Context, in DecideInput) (DecideResu
 		if err := tx.DecideRequest(ctx, r); err != nil {
 			return err
 		}
-		rec = IdempotencyRecord{Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpDecideRequest,
-			Fingerprint: fp, RequestID: r.ID, CreateTime: now}
+		rec = IdempotencyRecord{
+			Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpDecideRequest,
+			Fingerprint: fp, RequestID: r.ID, CreateTime: now,
+		}
 		if posted != nil {
 			rec.TransactionID = posted.ID
 		}

@@ -100,7 +100,7 @@ func (s *Service) update(ctx context.Context, op Operation, fn func(ctx context.
 			}
 			return &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse, Message: "a concurrent request is in flight; retry with the same idempotency key", Cause: err}
 		}
-		sleep := backoff/2 + rand.N(backoff)
+		sleep := backoff/2 + rand.N(backoff) //nolint:gosec // backoff jitter, not a secret
 		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
@@ -193,8 +193,10 @@ func (s *Service) Credit(ctx context.Context, in CreditInput) (PostResult, error
 	if err := v.err(); err != nil {
 		return PostResult{}, err
 	}
-	p := posting{op: OpCredit, typ: TypeIn, ws: in.Workspace, acct: in.Account, amount: in.Amount, pkg: in.PackageID,
-		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata)}
+	p := posting{
+		op: OpCredit, typ: TypeIn, ws: in.Workspace, acct: in.Account, amount: in.Amount, pkg: in.PackageID,
+		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata),
+	}
 	p.fp = newFingerprint(OpCredit).str(p.ws).str(p.acct).int(p.amount).str(p.pkg).str(kind.String()).
 		str(p.ref).optInt(p.expected).strMap(p.md).sum()
 	return s.post(ctx, p)
@@ -212,8 +214,10 @@ func (s *Service) Debit(ctx context.Context, in DebitInput) (PostResult, error) 
 	if err := v.err(); err != nil {
 		return PostResult{}, err
 	}
-	p := posting{op: OpDebit, typ: TypeOut, ws: in.Workspace, acct: in.Account, amount: in.Amount,
-		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata)}
+	p := posting{
+		op: OpDebit, typ: TypeOut, ws: in.Workspace, acct: in.Account, amount: in.Amount,
+		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata),
+	}
 	p.fp = newFingerprint(OpDebit).str(p.ws).str(p.acct).int(p.amount).str(kind.String()).
 		str(p.ref).optInt(p.expected).strMap(p.md).sum()
 	return s.post(ctx, p)
@@ -415,8 +419,10 @@ func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput
 	}
 	bind := binding("transactions", in.Workspace, in.Account, in.Type.String(), in.Kind.String(),
 		timeKey(in.Start), timeKey(in.End))
-	q := TransactionQuery{Workspace: in.Workspace, Account: in.Account, Type: in.Type, Kind: in.Kind,
-		Start: in.Start, End: in.End, Limit: size + 1}
+	q := TransactionQuery{
+		Workspace: in.Workspace, Account: in.Account, Type: in.Type, Kind: in.Kind,
+		Start: in.Start, End: in.End, Limit: size + 1,
+	}
 	if in.PageToken != "" {
 		cur, err := s.tokens.Decode(bind, in.PageToken)
 		if err != nil {

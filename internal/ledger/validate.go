@@ -38,6 +38,10 @@ func validID(s string) bool {
 	return true
 }
 
+func isIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
 func checkID(v *violations, field, s string) {
 	if !validID(s) {
 		v.add(field, "must be 1-%d characters of [A-Za-z0-9._-] starting with a letter or digit", MaxIDLength)
@@ -93,8 +97,7 @@ func checkMetadata(v *violations, md map[string]string) {
 			return
 		}
 		for i := 0; i < len(k); i++ {
-			c := k[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			if !isIDChar(k[i]) {
 				v.add("metadata", "key %q must be characters of [A-Za-z0-9._-]", truncate(k, 16))
 				return
 			}

@@ -100,8 +100,10 @@ func TestCreditDebitValidation(t *testing.T) {
 		for i := 0; i < 16; i++ {
 			md[strings.Repeat("k", i+1)] = strings.Repeat("v", 256)
 		}
-		_, _ = svc.Credit(ctx, ledger.CreditInput{Workspace: strings.Repeat("w", 64), Account: "a.b_c-d", Amount: math.MaxInt64,
-			IdempotencyKey: strings.Repeat("~", 255), Reference: strings.Repeat("é", 256), Metadata: md})
+		_, _ = svc.Credit(ctx, ledger.CreditInput{
+			Workspace: strings.Repeat("w", 64), Account: "a.b_c-d", Amount: math.MaxInt64,
+			IdempotencyKey: strings.Repeat("~", 255), Reference: strings.Repeat("é", 256), Metadata: md,
+		})
 		if !reached {
 			t.Fatal("valid input at the limits was refused")
 		}
@@ -158,8 +160,10 @@ func TestOtherValidation(t *testing.T) {
 			return err
 		}},
 		{"submit note too long", "note", func() error {
-			_, err := svc.SubmitRequest(ctx, ledger.SubmitInput{Workspace: "w", Account: "a", Amount: 1, IdempotencyKey: "k",
-				PaymentMethod: ledger.MethodCrypto, Note: strings.Repeat("n", 1025)})
+			_, err := svc.SubmitRequest(ctx, ledger.SubmitInput{
+				Workspace: "w", Account: "a", Amount: 1, IdempotencyKey: "k",
+				PaymentMethod: ledger.MethodCrypto, Note: strings.Repeat("n", 1025),
+			})
 			return err
 		}},
 		{"submit zero amount", "amount", func() error {

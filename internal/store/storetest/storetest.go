@@ -196,8 +196,14 @@ func (h *harness) checkInvariants(ws, acct string) []ledger.Transaction {
 	return hist
 }
 
-// wantReason fails unless err carries reason (and, when code >= 0, code).
-func wantReason(t *testing.T, err error, code ledger.Code, reason string) *ledger.Error {
+// refusal is what a test may inspect of an expected error.
+type refusal struct {
+	Metadata   map[string]string
+	Violations []ledger.FieldViolation
+}
+
+// wantReason fails unless err carries code and reason.
+func wantReason(t *testing.T, err error, code ledger.Code, reason string) refusal {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got success, want %s", reason)
@@ -209,7 +215,7 @@ func wantReason(t *testing.T, err error, code ledger.Code, reason string) *ledge
 	if e.Reason != reason || e.Code != code {
 		t.Fatalf("got %v/%s (%v), want %v/%s", e.Code, e.Reason, err, code, reason)
 	}
-	return e
+	return refusal{Metadata: e.Metadata, Violations: e.Violations}
 }
 
 func i64(v int64) *int64 { return &v }
@@ -219,8 +225,10 @@ func i64(v int64) *int64 { return &v }
 func testCreditDebitBalanceHistory(t *testing.T, h *harness) {
 	h.enable("ws1", true)
 	c := h.svc
-	r1, err := c.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "alice", Amount: 100, Reference: "stripe:pi_1",
-		IdempotencyKey: "pi_1", Metadata: map[string]string{"order": "42"}})
+	r1, err := c.Credit(h.ctx, ledger.CreditInput{
+		Workspace: "ws1", Account: "alice", Amount: 100, Reference: "stripe:pi_1",
+		IdempotencyKey: "pi_1", Metadata: map[string]string{"order": "42"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,8 +241,10 @@ func testCreditDebitBalanceHistory(t *testing.T, h *harness) {
 		tr.ID == "" || tr.CreateTime.IsZero() {
 		t.Fatalf("credit transaction: %+v", tr)
 	}
-	r2, err := c.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "alice", Amount: 30, Kind: ledger.KindInvoicePayment,
-		Reference: "invoice:INV-1042", IdempotencyKey: "inv-1042"})
+	r2, err := c.Debit(h.ctx, ledger.DebitInput{
+		Workspace: "ws1", Account: "alice", Amount: 30, Kind: ledger.KindInvoicePayment,
+		Reference: "invoice:INV-1042", IdempotencyKey: "inv-1042",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +293,10 @@ func testUnknownAccountReadsZero(t *testing.T, h *harness) {
 
 func testIdempotentReplay(t *testing.T, h *harness) {
 	h.enable("ws1", true)
-	in := ledger.CreditInput{Workspace: "ws1", Account: "bob", Amount: 500, Reference: "stripe:pi_X", IdempotencyKey: "pi_X",
-		Metadata: map[string]string{"a": "1", "b": "2"}}
+	in := ledger.CreditInput{
+		Workspace: "ws1", Account: "bob", Amount: 500, Reference: "stripe:pi_X", IdempotencyKey: "pi_X",
+		Metadata: map[string]string{"a": "1", "b": "2"},
+	}
 	first, err := h.svc.Credit(h.ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -346,8 +358,10 @@ func testIdempotencyKeyReused(t *testing.T, h *harness) {
 			return err
 		}},
 		{"submit with the credit's key", func() error {
-			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "carol", Amount: 10,
-				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "dup"})
+			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+				Workspace: "ws1", Account: "carol", Amount: 10,
+				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "dup",
+			})
 			return err
 		}},
 	} {
@@ -370,8 +384,10 @@ func testIdempotencyKeyReused(t *testing.T, h *harness) {
 func testInsufficientCredits(t *testing.T, h *harness) {
 	h.enable("ws1", true)
 	h.credit("ws1", "erin", 50)
-	in := ledger.DebitInput{Workspace: "ws1", Account: "erin", Amount: 80, Kind: ledger.KindInvoicePayment,
-		Reference: "invoice:INV-9", IdempotencyKey: "inv-9"}
+	in := ledger.DebitInput{
+		Workspace: "ws1", Account: "erin", Amount: 80, Kind: ledger.KindInvoicePayment,
+		Reference: "invoice:INV-9", IdempotencyKey: "inv-9",
+	}
 	_, err := h.svc.Debit(h.ctx, in)
 	e := wantReason(t, err, ledger.CodeFailedPrecondition, ledger.ReasonInsufficientCredits)
 	if e.Metadata["balance"] != "50" || e.Metadata["required"] != "80" {
@@ -715,8 +731,10 @@ func testHistoryFilters(t *testing.T, h *harness) {
 func testWorkspaceIsolation(t *testing.T, h *harness) {
 	h.enable("agency-a", true)
 	h.credit("agency-a", "client", 100)
-	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "agency-a", Account: "client", Amount: 5,
-		PaymentMethod: ledger.MethodCrypto, IdempotencyKey: "s1"})
+	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "agency-a", Account: "client", Amount: 5,
+		PaymentMethod: ledger.MethodCrypto, IdempotencyKey: "s1",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -799,9 +817,11 @@ func testDisabledMatrix(t *testing.T, h *harness) {
 
 func testRequestLifecycle(t *testing.T, h *harness) {
 	h.enable("ws1", true)
-	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "lee", Amount: 300,
+	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "lee", Amount: 300,
 		PaymentMethod: ledger.MethodBankTransfer, PaymentReference: "SEPA-2026-0042", Note: "paid on Monday",
-		IdempotencyKey: "sub-1", Metadata: map[string]string{"iban_last4": "1234"}})
+		IdempotencyKey: "sub-1", Metadata: map[string]string{"iban_last4": "1234"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,17 +830,21 @@ func testRequestLifecycle(t *testing.T, h *harness) {
 		r.Note != "paid on Monday" || r.PaymentMethod != ledger.MethodBankTransfer || r.CreateTime.IsZero() || sub.Replayed {
 		t.Fatalf("submitted: %+v", sub)
 	}
-	again, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "lee", Amount: 300,
+	again, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "lee", Amount: 300,
 		PaymentMethod: ledger.MethodBankTransfer, PaymentReference: "SEPA-2026-0042", Note: "paid on Monday",
-		IdempotencyKey: "sub-1", Metadata: map[string]string{"iban_last4": "1234"}})
+		IdempotencyKey: "sub-1", Metadata: map[string]string{"iban_last4": "1234"},
+	})
 	if err != nil || !again.Replayed || again.Request.ID != r.ID {
 		t.Fatalf("submit replay: %+v %v", again, err)
 	}
 	if b := h.balance("ws1", "lee"); b.Balance != 0 || b.PendingRequestCredits != 300 {
 		t.Fatalf("pending balance: %+v", b)
 	}
-	dec, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{Workspace: "ws1", RequestID: r.ID, Decision: ledger.DecisionAccept,
-		Reason: "transfer received", DecidedBy: "admin@agency", IdempotencyKey: "dec-1"})
+	dec, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+		Workspace: "ws1", RequestID: r.ID, Decision: ledger.DecisionAccept,
+		Reason: "transfer received", DecidedBy: "admin@agency", IdempotencyKey: "dec-1",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -844,13 +868,17 @@ func testRequestLifecycle(t *testing.T, h *harness) {
 		t.Fatalf("metadata %v", e.Metadata)
 	}
 	// Rejection posts nothing and keeps the reason.
-	rej, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "lee", Amount: 50, PaymentMethod: ledger.MethodCrypto,
-		PaymentReference: "0xabc", IdempotencyKey: "sub-2"})
+	rej, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "lee", Amount: 50, PaymentMethod: ledger.MethodCrypto,
+		PaymentReference: "0xabc", IdempotencyKey: "sub-2",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{Workspace: "ws1", RequestID: rej.Request.ID, Decision: ledger.DecisionReject,
-		Reason: "no payment found", DecidedBy: "admin@agency", IdempotencyKey: "dec-3"})
+	d2, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+		Workspace: "ws1", RequestID: rej.Request.ID, Decision: ledger.DecisionReject,
+		Reason: "no payment found", DecidedBy: "admin@agency", IdempotencyKey: "dec-3",
+	})
 	if err != nil || d2.Request.Status != ledger.StatusRejected || d2.Transaction != nil || d2.Request.TransactionID != "" {
 		t.Fatalf("reject: %+v %v", d2, err)
 	}
@@ -913,8 +941,10 @@ func testConcurrentDecisions(t *testing.T, h *harness) {
 				d = ledger.DecisionReject
 			}
 			<-start
-			res, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{Workspace: "ws1", RequestID: sub.Request.ID, Decision: d,
-				DecidedBy: fmt.Sprintf("admin-%d", i), IdempotencyKey: fmt.Sprintf("decide-%d", i)})
+			res, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+				Workspace: "ws1", RequestID: sub.Request.ID, Decision: d,
+				DecidedBy: fmt.Sprintf("admin-%d", i), IdempotencyKey: fmt.Sprintf("decide-%d", i),
+			})
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -961,8 +991,10 @@ func testRequestQueue(t *testing.T, h *harness) {
 	h.enable("ws1", true)
 	var ids []string
 	for i, acct := range []string{"a1", "a2", "a1", "a3", "a1"} {
-		res, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: acct, Amount: int64(10 * (i + 1)),
-			PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: fmt.Sprintf("q%d", i)})
+		res, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+			Workspace: "ws1", Account: acct, Amount: int64(10 * (i + 1)),
+			PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: fmt.Sprintf("q%d", i),
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
