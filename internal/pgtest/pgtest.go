@@ -1,0 +1,291 @@
+// Package pgtest gives tests a real PostgreSQL: a throwaway cluster started
+// for the test binary (or the server named by LEDGER_TEST_DATABASE_URL), and
+// an isolated database per test cloned from a migrated template.
+//
+// A machine without the PostgreSQL server programs fails the tests loudly;
+// `make test` installs them first (scripts/ensure-postgres.sh).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnvURL names the variable that points the tests at an existing server
+// instead of a throwaway cluster. The role must be allowed to create
+// databases.
+const EnvURL = "LEDGER_TEST_DATABASE_URL"
+
+// Server is a PostgreSQL server the tests may create databases on.
+type Server struct {
+	base   *url.URL // connection URL with the database path left to fill
+	dir    string   // cluster directory when this process started it
+	pgctl  string
+	prefix string // unique per process: databases of parallel test binaries never collide
+	n      atomic.Int64
+}
+
+// Start returns the server of LEDGER_TEST_DATABASE_URL when set, else
+// initialises and starts a throwaway cluster (as the postgres user when
+// running as root, since the server refuses to run as root).
+func Start(ctx context.Context) (*Server, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	s := &Server{prefix: "t" + hex.EncodeToString(b[:])}
+	if raw := os.Getenv(EnvURL); raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvURL, err)
+		}
+		s.base = u
+		if err := s.ping(ctx); err != nil {
+			return nil, fmt.Errorf("%s does not answer: %w", EnvURL, err)
+		}
+		return s, nil
+	}
+	if err := s.startCluster(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Bin finds a PostgreSQL server program on $PATH or in Debian's layout
+// (/usr/lib/postgresql/<version>/bin, newest version first).
+func Bin(name string) (string, error) {
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	sort.Slice(matches, func(i, j int) bool { return pgVersion(matches[i]) > pgVersion(matches[j]) })
+	if len(matches) > 0 {
+		return matches[0], nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("PostgreSQL server program %s not found on $PATH or in /usr/lib/postgresql/*/bin: "+
+		"run `make test` (scripts/ensure-postgres.sh installs it) or set %s", name, EnvURL)
+}
+
+func pgVersion(path string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return v
+}
+
+// AsPostgres builds a command for a server program, run as the postgres
+// system user when the current user is root.
+func AsPostgres(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	if os.Geteuid() == 0 {
+		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
+	}
+	return exec.CommandContext(ctx, bin, args...)
+}
+
+func (s *Server) startCluster(ctx context.Context) error {
+	initdb, err := Bin("initdb")
+	if err != nil {
+		return err
+	}
+	if s.pgctl, err = Bin("pg_ctl"); err != nil {
+		return err
+	}
+	// A short path: a unix socket path must fit in 107 bytes.
+	dir, err := os.MkdirTemp("", "clpg")
+	if err != nil {
+		return err
+	}
+	s.dir = dir
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return fmt.Errorf("running as root needs the postgres system user (Debian's postgresql package creates it): %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return err
+		}
+	}
+	data := filepath.Join(dir, "data")
+	out, err := AsPostgres(ctx, initdb, "-D", data, "-U", "postgres", "--auth=trust",
+		"-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	// Durability settings are off: these clusters hold test data only. The
+	// crash tests, which need durability, run against the embedded store's
+	// own files or against a cluster they start themselves.
+	opts := strings.Join([]string{
+		"-k " + dir, "-c listen_addresses=''", "-c fsync=off", "-c synchronous_commit=off",
+		"-c full_page_writes=off", "-c max_connections=300", "-c shared_buffers=64MB",
+	}, " ")
+	out, err = AsPostgres(ctx, s.pgctl, "start", "-w", "-t", "120", "-D", data,
+		"-l", filepath.Join(dir, "log"), "-o", opts).CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	s.base = &url.URL{Scheme: "postgres", Path: "/", RawQuery: url.Values{
+		"host": {dir}, "user": {"postgres"}, "sslmode": {"disable"},
+	}.Encode()}
+	return s.ping(ctx)
+}
+
+func (s *Server) ping(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	return conn.Ping(ctx)
+}
+
+// URL is the connection URL of database db on this server.
+func (s *Server) URL(db string) string {
+	u := *s.base
+	u.Path = "/" + db
+	return u.String()
+}
+
+// Stop stops and removes the throwaway cluster; a server named by
+// LEDGER_TEST_DATABASE_URL is left alone.
+func (s *Server) Stop() {
+	if s == nil || s.dir == "" {
+		return
+	}
+	if s.pgctl != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_ = AsPostgres(ctx, s.pgctl, "stop", "-m", "immediate", "-D", filepath.Join(s.dir, "data")).Run()
+		cancel()
+	}
+	_ = os.RemoveAll(s.dir)
+	s.dir = ""
+}
+
+func (s *Server) admin(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// Name returns a database name unique to this test process.
+func (s *Server) Name(label string) string {
+	return fmt.Sprintf("%s_%s_%d", s.prefix, label, s.n.Add(1))
+}
+
+// CreateDatabase creates an empty database and returns its name.
+func (s *Server) CreateDatabase(ctx context.Context, label string) (string, error) {
+	name := s.Name(label)
+	if err := s.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// CreateTemplate creates database name (qualified with this process's
+// prefix, so parallel test binaries never share one) and runs migrate on it;
+// NewDatabase clones it. It returns the template's database name.
+func (s *Server) CreateTemplate(ctx context.Context, label string, migrate func(ctx context.Context, url string) error) (string, error) {
+	name, err := s.CreateDatabase(ctx, label)
+	if err != nil {
+		return "", err
+	}
+	if migrate != nil {
+		if err := migrate(ctx, s.URL(name)); err != nil {
+			return "", fmt.Errorf("migrate template %s: %w", name, err)
+		}
+	}
+	return name, nil
+}
+
+// NewDatabase creates a fresh database cloned from template ("" for an
+// empty database), drops it when the test ends, and returns its URL.
+func (s *Server) NewDatabase(tb testing.TB, template string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := s.Name("db")
+	sql := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		sql += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	// A template being cloned must have no other session; a clone started
+	// while another test's clone is still connecting retries briefly.
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = s.admin(ctx, sql); err == nil || !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		tb.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.admin(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			tb.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	return s.URL(name)
+}
+
+// Main runs a test binary's tests with a started server: it is meant for
+// TestMain. setup (may be nil) prepares templates. A server that cannot
+// start fails the binary loudly.
+func Main(m *testing.M, setup func(*Server) error) {
+	os.Exit(run(m, setup))
+}
+
+var shared atomic.Pointer[Server]
+
+// Shared returns the server Main started.
+func Shared(tb testing.TB) *Server {
+	tb.Helper()
+	s := shared.Load()
+	if s == nil {
+		tb.Fatal("pgtest: no server: call pgtest.Main from TestMain")
+	}
+	return s
+}
+
+func run(m *testing.M, setup func(*Server) error) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	s, err := Start(ctx)
+	if err != nil {
+		cancel()
+		fmt.Fprintf(os.Stderr, "pgtest: cannot start PostgreSQL: %v\n", err)
+		return 1
+	}
+	defer s.Stop()
+	if setup != nil {
+		if err := setup(s); err != nil {
+			cancel()
+			fmt.Fprintf(os.Stderr, "pgtest: setup: %v\n", err)
+			return 1
+		}
+	}
+	cancel()
+	shared.Store(s)
+	return m.Run()
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes sure the PostgreSQL server programs (initdb, pg_ctl, postgres) are on
+# this machine, installing Debian's postgresql package when they are missing.
+# The tests start their own throwaway clusters (internal/pgtest); nothing is
+# left running. With LEDGER_TEST_DATABASE_URL set the tests use that server
+# instead and nothing is installed.
+set -euo pipefail
+
+if [[ -n "${LEDGER_TEST_DATABASE_URL:-}" ]]; then
+	echo "ensure-postgres: tests use LEDGER_TEST_DATABASE_URL"
+	exit 0
+fi
+
+have_server() {
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null
+}
+
+if ! have_server; then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "ensure-postgres: PostgreSQL server programs are missing and installing them needs root:" >&2
+		echo "  sudo apt-get install -y postgresql   (or set LEDGER_TEST_DATABASE_URL)" >&2
+		exit 1
+	fi
+	echo "ensure-postgres: installing Debian's postgresql package"
+	export DEBIAN_FRONTEND=noninteractive
+	# Keep the package's own cluster from starting: the tests run their own.
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+
+if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+	echo "ensure-postgres: running as root needs the postgres system user to run the server" >&2
+	exit 1
+fi
+
+bin=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)
+echo "ensure-postgres: $("$(dirname "$bin")/postgres" --version)"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A local PostgreSQL cluster for development, under the git-ignored
+# .data/postgres directory of the repository, listening on a unix socket
+# there (no TCP port), trust authentication for the postgres role.
+#
+#   scripts/pg-local.sh start   initialise (first time) and start it
+#   scripts/pg-local.sh stop    stop it
+#   scripts/pg-local.sh url     print the connection URL of the ledger database
+#   scripts/pg-local.sh status
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${LEDGER_PG_DIR:-$root/.data/postgres}
+db=${LEDGER_PG_DB:-creditledger}
+
+"$root/scripts/ensure-postgres.sh" >/dev/null
+bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
+
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+url() { echo "postgres:///$db?host=$dir&user=postgres&sslmode=disable"; }
+
+case "${1:-}" in
+start)
+	mkdir -p "$dir"
+	if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; fi
+	if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+		as_pg "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+	fi
+	if ! as_pg "$bindir/pg_ctl" status -D "$dir/data" >/dev/null 2>&1; then
+		as_pg "$bindir/pg_ctl" start -w -D "$dir/data" -l "$dir/log" \
+			-o "-k $dir -c listen_addresses='' -c max_connections=200" >/dev/null
+	fi
+	if ! as_pg "$bindir/psql" -h "$dir" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+		as_pg "$bindir/createdb" -h "$dir" -U postgres "$db"
+	fi
+	echo "PostgreSQL running in $dir; LEDGER_DATABASE_URL=$(url)" >&2
+	;;
+stop)
+	if [[ -f "$dir/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$dir/data" -m fast || true; fi
+	;;
+url) url ;;
+status) as_pg "$bindir/pg_ctl" status -D "$dir/data" ;;
+*)
+	echo "usage: $0 start|stop|url|status" >&2
+	exit 2
+	;;
+esac
