@@ -91,8 +91,10 @@ func pgVersion(path string) int {
 // system user when the current user is root.
 func AsPostgres(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	if os.Geteuid() == 0 {
+		//nolint:gosec // G204: bin is a PostgreSQL program found by Bin; args are built by this package.
 		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", bin}, args...)...)
 	}
+	//nolint:gosec // G204: as above.
 	return exec.CommandContext(ctx, bin, args...)
 }
 
@@ -137,7 +139,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 	out, err = AsPostgres(ctx, s.pgctl, "start", "-w", "-t", "120", "-D", data,
 		"-l", filepath.Join(dir, "log"), "-o", opts).CombinedOutput()
 	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		log, _ := os.ReadFile(filepath.Join(dir, "log")) //nolint:gosec // G304: the log of the cluster this process created.
 		return fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
 	}
 	s.base = &url.URL{Scheme: "postgres", Path: "/", RawQuery: url.Values{

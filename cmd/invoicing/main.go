@@ -1,0 +1,210 @@
+// Command invoicing is CreditLedger's reference invoicing service:
+// invoices in money and "Pay with Credit", with its own REST JSON API and
+// its own SQLite file. See internal/invoicing for the payment saga.
+//
+// Usage:
+//
+//	invoicing [flags]
+//
+// Flags (environment variable in brackets):
+//
+//	--http-addr           [INVOICING_HTTP_ADDR]          listen address (default 127.0.0.1:8082; port 0 picks one)
+//	--db                  [INVOICING_DB]                 SQLite file (default invoicing.db)
+//	--ledger-addr         [LEDGER_ADDR]                  ledgerd gRPC address (required)
+//	--ledger-token        [LEDGER_TOKEN]                 bearer token for the ledger
+//	--reconcile-interval  [INVOICING_RECONCILE_INTERVAL] period of the reconciliation pass (default 30s)
+//
+// TEST-ONLY fault injection: with INVOICING_CRASH_AFTER_DEBIT=1 the process
+// exits with status 3 right after the ledger confirmed an invoice's debit
+// and before the invoice is marked PAID, the worst moment for a crash. The
+// next start reconciles the invoice to PAID with exactly one debit. Never
+// set it in production.
+//
+// It logs JSON lines to stderr; once serving, one line with msg "listening"
+// and the field http_addr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/creditledger/creditledger/internal/invoicing"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+)
+
+// crashExitCode is the exit status of the INVOICING_CRASH_AFTER_DEBIT fault.
+const crashExitCode = 3
+
+// exit is os.Exit; a variable so that a test of run can observe the fault.
+var exit = os.Exit
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "invoicing:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	httpAddr          string
+	dbPath            string
+	ledgerAddr        string
+	ledgerToken       string
+	reconcileInterval time.Duration
+	crashAfterDebit   bool
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	var c config
+	fs := flag.NewFlagSet("invoicing", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.httpAddr, "http-addr", env("INVOICING_HTTP_ADDR", "127.0.0.1:8082"), "listen address [INVOICING_HTTP_ADDR]")
+	fs.StringVar(&c.dbPath, "db", env("INVOICING_DB", "invoicing.db"), "SQLite file [INVOICING_DB]")
+	fs.StringVar(&c.ledgerAddr, "ledger-addr", env("LEDGER_ADDR", ""), "ledgerd gRPC address [LEDGER_ADDR]")
+	fs.StringVar(&c.ledgerToken, "ledger-token", "", "bearer token for the ledger [LEDGER_TOKEN]")
+	interval := env("INVOICING_RECONCILE_INTERVAL", "30s")
+	fs.Func("reconcile-interval", "period of the reconciliation pass [INVOICING_RECONCILE_INTERVAL] (default 30s)", func(s string) error {
+		interval = s
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if c.ledgerToken == "" {
+		c.ledgerToken = getenv("LEDGER_TOKEN")
+	}
+	d, err := time.ParseDuration(interval)
+	if err != nil || d <= 0 {
+		return c, fmt.Errorf("reconcile interval %q: want a positive duration like 30s", interval)
+	}
+	c.reconcileInterval = d
+	c.crashAfterDebit = getenv("INVOICING_CRASH_AFTER_DEBIT") == "1"
+	if c.ledgerAddr == "" {
+		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	return zap.New(core).With(zap.String("service", "invoicing"))
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	_ = stdout
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	defer func() { _ = log.Sync() }()
+
+	store, err := invoicing.OpenStore(ctx, cfg.dbPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = store.Close() }()
+
+	opts := []ledgerclient.Option{ledgerclient.WithOnRetry(func(e ledgerclient.RetryEvent) {
+		log.Warn("ledger call retried", zap.String("method", e.Method), zap.Int("attempt", e.Attempt),
+			zap.String("code", e.Err.Code.String()), zap.Duration("wait", e.Wait))
+	})}
+	if cfg.ledgerToken != "" {
+		opts = append(opts, ledgerclient.WithToken(cfg.ledgerToken))
+	}
+	ledger, err := ledgerclient.Dial(ctx, cfg.ledgerAddr, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ledger.Close() }()
+
+	appCfg := invoicing.Config{Store: store, Ledger: ledger, Logger: log}
+	if cfg.crashAfterDebit {
+		log.Warn("TEST-ONLY FAULT INJECTION: INVOICING_CRASH_AFTER_DEBIT=1, the process exits after the next invoice debit")
+		appCfg.AfterDebit = func(inv invoicing.Invoice) {
+			log.Warn("crashing after debit (INVOICING_CRASH_AFTER_DEBIT)", zap.String("invoice_id", inv.ID))
+			_ = log.Sync()
+			exit(crashExitCode)
+		}
+	}
+	app, err := invoicing.NewApp(appCfg)
+	if err != nil {
+		return err
+	}
+
+	// Settle the payments a previous run left PAYING before taking
+	// traffic; bounded, so that an unreachable ledger does not block the start.
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := app.Reconcile(startCtx); err != nil {
+		log.Warn("start-up reconciliation incomplete; the periodic pass continues", zap.Error(err))
+	}
+	cancel()
+
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.httpAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	log.Info("listening", zap.String("http_addr", lis.Addr().String()), zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(cfg.reconcileInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := app.Reconcile(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("reconciliation pass failed", zap.Error(err))
+				}
+			}
+		}
+	}()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancelShut()
+	err = srv.Shutdown(shutCtx)
+	<-done
+	return err
+}

@@ -1,0 +1,823 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+)
+
+func init() {
+	register(
+		balanceCmd(), historyCmd(), accountsCmd(),
+		requestsListCmd(), requestsDecideCmd("accept"), requestsDecideCmd("reject"),
+		settingsGetCmd(), settingsSetCmd(),
+		packagesListCmd(), packagesCreateCmd(), packagesArchiveCmd(),
+		ratesListCmd(), ratesSetCmd(), quoteCmd(),
+		creditCmd(), debitCmd(), verifyCmd(),
+	)
+}
+
+type runFunc = func(ctx context.Context, c *cli, args []string) error
+
+// --- reading ---
+
+func balanceCmd() *command {
+	return &command{
+		name: "balance", synopsis: "--account ACCOUNT",
+		summary: "show an account's balance, version and pending request credits",
+		setup: func(fs *flag.FlagSet) runFunc {
+			account := fs.String("account", "", "account (client) identifier; required")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				if *account == "" {
+					return usagef("--account is required")
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				b, err := l.Balance(ctx, ws, *account)
+				if err != nil {
+					return err
+				}
+				enabled := "disabled"
+				if b.GetCreditPaymentsEnabled() {
+					enabled = "enabled"
+				}
+				rows := [][]string{
+					{"workspace", b.GetWorkspace()},
+					{"account", b.GetAccount()},
+					{"balance", fmt.Sprintf("%d credits", b.GetBalance())},
+					{"version", strconv.FormatInt(b.GetVersion(), 10)},
+					{"pending requests", fmt.Sprintf("%d credits", b.GetPendingRequestCredits())},
+					{"credit payments", enabled},
+					{"updated", formatTime(b.GetUpdateTime())},
+				}
+				return table(c.stdout, "FIELD\tVALUE", rows)
+			}
+		},
+	}
+}
+
+func historyCmd() *command {
+	return &command{
+		name: "history", synopsis: "--account ACCOUNT [--type in|out] [--kind KIND] [--since T] [--until T] [--limit N] [--csv]",
+		summary: "list an account's transactions, newest first, with the running balance",
+		setup: func(fs *flag.FlagSet) runFunc {
+			account := fs.String("account", "", "account (client) identifier; required")
+			typ := fs.String("type", "", "only IN or OUT entries")
+			kind := fs.String("kind", "", "only this kind: purchase, request_approved, service_purchase, invoice_payment, refund, adjustment")
+			since := fs.String("since", "", "only entries at or after this RFC 3339 time")
+			until := fs.String("until", "", "only entries before this RFC 3339 time")
+			limit := fs.Int("limit", 50, "at most this many entries; 0 for all")
+			asCSV := fs.Bool("csv", false, "write CSV instead of a table")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				if *account == "" {
+					return usagef("--account is required")
+				}
+				if *limit < 0 {
+					return usagef("--limit must be >= 0")
+				}
+				req := &pb.ListTransactionsRequest{Workspace: ws, Account: *account, PageSize: 500}
+				if *limit > 0 && *limit < 500 {
+					req.PageSize = int32(*limit)
+				}
+				if *typ != "" {
+					v, ok := pb.TransactionType_value["TRANSACTION_TYPE_"+strings.ToUpper(*typ)]
+					if !ok || v == 0 {
+						return usagef("--type must be in or out")
+					}
+					req.Type = pb.TransactionType(v)
+				}
+				if *kind != "" {
+					k, err := parseKind(*kind)
+					if err != nil {
+						return err
+					}
+					req.Kind = k
+				}
+				for _, t := range []struct {
+					s   string
+					dst **timestamppb.Timestamp
+					f   string
+				}{{*since, &req.StartTime, "--since"}, {*until, &req.EndTime, "--until"}} {
+					if t.s == "" {
+						continue
+					}
+					tm, err := time.Parse(time.RFC3339, t.s)
+					if err != nil {
+						return usagef("%s: want an RFC 3339 time like 2026-01-31T00:00:00Z", t.f)
+					}
+					*t.dst = timestamppb.New(tm)
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				var txs []*pb.Transaction
+				for t, err := range l.Transactions(ctx, req) {
+					if err != nil {
+						return err
+					}
+					txs = append(txs, t)
+					if *limit > 0 && len(txs) == *limit {
+						break
+					}
+				}
+				if *asCSV {
+					return writeHistoryCSV(c, txs)
+				}
+				rows := make([][]string, 0, len(txs))
+				for _, t := range txs {
+					rows = append(rows, []string{
+						formatTime(t.GetCreateTime()), inOut(t.GetType()), kindName(t.GetKind()),
+						t.GetReference(), signedAmount(t), strconv.FormatInt(t.GetBalanceAfter(), 10),
+					})
+				}
+				return table(c.stdout, "DATE\tTYPE\tKIND\tREFERENCE\tAMOUNT\tBALANCE", rows)
+			}
+		},
+	}
+}
+
+func writeHistoryCSV(c *cli, txs []*pb.Transaction) error {
+	w := csv.NewWriter(c.stdout)
+	_ = w.Write([]string{"date", "type", "kind", "reference", "amount", "balance_after", "version", "transaction_id", "idempotency_key"})
+	for _, t := range txs {
+		_ = w.Write([]string{
+			formatTime(t.GetCreateTime()), inOut(t.GetType()), kindName(t.GetKind()), t.GetReference(),
+			signedAmount(t), strconv.FormatInt(t.GetBalanceAfter(), 10), strconv.FormatInt(t.GetAccountVersion(), 10),
+			t.GetId(), t.GetIdempotencyKey(),
+		})
+	}
+	w.Flush()
+	return w.Error()
+}
+
+func accountsCmd() *command {
+	return &command{
+		name: "accounts", synopsis: "",
+		summary: "list every client account of the workspace with its balance (the agency's view)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				var rows [][]string
+				req := &pb.ListAccountsRequest{Workspace: ws, PageSize: 500}
+				for {
+					res, err := l.ListAccounts(ctx, req)
+					if err != nil {
+						return err
+					}
+					for _, b := range res.GetAccounts() {
+						rows = append(rows, []string{
+							b.GetAccount(), strconv.FormatInt(b.GetBalance(), 10),
+							strconv.FormatInt(b.GetVersion(), 10), strconv.FormatInt(b.GetPendingRequestCredits(), 10), formatTime(b.GetUpdateTime()),
+						})
+					}
+					if res.GetNextPageToken() == "" {
+						break
+					}
+					req.PageToken = res.GetNextPageToken()
+				}
+				return table(c.stdout, "ACCOUNT\tBALANCE\tVERSION\tPENDING\tUPDATED", rows)
+			}
+		},
+	}
+}
+
+// --- credit requests ---
+
+func requestsListCmd() *command {
+	return &command{
+		name: "requests list", synopsis: "[--account ACCOUNT] [--status pending|accepted|rejected|all]",
+		summary: "list credit requests: the agency's queue of pending requests by default",
+		setup: func(fs *flag.FlagSet) runFunc {
+			account := fs.String("account", "", "only this account's requests")
+			status := fs.String("status", "pending", "pending, accepted, rejected or all")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				req := &pb.ListRequestsRequest{Workspace: ws, Account: *account, PageSize: 500}
+				if s := strings.ToLower(*status); s != "all" {
+					v, ok := pb.RequestStatus_value["REQUEST_STATUS_"+strings.ToUpper(s)]
+					if !ok || v == 0 {
+						return usagef("--status must be pending, accepted, rejected or all")
+					}
+					req.Status = pb.RequestStatus(v)
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				var rows [][]string
+				for {
+					res, err := l.ListRequests(ctx, req)
+					if err != nil {
+						return err
+					}
+					for _, r := range res.GetRequests() {
+						rows = append(rows, []string{
+							r.GetId(), r.GetAccount(), strconv.FormatInt(r.GetAmount(), 10), r.GetPackageId(),
+							strings.TrimPrefix(r.GetPaymentMethod().String(), "PAYMENT_METHOD_"), r.GetPaymentReference(),
+							strings.TrimPrefix(r.GetStatus().String(), "REQUEST_STATUS_"), formatTime(r.GetCreateTime()),
+						})
+					}
+					if res.GetNextPageToken() == "" {
+						break
+					}
+					req.PageToken = res.GetNextPageToken()
+				}
+				return table(c.stdout, "ID\tACCOUNT\tCREDITS\tPACKAGE\tMETHOD\tPAYMENT_REF\tSTATUS\tCREATED", rows)
+			}
+		},
+	}
+}
+
+func requestsDecideCmd(verb string) *command {
+	decision := pb.Decision_DECISION_ACCEPT
+	summary := "accept a pending credit request: posts its credits exactly once"
+	if verb == "reject" {
+		decision = pb.Decision_DECISION_REJECT
+		summary = "reject a pending credit request: nothing is posted, the reason is kept"
+	}
+	return &command{
+		name: "requests " + verb, synopsis: "REQUEST_ID --by ADMIN [--reason TEXT] [--idempotency-key KEY]",
+		summary: summary,
+		setup: func(fs *flag.FlagSet) runFunc {
+			by := fs.String("by", "", "identifier of the deciding admin; required")
+			reason := fs.String("reason", "", "reason for the decision")
+			key := fs.String("idempotency-key", "", "idempotency key (default ledgerctl:"+verb+":REQUEST_ID, so that repeating the command is safe)")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 1, "REQUEST_ID"); err != nil {
+					return err
+				}
+				if *by == "" {
+					return usagef("--by is required")
+				}
+				if *key == "" {
+					*key = "ledgerctl:" + verb + ":" + args[0]
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.DecideRequest(ctx, &pb.DecideRequestRequest{
+					Workspace: ws, RequestId: args[0], Decision: decision,
+					Reason: *reason, DecidedBy: *by, IdempotencyKey: *key,
+				})
+				if err != nil {
+					return err
+				}
+				r := res.GetRequest()
+				_, _ = fmt.Fprintf(c.stdout, "request %s %s%s\n", r.GetId(), strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "REQUEST_STATUS_")), replayed(res.GetReplayed()))
+				if t := res.GetTransaction(); t != nil {
+					_, _ = fmt.Fprintf(c.stdout, "posted IN %d credits to %s: transaction %s, balance %d, version %d\n",
+						t.GetAmount(), t.GetAccount(), t.GetId(), t.GetBalanceAfter(), t.GetAccountVersion())
+				}
+				return nil
+			}
+		},
+	}
+}
+
+// --- settings, packages, rates ---
+
+func settingsGetCmd() *command {
+	return &command{
+		name: "settings get", summary: "show the workspace's credit settings",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: ws})
+				if err != nil {
+					return err
+				}
+				printSettings(c, res.GetSettings())
+				return nil
+			}
+		},
+	}
+}
+
+func printSettings(c *cli, s *pb.Settings) {
+	state := "disabled"
+	if s.GetCreditPaymentsEnabled() {
+		state = "enabled"
+	}
+	_, _ = fmt.Fprintf(c.stdout, "workspace %s: credit payments %s (updated %s)\n", s.GetWorkspace(), state, formatTime(s.GetUpdateTime()))
+}
+
+func settingsSetCmd() *command {
+	return &command{
+		name: "settings set", synopsis: "--credit-payments on|off",
+		summary: "switch credit payments of the workspace on or off (balances are preserved)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			value := fs.String("credit-payments", "", "on or off; required")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				var on bool
+				switch strings.ToLower(*value) {
+				case "on", "true", "enabled", "1":
+					on = true
+				case "off", "false", "disabled", "0":
+				default:
+					return usagef("--credit-payments must be on or off")
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				s, err := l.SetCreditPaymentsEnabled(ctx, ws, on)
+				if err != nil {
+					return err
+				}
+				printSettings(c, s)
+				return nil
+			}
+		},
+	}
+}
+
+func packagesListCmd() *command {
+	return &command{
+		name: "packages list", synopsis: "[--all]", summary: "list the credit packages clients can buy",
+		setup: func(fs *flag.FlagSet) runFunc {
+			all := fs.Bool("all", false, "include archived packages")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				var rows [][]string
+				req := &pb.ListPackagesRequest{Workspace: ws, ShowInactive: *all, PageSize: 500}
+				for {
+					res, err := l.ListPackages(ctx, req)
+					if err != nil {
+						return err
+					}
+					for _, p := range res.GetCreditPackages() {
+						rows = append(rows, []string{
+							p.GetId(), p.GetDisplayName(), strconv.FormatInt(p.GetCredits(), 10),
+							ledgerclient.FormatMoney(p.GetPrice()), strconv.FormatBool(p.GetActive()),
+						})
+					}
+					if res.GetNextPageToken() == "" {
+						break
+					}
+					req.PageToken = res.GetNextPageToken()
+				}
+				return table(c.stdout, "ID\tNAME\tCREDITS\tPRICE\tACTIVE", rows)
+			}
+		},
+	}
+}
+
+func packagesCreateCmd() *command {
+	return &command{
+		name: "packages create", synopsis: "--id ID --name NAME --credits N --price \"USD 10.00\"",
+		summary: "create a credit package",
+		setup: func(fs *flag.FlagSet) runFunc {
+			id := fs.String("id", "", "package identifier; required (it makes the call safe to retry)")
+			name := fs.String("name", "", "display name; required")
+			credits := fs.Int64("credits", 0, "credits granted; required, > 0")
+			price := fs.String("price", "", "price, e.g. \"USD 10.00\"; required")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				if *id == "" || *name == "" || *credits <= 0 || *price == "" {
+					return usagef("--id, --name, --credits (> 0) and --price are required")
+				}
+				m, err := ledgerclient.ParseMoney(*price)
+				if err != nil {
+					return usagef("--price: %v", err)
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.CreatePackage(ctx, &pb.CreatePackageRequest{
+					Workspace: ws, PackageId: *id,
+					CreditPackage: &pb.CreditPackage{DisplayName: *name, Credits: *credits, Price: m},
+				})
+				if err != nil {
+					return err
+				}
+				p := res.GetCreditPackage()
+				_, _ = fmt.Fprintf(c.stdout, "package %s created: %q, %d credits for %s\n", p.GetId(), p.GetDisplayName(), p.GetCredits(), ledgerclient.FormatMoney(p.GetPrice()))
+				return nil
+			}
+		},
+	}
+}
+
+func packagesArchiveCmd() *command {
+	return &command{
+		name: "packages archive", synopsis: "PACKAGE_ID", summary: "archive a package: it can no longer be bought",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 1, "PACKAGE_ID"); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.ArchivePackage(ctx, &pb.ArchivePackageRequest{Workspace: ws, PackageId: args[0]})
+				if err != nil {
+					return err
+				}
+				_, _ = fmt.Fprintf(c.stdout, "package %s archived\n", res.GetCreditPackage().GetId())
+				return nil
+			}
+		},
+	}
+}
+
+func ratesListCmd() *command {
+	return &command{
+		name: "rates list", synopsis: "[--history]", summary: "list the conversion rates (credits per currency unit)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			history := fs.Bool("history", false, "include replaced rates")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 0, ""); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.ListConversionRates(ctx, &pb.ListConversionRatesRequest{Workspace: ws, ShowHistory: *history})
+				if err != nil {
+					return err
+				}
+				var rows [][]string
+				for _, r := range res.GetConversionRates() {
+					rows = append(rows, []string{r.GetCurrencyCode(), r.GetRate(), strconv.FormatBool(r.GetActive()), formatTime(r.GetCreateTime())})
+				}
+				return table(c.stdout, "CURRENCY\tRATE\tACTIVE\tSET", rows)
+			}
+		},
+	}
+}
+
+func ratesSetCmd() *command {
+	return &command{
+		name: "rates set", synopsis: "CURRENCY RATE", summary: "set the active rate of a currency, e.g. \"rates set USD 9.5\"",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := nargs(args, 2, "CURRENCY RATE"); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.SetConversionRate(ctx, &pb.SetConversionRateRequest{Workspace: ws, CurrencyCode: strings.ToUpper(args[0]), Rate: args[1]})
+				if err != nil {
+					return err
+				}
+				r := res.GetConversionRate()
+				_, _ = fmt.Fprintf(c.stdout, "1 %s = %s credits\n", r.GetCurrencyCode(), r.GetRate())
+				return nil
+			}
+		},
+	}
+}
+
+func quoteCmd() *command {
+	return &command{
+		name: "quote", synopsis: "PRICE (e.g. \"USD 3.51\")", summary: "convert a price to credits with the workspace's rate (rounded up)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if len(args) == 0 {
+					return usagef("want a PRICE such as \"USD 3.51\"")
+				}
+				m, err := ledgerclient.ParseMoney(strings.Join(args, " "))
+				if err != nil {
+					return usagef("%v", err)
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.Quote(ctx, &pb.QuoteRequest{Workspace: ws, Price: m})
+				if err != nil {
+					return err
+				}
+				_, _ = fmt.Fprintf(c.stdout, "%s = %d credits (rate %s credits per %s)\n", ledgerclient.FormatMoney(m), res.GetCredits(),
+					res.GetConversionRate().GetRate(), m.GetCurrencyCode())
+				return nil
+			}
+		},
+	}
+}
+
+// --- movements ---
+
+func creditCmd() *command {
+	return &command{
+		name: "credit", synopsis: "--account ACCOUNT (--amount N | --package ID) --idempotency-key KEY [--kind purchase|refund|adjustment] [--reference REF]",
+		summary: "add credits to an account (refund, adjustment, manual top-up)",
+		setup: func(fs *flag.FlagSet) runFunc {
+			p := movementFlags(fs, "purchase, refund or adjustment (default purchase)")
+			pkg := fs.String("package", "", "take the credits from this active package instead of --amount")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := p.check(args, *pkg != ""); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.Credit(ctx, &pb.CreditRequest{
+					Workspace: ws, Account: *p.account, Amount: *p.amount, PackageId: *pkg,
+					Kind: p.kindValue, Reference: *p.reference, IdempotencyKey: *p.key, ExpectedVersion: p.expected,
+				})
+				if err != nil {
+					return err
+				}
+				printPosted(c, res.GetTransaction(), res.GetReplayed())
+				return nil
+			}
+		},
+	}
+}
+
+func debitCmd() *command {
+	return &command{
+		name: "debit", synopsis: "--account ACCOUNT --amount N --idempotency-key KEY [--kind service_purchase|invoice_payment|adjustment] [--reference REF]",
+		summary: "deduct credits from an account",
+		setup: func(fs *flag.FlagSet) runFunc {
+			p := movementFlags(fs, "service_purchase, invoice_payment or adjustment (default service_purchase)")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, err := c.ws()
+				if err != nil {
+					return err
+				}
+				if err := p.check(args, false); err != nil {
+					return err
+				}
+				l, err := c.ledger(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := l.Debit(ctx, &pb.DebitRequest{
+					Workspace: ws, Account: *p.account, Amount: *p.amount,
+					Kind: p.kindValue, Reference: *p.reference, IdempotencyKey: *p.key, ExpectedVersion: p.expected,
+				})
+				if err != nil {
+					return err
+				}
+				printPosted(c, res.GetTransaction(), res.GetReplayed())
+				return nil
+			}
+		},
+	}
+}
+
+// movement holds the flags shared by credit and debit.
+type movement struct {
+	account, reference, key, kind, expectedStr *string
+	amount                                     *int64
+	kindValue                                  pb.TransactionKind
+	expected                                   *int64
+}
+
+func movementFlags(fs *flag.FlagSet, kinds string) *movement {
+	return &movement{
+		account:     fs.String("account", "", "account (client) identifier; required"),
+		amount:      fs.Int64("amount", 0, "credits, > 0"),
+		reference:   fs.String("reference", "", "your reference, e.g. ticket:123"),
+		key:         fs.String("idempotency-key", "", "idempotency key; required: running the command again with it never posts twice"),
+		kind:        fs.String("kind", "", kinds),
+		expectedStr: fs.String("expected-version", "", "post only if the account's version is still this"),
+	}
+}
+
+func (m *movement) check(args []string, withPackage bool) error {
+	if err := nargs(args, 0, ""); err != nil {
+		return err
+	}
+	if *m.account == "" || *m.key == "" {
+		return usagef("--account and --idempotency-key are required")
+	}
+	if withPackage == (*m.amount > 0) || *m.amount < 0 {
+		return usagef("give a positive --amount (or, for credit, --package instead)")
+	}
+	if *m.kind != "" {
+		k, err := parseKind(*m.kind)
+		if err != nil {
+			return err
+		}
+		m.kindValue = k
+	}
+	if *m.expectedStr != "" {
+		v, err := strconv.ParseInt(*m.expectedStr, 10, 64)
+		if err != nil || v < 0 {
+			return usagef("--expected-version must be a non-negative integer")
+		}
+		m.expected = &v
+	}
+	return nil
+}
+
+func printPosted(c *cli, t *pb.Transaction, wasReplayed bool) {
+	_, _ = fmt.Fprintf(c.stdout, "posted %s %d credits (%s) on %s: transaction %s, balance %d, version %d%s\n",
+		strings.ToUpper(inOut(t.GetType())), t.GetAmount(), kindName(t.GetKind()), t.GetAccount(), t.GetId(),
+		t.GetBalanceAfter(), t.GetAccountVersion(), replayed(wasReplayed))
+}
+
+// --- verify ---
+
+func verifyCmd() *command {
+	return &command{
+		name: "verify", synopsis: "[--ledgerd PATH] [-- LEDGERD_VERIFY_ARGS...]",
+		summary: "check the ledger's invariants: runs `ledgerd verify` against the store named by LEDGER_DATA_DIR / LEDGER_DATABASE_URL",
+		setup: func(fs *flag.FlagSet) runFunc {
+			bin := fs.String("ledgerd", "", "path of the ledgerd binary [LEDGERD_BIN] (default: next to ledgerctl, then $PATH)")
+			return func(ctx context.Context, c *cli, args []string) error {
+				path, err := findLedgerd(*bin, c.getenv)
+				if err != nil {
+					return err
+				}
+				// The binary is the operator's own ledgerd (flag, env, next to
+				// ledgerctl or on $PATH); the arguments are passed as a list, no shell.
+				cmd := exec.CommandContext(ctx, path, append([]string{"verify"}, args...)...) //nolint:gosec // see above
+				cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+				err = cmd.Run()
+				var xe *exec.ExitError
+				if errors.As(err, &xe) {
+					return &exitStatusError{code: exitRefused, msg: fmt.Sprintf("ledgerd verify failed (exit status %d): see its output above", xe.ExitCode())}
+				}
+				return err
+			}
+		},
+	}
+}
+
+// verifyUnavailable explains where verification runs.
+const verifyUnavailable = "ledgerd not found. Verification reads the whole store, so it is not a gRPC call: " +
+	"`ledgerctl verify` runs `ledgerd verify` on a host that can reach the store (the same LEDGER_DATA_DIR or " +
+	"LEDGER_DATABASE_URL as the server). Install ledgerd next to ledgerctl or on $PATH, or pass --ledgerd / LEDGERD_BIN"
+
+func findLedgerd(flagPath string, getenv func(string) string) (string, error) {
+	if flagPath == "" {
+		flagPath = getenv("LEDGERD_BIN")
+	}
+	if flagPath != "" {
+		if _, err := os.Stat(flagPath); err != nil {
+			return "", &exitStatusError{code: exitUnavailable, msg: verifyUnavailable + ": " + err.Error()}
+		}
+		return flagPath, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		sibling := filepath.Join(filepath.Dir(self), "ledgerd")
+		if st, err := os.Stat(sibling); err == nil && !st.IsDir() {
+			return sibling, nil
+		}
+	}
+	if p, err := exec.LookPath("ledgerd"); err == nil {
+		return p, nil
+	}
+	return "", &exitStatusError{code: exitUnavailable, msg: verifyUnavailable}
+}
+
+// --- formatting ---
+
+func parseKind(s string) (pb.TransactionKind, error) {
+	v, ok := pb.TransactionKind_value["TRANSACTION_KIND_"+strings.ToUpper(s)]
+	if !ok || v == 0 {
+		return 0, usagef("unknown kind %q: purchase, request_approved, service_purchase, invoice_payment, refund or adjustment", s)
+	}
+	return pb.TransactionKind(v), nil
+}
+
+func kindName(k pb.TransactionKind) string {
+	return strings.TrimPrefix(k.String(), "TRANSACTION_KIND_")
+}
+
+// inOut is the history's "type" column: In or Out.
+func inOut(t pb.TransactionType) string {
+	switch t {
+	case pb.TransactionType_TRANSACTION_TYPE_IN:
+		return "In"
+	case pb.TransactionType_TRANSACTION_TYPE_OUT:
+		return "Out"
+	default:
+		return "?"
+	}
+}
+
+func signedAmount(t *pb.Transaction) string {
+	if t.GetType() == pb.TransactionType_TRANSACTION_TYPE_OUT {
+		return "-" + strconv.FormatInt(t.GetAmount(), 10)
+	}
+	return "+" + strconv.FormatInt(t.GetAmount(), 10)
+}
+
+func formatTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().UTC().Format(time.RFC3339)
+}
+
+func replayed(r bool) string {
+	if r {
+		return " (replayed: already done earlier with this idempotency key)"
+	}
+	return ""
+}

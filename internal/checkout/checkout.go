@@ -1,0 +1,666 @@
+// Package checkout is the reference checkout service of CreditLedger: a
+// catalog of services, "Buy with Credit" orders and the purchase of credit
+// packages (instantly by card/PayPal through a payment webhook, or manually
+// by bank transfer/crypto through a credit request the agency decides).
+//
+// Its own state lives in a SQLite file (Store). Every ledger write carries
+// an idempotency key derived from a row committed before the call, so a
+// crash, a timeout or a redelivery never loses or doubles a movement: what
+// is left pending is replayed with the same key by Reconcile.
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+)
+
+// Ledger is what the checkout needs from CreditLedger; *ledgerclient.Client
+// provides it (with retries of what is safe and typed errors).
+type Ledger interface {
+	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
+	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
+	Credit(ctx context.Context, req *pb.CreditRequest) (*pb.CreditResponse, error)
+	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
+	GetRequest(ctx context.Context, req *pb.GetRequestRequest) (*pb.GetRequestResponse, error)
+	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
+}
+
+// Config configures an App.
+type Config struct {
+	Store  *Store
+	Ledger Ledger
+	Logger *zap.Logger
+	// WebhookSecret, when set, is the HMAC-SHA256 key payment webhooks are
+	// signed with (header X-Webhook-Signature: sha256=<hex>). Empty accepts
+	// unsigned webhooks: development only.
+	WebhookSecret string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// App is the checkout's logic over its store and the ledger.
+type App struct {
+	store  *Store
+	ledger Ledger
+	log    *zap.Logger
+	secret []byte
+	now    func() time.Time
+}
+
+// NewApp returns the checkout.
+func NewApp(cfg Config) (*App, error) {
+	if cfg.Store == nil || cfg.Ledger == nil {
+		return nil, errors.New("checkout: Store and Ledger are required")
+	}
+	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, secret: []byte(cfg.WebhookSecret), now: cfg.Now}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
+}
+
+func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// OrderKey is the ledger idempotency key of an order's debit.
+func OrderKey(orderID string) string { return "checkout-order:" + orderID }
+
+// PurchaseKey is the ledger idempotency key of a manual purchase's credit request.
+func PurchaseKey(purchaseID string) string { return "checkout-purchase:" + purchaseID }
+
+// PaymentKey is the ledger idempotency key (and reference) of a provider
+// payment's credit: "stripe:pi_…".
+func PaymentKey(provider, paymentID string) string { return provider + ":" + paymentID }
+
+// --- catalog ---
+
+// PutService creates or replaces a catalog entry.
+func (a *App) PutService(ctx context.Context, s Service) (Service, error) {
+	if err := checkIDs("workspace", s.Workspace, "id", s.ID); err != nil {
+		return Service{}, err
+	}
+	if n := len([]rune(strings.TrimSpace(s.Name))); n == 0 || n > 128 {
+		return Service{}, invalidf("name", "must be 1-128 characters")
+	}
+	if err := validatePrice("price", s.Price); err != nil {
+		return Service{}, err
+	}
+	out, err := a.store.PutService(ctx, s, a.clock())
+	if err != nil {
+		return Service{}, internal(err)
+	}
+	return out, nil
+}
+
+// GetService returns a catalog entry.
+func (a *App) GetService(ctx context.Context, workspace, id string) (Service, error) {
+	if err := checkIDs("workspace", workspace, "service", id); err != nil {
+		return Service{}, err
+	}
+	s, err := a.store.GetService(ctx, workspace, id)
+	if errors.Is(err, errNoRows) {
+		return Service{}, notFound("service", id)
+	}
+	if err != nil {
+		return Service{}, internal(err)
+	}
+	return s, nil
+}
+
+// ListServices returns a workspace's catalog.
+func (a *App) ListServices(ctx context.Context, workspace string) ([]Service, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return nil, err
+	}
+	out, err := a.store.ListServices(ctx, workspace)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// --- Buy with Credit ---
+
+// CreditOption says whether "Buy with Credit" is offered, and why not.
+type CreditOption struct {
+	Offered bool `json:"offered"`
+	// Reason when not offered: SERVICE_NOT_ELIGIBLE, CREDIT_PAYMENTS_DISABLED,
+	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
+	Reason string `json:"reason,omitempty"`
+	// CreditsRequired is the price converted with the workspace's rate.
+	CreditsRequired       int64 `json:"credits_required"`
+	Balance               int64 `json:"balance"`
+	CreditPaymentsEnabled bool  `json:"credit_payments_enabled"`
+}
+
+// Options are the checkout options of a service for an account.
+type Options struct {
+	Workspace     string       `json:"workspace"`
+	Account       string       `json:"account"`
+	Service       Service      `json:"service"`
+	BuyWithCredit CreditOption `json:"buy_with_credit"`
+}
+
+// CheckoutOptions answers whether "Buy with Credit" is offered for a
+// service: the service's own eligibility flag, then ONE CheckCreditPayment
+// with the price (payments enabled, a rate exists, the balance covers the
+// converted price). A ledger that does not answer hides the option
+// (LEDGER_UNAVAILABLE) instead of failing the page.
+func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID string) (Options, error) {
+	if err := checkIDs("workspace", workspace, "account", account, "service", serviceID); err != nil {
+		return Options{}, err
+	}
+	svc, err := a.GetService(ctx, workspace, serviceID)
+	if err != nil {
+		return Options{}, err
+	}
+	out := Options{Workspace: workspace, Account: account, Service: svc}
+	if !svc.CreditEligible {
+		out.BuyWithCredit.Reason = CodeServiceNotEligible
+		return out, nil
+	}
+	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
+		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
+	})
+	if err != nil {
+		le := fromLedger(err)
+		if le.Kind != KindUnavailable {
+			return Options{}, le
+		}
+		a.log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
+		out.BuyWithCredit.Reason = CodeLedgerUnavailable
+		return out, nil
+	}
+	out.BuyWithCredit = CreditOption{
+		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
+		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	}
+	return out, nil
+}
+
+// BuyWithCredits buys a service with credits: the option must be offered
+// (see CheckoutOptions); an order is recorded PENDING with the converted
+// credits, then the SERVICE_PURCHASE debit is posted with the key
+// "checkout-order:<id>", and only then is the order CONFIRMED. A refusal
+// marks it FAILED with the reason. When the ledger does not confirm, the
+// order stays PENDING (error kind Unavailable) and Reconcile replays it.
+//
+// clientKey, when set, makes the call idempotent for the client: the same
+// key returns the same order (and finishes it if still pending).
+//
+// The returned order is set whenever one exists, also with an error.
+func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID, clientKey string) (Order, bool, error) {
+	if err := checkIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
+		return Order{}, false, err
+	}
+	if clientKey != "" && !validKey(clientKey) {
+		return Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+	}
+	svc, err := a.GetService(ctx, workspace, serviceID)
+	if err != nil {
+		return Order{}, false, err
+	}
+	if clientKey != "" {
+		// A retry of an earlier request: no new check, no new order.
+		orders, err := a.store.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND account = ? AND client_key = ?`,
+			workspace, account, clientKey)
+		if err != nil {
+			return Order{}, false, internal(err)
+		}
+		if len(orders) == 1 {
+			o, err := a.replayedOrder(ctx, orders[0], serviceID)
+			return o, true, err
+		}
+	}
+	if !svc.CreditEligible {
+		return Order{}, false, &Error{
+			Kind: KindRefused, Code: CodeServiceNotEligible,
+			Message: "this service cannot be bought with credits", Metadata: map[string]string{"service_id": svc.ID},
+		}
+	}
+	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
+		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
+	})
+	if err != nil {
+		return Order{}, false, fromLedger(err)
+	}
+	if !chk.GetAllowed() {
+		return Order{}, false, &Error{
+			Kind: KindRefused, Code: chk.GetReason(), Message: "Buy with Credit is not available",
+			Metadata: map[string]string{
+				"balance": fmt.Sprint(chk.GetBalance()), "credits_required": fmt.Sprint(chk.GetCreditsRequired()),
+			},
+		}
+	}
+	now := a.clock()
+	id := newID()
+	o, existing, err := a.store.InsertOrder(ctx, Order{
+		ID: id, Workspace: workspace, Account: account, ServiceID: svc.ID, ServiceName: svc.Name, Price: svc.Price,
+		Credits: chk.GetCreditsRequired(), IdempotencyKey: OrderKey(id), ClientKey: clientKey, CreateTime: now,
+	})
+	if err != nil {
+		return Order{}, false, internal(err)
+	}
+	if existing { // a concurrent request with the same client key won
+		o, err := a.replayedOrder(ctx, o, serviceID)
+		return o, true, err
+	}
+	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
+		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits))
+	o, err = a.settleOrder(ctx, o)
+	return o, false, err
+}
+
+// replayedOrder answers a client retry with the order it created.
+func (a *App) replayedOrder(ctx context.Context, o Order, serviceID string) (Order, error) {
+	if o.ServiceID != serviceID {
+		return o, &Error{
+			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another order",
+			Metadata: map[string]string{"order_id": o.ID},
+		}
+	}
+	return a.settleOrder(ctx, o)
+}
+
+// settleOrder drives a PENDING order to its end by posting (or replaying)
+// its debit; a finished order is returned as it is, with the refusal as
+// error when it FAILED.
+func (a *App) settleOrder(ctx context.Context, o Order) (Order, error) {
+	switch o.Status {
+	case OrderConfirmed:
+		return o, nil
+	case OrderFailed:
+		return o, &Error{Kind: KindRefused, Code: o.FailureReason, Message: "the order failed"}
+	}
+	res, err := a.ledger.Debit(ctx, &pb.DebitRequest{
+		Workspace: o.Workspace, Account: o.Account, Amount: o.Credits,
+		Kind: pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE, Reference: "order:" + o.ID,
+		IdempotencyKey: o.IdempotencyKey, Metadata: map[string]string{"order_id": o.ID, "service_id": o.ServiceID},
+	})
+	if err != nil {
+		le := fromLedger(err)
+		if !ledgerclient.IsRefused(err) {
+			// Outcome unknown (or the key names another debit): the order
+			// stays PENDING; replaying the same key settles it later.
+			a.log.Warn("order debit not confirmed; left pending", zap.String("order_id", o.ID), zap.Error(err))
+			return o, le
+		}
+		failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
+		if ferr != nil {
+			return o, internal(ferr)
+		}
+		a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
+		return failed, le
+	}
+	done, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderConfirmed, res.GetTransaction().GetId(), "", a.clock())
+	if err != nil {
+		return o, internal(err)
+	}
+	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", res.GetTransaction().GetId()),
+		zap.Bool("replayed", res.GetReplayed()), zap.Int64("balance", res.GetBalance()))
+	return done, nil
+}
+
+// GetOrder returns an order.
+func (a *App) GetOrder(ctx context.Context, workspace, id string) (Order, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return Order{}, err
+	}
+	o, err := a.store.GetOrder(ctx, workspace, id)
+	if errors.Is(err, errNoRows) {
+		return Order{}, notFound("order", id)
+	}
+	if err != nil {
+		return Order{}, internal(err)
+	}
+	return o, nil
+}
+
+// ListOrders returns an account's orders, newest first.
+func (a *App) ListOrders(ctx context.Context, workspace, account string) ([]Order, error) {
+	if err := checkIDs("workspace", workspace, "account", account); err != nil {
+		return nil, err
+	}
+	out, err := a.store.ListOrders(ctx, workspace, account)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// --- credit purchases ---
+
+// PurchaseInput is a client's choice of package and payment method.
+type PurchaseInput struct {
+	PackageID        string        `json:"package_id"`
+	Method           PaymentMethod `json:"payment_method"`
+	PaymentReference string        `json:"payment_reference,omitempty"`
+	Note             string        `json:"note,omitempty"`
+}
+
+// StartPurchase starts buying a credit package. STRIPE/PAYPAL: the package
+// must be active; the purchase waits (AWAITING_PAYMENT) for the provider's
+// confirmation on the payment webhook. BANK_TRANSFER/CRYPTO: the purchase is
+// recorded (SUBMITTING) and a credit request is submitted to the ledger
+// with the key "checkout-purchase:<id>" (PENDING_APPROVAL).
+func (a *App) StartPurchase(ctx context.Context, workspace, account string, in PurchaseInput, clientKey string) (Purchase, bool, error) {
+	if err := checkIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
+		return Purchase{}, false, err
+	}
+	switch in.Method {
+	case MethodStripe, MethodPayPal, MethodBankTransfer, MethodCrypto:
+	default:
+		return Purchase{}, false, invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
+	}
+	if len(in.PaymentReference) > 256 || len(in.Note) > 1024 {
+		return Purchase{}, false, invalidf("payment_reference", "at most 256 characters (note: 1024)")
+	}
+	if clientKey != "" && !validKey(clientKey) {
+		return Purchase{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+	}
+	status := PurchaseSubmitting
+	if in.Method.instant() {
+		pkg, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: workspace, PackageId: in.PackageID})
+		if err != nil {
+			return Purchase{}, false, fromLedger(err)
+		}
+		if !pkg.GetCreditPackage().GetActive() {
+			return Purchase{}, false, &Error{
+				Kind: KindRefused, Code: ledgerclient.ReasonPackageInactive,
+				Message: "the package is archived", Metadata: map[string]string{"package_id": in.PackageID},
+			}
+		}
+		status = PurchaseAwaitingPayment
+	}
+	p, existing, err := a.store.InsertPurchase(ctx, Purchase{
+		ID: newID(), Workspace: workspace, Account: account, PackageID: in.PackageID, Method: in.Method, Status: status,
+		PaymentReference: in.PaymentReference, Note: in.Note, ClientKey: clientKey, CreateTime: a.clock(),
+	})
+	if err != nil {
+		return Purchase{}, false, internal(err)
+	}
+	if existing && (p.PackageID != in.PackageID || p.Method != in.Method) {
+		return p, true, &Error{
+			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
+			Metadata: map[string]string{"purchase_id": p.ID},
+		}
+	}
+	a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
+	p, err = a.advancePurchase(ctx, p)
+	return p, existing, err
+}
+
+// advancePurchase moves a manual purchase along: submits its request when
+// SUBMITTING, reads the agency's decision when PENDING_APPROVAL.
+func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error) {
+	switch p.Status {
+	case PurchaseSubmitting:
+		res, err := a.ledger.SubmitRequest(ctx, &pb.SubmitRequestRequest{
+			Workspace: p.Workspace, Account: p.Account, PackageId: p.PackageID, PaymentMethod: ledgerMethod(p.Method),
+			PaymentReference: p.PaymentReference, Note: p.Note, IdempotencyKey: PurchaseKey(p.ID),
+			Metadata: map[string]string{"purchase_id": p.ID},
+		})
+		if err != nil {
+			le := fromLedger(err)
+			if !ledgerclient.IsRefused(err) {
+				a.log.Warn("credit request not confirmed; left submitting", zap.String("purchase_id", p.ID), zap.Error(err))
+				return p, le
+			}
+			failed, ferr := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
+				purchaseUpdate{Status: PurchaseFailed, FailureReason: le.Code}, a.clock())
+			if ferr != nil {
+				return p, internal(ferr)
+			}
+			return failed, le
+		}
+		r := res.GetRequest()
+		p, err = a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
+			purchaseUpdate{Status: PurchasePendingApproval, RequestID: r.GetId(), Credits: r.GetAmount()}, a.clock())
+		if err != nil {
+			return p, internal(err)
+		}
+		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
+			return p, nil
+		}
+		return a.applyDecision(ctx, p, r)
+	case PurchasePendingApproval:
+		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
+		if err != nil {
+			// The stored state is still true, only possibly stale.
+			a.log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
+			return p, nil
+		}
+		return a.applyDecision(ctx, p, res.GetRequest())
+	default:
+		return p, nil
+	}
+}
+
+// applyDecision records the agency's decision on a manual purchase.
+func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchaseRequest) (Purchase, error) {
+	var u purchaseUpdate
+	switch r.GetStatus() {
+	case pb.RequestStatus_REQUEST_STATUS_ACCEPTED:
+		u = purchaseUpdate{Status: PurchaseCredited, TransactionID: r.GetTransactionId(), Credits: r.GetAmount()}
+	case pb.RequestStatus_REQUEST_STATUS_REJECTED:
+		u = purchaseUpdate{Status: PurchaseRejected, FailureReason: r.GetDecisionReason()}
+		if u.FailureReason == "" {
+			u.FailureReason = "REJECTED"
+		}
+	default:
+		return p, nil
+	}
+	out, err := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchasePendingApproval}, u, a.clock())
+	if err != nil {
+		return p, internal(err)
+	}
+	a.log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
+	return out, nil
+}
+
+func ledgerMethod(m PaymentMethod) pb.PaymentMethod {
+	if m == MethodCrypto {
+		return pb.PaymentMethod_PAYMENT_METHOD_CRYPTO
+	}
+	return pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER
+}
+
+// GetPurchase returns a purchase, first refreshing a manual one from the
+// ledger (a pending request may have been decided meanwhile).
+func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return Purchase{}, err
+	}
+	p, err := a.store.GetPurchase(ctx, workspace, id)
+	if errors.Is(err, errNoRows) {
+		return Purchase{}, notFound("purchase", id)
+	}
+	if err != nil {
+		return Purchase{}, internal(err)
+	}
+	out, err := a.advancePurchase(ctx, p)
+	var ce *Error
+	if errors.As(err, &ce) && ce.Kind != KindInternal {
+		// The stored state is the answer: still SUBMITTING when the
+		// ledger did not answer, FAILED (with the reason) when it refused.
+		return out, nil
+	}
+	return out, err
+}
+
+// --- payment webhook ---
+
+// PaymentConfirmation is what a payment provider delivers when a card or
+// PayPal payment succeeded.
+type PaymentConfirmation struct {
+	Provider   string `json:"provider"`   // "stripe" or "paypal"
+	PaymentID  string `json:"payment_id"` // the provider's id, e.g. "pi_3Nq…"
+	Workspace  string `json:"workspace"`
+	Account    string `json:"account"`
+	PackageID  string `json:"package_id"`
+	PurchaseID string `json:"purchase_id,omitempty"` // the checkout's purchase, when the provider echoes it
+}
+
+// ConfirmPayment handles a payment confirmation, however often it is
+// delivered: the delivery is stored, then the ledger's Credit is called
+// with the package and the key "<provider>:<payment id>" (also the
+// reference), so the credits are posted exactly once. A confirmed payment is
+// credited even when the workspace has credit payments disabled.
+func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payment, error) {
+	in.Provider = strings.ToLower(strings.TrimSpace(in.Provider))
+	if in.Provider != "stripe" && in.Provider != "paypal" {
+		return Payment{}, invalidf("provider", `must be "stripe" or "paypal"`)
+	}
+	if !validKey(in.PaymentID) || len(in.PaymentID) > 200 {
+		return Payment{}, invalidf("payment_id", "must be 1-200 printable ASCII characters")
+	}
+	if err := checkIDs("workspace", in.Workspace, "account", in.Account, "package_id", in.PackageID); err != nil {
+		return Payment{}, err
+	}
+	if in.PurchaseID != "" && len(in.PurchaseID) > 64 {
+		return Payment{}, invalidf("purchase_id", "at most 64 characters")
+	}
+	p, err := a.store.RecordDelivery(ctx, Payment{
+		Provider: in.Provider, PaymentID: in.PaymentID, Workspace: in.Workspace, Account: in.Account,
+		PackageID: in.PackageID, PurchaseID: in.PurchaseID,
+	}, a.clock())
+	if err != nil {
+		return Payment{}, internal(err)
+	}
+	if p.Workspace != in.Workspace || p.Account != in.Account || p.PackageID != in.PackageID {
+		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_id", p.PaymentID))
+		return p, &Error{
+			Kind: KindConflict, Code: CodePaymentMismatch,
+			Message: "this payment id was already delivered for another workspace, account or package",
+		}
+	}
+	a.log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_id", p.PaymentID),
+		zap.Int("deliveries", p.Deliveries), zap.String("status", string(p.Status)))
+	return a.creditPayment(ctx, p)
+}
+
+// creditPayment posts (or replays) the credit of a stored payment.
+func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
+	if p.Status == PaymentCredited {
+		if p.PurchaseID != "" {
+			a.linkPurchase(ctx, p) // in case a crash came between the two writes
+		}
+		return p, nil
+	}
+	key := PaymentKey(p.Provider, p.PaymentID)
+	res, err := a.ledger.Credit(ctx, &pb.CreditRequest{
+		Workspace: p.Workspace, Account: p.Account, PackageId: p.PackageID,
+		Kind: pb.TransactionKind_TRANSACTION_KIND_PURCHASE, Reference: key, IdempotencyKey: key,
+		Metadata: map[string]string{"provider": p.Provider, "payment_id": p.PaymentID},
+	})
+	if err != nil {
+		le := fromLedger(err)
+		if !ledgerclient.IsRefused(err) {
+			a.log.Warn("payment credit not confirmed; left received", zap.String("payment_key", key), zap.Error(err))
+			return p, le
+		}
+		// Nothing was posted. The payment stays on record as FAILED for
+		// the operator; a redelivery tries again.
+		a.log.Error("payment credit refused", zap.String("payment_key", key), zap.String("reason", le.Code))
+		failed, ferr := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentFailed, 0, "", le.Code, a.clock())
+		if ferr != nil {
+			return p, internal(ferr)
+		}
+		return failed, le
+	}
+	t := res.GetTransaction()
+	done, err := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentCredited, t.GetAmount(), t.GetId(), "", a.clock())
+	if err != nil {
+		return p, internal(err)
+	}
+	a.log.Info("payment credited", zap.String("payment_key", key), zap.String("transaction_id", t.GetId()),
+		zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", t.GetAmount()))
+	if p.PurchaseID != "" {
+		a.linkPurchase(ctx, done)
+	}
+	return done, nil
+}
+
+// linkPurchase marks the card purchase the payment paid for as CREDITED.
+func (a *App) linkPurchase(ctx context.Context, p Payment) {
+	pur, err := a.store.GetPurchase(ctx, p.Workspace, p.PurchaseID)
+	if err != nil {
+		a.log.Warn("payment names an unknown purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+		return
+	}
+	if pur.Account != p.Account || pur.PackageID != p.PackageID || strings.ToLower(string(pur.Method)) != p.Provider {
+		a.log.Warn("payment does not match its purchase; not linked", zap.String("purchase_id", p.PurchaseID))
+		return
+	}
+	if _, err := a.store.UpdatePurchase(ctx, p.Workspace, p.PurchaseID, []PurchaseStatus{PurchaseAwaitingPayment},
+		purchaseUpdate{Status: PurchaseCredited, TransactionID: p.TransactionID, Credits: p.Credits, ProviderPaymentID: p.PaymentID},
+		a.clock()); err != nil {
+		a.log.Error("link purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+	}
+}
+
+// --- reconciliation ---
+
+// ReconcileReport counts what a Reconcile pass found and settled.
+type ReconcileReport struct {
+	Orders, OrdersSettled     int
+	Payments, PaymentsSettled int
+	Purchases                 int
+}
+
+// Reconcile settles everything a crash or an unreachable ledger left
+// unfinished, by replaying the same idempotency keys: PENDING orders
+// (debit), RECEIVED payments (credit), SUBMITTING purchases (credit request)
+// and PENDING_APPROVAL purchases (read the decision). It runs at start and
+// periodically; each item is independent, and an item the ledger still does
+// not confirm is left for the next pass.
+func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	orders, err := a.store.PendingOrders(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, o := range orders {
+		rep.Orders++
+		if out, _ := a.settleOrder(ctx, o); out.Status != OrderPending {
+			rep.OrdersSettled++
+		}
+	}
+	payments, err := a.store.ReceivedPayments(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, p := range payments {
+		rep.Payments++
+		if out, _ := a.creditPayment(ctx, p); out.Status != PaymentReceived {
+			rep.PaymentsSettled++
+		}
+	}
+	purchases, err := a.store.OpenPurchases(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, p := range purchases {
+		rep.Purchases++
+		_, _ = a.advancePurchase(ctx, p)
+	}
+	if rep.Orders+rep.Payments > 0 {
+		a.log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
+			zap.Int("payments", rep.Payments), zap.Int("payments_settled", rep.PaymentsSettled), zap.Int("purchases", rep.Purchases))
+	}
+	return rep, ctx.Err()
+}

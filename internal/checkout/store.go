@@ -1,0 +1,554 @@
+package checkout
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver: pure Go, no cgo
+)
+
+// Store is the checkout's durable state in one SQLite file: the catalog,
+// the orders, the credit purchases and the provider payments received.
+// It is opened in WAL mode with synchronous=FULL, so that a transaction
+// whose commit returned survives a crash or a power loss.
+type Store struct {
+	db *sql.DB
+}
+
+// errNoRows is returned by the getters when nothing matches.
+var errNoRows = errors.New("not found")
+
+// timeLayout is fixed-width so that stored times sort as text.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+const schema = `
+CREATE TABLE services (
+	workspace       TEXT NOT NULL,
+	id              TEXT NOT NULL,
+	name            TEXT NOT NULL,
+	currency        TEXT NOT NULL,
+	units           INTEGER NOT NULL,
+	nanos           INTEGER NOT NULL,
+	credit_eligible INTEGER NOT NULL CHECK (credit_eligible IN (0, 1)),
+	create_time     TEXT NOT NULL,
+	update_time     TEXT NOT NULL,
+	PRIMARY KEY (workspace, id),
+	CHECK (units >= 0 AND nanos BETWEEN 0 AND 999999999 AND (units > 0 OR nanos > 0))
+) STRICT;
+
+CREATE TABLE orders (
+	id              TEXT PRIMARY KEY,
+	workspace       TEXT NOT NULL,
+	account         TEXT NOT NULL,
+	service_id      TEXT NOT NULL,
+	service_name    TEXT NOT NULL,
+	currency        TEXT NOT NULL,
+	units           INTEGER NOT NULL,
+	nanos           INTEGER NOT NULL,
+	credits         INTEGER NOT NULL CHECK (credits > 0),
+	status          TEXT NOT NULL CHECK (status IN ('PENDING', 'CONFIRMED', 'FAILED')),
+	failure_reason  TEXT NOT NULL DEFAULT '',
+	idempotency_key TEXT NOT NULL UNIQUE,
+	transaction_id  TEXT NOT NULL DEFAULT '',
+	client_key      TEXT,
+	create_time     TEXT NOT NULL,
+	update_time     TEXT NOT NULL,
+	UNIQUE (workspace, account, client_key),
+	-- an order is never confirmed without the posted debit
+	CHECK (status <> 'CONFIRMED' OR transaction_id <> '')
+) STRICT;
+CREATE INDEX orders_by_account ON orders (workspace, account, create_time);
+CREATE INDEX orders_pending ON orders (create_time) WHERE status = 'PENDING';
+
+CREATE TABLE purchases (
+	id                TEXT PRIMARY KEY,
+	workspace         TEXT NOT NULL,
+	account           TEXT NOT NULL,
+	package_id        TEXT NOT NULL,
+	method            TEXT NOT NULL CHECK (method IN ('STRIPE', 'PAYPAL', 'BANK_TRANSFER', 'CRYPTO')),
+	status            TEXT NOT NULL CHECK (status IN ('AWAITING_PAYMENT', 'SUBMITTING', 'PENDING_APPROVAL', 'CREDITED', 'REJECTED', 'FAILED')),
+	payment_reference TEXT NOT NULL DEFAULT '',
+	note              TEXT NOT NULL DEFAULT '',
+	credits           INTEGER NOT NULL DEFAULT 0,
+	request_id        TEXT NOT NULL DEFAULT '',
+	transaction_id    TEXT NOT NULL DEFAULT '',
+	provider_payment  TEXT NOT NULL DEFAULT '',
+	failure_reason    TEXT NOT NULL DEFAULT '',
+	client_key        TEXT,
+	create_time       TEXT NOT NULL,
+	update_time       TEXT NOT NULL,
+	UNIQUE (workspace, account, client_key),
+	CHECK (status <> 'CREDITED' OR transaction_id <> '')
+) STRICT;
+CREATE INDEX purchases_open ON purchases (status) WHERE status IN ('SUBMITTING', 'PENDING_APPROVAL');
+
+CREATE TABLE payments (
+	provider        TEXT NOT NULL,
+	payment_id      TEXT NOT NULL,
+	workspace       TEXT NOT NULL,
+	account         TEXT NOT NULL,
+	package_id      TEXT NOT NULL,
+	purchase_id     TEXT NOT NULL DEFAULT '',
+	status          TEXT NOT NULL CHECK (status IN ('RECEIVED', 'CREDITED', 'FAILED')),
+	credits         INTEGER NOT NULL DEFAULT 0,
+	transaction_id  TEXT NOT NULL DEFAULT '',
+	failure_reason  TEXT NOT NULL DEFAULT '',
+	deliveries      INTEGER NOT NULL DEFAULT 1,
+	create_time     TEXT NOT NULL,
+	update_time     TEXT NOT NULL,
+	PRIMARY KEY (provider, payment_id),
+	CHECK (status <> 'CREDITED' OR transaction_id <> '')
+) STRICT;
+CREATE INDEX payments_received ON payments (create_time) WHERE status = 'RECEIVED';
+`
+
+// schemaVersion is stored in PRAGMA user_version.
+const schemaVersion = 1
+
+// OpenStore opens (creating if needed) the SQLite file at path.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	db, err := openSQLite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSQLite opens path with the durability settings: WAL journal,
+// synchronous=FULL (every commit is fsynced), foreign keys on, a busy
+// timeout, and IMMEDIATE write transactions (no lock upgrade deadlocks).
+// One connection: writes are serialized anyway and short; no ledger call
+// ever happens inside a database transaction.
+func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		_ = db.Close()
+		if err == nil {
+			err = fmt.Errorf("journal_mode is %q", mode)
+		}
+		return nil, fmt.Errorf("sqlite: %s: want WAL journal: %w", path, err)
+	}
+	return db, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("checkout store: read schema version: %w", err)
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("checkout store: schema version %d is newer than this binary's %d", v, schemaVersion)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("checkout store: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("checkout store: migrate: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("checkout store: migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// pragma reads one PRAGMA value (tests check the durability settings).
+func (s *Store) pragma(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeLayout, s)
+	return t
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// --- services ---
+
+// PutService creates or replaces a catalog entry.
+func (s *Store) PutService(ctx context.Context, svc Service, now time.Time) (Service, error) {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO services (workspace, id, name, currency, units, nanos, credit_eligible, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (workspace, id) DO UPDATE SET
+			name = excluded.name, currency = excluded.currency, units = excluded.units, nanos = excluded.nanos,
+			credit_eligible = excluded.credit_eligible, update_time = excluded.update_time`,
+		svc.Workspace, svc.ID, svc.Name, svc.Price.CurrencyCode, svc.Price.Units, svc.Price.Nanos, svc.CreditEligible,
+		fmtTime(now), fmtTime(now))
+	if err != nil {
+		return Service{}, fmt.Errorf("put service: %w", err)
+	}
+	return s.GetService(ctx, svc.Workspace, svc.ID)
+}
+
+const serviceColumns = `workspace, id, name, currency, units, nanos, credit_eligible, create_time, update_time`
+
+func scanService(row interface{ Scan(...any) error }) (Service, error) {
+	var v Service
+	var ct, ut string
+	err := row.Scan(&v.Workspace, &v.ID, &v.Name, &v.Price.CurrencyCode, &v.Price.Units, &v.Price.Nanos, &v.CreditEligible, &ct, &ut)
+	v.CreateTime, v.UpdateTime = parseTime(ct), parseTime(ut)
+	return v, err
+}
+
+// GetService returns one catalog entry.
+func (s *Store) GetService(ctx context.Context, workspace, id string) (Service, error) {
+	v, err := scanService(s.db.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? AND id = ?`, workspace, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Service{}, errNoRows
+	}
+	if err != nil {
+		return Service{}, fmt.Errorf("get service: %w", err)
+	}
+	return v, nil
+}
+
+// ListServices returns a workspace's catalog by id.
+func (s *Store) ListServices(ctx context.Context, workspace string) ([]Service, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? ORDER BY id`, workspace)
+	if err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []Service{}
+	for rows.Next() {
+		v, err := scanService(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list services: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// --- orders ---
+
+const orderColumns = `id, workspace, account, service_id, service_name, currency, units, nanos, credits, status,
+	failure_reason, idempotency_key, transaction_id, COALESCE(client_key, ''), create_time, update_time`
+
+func scanOrder(row interface{ Scan(...any) error }) (Order, error) {
+	var o Order
+	var ct, ut string
+	err := row.Scan(&o.ID, &o.Workspace, &o.Account, &o.ServiceID, &o.ServiceName, &o.Price.CurrencyCode, &o.Price.Units,
+		&o.Price.Nanos, &o.Credits, &o.Status, &o.FailureReason, &o.IdempotencyKey, &o.TransactionID, &o.ClientKey, &ct, &ut)
+	o.CreateTime, o.UpdateTime = parseTime(ct), parseTime(ut)
+	return o, err
+}
+
+// InsertOrder records a new PENDING order. When the order carries a client
+// key already used for an order of the same account, nothing is inserted
+// and the existing order is returned with existing=true.
+func (s *Store) InsertOrder(ctx context.Context, o Order) (_ Order, existing bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Order{}, false, fmt.Errorf("insert order: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if o.ClientKey != "" {
+		prev, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND account = ? AND client_key = ?`,
+			o.Workspace, o.Account, o.ClientKey))
+		switch {
+		case err == nil:
+			return prev, true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return Order{}, false, fmt.Errorf("insert order: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO orders (id, workspace, account, service_id, service_name, currency, units, nanos, credits, status,
+			idempotency_key, client_key, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)`,
+		o.ID, o.Workspace, o.Account, o.ServiceID, o.ServiceName, o.Price.CurrencyCode, o.Price.Units, o.Price.Nanos, o.Credits,
+		o.IdempotencyKey, nullable(o.ClientKey), fmtTime(o.CreateTime), fmtTime(o.CreateTime))
+	if err != nil {
+		return Order{}, false, fmt.Errorf("insert order: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Order{}, false, fmt.Errorf("insert order: %w", err)
+	}
+	o.Status, o.UpdateTime = OrderPending, o.CreateTime
+	return o, false, nil
+}
+
+// GetOrder returns one order of the workspace.
+func (s *Store) GetOrder(ctx context.Context, workspace, id string) (Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND id = ?`, workspace, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, errNoRows
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("get order: %w", err)
+	}
+	return o, nil
+}
+
+func (s *Store) queryOrders(ctx context.Context, query string, args ...any) ([]Order, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list orders: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []Order{}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list orders: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// ListOrders returns an account's orders, newest first.
+func (s *Store) ListOrders(ctx context.Context, workspace, account string) ([]Order, error) {
+	return s.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND account = ? ORDER BY create_time DESC, id DESC`,
+		workspace, account)
+}
+
+// PendingOrders returns every PENDING order, oldest first.
+func (s *Store) PendingOrders(ctx context.Context) ([]Order, error) {
+	return s.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE status = 'PENDING' ORDER BY create_time`)
+}
+
+// FinishOrder moves a PENDING order to CONFIRMED (with the debit's
+// transaction id) or FAILED (with the reason). An order that is no longer
+// pending is left as it is; the stored order is returned either way.
+func (s *Store) FinishOrder(ctx context.Context, workspace, id string, status OrderStatus, txID, reason string, now time.Time) (Order, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'PENDING'`,
+		status, txID, reason, fmtTime(now), workspace, id)
+	if err != nil {
+		return Order{}, fmt.Errorf("finish order: %w", err)
+	}
+	return s.GetOrder(ctx, workspace, id)
+}
+
+// --- purchases ---
+
+const purchaseColumns = `id, workspace, account, package_id, method, status, payment_reference, note, credits, request_id,
+	transaction_id, provider_payment, failure_reason, COALESCE(client_key, ''), create_time, update_time`
+
+func scanPurchase(row interface{ Scan(...any) error }) (Purchase, error) {
+	var p Purchase
+	var ct, ut string
+	err := row.Scan(&p.ID, &p.Workspace, &p.Account, &p.PackageID, &p.Method, &p.Status, &p.PaymentReference, &p.Note,
+		&p.Credits, &p.RequestID, &p.TransactionID, &p.ProviderPaymentID, &p.FailureReason, &p.ClientKey, &ct, &ut)
+	p.CreateTime, p.UpdateTime = parseTime(ct), parseTime(ut)
+	return p, err
+}
+
+// InsertPurchase records a new purchase; like InsertOrder for client keys.
+func (s *Store) InsertPurchase(ctx context.Context, p Purchase) (_ Purchase, existing bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if p.ClientKey != "" {
+		prev, err := scanPurchase(tx.QueryRowContext(ctx, `SELECT `+purchaseColumns+` FROM purchases WHERE workspace = ? AND account = ? AND client_key = ?`,
+			p.Workspace, p.Account, p.ClientKey))
+		switch {
+		case err == nil:
+			return prev, true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO purchases (id, workspace, account, package_id, method, status, payment_reference, note, client_key, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Workspace, p.Account, p.PackageID, p.Method, p.Status, p.PaymentReference, p.Note, nullable(p.ClientKey),
+		fmtTime(p.CreateTime), fmtTime(p.CreateTime))
+	if err != nil {
+		return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
+	}
+	p.UpdateTime = p.CreateTime
+	return p, false, nil
+}
+
+// GetPurchase returns one purchase of the workspace.
+func (s *Store) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
+	p, err := scanPurchase(s.db.QueryRowContext(ctx, `SELECT `+purchaseColumns+` FROM purchases WHERE workspace = ? AND id = ?`, workspace, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Purchase{}, errNoRows
+	}
+	if err != nil {
+		return Purchase{}, fmt.Errorf("get purchase: %w", err)
+	}
+	return p, nil
+}
+
+// OpenPurchases returns the manual purchases still waiting on the ledger
+// (SUBMITTING) or on the agency (PENDING_APPROVAL), oldest first.
+func (s *Store) OpenPurchases(ctx context.Context) ([]Purchase, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+purchaseColumns+` FROM purchases
+		WHERE status IN ('SUBMITTING', 'PENDING_APPROVAL') ORDER BY create_time`)
+	if err != nil {
+		return nil, fmt.Errorf("open purchases: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Purchase
+	for rows.Next() {
+		p, err := scanPurchase(rows)
+		if err != nil {
+			return nil, fmt.Errorf("open purchases: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// purchaseUpdate is the outcome to record on a purchase.
+type purchaseUpdate struct {
+	Status            PurchaseStatus
+	Credits           int64
+	RequestID         string
+	TransactionID     string
+	ProviderPaymentID string
+	FailureReason     string
+}
+
+// UpdatePurchase moves a purchase from one of the from statuses to u.
+// Empty fields of u keep their stored value. A purchase in another status
+// is left alone; the stored purchase is returned either way.
+func (s *Store) UpdatePurchase(ctx context.Context, workspace, id string, from []PurchaseStatus, u purchaseUpdate, now time.Time) (Purchase, error) {
+	if len(from) == 0 || len(from) > 2 {
+		return Purchase{}, fmt.Errorf("update purchase: want 1 or 2 source statuses, got %d", len(from))
+	}
+	from2 := from[len(from)-1]
+	args := []any{u.Status, u.Credits, u.RequestID, u.TransactionID, u.ProviderPaymentID, u.FailureReason, fmtTime(now), workspace, id, from[0], from2}
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE purchases SET status = ?1,
+			credits = CASE WHEN ?2 = 0 THEN credits ELSE ?2 END,
+			request_id = CASE WHEN ?3 = '' THEN request_id ELSE ?3 END,
+			transaction_id = CASE WHEN ?4 = '' THEN transaction_id ELSE ?4 END,
+			provider_payment = CASE WHEN ?5 = '' THEN provider_payment ELSE ?5 END,
+			failure_reason = CASE WHEN ?6 = '' THEN failure_reason ELSE ?6 END,
+			update_time = ?7
+		WHERE workspace = ?8 AND id = ?9 AND status IN (?10, ?11)`, args...)
+	if err != nil {
+		return Purchase{}, fmt.Errorf("update purchase: %w", err)
+	}
+	return s.GetPurchase(ctx, workspace, id)
+}
+
+// --- provider payments ---
+
+const paymentColumns = `provider, payment_id, workspace, account, package_id, purchase_id, status, credits, transaction_id,
+	failure_reason, deliveries, create_time, update_time`
+
+func scanPayment(row interface{ Scan(...any) error }) (Payment, error) {
+	var p Payment
+	var ct, ut string
+	err := row.Scan(&p.Provider, &p.PaymentID, &p.Workspace, &p.Account, &p.PackageID, &p.PurchaseID, &p.Status, &p.Credits,
+		&p.TransactionID, &p.FailureReason, &p.Deliveries, &ct, &ut)
+	p.CreateTime, p.UpdateTime = parseTime(ct), parseTime(ut)
+	return p, err
+}
+
+// RecordDelivery stores a payment confirmation the first time it is
+// delivered and counts the redeliveries. It returns the stored payment,
+// which may differ from p when the provider redelivered the payment id
+// with other fields: the caller must compare.
+func (s *Store) RecordDelivery(ctx context.Context, p Payment, now time.Time) (Payment, error) {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO payments (provider, payment_id, workspace, account, package_id, purchase_id, status, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, 'RECEIVED', ?, ?)
+		ON CONFLICT (provider, payment_id) DO UPDATE SET deliveries = deliveries + 1, update_time = excluded.update_time`,
+		p.Provider, p.PaymentID, p.Workspace, p.Account, p.PackageID, p.PurchaseID, fmtTime(now), fmtTime(now))
+	if err != nil {
+		return Payment{}, fmt.Errorf("record payment: %w", err)
+	}
+	return s.getPayment(ctx, p.Provider, p.PaymentID)
+}
+
+func (s *Store) getPayment(ctx context.Context, provider, id string) (Payment, error) {
+	p, err := scanPayment(s.db.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE provider = ? AND payment_id = ?`, provider, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Payment{}, errNoRows
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("get payment: %w", err)
+	}
+	return p, nil
+}
+
+// FinishPayment records the ledger's answer for a payment not yet credited.
+func (s *Store) FinishPayment(ctx context.Context, provider, id string, status PaymentStatus, credits int64, txID, reason string, now time.Time) (Payment, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE payments SET status = ?, credits = ?, transaction_id = ?, failure_reason = ?, update_time = ?
+		WHERE provider = ? AND payment_id = ? AND status <> 'CREDITED'`,
+		status, credits, txID, reason, fmtTime(now), provider, id)
+	if err != nil {
+		return Payment{}, fmt.Errorf("finish payment: %w", err)
+	}
+	return s.getPayment(ctx, provider, id)
+}
+
+// ReceivedPayments returns the payments not yet credited, oldest first.
+func (s *Store) ReceivedPayments(ctx context.Context) ([]Payment, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE status = 'RECEIVED' ORDER BY create_time`)
+	if err != nil {
+		return nil, fmt.Errorf("received payments: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("received payments: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,382 @@
+// Package config is ledgerd's configuration: one Config struct loaded from
+// command-line flags and LEDGER_* environment variables. A flag wins over
+// the environment, the environment over the default.
+//
+// Secrets (LEDGER_AUTH_SECRET, LEDGER_PAGE_TOKEN_KEY) are read from the
+// environment only: a flag would show them to anyone who can list processes.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AuthMode selects how callers authenticate.
+type AuthMode string
+
+// Authentication modes.
+const (
+	// AuthNone is the development mode: no authentication at all. It must
+	// be chosen explicitly (LEDGER_AUTH=none) and is announced loudly.
+	AuthNone AuthMode = "none"
+	// AuthToken requires HS256 bearer tokens signed with LEDGER_AUTH_SECRET.
+	AuthToken AuthMode = "token"
+)
+
+// Bounds checked by Validate.
+const (
+	MinAuthSecretLength   = 32
+	MinPageTokenKeyLength = 16
+	MaxShutdownTimeout    = 10 * time.Minute
+	MaxDBConns            = 1000
+)
+
+// Config is everything ledgerd can be told.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (URL or key=value);
+	// empty selects the embedded store under DataDir.
+	DatabaseURL string
+	// DataDir holds the embedded store's file.
+	DataDir string
+	// GRPCAddr and HTTPAddr are the listen addresses; port 0 picks a free port.
+	GRPCAddr string
+	HTTPAddr string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// MigrateOnStart applies the PostgreSQL migrations at start (otherwise
+	// `ledgerd migrate` does). The embedded store always migrates on open.
+	MigrateOnStart bool
+	// PageTokenKey signs page tokens; replicas must share it. Empty: a
+	// random key per process (tokens do not survive a restart).
+	PageTokenKey []byte
+	// Auth selects the authentication mode; AuthSecret is the HS256 key of AuthToken.
+	Auth       AuthMode
+	AuthSecret []byte
+	// ShutdownTimeout bounds the graceful drain.
+	ShutdownTimeout time.Duration
+	// DrainDelay is how long /readyz and gRPC health report NOT_SERVING
+	// before the listeners close, so that load balancers stop routing
+	// first. 0 (the default) closes at once.
+	DrainDelay time.Duration
+	// GroupCommit lets the PostgreSQL store apply concurrent writes in one
+	// database transaction.
+	GroupCommit bool
+	// DBMaxConns caps the PostgreSQL pool; 0 keeps the driver's default.
+	DBMaxConns int
+	// GRPCReflection registers the gRPC reflection service.
+	GRPCReflection bool
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir:         "./.data",
+		GRPCAddr:        "127.0.0.1:9090",
+		HTTPAddr:        "127.0.0.1:8080",
+		LogLevel:        "info",
+		Auth:            AuthToken,
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// Environment variable names.
+const (
+	EnvDatabaseURL     = "LEDGER_DATABASE_URL"
+	EnvDataDir         = "LEDGER_DATA_DIR"
+	EnvGRPCAddr        = "LEDGER_GRPC_ADDR"
+	EnvHTTPAddr        = "LEDGER_HTTP_ADDR"
+	EnvLogLevel        = "LEDGER_LOG_LEVEL"
+	EnvMigrateOnStart  = "LEDGER_MIGRATE_ON_START"
+	EnvPageTokenKey    = "LEDGER_PAGE_TOKEN_KEY" //nolint:gosec // G101: a variable's name, not a credential
+	EnvAuth            = "LEDGER_AUTH"
+	EnvAuthSecret      = "LEDGER_AUTH_SECRET" //nolint:gosec // G101: a variable's name, not a credential
+	EnvShutdownTimeout = "LEDGER_SHUTDOWN_TIMEOUT"
+	EnvDrainDelay      = "LEDGER_DRAIN_DELAY"
+	EnvGroupCommit     = "LEDGER_GROUP_COMMIT"
+	EnvDBMaxConns      = "LEDGER_DB_MAX_CONNS"
+	EnvGRPCReflection  = "LEDGER_GRPC_REFLECTION"
+)
+
+// Load reads the environment through getenv, then the flags in args
+// (subcommand already removed), and validates the result for serving.
+// Usage and flag errors are written to usage. -h yields an error wrapping
+// flag.ErrHelp.
+func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	return load(args, getenv, usage, true)
+}
+
+// LoadForMigrate reads the same flags and variables as Load but does not
+// require the authentication settings: migrating serves no caller.
+func LoadForMigrate(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	return load(args, getenv, usage, false)
+}
+
+func load(args []string, getenv func(string) string, usage io.Writer, serving bool) (Config, error) {
+	c := Default()
+	var errs []error
+	env := func(name string, parse func(string) error) {
+		if v := getenv(name); v != "" {
+			if err := parse(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	str := func(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
+	boolean := func(dst *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a boolean", v)
+			}
+			*dst = b
+			return nil
+		}
+	}
+	var auth, pageKey string
+	env(EnvDatabaseURL, str(&c.DatabaseURL))
+	env(EnvDataDir, str(&c.DataDir))
+	env(EnvGRPCAddr, str(&c.GRPCAddr))
+	env(EnvHTTPAddr, str(&c.HTTPAddr))
+	env(EnvLogLevel, str(&c.LogLevel))
+	env(EnvMigrateOnStart, boolean(&c.MigrateOnStart))
+	env(EnvPageTokenKey, str(&pageKey))
+	env(EnvAuth, str(&auth))
+	env(EnvAuthSecret, func(v string) error { c.AuthSecret = []byte(v); return nil })
+	duration := func(dst *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (e.g. 20s)", v)
+			}
+			*dst = d
+			return nil
+		}
+	}
+	env(EnvShutdownTimeout, duration(&c.ShutdownTimeout))
+	env(EnvDrainDelay, duration(&c.DrainDelay))
+	env(EnvGroupCommit, boolean(&c.GroupCommit))
+	env(EnvDBMaxConns, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		c.DBMaxConns = n
+		return nil
+	})
+	env(EnvGRPCReflection, boolean(&c.GRPCReflection))
+	if auth != "" {
+		c.Auth = AuthMode(auth)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+
+	// Flags start from the environment's values, so a flag wins when given.
+	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL; empty selects the embedded store ("+EnvDatabaseURL+"; prefer the variable: flags are visible to other users)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store ("+EnvDataDir+")")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address ("+EnvGRPCAddr+")")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP (REST, health, metrics) listen address ("+EnvHTTPAddr+")")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ("+EnvLogLevel+")")
+	fs.BoolVar(&c.MigrateOnStart, "migrate-on-start", c.MigrateOnStart, "apply PostgreSQL migrations at start ("+EnvMigrateOnStart+")")
+	fs.StringVar((*string)(&c.Auth), "auth", string(c.Auth), "authentication: token or none (development only) ("+EnvAuth+"; the secret comes from "+EnvAuthSecret+")")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful drain bound ("+EnvShutdownTimeout+")")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "report NOT_SERVING this long before closing the listeners ("+EnvDrainDelay+")")
+	fs.BoolVar(&c.GroupCommit, "group-commit", c.GroupCommit, "group concurrent writes into one PostgreSQL transaction ("+EnvGroupCommit+")")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size, 0 for the default ("+EnvDBMaxConns+")")
+	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "register gRPC reflection ("+EnvGRPCReflection+")")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if pageKey != "" {
+		key, err := decodeKey(pageKey)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", EnvPageTokenKey, err)
+		}
+		c.PageTokenKey = key
+	}
+	if err := c.validate(serving); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// decodeKey reads a key written as hex or base64 (standard or URL
+// alphabet, padded or not). Hex is tried first.
+func decodeKey(s string) ([]byte, error) {
+	if b, err := hex.DecodeString(s); err == nil {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("must be hex or base64")
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// Validate checks every field, as serving needs them, and reports all
+// problems at once.
+func (c Config) Validate() error { return c.validate(true) }
+
+func (c Config) validate(serving bool) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DatabaseURL == "" {
+		if c.DataDir == "" {
+			bad("data dir: required when no database URL is set")
+		}
+	} else if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		bad("database URL: %v", err)
+	}
+	gp, gErr := checkAddr(c.GRPCAddr)
+	if gErr != nil {
+		bad("grpc addr %q: %v", c.GRPCAddr, gErr)
+	}
+	hp, hErr := checkAddr(c.HTTPAddr)
+	if hErr != nil {
+		bad("http addr %q: %v", c.HTTPAddr, hErr)
+	}
+	if gErr == nil && hErr == nil && gp != 0 && gp == hp && sameHost(c.GRPCAddr, c.HTTPAddr) {
+		bad("grpc addr and http addr must differ")
+	}
+	if !contains(logLevels, c.LogLevel) {
+		bad("log level %q: must be one of %v", c.LogLevel, logLevels)
+	}
+	switch c.Auth {
+	case AuthNone:
+	case AuthToken:
+		if (serving || len(c.AuthSecret) > 0) && len(c.AuthSecret) < MinAuthSecretLength {
+			bad("%s: at least %d bytes are required with %s=token (use %s=none only for development)",
+				EnvAuthSecret, MinAuthSecretLength, EnvAuth, EnvAuth)
+		}
+	default:
+		bad("auth %q: must be token or none", c.Auth)
+	}
+	if len(c.PageTokenKey) > 0 && len(c.PageTokenKey) < MinPageTokenKeyLength {
+		bad("%s: at least %d bytes are required", EnvPageTokenKey, MinPageTokenKeyLength)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > MaxShutdownTimeout {
+		bad("shutdown timeout %v: must be in (0, %v]", c.ShutdownTimeout, MaxShutdownTimeout)
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > MaxShutdownTimeout {
+		bad("drain delay %v: must be in [0, %v]", c.DrainDelay, MaxShutdownTimeout)
+	}
+	if c.DBMaxConns < 0 || c.DBMaxConns > MaxDBConns {
+		bad("db max conns %d: must be 0 (default) to %d", c.DBMaxConns, MaxDBConns)
+	}
+	return errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func checkAddr(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, errors.New("must be host:port")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return 0, errors.New("port must be 0-65535")
+	}
+	return p, nil
+}
+
+func sameHost(a, b string) bool {
+	ha, _, _ := net.SplitHostPort(a)
+	hb, _, _ := net.SplitHostPort(b)
+	return ha == hb || ha == "" || hb == "" || ha == "0.0.0.0" || hb == "0.0.0.0"
+}
+
+// checkDatabaseURL accepts a postgres:// or postgresql:// URL, or a
+// libpq key=value string. Errors never echo the string: it may hold a password.
+func checkDatabaseURL(s string) error {
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		if _, err := url.Parse(s); err != nil {
+			return errors.New("not a valid URL")
+		}
+		return nil
+	}
+	if strings.Contains(s, "=") {
+		return nil
+	}
+	return errors.New("must be a postgres:// URL or key=value connection string")
+}
+
+// EmbeddedPath is the embedded store's file.
+func (c Config) EmbeddedPath() string { return filepath.Join(c.DataDir, "ledger.db") }
+
+// Redacted returns the configuration for logging: the database password and
+// the secrets never appear, only whether they are set.
+func (c Config) Redacted() map[string]any {
+	set := func(b []byte, unset string) string {
+		if len(b) == 0 {
+			return unset
+		}
+		return "set"
+	}
+	return map[string]any{
+		"database_url":     RedactURL(c.DatabaseURL),
+		"data_dir":         c.DataDir,
+		"grpc_addr":        c.GRPCAddr,
+		"http_addr":        c.HTTPAddr,
+		"log_level":        c.LogLevel,
+		"migrate_on_start": c.MigrateOnStart,
+		"page_token_key":   set(c.PageTokenKey, "random per process"),
+		"auth":             string(c.Auth),
+		"auth_secret":      set(c.AuthSecret, "unset"),
+		"shutdown_timeout": c.ShutdownTimeout.String(),
+		"drain_delay":      c.DrainDelay.String(),
+		"group_commit":     c.GroupCommit,
+		"db_max_conns":     c.DBMaxConns,
+		"grpc_reflection":  c.GRPCReflection,
+	}
+}
+
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// RedactURL hides the password of a PostgreSQL URL or key=value string
+// (in the userinfo and in a password query parameter).
+func RedactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return "<unparsable database URL>"
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}

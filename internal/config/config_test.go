@@ -1,0 +1,192 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	base := Default()
+	base.AuthSecret = []byte(secret)
+	with := func(f func(*Config)) Config {
+		c := base
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    Config
+		wantErr string // substring; "" means success
+	}{
+		{
+			name: "defaults with a secret",
+			env:  map[string]string{EnvAuthSecret: secret},
+			want: base,
+		},
+		{
+			name:    "token auth is the default and needs a secret",
+			env:     map[string]string{},
+			wantErr: "LEDGER_AUTH_SECRET: at least 32 bytes",
+		},
+		{
+			name: "development mode only when asked for",
+			env:  map[string]string{EnvAuth: "none"},
+			want: with(func(c *Config) { c.Auth = AuthNone; c.AuthSecret = nil }),
+		},
+		{
+			name: "every variable",
+			env: map[string]string{
+				EnvDatabaseURL: "postgres://ledger:pw@db:5432/ledger?sslmode=disable", EnvDataDir: "/var/lib/ledger",
+				EnvGRPCAddr: "0.0.0.0:9000", EnvHTTPAddr: "0.0.0.0:8000", EnvLogLevel: "debug", EnvMigrateOnStart: "true",
+				EnvPageTokenKey: "00112233445566778899aabbccddeeff", EnvAuth: "token", EnvAuthSecret: secret,
+				EnvShutdownTimeout: "5s", EnvDrainDelay: "2s", EnvGroupCommit: "1", EnvDBMaxConns: "32", EnvGRPCReflection: "true",
+			},
+			want: Config{
+				DatabaseURL: "postgres://ledger:pw@db:5432/ledger?sslmode=disable", DataDir: "/var/lib/ledger",
+				GRPCAddr: "0.0.0.0:9000", HTTPAddr: "0.0.0.0:8000", LogLevel: "debug", MigrateOnStart: true,
+				PageTokenKey: []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff},
+				Auth:         AuthToken, AuthSecret: []byte(secret), ShutdownTimeout: 5 * time.Second, DrainDelay: 2 * time.Second, GroupCommit: true,
+				DBMaxConns: 32, GRPCReflection: true,
+			},
+		},
+		{
+			name: "flag wins over environment",
+			args: []string{"--grpc-addr", "127.0.0.1:0", "--http-addr=127.0.0.1:0", "--log-level", "warn", "--group-commit=false", "--auth", "none"},
+			env:  map[string]string{EnvGRPCAddr: "10.0.0.1:1", EnvLogLevel: "debug", EnvGroupCommit: "true", EnvAuth: "token"},
+			want: with(func(c *Config) {
+				c.GRPCAddr, c.HTTPAddr, c.LogLevel, c.Auth, c.AuthSecret = "127.0.0.1:0", "127.0.0.1:0", "warn", AuthNone, nil
+			}),
+		},
+		{
+			name: "base64 page token key",
+			env:  map[string]string{EnvAuthSecret: secret, EnvPageTokenKey: "q83vASNFZ4mrze8BI0VniQ=="},
+			want: with(func(c *Config) {
+				c.PageTokenKey = []byte{0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89}
+			}),
+		},
+		{
+			name: "key=value database string",
+			env:  map[string]string{EnvAuthSecret: secret, EnvDatabaseURL: "host=/tmp dbname=ledger password=s3cret"},
+			want: with(func(c *Config) { c.DatabaseURL = "host=/tmp dbname=ledger password=s3cret" }),
+		},
+		{name: "short page token key", env: map[string]string{EnvAuthSecret: secret, EnvPageTokenKey: "abcd"}, wantErr: "LEDGER_PAGE_TOKEN_KEY: at least 16 bytes"},
+		{name: "garbage page token key", env: map[string]string{EnvAuthSecret: secret, EnvPageTokenKey: "!!!"}, wantErr: "must be hex or base64"},
+		{name: "short secret", env: map[string]string{EnvAuthSecret: "short"}, wantErr: "LEDGER_AUTH_SECRET"},
+		{name: "unknown auth mode", env: map[string]string{EnvAuth: "basic"}, wantErr: `auth "basic": must be token or none`},
+		{name: "bad duration", env: map[string]string{EnvShutdownTimeout: "soon"}, wantErr: "LEDGER_SHUTDOWN_TIMEOUT"},
+		{name: "zero shutdown timeout", args: []string{"--shutdown-timeout=0s"}, env: map[string]string{EnvAuth: "none"}, wantErr: "shutdown timeout"},
+		{name: "negative drain delay", args: []string{"--drain-delay=-1s"}, env: map[string]string{EnvAuth: "none"}, wantErr: "drain delay"},
+		{name: "bad bool", env: map[string]string{EnvGroupCommit: "perhaps"}, wantErr: "LEDGER_GROUP_COMMIT"},
+		{name: "bad int", env: map[string]string{EnvDBMaxConns: "many"}, wantErr: "LEDGER_DB_MAX_CONNS"},
+		{name: "negative pool", env: map[string]string{EnvAuth: "none", EnvDBMaxConns: "-1"}, wantErr: "db max conns"},
+		{name: "bad log level", env: map[string]string{EnvAuth: "none", EnvLogLevel: "loud"}, wantErr: "log level"},
+		{name: "bad address", env: map[string]string{EnvAuth: "none", EnvGRPCAddr: "9090"}, wantErr: "grpc addr"},
+		{name: "bad port", env: map[string]string{EnvAuth: "none", EnvHTTPAddr: ":99999"}, wantErr: "http addr"},
+		{name: "same port twice", env: map[string]string{EnvAuth: "none", EnvGRPCAddr: ":8080", EnvHTTPAddr: "127.0.0.1:8080"}, wantErr: "must differ"},
+		{name: "not a database URL", env: map[string]string{EnvAuth: "none", EnvDatabaseURL: "mysql-server"}, wantErr: "database URL"},
+		{name: "no data dir for the embedded store", args: []string{"--data-dir="}, env: map[string]string{EnvAuth: "none"}, wantErr: "data dir"},
+		{name: "unknown flag", args: []string{"--colour"}, env: map[string]string{EnvAuth: "none"}, wantErr: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"extra"}, env: map[string]string{EnvAuth: "none"}, wantErr: "unexpected arguments"},
+		{name: "secrets are not flags", args: []string{"--auth-secret", secret}, env: map[string]string{EnvAuth: "none"}, wantErr: "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Load(tt.args, envOf(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadForMigrateNeedsNoSecret(t *testing.T) {
+	t.Parallel()
+	c, err := LoadForMigrate([]string{"--database-url", "postgres://db/ledger"}, envOf(nil), io.Discard)
+	if err != nil || c.DatabaseURL != "postgres://db/ledger" {
+		t.Fatalf("LoadForMigrate = %+v, %v", c, err)
+	}
+	if _, err := LoadForMigrate(nil, envOf(map[string]string{EnvAuthSecret: "short"}), io.Discard); err == nil {
+		t.Fatal("a short secret that is set is still refused")
+	}
+	if _, err := Load(nil, envOf(nil), io.Discard); err == nil {
+		t.Fatal("serving without a secret in token mode must fail")
+	}
+}
+
+func TestLoadHelp(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := Load([]string{"-h"}, envOf(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-grpc-addr") {
+		t.Fatalf("help: %v\n%s", err, out.String())
+	}
+}
+
+func TestErrorsNeverEchoTheDatabaseURL(t *testing.T) {
+	t.Parallel()
+	_, err := Load(nil, envOf(map[string]string{EnvAuth: "none", EnvDatabaseURL: "postgres://u:hunter2@[bad"}), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"postgres://ledger:hunter2@db:5432/ledger?sslmode=disable", "postgres://ledger:xxxxx@db:5432/ledger?sslmode=disable"},
+		{"postgresql://db/ledger?user=u&password=hunter2", "postgresql://db/ledger?password=xxxxx&user=u"},
+		{"postgres://db/ledger", "postgres://db/ledger"},
+		{"host=/tmp user=u password=hunter2 dbname=l", "host=/tmp user=u password=xxxxx dbname=l"},
+		{"host=/tmp password = 'hun ter2' dbname=l", "host=/tmp password = xxxxx dbname=l"},
+		{"postgres://u:hunter2@[bad", "<unparsable database URL>"},
+	}
+	for _, tt := range tests {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	c := Default()
+	c.DatabaseURL = "postgres://ledger:hunter2@db/ledger"
+	c.AuthSecret = []byte(secret)
+	c.PageTokenKey = []byte("0123456789abcdef-key")
+	r := c.Redacted()
+	s := fmt.Sprint(r)
+	for _, leak := range []string{"hunter2", secret, "0123456789abcdef-key"} {
+		if strings.Contains(s, leak) {
+			t.Errorf("Redacted() leaks %q: %s", leak, s)
+		}
+	}
+	if r["auth_secret"] != "set" || r["page_token_key"] != "set" || r["grpc_addr"] != "127.0.0.1:9090" {
+		t.Errorf("Redacted() = %v", r)
+	}
+	if Default().Redacted()["page_token_key"] != "random per process" {
+		t.Error("an unset page token key must say so")
+	}
+}

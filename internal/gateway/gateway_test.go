@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/creditledger/creditledger/internal/grpcserver"
+	"github.com/creditledger/creditledger/internal/grpcserver/fakestore"
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+type env struct {
+	url   string
+	store *fakestore.Store
+	gw    *Handler
+}
+
+// start runs the gRPC server and the gateway on real loopback sockets over
+// a fake store, the way ledgerd wires them.
+func start(t *testing.T, auth grpcserver.Authorizer, warning string) *env {
+	t.Helper()
+	store := fakestore.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	obs, err := grpcserver.NewObserver(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zap.NewNop()
+	srv, err := grpcserver.NewServer(ledger.NewService(store, ledger.WithObserver(obs)),
+		grpcserver.Options{Logger: log, Registerer: reg, Authorizer: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	gw, err := New(context.Background(), Options{
+		GRPCAddr: lis.Addr().String(), Logger: log, Gatherer: reg, Ping: store.Ping, Warning: warning, MaxBodyBytes: 4096,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	return &env{url: hs.URL, store: store, gw: gw}
+}
+
+type reply struct {
+	code   int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func do(t *testing.T, method, url, body string, hdr map[string]string) reply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			t.Fatalf("body %q: %v", raw, err)
+		}
+	}
+	return r
+}
+
+// detail returns the first detail of the given @type in an error body.
+func detail(t *testing.T, body map[string]any, typ string) map[string]any {
+	t.Helper()
+	ds, _ := body["details"].([]any)
+	for _, d := range ds {
+		if m, _ := d.(map[string]any); m["@type"] == "type.googleapis.com/"+typ {
+			return m
+		}
+	}
+	t.Fatalf("no %s detail in %v", typ, body)
+	return nil
+}
+
+func TestRESTRoundTripAndErrors(t *testing.T) {
+	t.Parallel()
+	e := start(t, grpcserver.NoAuth{}, "")
+	base := e.url + "/v1/workspaces/acme/accounts/alice"
+
+	r := do(t, "POST", base+":credit", `{"amount":"100","idempotencyKey":"k1","reference":"stripe:pi_1"}`, map[string]string{"X-Request-Id": "rest-1"})
+	if r.code != 200 || r.body["balance"] != "100" || r.body["version"] != "1" {
+		t.Fatalf("credit: %d %s", r.code, r.raw)
+	}
+	if tx, _ := r.body["transaction"].(map[string]any); tx["type"] != "TRANSACTION_TYPE_IN" || tx["balanceAfter"] != "100" {
+		t.Errorf("transaction JSON = %v", tx)
+	}
+	if _, present := r.body["replayed"]; present {
+		t.Error("unpopulated fields must be omitted")
+	}
+	if got := r.header.Values("X-Request-Id"); len(got) != 1 || got[0] != "rest-1" {
+		t.Errorf("X-Request-Id = %v", got)
+	}
+	if r.header.Get("Grpc-Metadata-X-Request-Id") != "" || r.header.Get("Grpc-Metadata-Content-Type") != "" {
+		t.Errorf("gRPC metadata leaked into HTTP headers: %v", r.header)
+	}
+
+	r = do(t, "GET", base+"/balance", "", nil)
+	if r.code != 200 || r.body["balance"] != "100" || r.body["creditPaymentsEnabled"] != nil {
+		t.Fatalf("balance: %d %s", r.code, r.raw)
+	}
+	if r.header.Get("X-Request-Id") == "" {
+		t.Error("a request id is assigned when none is sent")
+	}
+
+	// Credit payments are off by default: the debit is refused with the
+	// gateway's JSON status carrying ErrorInfo.
+	r = do(t, "POST", base+":debit", `{"amount":"5","idempotencyKey":"d1"}`, nil)
+	if r.code != 400 || r.body["code"] != float64(9) {
+		t.Fatalf("debit while disabled: %d %s", r.code, r.raw)
+	}
+	if ei := detail(t, r.body, "google.rpc.ErrorInfo"); ei["reason"] != "CREDIT_PAYMENTS_DISABLED" || ei["domain"] != "creditledger" {
+		t.Errorf("ErrorInfo = %v", ei)
+	}
+
+	// PATCH with the body only: grpc-gateway derives the field mask.
+	r = do(t, "PATCH", e.url+"/v1/workspaces/acme/settings", `{"creditPaymentsEnabled":true}`, nil)
+	if r.code != 200 || r.body["creditPaymentsEnabled"] != true {
+		t.Fatalf("settings: %d %s", r.code, r.raw)
+	}
+	r = do(t, "POST", base+":debit", `{"amount":"500","idempotencyKey":"d2"}`, nil)
+	t.Logf("INSUFFICIENT_CREDITS body: %s", r.raw)
+	ei := detail(t, r.body, "google.rpc.ErrorInfo")
+	md, _ := ei["metadata"].(map[string]any)
+	if r.code != 400 || ei["reason"] != "INSUFFICIENT_CREDITS" || md["balance"] != "100" || md["required"] != "500" {
+		t.Fatalf("insufficient: %d %s", r.code, r.raw)
+	}
+
+	// Validation errors carry BadRequest field violations.
+	r = do(t, "POST", base+":credit", `{"amount":"-1"}`, nil)
+	t.Logf("validation body: %s", r.raw)
+	br := detail(t, r.body, "google.rpc.BadRequest")
+	vs, _ := br["fieldViolations"].([]any)
+	if r.code != 400 || len(vs) != 2 {
+		t.Fatalf("validation: %d %s", r.code, r.raw)
+	}
+
+	// Unknown JSON fields are refused, not ignored.
+	r = do(t, "POST", base+":credit", `{"amount":"5","idempotencyKey":"k9","amountt":"5"}`, nil)
+	if r.code != 400 || !strings.Contains(r.raw, "amountt") {
+		t.Errorf("unknown field: %d %s", r.code, r.raw)
+	}
+
+	// Oversized bodies never reach gRPC.
+	r = do(t, "POST", base+":credit", `{"reference":"`+strings.Repeat("x", 5000)+`"}`, nil)
+	if r.code != http.StatusRequestEntityTooLarge || detail(t, r.body, "google.rpc.ErrorInfo")["reason"] != "REQUEST_TOO_LARGE" {
+		t.Errorf("large body: %d %s", r.code, r.raw)
+	}
+
+	// A forged page token is INVALID_ARGUMENT.
+	r = do(t, "GET", base+"/transactions?pageToken=Zm9yZ2Vk", "", nil)
+	if r.code != 400 || detail(t, r.body, "google.rpc.BadRequest") == nil {
+		t.Errorf("forged token: %d %s", r.code, r.raw)
+	}
+
+	// Unknown routes are 404 JSON.
+	if r = do(t, "GET", e.url+"/v1/nothing", "", nil); r.code != 404 {
+		t.Errorf("unknown route: %d %s", r.code, r.raw)
+	}
+}
+
+func TestRESTAuth(t *testing.T) {
+	t.Parallel()
+	auth, err := grpcserver.NewTokenAuth(secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, auth, "")
+	tok, err := grpcserver.MintToken(secret, grpcserver.Claims{
+		Subject: "portal", Workspace: "acme", Scopes: []string{grpcserver.ScopeLedgerRead}, ExpiresAt: time.Now().Add(time.Hour).Unix(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.url + "/v1/workspaces/acme/accounts/alice/balance"
+	r := do(t, "GET", url, "", nil)
+	if r.code != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="creditledger"` ||
+		detail(t, r.body, "google.rpc.ErrorInfo")["reason"] != "UNAUTHENTICATED" {
+		t.Fatalf("no token: %d %v %s", r.code, r.header, r.raw)
+	}
+	if r = do(t, "GET", url, "", map[string]string{"Authorization": "Bearer " + tok}); r.code != 200 {
+		t.Fatalf("with token: %d %s", r.code, r.raw)
+	}
+	r = do(t, "GET", e.url+"/v1/workspaces/globex/accounts/alice/balance", "", map[string]string{"Authorization": "Bearer " + tok})
+	if r.code != 404 {
+		t.Fatalf("other workspace: %d %s", r.code, r.raw)
+	}
+	r = do(t, "POST", e.url+"/v1/workspaces/acme/accounts/alice:credit", `{"amount":"1","idempotencyKey":"k"}`, map[string]string{"Authorization": "Bearer " + tok})
+	if r.code != 403 {
+		t.Fatalf("read token crediting: %d %s", r.code, r.raw)
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	t.Parallel()
+	const warning = "WARNING: authentication is disabled"
+	e := start(t, grpcserver.NoAuth{}, warning)
+
+	if r := do(t, "GET", e.url+"/healthz", "", nil); r.code != 200 {
+		t.Errorf("healthz: %d", r.code)
+	}
+	r := do(t, "GET", e.url+"/readyz", "", nil)
+	if r.code != 200 || !strings.Contains(r.raw, "ready") || !strings.Contains(r.raw, warning) {
+		t.Errorf("readyz: %d %q", r.code, r.raw)
+	}
+	e.store.SetPingError(errors.New("connection refused"))
+	if r := do(t, "GET", e.url+"/readyz", "", nil); r.code != 503 || !strings.Contains(r.raw, "store unavailable") {
+		t.Errorf("readyz with the store down: %d %q", r.code, r.raw)
+	}
+	e.store.SetPingError(nil)
+	if r := do(t, "GET", e.url+"/readyz", "", nil); r.code != 200 {
+		t.Errorf("readyz after recovery: %d", r.code)
+	}
+
+	do(t, "GET", e.url+"/v1/workspaces/acme/accounts/alice/balance", "", nil)
+	r = do(t, "GET", e.url+"/metrics", "", nil)
+	for _, want := range []string{
+		`creditledger_grpc_server_handled_total{grpc_code="OK",grpc_method="GetBalance",grpc_service="creditledger.v1.CreditLedger",grpc_type="unary"} 1`,
+		"creditledger_grpc_server_handling_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !strings.Contains(r.raw, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	e.gw.Drain()
+	if r := do(t, "GET", e.url+"/readyz", "", nil); r.code != 503 || !strings.Contains(r.raw, "draining") {
+		t.Errorf("readyz while draining: %d %q", r.code, r.raw)
+	}
+	if r := do(t, "GET", e.url+"/healthz", "", nil); r.code != 200 {
+		t.Errorf("healthz while draining: %d", r.code)
+	}
+}
+
+func TestDialTarget(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"127.0.0.1:9090": "127.0.0.1:9090",
+		"0.0.0.0:9090":   "127.0.0.1:9090",
+		":9090":          "127.0.0.1:9090",
+		"[::]:9090":      "[::1]:9090",
+		"db.local:1":     "db.local:1",
+	} {
+		if got := dialTarget(in); got != want {
+			t.Errorf("dialTarget(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

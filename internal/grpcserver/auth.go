@@ -1,0 +1,293 @@
+package grpcserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+// Scopes a bearer token can carry (spec §6).
+const (
+	ScopeLedgerWrite    = "ledger:write"    // Credit, Debit: internal services
+	ScopeLedgerRead     = "ledger:read"     // balances, history, requests, catalog
+	ScopeRequestsSubmit = "requests:submit" // SubmitRequest: the client or its agency
+	ScopeRequestsDecide = "requests:decide" // DecideRequest: the agency's admins
+	ScopeSettingsAdmin  = "settings:admin"  // settings, packages, rates: the agency's admins
+)
+
+// MinSecretLength is the shortest HMAC secret TokenAuth accepts (256 bits).
+const MinSecretLength = 32
+
+// maxTokenLength bounds the work done on an untrusted Authorization header.
+const maxTokenLength = 4096
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Subject   string
+	Workspace string
+	Account   string // non-empty: a client token, limited to this account
+	Scopes    []string
+}
+
+// Authorizer is the security hook: it decides, before the handler runs,
+// whether the caller may make this call. Errors are *ledger.Error with
+// CodeUnauthenticated (no valid credentials), CodePermissionDenied (valid
+// credentials, missing scope) or CodeNotFound (another workspace's or
+// client's data: its existence is never revealed).
+type Authorizer interface {
+	Authorize(ctx context.Context, fullMethod string, req any) (Principal, error)
+}
+
+// rule says what a method needs.
+type rule struct {
+	scope string
+	// client: a client (account-bound) token may call the method. Methods
+	// that name an account then require it to be the token's account.
+	client bool
+}
+
+// policy is the per-RPC authorization table of spec §6. A method missing
+// from it is refused: new RPCs are closed until someone decides who may
+// call them.
+var policy = map[string]rule{
+	pb.CreditLedger_Credit_FullMethodName:             {ScopeLedgerWrite, false},
+	pb.CreditLedger_Debit_FullMethodName:              {ScopeLedgerWrite, false},
+	pb.CreditLedger_GetBalance_FullMethodName:         {ScopeLedgerRead, true},
+	pb.CreditLedger_ListTransactions_FullMethodName:   {ScopeLedgerRead, true},
+	pb.CreditLedger_CheckCreditPayment_FullMethodName: {ScopeLedgerRead, true},
+	pb.CreditLedger_ListRequests_FullMethodName:       {ScopeLedgerRead, true},
+	pb.CreditLedger_SubmitRequest_FullMethodName:      {ScopeRequestsSubmit, true},
+	pb.CreditLedger_GetRequest_FullMethodName:         {ScopeLedgerRead, false},
+	pb.CreditLedger_ListAccounts_FullMethodName:       {ScopeLedgerRead, false},
+	pb.CreditLedger_DecideRequest_FullMethodName:      {ScopeRequestsDecide, false},
+
+	// The workspace's catalog is what a client's portal shows.
+	pb.CreditSettings_GetSettings_FullMethodName:         {ScopeLedgerRead, true},
+	pb.CreditSettings_ListPackages_FullMethodName:        {ScopeLedgerRead, true},
+	pb.CreditSettings_GetPackage_FullMethodName:          {ScopeLedgerRead, true},
+	pb.CreditSettings_ListConversionRates_FullMethodName: {ScopeLedgerRead, true},
+	pb.CreditSettings_Quote_FullMethodName:               {ScopeLedgerRead, true},
+
+	pb.CreditSettings_UpdateSettings_FullMethodName:    {ScopeSettingsAdmin, false},
+	pb.CreditSettings_CreatePackage_FullMethodName:     {ScopeSettingsAdmin, false},
+	pb.CreditSettings_UpdatePackage_FullMethodName:     {ScopeSettingsAdmin, false},
+	pb.CreditSettings_ArchivePackage_FullMethodName:    {ScopeSettingsAdmin, false},
+	pb.CreditSettings_SetConversionRate_FullMethodName: {ScopeSettingsAdmin, false},
+}
+
+// publicMethod reports whether a method needs no credentials: health
+// checks (load balancers, orchestrators) and, when enabled, reflection.
+func publicMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+// NoAuth is the explicit development mode (LEDGER_AUTH=none): every call
+// is allowed. The process announces it loudly at start and on /readyz.
+type NoAuth struct{}
+
+// Authorize allows everything.
+func (NoAuth) Authorize(context.Context, string, any) (Principal, error) {
+	return Principal{Subject: "anonymous (auth disabled)"}, nil
+}
+
+// TokenAuth checks signed bearer tokens: HS256 JWTs carrying sub,
+// workspace, an optional account, scopes and exp, verified with a shared
+// secret.
+type TokenAuth struct {
+	secret []byte
+	now    func() time.Time
+}
+
+// NewTokenAuth returns a TokenAuth over secret (at least MinSecretLength
+// bytes). now may be nil (time.Now).
+func NewTokenAuth(secret []byte, now func() time.Time) (*TokenAuth, error) {
+	if len(secret) < MinSecretLength {
+		return nil, fmt.Errorf("auth secret must be at least %d bytes", MinSecretLength)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &TokenAuth{secret: slices.Clone(secret), now: now}, nil
+}
+
+func unauthenticated(msg string) error {
+	return &ledger.Error{Code: ledger.CodeUnauthenticated, Reason: ledger.ReasonUnauthenticated, Message: msg}
+}
+
+func permissionDenied(msg string, md map[string]string) error {
+	return &ledger.Error{Code: ledger.CodePermissionDenied, Reason: ledger.ReasonPermissionDenied, Message: msg, Metadata: md}
+}
+
+// Authorize implements Authorizer. The order of the checks matters: the
+// workspace (and a client's account) is checked before the scope, so a
+// token of workspace A learns nothing about workspace B, not even which
+// scope a call there would need.
+func (a *TokenAuth) Authorize(ctx context.Context, fullMethod string, req any) (Principal, error) {
+	if publicMethod(fullMethod) {
+		return Principal{}, nil
+	}
+	r, known := policy[fullMethod]
+	if !known {
+		return Principal{}, permissionDenied("this method is not open to callers", nil)
+	}
+	raw, err := bearerToken(ctx)
+	if err != nil {
+		return Principal{}, err
+	}
+	c, err := VerifyToken(a.secret, raw, a.now())
+	if err != nil {
+		return Principal{}, unauthenticated("invalid or expired bearer token")
+	}
+	p := Principal{Subject: c.Subject, Workspace: c.Workspace, Account: c.Account, Scopes: c.Scopes}
+	ws := ""
+	if w, ok := req.(interface{ GetWorkspace() string }); ok {
+		ws = w.GetWorkspace()
+	}
+	if ws != c.Workspace {
+		return p, ledger.NotFoundError("workspace", ws)
+	}
+	if c.Account != "" {
+		if !r.client {
+			return p, permissionDenied("client tokens cannot make this call", nil)
+		}
+		if acct, ok := req.(interface{ GetAccount() string }); ok {
+			switch got := acct.GetAccount(); {
+			case got == "" && fullMethod == pb.CreditLedger_ListRequests_FullMethodName:
+				return p, permissionDenied("client tokens must filter requests by their own account", nil)
+			case got != c.Account:
+				return p, ledger.NotFoundError("account", got)
+			}
+		}
+	}
+	if !slices.Contains(c.Scopes, r.scope) {
+		return p, permissionDenied("the token lacks the scope this call needs", map[string]string{"required_scope": r.scope})
+	}
+	return p, nil
+}
+
+// bearerToken reads "authorization: Bearer <token>" from the call.
+func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return "", unauthenticated("missing bearer token")
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" {
+		return "", unauthenticated("the authorization header must be \"Bearer <token>\"")
+	}
+	return strings.TrimSpace(tok), nil
+}
+
+// authInterceptor runs the Authorizer before the handler and records the
+// caller's subject for the request's log line.
+func authInterceptor(a Authorizer) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		p, err := a.Authorize(ctx, info.FullMethod, req)
+		if p.Subject != "" {
+			callInfoFrom(ctx).subject = p.Subject
+		}
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Tokens: JWT compact serialisation, HS256 only.
+
+// Claims are the contents of a bearer token.
+type Claims struct {
+	Subject   string   `json:"sub"`
+	Workspace string   `json:"workspace"`
+	Account   string   `json:"account,omitempty"`
+	Scopes    []string `json:"scopes"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat,omitempty"`
+}
+
+// tokenHeader is the only header accepted: alg "none" or any other
+// algorithm is refused, never negotiated.
+const tokenHeader = `{"alg":"HS256","typ":"JWT"}` //nolint:gosec // G101: a public JWT header, not a credential
+
+var b64 = base64.RawURLEncoding
+
+// MintToken signs c with secret. It is meant for tests, development and
+// an operator's tooling (ledgerd token), not as an identity provider.
+func MintToken(secret []byte, c Claims) (string, error) {
+	if len(secret) < MinSecretLength {
+		return "", fmt.Errorf("auth secret must be at least %d bytes", MinSecretLength)
+	}
+	if c.Subject == "" || c.Workspace == "" || c.ExpiresAt == 0 {
+		return "", errors.New("a token needs sub, workspace and exp")
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	signing := b64.EncodeToString([]byte(tokenHeader)) + "." + b64.EncodeToString(payload)
+	return signing + "." + b64.EncodeToString(sign(secret, signing)), nil
+}
+
+// VerifyToken checks a token's signature and expiry at now and returns its
+// claims. Nothing from the token is trusted before the signature is.
+func VerifyToken(secret []byte, token string, now time.Time) (Claims, error) {
+	if len(token) > maxTokenLength {
+		return Claims{}, errors.New("token too long")
+	}
+	h, rest, ok1 := strings.Cut(token, ".")
+	p, s, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(s, ".") {
+		return Claims{}, errors.New("malformed token")
+	}
+	sig, err := b64.DecodeString(s)
+	if err != nil || !hmac.Equal(sig, sign(secret, h+"."+p)) {
+		return Claims{}, errors.New("bad signature")
+	}
+	hdr, err := b64.DecodeString(h)
+	if err != nil {
+		return Claims{}, errors.New("malformed header")
+	}
+	var head struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(hdr, &head); err != nil || head.Alg != "HS256" {
+		return Claims{}, errors.New("unsupported token algorithm")
+	}
+	body, err := b64.DecodeString(p)
+	if err != nil {
+		return Claims{}, errors.New("malformed payload")
+	}
+	var c Claims
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Claims{}, errors.New("malformed claims")
+	}
+	if c.Subject == "" || c.Workspace == "" || c.ExpiresAt == 0 {
+		return Claims{}, errors.New("a token needs sub, workspace and exp")
+	}
+	if now.Unix() >= c.ExpiresAt {
+		return Claims{}, errors.New("token expired")
+	}
+	return c, nil
+}
+
+func sign(secret []byte, signing string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(signing))
+	return m.Sum(nil)
+}

@@ -1,0 +1,221 @@
+package grpcserver
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/type/money"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+func TestEnumsRoundTrip(t *testing.T) {
+	t.Parallel()
+	// Every value the API defines maps to a domain value and back; the
+	// numbering of the two is deliberately not relied on.
+	for n := range pb.TransactionKind_name {
+		var f fieldErrors
+		k := pb.TransactionKind(n)
+		if got := toProtoKind(fromProtoKind(&f, "kind", k)); got != k || f.err() != nil {
+			t.Errorf("kind %v → %v (%v)", k, got, f.err())
+		}
+	}
+	for n := range pb.TransactionType_name {
+		var f fieldErrors
+		v := pb.TransactionType(n)
+		if got := toProtoTxType(fromProtoTxType(&f, "type", v)); got != v || f.err() != nil {
+			t.Errorf("type %v → %v", v, got)
+		}
+	}
+	for n := range pb.PaymentMethod_name {
+		var f fieldErrors
+		v := pb.PaymentMethod(n)
+		if got := toProtoPaymentMethod(fromProtoPaymentMethod(&f, "payment_method", v)); got != v || f.err() != nil {
+			t.Errorf("method %v → %v", v, got)
+		}
+	}
+	for n := range pb.RequestStatus_name {
+		var f fieldErrors
+		v := pb.RequestStatus(n)
+		if got := toProtoRequestStatus(fromProtoRequestStatus(&f, "status", v)); got != v || f.err() != nil {
+			t.Errorf("status %v → %v", v, got)
+		}
+	}
+	for n, want := range map[pb.Decision]ledger.Decision{
+		pb.Decision_DECISION_UNSPECIFIED: ledger.DecisionUnspecified,
+		pb.Decision_DECISION_ACCEPT:      ledger.DecisionAccept,
+		pb.Decision_DECISION_REJECT:      ledger.DecisionReject,
+	} {
+		var f fieldErrors
+		if got := fromProtoDecision(&f, "decision", n); got != want || f.err() != nil {
+			t.Errorf("decision %v → %v", n, got)
+		}
+	}
+}
+
+func TestUnknownEnumsAreInvalid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		conv  func() error
+		field string
+	}{
+		{"credit kind", func() error { _, err := fromProtoCredit(&pb.CreditRequest{Kind: 42}); return err }, "kind"},
+		{"debit kind", func() error { _, err := fromProtoDebit(&pb.DebitRequest{Kind: -1}); return err }, "kind"},
+		{"history type", func() error {
+			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{Type: 3})
+			return err
+		}, "type"},
+		{"history kind", func() error {
+			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{Kind: 7})
+			return err
+		}, "kind"},
+		{"payment method", func() error {
+			_, err := fromProtoSubmit(&pb.SubmitRequestRequest{PaymentMethod: 9})
+			return err
+		}, "payment_method"},
+		{"decision", func() error { _, err := fromProtoDecide(&pb.DecideRequestRequest{Decision: 5}); return err }, "decision"},
+		{"status filter", func() error {
+			_, err := fromProtoListRequests(&pb.ListRequestsRequest{Status: 4})
+			return err
+		}, "status"},
+		{"invalid timestamp", func() error {
+			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{StartTime: &timestamppb.Timestamp{Nanos: -1}})
+			return err
+		}, "start_time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := ledger.ErrorOf(tt.conv())
+			if e.Code != ledger.CodeInvalid || e.Reason != ledger.ReasonInvalidArgument ||
+				len(e.Violations) != 1 || e.Violations[0].Field != tt.field {
+				t.Fatalf("error = %+v, want one INVALID_ARGUMENT violation on %s", e, tt.field)
+			}
+		})
+	}
+}
+
+func TestFromProtoCredit(t *testing.T) {
+	t.Parallel()
+	r := &pb.CreditRequest{
+		Workspace: "acme", Account: "alice", Amount: 100, Kind: pb.TransactionKind_TRANSACTION_KIND_REFUND,
+		Reference: "stripe:pi_1", IdempotencyKey: "k1", ExpectedVersion: proto.Int64(0), Metadata: map[string]string{"a": "b"},
+	}
+	got, err := fromProtoCredit(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	want := ledger.CreditInput{
+		Workspace: "acme", Account: "alice", Amount: 100, Kind: ledger.KindRefund, Reference: "stripe:pi_1",
+		IdempotencyKey: "k1", ExpectedVersion: &zero, Metadata: map[string]string{"a": "b"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// The domain holds its own copies: changing the message afterwards
+	// changes nothing.
+	*r.ExpectedVersion = 7
+	r.Metadata["a"] = "changed"
+	if *got.ExpectedVersion != 0 || got.Metadata["a"] != "b" {
+		t.Error("domain input aliases the generated message")
+	}
+	// Unset optional stays unset: "expected version 0" and "no expectation"
+	// are different requests.
+	got, _ = fromProtoCredit(&pb.CreditRequest{})
+	if got.ExpectedVersion != nil {
+		t.Error("unset expected_version became a value")
+	}
+}
+
+func TestFromProtoCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   *pb.CheckCreditPaymentRequest
+		want ledger.CheckInput
+	}{
+		{
+			"credits", &pb.CheckCreditPaymentRequest{Workspace: "w", Account: "a", Cost: &pb.CheckCreditPaymentRequest_Credits{Credits: 12}},
+			ledger.CheckInput{Workspace: "w", Account: "a", Credits: 12},
+		},
+		{
+			"price", &pb.CheckCreditPaymentRequest{Workspace: "w", Account: "a", Cost: &pb.CheckCreditPaymentRequest_Price{Price: &money.Money{CurrencyCode: "USD", Units: 3, Nanos: 510_000_000}}},
+			ledger.CheckInput{Workspace: "w", Account: "a", Price: &ledger.Money{Currency: "USD", Units: 3, Nanos: 510_000_000}},
+		},
+		{
+			"price oneof set to nil", &pb.CheckCreditPaymentRequest{Workspace: "w", Account: "a", Cost: &pb.CheckCreditPaymentRequest_Price{}},
+			ledger.CheckInput{Workspace: "w", Account: "a", Price: &ledger.Money{}},
+		},
+		{"unset", &pb.CheckCreditPaymentRequest{Workspace: "w", Account: "a"}, ledger.CheckInput{Workspace: "w", Account: "a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, fromProtoCheck(tt.in)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTimesMoneyMasks(t *testing.T) {
+	t.Parallel()
+	if toProtoTime(time.Time{}) != nil {
+		t.Error("zero time must be unset")
+	}
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	var f fieldErrors
+	if got := fromProtoTime(&f, "t", toProtoTime(ts)); !got.Equal(ts) || f.err() != nil {
+		t.Errorf("time round trip: %v", got)
+	}
+	if got := fromProtoTime(&f, "t", nil); !got.IsZero() {
+		t.Error("unset timestamp must be the zero time")
+	}
+	m := ledger.Money{Currency: "EUR", Units: 12, Nanos: 340_000_000}
+	if got := fromProtoMoney(toProtoMoney(m)); got != m {
+		t.Errorf("money round trip: %v", got)
+	}
+	if fromProtoMoney(nil) != (ledger.Money{}) || toProtoMoney(ledger.Money{}) != nil {
+		t.Error("unset money must be the zero Money and back")
+	}
+	if got := fromProtoFieldMask(&fieldmaskpb.FieldMask{Paths: []string{"credits", "price"}}); !cmp.Equal(got, []string{"credits", "price"}) {
+		t.Errorf("mask = %v", got)
+	}
+	if fromProtoFieldMask(nil) != nil {
+		t.Error("unset mask must be nil")
+	}
+}
+
+func TestToProtoTransaction(t *testing.T) {
+	t.Parallel()
+	ct := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	got := toProtoTransaction(ledger.Transaction{
+		ID: "t1", Workspace: "acme", Account: "alice", Type: ledger.TypeOut, Kind: ledger.KindInvoicePayment,
+		Amount: 5, BalanceAfter: 95, AccountVersion: 2, Reference: "invoice:INV-1", IdempotencyKey: "k",
+		Metadata: map[string]string{"x": "y"}, PackageID: "p", RequestID: "r", CreateTime: ct,
+	})
+	want := &pb.Transaction{
+		Id: "t1", Workspace: "acme", Account: "alice", Type: pb.TransactionType_TRANSACTION_TYPE_OUT,
+		Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Amount: 5, BalanceAfter: 95, AccountVersion: 2,
+		Reference: "invoice:INV-1", IdempotencyKey: "k", Metadata: map[string]string{"x": "y"}, PackageId: "p", RequestId: "r",
+		CreateTime: timestamppb.New(ct),
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	rate, err := ledger.ParseDecimal("9.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := toProtoConversionRate(ledger.ConversionRate{Currency: "USD", Rate: rate}); r.GetRate() != "9.5" || r.GetCreateTime() != nil {
+		t.Errorf("rate = %v", r)
+	}
+}

@@ -1,0 +1,182 @@
+package grpcserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+// RequestIDHeader is the metadata key (and HTTP header) carrying the request id.
+const RequestIDHeader = "x-request-id"
+
+const maxRequestIDLength = 128
+
+type requestIDKey struct{}
+
+// RequestIDFromContext returns the request id the interceptor assigned ("" outside a request).
+func RequestIDFromContext(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// ValidRequestID reports whether a caller's request id is acceptable: short
+// and made of characters that are safe in logs and headers. Otherwise a
+// fresh one is used.
+func ValidRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDInterceptor takes the caller's x-request-id (or makes one), puts
+// it in the context for the log lines, and returns it as a response header.
+func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	var id string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 && ValidRequestID(v[0]) {
+			id = v[0]
+		}
+	}
+	if id == "" {
+		id = uuid.NewString()
+	}
+	// The header is sent with the response or the error status; a failure
+	// here only means the stream is already gone.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+}
+
+// callInfo is filled by inner interceptors for the request's log line.
+type callInfo struct {
+	subject string // authenticated caller
+	reason  string // ErrorInfo reason of a failed call
+}
+
+type callInfoKey struct{}
+
+func callInfoFrom(ctx context.Context) *callInfo {
+	ci, _ := ctx.Value(callInfoKey{}).(*callInfo)
+	if ci == nil {
+		return &callInfo{}
+	}
+	return ci
+}
+
+// loggingInterceptor writes one JSON line per request. It never logs
+// request bodies: only the method, the workspace and account, the outcome,
+// the duration, the request id, the caller's subject and a short hash of the
+// idempotency key (enough to correlate retries, useless to replay them).
+func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		ci := &callInfo{}
+		resp, err := handler(context.WithValue(ctx, callInfoKey{}, ci), req)
+		code := status.Code(err)
+		fields := make([]zap.Field, 0, 10)
+		fields = append(fields,
+			zap.String("method", info.FullMethod),
+			zap.String("code", code.String()),
+			zap.Float64("duration_seconds", time.Since(start).Seconds()),
+			zap.String("request_id", RequestIDFromContext(ctx)),
+		)
+		if r, ok := req.(interface{ GetWorkspace() string }); ok {
+			fields = append(fields, zap.String("workspace", r.GetWorkspace()))
+		}
+		if r, ok := req.(interface{ GetAccount() string }); ok && r.GetAccount() != "" {
+			fields = append(fields, zap.String("account", r.GetAccount()))
+		}
+		if r, ok := req.(interface{ GetIdempotencyKey() string }); ok && r.GetIdempotencyKey() != "" {
+			fields = append(fields, zap.String("idempotency_key_sha256", keyHash(r.GetIdempotencyKey())))
+		}
+		if ci.subject != "" {
+			fields = append(fields, zap.String("subject", ci.subject))
+		}
+		if ci.reason != "" {
+			fields = append(fields, zap.String("reason", ci.reason))
+		}
+		lvl := levelFor(code)
+		if code == codes.OK && strings.HasPrefix(info.FullMethod, "/grpc.health.v1.Health/") {
+			lvl = zapcore.DebugLevel // probes every few seconds would drown the log
+		}
+		log.Log(lvl, "request", fields...)
+		return resp, err
+	}
+}
+
+// keyHash is a short, stable digest of an idempotency key for logs.
+func keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:6])
+}
+
+// levelFor logs server-side failures at WARN (their cause has its own line)
+// and everything a client caused at INFO.
+func levelFor(c codes.Code) zapcore.Level {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable, codes.Unimplemented:
+		return zapcore.WarnLevel
+	default:
+		return zapcore.InfoLevel
+	}
+}
+
+// statusInterceptor turns whatever the inner chain returned into a gRPC
+// status through toStatus, and notes the reason for the log line.
+func statusInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		st := toStatus(ctx, log, info.FullMethod, err)
+		for _, d := range st.Details() {
+			if ei, ok := d.(*errdetails.ErrorInfo); ok {
+				callInfoFrom(ctx).reason = ei.GetReason()
+			}
+		}
+		return nil, st.Err()
+	}
+}
+
+// panicError carries a recovered panic to toStatus, which logs it (with the
+// stack) as the request's one internal-error line.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+// recoveryInterceptor turns a handler panic into INTERNAL instead of a
+// crashed process.
+func recoveryInterceptor() grpc.UnaryServerInterceptor {
+	return recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(_ context.Context, p any) error {
+		stack := make([]byte, 16<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		return ledger.InternalError(&panicError{value: p, stack: stack})
+	}))
+}

@@ -1,0 +1,127 @@
+package invoicing
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+const maxBody = 64 << 10
+
+// Handler returns the invoicing REST API.
+//
+//	POST /v1/workspaces/{workspace}/invoices
+//	GET  /v1/workspaces/{workspace}/invoices[?account=…&status=OPEN|PAYING|PAID]
+//	GET  /v1/workspaces/{workspace}/invoices/{invoice}
+//	GET  /v1/workspaces/{workspace}/invoices/{invoice}/payment-options
+//	POST /v1/workspaces/{workspace}/invoices/{invoice}/pay-with-credit
+//	GET  /healthz
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/workspaces/{workspace}/invoices", a.handleCreate)
+	mux.HandleFunc("GET /v1/workspaces/{workspace}/invoices", a.handleList)
+	mux.HandleFunc("GET /v1/workspaces/{workspace}/invoices/{invoice}", a.handleGet)
+	mux.HandleFunc("GET /v1/workspaces/{workspace}/invoices/{invoice}/payment-options", a.handleOptions)
+	mux.HandleFunc("POST /v1/workspaces/{workspace}/invoices/{invoice}/pay-with-credit", a.handlePay)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+// handleCreate creates an OPEN invoice. Body: {"account": "client-1",
+// "number": "INV-1042" (optional), "description": "...", "amount":
+// {"currency_code": "USD", "units": 3, "nanos": 510000000}}. 201.
+func (a *App) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var in NewInvoice
+	if !decode(w, r, &in) {
+		return
+	}
+	inv, err := a.Create(r.Context(), r.PathValue("workspace"), in)
+	a.respond(w, http.StatusCreated, inv, false, err)
+}
+
+// handleList lists invoices, newest first: {"invoices": [...]}.
+func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	out, err := a.List(r.Context(), r.PathValue("workspace"), q.Get("account"), ParseStatus(q.Get("status")))
+	a.respond(w, http.StatusOK, map[string]any{"invoices": out}, false, err)
+}
+
+// handleGet returns one invoice.
+func (a *App) handleGet(w http.ResponseWriter, r *http.Request) {
+	inv, err := a.Get(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
+	a.respond(w, http.StatusOK, inv, false, err)
+}
+
+// handleOptions answers whether "Pay with Credit" is offered for the
+// invoice, with the reason when not.
+func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
+	o, err := a.PaymentOptions(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
+	a.respond(w, http.StatusOK, o, false, err)
+}
+
+// handlePay pays the invoice with credits; no body. 200 with the PAID
+// invoice (also when it was already paid); 422 with the reason (the
+// invoice stays OPEN); 503 when the ledger did not confirm (the invoice
+// stays PAYING and is reconciled; calling again is safe).
+func (a *App) handlePay(w http.ResponseWriter, r *http.Request) {
+	inv, err := a.PayWithCredit(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
+	a.respond(w, http.StatusOK, inv, inv.ID != "", err)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil && dec.More() {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": errorBody(invalidf("body", "%v", err))})
+		return false
+	}
+	return true
+}
+
+// respond writes v on success; on error {"error": {...}} plus, when
+// withInvoice, the invoice's stored state under "invoice".
+func (a *App) respond(w http.ResponseWriter, ok int, v any, withInvoice bool, err error) {
+	if err == nil {
+		writeJSON(w, ok, v)
+		return
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		e = internal(err)
+	}
+	if e.Kind == KindInternal {
+		a.log.Error("internal error", zap.Error(err))
+	}
+	body := map[string]any{"error": errorBody(e)}
+	if withInvoice {
+		body["invoice"] = v
+	}
+	writeJSON(w, e.HTTPStatus(), body)
+}
+
+func errorBody(e *Error) map[string]any {
+	b := map[string]any{"code": e.Code, "message": e.Message}
+	if len(e.Metadata) > 0 {
+		b["metadata"] = e.Metadata
+	}
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

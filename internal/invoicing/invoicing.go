@@ -1,0 +1,368 @@
+// Package invoicing is the reference invoicing service of CreditLedger:
+// invoices in money, and "Pay with Credit".
+//
+// Paying an invoice with credits is a small saga made safe by one
+// idempotency key per invoice, "invoice:<id>":
+//
+//  1. the intent is committed first: status PAYING with the converted
+//     credits and the key;
+//  2. the ledger's Debit (kind INVOICE_PAYMENT, reference
+//     "invoice:<number>") is called with that key, retried by the client
+//     on timeouts and unavailability with the same key;
+//  3. only the ledger's answer moves the invoice on: PAID with the
+//     transaction id, or back to OPEN with the refusal's reason.
+//
+// If the process dies anywhere in between, Reconcile (run at start and
+// periodically) replays the debit of every PAYING invoice with the same
+// key: the ledger answers with the original transaction (→ PAID) or, if
+// nothing was posted, evaluates it afresh. So an invoice is never marked
+// paid without a posted debit, and never debited twice.
+package invoicing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+)
+
+// Ledger is what invoicing needs from CreditLedger; *ledgerclient.Client
+// provides it.
+type Ledger interface {
+	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
+	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
+	ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error)
+}
+
+// Config configures an App.
+type Config struct {
+	Store  *Store
+	Ledger Ledger
+	Logger *zap.Logger
+	Now    func() time.Time
+	// AfterDebit, when set, runs right after the ledger confirmed an
+	// invoice's debit and before the invoice is marked PAID. TEST-ONLY
+	// fault injection: cmd/invoicing sets it to exit the process when
+	// INVOICING_CRASH_AFTER_DEBIT=1, to prove the reconciliation.
+	AfterDebit func(Invoice)
+}
+
+// App is the invoicing logic over its store and the ledger.
+type App struct {
+	store      *Store
+	ledger     Ledger
+	log        *zap.Logger
+	now        func() time.Time
+	afterDebit func(Invoice)
+}
+
+// NewApp returns the invoicing service.
+func NewApp(cfg Config) (*App, error) {
+	if cfg.Store == nil || cfg.Ledger == nil {
+		return nil, errors.New("invoicing: Store and Ledger are required")
+	}
+	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now, afterDebit: cfg.AfterDebit}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
+}
+
+func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+
+// NewInvoice is what creating an invoice takes.
+type NewInvoice struct {
+	Account string `json:"account"`
+	// Number is the invoice's human number (e.g. "INV-1042"); assigned
+	// from the workspace's sequence when empty.
+	Number      string `json:"number,omitempty"`
+	Description string `json:"description,omitempty"`
+	Amount      Money  `json:"amount"`
+}
+
+// Create records an OPEN invoice.
+func (a *App) Create(ctx context.Context, workspace string, in NewInvoice) (Invoice, error) {
+	if err := checkIDs("workspace", workspace, "account", in.Account); err != nil {
+		return Invoice{}, err
+	}
+	if in.Number != "" && !validID(in.Number) {
+		return Invoice{}, invalidf("number", "must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit")
+	}
+	if len(in.Description) > 1024 {
+		return Invoice{}, invalidf("description", "at most 1024 characters")
+	}
+	if err := validateAmount("amount", in.Amount); err != nil {
+		return Invoice{}, err
+	}
+	inv, err := a.store.Insert(ctx, Invoice{
+		ID: uuid.Must(uuid.NewV7()).String(), Workspace: workspace, Account: in.Account, Number: in.Number,
+		Description: in.Description, Amount: in.Amount, CreateTime: a.clock(),
+	})
+	if errors.Is(err, errExists) {
+		return Invoice{}, &Error{
+			Kind: KindConflict, Code: CodeAlreadyExists, Message: "an invoice with this number exists",
+			Metadata: map[string]string{"number": in.Number},
+		}
+	}
+	if err != nil {
+		return Invoice{}, internal(err)
+	}
+	a.log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+		zap.String("workspace", workspace), zap.String("account", inv.Account), zap.Stringer("amount", inv.Amount))
+	return inv, nil
+}
+
+// Get returns an invoice.
+func (a *App) Get(ctx context.Context, workspace, id string) (Invoice, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return Invoice{}, err
+	}
+	inv, err := a.store.Get(ctx, workspace, id)
+	if errors.Is(err, errNoRows) {
+		return Invoice{}, &Error{
+			Kind: KindNotFound, Code: CodeNotFound, Message: fmt.Sprintf("invoice %q not found", id),
+			Metadata: map[string]string{"resource": "invoice", "id": id},
+		}
+	}
+	if err != nil {
+		return Invoice{}, internal(err)
+	}
+	return inv, nil
+}
+
+// List returns a workspace's invoices (of one account and status when
+// given), newest first.
+func (a *App) List(ctx context.Context, workspace, account string, status Status) ([]Invoice, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return nil, err
+	}
+	if account != "" && !validID(account) {
+		return nil, invalidf("account", "invalid identifier")
+	}
+	switch status {
+	case "", StatusOpen, StatusPaying, StatusPaid:
+	default:
+		return nil, invalidf("status", "must be OPEN, PAYING or PAID")
+	}
+	out, err := a.store.List(ctx, workspace, account, status)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// CreditOption says whether "Pay with Credit" is offered, and why not.
+type CreditOption struct {
+	Offered bool `json:"offered"`
+	// Reason when not offered: INVOICE_NOT_OPEN, CREDIT_PAYMENTS_DISABLED,
+	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
+	Reason                string `json:"reason,omitempty"`
+	CreditsRequired       int64  `json:"credits_required"`
+	Balance               int64  `json:"balance"`
+	CreditPaymentsEnabled bool   `json:"credit_payments_enabled"`
+}
+
+// PaymentOptions of an invoice.
+type PaymentOptions struct {
+	Invoice       Invoice      `json:"invoice"`
+	PayWithCredit CreditOption `json:"pay_with_credit"`
+}
+
+// PaymentOptions answers whether "Pay with Credit" is offered: only for an
+// OPEN invoice, and then by one CheckCreditPayment with its amount
+// (payments enabled, a rate exists, the balance covers the converted
+// amount).
+func (a *App) PaymentOptions(ctx context.Context, workspace, id string) (PaymentOptions, error) {
+	inv, err := a.Get(ctx, workspace, id)
+	if err != nil {
+		return PaymentOptions{}, err
+	}
+	out := PaymentOptions{Invoice: inv}
+	if inv.Status != StatusOpen {
+		out.PayWithCredit.Reason = CodeInvoiceNotOpen
+		return out, nil
+	}
+	chk, err := a.check(ctx, inv)
+	if err != nil {
+		if e := fromLedger(err); e.Kind != KindUnavailable {
+			return PaymentOptions{}, e
+		}
+		a.log.Warn("payment options: ledger unavailable", zap.String("invoice_id", inv.ID), zap.Error(err))
+		out.PayWithCredit.Reason = CodeLedgerUnavailable
+		return out, nil
+	}
+	out.PayWithCredit = CreditOption{
+		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
+		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	}
+	return out, nil
+}
+
+func (a *App) check(ctx context.Context, inv Invoice) (*pb.CheckCreditPaymentResponse, error) {
+	return a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
+		Workspace: inv.Workspace, Account: inv.Account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: inv.Amount.proto()},
+	})
+}
+
+// PayWithCredit pays an invoice with credits (see the package comment).
+// A PAID invoice is returned as it is; a PAYING one is settled by
+// replaying its key. The returned invoice is the stored state, also with
+// an error: OPEN with a refusal (KindRefused), PAYING when the ledger did
+// not confirm (KindUnavailable: it is reconciled later).
+func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice, error) {
+	for range 3 {
+		inv, err := a.Get(ctx, workspace, id)
+		if err != nil {
+			return Invoice{}, err
+		}
+		switch inv.Status {
+		case StatusPaid:
+			return inv, nil
+		case StatusPaying:
+			return a.settle(ctx, inv)
+		}
+		chk, err := a.check(ctx, inv)
+		if err != nil {
+			return inv, fromLedger(err)
+		}
+		if !chk.GetAllowed() {
+			if err := a.store.NoteFailure(ctx, workspace, id, chk.GetReason(), a.clock()); err != nil {
+				return inv, internal(err)
+			}
+			inv.LastFailure = chk.GetReason()
+			return inv, &Error{
+				Kind: KindRefused, Code: chk.GetReason(), Message: "Pay with Credit is not available",
+				Metadata: map[string]string{"balance": fmt.Sprint(chk.GetBalance()), "credits_required": fmt.Sprint(chk.GetCreditsRequired())},
+			}
+		}
+		ok, err := a.store.BeginPaying(ctx, workspace, id, chk.GetCreditsRequired(), Key(inv.ID), a.clock())
+		if err != nil {
+			return inv, internal(err)
+		}
+		if ok {
+			inv.Status, inv.Credits, inv.IdempotencyKey = StatusPaying, chk.GetCreditsRequired(), Key(inv.ID)
+			a.log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+				zap.Int64("credits", inv.Credits), zap.String("idempotency_key", inv.IdempotencyKey))
+			return a.settle(ctx, inv)
+		}
+		// A concurrent payment moved it first: look again.
+	}
+	return Invoice{}, &Error{Kind: KindConflict, Code: "CONCURRENT_UPDATE", Message: "the invoice is being changed concurrently; retry"}
+}
+
+// settle posts or replays the debit of a PAYING invoice and records the
+// ledger's answer.
+func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
+	res, err := a.ledger.Debit(ctx, &pb.DebitRequest{
+		Workspace: inv.Workspace, Account: inv.Account, Amount: inv.Credits,
+		Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Reference: inv.Reference(),
+		IdempotencyKey: inv.IdempotencyKey, Metadata: map[string]string{"invoice_id": inv.ID, "invoice_number": inv.Number},
+	})
+	var txID string
+	switch {
+	case err == nil:
+		txID = res.GetTransaction().GetId()
+		a.log.Info("invoice debit posted", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+			zap.Bool("replayed", res.GetReplayed()), zap.Int64("balance", res.GetBalance()))
+	case errors.Is(err, ledgerclient.ErrIdempotencyKeyReused):
+		// The key did post, with other terms (the amount was recomputed
+		// after a refusal raced with a success). The posted debit is the
+		// truth: find it.
+		txID, err = a.findDebit(ctx, inv)
+		if err != nil || txID == "" {
+			a.log.Error("invoice key posted with other terms and the debit cannot be found; left PAYING",
+				zap.String("invoice_id", inv.ID), zap.Error(err))
+			return inv, &Error{
+				Kind: KindConflict, Code: ledgerclient.ReasonIdempotencyKeyReused,
+				Message: "the payment key was used with other terms; an operator must check the ledger",
+			}
+		}
+	case ledgerclient.IsRefused(err):
+		le := fromLedger(err)
+		out, aerr := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, le.Code, a.clock())
+		if aerr != nil {
+			return inv, internal(aerr)
+		}
+		a.log.Info("invoice payment refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+		return out, le
+	default:
+		a.log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		return inv, fromLedger(err)
+	}
+	if a.afterDebit != nil {
+		a.afterDebit(inv)
+	}
+	out, err := a.store.MarkPaid(ctx, inv.Workspace, inv.ID, txID, a.clock())
+	if err != nil {
+		return inv, internal(err)
+	}
+	a.log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
+	return out, nil
+}
+
+// findDebit looks for the INVOICE_PAYMENT posted under the invoice's key.
+func (a *App) findDebit(ctx context.Context, inv Invoice) (string, error) {
+	req := &pb.ListTransactionsRequest{
+		Workspace: inv.Workspace, Account: inv.Account, PageSize: 500,
+		Type: pb.TransactionType_TRANSACTION_TYPE_OUT, Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT,
+	}
+	for range 100 {
+		res, err := a.ledger.ListTransactions(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		for _, t := range res.GetTransactions() {
+			if t.GetIdempotencyKey() == inv.IdempotencyKey {
+				return t.GetId(), nil
+			}
+		}
+		if res.GetNextPageToken() == "" {
+			return "", nil
+		}
+		req.PageToken = res.GetNextPageToken()
+	}
+	return "", errors.New("history too long to search")
+}
+
+// ReconcileReport counts what a Reconcile pass found and settled.
+type ReconcileReport struct {
+	Paying, Paid, Reopened int
+}
+
+// Reconcile settles every PAYING invoice by replaying its key: a posted
+// debit comes back as a replay (→ PAID), a refusal reopens the invoice,
+// an unreachable ledger leaves it PAYING for the next pass.
+func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	paying, err := a.store.Paying(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, inv := range paying {
+		rep.Paying++
+		out, _ := a.settle(ctx, inv)
+		switch out.Status {
+		case StatusPaid:
+			rep.Paid++
+		case StatusOpen:
+			rep.Reopened++
+		}
+	}
+	if rep.Paying > 0 {
+		a.log.Info("reconciled", zap.Int("paying", rep.Paying), zap.Int("paid", rep.Paid), zap.Int("reopened", rep.Reopened))
+	}
+	return rep, ctx.Err()
+}
+
+// ParseStatus reads a status filter ("" for any).
+func ParseStatus(s string) Status { return Status(strings.ToUpper(s)) }

@@ -1,0 +1,281 @@
+package invoicing
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver: pure Go, no cgo
+)
+
+// Store is the invoicing service's durable state in one SQLite file, in
+// WAL mode with synchronous=FULL: a status change whose commit returned
+// survives a crash or a power loss.
+type Store struct {
+	db *sql.DB
+}
+
+var (
+	errNoRows = errors.New("not found")
+	errExists = errors.New("already exists")
+)
+
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+const schema = `
+CREATE TABLE invoices (
+	id              TEXT PRIMARY KEY,
+	workspace       TEXT NOT NULL,
+	account         TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	number          TEXT NOT NULL,
+	description     TEXT NOT NULL DEFAULT '',
+	currency        TEXT NOT NULL,
+	units           INTEGER NOT NULL,
+	nanos           INTEGER NOT NULL,
+	status          TEXT NOT NULL CHECK (status IN ('OPEN', 'PAYING', 'PAID')),
+	credits         INTEGER NOT NULL DEFAULT 0,
+	idempotency_key TEXT NOT NULL DEFAULT '',
+	transaction_id  TEXT NOT NULL DEFAULT '',
+	last_failure    TEXT NOT NULL DEFAULT '',
+	create_time     TEXT NOT NULL,
+	update_time     TEXT NOT NULL,
+	paid_time       TEXT,
+	UNIQUE (workspace, number),
+	UNIQUE (workspace, seq),
+	CHECK (units >= 0 AND nanos BETWEEN 0 AND 999999999 AND (units > 0 OR nanos > 0)),
+	-- the intent is recorded with its key and amount before the ledger is called
+	CHECK (status = 'OPEN' OR (idempotency_key <> '' AND credits > 0)),
+	-- an invoice is never paid without the posted debit
+	CHECK (status <> 'PAID' OR (transaction_id <> '' AND paid_time IS NOT NULL))
+) STRICT;
+CREATE INDEX invoices_by_account ON invoices (workspace, account, seq);
+CREATE INDEX invoices_paying ON invoices (update_time) WHERE status = 'PAYING';
+`
+
+const schemaVersion = 1
+
+// OpenStore opens (creating if needed) the SQLite file at path.
+func OpenStore(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("invoicing store: empty database path")
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("invoicing store: open %s: %w", path, err)
+	}
+	// One connection: writes serialize anyway and are short; no ledger
+	// call ever happens inside a database transaction.
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db}
+	if err := s.init(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("invoicing store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("schema version %d is newer than this binary's %d", v, schemaVersion)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) pragma(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeLayout, s)
+	return t
+}
+
+const columns = `id, workspace, account, number, description, currency, units, nanos, status, credits, idempotency_key,
+	transaction_id, last_failure, create_time, update_time, COALESCE(paid_time, '')`
+
+func scan(row interface{ Scan(...any) error }) (Invoice, error) {
+	var i Invoice
+	var ct, ut, pt string
+	err := row.Scan(&i.ID, &i.Workspace, &i.Account, &i.Number, &i.Description, &i.Amount.CurrencyCode, &i.Amount.Units,
+		&i.Amount.Nanos, &i.Status, &i.Credits, &i.IdempotencyKey, &i.TransactionID, &i.LastFailure, &ct, &ut, &pt)
+	i.CreateTime, i.UpdateTime = parseTime(ct), parseTime(ut)
+	if pt != "" {
+		p := parseTime(pt)
+		i.PaidTime = &p
+	}
+	return i, err
+}
+
+// Insert records a new OPEN invoice; an empty number is assigned from the
+// workspace's sequence ("INV-000001"). errExists when the number is taken.
+func (s *Store) Insert(ctx context.Context, inv Invoice) (Invoice, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices WHERE workspace = ?`, inv.Workspace).Scan(&seq); err != nil {
+		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
+	}
+	if inv.Number == "" {
+		inv.Number = fmt.Sprintf("INV-%06d", seq)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM invoices WHERE workspace = ? AND number = ?`, inv.Workspace, inv.Number).Scan(&n); err != nil {
+		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
+	}
+	if n > 0 {
+		return Invoice{}, errExists
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO invoices (id, workspace, account, seq, number, description, currency, units, nanos, status, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?)`,
+		inv.ID, inv.Workspace, inv.Account, seq, inv.Number, inv.Description, inv.Amount.CurrencyCode, inv.Amount.Units,
+		inv.Amount.Nanos, fmtTime(inv.CreateTime), fmtTime(inv.CreateTime))
+	if err != nil {
+		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
+	}
+	inv.Status, inv.UpdateTime = StatusOpen, inv.CreateTime
+	return inv, nil
+}
+
+// Get returns one invoice of the workspace.
+func (s *Store) Get(ctx context.Context, workspace, id string) (Invoice, error) {
+	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND id = ?`, workspace, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Invoice{}, errNoRows
+	}
+	if err != nil {
+		return Invoice{}, fmt.Errorf("get invoice: %w", err)
+	}
+	return i, nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]Invoice, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list invoices: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []Invoice{}
+	for rows.Next() {
+		i, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list invoices: %w", err)
+		}
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}
+
+// List returns a workspace's invoices, optionally of one account and one
+// status, newest first.
+func (s *Store) List(ctx context.Context, workspace, account string, status Status) ([]Invoice, error) {
+	return s.query(ctx, `SELECT `+columns+` FROM invoices
+		WHERE workspace = ?1 AND (?2 = '' OR account = ?2) AND (?3 = '' OR status = ?3) ORDER BY seq DESC`,
+		workspace, account, string(status))
+}
+
+// Paying returns every invoice whose payment is in progress, oldest first.
+func (s *Store) Paying(ctx context.Context) ([]Invoice, error) {
+	return s.query(ctx, `SELECT `+columns+` FROM invoices WHERE status = 'PAYING' ORDER BY update_time`)
+}
+
+// BeginPaying durably records the intent to pay an OPEN invoice with
+// credits: status PAYING, the credits and the ledger key. It reports false
+// when the invoice was not OPEN (someone else got there first).
+func (s *Store) BeginPaying(ctx context.Context, workspace, id string, credits int64, key string, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE invoices SET status = 'PAYING', credits = ?, idempotency_key = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'OPEN'`,
+		credits, key, fmtTime(now), workspace, id)
+	if err != nil {
+		return false, fmt.Errorf("begin paying: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// MarkPaid records the posted debit. The debit is the truth: an invoice
+// whose key was posted is paid, also if a concurrent refusal had moved it
+// back to OPEN meanwhile.
+func (s *Store) MarkPaid(ctx context.Context, workspace, id, txID string, now time.Time) (Invoice, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE invoices SET status = 'PAID', transaction_id = ?, last_failure = '', paid_time = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status <> 'PAID'`,
+		txID, fmtTime(now), fmtTime(now), workspace, id)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("mark paid: %w", err)
+	}
+	return s.Get(ctx, workspace, id)
+}
+
+// AbortPaying moves a PAYING invoice back to OPEN with the ledger's
+// refusal: nothing was posted under its key.
+func (s *Store) AbortPaying(ctx context.Context, workspace, id, reason string, now time.Time) (Invoice, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE invoices SET status = 'OPEN', last_failure = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'PAYING'`,
+		reason, fmtTime(now), workspace, id)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("abort paying: %w", err)
+	}
+	return s.Get(ctx, workspace, id)
+}
+
+// NoteFailure records the reason of a payment refused before PAYING.
+func (s *Store) NoteFailure(ctx context.Context, workspace, id, reason string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE invoices SET last_failure = ?, update_time = ? WHERE workspace = ? AND id = ? AND status = 'OPEN'`,
+		reason, fmtTime(now), workspace, id)
+	if err != nil {
+		return fmt.Errorf("note failure: %w", err)
+	}
+	return nil
+}
