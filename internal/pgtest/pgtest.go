@@ -256,7 +256,7 @@ func (s *Server) NewDatabase(tb testing.TB, template string) string {
 // TestMain. setup (may be nil) prepares templates. A server that cannot
 // start fails the binary loudly.
 func Main(m *testing.M, setup func(*Server) error) {
-	os.Exit(run(m, setup))
+	os.Exit(Run(m, setup))
 }
 
 var shared atomic.Pointer[Server]
@@ -271,7 +271,9 @@ func Shared(tb testing.TB) *Server {
 	return s
 }
 
-func run(m *testing.M, setup func(*Server) error) int {
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain with its own clean-up.
+func Run(m *testing.M, setup func(*Server) error) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	s, err := Start(ctx)
 	if err != nil {

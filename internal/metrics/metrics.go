@@ -1,0 +1,190 @@
+// Package metrics exports what operators alert on about the store behind
+// ledgerd: how long its transactions take, whether it answers, its
+// connection pool, and the agency's queue of pending credit requests.
+// (Per-RPC metrics come from the gRPC middleware in grpcserver, business
+// counters from grpcserver.Observer.)
+package metrics
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+// PoolStatser is implemented by stores with a connection pool.
+type PoolStatser interface {
+	// PoolStats reports idle and in-use connections, the pool's maximum, and
+	// the total time callers have waited for a connection.
+	PoolStats() (idle, inUse, maxConns int, acquireWait time.Duration)
+}
+
+// PendingStatser is implemented by stores that can count pending credit
+// requests across every workspace in one query.
+type PendingStatser interface {
+	// PendingRequestStats returns how many requests are PENDING and the
+	// submit time of the oldest (zero when none).
+	PendingRequestStats(ctx context.Context) (count int64, oldest time.Time, err error)
+}
+
+// Store wraps a ledger.Store and times every Update and View.
+type Store struct {
+	ledger.Store
+	seconds *prometheus.HistogramVec
+}
+
+// InstrumentStore registers creditledger_store_transaction_seconds on reg
+// and returns s wrapped so that it observes every store transaction.
+func InstrumentStore(s ledger.Store, reg prometheus.Registerer) (*Store, error) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "creditledger", Name: "store_transaction_seconds",
+		Help:    "Duration of store transactions (mode update: read-write, view: read-only snapshot), retries included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"mode", "outcome"})
+	if err := reg.Register(h); err != nil {
+		return nil, err
+	}
+	return &Store{Store: s, seconds: h}, nil
+}
+
+// Update times the wrapped Update.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, ledger.Tx) error) error {
+	start := time.Now()
+	err := s.Store.Update(ctx, fn)
+	s.seconds.WithLabelValues("update", outcome(err)).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// View times the wrapped View.
+func (s *Store) View(ctx context.Context, fn func(context.Context, ledger.ReadTx) error) error {
+	start := time.Now()
+	err := s.Store.View(ctx, fn)
+	s.seconds.WithLabelValues("view", outcome(err)).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// outcome keeps the label set bounded: ok, or error (business refusals
+// included: they roll the transaction back).
+func outcome(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+// Health holds creditledger_store_up, set by whoever pings the store.
+type Health struct{ up prometheus.Gauge }
+
+// NewHealth registers creditledger_store_up (0 until the first ping).
+func NewHealth(reg prometheus.Registerer) (*Health, error) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "creditledger", Name: "store_up",
+		Help: "1 when the store answered its last ping, 0 otherwise.",
+	})
+	if err := reg.Register(g); err != nil {
+		return nil, err
+	}
+	return &Health{up: g}, nil
+}
+
+// Set records the outcome of a ping.
+func (h *Health) Set(up bool) {
+	if up {
+		h.up.Set(1)
+	} else {
+		h.up.Set(0)
+	}
+}
+
+// RegisterStoreCollectors registers the pool gauges (when the store has a
+// pool) and the pending-request gauges (when it can count them). Pending
+// counts are read at most once per interval, however often Prometheus
+// scrapes, and each read is bounded by a timeout.
+func RegisterStoreCollectors(reg prometheus.Registerer, s ledger.Store, interval time.Duration) error {
+	if p, ok := s.(PoolStatser); ok {
+		if err := reg.Register(&poolCollector{s: p}); err != nil {
+			return err
+		}
+	}
+	if p, ok := s.(PendingStatser); ok {
+		if err := reg.Register(&pendingCollector{s: p, interval: interval, now: time.Now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	poolConnsDesc = prometheus.NewDesc("creditledger_store_pool_connections",
+		"Store connections by state (idle, in_use).", []string{"state"}, nil)
+	poolMaxDesc = prometheus.NewDesc("creditledger_store_pool_max_connections",
+		"Maximum number of store connections.", nil, nil)
+	poolWaitDesc = prometheus.NewDesc("creditledger_store_pool_acquire_wait_seconds_total",
+		"Total time spent waiting for a store connection.", nil, nil)
+	pendingDesc = prometheus.NewDesc("creditledger_pending_requests",
+		"Credit requests waiting for the agency's decision, across workspaces.", nil, nil)
+	pendingAgeDesc = prometheus.NewDesc("creditledger_pending_requests_oldest_age_seconds",
+		"Age of the oldest pending credit request (0 when none).", nil, nil)
+	pendingErrDesc = prometheus.NewDesc("creditledger_pending_requests_scrape_errors_total",
+		"Failed reads of the pending-request figures.", nil, nil)
+)
+
+type poolCollector struct{ s PoolStatser }
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolConnsDesc
+	ch <- poolMaxDesc
+	ch <- poolWaitDesc
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	idle, inUse, maxConns, wait := c.s.PoolStats()
+	ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(idle), "idle")
+	ch <- prometheus.MustNewConstMetric(poolConnsDesc, prometheus.GaugeValue, float64(inUse), "in_use")
+	ch <- prometheus.MustNewConstMetric(poolMaxDesc, prometheus.GaugeValue, float64(maxConns))
+	ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, wait.Seconds())
+}
+
+type pendingCollector struct {
+	s        PendingStatser
+	interval time.Duration
+	now      func() time.Time
+
+	mu     sync.Mutex
+	read   time.Time // when count and oldest were read
+	count  int64
+	oldest time.Time
+	errors float64
+}
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- pendingAgeDesc
+	ch <- pendingErrDesc
+}
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.read.IsZero() || now.Sub(c.read) >= c.interval {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		count, oldest, err := c.s.PendingRequestStats(ctx)
+		cancel()
+		if err != nil {
+			c.errors++
+		} else {
+			c.read, c.count, c.oldest = now, count, oldest
+		}
+	}
+	age := 0.0
+	if !c.oldest.IsZero() {
+		age = max(now.Sub(c.oldest).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(c.count))
+	ch <- prometheus.MustNewConstMetric(pendingAgeDesc, prometheus.GaugeValue, age)
+	ch <- prometheus.MustNewConstMetric(pendingErrDesc, prometheus.CounterValue, c.errors)
+}

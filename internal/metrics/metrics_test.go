@@ -1,0 +1,136 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+type fakeStore struct {
+	ledger.Store // nil: only the methods below are called
+	reads        int
+	count        int64
+	oldest       time.Time
+	err          error
+}
+
+func (f *fakeStore) PendingRequestStats(context.Context) (int64, time.Time, error) {
+	f.reads++
+	return f.count, f.oldest, f.err
+}
+
+func (f *fakeStore) PoolStats() (int, int, int, time.Duration) {
+	return 3, 2, 10, 1500 * time.Millisecond
+}
+
+func (f *fakeStore) Update(_ context.Context, fn func(context.Context, ledger.Tx) error) error {
+	return fn(context.Background(), nil)
+}
+
+func (f *fakeStore) View(_ context.Context, fn func(context.Context, ledger.ReadTx) error) error {
+	return fn(context.Background(), nil)
+}
+
+func TestPendingGaugesAreCachedAndAged(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f := &fakeStore{count: 4, oldest: now.Add(-90 * time.Minute)}
+	c := &pendingCollector{s: f, interval: 10 * time.Second, now: func() time.Time { return now }}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+
+	want := `
+# HELP creditledger_pending_requests Credit requests waiting for the agency's decision, across workspaces.
+# TYPE creditledger_pending_requests gauge
+creditledger_pending_requests 4
+# HELP creditledger_pending_requests_oldest_age_seconds Age of the oldest pending credit request (0 when none).
+# TYPE creditledger_pending_requests_oldest_age_seconds gauge
+creditledger_pending_requests_oldest_age_seconds 5400
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "creditledger_pending_requests", "creditledger_pending_requests_oldest_age_seconds"); err != nil {
+		t.Fatal(err)
+	}
+	// A second scrape within the interval does not query the store again,
+	// but the age keeps growing.
+	now = now.Add(5 * time.Second)
+	f.count = 99
+	if got := testutil.ToFloat64(gaugeOnly(c, pendingDesc)); got != 4 || f.reads != 1 {
+		t.Fatalf("within the interval: count %v after %d reads, want the cached 4 after 1", got, f.reads)
+	}
+	now = now.Add(10 * time.Second)
+	if got := testutil.ToFloat64(gaugeOnly(c, pendingDesc)); got != 99 || f.reads != 2 {
+		t.Fatalf("after the interval: count %v after %d reads, want 99 after 2", got, f.reads)
+	}
+	// A failing read keeps the last figures and counts the error.
+	now = now.Add(time.Minute)
+	f.err, f.count = errors.New("store down"), 7
+	if got := testutil.ToFloat64(gaugeOnly(c, pendingErrDesc)); got != 1 {
+		t.Fatalf("scrape errors = %v, want 1", got)
+	}
+}
+
+// gaugeOnly collects c and keeps the metric of desc.
+func gaugeOnly(c prometheus.Collector, desc *prometheus.Desc) prometheus.Collector {
+	return filtered{c, desc}
+}
+
+type filtered struct {
+	c    prometheus.Collector
+	desc *prometheus.Desc
+}
+
+func (f filtered) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+
+func (f filtered) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 16)
+	f.c.Collect(all)
+	close(all)
+	for m := range all {
+		if m.Desc() == f.desc {
+			ch <- m
+		}
+	}
+}
+
+func TestPoolAndStoreTiming(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	f := &fakeStore{}
+	if err := RegisterStoreCollectors(reg, f, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s, err := InstrumentStore(f, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	_ = s.Update(context.Background(), func(context.Context, ledger.Tx) error { return nil })
+	_ = s.Update(context.Background(), func(context.Context, ledger.Tx) error { return refused })
+	_ = s.View(context.Background(), func(context.Context, ledger.ReadTx) error { return nil })
+
+	want := `
+# HELP creditledger_store_pool_connections Store connections by state (idle, in_use).
+# TYPE creditledger_store_pool_connections gauge
+creditledger_store_pool_connections{state="idle"} 3
+creditledger_store_pool_connections{state="in_use"} 2
+# HELP creditledger_store_pool_max_connections Maximum number of store connections.
+# TYPE creditledger_store_pool_max_connections gauge
+creditledger_store_pool_max_connections 10
+# HELP creditledger_store_pool_acquire_wait_seconds_total Total time spent waiting for a store connection.
+# TYPE creditledger_store_pool_acquire_wait_seconds_total counter
+creditledger_store_pool_acquire_wait_seconds_total 1.5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "creditledger_store_pool_connections",
+		"creditledger_store_pool_max_connections", "creditledger_store_pool_acquire_wait_seconds_total"); err != nil {
+		t.Fatal(err)
+	}
+	n := testutil.CollectAndCount(s.seconds)
+	if n != 3 {
+		t.Errorf("store_transaction_seconds series = %d, want 3 (update ok, update error, view ok)", n)
+	}
+}
