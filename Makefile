@@ -64,6 +64,10 @@ pg-start:
 pg-stop:
 	scripts/pg-local.sh stop
 
+## bench: load benchmark vs pgbench on one throwaway PostgreSQL, and the embedded store (not part of test)
+bench:
+	scripts/bench.sh
+
 ## ci: what .ci/run runs
 ci: test lint check-generated
 

@@ -219,3 +219,24 @@ func TestToProtoTransaction(t *testing.T) {
 		t.Errorf("rate = %v", r)
 	}
 }
+
+// BenchmarkConvertDebit measures the transport's share of a Debit: the
+// request into the domain and the transaction back into proto.
+func BenchmarkConvertDebit(b *testing.B) {
+	req := &pb.DebitRequest{
+		Workspace: "agency-42", Account: "client-7", Amount: 350, IdempotencyKey: "checkout-order:8c1e9f",
+		Kind: pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE, Reference: "order:8c1e9f",
+		Metadata: map[string]string{"order": "42"},
+	}
+	tx := ledger.Transaction{
+		ID: "tx_01", Workspace: "agency-42", Account: "client-7", Type: ledger.TypeOut, Kind: ledger.KindServicePurchase,
+		Amount: 350, BalanceAfter: 650, AccountVersion: 12, Reference: "order:8c1e9f", IdempotencyKey: "checkout-order:8c1e9f",
+		Metadata: map[string]string{"order": "42"}, CreateTime: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
+	}
+	for b.Loop() {
+		if _, err := fromProtoDebit(req); err != nil {
+			b.Fatal(err)
+		}
+		_ = toProtoTransaction(tx)
+	}
+}

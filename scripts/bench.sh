@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# make bench: measures ledgerd under load and, in the same run on the same
+# PostgreSQL server, pgbench at the same concurrency, and prints the ratio.
+#
+#   1. a throwaway PostgreSQL cluster with the server's default (durable)
+#      settings: fsync and synchronous_commit on;
+#   2. ledgerd on it: scenarios uniform (10,000 pre-funded accounts) and
+#      hot (one account), a 50/50 debit/credit mix, unique idempotency keys;
+#   3. pgbench: builtin simple-update (uniform) and a one-row
+#      update+insert script (hot), same clients, same duration;
+#   4. ledgerd on the embedded store, both scenarios.
+#
+# Results: one JSON line per measurement in $BENCH_OUT (default
+# .data/bench/results.jsonl) and a table on stdout.
+#
+# Knobs: BENCH_DURATION (10s), BENCH_CONCURRENCY (64), BENCH_ACCOUNTS (10000),
+# BENCH_DB_MAX_CONNS (16), BENCH_GROUP_COMMIT (false).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+duration=${BENCH_DURATION:-10s}
+conc=${BENCH_CONCURRENCY:-64}
+accounts=${BENCH_ACCOUNTS:-10000}
+maxconns=${BENCH_DB_MAX_CONNS:-16}
+group=${BENCH_GROUP_COMMIT:-false}
+work=$(mktemp -d /tmp/clbench.XXXXXX)
+out=${BENCH_OUT:-$root/.data/bench/results.jsonl}
+mkdir -p "$(dirname "$out")"
+: >"$out"
+
+scripts/ensure-postgres.sh >/dev/null
+bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+ledgerd_pid=""
+cleanup() {
+	if [[ -n "$ledgerd_pid" ]]; then kill "$ledgerd_pid" 2>/dev/null || true; wait "$ledgerd_pid" 2>/dev/null || true; fi
+	if [[ -f "$work/pg/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/pg/data" -m immediate >/dev/null 2>&1 || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "bench: building ledgerd and ledgerbench" >&2
+go build -o "$work/bin/" ./cmd/ledgerd ./cmd/ledgerbench
+
+echo "bench: starting PostgreSQL ($("$bindir/postgres" --version))" >&2
+mkdir -p "$work/pg"
+if [[ $(id -u) -eq 0 ]]; then chown postgres: "$work/pg"; chmod 755 "$work"; fi
+as_pg "$bindir/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+as_pg "$bindir/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/log" \
+	-o "-k $work/pg -c listen_addresses='' -c max_connections=300 -c shared_buffers=512MB" >/dev/null
+psql_() { as_pg "$bindir/psql" -h "$work/pg" -U postgres -X -q "$@"; }
+psql_ -d postgres -c "CREATE DATABASE ledger" -c "CREATE DATABASE pgbench"
+pgurl="postgres:///ledger?host=$work/pg&user=postgres&sslmode=disable"
+
+# start_ledgerd ENV... : runs ledgerd in the background and waits until ready.
+start_ledgerd() {
+	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
+		LEDGER_GRPC_ADDR=127.0.0.1:19090 LEDGER_HTTP_ADDR=127.0.0.1:18080 "$@" \
+		"$work/bin/ledgerd" serve 2>>"$work/ledgerd.log" &
+	ledgerd_pid=$!
+	for _ in $(seq 1 200); do
+		if curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench: ledgerd did not become ready:" >&2
+	tail -20 "$work/ledgerd.log" >&2
+	exit 1
+}
+stop_ledgerd() {
+	kill -TERM "$ledgerd_pid"
+	wait "$ledgerd_pid" || true
+	ledgerd_pid=""
+}
+
+# ours STORE SCENARIO: one ledgerbench run against a fresh ledgerd.
+ours() {
+	"$work/bin/ledgerbench" -addr 127.0.0.1:19090 -store "$1" -scenario "$2" -concurrency "$conc" \
+		-accounts "$accounts" -duration "$duration" -ledgerd-pid "$ledgerd_pid" -json "$out" >&2
+}
+
+echo "bench: ledgerd on PostgreSQL (pool $maxconns, group commit $group)" >&2
+env -i PATH="$PATH" LEDGER_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
+for scenario in uniform hot; do
+	start_ledgerd LEDGER_DATABASE_URL="$pgurl" LEDGER_DB_MAX_CONNS="$maxconns" LEDGER_GROUP_COMMIT="$group"
+	ours postgres "$scenario"
+	stop_ledgerd
+done
+
+echo "bench: pgbench on the same server" >&2
+secs=${duration%s}
+as_pg "$bindir/pgbench" -h "$work/pg" -U postgres -i -q -s 1 pgbench >/dev/null 2>&1
+cat >"$work/hot.sql" <<'SQL'
+\set delta random(-5000, 5000)
+BEGIN;
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = 1;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, :delta, CURRENT_TIMESTAMP);
+END;
+SQL
+chmod 644 "$work/hot.sql"
+# pgbench SCENARIO ARGS...: records tps and latency average as a JSON line.
+pgb() {
+	local scenario=$1
+	shift
+	local log="$work/pgbench-$scenario.log"
+	as_pg "$bindir/pgbench" -h "$work/pg" -U postgres -c "$conc" -j 2 -T "$secs" -M prepared -n "$@" pgbench >"$log" 2>&1
+	local tps lat
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log" | tail -1)
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log")
+	echo "pgbench $scenario: $tps tps, latency average $lat ms" >&2
+	printf '{"scenario":"%s","store":"pgbench","concurrency":%s,"ops_per_second":%s,"latency_avg_ms":%s}\n' \
+		"$scenario" "$conc" "$tps" "$lat" >>"$out"
+}
+pgb uniform -b simple-update
+pgb hot -f "$work/hot.sql"
+
+echo "bench: ledgerd on the embedded store" >&2
+for scenario in uniform hot; do
+	rm -rf "$work/embedded"
+	start_ledgerd LEDGER_DATA_DIR="$work/embedded"
+	ours embedded "$scenario"
+	stop_ledgerd
+done
+
+# The table.
+python3 - "$out" "$conc" "$duration" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+get = lambda store, sc: next((r for r in rows if r["store"] == store and r["scenario"] == sc), None)
+print(f"\nCreditLedger benchmark: {sys.argv[2]} clients, {sys.argv[3]} per scenario, 50% debits / 50% credits\n")
+print(f"| store | scenario | ops/s | p50 ms | p95 ms | p99 ms | errors | ledgerd peak RSS MiB | pgbench tps | ours/pgbench |")
+print(f"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for store in ("postgres", "embedded"):
+    for sc in ("uniform", "hot"):
+        r = get(store, sc)
+        if not r:
+            continue
+        p = get("pgbench", sc) if store == "postgres" else None
+        errs = sum(r.get("errors", {}).values())
+        ratio = f"{r['ops_per_second'] / p['ops_per_second']:.2f}" if p and p["ops_per_second"] else "—"
+        ptps = f"{p['ops_per_second']:.0f}" if p else "—"
+        print(f"| {store} | {sc} | {r['ops_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {errs} | {r.get('ledgerd_peak_rss_mib', 0):.0f} | {ptps} | {ratio} |")
+for sc in ("uniform", "hot"):
+    r, p = get("postgres", sc), get("pgbench", sc)
+    if r and p and p["ops_per_second"]:
+        print(f"\nratio ours/pgbench ({sc}): {r['ops_per_second'] / p['ops_per_second']:.2f}", end="")
+print(f"\n\nresults: {sys.argv[1]}")
+PY
