@@ -422,14 +422,19 @@ func testExpectedVersion(t *testing.T, h *harness) {
 	if b := h.balance("ws1", "finn"); b.Balance != 200 || b.Version != 2 {
 		t.Fatalf("mismatch posted: %+v", b)
 	}
+	// A version mismatch is a business refusal and is not remembered: the
+	// client re-reads and retries with the same key and the right version.
 	res, err := h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "finn", Amount: 10, IdempotencyKey: "ev1", ExpectedVersion: i64(2)})
-	if err == nil {
-		t.Fatalf("same key with a different expected_version must be a different request, got %+v", res)
+	if err != nil || res.Replayed || res.Version != 3 || res.Balance != 190 {
+		t.Fatalf("retry of a refused key with the matching expected_version: %+v %v", res, err)
 	}
+	// The posted request is remembered now: the same key with another
+	// expected_version is a different request.
+	_, err = h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "finn", Amount: 10, IdempotencyKey: "ev1", ExpectedVersion: i64(3)})
 	wantReason(t, err, ledger.CodeInvalid, ledger.ReasonIdempotencyKeyReused)
-	res, err = h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "finn", Amount: 10, IdempotencyKey: "ev3", ExpectedVersion: i64(2)})
-	if err != nil || res.Version != 3 || res.Balance != 190 {
-		t.Fatalf("matching expected_version: %+v %v", res, err)
+	_, err = h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "finn", Amount: 10, IdempotencyKey: "ev3", ExpectedVersion: i64(2)})
+	if e := wantReason(t, err, ledger.CodeAborted, ledger.ReasonVersionMismatch); e.Metadata["current_version"] != "3" {
+		t.Fatalf("stale expected_version: metadata %v", e.Metadata)
 	}
 	// expected_version 0 on a new account is the "create only if new" guard.
 	if _, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "gina", Amount: 1, IdempotencyKey: "ev4", ExpectedVersion: i64(0)}); err != nil {
