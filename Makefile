@@ -38,6 +38,7 @@ lint: $(TOOLS)
 	$(BIN)/buf lint
 	$(GO) vet ./...
 	$(BIN)/golangci-lint run ./...
+	scripts/check-deploy.sh
 
 ## build: the binaries into bin/
 build:

@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# Validates deploy/ offline (no Docker daemon, no cluster, no registry):
+#   - every YAML and JSON file under deploy/ parses;
+#   - promtool: the alerting rules, their unit tests, the Prometheus configs;
+#   - every metric name in the alerts, their tests and the dashboard is one
+#     ledgerd exports, and every alert has a severity, a summary, a
+#     description and a runbook link to a section of deploy/README.md;
+#   - the Grafana dashboard and provisioning fit together;
+#   - the Kubernetes manifests are consistent (selectors, ports, probes,
+#     ConfigMap/Secret references, grace period vs drain) and kustomize builds;
+#   - compose.yaml references existing files and services, and
+#     `docker compose config -q` accepts it when the compose plugin exists;
+#   - the Dockerfile builds what exists and runs as non-root.
+# Installs Debian's prometheus (for promtool) and python3-yaml when missing
+# and running as root.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+say() { echo "check-deploy: $*"; }
+die() {
+	echo "check-deploy: $*" >&2
+	exit 1
+}
+
+# apt_install PACKAGE...: installs Debian packages without starting their
+# services (the prometheus package ships a daemon).
+apt_install() {
+	if [[ $(id -u) -ne 0 ]]; then
+		die "missing $*; installing needs root: sudo apt-get install -y --no-install-recommends $*"
+	fi
+	say "installing Debian's $*"
+	export DEBIAN_FRONTEND=noninteractive
+	local guard=""
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		guard=1
+	fi
+	local rc=0
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; } || rc=$?
+	[[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+	[[ $rc -eq 0 ]] || die "apt-get install $* failed"
+}
+
+# PROMTOOL may name another promtool (e.g. upstream's, which has Kubernetes
+# service discovery); otherwise Debian's is used, installed when missing.
+if [[ -z ${PROMTOOL:-} ]]; then
+	command -v promtool >/dev/null || apt_install prometheus
+	PROMTOOL=$(command -v promtool) || die "promtool is still missing after installing prometheus"
+fi
+
+# Debian's python3, not a pyenv shim: PyYAML comes from python3-yaml.
+PY=/usr/bin/python3
+[[ -x $PY ]] || apt_install python3
+"$PY" -c 'import yaml' 2>/dev/null || apt_install python3-yaml
+
+say "$("$PROMTOOL" --version 2>&1 | head -1)"
+
+say "parsing every YAML and JSON file under deploy/"
+"$PY" - <<'PY'
+import json, pathlib, sys, yaml
+bad = 0
+files = sorted(p for p in pathlib.Path("deploy").rglob("*") if p.is_file())
+for p in files:
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            docs = [d for d in yaml.safe_load_all(p.read_text()) if d is not None]
+            if not docs:
+                raise ValueError("no document")
+        elif p.suffix == ".json":
+            json.loads(p.read_text())
+        else:
+            continue
+    except Exception as e:  # noqa: BLE001 - report every file, then fail
+        print(f"  {p}: {e}", file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
+PY
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say "promtool check rules"
+"$PROMTOOL" check rules deploy/prometheus/alerts.yml
+say "promtool test rules"
+"$PROMTOOL" test rules deploy/prometheus/alerts_test.yml
+say "promtool check config"
+"$PROMTOOL" check config deploy/prometheus/prometheus.yml
+# Debian builds Prometheus without Kubernetes service discovery. Then the
+# Kubernetes example is checked with its discovery replaced by a static
+# target: everything else in it (relabeling, rule files) is still checked.
+printf 'scrape_configs:\n  - job_name: probe\n    kubernetes_sd_configs: [{role: pod}]\n' >"$tmp/probe.yml"
+if "$PROMTOOL" check config "$tmp/probe.yml" >/dev/null 2>&1; then
+	"$PROMTOOL" check config deploy/prometheus/prometheus-kubernetes.yml
+else
+	say "this promtool has no Kubernetes service discovery: checking prometheus-kubernetes.yml with a static target instead"
+	"$PY" - "$tmp/prometheus-kubernetes.yml" <<'PY'
+import pathlib, sys, yaml
+src = pathlib.Path("deploy/prometheus/prometheus-kubernetes.yml")
+cfg = yaml.safe_load(src.read_text())
+cfg["rule_files"] = [str((src.parent / f).resolve()) for f in cfg.get("rule_files", [])]
+for sc in cfg["scrape_configs"]:
+    if sc.pop("kubernetes_sd_configs", None) is not None:
+        sc["static_configs"] = [{"targets": ["ledgerd:8080"]}]
+pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(cfg))
+PY
+	"$PROMTOOL" check config "$tmp/prometheus-kubernetes.yml"
+fi
+
+# The dashboard's queries are PromQL too: promtool parses them as recording
+# rules, with Grafana's variables replaced by plain values.
+say "promtool: parsing the dashboard's queries"
+"$PY" - "$tmp/dashboard-rules.yml" <<'PY'
+import json, sys, yaml
+dash = json.load(open("deploy/grafana/dashboards/creditledger.json"))
+exprs = []
+def walk(panels):
+    for p in panels:
+        for t in p.get("targets", []):
+            exprs.append((p["title"], t["expr"]))
+        walk(p.get("panels", []))
+walk(dash["panels"])
+subst = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "${instance}": ".*", "$instance": ".*"}
+rules = []
+for i, (title, e) in enumerate(exprs):
+    for k, v in subst.items():
+        e = e.replace(k, v)
+    if "$" in e:
+        sys.exit(f"dashboard panel {title!r}: unknown variable in {e}")
+    rules.append({"record": f"dashboard:query_{i}", "expr": e})
+yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, open(sys.argv[1], "w"))
+PY
+"$PROMTOOL" check rules "$tmp/dashboard-rules.yml"
+
+say "checking metric names, alert annotations, dashboard, manifests and compose file"
+"$PY" - <<'PY'
+import json, pathlib, re, sys, yaml
+
+errors = []
+def err(msg):
+    errors.append(msg)
+
+D = pathlib.Path("deploy")
+def load(path):
+    return yaml.safe_load((D / path).read_text())
+def load_all(path):
+    return [d for d in yaml.safe_load_all((D / path).read_text()) if d is not None]
+
+# --- Metric names: exactly what ledgerd exports (internal/metrics,
+# internal/grpcserver) plus the Go and process collectors' series we use.
+EXPORTED = {
+    "creditledger_grpc_server_handled_total",
+    "creditledger_grpc_server_started_total",
+    "creditledger_grpc_server_handling_seconds_bucket",
+    "creditledger_grpc_server_handling_seconds_sum",
+    "creditledger_grpc_server_handling_seconds_count",
+    "creditledger_transactions_posted_total",
+    "creditledger_credits_posted_total",
+    "creditledger_refusals_total",
+    "creditledger_idempotent_replays_total",
+    "creditledger_store_conflicts_total",
+    "creditledger_pending_requests",
+    "creditledger_pending_requests_oldest_age_seconds",
+    "creditledger_pending_requests_scrape_errors_total",
+    "creditledger_store_up",
+    "creditledger_store_transaction_seconds_bucket",
+    "creditledger_store_transaction_seconds_sum",
+    "creditledger_store_transaction_seconds_count",
+    "creditledger_store_pool_connections",
+    "creditledger_store_pool_max_connections",
+    "creditledger_store_pool_acquire_wait_seconds_total",
+    "go_goroutines", "go_threads", "go_gc_duration_seconds",
+    "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes",
+    "process_resident_memory_bytes", "process_cpu_seconds_total",
+    "process_open_fds", "process_max_fds",
+}
+NAME = re.compile(r"\b((?:creditledger|go|process)_[a-z0-9_]+)")
+
+def check_names(where, text):
+    used = set(NAME.findall(text))
+    for n in sorted(used - EXPORTED):
+        err(f"{where}: metric {n} is not exported by ledgerd")
+    return used
+
+rules = load("prometheus/alerts.yml")
+readme = (D / "README.md").read_text() if (D / "README.md").exists() else ""
+anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+           for h in re.findall(r"^#+\s+(.+)$", readme, re.M)}
+alerts = []
+used = set()
+for g in rules["groups"]:
+    for r in g["rules"]:
+        if "alert" not in r:
+            continue
+        a = r["alert"]
+        alerts.append(a)
+        used |= check_names(f"alerts.yml {a}", r["expr"])
+        if r.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
+            err(f"alerts.yml {a}: severity label must be critical, warning or info")
+        ann = r.get("annotations", {})
+        for k in ("summary", "description", "runbook_url"):
+            if not ann.get(k):
+                err(f"alerts.yml {a}: annotation {k} is missing")
+        frag = ann.get("runbook_url", "").partition("#")[2]
+        if frag and frag not in anchors:
+            err(f"alerts.yml {a}: runbook_url #{frag} is not a heading of deploy/README.md")
+if len(set(alerts)) != len(alerts):
+    err("alerts.yml: duplicate alert names")
+
+tests = load("prometheus/alerts_test.yml")
+check_names("alerts_test.yml", (D / "prometheus/alerts_test.yml").read_text())
+tested = {t["alertname"] for tc in tests["tests"] for t in tc.get("alert_rule_test", [])}
+for a in alerts:
+    if a not in tested:
+        err(f"alerts_test.yml: alert {a} has no test")
+
+# --- Grafana.
+dash = json.loads((D / "grafana/dashboards/creditledger.json").read_text())
+for k in ("uid", "title", "schemaVersion", "panels", "templating"):
+    if k not in dash:
+        err(f"creditledger.json: {k} is missing")
+if dash.get("id") is not None:
+    err("creditledger.json: id must be null for provisioning")
+tvars = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+if tvars.get("datasource", {}).get("type") != "datasource":
+    err("creditledger.json: needs a datasource template variable")
+ids, exprs = set(), []
+def walk(panels):
+    for p in panels:
+        if p.get("id") in ids:
+            err(f"creditledger.json: duplicate panel id {p.get('id')}")
+        ids.add(p.get("id"))
+        if "gridPos" not in p:
+            err(f"creditledger.json: panel {p.get('title')} has no gridPos")
+        if p.get("type") != "row":
+            if p.get("datasource", {}).get("uid") != "${datasource}":
+                err(f"creditledger.json: panel {p.get('title')} does not use ${{datasource}}")
+            if not p.get("targets"):
+                err(f"creditledger.json: panel {p.get('title')} has no query")
+            for t in p.get("targets", []):
+                exprs.append(t.get("expr", ""))
+        walk(p.get("panels", []))
+walk(dash.get("panels", []))
+for v in tvars.values():
+    if v.get("type") == "query":
+        q = v.get("query")
+        exprs.append(q.get("query", "") if isinstance(q, dict) else q or "")
+used |= check_names("creditledger.json", "\n".join(exprs))
+for required in ("creditledger_grpc_server_handled_total", "creditledger_grpc_server_handling_seconds_bucket",
+                 "creditledger_credits_posted_total", "creditledger_refusals_total",
+                 "creditledger_idempotent_replays_total", "creditledger_store_conflicts_total",
+                 "creditledger_pending_requests", "creditledger_pending_requests_oldest_age_seconds",
+                 "creditledger_store_transaction_seconds_bucket", "creditledger_store_pool_connections",
+                 "process_resident_memory_bytes", "go_goroutines"):
+    if required not in "\n".join(exprs):
+        err(f"creditledger.json: no panel shows {required}")
+ds = load("grafana/provisioning/datasources/prometheus.yaml")
+if not any(d.get("type") == "prometheus" for d in ds.get("datasources", [])):
+    err("grafana datasources: no prometheus datasource")
+prov = load("grafana/provisioning/dashboards/provider.yaml")
+dash_paths = [p.get("options", {}).get("path") for p in prov.get("providers", [])]
+
+# --- Compose: services, dependencies and mounted files exist.
+compose = load("compose.yaml")
+svcs = compose.get("services", {})
+for name in ("postgres", "migrate", "ledgerd", "prometheus", "grafana"):
+    if name not in svcs:
+        err(f"compose.yaml: service {name} is missing")
+for name, s in svcs.items():
+    deps = s.get("depends_on", {})
+    for dep in deps:
+        if dep not in svcs:
+            err(f"compose.yaml: {name} depends on unknown service {dep}")
+    env_files = s.get("env_file", [])
+    for f in [env_files] if isinstance(env_files, str) else env_files:
+        f = f["path"] if isinstance(f, dict) else f
+        if not (D / f).is_file():
+            err(f"compose.yaml: {name}: env_file {f} does not exist")
+    for v in s.get("volumes", []):
+        src = v.split(":")[0] if isinstance(v, str) else v.get("source", "")
+        if src.startswith("."):
+            if not (D / src).exists():
+                err(f"compose.yaml: {name}: mounted {src} does not exist")
+        elif src and src not in (compose.get("volumes") or {}):
+            err(f"compose.yaml: {name}: volume {src} is not declared")
+ld = svcs.get("ledgerd", {})
+if ld.get("depends_on", {}).get("migrate", {}).get("condition") != "service_completed_successfully":
+    err("compose.yaml: ledgerd must wait for migrate to complete successfully")
+if svcs.get("migrate", {}).get("command") != ["migrate"]:
+    err("compose.yaml: the migrate service must run `ledgerd migrate`")
+if "pg_isready" not in json.dumps(svcs.get("postgres", {}).get("healthcheck", {})):
+    err("compose.yaml: postgres needs a pg_isready healthcheck")
+graf_mounts = {v.split(":")[1] for v in svcs.get("grafana", {}).get("volumes", []) if isinstance(v, str)}
+for p in dash_paths:
+    if p not in graf_mounts:
+        err(f"grafana provider path {p} is not mounted in compose.yaml")
+secrets_env = (D / "compose.secrets.env").read_text()
+for k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL"):
+    if not re.search(rf"^{k}=.*CHANGE-ME", secrets_env, re.M):
+        err(f"compose.secrets.env: {k} must hold a CHANGE-ME placeholder")
+
+# --- Kubernetes manifests.
+kust = load("k8s/kustomization.yaml")
+docs = {}
+for f in sorted((D / "k8s").glob("*.yaml")):
+    if f.name == "kustomization.yaml":
+        continue
+    for d in load_all(f"k8s/{f.name}"):
+        for k in ("apiVersion", "kind", "metadata"):
+            if k not in d:
+                err(f"k8s/{f.name}: {k} is missing")
+        if "namespace" in d.get("metadata", {}):
+            err(f"k8s/{f.name}: {d['kind']} sets a namespace; the manifests are namespace-agnostic")
+        docs.setdefault(d["kind"], []).append((f.name, d))
+for r in kust.get("resources", []):
+    if not (D / "k8s" / r).is_file():
+        err(f"k8s/kustomization.yaml: resource {r} does not exist")
+if "secret.example.yaml" in kust.get("resources", []):
+    err("k8s/kustomization.yaml: must not apply the placeholder secret")
+
+def one(kind):
+    items = docs.get(kind, [])
+    if len(items) != 1:
+        err(f"k8s: expected one {kind}, found {len(items)}")
+        return {}
+    return items[0][1]
+
+cm, sec, dep, job, pdb = one("ConfigMap"), one("Secret"), one("Deployment"), one("Job"), one("PodDisruptionBudget")
+spec = dep.get("spec", {})
+pod = spec.get("template", {}).get("spec", {})
+pod_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+ann = spec.get("template", {}).get("metadata", {}).get("annotations", {})
+def selects(sel, where):
+    if not sel or any(pod_labels.get(k) != v for k, v in sel.items()):
+        err(f"k8s: {where} selector {sel} does not match the pod labels {pod_labels}")
+selects(spec.get("selector", {}).get("matchLabels"), "Deployment")
+selects(pdb.get("spec", {}).get("selector", {}).get("matchLabels"), "PodDisruptionBudget")
+for _, s in docs.get("Service", []):
+    selects(s.get("spec", {}).get("selector"), f"Service {s['metadata']['name']}")
+if spec.get("replicas", 1) < 3:
+    err("k8s: Deployment needs at least 3 replicas")
+c = (pod.get("containers") or [{}])[0]
+ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+if ports != {"http": 8080, "grpc": 9090}:
+    err(f"k8s: container ports must be http 8080 and grpc 9090, got {ports}")
+for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")):
+    g = c.get(probe, {}).get("httpGet", {})
+    if g.get("path") != path or g.get("port") not in ("http", 8080):
+        err(f"k8s: {probe} must GET {path} on the http port")
+for _, s in docs.get("Service", []):
+    for p in s["spec"].get("ports", []):
+        if p.get("targetPort") not in ports and p.get("targetPort") not in ports.values():
+            err(f"k8s: Service {s['metadata']['name']} targets unknown port {p.get('targetPort')}")
+        if not p.get("appProtocol"):
+            err(f"k8s: Service {s['metadata']['name']} port {p.get('name')} has no appProtocol")
+if ann.get("prometheus.io/scrape") != "true" or str(ann.get("prometheus.io/port")) != "8080":
+    err("k8s: the pod template needs prometheus.io/scrape and prometheus.io/port annotations")
+res = c.get("resources", {})
+if not res.get("requests") or not res.get("limits"):
+    err("k8s: resources need requests and limits")
+sc, psc = c.get("securityContext", {}), pod.get("securityContext", {})
+if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+    err("k8s: runAsNonRoot is not set")
+if sc.get("readOnlyRootFilesystem") is not True or sc.get("allowPrivilegeEscalation") is not False \
+        or sc.get("capabilities", {}).get("drop") != ["ALL"]:
+    err("k8s: container securityContext must be read-only, no privilege escalation, drop ALL")
+if not pod.get("topologySpreadConstraints"):
+    err("k8s: topologySpreadConstraints missing")
+
+def seconds(s):
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", s or "")
+    if not m or not s:
+        raise ValueError(s)
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+cmdata = cm.get("data", {})
+try:
+    budget = seconds(cmdata.get("LEDGER_DRAIN_DELAY", "0s")) + seconds(cmdata.get("LEDGER_SHUTDOWN_TIMEOUT", "20s"))
+    if pod.get("terminationGracePeriodSeconds", 30) <= budget:
+        err(f"k8s: terminationGracePeriodSeconds must exceed drain delay + shutdown timeout ({budget}s)")
+except ValueError as e:
+    err(f"k8s: configmap durations must look like 10s or 1m30s: {e}")
+
+cm_name, sec_name = cm.get("metadata", {}).get("name"), sec.get("metadata", {}).get("name")
+def refs(podspec, where):
+    for ctr in podspec.get("containers", []) + podspec.get("initContainers", []):
+        for ef in ctr.get("envFrom", []):
+            if "configMapRef" in ef and ef["configMapRef"]["name"] != cm_name:
+                err(f"k8s: {where} refers to ConfigMap {ef['configMapRef']['name']}")
+            if "secretRef" in ef and ef["secretRef"]["name"] != sec_name:
+                err(f"k8s: {where} refers to Secret {ef['secretRef']['name']}")
+        for e in ctr.get("env", []):
+            vf = e.get("valueFrom", {})
+            if "secretKeyRef" in vf:
+                r = vf["secretKeyRef"]
+                if r["name"] != sec_name or r["key"] not in sec.get("stringData", {}):
+                    err(f"k8s: {where} env {e['name']} refers to {r['name']}/{r['key']}, not in the example Secret")
+            if "configMapKeyRef" in vf:
+                r = vf["configMapKeyRef"]
+                if r["name"] != cm_name or r["key"] not in cmdata:
+                    err(f"k8s: {where} env {e['name']} refers to {r['name']}/{r['key']}")
+refs(pod, "Deployment")
+jpod = job.get("spec", {}).get("template", {}).get("spec", {})
+refs(jpod, "Job")
+jc = (jpod.get("containers") or [{}])[0]
+if jc.get("args", jc.get("command")) != ["migrate"]:
+    err("k8s: the Job must run `ledgerd migrate`")
+if jc.get("image") != c.get("image"):
+    err("k8s: the Job and the Deployment must run the same image")
+for k, v in sec.get("stringData", {}).items():
+    if "CHANGE-ME" not in v:
+        err(f"k8s/secret.example.yaml: {k} must be a CHANGE-ME placeholder")
+for k in cmdata:
+    if k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL"):
+        err(f"k8s/configmap.yaml: {k} is a secret; it belongs in the Secret")
+
+# --- Dockerfile.
+df = (D / "Dockerfile").read_text()
+for want in ("golang:${GO_VERSION}", "gcr.io/distroless/static-debian12:nonroot", "CGO_ENABLED=0", "-trimpath",
+             "-X main.version=${VERSION}", "USER 65532:65532", "EXPOSE 8080 9090",
+             'ENTRYPOINT ["/ledgerd"]', 'CMD ["serve"]', 'VOLUME ["/var/lib/creditledger"]'):
+    if want not in df:
+        err(f"Dockerfile: {want!r} is missing")
+for pkg in re.findall(r"\./cmd/\w+", df):
+    if not pathlib.Path(pkg).is_dir():
+        err(f"Dockerfile: builds {pkg}, which does not exist")
+if pathlib.Path(".dockerignore").exists():
+    err(".dockerignore at the root: use deploy/Dockerfile.dockerignore")
+
+for e in errors:
+    print("  " + e, file=sys.stderr)
+if errors:
+    sys.exit(1)
+print(f"  {len(alerts)} alerts, {len(ids)} dashboard panels, {len(used)} metric names, "
+      f"{sum(len(v) for v in docs.values())} Kubernetes objects: ok")
+PY
+
+if command -v kubectl >/dev/null; then
+	say "kubectl kustomize deploy/k8s"
+	kubectl kustomize deploy/k8s >/dev/null
+else
+	say "kubectl is missing: skipping the kustomize build"
+fi
+
+if docker compose version >/dev/null 2>&1; then
+	say "docker compose config"
+	docker compose -f deploy/compose.yaml config -q
+else
+	say "the docker compose plugin is missing: skipping docker compose config (the checks above still ran)"
+fi
+
+say "ok"
