@@ -1,0 +1,213 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations holds the schema changes, applied in the order of their
+// numeric prefix ("0001_init.sql") and never edited once released.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateLockKey is the session advisory lock that serialises Migrate
+// across processes ("CLmigrat").
+const migrateLockKey int64 = 0x434c6d6967726174
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+// loadMigrations reads the embedded files in version order.
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	seen := map[int64]string{}
+	for _, e := range entries {
+		name := e.Name()
+		prefix, _, ok := strings.Cut(name, "_")
+		v, err := strconv.ParseInt(prefix, 10, 64)
+		if !ok || err != nil || v < 1 || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("postgres: migration %q is not named NNNN_name.sql", name)
+		}
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("postgres: migrations %q and %q share version %d", other, name, v)
+		}
+		seen[v] = name
+		body, err := fs.ReadFile(migrations, "migrations/"+name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+const qCreateMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version      bigint      NOT NULL PRIMARY KEY,
+	name         text        NOT NULL,
+	applied_time timestamptz NOT NULL
+)`
+
+// Migrate applies the embedded migrations that the database at url lacks,
+// in order, each in its own transaction together with its row in
+// schema_migrations. It is idempotent, and safe when several processes
+// migrate at once: a session advisory lock serialises them, and the later
+// ones find everything applied. It refuses a database that has migrations
+// this binary does not know (written by a newer version).
+func Migrate(ctx context.Context, url string) (err error) {
+	all, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return mapErr(ctx, "migrate: connect", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		// Closing the session also releases the advisory lock.
+		err = errors.Join(err, conn.Close(cctx))
+	}()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+		return mapErr(ctx, "migrate: lock", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(cctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey); uerr != nil && err == nil {
+			err = mapErr(ctx, "migrate: unlock", uerr)
+		}
+	}()
+	if _, err := conn.Exec(ctx, qCreateMigrations); err != nil {
+		return mapErr(ctx, "migrate: create schema_migrations", err)
+	}
+	applied, err := appliedMigrations(ctx, conn)
+	if err != nil {
+		return mapErr(ctx, "migrate: read schema_migrations", err)
+	}
+	if err := checkApplied(all, applied); err != nil {
+		return err
+	}
+	for _, m := range all {
+		if _, ok := applied[m.version]; ok {
+			continue
+		}
+		if err := applyMigration(ctx, conn, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyMigration runs one migration and records it in one transaction.
+func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return mapErr(ctx, "migrate: begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// No arguments: pgx sends it with the simple protocol, which runs the
+	// file's statements in order.
+	if _, err := tx.Exec(ctx, m.sql); err != nil {
+		return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_time) VALUES ($1, $2, now())`,
+		m.version, m.name); err != nil {
+		return mapErr(ctx, "migrate: record "+m.name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return mapErr(ctx, "migrate: commit "+m.name, err)
+	}
+	return nil
+}
+
+// querier is what both a connection and a pool offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func appliedMigrations(ctx context.Context, q querier) (map[int64]string, error) {
+	rows, err := q.Query(ctx, `SELECT version, name FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var v int64
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			return nil, err
+		}
+		out[v] = name
+	}
+	return out, rows.Err()
+}
+
+// checkApplied refuses a database with migrations this binary does not
+// know, or whose recorded names differ from the embedded ones.
+func checkApplied(all []migration, applied map[int64]string) error {
+	known := map[int64]string{}
+	for _, m := range all {
+		known[m.version] = m.name
+	}
+	for v, name := range applied {
+		want, ok := known[v]
+		if !ok {
+			return fmt.Errorf("postgres: the database has migration %d (%s) that this binary does not know: "+
+				"it was written by a newer version", v, name)
+		}
+		if name != want {
+			return fmt.Errorf("postgres: migration %d is recorded as %q, this binary has %q", v, name, want)
+		}
+	}
+	return nil
+}
+
+// checkSchema verifies that every embedded migration has been applied.
+func checkSchema(ctx context.Context, q querier) error {
+	all, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	need := all[len(all)-1].version
+	applied, err := appliedMigrations(ctx, q)
+	if pgCode(err) == codeUndefinedTable {
+		return fmt.Errorf("postgres: schema version 0, need %d: run `ledgerd migrate`", need)
+	}
+	if err != nil {
+		return mapErr(ctx, "read schema version", err)
+	}
+	if err := checkApplied(all, applied); err != nil {
+		return err
+	}
+	var have int64
+	for _, m := range all {
+		if _, ok := applied[m.version]; !ok {
+			break
+		}
+		have = m.version
+	}
+	if have != need {
+		return fmt.Errorf("postgres: schema version %d, need %d: run `ledgerd migrate`", have, need)
+	}
+	return nil
+}
