@@ -386,6 +386,16 @@ func scenario(t *testing.T, d *ledgerd) {
 		t.Fatalf("decide: %v %v", dec, err)
 	}
 
+	// A client reads its own request, and another client's is NOT_FOUND.
+	aliceTok := mintToken(t, d.getenv, "-sub", "alice", "-workspace", "acme", "-account", "alice", "-scopes", "ledger:read")
+	bobTok := mintToken(t, d.getenv, "-sub", "bob", "-workspace", "acme", "-account", "bob", "-scopes", "ledger:read")
+	if r := d.rest(t, "GET", "/v1/workspaces/acme/creditRequests/"+str(req["id"]), aliceTok, ""); r.code != 200 {
+		t.Fatalf("client reading its own request: %d %s", r.code, r.raw)
+	}
+	if _, err := d.ledger.GetRequest(bearer(ctx, bobTok), &pb.GetRequestRequest{Workspace: "acme", RequestId: str(req["id"])}); status.Code(err) != codes.NotFound {
+		t.Fatalf("client reading another client's request: %v", err)
+	}
+
 	// Auth: no token, and a token of another workspace.
 	if r := d.rest(t, "GET", "/v1/workspaces/acme/accounts/alice/balance", "", ""); r.code != 401 || r.errorInfo(t)["reason"] != "UNAUTHENTICATED" {
 		t.Fatalf("REST without token: %d %s", r.code, r.raw)

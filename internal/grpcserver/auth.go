@@ -70,7 +70,7 @@ var policy = map[string]rule{
 	pb.CreditLedger_CheckCreditPayment_FullMethodName: {ScopeLedgerRead, true},
 	pb.CreditLedger_ListRequests_FullMethodName:       {ScopeLedgerRead, true},
 	pb.CreditLedger_SubmitRequest_FullMethodName:      {ScopeRequestsSubmit, true},
-	pb.CreditLedger_GetRequest_FullMethodName:         {ScopeLedgerRead, false},
+	pb.CreditLedger_GetRequest_FullMethodName:         {ScopeLedgerRead, true}, // a client's own requests only: checked on the answer
 	pb.CreditLedger_ListAccounts_FullMethodName:       {ScopeLedgerRead, false},
 	pb.CreditLedger_DecideRequest_FullMethodName:      {ScopeRequestsDecide, false},
 
@@ -204,8 +204,17 @@ func authInterceptor(a Authorizer) grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		return handler(context.WithValue(ctx, principalKey{}, p), req)
 	}
+}
+
+type principalKey struct{}
+
+// clientAccount returns the account a client token is bound to ("" for
+// every other caller, and in development mode).
+func clientAccount(ctx context.Context) string {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p.Account
 }
 
 // ---------------------------------------------------------------------------

@@ -78,7 +78,7 @@ func TestAuthorizeScopeByRPC(t *testing.T) {
 		{"/creditledger.v1.CreditLedger/CheckCreditPayment", "ledger:read", true},
 		{"/creditledger.v1.CreditLedger/ListRequests", "ledger:read", true},
 		{"/creditledger.v1.CreditLedger/SubmitRequest", "requests:submit", true},
-		{"/creditledger.v1.CreditLedger/GetRequest", "ledger:read", false},
+		{"/creditledger.v1.CreditLedger/GetRequest", "ledger:read", true}, // ownership checked on the answer,
 		{"/creditledger.v1.CreditLedger/ListAccounts", "ledger:read", false},
 		{"/creditledger.v1.CreditLedger/DecideRequest", "requests:decide", false},
 		{"/creditledger.v1.CreditSettings/GetSettings", "ledger:read", true},
