@@ -201,7 +201,7 @@ func (s *Service) UpdatePackage(ctx context.Context, workspace, id string, in Pa
 	}
 	var out Package
 	err := s.update(ctx, "", func(ctx context.Context, tx Tx) error {
-		p, err := tx.Package(ctx, workspace, id)
+		p, err := tx.LockPackage(ctx, workspace, id)
 		if err != nil {
 			return err
 		}

@@ -106,6 +106,10 @@ type Tx interface {
 
 	// InsertPackage stores a new package; ErrAlreadyExists if the ID is taken.
 	InsertPackage(ctx context.Context, p Package) error
+	// LockPackage returns a package locked against concurrent updates (a
+	// read-modify-write of a package must not lose a concurrent change);
+	// ErrNotFound if absent.
+	LockPackage(ctx context.Context, workspace, id string) (Package, error)
 	// UpdatePackage replaces a package's mutable fields; ErrNotFound if absent.
 	UpdatePackage(ctx context.Context, p Package) error
 

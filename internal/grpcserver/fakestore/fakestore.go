@@ -296,6 +296,10 @@ func (t *tx) InsertRequest(_ context.Context, r ledger.CreditRequest) error {
 	return nil
 }
 
+func (t *tx) LockPackage(ctx context.Context, ws, id string) (ledger.Package, error) {
+	return t.Package(ctx, ws, id)
+}
+
 func (t *tx) LockRequest(ctx context.Context, ws, id string) (ledger.CreditRequest, error) {
 	return t.Request(ctx, ws, id)
 }

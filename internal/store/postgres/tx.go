@@ -445,6 +445,7 @@ const packageColumns = `workspace, id, display_name, credits, price_currency, pr
 
 const (
 	qPackage      = `SELECT ` + packageColumns + ` FROM packages WHERE workspace = $1 AND id = $2`
+	qLockPackage  = qPackage + ` FOR UPDATE`
 	qListPackages = `SELECT ` + packageColumns + ` FROM packages
 		WHERE workspace = $1 AND id > $2 AND (active OR $3::boolean)
 		ORDER BY id
@@ -469,7 +470,12 @@ func scanPackage(row pgx.Row) (ledger.Package, error) {
 
 // Package implements ledger.ReadTx.
 func (t *readTx) Package(ctx context.Context, workspace, id string) (ledger.Package, error) {
-	rows, err := t.query(ctx, qPackage, workspace, id)
+	return t.pkg(ctx, qPackage, workspace, id)
+}
+
+// pkg reads one package with sql (plain or FOR UPDATE).
+func (t *readTx) pkg(ctx context.Context, sql, workspace, id string) (ledger.Package, error) {
+	rows, err := t.query(ctx, sql, workspace, id)
 	var p ledger.Package
 	if err == nil {
 		p, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (ledger.Package, error) { return scanPackage(r) })
@@ -711,6 +717,12 @@ func (t *writeTx) DecideRequest(ctx context.Context, r ledger.CreditRequest) err
 		return conflict(fmt.Errorf("postgres: credit request %s/%s is not pending", r.Workspace, r.ID))
 	}
 	return nil
+}
+
+// LockPackage implements ledger.Tx: the row stays locked until commit, so
+// two concurrent partial updates apply one after the other.
+func (t *writeTx) LockPackage(ctx context.Context, workspace, id string) (ledger.Package, error) {
+	return t.pkg(ctx, qLockPackage, workspace, id)
 }
 
 // InsertPackage implements ledger.Tx; a taken ID is ErrAlreadyExists.

@@ -753,7 +753,13 @@ func (t *writeTx) InsertRequest(ctx context.Context, r ledger.CreditRequest) err
 	return nil
 }
 
-// LockRequest implements ledger.Tx (see LockIdempotency).
+// LockPackage implements ledger.Tx (see LockIdempotency).
+func (t *writeTx) LockPackage(ctx context.Context, workspace, id string) (ledger.Package, error) {
+	return t.Package(ctx, workspace, id)
+}
+
+// LockRequest implements ledger.Tx; the write transaction already holds
+// the database's write lock (BEGIN IMMEDIATE).
 func (t *writeTx) LockRequest(ctx context.Context, workspace, id string) (ledger.CreditRequest, error) {
 	return t.Request(ctx, workspace, id)
 }

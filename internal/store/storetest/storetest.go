@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RequestQueueOrderAndFilters", testRequestQueue},
 		{"PackagesLifecycle", testPackages},
 		{"ArchivedPackageRefused", testArchivedPackage},
+		{"ConcurrentPackageUpdates", testConcurrentPackageUpdates},
 		{"RatesQuotesAndCheck", testRatesQuotesCheck},
 		{"ListAccounts", testListAccounts},
 		{"SettingsDefaultsAndMask", testSettings},
@@ -1122,6 +1123,37 @@ func testPackages(t *testing.T, h *harness) {
 	rest, err := h.svc.ListPackages(h.ctx, ledger.ListPackagesInput{Workspace: "ws1", ShowInactive: true, PageSize: 1, PageToken: all.NextPageToken})
 	if err != nil || len(rest.Packages) != 1 || rest.Packages[0].ID == all.Packages[0].ID || rest.NextPageToken != "" {
 		t.Fatalf("all packages, page 2: %+v %v", rest, err)
+	}
+}
+
+// testConcurrentPackageUpdates: two admins change different fields of one
+// package at the same time; both changes survive (no lost update).
+func testConcurrentPackageUpdates(t *testing.T, h *harness) {
+	_, err := h.svc.CreatePackage(h.ctx, "ws1", "silver", ledger.Package{DisplayName: "Silver", Credits: 500, Price: ledger.Money{Currency: "USD", Units: 45}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		name, credits := fmt.Sprintf("Silver %d", i), int64(501+i)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		wg.Go(func() {
+			_, errs[0] = h.svc.UpdatePackage(h.ctx, "ws1", "silver", ledger.Package{DisplayName: name}, []string{"display_name"})
+		})
+		wg.Go(func() {
+			_, errs[1] = h.svc.UpdatePackage(h.ctx, "ws1", "silver", ledger.Package{Credits: credits}, []string{"credits"})
+		})
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: %v / %v", i, errs[0], errs[1])
+		}
+		p, err := h.svc.GetPackage(h.ctx, "ws1", "silver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.DisplayName != name || p.Credits != credits || !p.Active {
+			t.Fatalf("round %d: package %q with %d credits, want %q with %d: a concurrent update was lost", i, p.DisplayName, p.Credits, name, credits)
+		}
 	}
 }
 
