@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 )
@@ -121,8 +122,21 @@ func (r Result) String() string {
 }
 
 type client struct {
-	ledger pb.CreditLedgerClient
-	cfg    config
+	ledger   pb.CreditLedgerClient
+	settings pb.CreditSettingsClient
+	cfg      config
+}
+
+// enable turns credit payments on for the workspace: debits are refused
+// while they are off.
+func (c client) enable(ctx context.Context) error {
+	cctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.settings.UpdateSettings(cctx, &pb.UpdateSettingsRequest{
+		Workspace: c.cfg.workspace, Settings: &pb.Settings{CreditPaymentsEnabled: true},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"credit_payments_enabled"}},
+	})
+	return err
 }
 
 func (c client) ctx(parent context.Context) (context.Context, context.CancelFunc) {
@@ -140,9 +154,12 @@ func bench(ctx context.Context, cfg config, log io.Writer) (Result, error) {
 		return Result{}, err
 	}
 	defer func() { _ = conn.Close() }()
-	c := client{ledger: pb.NewCreditLedgerClient(conn), cfg: cfg}
+	c := client{ledger: pb.NewCreditLedgerClient(conn), settings: pb.NewCreditSettingsClient(conn), cfg: cfg}
 
 	start := time.Now()
+	if err := c.enable(ctx); err != nil {
+		return Result{}, fmt.Errorf("enabling credit payments: %w", err)
+	}
 	if err := c.prefund(ctx); err != nil {
 		return Result{}, fmt.Errorf("pre-funding: %w", err)
 	}
@@ -207,20 +224,20 @@ type measurement struct {
 	errors  map[string]int
 }
 
-// load runs cfg.concurrency clients for d; phase makes keys unique per phase.
+// load runs cfg.concurrency clients for d; phase makes keys unique per
+// phase. Calls in flight when the time is up finish and count.
 func (c client) load(ctx context.Context, d time.Duration, phase string) measurement {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	lats := make([][]time.Duration, c.cfg.concurrency)
 	errs := make([]map[string]int, c.cfg.concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
+	end := start.Add(d)
 	for w := range c.cfg.concurrency {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano()))) //nolint:gosec // G404: load shape, not secrets
 			errs[w] = map[string]int{}
-			for n := 0; ctx.Err() == nil; n++ {
+			for n := 0; ctx.Err() == nil && time.Now().Before(end); n++ {
 				acct := account(rng.IntN(c.cfg.accounts))
 				key := fmt.Sprintf("%s-%s-%d-%d", phase, runID, w, n)
 				credit := rng.IntN(100) < c.cfg.creditPct
@@ -231,7 +248,7 @@ func (c client) load(ctx context.Context, d time.Duration, phase string) measure
 				case err == nil:
 					lats[w] = append(lats[w], el)
 				case ctx.Err() != nil:
-					// the phase ended mid-call: neither counted nor an error
+					// interrupted: neither counted nor an error
 				default:
 					errs[w][status.Code(err).String()]++
 				}
