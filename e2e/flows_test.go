@@ -47,7 +47,15 @@ type system struct {
 	checkout  api
 	invoicing api
 	invProc   *proc
-	ctl       ctl
+	coProc    *proc
+	coArgs    []string
+	// kept across steps to check them after a restart
+	cardHook   checkout.PaymentConfirmation
+	cardTx     string
+	purchaseID string
+	orderID    string
+	orderTx    string
+	ctl        ctl
 }
 
 func walkFlows(t *testing.T, bin string, storeEnv ...string) {
@@ -66,11 +74,12 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 	s.ledger = lc
 	s.ctl = ctl{t: t, bin: filepath.Join(bin, exe("ledgerctl")), env: []string{envKV("LEDGER_ADDR", s.grpcAddr), envKV("LEDGER_WORKSPACE", ws)}}
 
-	co := startProc(t, filepath.Join(bin, exe("checkout")), []string{
+	s.coArgs = []string{
 		"--http-addr", "127.0.0.1:0",
 		"--db", filepath.Join(s.dir, "checkout.db"), "--ledger-addr", s.grpcAddr,
-	})
-	s.checkout = api{t: t, base: "http://" + co.field(t, "http_addr")}
+	}
+	s.coProc = startProc(t, filepath.Join(bin, exe("checkout")), s.coArgs)
+	s.checkout = api{t: t, base: "http://" + s.coProc.field(t, "http_addr")}
 	s.startInvoicing()
 
 	steps := []struct {
@@ -81,6 +90,7 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 		{"card purchase: webhook delivered three times, credited once", cardPurchase},
 		{"bank transfer accepted, crypto rejected", manualPurchases},
 		{"buy an eligible service with credits", buyWithCredit},
+		{"checkout restarts: orders and payments kept, a late webhook credits nothing", checkoutRestarts},
 		{"no Buy with Credit: ineligible, above the balance", notOffered},
 		{"pay an invoice with credits", payInvoice},
 		{"invoicing killed between debit and status change", crashAfterDebit},
@@ -208,6 +218,7 @@ func cardPurchase(s *system) {
 	if got.Status != checkout.PurchaseCredited || got.TransactionID != txID || got.Credits != 100 {
 		s.t.Errorf("card purchase after the webhook: %+v", got)
 	}
+	s.cardHook, s.cardTx, s.purchaseID = hook, txID, p.ID
 }
 
 func manualPurchases(s *system) {
@@ -280,11 +291,40 @@ func buyWithCredit(s *system) {
 		s.t.Fatalf("order: %+v", order)
 	}
 	s.wantBalance("alice", 50, 2)
+	s.orderID, s.orderTx = order.ID, order.TransactionID
 	txs := s.transactions("alice")
 	if txs[0].GetId() != order.TransactionID || txs[0].GetIdempotencyKey() != "checkout-order:"+order.ID ||
 		txs[0].GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE || txs[0].GetReference() != "order:"+order.ID {
 		s.t.Errorf("the order's debit: %v", txs[0])
 	}
+}
+
+// checkoutRestarts stops checkout (SIGTERM) and starts it again on the same
+// database: its orders and purchases are still there, and the provider
+// redelivering the card webhook after the restart credits nothing more.
+func checkoutRestarts(s *system) {
+	if code := s.coProc.stop(s.t); code != 0 {
+		s.t.Fatalf("checkout exited %d on SIGTERM", code)
+	}
+	s.coProc = startProc(s.t, filepath.Join(s.bin, exe("checkout")), s.coArgs)
+	s.checkout = api{t: s.t, base: "http://" + s.coProc.field(s.t, "http_addr")}
+
+	var order checkout.Order
+	s.checkout.must(200, "GET", "/v1/workspaces/"+ws+"/orders/"+s.orderID, nil, &order)
+	if order.Status != checkout.OrderConfirmed || order.TransactionID != s.orderTx {
+		s.t.Errorf("order after the restart: %+v", order)
+	}
+	var p checkout.Purchase
+	s.checkout.must(200, "GET", "/v1/workspaces/"+ws+"/credit-purchases/"+s.purchaseID, nil, &p)
+	if p.Status != checkout.PurchaseCredited || p.TransactionID != s.cardTx {
+		s.t.Errorf("card purchase after the restart: %+v", p)
+	}
+	var pay checkout.Payment
+	s.checkout.must(200, "POST", "/webhooks/payments", s.cardHook, &pay)
+	if pay.Status != checkout.PaymentCredited || pay.TransactionID != s.cardTx || pay.Deliveries != 4 {
+		s.t.Errorf("webhook after the restart: %+v", pay)
+	}
+	s.wantBalance("alice", 50, 2)
 }
 
 func notOffered(s *system) {
