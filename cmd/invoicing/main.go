@@ -30,8 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +40,7 @@ import (
 
 	"github.com/creditledger/creditledger/internal/invoicing"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/serve"
 )
 
 // crashExitCode is the exit status of the INVOICING_CRASH_AFTER_DEBIT fault.
@@ -163,48 +162,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Settle the payments a previous run left PAYING before taking
-	// traffic; bounded, so that an unreachable ledger does not block the start.
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := app.Reconcile(startCtx); err != nil {
-		log.Warn("start-up reconciliation incomplete; the periodic pass continues", zap.Error(err))
-	}
-	cancel()
-
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.httpAddr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
-	log.Info("listening", zap.String("http_addr", lis.Addr().String()), zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr))
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(cfg.reconcileInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := app.Reconcile(ctx); err != nil && ctx.Err() == nil {
-					log.Warn("reconciliation pass failed", zap.Error(err))
-				}
-			}
-		}
-	}()
-
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancelShut()
-	err = srv.Shutdown(shutCtx)
-	<-done
-	return err
+	// traffic, then keep reconciling while serving.
+	return serve.Run(ctx, serve.Options{
+		Log: log, Addr: cfg.httpAddr, Handler: app.Handler(), Every: cfg.reconcileInterval,
+		Reconcile: func(ctx context.Context) error {
+			_, err := app.Reconcile(ctx)
+			return err
+		},
+		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr)},
+	})
 }
