@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -226,28 +227,14 @@ func fromProtoFieldMask(m *fieldmaskpb.FieldMask) []string {
 	return m.GetPaths()
 }
 
-// fromProtoMetadata copies the caller's map so that the domain never
-// aliases a generated message's storage.
-func fromProtoMetadata(m map[string]string) map[string]string {
+// copyMetadata copies a metadata map across the boundary, both ways, so
+// that the domain and a generated message never share storage; an empty map
+// becomes nil (the domain's "no metadata").
+func copyMetadata(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func toProtoMetadata(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m)
 }
 
 // ---------------------------------------------------------------------------
@@ -264,7 +251,7 @@ func fromProtoCredit(r *pb.CreditRequest) (ledger.CreditInput, error) {
 		Reference:       r.GetReference(),
 		IdempotencyKey:  r.GetIdempotencyKey(),
 		ExpectedVersion: optionalInt64(r.ExpectedVersion),
-		Metadata:        fromProtoMetadata(r.GetMetadata()),
+		Metadata:        copyMetadata(r.GetMetadata()),
 	}
 	return in, f.err()
 }
@@ -279,7 +266,7 @@ func fromProtoDebit(r *pb.DebitRequest) (ledger.DebitInput, error) {
 		Reference:       r.GetReference(),
 		IdempotencyKey:  r.GetIdempotencyKey(),
 		ExpectedVersion: optionalInt64(r.ExpectedVersion),
-		Metadata:        fromProtoMetadata(r.GetMetadata()),
+		Metadata:        copyMetadata(r.GetMetadata()),
 	}
 	return in, f.err()
 }
@@ -319,7 +306,7 @@ func fromProtoSubmit(r *pb.SubmitRequestRequest) (ledger.SubmitInput, error) {
 		PaymentReference: r.GetPaymentReference(),
 		Note:             r.GetNote(),
 		IdempotencyKey:   r.GetIdempotencyKey(),
-		Metadata:         fromProtoMetadata(r.GetMetadata()),
+		Metadata:         copyMetadata(r.GetMetadata()),
 	}
 	return in, f.err()
 }
@@ -390,7 +377,7 @@ func toProtoTransaction(t ledger.Transaction) *pb.Transaction {
 		AccountVersion: t.AccountVersion,
 		Reference:      t.Reference,
 		IdempotencyKey: t.IdempotencyKey,
-		Metadata:       toProtoMetadata(t.Metadata),
+		Metadata:       copyMetadata(t.Metadata),
 		PackageId:      t.PackageID,
 		RequestId:      t.RequestID,
 		CreateTime:     toProtoTime(t.CreateTime),
@@ -432,7 +419,7 @@ func toProtoCreditRequest(r ledger.CreditRequest) *pb.CreditPurchaseRequest {
 		DecidedBy:        r.DecidedBy,
 		DecideTime:       toProtoTime(r.DecideTime),
 		TransactionId:    r.TransactionID,
-		Metadata:         toProtoMetadata(r.Metadata),
+		Metadata:         copyMetadata(r.Metadata),
 		CreateTime:       toProtoTime(r.CreateTime),
 	}
 }
