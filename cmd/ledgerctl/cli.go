@@ -238,6 +238,23 @@ func (c *cli) ws() (string, error) {
 	return c.g.workspace, nil
 }
 
+// open is every workspace command's prologue: the workspace, then the
+// positional arguments (n of them, described by what), then the client.
+func (c *cli) open(ctx context.Context, args []string, n int, what string) (string, *ledgerclient.Client, error) {
+	ws, err := c.ws()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := nargs(args, n, what); err != nil {
+		return "", nil, err
+	}
+	l, err := c.ledger(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return ws, l, nil
+}
+
 // nargs checks the number of positional arguments.
 func nargs(args []string, n int, what string) error {
 	if len(args) != n {

@@ -186,14 +186,7 @@ func accountsCmd() *command {
 		summary: "list every client account of the workspace with its balance (the agency's view)",
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 0, ""); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 0, "")
 				if err != nil {
 					return err
 				}
@@ -332,14 +325,7 @@ func settingsGetCmd() *command {
 		name: "settings get", summary: "show the workspace's credit settings",
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 0, ""); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 0, "")
 				if err != nil {
 					return err
 				}
@@ -405,14 +391,7 @@ func packagesListCmd() *command {
 		setup: func(fs *flag.FlagSet) runFunc {
 			all := fs.Bool("all", false, "include archived packages")
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 0, ""); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 0, "")
 				if err != nil {
 					return err
 				}
@@ -488,14 +467,7 @@ func packagesArchiveCmd() *command {
 		name: "packages archive", synopsis: "PACKAGE_ID", summary: "archive a package: it can no longer be bought",
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 1, "PACKAGE_ID"); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 1, "PACKAGE_ID")
 				if err != nil {
 					return err
 				}
@@ -516,14 +488,7 @@ func ratesListCmd() *command {
 		setup: func(fs *flag.FlagSet) runFunc {
 			history := fs.Bool("history", false, "include replaced rates")
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 0, ""); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 0, "")
 				if err != nil {
 					return err
 				}
@@ -546,14 +511,7 @@ func ratesSetCmd() *command {
 		name: "rates set", synopsis: "CURRENCY RATE", summary: "set the active rate of a currency, e.g. \"rates set USD 9.5\"",
 		setup: func(fs *flag.FlagSet) runFunc {
 			return func(ctx context.Context, c *cli, args []string) error {
-				ws, err := c.ws()
-				if err != nil {
-					return err
-				}
-				if err := nargs(args, 2, "CURRENCY RATE"); err != nil {
-					return err
-				}
-				l, err := c.ledger(ctx)
+				ws, l, err := c.open(ctx, args, 2, "CURRENCY RATE")
 				if err != nil {
 					return err
 				}
