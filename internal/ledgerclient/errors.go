@@ -10,24 +10,27 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/creditledger/creditledger/internal/ledger"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of the ledger's errors.
 const ErrorDomain = "creditledger"
 
-// Machine-readable reasons the ledger puts in google.rpc.ErrorInfo.reason.
+// Machine-readable reasons the ledger puts in google.rpc.ErrorInfo.reason:
+// the domain's own constants, so that client and server cannot drift.
 const (
-	ReasonInvalidArgument        = "INVALID_ARGUMENT"
-	ReasonIdempotencyKeyReused   = "IDEMPOTENCY_KEY_REUSED"
-	ReasonInsufficientCredits    = "INSUFFICIENT_CREDITS"
-	ReasonCreditPaymentsDisabled = "CREDIT_PAYMENTS_DISABLED"
-	ReasonRequestAlreadyDecided  = "REQUEST_ALREADY_DECIDED"
-	ReasonPackageInactive        = "PACKAGE_INACTIVE"
-	ReasonNoConversionRate       = "NO_CONVERSION_RATE"
-	ReasonVersionMismatch        = "VERSION_MISMATCH"
-	ReasonIdempotencyKeyInUse    = "IDEMPOTENCY_KEY_IN_USE"
-	ReasonNotFound               = "NOT_FOUND"
-	ReasonAlreadyExists          = "ALREADY_EXISTS"
+	ReasonInvalidArgument        = ledger.ReasonInvalidArgument
+	ReasonIdempotencyKeyReused   = ledger.ReasonIdempotencyKeyReused
+	ReasonInsufficientCredits    = ledger.ReasonInsufficientCredits
+	ReasonCreditPaymentsDisabled = ledger.ReasonCreditPaymentsDisabled
+	ReasonRequestAlreadyDecided  = ledger.ReasonRequestAlreadyDecided
+	ReasonPackageInactive        = ledger.ReasonPackageInactive
+	ReasonNoConversionRate       = ledger.ReasonNoConversionRate
+	ReasonVersionMismatch        = ledger.ReasonVersionMismatch
+	ReasonIdempotencyKeyInUse    = ledger.ReasonIdempotencyKeyInUse
+	ReasonNotFound               = ledger.ReasonNotFound
+	ReasonAlreadyExists          = ledger.ReasonAlreadyExists
 )
 
 // FieldViolation is one invalid request field (google.rpc.BadRequest).
