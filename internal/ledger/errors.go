@@ -164,6 +164,17 @@ func UnavailableError(cause error) *Error {
 	return &Error{Code: CodeUnavailable, Reason: ReasonStoreUnavailable, Message: "store unavailable; retry with the same idempotency key", Cause: cause}
 }
 
+// ConflictError is ErrConflict carrying the store's cause (errors.Is
+// matches ErrConflict by code and reason); the Service retries on it.
+func ConflictError(cause error) *Error {
+	return &Error{Code: ErrConflict.Code, Reason: ErrConflict.Reason, Message: ErrConflict.Message, Cause: cause}
+}
+
+// AlreadyExistsError is ErrAlreadyExists for what, carrying the store's cause.
+func AlreadyExistsError(what string, cause error) *Error {
+	return &Error{Code: ErrAlreadyExists.Code, Reason: ErrAlreadyExists.Reason, Message: what + " already exists", Cause: cause}
+}
+
 // InternalError wraps an unexpected failure.
 func InternalError(cause error) *Error {
 	return &Error{Code: CodeInternal, Reason: ReasonInternal, Message: "internal error", Cause: cause}

@@ -31,23 +31,6 @@ const (
 // packagesPkey is the constraint whose violation means "package ID taken".
 const packagesPkey = "packages_pkey"
 
-// conflict is ledger.ErrConflict carrying its cause (errors.Is matches by
-// code and reason).
-func conflict(cause error) error {
-	return &ledger.Error{
-		Code: ledger.ErrConflict.Code, Reason: ledger.ErrConflict.Reason,
-		Message: ledger.ErrConflict.Message, Cause: cause,
-	}
-}
-
-// alreadyExists is ledger.ErrAlreadyExists carrying its cause.
-func alreadyExists(what string, cause error) error {
-	return &ledger.Error{
-		Code: ledger.ErrAlreadyExists.Code, Reason: ledger.ErrAlreadyExists.Reason,
-		Message: what + " already exists", Cause: cause,
-	}
-}
-
 // pgCode returns the SQLSTATE of a server error in err's chain, or "".
 func pgCode(err error) string {
 	var pe *pgconn.PgError
@@ -82,10 +65,10 @@ func mapErr(ctx context.Context, op string, err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case pe.Code == codeUniqueViolation && pe.ConstraintName == packagesPkey:
-			return alreadyExists("package", wrapped)
+			return ledger.AlreadyExistsError("package", wrapped)
 		case pe.Code == codeUniqueViolation, pe.Code == codeSerializationFailure,
 			pe.Code == codeDeadlockDetected, pe.Code == codeLockNotAvailable:
-			return conflict(wrapped)
+			return ledger.ConflictError(wrapped)
 		case pe.Code == codeQueryCanceled:
 			if cerr := ctx.Err(); cerr != nil {
 				return fmt.Errorf("postgres: %s: %w (%w)", op, cerr, err)

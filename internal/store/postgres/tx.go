@@ -669,7 +669,7 @@ func (t *writeTx) AppendTransaction(ctx context.Context, tr ledger.Transaction) 
 		return mapErr(ctx, "append transaction", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return conflict(fmt.Errorf("postgres: account %s/%s is not at version %d with a balance leading to %d",
+		return ledger.ConflictError(fmt.Errorf("postgres: account %s/%s is not at version %d with a balance leading to %d",
 			tr.Workspace, tr.Account, tr.AccountVersion-1, tr.BalanceAfter))
 	}
 	return nil
@@ -714,7 +714,7 @@ func (t *writeTx) DecideRequest(ctx context.Context, r ledger.CreditRequest) err
 		return mapErr(ctx, "decide credit request", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return conflict(fmt.Errorf("postgres: credit request %s/%s is not pending", r.Workspace, r.ID))
+		return ledger.ConflictError(fmt.Errorf("postgres: credit request %s/%s is not pending", r.Workspace, r.ID))
 	}
 	return nil
 }

@@ -14,23 +14,6 @@ import (
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
-// conflict is ledger.ErrConflict carrying its cause (errors.Is matches by
-// code and reason).
-func conflict(cause error) error {
-	return &ledger.Error{
-		Code: ledger.ErrConflict.Code, Reason: ledger.ErrConflict.Reason,
-		Message: ledger.ErrConflict.Message, Cause: cause,
-	}
-}
-
-// alreadyExists is ledger.ErrAlreadyExists carrying its cause.
-func alreadyExists(what string, cause error) error {
-	return &ledger.Error{
-		Code: ledger.ErrAlreadyExists.Code, Reason: ledger.ErrAlreadyExists.Reason,
-		Message: what + " already exists", Cause: cause,
-	}
-}
-
 // sqliteCode returns the extended result code of err, or 0.
 func sqliteCode(err error) int {
 	var se *msqlite.Error
@@ -69,9 +52,9 @@ func mapErr(ctx context.Context, op string, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("sqlite: %s: %w (%w)", op, cerr, err)
 		}
-		return conflict(wrapped)
+		return ledger.ConflictError(wrapped)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-		return conflict(wrapped)
+		return ledger.ConflictError(wrapped)
 	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
 		return ledger.UnavailableError(wrapped)
 	}

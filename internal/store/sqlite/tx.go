@@ -653,7 +653,7 @@ func (t *writeTx) PutIdempotency(ctx context.Context, rec ledger.IdempotencyReco
 		rec.Workspace, rec.Key, string(rec.Operation), rec.Fingerprint,
 		nullString(rec.TransactionID), nullString(rec.RequestID), toMicros(rec.CreateTime))
 	if isUnique(err) {
-		return conflict(fmt.Errorf("sqlite: idempotency key taken: %w", err))
+		return ledger.ConflictError(fmt.Errorf("sqlite: idempotency key taken: %w", err))
 	}
 	if err != nil {
 		return mapErr(ctx, "store idempotency key", err)
@@ -711,7 +711,7 @@ func (t *writeTx) AppendTransaction(ctx context.Context, tr ledger.Transaction) 
 		return mapErr(ctx, "append transaction: move account", err)
 	}
 	if n != 1 {
-		return conflict(fmt.Errorf("sqlite: account %s/%s is not at version %d with a balance leading to %d",
+		return ledger.ConflictError(fmt.Errorf("sqlite: account %s/%s is not at version %d with a balance leading to %d",
 			tr.Workspace, tr.Account, tr.AccountVersion-1, tr.BalanceAfter))
 	}
 	_, err = t.exec(ctx, qInsertTransaction,
@@ -719,7 +719,7 @@ func (t *writeTx) AppendTransaction(ctx context.Context, tr ledger.Transaction) 
 		tr.AccountVersion, tr.Reference, tr.IdempotencyKey, md, nullString(tr.PackageID), nullString(tr.RequestID),
 		toMicros(tr.CreateTime))
 	if isUnique(err) {
-		return conflict(fmt.Errorf("sqlite: append transaction: %w", err))
+		return ledger.ConflictError(fmt.Errorf("sqlite: append transaction: %w", err))
 	}
 	if err != nil {
 		return mapErr(ctx, "append transaction", err)
@@ -745,7 +745,7 @@ func (t *writeTx) InsertRequest(ctx context.Context, r ledger.CreditRequest) err
 		r.ID, r.Workspace, r.Account, r.Amount, nullString(r.PackageID), r.PaymentMethod.String(),
 		r.PaymentReference, r.Note, md, r.IdempotencyKey, toMicros(r.CreateTime))
 	if isUnique(err) {
-		return conflict(fmt.Errorf("sqlite: insert credit request: %w", err))
+		return ledger.ConflictError(fmt.Errorf("sqlite: insert credit request: %w", err))
 	}
 	if err != nil {
 		return mapErr(ctx, "insert credit request", err)
@@ -778,7 +778,7 @@ func (t *writeTx) DecideRequest(ctx context.Context, r ledger.CreditRequest) err
 		return mapErr(ctx, "decide credit request", err)
 	}
 	if n != 1 {
-		return conflict(fmt.Errorf("sqlite: credit request %s/%s is not pending", r.Workspace, r.ID))
+		return ledger.ConflictError(fmt.Errorf("sqlite: credit request %s/%s is not pending", r.Workspace, r.ID))
 	}
 	return nil
 }
@@ -789,7 +789,7 @@ func (t *writeTx) InsertPackage(ctx context.Context, p ledger.Package) error {
 		p.Workspace, p.ID, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, int64(p.Price.Nanos),
 		boolInt(p.Active), toMicros(p.CreateTime), toMicros(p.UpdateTime))
 	if isUnique(err) {
-		return alreadyExists("package "+p.ID, fmt.Errorf("sqlite: insert package: %w", err))
+		return ledger.AlreadyExistsError("package "+p.ID, fmt.Errorf("sqlite: insert package: %w", err))
 	}
 	if err != nil {
 		return mapErr(ctx, "insert package", err)
@@ -825,7 +825,7 @@ func (t *writeTx) InsertRate(ctx context.Context, r ledger.ConversionRate) error
 		sql.Named("ws", r.Workspace), sql.Named("currency", r.Currency),
 		sql.Named("rate", r.Rate.String()), sql.Named("time", toMicros(r.CreateTime)))
 	if isUnique(err) {
-		return conflict(fmt.Errorf("sqlite: insert conversion rate: %w", err))
+		return ledger.ConflictError(fmt.Errorf("sqlite: insert conversion rate: %w", err))
 	}
 	if err != nil {
 		return mapErr(ctx, "insert conversion rate", err)
