@@ -5,13 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/store/migration"
 )
 
 // migrations holds the schema changes, applied in the order of their
@@ -24,39 +22,13 @@ var migrations embed.FS
 // across processes ("CLmigrat").
 const migrateLockKey int64 = 0x434c6d6967726174
 
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
-
 // loadMigrations reads the embedded files in version order.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
+func loadMigrations() ([]migration.File, error) {
+	all, err := migration.Load(migrations, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	var out []migration
-	seen := map[int64]string{}
-	for _, e := range entries {
-		name := e.Name()
-		prefix, _, ok := strings.Cut(name, "_")
-		v, err := strconv.ParseInt(prefix, 10, 64)
-		if !ok || err != nil || v < 1 || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("postgres: migration %q is not named NNNN_name.sql", name)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("postgres: migrations %q and %q share version %d", other, name, v)
-		}
-		seen[v] = name
-		body, err := fs.ReadFile(migrations, "migrations/"+name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: name, sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
+	return all, nil
 }
 
 const qCreateMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -107,7 +79,7 @@ func Migrate(ctx context.Context, url string) (err error) {
 		return err
 	}
 	for _, m := range all {
-		if _, ok := applied[m.version]; ok {
+		if _, ok := applied[m.Version]; ok {
 			continue
 		}
 		if err := applyMigration(ctx, conn, m); err != nil {
@@ -118,7 +90,7 @@ func Migrate(ctx context.Context, url string) (err error) {
 }
 
 // applyMigration runs one migration and records it in one transaction.
-func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
+func applyMigration(ctx context.Context, conn *pgx.Conn, m migration.File) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return mapErr(ctx, "migrate: begin", err)
@@ -126,15 +98,15 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	// No arguments: pgx sends it with the simple protocol, which runs the
 	// file's statements in order.
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
-		return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_time) VALUES ($1, $2, now())`,
-		m.version, m.name); err != nil {
-		return mapErr(ctx, "migrate: record "+m.name, err)
+		m.Version, m.Name); err != nil {
+		return mapErr(ctx, "migrate: record "+m.Name, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return mapErr(ctx, "migrate: commit "+m.name, err)
+		return mapErr(ctx, "migrate: commit "+m.Name, err)
 	}
 	return nil
 }
@@ -164,10 +136,10 @@ func appliedMigrations(ctx context.Context, q querier) (map[int64]string, error)
 
 // checkApplied refuses a database with migrations this binary does not
 // know, or whose recorded names differ from the embedded ones.
-func checkApplied(all []migration, applied map[int64]string) error {
+func checkApplied(all []migration.File, applied map[int64]string) error {
 	known := map[int64]string{}
 	for _, m := range all {
-		known[m.version] = m.name
+		known[m.Version] = m.Name
 	}
 	for v, name := range applied {
 		want, ok := known[v]
@@ -188,7 +160,7 @@ func checkSchema(ctx context.Context, q querier) error {
 	if err != nil {
 		return err
 	}
-	need := all[len(all)-1].version
+	need := all[len(all)-1].Version
 	applied, err := appliedMigrations(ctx, q)
 	if pgCode(err) == codeUndefinedTable {
 		return fmt.Errorf("postgres: schema version 0, need %d: run `ledgerd migrate`", need)
@@ -201,10 +173,10 @@ func checkSchema(ctx context.Context, q querier) error {
 	}
 	var have int64
 	for _, m := range all {
-		if _, ok := applied[m.version]; !ok {
+		if _, ok := applied[m.Version]; !ok {
 			break
 		}
-		have = m.version
+		have = m.Version
 	}
 	if have != need {
 		return fmt.Errorf("postgres: schema version %d, need %d: run `ledgerd migrate`", have, need)

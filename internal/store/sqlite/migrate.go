@@ -5,11 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/store/migration"
 )
 
 // migrations holds the schema changes, applied in the order of their
@@ -18,39 +16,13 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
-
 // loadMigrations reads the embedded files in version order.
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
+func loadMigrations() ([]migration.File, error) {
+	all, err := migration.Load(migrations, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	var out []migration
-	seen := map[int64]string{}
-	for _, e := range entries {
-		name := e.Name()
-		prefix, _, ok := strings.Cut(name, "_")
-		v, err := strconv.ParseInt(prefix, 10, 64)
-		if !ok || err != nil || v < 1 || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("sqlite: migration %q is not named NNNN_name.sql", name)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("sqlite: migrations %q and %q share version %d", other, name, v)
-		}
-		seen[v] = name
-		body, err := fs.ReadFile(migrations, "migrations/"+name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: name, sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
+	return all, nil
 }
 
 // migrate applies the missing migrations in one BEGIN IMMEDIATE
@@ -80,7 +52,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	known := map[int64]bool{}
 	for _, m := range all {
-		known[m.version] = true
+		known[m.Version] = true
 	}
 	for v, name := range applied {
 		if !known[v] {
@@ -88,19 +60,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	for _, m := range all {
-		if name, ok := applied[m.version]; ok {
-			if name != m.name {
-				return fmt.Errorf("sqlite: migration %d is recorded as %q, this binary has %q", m.version, name, m.name)
+		if name, ok := applied[m.Version]; ok {
+			if name != m.Name {
+				return fmt.Errorf("sqlite: migration %d is recorded as %q, this binary has %q", m.Version, name, m.Name)
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO schema_migrations (version, name, applied_time) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixMicro()); err != nil {
-			return fmt.Errorf("sqlite: record migration %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("sqlite: record migration %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
