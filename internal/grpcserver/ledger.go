@@ -62,11 +62,6 @@ func (s *LedgerServer) GetBalance(ctx context.Context, r *pb.GetBalanceRequest) 
 	if err != nil {
 		return nil, err
 	}
-	// An account never credited reads as the zero account: name it anyway so
-	// that the answer says which account it is about.
-	if b.Workspace == "" && b.ID == "" {
-		b.Workspace, b.ID = r.GetWorkspace(), r.GetAccount()
-	}
 	return &pb.GetBalanceResponse{Balance: toProtoBalance(b)}, nil
 }
 

@@ -42,8 +42,8 @@ type ReadTx interface {
 	// Settings returns the workspace's settings, or the defaults
 	// (credit payments disabled, zero UpdateTime) when never set.
 	Settings(ctx context.Context, workspace string) (Settings, error)
-	// Account returns the account, or a zero account (balance 0, version 0)
-	// when it was never credited.
+	// Account returns the account, or, when it was never credited, a zero
+	// account (balance 0, version 0) that still names workspace and id.
 	Account(ctx context.Context, workspace, id string) (Account, error)
 	// ListAccounts returns accounts with ID > AfterID, ordered by ID.
 	ListAccounts(ctx context.Context, q AccountQuery) ([]Account, error)
