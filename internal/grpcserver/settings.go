@@ -17,21 +17,13 @@ type SettingsServer struct {
 // NewSettingsServer returns the CreditSettings service over svc.
 func NewSettingsServer(svc *ledger.Service) *SettingsServer { return &SettingsServer{svc: svc} }
 
-// settingsOf names the workspace even while the defaults apply.
-func settingsOf(workspace string, st ledger.Settings) *pb.Settings {
-	if st.Workspace == "" {
-		st.Workspace = workspace
-	}
-	return toProtoSettings(st)
-}
-
 // GetSettings returns the workspace's settings.
 func (s *SettingsServer) GetSettings(ctx context.Context, r *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error) {
 	st, err := s.svc.GetSettings(ctx, r.GetWorkspace())
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetSettingsResponse{Settings: settingsOf(r.GetWorkspace(), st)}, nil
+	return &pb.GetSettingsResponse{Settings: toProtoSettings(st)}, nil
 }
 
 // UpdateSettings changes the fields named in update_mask.
@@ -41,7 +33,7 @@ func (s *SettingsServer) UpdateSettings(ctx context.Context, r *pb.UpdateSetting
 	if err != nil {
 		return nil, err
 	}
-	return &pb.UpdateSettingsResponse{Settings: settingsOf(r.GetWorkspace(), st)}, nil
+	return &pb.UpdateSettingsResponse{Settings: toProtoSettings(st)}, nil
 }
 
 // CreatePackage creates an active package.

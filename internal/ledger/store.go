@@ -39,8 +39,8 @@ type Store interface {
 // ReadTx reads within a transaction. Every method is scoped to one
 // workspace: nothing of another workspace is ever returned.
 type ReadTx interface {
-	// Settings returns the workspace's settings, or the defaults
-	// (credit payments disabled, zero UpdateTime) when never set.
+	// Settings returns the workspace's settings, or the defaults naming the
+	// workspace (credit payments disabled, zero UpdateTime) when never set.
 	Settings(ctx context.Context, workspace string) (Settings, error)
 	// Account returns the account, or, when it was never credited, a zero
 	// account (balance 0, version 0) that still names workspace and id.
