@@ -80,7 +80,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 			"they stop working after a restart and are not accepted by other replicas")
 	}
 
-	store, err := openStore(ctx, cfg, log)
+	store, batching, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,14 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs))...)
+	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs), ledger.WithBatching(batching))...)
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(ctx, cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	healthSrv := health.NewServer()
 	for _, s := range healthServices {

@@ -69,9 +69,16 @@ type Config struct {
 	// before the listeners close, so that load balancers stop routing
 	// first. 0 (the default) closes at once.
 	DrainDelay time.Duration
-	// GroupCommit lets the PostgreSQL store apply concurrent writes in one
-	// database transaction.
-	GroupCommit bool
+	// BatchMaxOps bounds the operations of one write batch; 0 keeps the
+	// default (256).
+	BatchMaxOps int
+	// BatchPerWorkspace bounds the write batches of one workspace in
+	// flight at once in this process; 0 keeps the default (2 on
+	// PostgreSQL, 1 on the embedded store).
+	BatchPerWorkspace int
+	// DebugAddr, when set, serves net/http/pprof on its own listener
+	// (profiling; keep it on loopback).
+	DebugAddr string
 	// DBMaxConns caps the PostgreSQL pool; 0 keeps the driver's default.
 	DBMaxConns int
 	// GRPCReflection registers the gRPC reflection service.
@@ -103,7 +110,9 @@ const (
 	EnvAuthSecret      = "LEDGER_AUTH_SECRET" //nolint:gosec // G101: a variable's name, not a credential
 	EnvShutdownTimeout = "LEDGER_SHUTDOWN_TIMEOUT"
 	EnvDrainDelay      = "LEDGER_DRAIN_DELAY"
-	EnvGroupCommit     = "LEDGER_GROUP_COMMIT"
+	EnvBatchMaxOps     = "LEDGER_BATCH_MAX_OPS"
+	EnvBatchPerWS      = "LEDGER_BATCH_PER_WORKSPACE"
+	EnvDebugAddr       = "LEDGER_DEBUG_ADDR"
 	EnvDBMaxConns      = "LEDGER_DB_MAX_CONNS"
 	EnvGRPCReflection  = "LEDGER_GRPC_REFLECTION"
 )
@@ -165,15 +174,20 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	}
 	env(EnvShutdownTimeout, duration(&c.ShutdownTimeout))
 	env(EnvDrainDelay, duration(&c.DrainDelay))
-	env(EnvGroupCommit, boolean(&c.GroupCommit))
-	env(EnvDBMaxConns, func(v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", v)
+	integer := func(dst *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%q is not a non-negative integer", v)
+			}
+			*dst = n
+			return nil
 		}
-		c.DBMaxConns = n
-		return nil
-	})
+	}
+	env(EnvDBMaxConns, integer(&c.DBMaxConns))
+	env(EnvBatchMaxOps, integer(&c.BatchMaxOps))
+	env(EnvBatchPerWS, integer(&c.BatchPerWorkspace))
+	env(EnvDebugAddr, func(v string) error { c.DebugAddr = v; return nil })
 	env(EnvGRPCReflection, boolean(&c.GRPCReflection))
 	if auth != "" {
 		c.Auth = AuthMode(auth)
@@ -194,7 +208,9 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar((*string)(&c.Auth), "auth", string(c.Auth), "authentication: token or none (development only) ("+EnvAuth+"; the secret comes from "+EnvAuthSecret+")")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful drain bound ("+EnvShutdownTimeout+")")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "report NOT_SERVING this long before closing the listeners ("+EnvDrainDelay+")")
-	fs.BoolVar(&c.GroupCommit, "group-commit", c.GroupCommit, "group concurrent writes into one PostgreSQL transaction ("+EnvGroupCommit+")")
+	fs.IntVar(&c.BatchMaxOps, "batch-max-ops", c.BatchMaxOps, "most operations in one write batch, 0 for the default ("+EnvBatchMaxOps+")")
+	fs.IntVar(&c.BatchPerWorkspace, "batch-per-workspace", c.BatchPerWorkspace, "write batches of one workspace in flight at once, 0 for the default ("+EnvBatchPerWS+")")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve net/http/pprof on this address; empty: off ("+EnvDebugAddr+")")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size, 0 for the default ("+EnvDBMaxConns+")")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "register gRPC reflection ("+EnvGRPCReflection+")")
 	if err := fs.Parse(args); err != nil {
@@ -352,7 +368,9 @@ func (c Config) Redacted() map[string]any {
 		"auth_secret":      set(c.AuthSecret, "unset"),
 		"shutdown_timeout": c.ShutdownTimeout.String(),
 		"drain_delay":      c.DrainDelay.String(),
-		"group_commit":     c.GroupCommit,
+		"batch_max_ops":    c.BatchMaxOps,
+		"batch_per_ws":     c.BatchPerWorkspace,
+		"debug_addr":       c.DebugAddr,
 		"db_max_conns":     c.DBMaxConns,
 		"grpc_reflection":  c.GRPCReflection,
 	}

@@ -1,6 +1,8 @@
 package grpcserver
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditledger/creditledger/internal/ledger"
@@ -13,6 +15,14 @@ type Observer struct {
 	refusals  *prometheus.CounterVec
 	replays   *prometheus.CounterVec
 	conflicts *prometheus.CounterVec
+	batches   *prometheus.CounterVec
+	batchSize prometheus.Histogram
+	batchTime prometheus.Histogram
+
+	// Series of the hot path, resolved once (a label lookup per posting
+	// costs more than the increment): by type, then kind.
+	postedBy  [3][ledger.KindAdjustment + 1]prometheus.Counter
+	creditsBy [3][ledger.KindAdjustment + 1]prometheus.Counter
 }
 
 var _ ledger.Observer = (*Observer)(nil)
@@ -38,22 +48,59 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 		}, []string{"operation"}),
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "creditledger", Name: "store_conflicts_total",
-			Help: "Store transactions retried after a concurrency conflict.",
+			Help: "Operations decided again because their batch met a concurrent writer (another replica).",
 		}, []string{"operation"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "creditledger", Name: "write_batches_total",
+			Help: "Write batches applied, by outcome: committed, unavailable (commit failed or unknown: every op answered UNAVAILABLE), failed, split (refused by the database and applied again in halves).",
+		}, []string{"outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "creditledger", Name: "write_batch_size",
+			Help:    "Operations per committed write batch.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "creditledger", Name: "write_batch_seconds",
+			Help:    "Duration of committed write batches, from the store's first read to the commit.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 	}
-	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts} {
+	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	for _, typ := range []ledger.TxType{ledger.TypeIn, ledger.TypeOut} {
+		for k := ledger.KindPurchase; k <= ledger.KindAdjustment; k++ {
+			o.postedBy[typ][k] = o.posted.WithLabelValues(typ.String(), k.String())
+			o.creditsBy[typ][k] = o.credits.WithLabelValues(typ.String(), k.String())
+		}
+	}
+	for _, outcome := range []string{"committed", "unavailable", "failed", "split"} {
+		o.batches.WithLabelValues(outcome)
 	}
 	return o, nil
 }
 
 // Posted counts a newly posted transaction and its credits.
 func (o *Observer) Posted(t ledger.Transaction) {
+	if t.Type > ledger.TypeUnspecified && t.Type <= ledger.TypeOut && t.Kind > ledger.KindUnspecified && t.Kind <= ledger.KindAdjustment {
+		o.postedBy[t.Type][t.Kind].Inc()
+		o.creditsBy[t.Type][t.Kind].Add(float64(t.Amount))
+		return
+	}
 	typ, kind := t.Type.String(), t.Kind.String()
 	o.posted.WithLabelValues(typ, kind).Inc()
 	o.credits.WithLabelValues(typ, kind).Add(float64(t.Amount))
+}
+
+// Batch counts a write batch; committed ones also give their size and time.
+func (o *Observer) Batch(ops int, outcome string, d time.Duration) {
+	o.batches.WithLabelValues(outcome).Inc()
+	if outcome == "committed" {
+		o.batchSize.Observe(float64(ops))
+		o.batchTime.Observe(d.Seconds())
+	}
 }
 
 // Refused counts a business refusal.

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"strconv"
 	"strings"
 )
 
@@ -53,67 +54,14 @@ func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResu
 	fp := newFingerprint(OpSubmitRequest).str(in.Workspace).str(in.Account).int(in.Amount).str(in.PackageID).
 		str(in.PaymentMethod.String()).str(in.PaymentReference).str(in.Note).strMap(md).sum()
 
-	var res SubmitResult
-	err := s.update(ctx, OpSubmitRequest, func(ctx context.Context, tx Tx) error {
-		res = SubmitResult{}
-		rec, found, err := tx.LockIdempotency(ctx, in.Workspace, in.IdempotencyKey)
-		if err != nil {
-			return err
-		}
-		if found {
-			if err := sameRequest(rec, OpSubmitRequest, fp); err != nil {
-				return err
-			}
-			r, err := tx.Request(ctx, in.Workspace, rec.RequestID)
-			if err != nil {
-				return err
-			}
-			res = SubmitResult{Request: r, Replayed: true}
-			return nil
-		}
-		st, err := tx.Settings(ctx, in.Workspace)
-		if err != nil {
-			return err
-		}
-		if !st.CreditPaymentsEnabled {
-			return errDisabled(in.Workspace)
-		}
-		amount := in.Amount
-		if in.PackageID != "" {
-			pkg, err := tx.Package(ctx, in.Workspace, in.PackageID)
-			if err != nil {
-				return err
-			}
-			if !pkg.Active {
-				return errPackageInactive(pkg.ID)
-			}
-			amount = pkg.Credits
-		}
-		r := CreditRequest{
-			ID: s.newID(), Workspace: in.Workspace, Account: in.Account, Amount: amount, PackageID: in.PackageID,
-			PaymentMethod: in.PaymentMethod, PaymentReference: in.PaymentReference, Note: in.Note,
-			Status: StatusPending, Metadata: md, IdempotencyKey: in.IdempotencyKey, CreateTime: s.clock(),
-		}
-		if err := tx.InsertRequest(ctx, r); err != nil {
-			return err
-		}
-		if err := tx.PutIdempotency(ctx, IdempotencyRecord{
-			Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpSubmitRequest, Fingerprint: fp,
-			RequestID: r.ID, CreateTime: r.CreateTime,
-		}); err != nil {
-			return err
-		}
-		res = SubmitResult{Request: r}
-		return nil
-	})
-	if err != nil {
-		s.observeRefusal(OpSubmitRequest, err)
+	o := &submitOp{opBase: opBase{operation: OpSubmitRequest, workspace: in.Workspace, key: in.IdempotencyKey}, in: in, md: md, fp: fp}
+	if err := s.batch.do(ctx, o); err != nil {
 		return SubmitResult{}, err
 	}
-	if res.Replayed {
-		s.obs.Replayed(OpSubmitRequest)
+	if o.err != nil {
+		return SubmitResult{}, o.err
 	}
-	return res, nil
+	return o.res, nil
 }
 
 // DecideInput is the agency's decision on a pending request.
@@ -156,95 +104,14 @@ func (s *Service) DecideRequest(ctx context.Context, in DecideInput) (DecideResu
 	fp := newFingerprint(OpDecideRequest).str(in.Workspace).str(in.RequestID).str(in.Decision.String()).
 		str(in.Reason).str(in.DecidedBy).sum()
 
-	var res DecideResult
-	err := s.update(ctx, OpDecideRequest, func(ctx context.Context, tx Tx) error {
-		res = DecideResult{}
-		rec, found, err := tx.LockIdempotency(ctx, in.Workspace, in.IdempotencyKey)
-		if err != nil {
-			return err
-		}
-		if found {
-			if err := sameRequest(rec, OpDecideRequest, fp); err != nil {
-				return err
-			}
-			r, err := tx.Request(ctx, in.Workspace, rec.RequestID)
-			if err != nil {
-				return err
-			}
-			res = DecideResult{Request: r, Replayed: true}
-			if rec.TransactionID != "" {
-				t, err := tx.Transaction(ctx, in.Workspace, rec.TransactionID)
-				if err != nil {
-					return err
-				}
-				res.Transaction = &t
-			}
-			return nil
-		}
-		r, err := tx.LockRequest(ctx, in.Workspace, in.RequestID)
-		if err != nil {
-			return err
-		}
-		if r.Status != StatusPending {
-			return newErr(CodeFailedPrecondition, ReasonRequestAlreadyDecided,
-				"the request was already "+strings.ToLower(r.Status.String()),
-				map[string]string{"request_id": r.ID, "status": r.Status.String()})
-		}
-		now := s.clock()
-		r.DecisionReason, r.DecidedBy, r.DecideTime = in.Reason, in.DecidedBy, now
-		var posted *Transaction
-		if in.Decision == DecisionAccept {
-			acct, err := tx.LockAccount(ctx, in.Workspace, r.Account)
-			if err != nil {
-				return err
-			}
-			t, err := s.nextEntry(acct, TypeIn, r.Amount, nil)
-			if err != nil {
-				return err
-			}
-			t.Kind, t.Reference, t.IdempotencyKey = KindRequestApproved, "creditRequest:"+r.ID, in.IdempotencyKey
-			t.PackageID, t.RequestID, t.CreateTime = r.PackageID, r.ID, now
-			if err := tx.AppendTransaction(ctx, t); err != nil {
-				return err
-			}
-			r.Status, r.TransactionID = StatusAccepted, t.ID
-			posted = &t
-		} else {
-			r.Status = StatusRejected
-		}
-		if err := tx.DecideRequest(ctx, r); err != nil {
-			return err
-		}
-		rec = IdempotencyRecord{
-			Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpDecideRequest,
-			Fingerprint: fp, RequestID: r.ID, CreateTime: now,
-		}
-		if posted != nil {
-			rec.TransactionID = posted.ID
-		}
-		if err := tx.PutIdempotency(ctx, rec); err != nil {
-			return err
-		}
-		res = DecideResult{Request: r, Transaction: posted}
-		return nil
-	})
-	if err != nil {
-		s.observeRefusal(OpDecideRequest, err)
+	o := &decideOp{opBase: opBase{operation: OpDecideRequest, workspace: in.Workspace, key: in.IdempotencyKey}, in: in, fp: fp}
+	if err := s.batch.do(ctx, o); err != nil {
 		return DecideResult{}, err
 	}
-	switch {
-	case res.Replayed:
-		s.obs.Replayed(OpDecideRequest)
-	case res.Transaction != nil:
-		s.obs.Posted(*res.Transaction)
+	if o.err != nil {
+		return DecideResult{}, o.err
 	}
-	return res, nil
-}
-
-func (s *Service) observeRefusal(op Operation, err error) {
-	if e := ErrorOf(err); e.Code == CodeFailedPrecondition || e.Reason == ReasonVersionMismatch || e.Reason == ReasonIdempotencyKeyReused {
-		s.obs.Refused(op, e.Reason)
-	}
+	return o.res, nil
 }
 
 // GetRequest returns one credit request of the workspace.
@@ -310,14 +177,18 @@ func (s *Service) ListRequests(ctx context.Context, in ListRequestsInput) (Reque
 	if desc {
 		dir = "desc"
 	}
-	bind := binding("requests", in.Workspace, in.Account, in.Status.String(), dir)
+	bind := binding("requests.seq", in.Workspace, in.Account, in.Status.String(), dir)
 	q := RequestQuery{Workspace: in.Workspace, Account: in.Account, Status: in.Status, Desc: desc, Limit: size + 1}
 	if in.PageToken != "" {
 		cur, err := s.tokens.Decode(bind, in.PageToken)
 		if err != nil {
 			return RequestPage{}, err
 		}
-		q.AfterID = cur
+		after, perr := strconv.ParseInt(cur, 10, 64)
+		if perr != nil || after < 1 {
+			return RequestPage{}, invalid("page_token", "is invalid")
+		}
+		q.AfterSeq = after
 	}
 	var rows []CreditRequest
 	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
@@ -331,7 +202,7 @@ func (s *Service) ListRequests(ctx context.Context, in ListRequestsInput) (Reque
 	page := RequestPage{Requests: rows}
 	if len(rows) > size {
 		page.Requests = rows[:size]
-		page.NextPageToken = s.tokens.Encode(bind, rows[size-1].ID)
+		page.NextPageToken = s.tokens.Encode(bind, strconv.FormatInt(rows[size-1].Seq, 10))
 	}
 	return page, nil
 }

@@ -3,8 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"errors"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -20,8 +18,13 @@ type Observer interface {
 	Refused(op Operation, reason string)
 	// Replayed is called when an idempotent replay answered.
 	Replayed(op Operation)
-	// Conflict is called each time a store transaction is retried after a conflict.
+	// Conflict is called for each op of a batch that is decided again
+	// after a conflict.
 	Conflict(op Operation)
+	// Batch is called once per batch applied (outcome: committed,
+	// unavailable, failed, or split when it is applied again in halves)
+	// with its number of ops and how long it took.
+	Batch(ops int, outcome string, d time.Duration)
 }
 
 type nopObserver struct{}
@@ -30,17 +33,19 @@ func (nopObserver) Posted(Transaction)        {}
 func (nopObserver) Refused(Operation, string) {}
 func (nopObserver) Replayed(Operation)        {}
 func (nopObserver) Conflict(Operation)        {}
+func (nopObserver) Batch(int, string, time.Duration) {}
 
 // Service applies the ledger's rules on top of a Store. It is safe for
 // concurrent use and holds no state that correctness depends on: several
 // replicas may serve one database.
 type Service struct {
-	store    Store
-	now      func() time.Time
-	tokens   *PageTokens
-	obs      Observer
-	newID    func() string
-	attempts int
+	store     Store
+	now       func() time.Time
+	tokens    *PageTokens
+	obs       Observer
+	newID     func() string
+	batchOpts BatchOptions
+	batch     *batcher
 }
 
 // Option configures a Service.
@@ -60,10 +65,9 @@ func WithObserver(o Observer) Option { return func(s *Service) { s.obs = o } }
 // NewService returns a Service over store.
 func NewService(store Store, opts ...Option) *Service {
 	s := &Service{
-		store:    store,
-		now:      time.Now,
-		obs:      nopObserver{},
-		attempts: 10,
+		store: store,
+		now:   time.Now,
+		obs:   nopObserver{},
 		newID: func() string {
 			return uuid.Must(uuid.NewV7()).String()
 		},
@@ -74,6 +78,7 @@ func NewService(store Store, opts ...Option) *Service {
 	if s.tokens == nil {
 		s.tokens = NewPageTokens(nil)
 	}
+	s.batch = newBatcher(s, s.batchOpts)
 	return s
 }
 
@@ -82,37 +87,6 @@ func (s *Service) Store() Store { return s.store }
 
 // clock returns the current time as stored: UTC, microsecond precision.
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
-
-// update runs fn in a store transaction, retrying on conflicts with a
-// bounded, jittered backoff. Exhausted retries are ABORTED: the caller may
-// retry with the same idempotency key.
-func (s *Service) update(ctx context.Context, op Operation, fn func(ctx context.Context, tx Tx) error) error {
-	backoff := time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := s.store.Update(ctx, fn)
-		if err == nil || !errors.Is(err, ErrConflict) {
-			return err
-		}
-		s.obs.Conflict(op)
-		if attempt >= s.attempts {
-			if op == "" {
-				return &Error{Code: CodeAborted, Reason: "CONCURRENT_UPDATE", Message: "too many concurrent updates; retry", Cause: err}
-			}
-			return &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse, Message: "a concurrent request is in flight; retry with the same idempotency key", Cause: err}
-		}
-		sleep := backoff/2 + rand.N(backoff) //nolint:gosec // backoff jitter, not a secret
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		if backoff < 64*time.Millisecond {
-			backoff *= 2
-		}
-	}
-}
 
 // ---------------------------------------------------------------------------
 // Credit and Debit
@@ -224,74 +198,14 @@ func (s *Service) Debit(ctx context.Context, in DebitInput) (PostResult, error) 
 }
 
 func (s *Service) post(ctx context.Context, p posting) (PostResult, error) {
-	var res PostResult
-	err := s.update(ctx, p.op, func(ctx context.Context, tx Tx) error {
-		res = PostResult{}
-		rec, found, err := tx.LockIdempotency(ctx, p.ws, p.key)
-		if err != nil {
-			return err
-		}
-		if found {
-			if err := sameRequest(rec, p.op, p.fp); err != nil {
-				return err
-			}
-			t, err := tx.Transaction(ctx, p.ws, rec.TransactionID)
-			if err != nil {
-				return err
-			}
-			res = PostResult{Transaction: t, Balance: t.BalanceAfter, Version: t.AccountVersion, Replayed: true}
-			return nil
-		}
-		amount := p.amount
-		if p.typ == TypeOut {
-			st, err := tx.Settings(ctx, p.ws)
-			if err != nil {
-				return err
-			}
-			if !st.CreditPaymentsEnabled {
-				return errDisabled(p.ws)
-			}
-		}
-		if p.pkg != "" {
-			pkg, err := tx.Package(ctx, p.ws, p.pkg)
-			if err != nil {
-				return err
-			}
-			if !pkg.Active {
-				return errPackageInactive(pkg.ID)
-			}
-			amount = pkg.Credits
-		}
-		acct, err := tx.LockAccount(ctx, p.ws, p.acct)
-		if err != nil {
-			return err
-		}
-		t, err := s.nextEntry(acct, p.typ, amount, p.expected)
-		if err != nil {
-			return err
-		}
-		t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.PackageID = p.kind, p.ref, p.key, p.md, p.pkg
-		if err := tx.AppendTransaction(ctx, t); err != nil {
-			return err
-		}
-		if err := tx.PutIdempotency(ctx, IdempotencyRecord{
-			Workspace: p.ws, Key: p.key, Operation: p.op, Fingerprint: p.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
-		}); err != nil {
-			return err
-		}
-		res = PostResult{Transaction: t, Balance: t.BalanceAfter, Version: t.AccountVersion}
-		return nil
-	})
-	if err != nil {
-		s.observeRefusal(p.op, err)
+	o := &postOp{opBase: opBase{operation: p.op, workspace: p.ws, key: p.key}, p: p}
+	if err := s.batch.do(ctx, o); err != nil {
 		return PostResult{}, err
 	}
-	if res.Replayed {
-		s.obs.Replayed(p.op)
-	} else {
-		s.obs.Posted(res.Transaction)
+	if o.err != nil {
+		return PostResult{}, o.err
 	}
-	return res, nil
+	return o.res, nil
 }
 
 // nextEntry builds the account's next transaction, enforcing the expected

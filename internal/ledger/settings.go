@@ -54,23 +54,11 @@ func (s *Service) UpdateSettings(ctx context.Context, workspace string, in Setti
 	if err := v.err(); err != nil {
 		return Settings{}, err
 	}
-	var out Settings
-	err := s.update(ctx, "", func(ctx context.Context, tx Tx) error {
-		st, err := tx.Settings(ctx, workspace)
-		if err != nil {
-			return err
-		}
-		if set["credit_payments_enabled"] {
-			st.CreditPaymentsEnabled = in.CreditPaymentsEnabled
-		}
-		st.Workspace, st.UpdateTime = workspace, s.clock()
-		if err := tx.PutSettings(ctx, st); err != nil {
-			return err
-		}
-		out = st
-		return nil
-	})
-	return out, err
+	o := &settingsOp{opBase: opBase{workspace: workspace}, in: in, set: set}
+	if err := s.batch.do(ctx, o); err != nil {
+		return Settings{}, err
+	}
+	return o.res, o.err
 }
 
 // ---------------------------------------------------------------------------
@@ -106,15 +94,12 @@ func (s *Service) CreatePackage(ctx context.Context, workspace, id string, p Pac
 	}
 	now := s.clock()
 	p.Workspace, p.ID, p.Active, p.CreateTime, p.UpdateTime = workspace, id, true, now, now
-	err := s.update(ctx, "", func(ctx context.Context, tx Tx) error {
-		return tx.InsertPackage(ctx, p)
-	})
-	if errors.Is(err, ErrAlreadyExists) {
-		return Package{}, newErr(CodeAlreadyExists, ReasonAlreadyExists, "a package with this id already exists",
-			map[string]string{"package_id": id})
-	}
-	if err != nil {
+	o := &createPackageOp{opBase: opBase{workspace: workspace}, p: p}
+	if err := s.batch.do(ctx, o); err != nil {
 		return Package{}, err
+	}
+	if o.err != nil {
+		return Package{}, o.err
 	}
 	return p, nil
 }
@@ -199,37 +184,14 @@ func (s *Service) UpdatePackage(ctx context.Context, workspace, id string, in Pa
 	if err := v.err(); err != nil {
 		return Package{}, err
 	}
-	var out Package
-	err := s.update(ctx, "", func(ctx context.Context, tx Tx) error {
-		p, err := tx.LockPackage(ctx, workspace, id)
-		if err != nil {
-			return err
-		}
-		if set["display_name"] {
-			p.DisplayName = in.DisplayName
-		}
-		if set["credits"] {
-			p.Credits = in.Credits
-		}
-		if set["price"] {
-			p.Price = in.Price
-		}
-		if set["active"] {
-			p.Active = in.Active
-		}
-		var v violations
-		validatePackage(&v, p)
-		if err := v.err(); err != nil {
-			return err
-		}
-		p.UpdateTime = s.clock()
-		if err := tx.UpdatePackage(ctx, p); err != nil {
-			return err
-		}
-		out = p
-		return nil
-	})
-	return out, err
+	o := &updatePackageOp{opBase: opBase{workspace: workspace}, id: id, in: in, set: set}
+	if err := s.batch.do(ctx, o); err != nil {
+		return Package{}, err
+	}
+	if o.err != nil {
+		return Package{}, o.err
+	}
+	return o.res, nil
 }
 
 // ArchivePackage makes a package inactive; it stays readable.
@@ -259,11 +221,12 @@ func (s *Service) SetConversionRate(ctx context.Context, workspace, currency, ra
 		return ConversionRate{}, err
 	}
 	r := ConversionRate{Workspace: workspace, Currency: currency, Rate: d, Active: true, CreateTime: s.clock()}
-	err = s.update(ctx, "", func(ctx context.Context, tx Tx) error {
-		return tx.InsertRate(ctx, r)
-	})
-	if err != nil {
+	o := &rateOp{opBase: opBase{workspace: workspace}, r: r}
+	if err := s.batch.do(ctx, o); err != nil {
 		return ConversionRate{}, err
+	}
+	if o.err != nil {
+		return ConversionRate{}, o.err
 	}
 	return r, nil
 }

@@ -5,26 +5,38 @@ import (
 	"time"
 )
 
-// Store persists the ledger. Correctness comes from the store's transactions
-// and constraints, never from in-process locks: several service replicas may
-// share one database.
+// Store persists the ledger. Correctness comes from the store's transactions,
+// locks and constraints, never from in-process locks: several service
+// replicas may share one database.
+//
+// Every write goes through Write, one batch of operations of one workspace at
+// a time (see batch.go): the store reads and locks what the batch names, the
+// domain decides every operation against that state, and the store writes
+// every effect and commits once.
 //
 // Implementations: internal/store/postgres (production) and
 // internal/store/sqlite (embedded default). Both pass internal/store/storetest.
 type Store interface {
-	// Update runs fn in one read-write database transaction and commits when
-	// fn returns nil; any error from fn rolls back everything fn wrote.
+	// Write runs one batch in one read-write database transaction:
 	//
-	// Stores translate driver errors: a serialization failure, a deadlock, a
-	// lost conditional write or a duplicate idempotency key becomes
-	// ErrConflict (the Service retries fn, so fn must have no effects outside
-	// tx); an unreachable database becomes an error with CodeUnavailable.
+	//  1. it reads and locks what set names, in the global lock order
+	//     (settings, then requests by ID, then accounts by ID, then packages
+	//     by ID, then rates by currency), so that two batches never deadlock;
+	//  2. it calls decide once with what it read (decide has no effects
+	//     outside the Effects it returns, and must not keep the Snapshot);
+	//  3. it writes the effects, assigning sequence numbers to new requests
+	//     in the order given, and commits.
 	//
-	// A store may run the functions of several concurrent Update calls in one
-	// database transaction (group commit), each isolated by a savepoint so
-	// that each call still gets its own outcome. Update returns only after the
-	// outcome is durable (or known to be lost).
-	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Write returns nil only when the commit succeeded. Errors:
+	//   - decide's error, unchanged, after a rollback;
+	//   - ErrConflict (errors.Is) when the database refused the batch because
+	//     of a concurrent writer (a duplicate key, a serialization failure):
+	//     nothing was committed, and deciding the batch again is safe;
+	//   - CodeUnavailable when the database is unreachable or the outcome of
+	//     the commit is unknown (the connection broke after COMMIT was sent);
+	//   - anything else (CodeInternal): the database refused the batch and
+	//     nothing was committed.
+	Write(ctx context.Context, set WriteSet, decide func(*Snapshot) (*Effects, error)) error
 
 	// View runs fn in a read-only transaction that sees one consistent snapshot.
 	View(ctx context.Context, fn func(ctx context.Context, tx ReadTx) error) error
@@ -34,6 +46,89 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// WriteSet names what a batch reads, and locks, before it decides. Every
+// list is sorted and free of duplicates (NewWriteSet's helpers keep it so).
+type WriteSet struct {
+	Workspace string
+	// LockSettings locks the workspace's settings (the batch changes them).
+	LockSettings bool
+	// Requests are credit requests to read and lock; the accounts they
+	// belong to are read and locked with Accounts.
+	Requests []string
+	// Accounts are accounts to read and lock.
+	Accounts []string
+	// Keys are idempotency keys to read, together with the transactions
+	// and requests their records name.
+	Keys []string
+	// Packages are packages to read; locked when LockPackages is set (the
+	// batch changes packages).
+	Packages     []string
+	LockPackages bool
+	// Currencies are currencies whose active rate the batch reads and locks.
+	Currencies []string
+}
+
+// Snapshot is the state a batch decides on, read under the batch's locks.
+// Absent entries do not exist in the store.
+type Snapshot struct {
+	// Settings are the workspace's settings, or the defaults naming the
+	// workspace (credit payments disabled, zero UpdateTime).
+	Settings Settings
+	// Accounts holds every existing account of WriteSet.Accounts and of the
+	// requests of WriteSet.Requests, by ID.
+	Accounts map[string]Account
+	// Keys holds the records of WriteSet.Keys that exist, by key.
+	Keys map[string]IdempotencyRecord
+	// Transactions holds the transactions the records of Keys name, by ID.
+	Transactions map[string]Transaction
+	// Requests holds the requests of WriteSet.Requests and those the
+	// records of Keys name, by ID.
+	Requests map[string]CreditRequest
+	// Packages holds the packages of WriteSet.Packages that exist, by ID.
+	Packages map[string]Package
+	// Rates holds the active rates of WriteSet.Currencies, by currency.
+	Rates map[string]ConversionRate
+}
+
+// Effects is everything a batch writes. Lists are in the order the store
+// must apply them.
+type Effects struct {
+	// Accounts move to their new state, sorted by ID.
+	Accounts []AccountMove
+	// Transactions are the new entries, sorted by account, then version.
+	Transactions []Transaction
+	// NewRequests are new PENDING requests; the store numbers them (Seq)
+	// from the workspace's request sequence, in this order.
+	NewRequests []CreditRequest
+	// Decisions are requests that leave PENDING (status, reason, decider,
+	// decide time, transaction).
+	Decisions []CreditRequest
+	// Keys are the new idempotency records.
+	Keys []IdempotencyRecord
+	// Settings, when set, replace the workspace's settings.
+	Settings *Settings
+	// NewPackages are created; PackageUpdates replace mutable fields.
+	NewPackages    []Package
+	PackageUpdates []Package
+	// Rates each become their currency's active rate, in order; the rate
+	// they replace stays as history.
+	Rates []ConversionRate
+}
+
+// Empty reports whether the batch writes nothing.
+func (e *Effects) Empty() bool {
+	return len(e.Accounts) == 0 && len(e.Transactions) == 0 && len(e.NewRequests) == 0 &&
+		len(e.Decisions) == 0 && len(e.Keys) == 0 && e.Settings == nil && len(e.NewPackages) == 0 &&
+		len(e.PackageUpdates) == 0 && len(e.Rates) == 0
+}
+
+// AccountMove is an account's new state after a batch.
+type AccountMove struct {
+	Account           // the new balance, version and update time
+	FromVersion int64 // the version the batch read (0 for a new account)
+	Create      bool  // the account does not exist in the store yet
 }
 
 // ReadTx reads within a transaction. Every method is scoped to one
@@ -71,53 +166,6 @@ type ReadTx interface {
 	ListRates(ctx context.Context, workspace string, history bool) ([]ConversionRate, error)
 }
 
-// Tx reads and writes within one read-write transaction.
-type Tx interface {
-	ReadTx
-
-	// LockIdempotency serialises transactions that use the same key until
-	// the end of this transaction, then returns the record stored under the
-	// key, if any.
-	LockIdempotency(ctx context.Context, workspace, key string) (IdempotencyRecord, bool, error)
-	// PutIdempotency stores rec; ErrConflict if the key already exists.
-	PutIdempotency(ctx context.Context, rec IdempotencyRecord) error
-
-	// LockAccount returns the account locked against concurrent writers until
-	// the end of the transaction; a never-credited account reads as balance
-	// 0, version 0.
-	LockAccount(ctx context.Context, workspace, id string) (Account, error)
-	// AppendTransaction inserts t and moves its account from version
-	// t.AccountVersion-1 to t.AccountVersion with balance t.BalanceAfter,
-	// creating the account at version 1. ErrConflict if the account is not
-	// at t.AccountVersion-1.
-	AppendTransaction(ctx context.Context, t Transaction) error
-
-	// PutSettings creates or replaces the workspace's settings.
-	PutSettings(ctx context.Context, s Settings) error
-
-	// InsertRequest stores a new PENDING request.
-	InsertRequest(ctx context.Context, r CreditRequest) error
-	// LockRequest returns the request locked against concurrent deciders.
-	LockRequest(ctx context.Context, workspace, id string) (CreditRequest, error)
-	// DecideRequest stores r's decision (status, reason, decided_by,
-	// decide_time, transaction). ErrConflict unless the stored request is
-	// still PENDING.
-	DecideRequest(ctx context.Context, r CreditRequest) error
-
-	// InsertPackage stores a new package; ErrAlreadyExists if the ID is taken.
-	InsertPackage(ctx context.Context, p Package) error
-	// LockPackage returns a package locked against concurrent updates (a
-	// read-modify-write of a package must not lose a concurrent change);
-	// ErrNotFound if absent.
-	LockPackage(ctx context.Context, workspace, id string) (Package, error)
-	// UpdatePackage replaces a package's mutable fields; ErrNotFound if absent.
-	UpdatePackage(ctx context.Context, p Package) error
-
-	// InsertRate stores r as the currency's active rate and deactivates the
-	// previous active rate of that currency.
-	InsertRate(ctx context.Context, r ConversionRate) error
-}
-
 // TransactionQuery selects a page of an account's history.
 type TransactionQuery struct {
 	Workspace     string
@@ -137,14 +185,15 @@ type AccountQuery struct {
 	Limit     int
 }
 
-// RequestQuery selects a page of credit requests. IDs are time-sortable, so
-// ordering by ID is ordering by submission.
+// RequestQuery selects a page of credit requests, ordered by Seq: the
+// workspace's request sequence, assigned in commit order, so that a request
+// committed later never lands behind a cursor a reader already passed.
 type RequestQuery struct {
 	Workspace string
 	Account   string        // "" for every account
 	Status    RequestStatus // StatusUnspecified: any
 	Desc      bool          // newest first
-	AfterID   string        // keyset cursor: IDs after this one in the chosen order
+	AfterSeq  int64         // keyset cursor: after this Seq in the chosen order; 0 for the first page
 	Limit     int
 }
 

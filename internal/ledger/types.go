@@ -225,6 +225,9 @@ type CreditRequest struct {
 	Metadata         map[string]string
 	IdempotencyKey   string
 	CreateTime       time.Time
+	// Seq is the request's place in the workspace's request sequence,
+	// assigned when its batch commits: the queue's commit order.
+	Seq int64
 }
 
 // Package is a bundle of credits clients can buy.

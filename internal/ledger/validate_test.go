@@ -14,7 +14,7 @@ import (
 // be refused before anything reaches the store.
 type untouchable struct{ t testing.TB }
 
-func (u untouchable) Update(context.Context, func(context.Context, ledger.Tx) error) error {
+func (u untouchable) Write(context.Context, ledger.WriteSet, func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	u.t.Error("store written for invalid input")
 	return errors.New("untouchable")
 }
@@ -133,7 +133,7 @@ func TestCreditDebitValidation(t *testing.T) {
 // storeFunc is a Store whose every call records that it was reached and fails.
 type storeFunc func()
 
-func (f storeFunc) Update(context.Context, func(context.Context, ledger.Tx) error) error {
+func (f storeFunc) Write(context.Context, ledger.WriteSet, func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	f()
 	return ledger.UnavailableError(errors.New("test store"))
 }

@@ -83,20 +83,24 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 		after = accts[len(accts)-1].ID
 	}
 
-	after = ""
+	// Requests run 1..n in the workspace's sequence, with no gap.
+	var seq int64
 	for {
-		reqs, err := tx.ListRequests(ctx, RequestQuery{Workspace: ws, AfterID: after, Limit: 500})
+		reqs, err := tx.ListRequests(ctx, RequestQuery{Workspace: ws, AfterSeq: seq, Limit: 500})
 		if err != nil {
 			return err
 		}
 		for _, r := range reqs {
 			rep.Requests++
+			if r.Seq != seq+1 {
+				rep.problem("%s: request %s has sequence %d after %d", ws, r.ID, r.Seq, seq)
+			}
+			seq = r.Seq
 			verifyRequest(ctx, tx, r, rep)
 		}
 		if len(reqs) < 500 {
 			break
 		}
-		after = reqs[len(reqs)-1].ID
 	}
 
 	return aud.IdempotencyRecords(ctx, tx, ws, func(rec IdempotencyRecord) error {

@@ -30,10 +30,10 @@ type PendingStatser interface {
 	PendingRequestStats(ctx context.Context) (count int64, oldest time.Time, err error)
 }
 
-// Store wraps a ledger.Store and times every Update and View.
+// Store wraps a ledger.Store and times every Write and View.
 type Store struct {
 	ledger.Store
-	seconds *prometheus.HistogramVec
+	obs [4]prometheus.Observer
 }
 
 // InstrumentStore registers creditledger_store_transaction_seconds on reg
@@ -41,20 +41,23 @@ type Store struct {
 func InstrumentStore(s ledger.Store, reg prometheus.Registerer) (*Store, error) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "creditledger", Name: "store_transaction_seconds",
-		Help:    "Duration of store transactions (mode update: read-write, view: read-only snapshot), retries included.",
+		Help:    "Duration of store transactions (mode write: one batch, view: read-only snapshot).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"mode", "outcome"})
 	if err := reg.Register(h); err != nil {
 		return nil, err
 	}
-	return &Store{Store: s, seconds: h}, nil
+	st := &Store{Store: s}
+	st.obs[writeOK], st.obs[writeErr] = h.WithLabelValues("write", "ok"), h.WithLabelValues("write", "error")
+	st.obs[viewOK], st.obs[viewErr] = h.WithLabelValues("view", "ok"), h.WithLabelValues("view", "error")
+	return st, nil
 }
 
-// Update times the wrapped Update.
-func (s *Store) Update(ctx context.Context, fn func(context.Context, ledger.Tx) error) error {
+// Write times the wrapped Write.
+func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	start := time.Now()
-	err := s.Store.Update(ctx, fn)
-	s.seconds.WithLabelValues("update", outcome(err)).Observe(time.Since(start).Seconds())
+	err := s.Store.Write(ctx, set, decide)
+	s.observe(writeOK, writeErr, err, start)
 	return err
 }
 
@@ -62,17 +65,25 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, ledger.Tx) 
 func (s *Store) View(ctx context.Context, fn func(context.Context, ledger.ReadTx) error) error {
 	start := time.Now()
 	err := s.Store.View(ctx, fn)
-	s.seconds.WithLabelValues("view", outcome(err)).Observe(time.Since(start).Seconds())
+	s.observe(viewOK, viewErr, err, start)
 	return err
 }
 
-// outcome keeps the label set bounded: ok, or error (business refusals
-// included: they roll the transaction back).
-func outcome(err error) string {
+// Label sets, resolved once: the label set is bounded (mode × ok/error),
+// and a lookup per call would cost more than the observation.
+const (
+	writeOK = iota
+	writeErr
+	viewOK
+	viewErr
+)
+
+func (s *Store) observe(ok, failed int, err error, start time.Time) {
+	i := ok
 	if err != nil {
-		return "error"
+		i = failed
 	}
-	return "ok"
+	s.obs[i].Observe(time.Since(start).Seconds())
 }
 
 // Health holds creditledger_store_up, set by whoever pings the store.

@@ -18,8 +18,3 @@ var (
 	_ metrics.PoolStatser    = (*Store)(nil)
 	_ metrics.PendingStatser = (*Store)(nil)
 )
-
-func TestConformanceGroupCommit(t *testing.T) {
-	t.Parallel()
-	storetest.Run(t, func(tb testing.TB) ledger.Store { return newStore(tb, Options{GroupCommit: true}) })
-}

@@ -2,17 +2,14 @@
 // (pgxpool), with embedded migrations applied by Migrate.
 //
 // Correctness comes from the database, so that several ledgerd replicas can
-// share it: writes run in READ COMMITTED transactions that lock what they
-// read before deciding (SELECT … FOR UPDATE on the account and the credit
-// request, a transaction-scoped advisory lock on the idempotency key), the
-// account moves with a conditional UPDATE that re-checks the version and the
-// balance chain, and the schema's constraints and triggers refuse whatever
-// would break the ledger's invariants (negative balances, rewritten history,
-// a broken chain, a request decided twice, two active rates). Reads (View)
-// run in REPEATABLE READ READ ONLY transactions: one snapshot.
-//
-// With Options.GroupCommit, concurrent Update calls share database
-// transactions, one savepoint per call (see group.go).
+// share it: every write is a batch (batch.go) in one READ COMMITTED
+// transaction that locks what it decides on (SELECT … FOR UPDATE in one
+// global order), moves accounts with conditional UPDATEs that re-check the
+// version they read, and meets the schema's constraints and triggers, which
+// refuse whatever would break the ledger's invariants (negative balances,
+// rewritten history, a broken chain, a request decided twice, two active
+// rates, a duplicate idempotency key). Reads (View) run in REPEATABLE READ
+// READ ONLY transactions: one snapshot.
 package postgres
 
 import (
@@ -33,16 +30,12 @@ type Options struct {
 	// (the larger of 4 and the number of CPUs), and a pool_max_conns in
 	// the URL is honoured when MaxConns is 0.
 	MaxConns int32
-	// GroupCommit applies the functions of concurrent Update calls in
-	// shared database transactions, each isolated by a savepoint.
-	GroupCommit bool
 }
 
 // Store is the PostgreSQL ledger store. It implements ledger.Store and
 // ledger.Auditor and is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	group *grouper // nil unless Options.GroupCommit
+	pool *pgxpool.Pool
 }
 
 var (
@@ -77,49 +70,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool}
-	if opts.GroupCommit {
-		s.group = newGrouper(s, int(cfg.MaxConns))
-	}
-	return s, nil
+	return &Store{pool: pool}, nil
 }
 
 // Pool returns the connection pool (health checks, metrics, tests).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
-// Update runs fn in one READ COMMITTED transaction and commits when fn
-// returns nil; fn's error is returned unchanged after a rollback. With group
-// commit, fn may share the transaction with other calls (see group.go).
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx ledger.Tx) error) error {
-	if s.group != nil {
-		return s.group.update(ctx, fn)
-	}
-	return s.updateAlone(ctx, fn)
-}
-
-// updateAlone runs fn in a transaction of its own.
-func (s *Store) updateAlone(ctx context.Context, fn func(ctx context.Context, tx ledger.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return mapErr(ctx, "begin", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			rollback(ctx, tx) // fn panicked
-		}
-	}()
-	err = fn(ctx, &writeTx{readTx{tx: tx}})
-	done = true
-	if err != nil {
-		rollback(ctx, tx)
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapErr(ctx, "commit", err)
-	}
-	return nil
-}
 
 // rollback ends tx even when ctx has ended; a failed rollback closes the
 // connection (pgx does), which ends the transaction on the server.
@@ -162,12 +117,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close waits for pending group commits, then closes the pool; calls made
-// after Close fail with an unavailable error.
+// Close closes the pool; calls made after Close fail with an unavailable
+// error.
 func (s *Store) Close() error {
-	if s.group != nil {
-		s.group.close()
-	}
 	s.pool.Close()
 	return nil
 }

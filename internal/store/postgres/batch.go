@@ -1,0 +1,302 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/creditledger/creditledger/internal/ledger"
+)
+
+// Write implements ledger.Store: one batch in one READ COMMITTED
+// transaction, in two round trips.
+//
+//  1. BEGIN and every read, pipelined: the settings, the requests, the
+//     accounts, the packages and the rates, each locked FOR UPDATE in ID
+//     order when the batch changes them, then the idempotency records with
+//     the transactions and requests they name. The records are read after
+//     the locks, so each sees what the batches it waited for committed.
+//  2. Every write and COMMIT, pipelined. A statement that fails makes the
+//     server skip the rest of the pipeline, COMMIT included: an error
+//     from the server means nothing was committed. An error of the
+//     connection after COMMIT was sent means the outcome is unknown, and
+//     is reported as unavailable.
+//
+// Global lock order, the same for every batch of every replica: settings,
+// requests, accounts, packages, rates (each by ID), then, first among the
+// writes, the workspace's request counter. Inserts that may wait on
+// another batch's uncommitted row (a new account, a new key) come after
+// every lock, so no cycle can form; a duplicate they meet is a conflict
+// and the batch is decided again.
+func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(ctx, "acquire connection", err)
+	}
+	defer pc.Release() // the pool drops a connection left in a transaction
+	conn := pc.Conn()
+
+	snap, err := readBatch(ctx, conn, set)
+	if err != nil {
+		abort(ctx, conn)
+		return err
+	}
+	eff, err := decide(snap)
+	if err != nil {
+		abort(ctx, conn)
+		return err
+	}
+	if eff.Empty() {
+		// Only refusals and replays: they were decided on committed state
+		// under the batch's locks; there is nothing to commit.
+		abort(ctx, conn)
+		return nil
+	}
+	if err := writeBatch(ctx, conn, set.Workspace, eff); err != nil {
+		abort(ctx, conn)
+		return err
+	}
+	return nil
+}
+
+// abort rolls back whatever the connection has open, even after ctx ended.
+// A connection that cannot roll back is closed by the pool on release.
+func abort(ctx context.Context, conn *pgx.Conn) {
+	if conn.IsClosed() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = conn.Close(rctx)
+	}
+}
+
+// readBatch sends BEGIN and the batch's reads in one round trip.
+func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledger.Snapshot, error) {
+	ws := set.Workspace
+	snap := &ledger.Snapshot{
+		Settings:     ledger.Settings{Workspace: ws},
+		Accounts:     make(map[string]ledger.Account, len(set.Accounts)),
+		Keys:         make(map[string]ledger.IdempotencyRecord),
+		Transactions: make(map[string]ledger.Transaction),
+		Requests:     make(map[string]ledger.CreditRequest, len(set.Requests)),
+		Packages:     make(map[string]ledger.Package, len(set.Packages)),
+		Rates:        make(map[string]ledger.ConversionRate, len(set.Currencies)),
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+
+	qs := qSettings
+	if set.LockSettings {
+		b.Queue(qEnsureSettings, ws)
+		qs = qLockSettings
+	}
+	b.Queue(qs, ws).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var upd pgtype.Timestamptz
+			if err := rows.Scan(&snap.Settings.CreditPaymentsEnabled, &upd); err != nil {
+				return err
+			}
+			snap.Settings.UpdateTime = fromTime(upd)
+		}
+		return rows.Err()
+	})
+	if len(set.Requests) > 0 {
+		b.Queue(qLockRequests, ws, set.Requests).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
+	}
+	addAccount := func(a ledger.Account) { snap.Accounts[a.ID] = a }
+	switch {
+	case len(set.Requests) > 0:
+		b.Queue(qLockAccountsOfRequests, ws, nonNil(set.Accounts), set.Requests).Query(collect(scanAccount, addAccount))
+	case len(set.Accounts) > 0:
+		b.Queue(qLockAccounts, ws, set.Accounts).Query(collect(scanAccount, addAccount))
+	}
+	if len(set.Packages) > 0 {
+		q := qPackages
+		if set.LockPackages {
+			q = qLockPackages
+		}
+		b.Queue(q, ws, set.Packages).Query(collect(scanPackage, func(p ledger.Package) { snap.Packages[p.ID] = p }))
+	}
+	if len(set.Currencies) > 0 {
+		b.Queue(qLockRates, ws, set.Currencies).Query(collect(scanRate, func(r ledger.ConversionRate) { snap.Rates[r.Currency] = r }))
+	}
+	if len(set.Keys) > 0 {
+		b.Queue(qKeys, ws, set.Keys).Query(collect(scanIdempotency, func(r ledger.IdempotencyRecord) { snap.Keys[r.Key] = r }))
+		b.Queue(qKeyTransactions, ws, set.Keys).Query(collect(scanTransaction, func(t ledger.Transaction) { snap.Transactions[t.ID] = t }))
+		b.Queue(qKeyRequests, ws, set.Keys).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, mapErr(ctx, "read batch", err)
+	}
+	return snap, nil
+}
+
+// collect returns a batch callback that scans every row and hands it on.
+func collect[T any](scan func(pgx.Row) (T, error), add func(T)) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			add(v)
+		}
+		return rows.Err()
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// writeBatch sends every effect and COMMIT in one round trip.
+func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects) error {
+	b := &pgx.Batch{}
+	// The request counter first: see Write.
+	if len(eff.NewRequests) > 0 {
+		if err := queueNewRequests(b, ws, eff.NewRequests); err != nil {
+			return err
+		}
+	}
+	if st := eff.Settings; st != nil {
+		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, toTime(st.UpdateTime))
+	}
+	for _, p := range eff.NewPackages {
+		b.Queue(qInsertPackage, ws, p.ID, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
+			p.Active, toTime(p.CreateTime), toTime(p.UpdateTime))
+	}
+	for _, p := range eff.PackageUpdates {
+		b.Queue(qUpdatePackage, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
+			p.Active, toTime(p.UpdateTime), ws, p.ID)
+	}
+	for _, r := range eff.Rates {
+		b.Queue(qDeactivateRate, ws, r.Currency)
+		b.Queue(qInsertRate, ws, r.Currency, r.Rate.String(), toTime(r.CreateTime))
+	}
+	queueAccountMoves(b, ws, eff.Accounts)
+	if len(eff.Transactions) > 0 {
+		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
+			return err
+		}
+	}
+	if len(eff.Decisions) > 0 {
+		queueDecisions(b, ws, eff.Decisions)
+	}
+	if len(eff.Keys) > 0 {
+		queueKeys(b, ws, eff.Keys)
+	}
+	b.Queue("COMMIT")
+	err := conn.SendBatch(ctx, b).Close()
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// The server refused a statement (or the commit): nothing was
+		// committed.
+		return mapErr(ctx, "write batch", err)
+	}
+	// The connection broke, or ctx ended, with COMMIT possibly sent.
+	return ledger.UnavailableError(fmt.Errorf("postgres: write batch: outcome unknown: %w", err))
+}
+
+func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error {
+	n := len(rs)
+	ids, accts, pkgs, methods := make([]string, n), make([]string, n), make([]*string, n), make([]string, n)
+	amounts, refs, notes, mds := make([]int64, n), make([]string, n), make([]string, n), make([]*string, n)
+	keys, times := make([]string, n), make([]time.Time, n)
+	for i, r := range rs {
+		md, err := metadataText(r.Metadata)
+		if err != nil {
+			return err
+		}
+		ids[i], accts[i], amounts[i], pkgs[i], methods[i] = r.ID, r.Account, r.Amount, optText(r.PackageID), r.PaymentMethod.String()
+		refs[i], notes[i], mds[i], keys[i], times[i] = r.PaymentReference, r.Note, md, r.IdempotencyKey, r.CreateTime.UTC()
+	}
+	b.Queue(qInsertRequests, ws, ids, accts, amounts, pkgs, methods, refs, notes, mds, keys, times)
+	return nil
+}
+
+func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove) {
+	var mIDs, cIDs []string
+	var mBal, mVer, mFrom, cBal, cVer []int64
+	var mTime, cTime []time.Time
+	for _, m := range moves {
+		if m.Create {
+			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
+			continue
+		}
+		mIDs, mBal, mVer, mTime = append(mIDs, m.ID), append(mBal, m.Balance), append(mVer, m.Version), append(mTime, m.UpdateTime.UTC())
+		mFrom = append(mFrom, m.FromVersion)
+	}
+	if len(mIDs) > 0 {
+		b.Queue(qMoveAccounts, ws, mIDs, mBal, mVer, mTime, mFrom)
+	}
+	if len(cIDs) > 0 {
+		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime)
+	}
+}
+
+func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
+	n := len(ts)
+	ids, accts, types, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts, bals, vers := make([]int64, n), make([]int64, n), make([]int64, n)
+	refs, keys, mds, pkgs, reqs := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	times := make([]time.Time, n)
+	for i, t := range ts {
+		if t.Type != ledger.TypeIn && t.Type != ledger.TypeOut {
+			return fmt.Errorf("postgres: transaction %s: unspecified type", t.ID)
+		}
+		md, err := metadataText(t.Metadata)
+		if err != nil {
+			return err
+		}
+		ids[i], accts[i], types[i], kinds[i] = t.ID, t.Account, t.Type.String(), t.Kind.String()
+		amounts[i], bals[i], vers[i] = t.Amount, t.BalanceAfter, t.AccountVersion
+		refs[i], keys[i], mds[i], pkgs[i], reqs[i] = t.Reference, t.IdempotencyKey, md, optText(t.PackageID), optText(t.RequestID)
+		times[i] = t.CreateTime.UTC()
+	}
+	b.Queue(qInsertTransactions, ws, ids, accts, types, kinds, amounts, bals, vers, refs, keys, mds, pkgs, reqs, times)
+	return nil
+}
+
+func queueDecisions(b *pgx.Batch, ws string, rs []ledger.CreditRequest) {
+	n := len(rs)
+	ids, statuses, reasons, by, txs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+	times := make([]time.Time, n)
+	for i, r := range rs {
+		ids[i], statuses[i], reasons[i], by[i] = r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy
+		times[i], txs[i] = r.DecideTime.UTC(), optText(r.TransactionID)
+	}
+	b.Queue(qDecideRequests, ws, ids, statuses, reasons, by, times, txs)
+}
+
+func queueKeys(b *pgx.Batch, ws string, recs []ledger.IdempotencyRecord) {
+	n := len(recs)
+	keys, ops, txs, reqs := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
+	fps, times := make([][]byte, n), make([]time.Time, n)
+	for i, r := range recs {
+		keys[i], ops[i], fps[i] = r.Key, string(r.Operation), r.Fingerprint
+		txs[i], reqs[i], times[i] = optText(r.TransactionID), optText(r.RequestID), r.CreateTime.UTC()
+	}
+	b.Queue(qInsertKeys, ws, keys, ops, fps, txs, reqs, times)
+}
+
+// optText is "" as NULL, for array parameters.
+func optText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

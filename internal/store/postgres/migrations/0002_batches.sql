@@ -1,0 +1,172 @@
+-- CreditLedger PostgreSQL schema, version 2: the batched write path.
+--
+-- A batch moves an account by several versions in one UPDATE (or creates it
+-- at its state after the batch) and inserts all of its entries in one
+-- statement after that. The invariants stay the same and as strict; only
+-- where they are checked moves:
+--   * each entry continues its account's chain (v1 starts from zero, vN
+--     applies its amount to the balance_after of v(N-1)), and no entry is
+--     ahead of its account: one statement-level check per INSERT, over the
+--     inserted rows (a transition table), instead of two checks per row;
+--   * an account only moves forward, and at commit every state it moved to
+--     (or was created at) is the state its entry of that version leads to.
+--
+-- Credit requests get a per-workspace sequence, assigned inside the batch
+-- from a counter row that stays locked until the batch commits: sequence
+-- order is commit order, so a reader paging the queue by sequence never
+-- misses a request that commits after it passed.
+
+-- A batch asserts that its conditional writes changed what it locked; a
+-- mismatch means a concurrent writer it did not expect, and fails the batch
+-- as a serialization failure before COMMIT (the batch is decided again).
+CREATE FUNCTION ledger_expect(expected bigint, actual bigint, what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF expected IS DISTINCT FROM actual THEN
+        RAISE EXCEPTION 'batch: % changed concurrently (% rows, expected %)', what, actual, expected
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+END;
+$$;
+
+CREATE TABLE workspace_sequences (
+    workspace text COLLATE "C" NOT NULL CHECK (workspace <> ''),
+    name      text        NOT NULL CHECK (name IN ('requests')),
+    value     bigint      NOT NULL CHECK (value >= 0),
+    PRIMARY KEY (workspace, name)
+);
+
+ALTER TABLE credit_requests ADD COLUMN seq bigint;
+
+-- Existing requests are numbered in submission order. The decide-once guard
+-- would refuse touching decided requests, so it is off for this one update.
+ALTER TABLE credit_requests DISABLE TRIGGER credit_requests_guard;
+UPDATE credit_requests r SET seq = n.seq
+FROM (SELECT workspace, id, row_number() OVER (PARTITION BY workspace ORDER BY id) AS seq FROM credit_requests) n
+WHERE r.workspace = n.workspace AND r.id = n.id;
+ALTER TABLE credit_requests ENABLE TRIGGER credit_requests_guard;
+
+INSERT INTO workspace_sequences (workspace, name, value)
+SELECT workspace, 'requests', max(seq) FROM credit_requests GROUP BY workspace;
+
+ALTER TABLE credit_requests ALTER COLUMN seq SET NOT NULL;
+ALTER TABLE credit_requests ADD CONSTRAINT credit_requests_seq CHECK (seq >= 1);
+ALTER TABLE credit_requests ADD CONSTRAINT credit_requests_seq_unique UNIQUE (workspace, seq);
+DROP INDEX credit_requests_by_account;
+DROP INDEX credit_requests_by_status;
+CREATE INDEX credit_requests_by_account ON credit_requests (workspace, account, status, seq);
+CREATE INDEX credit_requests_by_status ON credit_requests (workspace, status, seq);
+
+-- The sequence is immutable once assigned, like what was requested.
+CREATE OR REPLACE FUNCTION credit_requests_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.status <> 'PENDING' THEN
+            RAISE EXCEPTION 'credit_requests: a new request must be PENDING' USING ERRCODE = 'check_violation';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF OLD.status <> 'PENDING' OR NEW.status NOT IN ('ACCEPTED', 'REJECTED')
+       OR (NEW.workspace, NEW.id, NEW.account, NEW.amount, NEW.payment_method, NEW.payment_reference,
+           NEW.note, NEW.idempotency_key, NEW.create_time, NEW.seq)
+          IS DISTINCT FROM
+          (OLD.workspace, OLD.id, OLD.account, OLD.amount, OLD.payment_method, OLD.payment_reference,
+           OLD.note, OLD.idempotency_key, OLD.create_time, OLD.seq)
+       OR NEW.package_id IS DISTINCT FROM OLD.package_id
+       OR NEW.metadata IS DISTINCT FROM OLD.metadata THEN
+        RAISE EXCEPTION 'credit_requests: only a PENDING request can be decided, once'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.status = 'ACCEPTED' THEN
+        PERFORM 1 FROM transactions t
+        WHERE t.workspace = NEW.workspace AND t.id = NEW.transaction_id AND t.request_id = NEW.id
+          AND t.account = NEW.account AND t.amount = NEW.amount AND t.type = 'IN' AND t.kind = 'REQUEST_APPROVED';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'credit_requests: an accepted request needs its REQUEST_APPROVED entry'
+                USING ERRCODE = 'check_violation';
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+-- Entries: one check per statement.
+DROP TRIGGER transactions_chain ON transactions;
+DROP TRIGGER transactions_match_account ON transactions;
+DROP FUNCTION transactions_chain();
+DROP FUNCTION transactions_match_account();
+
+CREATE FUNCTION transactions_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT n.workspace, n.account, n.account_version INTO bad
+    FROM new_entries n
+    LEFT JOIN transactions p
+      ON p.workspace = n.workspace AND p.account = n.account AND p.account_version = n.account_version - 1
+    WHERE n.account_version > 1 AND p.balance_after IS NULL
+       OR NOT ((n.type = 'IN' AND COALESCE(p.balance_after, 0) = n.balance_after - n.amount)
+            OR (n.type = 'OUT' AND COALESCE(p.balance_after, 0) - n.amount = n.balance_after))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'transactions: entry v% of %/% does not continue the balance chain',
+            bad.account_version, bad.workspace, bad.account USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT n.workspace, n.account, n.account_version INTO bad
+    FROM new_entries n
+    JOIN accounts a ON a.workspace = n.workspace AND a.id = n.account
+    WHERE a.version < n.account_version
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'transactions: entry v% of %/% is ahead of its account',
+            bad.account_version, bad.workspace, bad.account USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER transactions_check AFTER INSERT ON transactions
+    REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION transactions_check();
+
+-- Accounts: created at any valid state, moved forward only; explained at commit.
+CREATE OR REPLACE FUNCTION accounts_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.version = 0 AND NEW.balance <> 0 THEN
+            RAISE EXCEPTION 'accounts: an account at version 0 has balance 0'
+                USING ERRCODE = 'check_violation';
+        END IF;
+    ELSIF NEW.workspace IS DISTINCT FROM OLD.workspace OR NEW.id IS DISTINCT FROM OLD.id
+          OR NEW.version <= OLD.version THEN
+        RAISE EXCEPTION 'accounts: an account only moves forward'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER accounts_explained ON accounts;
+CREATE OR REPLACE FUNCTION accounts_explained() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.version = 0 THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM accounts a
+    JOIN transactions t ON t.workspace = a.workspace AND t.account = a.id
+                       AND t.account_version = a.version AND t.balance_after = a.balance
+    WHERE a.workspace = NEW.workspace AND a.id = NEW.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'accounts: %/% moved to version % without its entry', NEW.workspace, NEW.id, NEW.version
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- Checked against the account's state at commit (not the row version that
+-- fired the trigger), so an account moved twice in one transaction is
+-- checked at its final state.
+CREATE CONSTRAINT TRIGGER accounts_explained AFTER INSERT OR UPDATE ON accounts
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION accounts_explained();

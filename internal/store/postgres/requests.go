@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/creditledger/creditledger/internal/ledger"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// ---------------------------------------------------------------------------
+// Credit requests
+
+const requestColumns = `id, workspace, account, amount, package_id, payment_method, payment_reference, note,
+	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq`
+
+const (
+	qRequest = `SELECT ` + requestColumns + ` FROM credit_requests WHERE workspace = $1 AND id = $2`
+	// Keyset on the workspace's request sequence: commit order. An empty
+	// account or status means any; a zero cursor means the first page.
+	qListRequestsAsc = `SELECT ` + requestColumns + ` FROM credit_requests
+		WHERE workspace = $1 AND ($2::text = '' OR account = $2::text) AND ($3::text = '' OR status = $3::text)
+		  AND seq > $4
+		ORDER BY seq ASC
+		LIMIT $5`
+	qListRequestsDesc = `SELECT ` + requestColumns + ` FROM credit_requests
+		WHERE workspace = $1 AND ($2::text = '' OR account = $2::text) AND ($3::text = '' OR status = $3::text)
+		  AND ($4 = 0 OR seq < $4)
+		ORDER BY seq DESC
+		LIMIT $5`
+	//nolint:gosec // G101: SQL naming a status, not a credential
+	qPendingCredits = `SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_requests
+		WHERE workspace = $1 AND account = $2 AND status = 'PENDING'`
+
+	// Batch reads and writes (batch.go).
+	qLockRequests = `SELECT ` + requestColumns + ` FROM credit_requests
+		WHERE workspace = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE`
+	qKeyRequests = `SELECT ` + requestColumns + ` FROM credit_requests
+		WHERE workspace = $1 AND id IN (SELECT request_id FROM idempotency_keys WHERE workspace = $1 AND key = ANY($2::text[]))`
+	// The counter row is taken first in a batch's writes and stays locked
+	// until the batch commits: numbers are handed out in commit order.
+	qInsertRequests = `WITH counter AS (
+		INSERT INTO workspace_sequences AS s (workspace, name, value) VALUES ($1, 'requests', cardinality($2::text[]))
+		ON CONFLICT (workspace, name) DO UPDATE SET value = s.value + excluded.value
+		RETURNING value - cardinality($2::text[]) AS base
+	)
+	INSERT INTO credit_requests (workspace, id, account, amount, package_id, payment_method, payment_reference,
+		note, status, metadata, idempotency_key, create_time, seq)
+	SELECT $1, u.id, u.account, u.amount, u.package_id, u.method, u.payment_reference, u.note, 'PENDING',
+		u.metadata::jsonb, u.key, u.create_time, counter.base + u.n
+	FROM counter, unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
+		$9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
+		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, n)`
+	qDecideRequests = `WITH decided AS (
+		UPDATE credit_requests r
+		SET status = u.status, decision_reason = u.reason, decided_by = u.decided_by, decide_time = u.decide_time,
+		    transaction_id = u.transaction_id
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
+			AS u(id, status, reason, decided_by, decide_time, transaction_id)
+		WHERE r.workspace = $1 AND r.id = u.id AND r.status = 'PENDING'
+		RETURNING 1
+	)
+	SELECT ledger_expect(cardinality($2::text[]), count(*), 'credit requests') FROM decided`
+)
+
+func scanRequest(row pgx.Row) (ledger.CreditRequest, error) {
+	var r ledger.CreditRequest
+	var method, status string
+	var pkg, txID pgtype.Text
+	var md []byte
+	var decided pgtype.Timestamptz
+	if err := row.Scan(&r.ID, &r.Workspace, &r.Account, &r.Amount, &pkg, &method, &r.PaymentReference, &r.Note,
+		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &r.CreateTime, &r.Seq); err != nil {
+		return ledger.CreditRequest{}, err
+	}
+	var ok bool
+	if r.PaymentMethod, ok = ledger.ParsePaymentMethod(method); !ok {
+		return ledger.CreditRequest{}, fmt.Errorf("request %s has unknown payment method %q", r.ID, method)
+	}
+	if r.Status, ok = ledger.ParseRequestStatus(status); !ok {
+		return ledger.CreditRequest{}, fmt.Errorf("request %s has unknown status %q", r.ID, status)
+	}
+	var err error
+	if r.Metadata, err = fromMetadata(md); err != nil {
+		return ledger.CreditRequest{}, err
+	}
+	r.PackageID, r.TransactionID = pkg.String, txID.String
+	r.DecideTime, r.CreateTime = fromTime(decided), r.CreateTime.UTC()
+	return r, nil
+}
+
+func (t *readTx) request(ctx context.Context, sql, workspace, id string) (ledger.CreditRequest, error) {
+	rows, err := t.query(ctx, sql, workspace, id)
+	var r ledger.CreditRequest
+	if err == nil {
+		r, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (ledger.CreditRequest, error) { return scanRequest(row) })
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ledger.CreditRequest{}, ledger.NotFoundError("credit request", id)
+	}
+	if err != nil {
+		return ledger.CreditRequest{}, mapErr(ctx, "read credit request", err)
+	}
+	return r, nil
+}
+
+// Request implements ledger.ReadTx.
+func (t *readTx) Request(ctx context.Context, workspace, id string) (ledger.CreditRequest, error) {
+	return t.request(ctx, qRequest, workspace, id)
+}
+
+// ListRequests implements ledger.ReadTx: keyset on the sequence, ascending or
+// descending; AfterSeq means "after it in the chosen order".
+func (t *readTx) ListRequests(ctx context.Context, q ledger.RequestQuery) ([]ledger.CreditRequest, error) {
+	var status string
+	if q.Status != ledger.StatusUnspecified {
+		status = q.Status.String()
+	}
+	sql := qListRequestsAsc
+	if q.Desc {
+		sql = qListRequestsDesc
+	}
+	out, err := all(ctx, t, scanRequest, sql, q.Workspace, q.Account, status, q.AfterSeq, q.Limit)
+	if err != nil {
+		return nil, mapErr(ctx, "list credit requests", err)
+	}
+	return out, nil
+}
+
+// PendingCredits implements ledger.ReadTx.
+func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) (int64, error) {
+	var sum int64
+	if err := t.one(ctx, qPendingCredits, []any{workspace, account}, &sum); err != nil {
+		return 0, mapErr(ctx, "sum pending credits", err)
+	}
+	return sum, nil
+}
