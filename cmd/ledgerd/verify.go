@@ -35,7 +35,7 @@ func verifyCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	store, err := openStore(ctx, cfg, log)
+	store, _, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type Observer struct {
 	batches   *prometheus.CounterVec
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
+	waiting   prometheus.Gauge
 
 	// Series of the hot path, resolved once (a label lookup per posting
 	// costs more than the increment): by type, then kind.
@@ -64,8 +65,12 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 			Help:    "Duration of committed write batches, from the store's first read to the commit.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "creditledger", Name: "write_queue_ops",
+			Help: "Write operations queued for a batch (all workspaces).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime} {
+	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -93,6 +98,9 @@ func (o *Observer) Posted(t ledger.Transaction) {
 	o.posted.WithLabelValues(typ, kind).Inc()
 	o.credits.WithLabelValues(typ, kind).Add(float64(t.Amount))
 }
+
+// Waiting moves the queued-ops gauge.
+func (o *Observer) Waiting(delta int) { o.waiting.Add(float64(delta)) }
 
 // Batch counts a write batch; committed ones also give their size and time.
 func (o *Observer) Batch(ops int, outcome string, d time.Duration) {

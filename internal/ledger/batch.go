@@ -134,6 +134,7 @@ func (b *batcher) do(ctx context.Context, o op) error {
 		b.queues[ob.workspace] = q
 	}
 	q.pending = append(q.pending, o)
+	b.s.obs.Waiting(1)
 	start := q.running < b.opts.PerWorkspace
 	if start {
 		q.running++
@@ -155,6 +156,7 @@ func (b *batcher) do(ctx context.Context, o op) error {
 		}
 		ob.withdrawn = true
 		b.mu.Unlock()
+		b.s.obs.Waiting(-1)
 		return ctx.Err()
 	}
 }
@@ -195,7 +197,7 @@ func (b *batcher) take(q *wsQueue) []op {
 	for i, o := range q.pending {
 		ob := o.base()
 		if ob.withdrawn {
-			continue
+			continue // counted out when withdrawn
 		}
 		if len(batch) >= b.opts.MaxOps {
 			keep = append(keep, q.pending[i:]...)
@@ -220,6 +222,7 @@ func (b *batcher) take(q *wsQueue) []op {
 			q.keys[k]++
 		}
 	}
+	b.s.obs.Waiting(-len(batch))
 	return batch
 }
 

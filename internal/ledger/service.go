@@ -25,6 +25,9 @@ type Observer interface {
 	// unavailable, failed, or split when it is applied again in halves)
 	// with its number of ops and how long it took.
 	Batch(ops int, outcome string, d time.Duration)
+	// Waiting is called with +n when ops join a workspace's queue and -n
+	// when they leave it (taken into a batch, or withdrawn).
+	Waiting(delta int)
 }
 
 type nopObserver struct{}
@@ -34,6 +37,7 @@ func (nopObserver) Refused(Operation, string) {}
 func (nopObserver) Replayed(Operation)        {}
 func (nopObserver) Conflict(Operation)        {}
 func (nopObserver) Batch(int, string, time.Duration) {}
+func (nopObserver) Waiting(int)                      {}
 
 // Service applies the ledger's rules on top of a Store. It is safe for
 // concurrent use and holds no state that correctness depends on: several

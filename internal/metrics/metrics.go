@@ -33,7 +33,8 @@ type PendingStatser interface {
 // Store wraps a ledger.Store and times every Write and View.
 type Store struct {
 	ledger.Store
-	obs [4]prometheus.Observer
+	seconds *prometheus.HistogramVec
+	obs     [4]prometheus.Observer
 }
 
 // InstrumentStore registers creditledger_store_transaction_seconds on reg
@@ -47,7 +48,7 @@ func InstrumentStore(s ledger.Store, reg prometheus.Registerer) (*Store, error) 
 	if err := reg.Register(h); err != nil {
 		return nil, err
 	}
-	st := &Store{Store: s}
+	st := &Store{Store: s, seconds: h}
 	st.obs[writeOK], st.obs[writeErr] = h.WithLabelValues("write", "ok"), h.WithLabelValues("write", "error")
 	st.obs[viewOK], st.obs[viewErr] = h.WithLabelValues("view", "ok"), h.WithLabelValues("view", "error")
 	return st, nil

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -30,8 +32,9 @@ func (f *fakeStore) PoolStats() (int, int, int, time.Duration) {
 	return 3, 2, 10, 1500 * time.Millisecond
 }
 
-func (f *fakeStore) Update(_ context.Context, fn func(context.Context, ledger.Tx) error) error {
-	return fn(context.Background(), nil)
+func (f *fakeStore) Write(_ context.Context, _ ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
+	_, err := decide(&ledger.Snapshot{})
+	return err
 }
 
 func (f *fakeStore) View(_ context.Context, fn func(context.Context, ledger.ReadTx) error) error {
@@ -109,8 +112,11 @@ func TestPoolAndStoreTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := errors.New("refused")
-	_ = s.Update(context.Background(), func(context.Context, ledger.Tx) error { return nil })
-	_ = s.Update(context.Background(), func(context.Context, ledger.Tx) error { return refused })
+	decided := func(err error) func(*ledger.Snapshot) (*ledger.Effects, error) {
+		return func(*ledger.Snapshot) (*ledger.Effects, error) { return &ledger.Effects{}, err }
+	}
+	_ = s.Write(context.Background(), ledger.WriteSet{}, decided(nil))
+	_ = s.Write(context.Background(), ledger.WriteSet{}, decided(refused))
 	_ = s.View(context.Background(), func(context.Context, ledger.ReadTx) error { return nil })
 
 	want := `
@@ -129,8 +135,16 @@ creditledger_store_pool_acquire_wait_seconds_total 1.5
 		"creditledger_store_pool_max_connections", "creditledger_store_pool_acquire_wait_seconds_total"); err != nil {
 		t.Fatal(err)
 	}
-	n := testutil.CollectAndCount(s.seconds)
-	if n != 3 {
-		t.Errorf("store_transaction_seconds series = %d, want 3 (update ok, update error, view ok)", n)
+	for _, tc := range []struct {
+		mode, outcome string
+		want          uint64
+	}{{"write", "ok", 1}, {"write", "error", 1}, {"view", "ok", 1}, {"view", "error", 0}} {
+		var m dto.Metric
+		if err := s.seconds.WithLabelValues(tc.mode, tc.outcome).(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetHistogram().GetSampleCount(); got != tc.want {
+			t.Errorf("store_transaction_seconds{mode=%q,outcome=%q} count = %d, want %d", tc.mode, tc.outcome, got, tc.want)
+		}
 	}
 }
