@@ -10,11 +10,21 @@
 #      update+insert script (hot), same clients, same duration;
 #   4. ledgerd on the embedded store, both scenarios.
 #
+# For every ledgerd scenario ledgerbench also reports, over the measured
+# phase, the write batch sizes (ledgerd's creditledger_write_batch_size
+# histogram on /metrics; n/a when ledgerd does not export it) and the CPU
+# seconds per 1,000 operations of ledgerd (and, on PostgreSQL, of the
+# server's processes); and it checks conservation: acknowledged credits −
+# debits == sum of the workspace's balances. `ledgerd verify` then checks
+# each store the scenarios wrote. Either failing fails the bench.
+#
 # Results: one JSON line per measurement in $BENCH_OUT (default
 # .data/bench/results.jsonl) and a table on stdout.
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONCURRENCY (64), BENCH_ACCOUNTS (10000),
-# BENCH_DB_MAX_CONNS (16), BENCH_GROUP_COMMIT (false).
+# BENCH_DB_MAX_CONNS (16), BENCH_PROFILE (0; 1: run ledgerd with
+# LEDGER_DEBUG_ADDR, save a CPU profile of each measured phase next to the
+# results as cpu-<store>-<scenario>.pprof and print its top functions).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,11 +33,14 @@ duration=${BENCH_DURATION:-10s}
 conc=${BENCH_CONCURRENCY:-64}
 accounts=${BENCH_ACCOUNTS:-10000}
 maxconns=${BENCH_DB_MAX_CONNS:-16}
-group=${BENCH_GROUP_COMMIT:-false}
+profile=${BENCH_PROFILE:-0}
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 work=$(mktemp -d /tmp/clbench.XXXXXX)
 out=${BENCH_OUT:-$root/.data/bench/results.jsonl}
 mkdir -p "$(dirname "$out")"
+resdir=$(cd "$(dirname "$out")" && pwd)
 : >"$out"
+grpc_port=19090 http_port=18080 debug_port=16060
 
 scripts/ensure-postgres.sh >/dev/null
 bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
@@ -53,40 +66,99 @@ as_pg "$bindir/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/log" \
 psql_() { as_pg "$bindir/psql" -h "$work/pg" -U postgres -X -q "$@"; }
 psql_ -d postgres -c "CREATE DATABASE ledger" -c "CREATE DATABASE pgbench"
 pgurl="postgres:///ledger?host=$work/pg&user=postgres&sslmode=disable"
+pg_pid=$(head -1 "$work/pg/data/postmaster.pid")
+
+# port_busy PORT: whether something already listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start_ledgerd ENV... : runs ledgerd in the background and waits until ready.
+# The ports are fixed: were another ledgerd (another make bench) on them,
+# it would answer in place of ours, and the bench would load, measure and
+# write into someone else's server. So a busy port is fatal, and so is our
+# ledgerd exiting before or right after it answers.
 start_ledgerd() {
+	local debug=() ports=("$grpc_port" "$http_port") port
+	if [[ $profile == 1 ]]; then
+		debug=(LEDGER_DEBUG_ADDR="127.0.0.1:$debug_port")
+		ports+=("$debug_port")
+	fi
+	for port in "${ports[@]}"; do
+		if port_busy "$port"; then
+			echo "bench: FAILED: 127.0.0.1:$port is already in use (another make bench?)" >&2
+			exit 1
+		fi
+	done
 	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
-		LEDGER_GRPC_ADDR=127.0.0.1:19090 LEDGER_HTTP_ADDR=127.0.0.1:18080 "$@" \
+		LEDGER_GRPC_ADDR="127.0.0.1:$grpc_port" LEDGER_HTTP_ADDR="127.0.0.1:$http_port" "${debug[@]}" "$@" \
 		"$work/bin/ledgerd" serve 2>>"$work/ledgerd.log" &
 	ledgerd_pid=$!
 	for _ in $(seq 1 200); do
-		if curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1; then return 0; fi
+		if ! kill -0 "$ledgerd_pid" 2>/dev/null; then break; fi
+		if curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1; then
+			sleep 0.2 # a failed bind of another port ends ledgerd at once
+			if kill -0 "$ledgerd_pid" 2>/dev/null; then return 0; fi
+			break
+		fi
 		sleep 0.1
 	done
-	echo "bench: ledgerd did not become ready:" >&2
+	echo "bench: FAILED: ledgerd did not become ready:" >&2
 	tail -20 "$work/ledgerd.log" >&2
 	exit 1
 }
 stop_ledgerd() {
-	kill -TERM "$ledgerd_pid"
+	if ! kill -TERM "$ledgerd_pid" 2>/dev/null; then
+		echo "bench: FAILED: ledgerd (pid $ledgerd_pid) died during the run:" >&2
+		tail -20 "$work/ledgerd.log" >&2
+		exit 1
+	fi
 	wait "$ledgerd_pid" || true
 	ledgerd_pid=""
 }
 
-# ours STORE SCENARIO: one ledgerbench run against a fresh ledgerd.
+# ours STORE SCENARIO [FLAGS...]: one ledgerbench run against a fresh
+# ledgerd: the measurement, the batch sizes and CPU of its measured phase,
+# the conservation check, and with BENCH_PROFILE=1 a CPU profile.
+profiles=()
 ours() {
-	"$work/bin/ledgerbench" -addr 127.0.0.1:19090 -store "$1" -scenario "$2" -concurrency "$conc" \
-		-accounts "$accounts" -duration "$duration" -ledgerd-pid "$ledgerd_pid" -json "$out" >&2
+	local store=$1 scenario=$2
+	shift 2
+	local extra=()
+	if [[ $profile == 1 ]]; then
+		local prof="$resdir/cpu-$store-$scenario.pprof"
+		rm -f "$prof"
+		extra=(-profile-url "http://127.0.0.1:$debug_port/debug/pprof/profile" -profile-out "$prof")
+		profiles+=("$prof")
+	fi
+	if ! "$work/bin/ledgerbench" -addr "127.0.0.1:$grpc_port" -store "$store" -scenario "$scenario" -concurrency "$conc" \
+		-accounts "$accounts" -duration "$duration" -ledgerd-pid "$ledgerd_pid" -clk-tck "$clk_tck" \
+		-metrics-url "http://127.0.0.1:$http_port/metrics" -json "$out" "${extra[@]}" "$@" >&2; then
+		echo "bench: FAILED: ledgerbench on $store, scenario $scenario (see above)" >&2
+		exit 1
+	fi
 }
 
-echo "bench: ledgerd on PostgreSQL (pool $maxconns, group commit $group)" >&2
+# verify_store LABEL ENV...: `ledgerd verify` on the store the scenarios
+# wrote (ledgerd stopped); any inconsistency fails the bench.
+verify_store() {
+	local label=$1
+	shift
+	local log="$work/verify-${label// /-}.log"
+	if ! env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_LOG_LEVEL=warn "$@" "$work/bin/ledgerd" verify >"$log" 2>&1; then
+		echo "bench: FAILED: ledgerd verify on $label:" >&2
+		sed 's/^/  /' "$log" >&2
+		exit 1
+	fi
+	echo "bench: ledgerd verify ($label): $(tr '\n' ' ' <"$log")" >&2
+}
+
+echo "bench: ledgerd on PostgreSQL (pool $maxconns)" >&2
 env -i PATH="$PATH" LEDGER_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
 for scenario in uniform hot; do
-	start_ledgerd LEDGER_DATABASE_URL="$pgurl" LEDGER_DB_MAX_CONNS="$maxconns" LEDGER_GROUP_COMMIT="$group"
-	ours postgres "$scenario"
+	start_ledgerd LEDGER_DATABASE_URL="$pgurl" LEDGER_DB_MAX_CONNS="$maxconns"
+	ours postgres "$scenario" -pg-pid "$pg_pid"
 	stop_ledgerd
 done
+verify_store postgres LEDGER_DATABASE_URL="$pgurl"
 
 echo "bench: pgbench on the same server" >&2
 secs=${duration%s}
@@ -121,16 +193,35 @@ for scenario in uniform hot; do
 	start_ledgerd LEDGER_DATA_DIR="$work/embedded"
 	ours embedded "$scenario"
 	stop_ledgerd
+	verify_store "embedded $scenario" LEDGER_DATA_DIR="$work/embedded"
 done
+
+if [[ $profile == 1 ]]; then
+	for prof in "${profiles[@]}"; do
+		if [[ -s $prof ]]; then
+			echo -e "\nbench: CPU profile $prof (go tool pprof -top -nodecount=25)" >&2
+			go tool pprof -top -nodecount=25 "$work/bin/ledgerd" "$prof" 2>&1 | sed 's/^/  /' >&2 || true
+		else
+			echo "bench: warning: no CPU profile at $prof (does ledgerd serve pprof on LEDGER_DEBUG_ADDR?)" >&2
+		fi
+	done
+fi
 
 # The table.
 python3 - "$out" "$conc" "$duration" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 get = lambda store, sc: next((r for r in rows if r["store"] == store and r["scenario"] == sc), None)
+num = lambda v, fmt: "n/a" if v is None else (v if isinstance(v, str) else format(v, fmt))
+def batch(r):
+    if r.get("batches") is None:
+        return "n/a"
+    if r.get("batch_mean") is None:
+        return "no batches"
+    return f"{num(r['batch_mean'], '.1f')} / {num(r.get('batch_p99'), 'g')}"
 print(f"\nCreditLedger benchmark: {sys.argv[2]} clients, {sys.argv[3]} per scenario, 50% debits / 50% credits\n")
-print(f"| store | scenario | ops/s | p50 ms | p95 ms | p99 ms | errors | ledgerd peak RSS MiB | pgbench tps | ours/pgbench |")
-print(f"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| store | scenario | ops/s | p50 ms | p95 ms | p99 ms | errors | ledgerd peak RSS MiB | batch mean / p99 | CPU s per 1k ops | PG CPU s per 1k ops | pgbench tps | ours/pgbench |")
+print(f"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for store in ("postgres", "embedded"):
     for sc in ("uniform", "hot"):
         r = get(store, sc)
@@ -140,10 +231,15 @@ for store in ("postgres", "embedded"):
         errs = sum(r.get("errors", {}).values())
         ratio = f"{r['ops_per_second'] / p['ops_per_second']:.2f}" if p and p["ops_per_second"] else "—"
         ptps = f"{p['ops_per_second']:.0f}" if p else "—"
-        print(f"| {store} | {sc} | {r['ops_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {errs} | {r.get('ledgerd_peak_rss_mib', 0):.0f} | {ptps} | {ratio} |")
+        cpu = num(r.get("cpu_seconds_per_1000_ops"), ".3f")
+        pgcpu = num(r.get("pg_cpu_seconds_per_1000_ops"), ".3f") if store == "postgres" else "—"
+        print(f"| {store} | {sc} | {r['ops_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {errs} | {r.get('ledgerd_peak_rss_mib', 0):.0f} | {batch(r)} | {cpu} | {pgcpu} | {ptps} | {ratio} |")
 for sc in ("uniform", "hot"):
     r, p = get("postgres", sc), get("pgbench", sc)
     if r and p and p["ops_per_second"]:
         print(f"\nratio ours/pgbench ({sc}): {r['ops_per_second'] / p['ops_per_second']:.2f}", end="")
-print(f"\n\nresults: {sys.argv[1]}")
+ours = [r for r in rows if r["store"] != "pgbench"]
+cons = "ok" if ours and all(r.get("conservation_ok") for r in ours) else "NOT CHECKED in every scenario"
+print(f"\n\nconservation: {cons}; ledgerd verify: ok (postgres, embedded)")
+print(f"results: {sys.argv[1]}")
 PY

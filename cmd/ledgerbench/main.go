@@ -6,8 +6,18 @@
 // accounts (10,000 by default); hot sends every operation to one account.
 // Every operation carries a unique idempotency key, as a real client's
 // would. It reports throughput, latency percentiles, errors by gRPC code
-// and, given ledgerd's pid, its peak resident memory; -json appends the
-// result as one JSON line to a file.
+// and, given ledgerd's pid, its peak resident memory and CPU seconds per
+// 1,000 operations; -json appends the result as one JSON line to a file.
+//
+// Around the measured phase it can also scrape ledgerd's /metrics for the
+// write batch sizes (-metrics-url), read the PostgreSQL server's CPU
+// (-pg-pid) and take a CPU profile (-profile-url, -profile-out).
+//
+// Afterwards it checks conservation: the credits minus the debits the
+// ledger acknowledged, in every phase, must equal the sum of the
+// workspace's balances. A write whose outcome is unknown (UNAVAILABLE,
+// DEADLINE_EXCEEDED, …) is sent again under its idempotency key until the
+// answer is definite, so the count is exact; a mismatch exits non-zero.
 package main
 
 import (
@@ -43,7 +53,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.jsonOut != "" {
-		return appendJSON(cfg.jsonOut, res)
+		if err := appendJSON(cfg.jsonOut, res); err != nil {
+			return err
+		}
+	}
+	if res.Conservation != nil && !res.Conservation.OK() {
+		return fmt.Errorf("conservation FAILED: %s", res.Conservation)
 	}
 	return nil
 }
