@@ -1,6 +1,6 @@
 // Package fakestore is a FAKE, in-memory ledger.Store for the transport
 // packages' unit tests (grpcserver, gateway). It is not a store: no
-// durability, one global mutex, whole-state copy per write transaction. It
+// durability, one global mutex, whole-state copy per batch (Write). It
 // exists so that converter, status and interceptor tests can drive the real
 // ledger.Service without a database, and so that tests can make Ping fail.
 //
@@ -35,6 +35,7 @@ type state struct {
 	requests map[string]ledger.CreditRequest // ws/id
 	packages map[string]ledger.Package       // ws/id
 	rates    map[string][]ledger.ConversionRate
+	seqs     map[string]int64 // ws: the last request number handed out
 }
 
 func k(a, b string) string { return a + "\x00" + b }
@@ -49,6 +50,7 @@ func New() *Store {
 		requests: map[string]ledger.CreditRequest{},
 		packages: map[string]ledger.Package{},
 		rates:    map[string][]ledger.ConversionRate{},
+		seqs:     map[string]int64{},
 	}}
 }
 
@@ -61,6 +63,7 @@ func (s *state) clone() *state {
 		requests: maps.Clone(s.requests),
 		packages: maps.Clone(s.packages),
 		rates:    make(map[string][]ledger.ConversionRate, len(s.rates)),
+		seqs:     maps.Clone(s.seqs),
 	}
 	for key, v := range s.txs {
 		c.txs[key] = slices.Clip(v)
@@ -78,15 +81,24 @@ func (s *Store) SetPingError(err error) {
 	s.pingErr = err
 }
 
-// Update runs fn on a copy of the state and keeps the copy when fn succeeds.
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx ledger.Tx) error) error {
+// Write decides on a snapshot of the current state and applies the effects
+// to a copy, which replaces the state only if every effect applied: a
+// batch commits whole or not at all, as in the real stores.
+func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	eff, err := decide(s.st.snapshot(set))
+	if err != nil {
+		return err
+	}
+	if eff == nil {
+		return nil
+	}
 	c := s.st.clone()
-	if err := fn(ctx, &tx{c}); err != nil {
+	if err := c.apply(set.Workspace, eff); err != nil {
 		return err
 	}
 	s.st = c
@@ -114,10 +126,11 @@ func (s *Store) Ping(context.Context) error {
 func (s *Store) Close() error { return nil }
 
 var (
-	_ ledger.Store = (*Store)(nil)
-	_ ledger.Tx    = (*tx)(nil)
+	_ ledger.Store  = (*Store)(nil)
+	_ ledger.ReadTx = (*tx)(nil)
 )
 
+// tx reads one state.
 type tx struct{ s *state }
 
 func (t *tx) Settings(_ context.Context, ws string) (ledger.Settings, error) {
@@ -193,16 +206,16 @@ func (t *tx) ListRequests(_ context.Context, q ledger.RequestQuery) ([]ledger.Cr
 			(q.Status != ledger.StatusUnspecified && r.Status != q.Status) {
 			continue
 		}
-		if q.AfterID != "" && ((!q.Desc && r.ID <= q.AfterID) || (q.Desc && r.ID >= q.AfterID)) {
+		if q.AfterSeq > 0 && ((!q.Desc && r.Seq <= q.AfterSeq) || (q.Desc && r.Seq >= q.AfterSeq)) {
 			continue
 		}
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b ledger.CreditRequest) int {
 		if q.Desc {
-			return strings.Compare(b.ID, a.ID)
+			return cmp.Compare(b.Seq, a.Seq)
 		}
-		return strings.Compare(a.ID, b.ID)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
 	return limit(out, q.Limit), nil
 }
@@ -257,86 +270,124 @@ func (t *tx) ListRates(_ context.Context, ws string, history bool) ([]ledger.Con
 	return out, nil
 }
 
-func (t *tx) LockIdempotency(ctx context.Context, ws, key string) (ledger.IdempotencyRecord, bool, error) {
-	return t.Idempotency(ctx, ws, key)
-}
-
-func (t *tx) PutIdempotency(_ context.Context, rec ledger.IdempotencyRecord) error {
-	if _, ok := t.s.keys[k(rec.Workspace, rec.Key)]; ok {
-		return ledger.ErrConflict
+// snapshot reads what set names, as the real stores do.
+func (s *state) snapshot(set ledger.WriteSet) *ledger.Snapshot {
+	ws := set.Workspace
+	snap := &ledger.Snapshot{
+		Settings:     ledger.Settings{Workspace: ws},
+		Accounts:     map[string]ledger.Account{},
+		Keys:         map[string]ledger.IdempotencyRecord{},
+		Transactions: map[string]ledger.Transaction{},
+		Requests:     map[string]ledger.CreditRequest{},
+		Packages:     map[string]ledger.Package{},
+		Rates:        map[string]ledger.ConversionRate{},
 	}
-	t.s.keys[k(rec.Workspace, rec.Key)] = rec
-	return nil
-}
-
-func (t *tx) LockAccount(ctx context.Context, ws, id string) (ledger.Account, error) {
-	return t.Account(ctx, ws, id)
-}
-
-func (t *tx) AppendTransaction(_ context.Context, x ledger.Transaction) error {
-	key := k(x.Workspace, x.Account)
-	a := t.s.accounts[key]
-	if a.Version != x.AccountVersion-1 {
-		return ledger.ErrConflict
+	if st, ok := s.settings[ws]; ok {
+		snap.Settings = st
 	}
-	t.s.accounts[key] = ledger.Account{
-		Workspace: x.Workspace, ID: x.Account, Balance: x.BalanceAfter, Version: x.AccountVersion, UpdateTime: x.CreateTime,
-	}
-	t.s.txs[key] = append(t.s.txs[key], x)
-	return nil
-}
-
-func (t *tx) PutSettings(_ context.Context, st ledger.Settings) error {
-	t.s.settings[st.Workspace] = st
-	return nil
-}
-
-func (t *tx) InsertRequest(_ context.Context, r ledger.CreditRequest) error {
-	t.s.requests[k(r.Workspace, r.ID)] = r
-	return nil
-}
-
-func (t *tx) LockPackage(ctx context.Context, ws, id string) (ledger.Package, error) {
-	return t.Package(ctx, ws, id)
-}
-
-func (t *tx) LockRequest(ctx context.Context, ws, id string) (ledger.CreditRequest, error) {
-	return t.Request(ctx, ws, id)
-}
-
-func (t *tx) DecideRequest(_ context.Context, r ledger.CreditRequest) error {
-	old, ok := t.s.requests[k(r.Workspace, r.ID)]
-	if !ok || old.Status != ledger.StatusPending {
-		return ledger.ErrConflict
-	}
-	t.s.requests[k(r.Workspace, r.ID)] = r
-	return nil
-}
-
-func (t *tx) InsertPackage(_ context.Context, p ledger.Package) error {
-	if _, ok := t.s.packages[k(p.Workspace, p.ID)]; ok {
-		return ledger.ErrAlreadyExists
-	}
-	t.s.packages[k(p.Workspace, p.ID)] = p
-	return nil
-}
-
-func (t *tx) UpdatePackage(_ context.Context, p ledger.Package) error {
-	if _, ok := t.s.packages[k(p.Workspace, p.ID)]; !ok {
-		return ledger.NotFoundError("package", p.ID)
-	}
-	t.s.packages[k(p.Workspace, p.ID)] = p
-	return nil
-}
-
-func (t *tx) InsertRate(_ context.Context, r ledger.ConversionRate) error {
-	list := t.s.rates[r.Workspace]
-	for i := range list {
-		if list[i].Currency == r.Currency {
-			list[i].Active = false
+	view := &tx{s}
+	for _, key := range set.Keys {
+		rec, ok := s.keys[k(ws, key)]
+		if !ok {
+			continue
+		}
+		snap.Keys[key] = rec
+		if x, err := view.Transaction(context.Background(), ws, rec.TransactionID); rec.TransactionID != "" && err == nil {
+			snap.Transactions[x.ID] = x
+		}
+		if r, ok := s.requests[k(ws, rec.RequestID)]; ok {
+			snap.Requests[r.ID] = r
 		}
 	}
-	t.s.rates[r.Workspace] = append(list, r)
+	accounts := slices.Clone(set.Accounts)
+	for _, id := range set.Requests {
+		if r, ok := s.requests[k(ws, id)]; ok {
+			snap.Requests[id] = r
+			accounts = append(accounts, r.Account)
+		}
+	}
+	for _, id := range accounts {
+		if a, ok := s.accounts[k(ws, id)]; ok {
+			snap.Accounts[id] = a
+		}
+	}
+	for _, id := range set.Packages {
+		if p, ok := s.packages[k(ws, id)]; ok {
+			snap.Packages[id] = p
+		}
+	}
+	for _, cur := range set.Currencies {
+		if r, err := view.ActiveRate(context.Background(), ws, cur); err == nil {
+			snap.Rates[cur] = r
+		}
+	}
+	return snap
+}
+
+// apply writes eff into s (a copy of the state), with the checks the real
+// stores' conditional writes and constraints make.
+func (s *state) apply(ws string, eff *ledger.Effects) error {
+	if eff.Settings != nil {
+		s.settings[ws] = *eff.Settings
+	}
+	for _, p := range eff.NewPackages {
+		if _, ok := s.packages[k(ws, p.ID)]; ok {
+			return ledger.ErrConflict
+		}
+		s.packages[k(ws, p.ID)] = p
+	}
+	for _, p := range eff.PackageUpdates {
+		if _, ok := s.packages[k(ws, p.ID)]; !ok {
+			return ledger.ErrConflict
+		}
+		s.packages[k(ws, p.ID)] = p
+	}
+	for _, r := range eff.Rates {
+		list := s.rates[ws] // clone made it this copy's own
+		for i := range list {
+			if list[i].Currency == r.Currency {
+				list[i].Active = false
+			}
+		}
+		s.rates[ws] = append(list, r)
+	}
+	for i := range eff.NewRequests {
+		s.seqs[ws]++
+		eff.NewRequests[i].Seq = s.seqs[ws]
+		r := eff.NewRequests[i]
+		if _, ok := s.requests[k(ws, r.ID)]; ok {
+			return ledger.ErrConflict
+		}
+		s.requests[k(ws, r.ID)] = r
+	}
+	for _, m := range eff.Accounts {
+		old, ok := s.accounts[k(ws, m.ID)]
+		if ok == m.Create || old.Version != m.FromVersion {
+			return ledger.ErrConflict
+		}
+		s.accounts[k(ws, m.ID)] = m.Account
+	}
+	for _, x := range eff.Transactions {
+		key := k(ws, x.Account)
+		if a := s.accounts[key]; int64(len(s.txs[key])+1) != x.AccountVersion || x.AccountVersion > a.Version {
+			return ledger.ErrConflict
+		}
+		s.txs[key] = append(s.txs[key], x)
+	}
+	for _, r := range eff.Decisions {
+		old, ok := s.requests[k(ws, r.ID)]
+		if !ok || old.Status != ledger.StatusPending {
+			return ledger.ErrConflict
+		}
+		r.Seq = old.Seq
+		s.requests[k(ws, r.ID)] = r
+	}
+	for _, rec := range eff.Keys {
+		if _, ok := s.keys[k(ws, rec.Key)]; ok {
+			return ledger.ErrConflict
+		}
+		s.keys[k(ws, rec.Key)] = rec
+	}
 	return nil
 }
 

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 }
 
 // crashChild posts credits and debits until it is killed, printing the ID
-// of every transaction whose Update returned (was acknowledged).
+// of every transaction whose operation returned (was acknowledged).
 func crashChild(spec string) int {
 	path, round, _ := strings.Cut(spec, "|")
 	ctx := context.Background()

@@ -30,16 +30,25 @@ func isUnique(err error) bool {
 }
 
 // mapErr translates a driver error at the store's boundary:
+//   - an error of the domain's type: unchanged;
 //   - context cancellation or deadline: wrapped, errors.Is still matches;
 //   - a lock held by another writer past busy_timeout (SQLITE_BUSY,
-//     SQLITE_LOCKED): ledger.ErrConflict, which the Service retries;
+//     SQLITE_LOCKED), or a UNIQUE or PRIMARY KEY violation (a row another
+//     writer created first): ledger.ErrConflict, on which the Service
+//     decides the batch again from fresh state;
 //   - a closed store, a broken connection, a file that cannot be opened or
 //     read: ledger.UnavailableError;
-//   - anything else: wrapped with the operation, so the Service reports
-//     INTERNAL (the SQL text stays in the cause, for logs only).
+//   - anything else, such as a CHECK or trigger refusing a write: wrapped
+//     with the operation, so the Service treats it as INTERNAL (and applies
+//     a batch again in halves); the SQL text stays in the cause, for logs
+//     only.
 func mapErr(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	var translated *ledger.Error
+	if errors.As(err, &translated) {
+		return err // a lost conditional write, already ErrConflict
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -55,6 +64,10 @@ func mapErr(ctx context.Context, op string, err error) error {
 		return ledger.ConflictError(wrapped)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return ledger.ConflictError(wrapped)
+	case sqlite3.SQLITE_CONSTRAINT:
+		if isUnique(err) {
+			return ledger.ConflictError(wrapped)
+		}
 	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
 		return ledger.UnavailableError(wrapped)
 	}

@@ -3,13 +3,14 @@
 // store, proven by the same conformance suite (internal/store/storetest).
 //
 // Durability: WAL journal with synchronous=FULL, so a commit is fsynced
-// before Update returns and an acknowledged write survives a crash of the
+// before Write returns and an acknowledged write survives a crash of the
 // process or the machine. Writes go through one connection whose
 // transactions start with BEGIN IMMEDIATE: the database's write lock
 // serialises writers (also across processes sharing the file), so nothing
-// read inside Update can change before it commits. Reads go through a
-// separate pool of query-only connections; each View is one deferred read
-// transaction, i.e. one WAL snapshot, and never waits for writers.
+// a batch read can change before it commits (see batch.go). Reads go
+// through a separate pool of query-only connections; each View is one
+// deferred read transaction, i.e. one WAL snapshot, and never waits for
+// writers.
 package sqlite
 
 import (
@@ -232,32 +233,6 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Update runs fn in one BEGIN IMMEDIATE transaction and commits when fn
-// returns nil. The commit is fsynced (synchronous=FULL) before Update
-// returns. fn's error is returned unchanged after a rollback.
-func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx ledger.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(ctx, "begin", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = tx.Rollback() // fn panicked
-		}
-	}()
-	if err := fn(ctx, &writeTx{readTx{tx: tx, stmts: s.ws}}); err != nil {
-		done = true
-		_ = tx.Rollback()
-		return err
-	}
-	done = true
-	if err := tx.Commit(); err != nil {
-		return mapErr(ctx, "commit", err)
-	}
-	return nil
-}
-
 // View runs fn in a read-only transaction: one WAL snapshot, taken at the
 // transaction's first read.
 func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx ledger.ReadTx) error) error {
@@ -300,7 +275,7 @@ func (s *Store) Close() error {
 }
 
 // PoolStats reports both pools together (metrics.PoolStatser). The
-// writer's wait time is the time Update calls queued for the one writer.
+// writer's wait time is the time Write calls queued for the one writer.
 func (s *Store) PoolStats() (idle, inUse, maxConns int, acquireWait time.Duration) {
 	for _, db := range []*sql.DB{s.w, s.r} {
 		st := db.Stats()

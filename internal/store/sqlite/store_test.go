@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,72 +30,108 @@ func entry(id, acct string, typ ledger.TxType, amount, after, version int64) led
 	}
 }
 
-func mustUpdate(t *testing.T, s *Store, fn func(ctx context.Context, tx ledger.Tx) error) {
-	t.Helper()
-	if err := s.Update(context.Background(), fn); err != nil {
-		t.Fatalf("Update: %v", err)
+// move is the account move to the state of the last of trs, from version
+// from (0: a new account).
+func move(from int64, trs ...ledger.Transaction) ledger.AccountMove {
+	last := trs[len(trs)-1]
+	return ledger.AccountMove{
+		Account: ledger.Account{
+			Workspace: last.Workspace, ID: last.Account, Balance: last.BalanceAfter,
+			Version: last.AccountVersion, UpdateTime: last.CreateTime,
+		},
+		FromVersion: from, Create: from == 0,
 	}
 }
 
-func mustView(t *testing.T, s *Store, fn func(ctx context.Context, tx ledger.ReadTx) error) {
+// keyOf is the idempotency record of a posted credit or debit.
+func keyOf(tr ledger.Transaction) ledger.IdempotencyRecord {
+	op := ledger.OpCredit
+	if tr.Type == ledger.TypeOut {
+		op = ledger.OpDebit
+	}
+	return ledger.IdempotencyRecord{
+		Workspace: tr.Workspace, Key: tr.IdempotencyKey, Operation: op, Fingerprint: []byte{1, 2, 3},
+		TransactionID: tr.ID, CreateTime: tr.CreateTime,
+	}
+}
+
+// pending is a new PENDING request of ws/a.
+func pending(id string, amount int64) ledger.CreditRequest {
+	return ledger.CreditRequest{
+		ID: id, Workspace: "ws", Account: "a", Amount: amount, PaymentMethod: ledger.MethodBankTransfer,
+		Status: ledger.StatusPending, IdempotencyKey: "s-" + id, CreateTime: t0,
+	}
+}
+
+func usd(rate int64) ledger.ConversionRate {
+	return ledger.ConversionRate{Workspace: "ws", Currency: "USD", Rate: ledger.Decimal{Mantissa: rate}, Active: true, CreateTime: t0}
+}
+
+// write applies eff as one batch of ws, whatever the snapshot holds.
+func write(ctx context.Context, s *Store, ws string, eff *ledger.Effects) error {
+	return s.Write(ctx, ledger.WriteSet{Workspace: ws}, func(*ledger.Snapshot) (*ledger.Effects, error) {
+		return eff, nil
+	})
+}
+
+func mustWrite(t testing.TB, s *Store, eff *ledger.Effects) {
+	t.Helper()
+	if err := write(context.Background(), s, "ws", eff); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+func mustView(t testing.TB, s *Store, fn func(ctx context.Context, tx ledger.ReadTx) error) {
 	t.Helper()
 	if err := s.View(context.Background(), fn); err != nil {
 		t.Fatalf("View: %v", err)
 	}
 }
 
-// seed writes a small consistent ledger into workspace "ws": account "a"
-// at v3 (t1 +100, t2 -30, t3 +50 accepting r2), a pending request r1, an
-// active USD rate (10, replacing 8) and a package p1.
-func seed(t *testing.T, s *Store) {
+// wantRefused fails unless err is the database refusing a batch for a
+// reason other than a concurrent writer: the domain's internal error.
+func wantRefused(t testing.TB, err error) {
 	t.Helper()
-	mustUpdate(t, s, func(ctx context.Context, tx ledger.Tx) error {
-		for _, tr := range []ledger.Transaction{
-			entry("t1", "a", ledger.TypeIn, 100, 100, 1),
-			entry("t2", "a", ledger.TypeOut, 30, 70, 2),
-		} {
-			if err := tx.AppendTransaction(ctx, tr); err != nil {
-				return err
-			}
-			if err := tx.PutIdempotency(ctx, ledger.IdempotencyRecord{
-				Workspace: "ws", Key: tr.IdempotencyKey, Operation: map[ledger.TxType]ledger.Operation{ledger.TypeIn: ledger.OpCredit, ledger.TypeOut: ledger.OpDebit}[tr.Type],
-				Fingerprint: []byte{1, 2, 3}, TransactionID: tr.ID, CreateTime: tr.CreateTime,
-			}); err != nil {
-				return err
-			}
-		}
-		for _, id := range []string{"r1", "r2"} {
-			if err := tx.InsertRequest(ctx, ledger.CreditRequest{
-				ID: id, Workspace: "ws", Account: "a", Amount: 50, PaymentMethod: ledger.MethodBankTransfer,
-				Status: ledger.StatusPending, IdempotencyKey: "s-" + id, CreateTime: t0,
-			}); err != nil {
-				return err
-			}
-		}
-		t3 := entry("t3", "a", ledger.TypeIn, 50, 120, 3)
-		t3.Kind, t3.RequestID = ledger.KindRequestApproved, "r2"
-		if err := tx.AppendTransaction(ctx, t3); err != nil {
-			return err
-		}
-		if err := tx.DecideRequest(ctx, ledger.CreditRequest{
-			ID: "r2", Workspace: "ws", Status: ledger.StatusAccepted, DecidedBy: "admin", DecideTime: t0, TransactionID: "t3",
-		}); err != nil {
-			return err
-		}
-		for _, rate := range []int64{8, 10} {
-			if err := tx.InsertRate(ctx, ledger.ConversionRate{Workspace: "ws", Currency: "USD", Rate: ledger.Decimal{Mantissa: rate}, Active: true, CreateTime: t0}); err != nil {
-				return err
-			}
-		}
-		return tx.InsertPackage(ctx, ledger.Package{
+	if err == nil || errors.Is(err, ledger.ErrConflict) || ledger.ErrorOf(err).Code != ledger.CodeInternal {
+		t.Fatalf("got %v, want the batch refused (internal)", err)
+	}
+}
+
+// seed writes a small consistent ledger into workspace "ws" in two
+// batches: account "a" at v3 (t1 +100, t2 -30, then t3 +50 accepting r2),
+// a pending request r1 (with its submit key) and r2, an active USD rate
+// (10, replacing 8) and a package p1.
+func seed(t testing.TB, s *Store) {
+	t.Helper()
+	t1, t2 := entry("t1", "a", ledger.TypeIn, 100, 100, 1), entry("t2", "a", ledger.TypeOut, 30, 70, 2)
+	r1, r2 := pending("r1", 50), pending("r2", 50)
+	mustWrite(t, s, &ledger.Effects{
+		Accounts:     []ledger.AccountMove{move(0, t1, t2)},
+		Transactions: []ledger.Transaction{t1, t2},
+		NewRequests:  []ledger.CreditRequest{r1, r2},
+		Keys: []ledger.IdempotencyRecord{keyOf(t1), keyOf(t2), {
+			Workspace: "ws", Key: "s-r1", Operation: ledger.OpSubmitRequest, Fingerprint: []byte{4},
+			RequestID: "r1", CreateTime: t0,
+		}},
+		NewPackages: []ledger.Package{{
 			Workspace: "ws", ID: "p1", DisplayName: "Gold", Credits: 10, Price: ledger.Money{Currency: "USD", Units: 9},
 			Active: true, CreateTime: t0, UpdateTime: t0,
-		})
+		}},
+		Rates: []ledger.ConversionRate{usd(8)},
+	})
+	t3 := entry("t3", "a", ledger.TypeIn, 50, 120, 3)
+	t3.Kind, t3.RequestID = ledger.KindRequestApproved, "r2"
+	r2.Status, r2.DecidedBy, r2.DecideTime, r2.TransactionID = ledger.StatusAccepted, "admin", t0, "t3"
+	mustWrite(t, s, &ledger.Effects{
+		Accounts:     []ledger.AccountMove{move(2, t3)},
+		Transactions: []ledger.Transaction{t3},
+		Decisions:    []ledger.CreditRequest{r2},
+		Rates:        []ledger.ConversionRate{usd(10)},
 	})
 }
 
 // verifyLedger runs the domain's own consistency check over the store.
-func verifyLedger(t *testing.T, s *Store) ledger.VerifyReport {
+func verifyLedger(t testing.TB, s *Store) ledger.VerifyReport {
 	t.Helper()
 	rep, err := ledger.Verify(context.Background(), s)
 	if err != nil {
@@ -104,6 +141,60 @@ func verifyLedger(t *testing.T, s *Store) ledger.VerifyReport {
 		t.Fatalf("Verify: %v", rep.Problems)
 	}
 	return rep
+}
+
+// dump returns every row of every table, for comparing whole states.
+func dump(t testing.TB, s *Store) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, table := range []string{
+		"settings", "accounts", "transactions", "credit_requests", "request_sequences", "idempotency_keys",
+		"packages", "conversion_rates",
+	} {
+		func() {
+			rows, err := s.r.QueryContext(ctx, `SELECT * FROM `+table+` ORDER BY 1, 2`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			cols, err := rows.Columns()
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "%s %v\n", table, vals)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}()
+	}
+	return b.String()
+}
+
+// rawTx runs stmts in one transaction on the writer and commits; the first
+// error rolls everything back.
+func rawTx(ctx context.Context, s *Store, stmts ...string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // ---------------------------------------------------------------------------
@@ -178,21 +269,29 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 		}
 		for i, c := range conns {
 			var mode string
-			var syncMode, fk, qo, busy int
+			var syncMode, fk, deferFK, qo, busy int
 			if err := c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range []struct {
 				name string
 				dst  *int
-			}{{"synchronous", &syncMode}, {"foreign_keys", &fk}, {"query_only", &qo}, {"busy_timeout", &busy}} {
+			}{
+				{"synchronous", &syncMode},
+				{"foreign_keys", &fk},
+				{"defer_foreign_keys", &deferFK},
+				{"query_only", &qo},
+				{"busy_timeout", &busy},
+			} {
 				if err := c.QueryRowContext(ctx, "PRAGMA "+p.name).Scan(p.dst); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if mode != "wal" || syncMode != 2 || fk != 1 || qo != queryOnly || busy != 5000 {
-				t.Errorf("conn %d: journal_mode=%s synchronous=%d foreign_keys=%d query_only=%d busy_timeout=%d",
-					i, mode, syncMode, fk, qo, busy)
+			// defer_foreign_keys is on only inside the migration that
+			// rebuilds a table; it must not outlive it on the writer.
+			if mode != "wal" || syncMode != 2 || fk != 1 || deferFK != 0 || qo != queryOnly || busy != 5000 {
+				t.Errorf("conn %d: journal_mode=%s synchronous=%d foreign_keys=%d defer_foreign_keys=%d query_only=%d busy_timeout=%d",
+					i, mode, syncMode, fk, deferFK, qo, busy)
 			}
 		}
 		for _, c := range conns {
@@ -242,7 +341,7 @@ func TestMigrateIdempotentAndConcurrent(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, `SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema ORDER BY name)`).Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"accounts", "transactions", "credit_requests", "idempotency_keys", "packages", "conversion_rates", "settings", "transactions_no_update"} {
+	for _, want := range []string{"accounts", "transactions", "credit_requests", "idempotency_keys", "packages", "conversion_rates", "settings", "transactions_no_update", "request_sequences"} {
 		if !strings.Contains(","+schema+",", ","+want+",") {
 			t.Errorf("schema lacks %s: %s", want, schema)
 		}
@@ -266,68 +365,99 @@ func TestMigrateRefusesUnknownNewerSchema(t *testing.T) {
 
 // TestDatabaseRefusesBadWrites proves the schema itself (CHECK, UNIQUE,
 // foreign keys and triggers) refuses writes that would break the ledger,
-// whatever code runs them.
+// whatever code runs them. Each case is one transaction on the writer.
 func TestDatabaseRefusesBadWrites(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
-	seed(t, s)
-	for _, tc := range []struct{ name, sql string }{
-		{"update a transaction", `UPDATE transactions SET amount = 1 WHERE id = 't1'`},
-		{"update a transaction's metadata", `UPDATE transactions SET metadata = '{"x":"y"}' WHERE id = 't1'`},
-		{"delete a transaction", `DELETE FROM transactions WHERE id = 't1'`},
-		{"delete all transactions", `DELETE FROM transactions`},
-		{"negative balance", `UPDATE accounts SET balance = -1, version = version + 1 WHERE id = 'a'`},
-		{"version jump", `UPDATE accounts SET version = version + 2 WHERE id = 'a'`},
-		{"version back", `UPDATE accounts SET version = version - 1 WHERE id = 'a'`},
-		{"account born with credits", `INSERT INTO accounts VALUES ('ws', 'b', 5, 1, NULL)`},
-		{"delete an account", `DELETE FROM accounts WHERE id = 'a'`},
-		{"entry breaking the chain", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 10, 999, 4, 0)`},
-		{"entry not matching its account", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 4, 0)`},
-		{"duplicate version", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 50, 120, 3, 0)`},
-		{"entry without account", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'ghost', 'IN', 'REFUND', 10, 10, 1, 0)`},
-		{"zero amount", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 0, 120, 4, 0)`},
-		{"unknown type", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'SIDEWAYS', 'REFUND', 1, 121, 4, 0)`},
-		{"unknown kind", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'GIFT', 1, 121, 4, 0)`},
-		{"text in an integer column (STRICT)", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 'one', 121, 4, 0)`},
-		{"metadata not JSON", `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, metadata, create_time)
-			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 1, 121, 4, '{oops', 0)`},
-		{"second active rate", `INSERT INTO conversion_rates (workspace, currency, seq, rate, active, create_time) VALUES ('ws', 'USD', 99, '3', 1, 0)`},
-		{"edit a rate", `UPDATE conversion_rates SET rate = '5' WHERE currency = 'USD'`},
-		{"reactivate a rate", `UPDATE conversion_rates SET active = 1 WHERE active = 0`},
-		{"delete a rate", `DELETE FROM conversion_rates`},
-		{"rate not a decimal", `INSERT INTO conversion_rates (workspace, currency, seq, rate, active, create_time) VALUES ('ws', 'EUR', 1, '1e3', 1, 0)`},
-		{"decide a decided request", `UPDATE credit_requests SET status = 'REJECTED', transaction_id = NULL WHERE id = 'r2'`},
-		{"reopen a decided request", `UPDATE credit_requests SET status = 'PENDING', decide_time = NULL, transaction_id = NULL WHERE id = 'r2'`},
-		{"edit a decided request", `UPDATE credit_requests SET decision_reason = 'changed my mind' WHERE id = 'r2'`},
-		{"accept without a transaction", `UPDATE credit_requests SET status = 'ACCEPTED', decide_time = 1 WHERE id = 'r1'`},
-		{"accept with someone else's transaction", `UPDATE credit_requests SET status = 'ACCEPTED', decide_time = 1, transaction_id = 't1' WHERE id = 'r1'`},
-		{"reject without a decision time", `UPDATE credit_requests SET status = 'REJECTED' WHERE id = 'r1'`},
-		{"change a pending request's amount", `UPDATE credit_requests SET amount = 1, status = 'REJECTED', decide_time = 1 WHERE id = 'r1'`},
-		{"insert a decided request", `INSERT INTO credit_requests (id, workspace, account, amount, payment_method, status, decide_time, create_time)
-			VALUES ('r9', 'ws', 'a', 5, 'CRYPTO', 'REJECTED', 1, 0)`},
-		{"request with zero amount", `INSERT INTO credit_requests (id, workspace, account, amount, payment_method, status, create_time)
-			VALUES ('r9', 'ws', 'a', 0, 'CRYPTO', 'PENDING', 0)`},
-		{"delete a request", `DELETE FROM credit_requests WHERE id = 'r1'`},
-		{"rewrite an idempotency record", `UPDATE idempotency_keys SET transaction_id = 't2' WHERE key = 'k-t1'`},
-		{"delete an idempotency record", `DELETE FROM idempotency_keys`},
-		{"idempotency record of a missing transaction", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, create_time)
-			VALUES ('ws', 'k9', 'credit', x'00', 'nope', 0)`},
-		{"package with zero credits", `UPDATE packages SET credits = 0 WHERE id = 'p1'`},
-		{"package with a billion nanos", `UPDATE packages SET price_nanos = 1000000000 WHERE id = 'p1'`},
-		{"package with a negative price", `UPDATE packages SET price_units = -1 WHERE id = 'p1'`},
-		{"package with a lower-case currency", `UPDATE packages SET price_currency = 'usd' WHERE id = 'p1'`},
-		{"delete a package", `DELETE FROM packages WHERE id = 'p1'`},
+	seed(t, s) // a at v3 (balance 120), r1 pending (seq 1), r2 accepted (seq 2)
+	const entryCols = `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, create_time) VALUES `
+	const requestCols = `INSERT INTO credit_requests (id, workspace, account, amount, payment_method, status, create_time, seq) VALUES `
+	before := dump(t, s)
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+	}{
+		{"update a transaction", []string{`UPDATE transactions SET amount = 1 WHERE id = 't1'`}},
+		{"update a transaction's metadata", []string{`UPDATE transactions SET metadata = '{"x":"y"}' WHERE id = 't1'`}},
+		{"delete a transaction", []string{`DELETE FROM transactions WHERE id = 't1'`}},
+		{"delete all transactions", []string{`DELETE FROM transactions`}},
+		{"negative balance", []string{`UPDATE accounts SET balance = -1, version = version + 1 WHERE id = 'a'`}},
+		{"balance change without a version", []string{`UPDATE accounts SET balance = 10 WHERE id = 'a'`}},
+		{"version back", []string{`UPDATE accounts SET version = version - 1 WHERE id = 'a'`}},
+		{"account moved without its entries", []string{`UPDATE accounts SET version = version + 2 WHERE id = 'a'`}},
+		{"account moved past its entries", []string{
+			`UPDATE accounts SET balance = 140, version = 5 WHERE id = 'a'`,
+			entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 4, 0)`,
+		}},
+		{"account not at its newest entry's balance", []string{
+			`UPDATE accounts SET balance = 131, version = 4 WHERE id = 'a'`,
+			entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 4, 0)`,
+		}},
+		{"account born without entries", []string{`INSERT INTO accounts VALUES ('ws', 'b', 5, 1, NULL)`}},
+		{"account born empty", []string{`INSERT INTO accounts VALUES ('ws', 'b', 0, 0, NULL)`}},
+		{"new account's chain not starting at zero", []string{
+			`INSERT INTO accounts VALUES ('ws', 'b', 15, 1, NULL)`,
+			entryCols + `('x', 'ws', 'b', 'IN', 'REFUND', 10, 15, 1, 0)`,
+		}},
+		{"delete an account", []string{`DELETE FROM accounts WHERE id = 'a'`}},
+		{"entry breaking the chain", []string{
+			`UPDATE accounts SET balance = 999, version = 4 WHERE id = 'a'`,
+			entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 999, 4, 0)`,
+		}},
+		{"entry skipping a version", []string{
+			`UPDATE accounts SET balance = 130, version = 5 WHERE id = 'a'`,
+			entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 5, 0)`,
+		}},
+		{"entry ahead of its account", []string{entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 4, 0)`}},
+		{"duplicate version", []string{entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 50, 120, 3, 0)`}},
+		{"entry without account", []string{entryCols + `('x', 'ws', 'ghost', 'IN', 'REFUND', 10, 10, 1, 0)`}},
+		{"zero amount", []string{entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 0, 120, 4, 0)`}},
+		{"unknown type", []string{entryCols + `('x', 'ws', 'a', 'SIDEWAYS', 'REFUND', 1, 121, 4, 0)`}},
+		{"unknown kind", []string{entryCols + `('x', 'ws', 'a', 'IN', 'GIFT', 1, 121, 4, 0)`}},
+		{"text in an integer column (STRICT)", []string{entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 'one', 121, 4, 0)`}},
+		{"metadata not JSON", []string{`INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, metadata, create_time)
+			VALUES ('x', 'ws', 'a', 'IN', 'REFUND', 1, 121, 4, '{oops', 0)`}},
+		{"second active rate", []string{`INSERT INTO conversion_rates (workspace, currency, seq, rate, active, create_time) VALUES ('ws', 'USD', 99, '3', 1, 0)`}},
+		{"edit a rate", []string{`UPDATE conversion_rates SET rate = '5' WHERE currency = 'USD'`}},
+		{"reactivate a rate", []string{`UPDATE conversion_rates SET active = 1 WHERE active = 0`}},
+		{"delete a rate", []string{`DELETE FROM conversion_rates`}},
+		{"rate not a decimal", []string{`INSERT INTO conversion_rates (workspace, currency, seq, rate, active, create_time) VALUES ('ws', 'EUR', 1, '1e3', 1, 0)`}},
+		{"decide a decided request", []string{`UPDATE credit_requests SET status = 'REJECTED', transaction_id = NULL WHERE id = 'r2'`}},
+		{"reopen a decided request", []string{`UPDATE credit_requests SET status = 'PENDING', decide_time = NULL, transaction_id = NULL WHERE id = 'r2'`}},
+		{"edit a decided request", []string{`UPDATE credit_requests SET decision_reason = 'changed my mind' WHERE id = 'r2'`}},
+		{"accept without a transaction", []string{`UPDATE credit_requests SET status = 'ACCEPTED', decide_time = 1 WHERE id = 'r1'`}},
+		{"accept with someone else's transaction", []string{`UPDATE credit_requests SET status = 'ACCEPTED', decide_time = 1, transaction_id = 't1' WHERE id = 'r1'`}},
+		{"reject without a decision time", []string{`UPDATE credit_requests SET status = 'REJECTED' WHERE id = 'r1'`}},
+		{"change a pending request's amount", []string{`UPDATE credit_requests SET amount = 1, status = 'REJECTED', decide_time = 1 WHERE id = 'r1'`}},
+		{"renumber a request while deciding it", []string{`UPDATE credit_requests SET status = 'REJECTED', decide_time = 1, seq = 9 WHERE id = 'r1'`}},
+		{"insert a decided request", []string{requestCols + `('r9', 'ws', 'a', 5, 'CRYPTO', 'REJECTED', 0, 3)`}},
+		{"request with zero amount", []string{requestCols + `('r9', 'ws', 'a', 0, 'CRYPTO', 'PENDING', 0, 3)`}},
+		{"request without a number", []string{`INSERT INTO credit_requests (id, workspace, account, amount, payment_method, status, create_time)
+			VALUES ('r9', 'ws', 'a', 5, 'CRYPTO', 'PENDING', 0)`}},
+		{"request number not reserved", []string{requestCols + `('r9', 'ws', 'a', 5, 'CRYPTO', 'PENDING', 0, 3)`}},
+		{"request skipping a number", []string{
+			`UPDATE request_sequences SET last_seq = 4 WHERE workspace = 'ws'`,
+			requestCols + `('r9', 'ws', 'a', 5, 'CRYPTO', 'PENDING', 0, 4)`,
+		}},
+		{"request taking a used number", []string{
+			`UPDATE request_sequences SET last_seq = 3 WHERE workspace = 'ws'`,
+			requestCols + `('r9', 'ws', 'a', 5, 'CRYPTO', 'PENDING', 0, 2)`,
+		}},
+		{"sequence moved back", []string{`UPDATE request_sequences SET last_seq = 1 WHERE workspace = 'ws'`}},
+		{"delete a sequence", []string{`DELETE FROM request_sequences`}},
+		{"delete a request", []string{`DELETE FROM credit_requests WHERE id = 'r1'`}},
+		{"rewrite an idempotency record", []string{`UPDATE idempotency_keys SET transaction_id = 't2' WHERE key = 'k-t1'`}},
+		{"delete an idempotency record", []string{`DELETE FROM idempotency_keys`}},
+		{"idempotency record of a missing transaction", []string{`INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, create_time)
+			VALUES ('ws', 'k9', 'credit', x'00', 'nope', 0)`}},
+		{"package with zero credits", []string{`UPDATE packages SET credits = 0 WHERE id = 'p1'`}},
+		{"package with a billion nanos", []string{`UPDATE packages SET price_nanos = 1000000000 WHERE id = 'p1'`}},
+		{"package with a negative price", []string{`UPDATE packages SET price_units = -1 WHERE id = 'p1'`}},
+		{"package with a lower-case currency", []string{`UPDATE packages SET price_currency = 'usd' WHERE id = 'p1'`}},
+		{"delete a package", []string{`DELETE FROM packages WHERE id = 'p1'`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.w.ExecContext(context.Background(), tc.sql)
+			err := rawTx(context.Background(), s, tc.stmts...)
 			if err == nil {
 				t.Fatal("the database accepted it")
 			}
@@ -336,61 +466,446 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 			}
 		})
 	}
+	if after := dump(t, s); after != before {
+		t.Fatalf("the refused writes changed something:\n%s", cmp.Diff(before, after))
+	}
+	// The same shapes, done right, are accepted: a move by two versions
+	// with both entries, and a new account born at its second version.
+	if err := rawTx(context.Background(), s,
+		`UPDATE accounts SET balance = 100, version = 5 WHERE id = 'a'`,
+		entryCols+`('x4', 'ws', 'a', 'OUT', 'REFUND', 30, 90, 4, 0)`,
+		entryCols+`('x5', 'ws', 'a', 'IN', 'REFUND', 10, 100, 5, 0)`,
+		`INSERT INTO accounts VALUES ('ws', 'b', 3, 2, NULL)`,
+		entryCols+`('y1', 'ws', 'b', 'IN', 'REFUND', 5, 5, 1, 0)`,
+		entryCols+`('y2', 'ws', 'b', 'OUT', 'REFUND', 2, 3, 2, 0)`,
+	); err != nil {
+		t.Fatalf("a consistent multi-version move: %v", err)
+	}
 	rep := verifyLedger(t, s)
-	if rep.Transactions != 3 || rep.Requests != 2 || rep.Keys != 2 {
-		t.Fatalf("the refused writes changed something: %+v", rep)
+	if rep.Transactions != 7 || rep.Requests != 2 || rep.Keys != 3 {
+		t.Fatalf("report: %+v", rep)
 	}
 }
 
-func TestAppendTransactionChecksTheChain(t *testing.T) {
+// TestWriteChecksTheChain: effects that would break an account's chain
+// are refused by the database and leave nothing behind; a move from a
+// version the account is no longer at is a conflict.
+func TestWriteChecksTheChain(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	seed(t, s) // a at v3, balance 120
+	x := func(typ ledger.TxType, amount, after, version int64) ledger.Transaction {
+		return entry(fmt.Sprintf("x%d", version), "a", typ, amount, after, version)
+	}
+	newAcct := func(typ ledger.TxType, amount, after, version int64) ledger.Transaction {
+		return entry(fmt.Sprintf("n%d", version), "new", typ, amount, after, version)
+	}
+	at := func(m ledger.AccountMove, balance, version int64) ledger.AccountMove {
+		m.Balance, m.Version = balance, version
+		return m
+	}
+	before := dump(t, s)
 	for _, tc := range []struct {
-		name string
-		tr   ledger.Transaction
+		name     string
+		eff      ledger.Effects
+		conflict bool
 	}{
-		{"stale version", entry("x", "a", ledger.TypeIn, 10, 110, 3)},
-		{"future version", entry("x", "a", ledger.TypeIn, 10, 130, 5)},
-		{"wrong balance_after on IN", entry("x", "a", ledger.TypeIn, 10, 131, 4)},
-		{"wrong balance_after on OUT", entry("x", "a", ledger.TypeOut, 10, 111, 4)},
-		{"IN recorded as OUT", entry("x", "a", ledger.TypeOut, 10, 130, 4)},
-		{"version 2 of a new account", entry("x", "new", ledger.TypeIn, 10, 10, 2)},
-		{"version 1 of an existing account", entry("x", "a", ledger.TypeIn, 10, 10, 1)},
-		{"new account not starting at zero", entry("x", "new", ledger.TypeIn, 10, 15, 1)},
+		{"stale version", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(2, x(ledger.TypeIn, 10, 130, 4))}, Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 130, 4)},
+		}, true},
+		{"new account that exists", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(0, x(ledger.TypeIn, 10, 10, 1))}, Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 10, 1)},
+		}, true},
+		{"future version", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeIn, 10, 130, 5))}, Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 130, 5)},
+		}, false},
+		{"wrong balance_after on IN", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeIn, 10, 131, 4))}, Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 131, 4)},
+		}, false},
+		{"wrong balance_after on OUT", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeOut, 10, 111, 4))}, Transactions: []ledger.Transaction{x(ledger.TypeOut, 10, 111, 4)},
+		}, false},
+		{"IN recorded as OUT", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeOut, 10, 130, 4))}, Transactions: []ledger.Transaction{x(ledger.TypeOut, 10, 130, 4)},
+		}, false},
+		{"overdraft that balances", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeOut, 200, -80, 4))}, Transactions: []ledger.Transaction{x(ledger.TypeOut, 200, -80, 4)},
+		}, false},
+		{"account moved without its entries", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(3, x(ledger.TypeIn, 10, 130, 4))},
+		}, false},
+		{"entries ahead of the account", ledger.Effects{
+			Accounts:     []ledger.AccountMove{move(3, x(ledger.TypeIn, 10, 130, 4))},
+			Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 130, 4), x(ledger.TypeIn, 10, 140, 5)},
+		}, false},
+		{"account not at its newest entry", ledger.Effects{
+			Accounts:     []ledger.AccountMove{at(move(3, x(ledger.TypeIn, 10, 130, 4)), 999, 4)},
+			Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 130, 4)},
+		}, false},
+		{"entries out of order", ledger.Effects{
+			Accounts:     []ledger.AccountMove{move(3, x(ledger.TypeIn, 10, 140, 5))},
+			Transactions: []ledger.Transaction{x(ledger.TypeIn, 10, 140, 5), x(ledger.TypeIn, 10, 130, 4)},
+		}, false},
+		{"version 2 of a new account alone", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(0, newAcct(ledger.TypeIn, 10, 10, 2))}, Transactions: []ledger.Transaction{newAcct(ledger.TypeIn, 10, 10, 2)},
+		}, false},
+		{"new account not starting at zero", ledger.Effects{
+			Accounts: []ledger.AccountMove{move(0, newAcct(ledger.TypeIn, 10, 15, 1))}, Transactions: []ledger.Transaction{newAcct(ledger.TypeIn, 10, 15, 1)},
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Update(context.Background(), func(ctx context.Context, tx ledger.Tx) error {
-				err := tx.AppendTransaction(ctx, tc.tr)
+			err := write(context.Background(), s, "ws", &tc.eff)
+			if tc.conflict {
 				if !errors.Is(err, ledger.ErrConflict) {
-					t.Errorf("AppendTransaction: %v, want ErrConflict", err)
+					t.Fatalf("got %v, want ErrConflict", err)
 				}
-				// The refused append left nothing behind, even inside the transaction.
-				if a, err := tx.Account(ctx, "ws", tc.tr.Account); err != nil || (tc.tr.Account == "new" && a.Version != 0) {
-					t.Errorf("after the refused append: %+v %v", a, err)
-				}
-				accts, err := tx.ListAccounts(ctx, ledger.AccountQuery{Workspace: "ws", Limit: 10})
-				if err != nil || len(accts) != 1 {
-					t.Errorf("accounts after the refused append: %+v %v", accts, err)
-				}
-				return nil // commit whatever is left: there must be nothing
-			})
-			if err != nil {
-				t.Fatal(err)
+			} else {
+				wantRefused(t, err)
+			}
+			if after := dump(t, s); after != before {
+				t.Fatalf("the refused batch left something behind:\n%s", cmp.Diff(before, after))
 			}
 		})
 	}
-	// An overdraft that "balances" is refused by CHECK (balance >= 0).
-	err := s.Update(context.Background(), func(ctx context.Context, tx ledger.Tx) error {
-		return tx.AppendTransaction(ctx, entry("x", "a", ledger.TypeOut, 200, -80, 4))
+	// A valid batch moving a by two versions and creating an account at
+	// its third works.
+	x4, x5 := x(ledger.TypeOut, 120, 0, 4), x(ledger.TypeIn, 7, 7, 5)
+	n1, n2, n3 := newAcct(ledger.TypeIn, 5, 5, 1), newAcct(ledger.TypeIn, 5, 10, 2), newAcct(ledger.TypeOut, 10, 0, 3)
+	mustWrite(t, s, &ledger.Effects{
+		Accounts:     []ledger.AccountMove{move(3, x4, x5), move(0, n1, n2, n3)},
+		Transactions: []ledger.Transaction{x4, x5, n1, n2, n3},
 	})
-	if err == nil {
-		t.Fatal("overdraft accepted")
+	rep := verifyLedger(t, s)
+	if rep.Accounts != 2 || rep.Transactions != 8 {
+		t.Fatalf("report: %+v", rep)
 	}
-	// A valid append still works.
-	mustUpdate(t, s, func(ctx context.Context, tx ledger.Tx) error {
-		return tx.AppendTransaction(ctx, entry("t4", "a", ledger.TypeOut, 120, 0, 4))
+}
+
+// TestWriteSnapshot: decide sees what the write set names, and only that.
+func TestWriteSnapshot(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seed(t, s)
+	set := ledger.WriteSet{
+		Workspace: "ws", LockSettings: true,
+		Requests:   []string{"nope", "r2"},
+		Accounts:   []string{"ghost"},
+		Keys:       []string{"k-t1", "nope", "s-r1"},
+		Packages:   []string{"nope", "p1"},
+		Currencies: []string{"EUR", "USD"},
+	}
+	calls := 0
+	err := s.Write(context.Background(), set, func(snap *ledger.Snapshot) (*ledger.Effects, error) {
+		calls++
+		ids := func(m any) string {
+			var out []string
+			switch m := m.(type) {
+			case map[string]ledger.Account:
+				for id, a := range m {
+					out = append(out, fmt.Sprintf("%s@%d", id, a.Version))
+				}
+			case map[string]ledger.IdempotencyRecord:
+				for k := range m {
+					out = append(out, k)
+				}
+			case map[string]ledger.Transaction:
+				for id := range m {
+					out = append(out, id)
+				}
+			case map[string]ledger.CreditRequest:
+				for id, r := range m {
+					out = append(out, fmt.Sprintf("%s#%d", id, r.Seq))
+				}
+			case map[string]ledger.Package:
+				for id := range m {
+					out = append(out, id)
+				}
+			case map[string]ledger.ConversionRate:
+				for c, r := range m {
+					out = append(out, c+"="+r.Rate.String())
+				}
+			}
+			slices.Sort(out)
+			return strings.Join(out, ",")
+		}
+		for _, c := range []struct{ what, got, want string }{
+			{"settings", fmt.Sprint(snap.Settings), fmt.Sprint(ledger.Settings{Workspace: "ws"})},
+			{"accounts", ids(snap.Accounts), "a@3"}, // r2's account; ghost does not exist
+			{"keys", ids(snap.Keys), "k-t1,s-r1"},
+			{"transactions", ids(snap.Transactions), "t1"}, // named by k-t1
+			{"requests", ids(snap.Requests), "r1#1,r2#2"},  // r2 named, r1 by s-r1
+			{"packages", ids(snap.Packages), "p1"},
+			{"rates", ids(snap.Rates), "USD=10"},
+		} {
+			if c.got != c.want {
+				t.Errorf("snapshot %s: %s, want %s", c.what, c.got, c.want)
+			}
+		}
+		return &ledger.Effects{}, nil
 	})
+	if err != nil || calls != 1 {
+		t.Fatalf("Write: %v after %d calls of decide", err, calls)
+	}
+}
+
+// TestFailedBatchLeavesNothing: a batch carrying the effects of several
+// operations (two postings, a submitted request, a decision, settings, a
+// package, a rate; a refused operation adds nothing) that fails at its
+// last statement, at COMMIT or in decide leaves the store exactly as it
+// was, and the store goes on working.
+func TestFailedBatchLeavesNothing(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seed(t, s)
+	ctx := context.Background()
+	batch := func() *ledger.Effects {
+		a4 := entry("c1", "a", ledger.TypeIn, 5, 125, 4)
+		b1 := entry("c2", "b", ledger.TypeIn, 7, 7, 1)
+		r1 := pending("r1", 50)
+		r1.Status, r1.DecidedBy, r1.DecideTime = ledger.StatusRejected, "admin", t0
+		st := ledger.Settings{Workspace: "ws", CreditPaymentsEnabled: true, UpdateTime: t0}
+		return &ledger.Effects{
+			Settings:     &st,
+			NewPackages:  []ledger.Package{{Workspace: "ws", ID: "p2", DisplayName: "Silver", Credits: 5, Price: ledger.Money{Currency: "USD", Units: 4}, Active: true, CreateTime: t0}},
+			Rates:        []ledger.ConversionRate{{Workspace: "ws", Currency: "EUR", Rate: ledger.Decimal{Mantissa: 2}, Active: true, CreateTime: t0}},
+			NewRequests:  []ledger.CreditRequest{pending("r3", 40)},
+			Accounts:     []ledger.AccountMove{move(3, a4), move(0, b1)},
+			Transactions: []ledger.Transaction{a4, b1},
+			Decisions:    []ledger.CreditRequest{r1},
+			Keys: []ledger.IdempotencyRecord{
+				keyOf(a4), keyOf(b1),
+				{Workspace: "ws", Key: "s-r3", Operation: ledger.OpSubmitRequest, Fingerprint: []byte{5}, RequestID: "r3", CreateTime: t0},
+				{Workspace: "ws", Key: "d-r1", Operation: ledger.OpDecideRequest, Fingerprint: []byte{6}, RequestID: "r1", CreateTime: t0},
+			},
+		}
+	}
+	before := dump(t, s)
+	sentinel := errors.New("decide failed")
+	for _, tc := range []struct {
+		name   string
+		decide func() (*ledger.Effects, error)
+		check  func(t *testing.T, err error)
+	}{
+		{"the last statement fails", func() (*ledger.Effects, error) {
+			eff := batch()
+			eff.Keys = append(eff.Keys, keyOf(entry("t1", "a", ledger.TypeIn, 100, 100, 1))) // taken
+			return eff, nil
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, ledger.ErrConflict) {
+				t.Fatalf("got %v, want ErrConflict", err)
+			}
+		}},
+		{"COMMIT fails", func() (*ledger.Effects, error) {
+			// Every statement succeeds; the deferred foreign key finds
+			// account c without the entry of its version at COMMIT.
+			eff := batch()
+			eff.Accounts = append(eff.Accounts, move(0, entry("c3", "c", ledger.TypeIn, 1, 1, 1)))
+			return eff, nil
+		}, func(t *testing.T, err error) {
+			wantRefused(t, err)
+			if !strings.Contains(err.Error(), "commit") || !strings.Contains(err.Error(), "FOREIGN KEY") {
+				t.Fatalf("want the COMMIT refused by the foreign key, got %v", err)
+			}
+		}},
+		{"decide fails", func() (*ledger.Effects, error) {
+			return batch(), sentinel
+		}, func(t *testing.T, err error) {
+			if err != sentinel { //nolint:errorlint // identity is the point
+				t.Fatalf("got %v, want decide's error itself", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Write(ctx, ledger.WriteSet{Workspace: "ws"}, func(*ledger.Snapshot) (*ledger.Effects, error) {
+				return tc.decide()
+			})
+			tc.check(t, err)
+			if after := dump(t, s); after != before {
+				t.Fatalf("the failed batch left something behind:\n%s", cmp.Diff(before, after))
+			}
+		})
+	}
+	// The writer is not left inside a transaction, and the request
+	// sequence has no gap: the same batch, written now, numbers r3 as 3.
+	eff := batch()
+	mustWrite(t, s, eff)
+	if eff.NewRequests[0].Seq != 3 {
+		t.Fatalf("r3 numbered %d, want 3", eff.NewRequests[0].Seq)
+	}
+	rep := verifyLedger(t, s)
+	if rep.Accounts != 2 || rep.Transactions != 5 || rep.Requests != 3 || rep.Keys != 7 {
+		t.Fatalf("report: %+v", rep)
+	}
+}
+
+// TestRequestSeqInCommitOrder: new requests are numbered 1..n per
+// workspace in commit order (not ID order), in the order a batch lists
+// them, and ListRequests pages by that number in both directions.
+func TestRequestSeqInCommitOrder(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	req := func(ws, id, acct string) ledger.CreditRequest {
+		r := pending(id, 10)
+		r.Workspace, r.Account = ws, acct
+		return r
+	}
+	batches := []struct {
+		ws   string
+		reqs []ledger.CreditRequest
+	}{
+		{"ws", []ledger.CreditRequest{req("ws", "z", "a"), req("ws", "m", "b")}},
+		{"other", []ledger.CreditRequest{req("other", "a", "a")}},
+		{"ws", []ledger.CreditRequest{req("ws", "b", "a")}},
+		{"ws", []ledger.CreditRequest{req("ws", "y", "b"), req("ws", "c", "a"), req("ws", "x", "a")}},
+	}
+	var got []string
+	for _, b := range batches {
+		eff := &ledger.Effects{NewRequests: b.reqs}
+		if err := write(context.Background(), s, b.ws, eff); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range eff.NewRequests {
+			got = append(got, fmt.Sprintf("%s/%s#%d", r.Workspace, r.ID, r.Seq))
+		}
+	}
+	if want := "[ws/z#1 ws/m#2 other/a#1 ws/b#3 ws/y#4 ws/c#5 ws/x#6]"; fmt.Sprint(got) != want {
+		t.Fatalf("numbers assigned: %v, want %s", got, want)
+	}
+	// Decide one, so that a status filter has something to leave out.
+	m := req("ws", "m", "b")
+	m.Status, m.DecidedBy, m.DecideTime = ledger.StatusRejected, "admin", t0
+	mustWrite(t, s, &ledger.Effects{Decisions: []ledger.CreditRequest{m}})
+
+	list := func(q ledger.RequestQuery) string {
+		t.Helper()
+		var out []string
+		mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
+			for {
+				page, err := tx.ListRequests(ctx, q)
+				if err != nil {
+					return err
+				}
+				for _, r := range page {
+					out = append(out, fmt.Sprintf("%s#%d", r.ID, r.Seq))
+				}
+				if len(page) < q.Limit {
+					return nil
+				}
+				q.AfterSeq = page[len(page)-1].Seq
+			}
+		})
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		name string
+		q    ledger.RequestQuery
+		want string
+	}{
+		{"all, ascending", ledger.RequestQuery{Workspace: "ws", Limit: 2}, "z#1 m#2 b#3 y#4 c#5 x#6"},
+		{"all, descending", ledger.RequestQuery{Workspace: "ws", Desc: true, Limit: 4}, "x#6 c#5 y#4 b#3 m#2 z#1"},
+		{"after a cursor", ledger.RequestQuery{Workspace: "ws", AfterSeq: 4, Limit: 10}, "c#5 x#6"},
+		{"before a cursor", ledger.RequestQuery{Workspace: "ws", Desc: true, AfterSeq: 3, Limit: 10}, "m#2 z#1"},
+		{"pending", ledger.RequestQuery{Workspace: "ws", Status: ledger.StatusPending, Limit: 1}, "z#1 b#3 y#4 c#5 x#6"},
+		{"account", ledger.RequestQuery{Workspace: "ws", Account: "b", Desc: true, Limit: 1}, "y#4 m#2"},
+		{"account and status", ledger.RequestQuery{Workspace: "ws", Account: "a", Status: ledger.StatusPending, Limit: 3}, "z#1 b#3 c#5 x#6"},
+		{"other workspace", ledger.RequestQuery{Workspace: "other", Limit: 10}, "a#1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := list(tc.q); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
+		r, err := tx.Request(ctx, "ws", "y")
+		if err != nil || r.Seq != 4 {
+			t.Errorf("Request(y): %+v %v", r, err)
+		}
+		return nil
+	})
+	verifyLedger(t, s)
+}
+
+// TestMigrateFrom0001 opens a database written by version 1 of the schema,
+// with requests decided and pending in two workspaces: version 2 numbers
+// the requests in ID order per workspace, keeps every row, and the store
+// then writes on from there.
+func TestMigrateFrom0001(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	if err := createFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, time.Second, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const entryCols = `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after, account_version, request_id, create_time) VALUES `
+	const requestCols = `INSERT INTO credit_requests (id, workspace, account, amount, payment_method, status, create_time) VALUES `
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL) STRICT`,
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		// Version 1's way: born empty, one version per UPDATE, entry after.
+		`INSERT INTO accounts VALUES ('ws', 'a', 0, 0, NULL)`,
+		`UPDATE accounts SET balance = 100, version = 1, update_time = 1 WHERE id = 'a'`,
+		entryCols + `('t1', 'ws', 'a', 'IN', 'PURCHASE', 100, 100, 1, NULL, 1)`,
+		requestCols + `('0002', 'ws', 'a', 50, 'CRYPTO', 'PENDING', 1), ('0001', 'ws', 'a', 20, 'CRYPTO', 'PENDING', 2),
+			('0003', 'ws', 'a', 5, 'CRYPTO', 'PENDING', 3), ('0009', 'ws2', 'x', 5, 'CRYPTO', 'PENDING', 3)`,
+		`UPDATE accounts SET balance = 120, version = 2, update_time = 3 WHERE id = 'a'`,
+		entryCols + `('t2', 'ws', 'a', 'IN', 'REQUEST_APPROVED', 20, 120, 2, '0001', 3)`,
+		`UPDATE credit_requests SET status = 'ACCEPTED', decide_time = 3, transaction_id = 't2' WHERE id = '0001'`,
+		`UPDATE credit_requests SET status = 'REJECTED', decide_time = 4 WHERE id = '0009'`,
+		`INSERT INTO idempotency_keys VALUES ('ws', 'k1', 'credit', x'01', 't1', NULL, 1),
+			('ws', 's1', 'submit_request', x'02', NULL, '0001', 1), ('ws', 'd1', 'decide_request', x'03', 't2', '0001', 3)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", firstLine(q), err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openAt(t, path, Options{})
+	want := map[string]int64{"ws/0001": 1, "ws/0002": 2, "ws/0003": 3, "ws2/0009": 1}
+	mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
+		for k, seq := range want {
+			ws, id, _ := strings.Cut(k, "/")
+			r, err := tx.Request(ctx, ws, id)
+			if err != nil || r.Seq != seq {
+				t.Errorf("request %s: seq %d (%v), want %d", k, r.Seq, err, seq)
+			}
+		}
+		if r, _ := tx.Request(ctx, "ws", "0001"); r.Status != ledger.StatusAccepted || r.TransactionID != "t2" {
+			t.Errorf("decided request after the migration: %+v", r)
+		}
+		if a, err := tx.Account(ctx, "ws", "a"); err != nil || a.Balance != 120 || a.Version != 2 {
+			t.Errorf("account after the migration: %+v %v", a, err)
+		}
+		return nil
+	})
+	rep := verifyLedger(t, s)
+	if rep.Accounts != 1 || rep.Transactions != 2 || rep.Requests != 4 || rep.Keys != 3 {
+		t.Fatalf("report after the migration: %+v", rep)
+	}
+	// Writes go on: the next request of ws is number 4, and a moves by two
+	// versions in one batch.
+	t3, t4 := entry("t3", "a", ledger.TypeOut, 20, 100, 3), entry("t4", "a", ledger.TypeIn, 1, 101, 4)
+	eff := &ledger.Effects{
+		NewRequests:  []ledger.CreditRequest{pending("0004", 1)},
+		Accounts:     []ledger.AccountMove{move(2, t3, t4)},
+		Transactions: []ledger.Transaction{t3, t4},
+	}
+	mustWrite(t, s, eff)
+	if eff.NewRequests[0].Seq != 4 {
+		t.Fatalf("first request after the migration numbered %d, want 4", eff.NewRequests[0].Seq)
+	}
 	verifyLedger(t, s)
 }
 
@@ -399,9 +914,9 @@ func TestDecideRequestOnlyOnce(t *testing.T) {
 	s := newStore(t)
 	seed(t, s)
 	decide := func(id string, st ledger.RequestStatus) error {
-		return s.Update(context.Background(), func(ctx context.Context, tx ledger.Tx) error {
-			return tx.DecideRequest(ctx, ledger.CreditRequest{Workspace: "ws", ID: id, Status: st, DecidedBy: "b", DecideTime: t0})
-		})
+		return write(context.Background(), s, "ws", &ledger.Effects{Decisions: []ledger.CreditRequest{
+			{Workspace: "ws", ID: id, Status: st, DecidedBy: "b", DecideTime: t0},
+		}})
 	}
 	if err := decide("r2", ledger.StatusRejected); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("deciding an accepted request: %v, want ErrConflict", err)
@@ -425,11 +940,9 @@ func TestErrorMapping(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("duplicate idempotency key is ErrConflict", func(t *testing.T) {
-		err := s.Update(ctx, func(ctx context.Context, tx ledger.Tx) error {
-			return tx.PutIdempotency(ctx, ledger.IdempotencyRecord{
-				Workspace: "ws", Key: "k-t1", Operation: ledger.OpCredit, Fingerprint: []byte{9}, TransactionID: "t2", CreateTime: t0,
-			})
-		})
+		err := write(ctx, s, "ws", &ledger.Effects{Keys: []ledger.IdempotencyRecord{{
+			Workspace: "ws", Key: "k-t1", Operation: ledger.OpCredit, Fingerprint: []byte{9}, TransactionID: "t2", CreateTime: t0,
+		}}})
 		if !errors.Is(err, ledger.ErrConflict) {
 			t.Fatalf("got %v", err)
 		}
@@ -438,26 +951,29 @@ func TestErrorMapping(t *testing.T) {
 		}
 	})
 	t.Run("same key in another workspace is fine", func(t *testing.T) {
-		mustUpdate(t, s, func(ctx context.Context, tx ledger.Tx) error {
-			if err := tx.InsertRequest(ctx, ledger.CreditRequest{
+		err := write(ctx, s, "ws2", &ledger.Effects{
+			NewRequests: []ledger.CreditRequest{{
 				ID: "q", Workspace: "ws2", Account: "a", Amount: 1,
 				PaymentMethod: ledger.MethodCrypto, Status: ledger.StatusPending, CreateTime: t0,
-			}); err != nil {
-				return err
-			}
-			return tx.PutIdempotency(ctx, ledger.IdempotencyRecord{
+			}},
+			Keys: []ledger.IdempotencyRecord{{
 				Workspace: "ws2", Key: "k-t1", Operation: ledger.OpSubmitRequest, Fingerprint: []byte{9}, RequestID: "q", CreateTime: t0,
-			})
+			}},
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
-	t.Run("duplicate package is ErrAlreadyExists", func(t *testing.T) {
-		err := s.Update(ctx, func(ctx context.Context, tx ledger.Tx) error {
-			return tx.InsertPackage(ctx, ledger.Package{
-				Workspace: "ws", ID: "p1", DisplayName: "x", Credits: 1,
-				Price: ledger.Money{Currency: "EUR"}, Active: true, CreateTime: t0,
-			})
-		})
-		if !errors.Is(err, ledger.ErrAlreadyExists) {
+	t.Run("a batch writing to another workspace is refused", func(t *testing.T) {
+		st := ledger.Settings{Workspace: "ws2", CreditPaymentsEnabled: true}
+		wantRefused(t, write(ctx, s, "ws", &ledger.Effects{Settings: &st}))
+	})
+	t.Run("duplicate package is ErrConflict", func(t *testing.T) {
+		err := write(ctx, s, "ws", &ledger.Effects{NewPackages: []ledger.Package{{
+			Workspace: "ws", ID: "p1", DisplayName: "x", Credits: 1,
+			Price: ledger.Money{Currency: "EUR"}, Active: true, CreateTime: t0,
+		}}})
+		if !errors.Is(err, ledger.ErrConflict) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -475,11 +991,11 @@ func TestErrorMapping(t *testing.T) {
 			}
 			return nil
 		})
-		err := s.Update(ctx, func(ctx context.Context, tx ledger.Tx) error {
-			return tx.UpdatePackage(ctx, ledger.Package{Workspace: "ws", ID: "nope", DisplayName: "x", Credits: 1, Price: ledger.Money{Currency: "EUR"}})
-		})
-		if !errors.Is(err, ledger.ErrNotFound) {
-			t.Errorf("UpdatePackage of a missing package: %v", err)
+		err := write(ctx, s, "ws", &ledger.Effects{PackageUpdates: []ledger.Package{
+			{Workspace: "ws", ID: "nope", DisplayName: "x", Credits: 1, Price: ledger.Money{Currency: "EUR"}},
+		}})
+		if !errors.Is(err, ledger.ErrConflict) {
+			t.Errorf("updating a missing package: %v, want ErrConflict", err)
 		}
 	})
 	t.Run("unknown account and settings read as defaults", func(t *testing.T) {
@@ -499,41 +1015,27 @@ func TestErrorMapping(t *testing.T) {
 			return nil
 		})
 	})
-	t.Run("fn's error comes back unchanged and rolls back", func(t *testing.T) {
-		sentinel := &ledger.Error{Code: ledger.CodeFailedPrecondition, Reason: "TEST"}
-		err := s.Update(ctx, func(ctx context.Context, tx ledger.Tx) error {
-			if err := tx.PutSettings(ctx, ledger.Settings{Workspace: "rolled-back", CreditPaymentsEnabled: true, UpdateTime: t0}); err != nil {
-				return err
-			}
-			return sentinel
-		})
-		if err != sentinel { //nolint:errorlint // identity is the point
-			t.Fatalf("got %v, want the sentinel itself", err)
-		}
-		mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
-			if st, _ := tx.Settings(ctx, "rolled-back"); st.CreditPaymentsEnabled {
-				t.Error("fn's writes were committed")
-			}
-			return nil
-		})
-	})
 	t.Run("canceled context", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if err := s.Update(cctx, func(context.Context, ledger.Tx) error { return nil }); !errors.Is(err, context.Canceled) {
-			t.Errorf("Update: %v", err)
+		if err := write(cctx, s, "ws", &ledger.Effects{}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Write: %v", err)
 		}
 		if err := s.View(cctx, func(context.Context, ledger.ReadTx) error { return nil }); !errors.Is(err, context.Canceled) {
 			t.Errorf("View: %v", err)
 		}
+		before := dump(t, s)
 		cctx, cancel = context.WithCancel(ctx)
-		err := s.Update(cctx, func(ctx context.Context, tx ledger.Tx) error {
+		err := s.Write(cctx, ledger.WriteSet{Workspace: "ws"}, func(*ledger.Snapshot) (*ledger.Effects, error) {
 			cancel()
-			_, err := tx.Account(ctx, "ws", "a")
-			return err
+			st := ledger.Settings{Workspace: "ws", CreditPaymentsEnabled: true, UpdateTime: t0}
+			return &ledger.Effects{Settings: &st}, nil
 		})
 		if !errors.Is(err, context.Canceled) {
-			t.Errorf("cancel inside Update: %v", err)
+			t.Errorf("cancel inside Write: %v", err)
+		}
+		if after := dump(t, s); after != before {
+			t.Errorf("a canceled batch wrote:\n%s", cmp.Diff(before, after))
 		}
 	})
 	t.Run("write lock held elsewhere is ErrConflict", func(t *testing.T) {
@@ -548,8 +1050,7 @@ func TestErrorMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer hold.Rollback()
-		err = impatient.Update(ctx, func(ctx context.Context, tx ledger.Tx) error { return nil })
-		if !errors.Is(err, ledger.ErrConflict) {
+		if err := write(ctx, impatient, "ws", &ledger.Effects{}); !errors.Is(err, ledger.ErrConflict) {
 			t.Fatalf("got %v, want ErrConflict", err)
 		}
 		// Readers are not blocked by a writer.
@@ -574,9 +1075,9 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, err := range map[string]error{
-		"Ping":   s.Ping(ctx),
-		"View":   s.View(ctx, func(context.Context, ledger.ReadTx) error { return nil }),
-		"Update": s.Update(ctx, func(context.Context, ledger.Tx) error { return nil }),
+		"Ping":  s.Ping(ctx),
+		"View":  s.View(ctx, func(context.Context, ledger.ReadTx) error { return nil }),
+		"Write": write(ctx, s, "ws", &ledger.Effects{}),
 	} {
 		if e := ledger.ErrorOf(err); e.Code != ledger.CodeUnavailable {
 			t.Errorf("%s after Close: %v, want unavailable", name, err)
@@ -611,27 +1112,23 @@ func TestRoundTrip(t *testing.T) {
 	}
 	rec := ledger.IdempotencyRecord{Workspace: "ws", Key: "key", Operation: ledger.OpCredit, Fingerprint: []byte{0, 1, 255}, TransactionID: "tr", CreateTime: t0}
 	st := ledger.Settings{Workspace: "ws", CreditPaymentsEnabled: true, UpdateTime: t0}
-	mustUpdate(t, s, func(ctx context.Context, tx ledger.Tx) error {
-		for _, f := range []func() error{
-			func() error { return tx.AppendTransaction(ctx, tr) },
-			func() error { return tx.AppendTransaction(ctx, bare) },
-			func() error { return tx.InsertRequest(ctx, req) },
-			func() error { return tx.InsertPackage(ctx, pkg) },
-			func() error { return tx.PutIdempotency(ctx, rec) },
-			func() error { return tx.PutSettings(ctx, st) },
-			func() error {
-				return tx.InsertRate(ctx, ledger.ConversionRate{Workspace: "ws", Currency: "EUR", Rate: ledger.Decimal{Mantissa: 95, Scale: 1}, Active: true, CreateTime: t0})
-			},
-			func() error {
-				return tx.InsertRate(ctx, ledger.ConversionRate{Workspace: "ws", Currency: "EUR", Rate: ledger.Decimal{Mantissa: 1, Scale: 9}, Active: true, CreateTime: t0.Add(time.Second)})
-			},
-		} {
-			if err := f(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	eff := &ledger.Effects{
+		Settings:     &st,
+		NewPackages:  []ledger.Package{pkg},
+		NewRequests:  []ledger.CreditRequest{req},
+		Accounts:     []ledger.AccountMove{move(0, tr, bare)},
+		Transactions: []ledger.Transaction{tr, bare},
+		Keys:         []ledger.IdempotencyRecord{rec},
+		Rates: []ledger.ConversionRate{
+			{Workspace: "ws", Currency: "EUR", Rate: ledger.Decimal{Mantissa: 95, Scale: 1}, Active: true, CreateTime: t0},
+			{Workspace: "ws", Currency: "EUR", Rate: ledger.Decimal{Mantissa: 1, Scale: 9}, Active: true, CreateTime: t0.Add(time.Second)},
+		},
+	}
+	mustWrite(t, s, eff)
+	req.Seq = 1 // the store numbered it
+	if eff.NewRequests[0].Seq != 1 {
+		t.Errorf("Write numbered the request %d, want 1", eff.NewRequests[0].Seq)
+	}
 	timeEq := cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
 	mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
 		got, err := tx.Transaction(ctx, "ws", "tr")
@@ -709,9 +1206,8 @@ func TestViewIsAReadOnlySnapshot(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		mustUpdate(t, s, func(ctx context.Context, tx ledger.Tx) error {
-			return tx.AppendTransaction(ctx, entry("t4", "a", ledger.TypeIn, 1, 121, 4))
-		})
+		t4 := entry("t4", "a", ledger.TypeIn, 1, 121, 4)
+		mustWrite(t, s, &ledger.Effects{Accounts: []ledger.AccountMove{move(3, t4)}, Transactions: []ledger.Transaction{t4}})
 		after, err := tx.Account(ctx, "ws", "a")
 		if err != nil {
 			return err
@@ -765,9 +1261,9 @@ func TestIntegrityCheckFindsBrokenForeignKeys(t *testing.T) {
 
 // TestConcurrentAppends: 16 goroutines, on two stores sharing one file (as
 // two processes would), append to one account. Half read the account in a
-// View and append optimistically (a stale read must come back as
-// ErrConflict), half read it inside Update. The result is versions 1..n
-// with a consistent chain.
+// View and write a move from what they read (a stale read must come back
+// as ErrConflict), half read it in the batch's snapshot. The result is
+// versions 1..n with a consistent chain.
 func TestConcurrentAppends(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "shared.db")
@@ -778,14 +1274,14 @@ func TestConcurrentAppends(t *testing.T) {
 	var mu sync.Mutex
 	conflicts := 0
 	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
+	for w := range workers {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			s := stores[w%2]
 			optimistic := w%4 < 2
 			for i := 0; i < perWorker; {
-				var acct ledger.Account
+				acct := ledger.Account{Workspace: "ws", ID: "hot"}
 				if optimistic {
 					if err := s.View(ctx, func(ctx context.Context, tx ledger.ReadTx) (err error) {
 						acct, err = tx.Account(ctx, "ws", "hot")
@@ -795,19 +1291,21 @@ func TestConcurrentAppends(t *testing.T) {
 						return
 					}
 				}
-				err := s.Update(ctx, func(ctx context.Context, tx ledger.Tx) error {
+				set := ledger.WriteSet{Workspace: "ws", Accounts: []string{"hot"}}
+				err := s.Write(ctx, set, func(snap *ledger.Snapshot) (*ledger.Effects, error) {
 					a := acct
 					if !optimistic {
-						var err error
-						if a, err = tx.LockAccount(ctx, "ws", "hot"); err != nil {
-							return err
+						if got, ok := snap.Accounts["hot"]; ok {
+							a = got
 						}
 					}
 					tr := entry(fmt.Sprintf("w%d-%d", w, i), "hot", ledger.TypeIn, int64(w+1), a.Balance+int64(w+1), a.Version+1)
 					if a.Balance >= int64(w+1) && i%2 == 1 {
 						tr.Type, tr.BalanceAfter = ledger.TypeOut, a.Balance-int64(w+1)
 					}
-					return tx.AppendTransaction(ctx, tr)
+					return &ledger.Effects{
+						Accounts: []ledger.AccountMove{move(a.Version, tr)}, Transactions: []ledger.Transaction{tr},
+					}, nil
 				})
 				switch {
 				case err == nil:
@@ -857,5 +1355,60 @@ func TestStatsForMetrics(t *testing.T) {
 	}
 	if _, _, maxConns, _ := s.PoolStats(); maxConns < 2 {
 		t.Fatalf("PoolStats max connections %d", maxConns)
+	}
+}
+
+// TestRequestQueriesUseIndexes: every request listing pages along an index
+// in seq order (no sort, no scan of the workspace), and the pending sum of
+// a balance reads one account's pending requests only.
+func TestRequestQueriesUseIndexes(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	plan := func(q string, args ...any) string {
+		t.Helper()
+		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var steps []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(steps, "; ")
+	}
+	for i := range 16 {
+		account, status, after, desc := i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0
+		args := []any{sql.Named("ws", "ws"), sql.Named("limit", 5)}
+		want := "credit_requests_seq (workspace=?"
+		switch {
+		case account && status:
+			args = append(args, sql.Named("account", "a"), sql.Named("status", "PENDING"))
+			want = "credit_requests_by_account_status (workspace=? AND account=? AND status=?"
+		case account:
+			args = append(args, sql.Named("account", "a"))
+			want = "credit_requests_by_account (workspace=? AND account=?"
+		case status:
+			args = append(args, sql.Named("status", "PENDING"))
+			want = "credit_requests_by_status (workspace=? AND status=?"
+		}
+		if after {
+			args = append(args, sql.Named("after", 3))
+		}
+		got := plan(requestsQuery(account, status, after, desc), args...)
+		if !strings.Contains(got, want) || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("account=%v status=%v after=%v desc=%v: plan %q, want a search of %s…) in order", account, status, after, desc, got, want)
+		}
+	}
+	if got := plan(qPendingCredits, "ws", "a"); !strings.Contains(got, "COVERING INDEX credit_requests_by_account_status (workspace=? AND account=? AND status=?)") {
+		t.Errorf("pending credits: plan %q", got)
 	}
 }
