@@ -177,8 +177,8 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	integer := func(dst *int) func(string) error {
 		return func(v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return fmt.Errorf("%q is not a non-negative integer", v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
 			}
 			*dst = n
 			return nil
@@ -298,6 +298,12 @@ func (c Config) validate(serving bool) error {
 	}
 	if c.DBMaxConns < 0 || c.DBMaxConns > MaxDBConns {
 		bad("db max conns %d: must be 0 (default) to %d", c.DBMaxConns, MaxDBConns)
+	}
+	if c.BatchMaxOps < 0 || c.BatchMaxOps > 4096 {
+		bad("batch max ops %d: must be 0 (default) to 4096", c.BatchMaxOps)
+	}
+	if c.BatchPerWorkspace < 0 || c.BatchPerWorkspace > 64 {
+		bad("batch per workspace %d: must be 0 (default) to 64", c.BatchPerWorkspace)
 	}
 	return errors.Join(errs...)
 }

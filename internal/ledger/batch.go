@@ -281,12 +281,13 @@ func (b *batcher) write(ws string, batch []op) error {
 			}
 			return st.effects(), nil
 		})
+		timedOut := ctx.Err() != nil
 		cancel()
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			if ctx.Err() != nil && ErrorOf(err).Code == CodeInternal {
+			if timedOut && ErrorOf(err).Code == CodeInternal {
 				return UnavailableError(err)
 			}
 			return err
@@ -305,7 +306,7 @@ func (b *batcher) write(ws string, batch []op) error {
 
 // setBuilder collects a batch's write set.
 type setBuilder struct {
-	set                                          WriteSet
+	set                                            WriteSet
 	requests, accounts, keys, packages, currencies map[string]bool
 }
 
@@ -317,13 +318,13 @@ func newSetBuilder(ws string) *setBuilder {
 	}
 }
 
-func (w *setBuilder) account(id string)  { w.accounts[id] = true }
-func (w *setBuilder) key(k string)       { w.keys[k] = true }
-func (w *setBuilder) request(id string)  { w.requests[id] = true }
-func (w *setBuilder) pkg(id string)      { w.packages[id] = true }
-func (w *setBuilder) currency(c string)  { w.currencies[c] = true }
-func (w *setBuilder) lockSettings()      { w.set.LockSettings = true }
-func (w *setBuilder) lockPackages()      { w.set.LockPackages = true }
+func (w *setBuilder) account(id string) { w.accounts[id] = true }
+func (w *setBuilder) key(k string)      { w.keys[k] = true }
+func (w *setBuilder) request(id string) { w.requests[id] = true }
+func (w *setBuilder) pkg(id string)     { w.packages[id] = true }
+func (w *setBuilder) currency(c string) { w.currencies[c] = true }
+func (w *setBuilder) lockSettings()     { w.set.LockSettings = true }
+func (w *setBuilder) lockPackages()     { w.set.LockPackages = true }
 func sortedKeys(m map[string]bool) []string {
 	if len(m) == 0 {
 		return nil

@@ -32,10 +32,10 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Posted(Transaction)        {}
-func (nopObserver) Refused(Operation, string) {}
-func (nopObserver) Replayed(Operation)        {}
-func (nopObserver) Conflict(Operation)        {}
+func (nopObserver) Posted(Transaction)               {}
+func (nopObserver) Refused(Operation, string)        {}
+func (nopObserver) Replayed(Operation)               {}
+func (nopObserver) Conflict(Operation)               {}
 func (nopObserver) Batch(int, string, time.Duration) {}
 func (nopObserver) Waiting(int)                      {}
 

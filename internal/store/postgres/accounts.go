@@ -22,11 +22,13 @@ const (
 	// Batch reads and writes (batch.go). Locks are taken in ID order.
 	qLockAccounts = `SELECT ` + accountColumns + ` FROM accounts
 		WHERE workspace = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE`
-	// ... and with the accounts of the batch's credit requests.
+	// ... and with the accounts of the batch's credit requests, gathered
+	// into an array first, so that the lock is an index probe per ID
+	// whatever the plan.
 	qLockAccountsOfRequests = `SELECT ` + accountColumns + ` FROM accounts
-		WHERE workspace = $1 AND id IN (
+		WHERE workspace = $1 AND id = ANY(ARRAY(
 			SELECT unnest($2::text[])
-			UNION SELECT account FROM credit_requests WHERE workspace = $1 AND id = ANY($3::text[]))
+			UNION SELECT account FROM credit_requests WHERE workspace = $1 AND id = ANY($3::text[])))
 		ORDER BY id FOR UPDATE`
 	// An account moves only from the version the batch read; anything else
 	// fails the batch as a conflict before COMMIT is reached.

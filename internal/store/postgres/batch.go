@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +53,7 @@ func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*led
 		abort(ctx, conn)
 		return err
 	}
-	if eff.Empty() {
+	if eff == nil || eff.Empty() {
 		// Only refusals and replays: they were decided on committed state
 		// under the batch's locks; there is nothing to commit.
 		abort(ctx, conn)
@@ -172,7 +174,13 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 	if st := eff.Settings; st != nil {
 		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, toTime(st.UpdateTime))
 	}
-	for _, p := range eff.NewPackages {
+	// Rows that another batch may insert at the same moment (keys, new
+	// packages, rates) go in one global order, so that two batches meeting
+	// on them wait for each other in one direction only.
+	newPackages := slices.SortedFunc(slices.Values(eff.NewPackages), func(x, y ledger.Package) int { return strings.Compare(x.ID, y.ID) })
+	rates := slices.Clone(eff.Rates)
+	slices.SortStableFunc(rates, func(x, y ledger.ConversionRate) int { return strings.Compare(x.Currency, y.Currency) })
+	for _, p := range newPackages {
 		b.Queue(qInsertPackage, ws, p.ID, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
 			p.Active, toTime(p.CreateTime), toTime(p.UpdateTime))
 	}
@@ -180,7 +188,7 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		b.Queue(qUpdatePackage, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
 			p.Active, toTime(p.UpdateTime), ws, p.ID)
 	}
-	for _, r := range eff.Rates {
+	for _, r := range rates {
 		b.Queue(qDeactivateRate, ws, r.Currency)
 		b.Queue(qInsertRate, ws, r.Currency, r.Rate.String(), toTime(r.CreateTime))
 	}
@@ -204,8 +212,13 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		// The server refused a statement (or the commit): nothing was
-		// committed.
-		return mapErr(ctx, "write batch", err)
+		// committed. A package ID taken meanwhile can only be another
+		// batch's doing (the batch read it absent): a conflict.
+		merr := mapErr(ctx, "write batch", err)
+		if errors.Is(merr, ledger.ErrAlreadyExists) {
+			return ledger.ConflictError(err)
+		}
+		return merr
 	}
 	// The connection broke, or ctx ended, with COMMIT possibly sent.
 	return ledger.UnavailableError(fmt.Errorf("postgres: write batch: outcome unknown: %w", err))
@@ -283,6 +296,7 @@ func queueDecisions(b *pgx.Batch, ws string, rs []ledger.CreditRequest) {
 }
 
 func queueKeys(b *pgx.Batch, ws string, recs []ledger.IdempotencyRecord) {
+	recs = slices.SortedFunc(slices.Values(recs), func(x, y ledger.IdempotencyRecord) int { return strings.Compare(x.Key, y.Key) })
 	n := len(recs)
 	keys, ops, txs, reqs := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
 	fps, times := make([][]byte, n), make([]time.Time, n)

@@ -19,7 +19,7 @@ const transactionColumns = `id, workspace, account, type, kind, amount, balance_
 
 const (
 	qTransaction = `SELECT ` + transactionColumns + ` FROM transactions WHERE workspace = $1 AND id = $2`
-	// The UNIQUE (workspace, account, account_version) index serves the
+	// The UNIQUE (account, workspace, account_version) index serves the
 	// keyset range and the order; the filters are applied along the way.
 	qListTransactions = `SELECT ` + transactionColumns + ` FROM transactions
 		WHERE workspace = $1 AND account = $2 AND account_version < $3
@@ -34,9 +34,10 @@ const (
 	// idempotency records name (replays), and the batch's new entries,
 	// sorted by account and version. The schema's statement-level trigger
 	// checks the chain of all of them at once.
-	qKeyTransactions = `SELECT ` + transactionColumns + ` FROM transactions
-		WHERE workspace = $1 AND id IN (
-			SELECT transaction_id FROM idempotency_keys WHERE workspace = $1 AND key = ANY($2::text[]))`
+	//
+	// Written as a join driven by the keys' primary key, not as IN
+	// (subquery): whatever the statistics, a cached generic plan must
+	// never scan the ledger to find nothing.
 	qInsertTransactions = `INSERT INTO transactions (` + transactionColumns + `)
 		SELECT u.id, $1, u.account, u.type, u.kind, u.amount, u.balance_after, u.account_version, u.reference,
 			u.idempotency_key, u.metadata::jsonb, u.package_id, u.request_id, u.create_time
@@ -107,3 +108,9 @@ func (t *readTx) ListTransactions(ctx context.Context, q ledger.TransactionQuery
 	}
 	return out, nil
 }
+
+// qKeyTransactions reads what a batch's idempotency records name (see batch.go).
+var qKeyTransactions = `SELECT ` + prefixed("t.", transactionColumns) + `
+		FROM idempotency_keys k
+		JOIN transactions t ON t.workspace = k.workspace AND t.id = k.transaction_id
+		WHERE k.workspace = $1 AND k.key = ANY($2::text[])`

@@ -22,12 +22,12 @@ const (
 	// account or status means any; a zero cursor means the first page.
 	qListRequestsAsc = `SELECT ` + requestColumns + ` FROM credit_requests
 		WHERE workspace = $1 AND ($2::text = '' OR account = $2::text) AND ($3::text = '' OR status = $3::text)
-		  AND seq > $4
+		  AND seq > $4::bigint
 		ORDER BY seq ASC
 		LIMIT $5`
 	qListRequestsDesc = `SELECT ` + requestColumns + ` FROM credit_requests
 		WHERE workspace = $1 AND ($2::text = '' OR account = $2::text) AND ($3::text = '' OR status = $3::text)
-		  AND ($4 = 0 OR seq < $4)
+		  AND ($4::bigint = 0 OR seq < $4::bigint)
 		ORDER BY seq DESC
 		LIMIT $5`
 	//nolint:gosec // G101: SQL naming a status, not a credential
@@ -37,8 +37,6 @@ const (
 	// Batch reads and writes (batch.go).
 	qLockRequests = `SELECT ` + requestColumns + ` FROM credit_requests
 		WHERE workspace = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE`
-	qKeyRequests = `SELECT ` + requestColumns + ` FROM credit_requests
-		WHERE workspace = $1 AND id IN (SELECT request_id FROM idempotency_keys WHERE workspace = $1 AND key = ANY($2::text[]))`
 	// The counter row is taken first in a batch's writes and stays locked
 	// until the batch commits: numbers are handed out in commit order.
 	qInsertRequests = `WITH counter AS (
@@ -137,3 +135,9 @@ func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) 
 	}
 	return sum, nil
 }
+
+// qKeyRequests reads what a batch's idempotency records name (see batch.go).
+var qKeyRequests = `SELECT ` + prefixed("r.", requestColumns) + `
+		FROM idempotency_keys k
+		JOIN credit_requests r ON r.workspace = k.workspace AND r.id = k.request_id
+		WHERE k.workspace = $1 AND k.key = ANY($2::text[])`

@@ -36,6 +36,24 @@ CREATE TABLE workspace_sequences (
     PRIMARY KEY (workspace, name)
 );
 
+-- Foreign-key checks look a row up by (workspace, id). PostgreSQL caches
+-- their plan per connection, planned at first use, and on a nearly empty
+-- table an index that merely starts with workspace costs the same as the
+-- primary key: a connection may then keep checking every foreign key by
+-- scanning the whole workspace. So no index of transactions may serve
+-- "workspace = $1" alone: the key leads with the id, the history index with
+-- the account, and each lookup has exactly one index that fits it.
+ALTER TABLE credit_requests DROP CONSTRAINT credit_requests_workspace_transaction_id_fkey;
+ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_workspace_transaction_id_fkey;
+ALTER TABLE transactions DROP CONSTRAINT transactions_pkey;
+ALTER TABLE transactions ADD CONSTRAINT transactions_pkey PRIMARY KEY (id, workspace);
+ALTER TABLE transactions DROP CONSTRAINT transactions_workspace_account_account_version_key;
+ALTER TABLE transactions ADD CONSTRAINT transactions_account_version UNIQUE (account, workspace, account_version);
+ALTER TABLE credit_requests ADD CONSTRAINT credit_requests_workspace_transaction_id_fkey
+    FOREIGN KEY (workspace, transaction_id) REFERENCES transactions (workspace, id);
+ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_workspace_transaction_id_fkey
+    FOREIGN KEY (workspace, transaction_id) REFERENCES transactions (workspace, id);
+
 ALTER TABLE credit_requests ADD COLUMN seq bigint;
 
 -- Existing requests are numbered in submission order. The decide-once guard
@@ -51,11 +69,15 @@ SELECT workspace, 'requests', max(seq) FROM credit_requests GROUP BY workspace;
 
 ALTER TABLE credit_requests ALTER COLUMN seq SET NOT NULL;
 ALTER TABLE credit_requests ADD CONSTRAINT credit_requests_seq CHECK (seq >= 1);
+-- Indexes lead with the account or the status for the reason given above.
+-- The queue's keyset (workspace, seq) has to lead with workspace; a
+-- connection that planned its check of a request key while the table was
+-- nearly empty is replanned at the table's first automatic ANALYZE.
 ALTER TABLE credit_requests ADD CONSTRAINT credit_requests_seq_unique UNIQUE (workspace, seq);
 DROP INDEX credit_requests_by_account;
 DROP INDEX credit_requests_by_status;
-CREATE INDEX credit_requests_by_account ON credit_requests (workspace, account, status, seq);
-CREATE INDEX credit_requests_by_status ON credit_requests (workspace, status, seq);
+CREATE INDEX credit_requests_by_account ON credit_requests (account, workspace, status, seq);
+CREATE INDEX credit_requests_by_status ON credit_requests (status, workspace, seq);
 
 -- The sequence is immutable once assigned, like what was requested.
 CREATE OR REPLACE FUNCTION credit_requests_guard() RETURNS trigger LANGUAGE plpgsql AS $$
