@@ -19,27 +19,35 @@ const (
 	qListAccounts = `SELECT ` + accountColumns + ` FROM accounts
 		WHERE workspace = $1 AND id > $2 ORDER BY id LIMIT $3`
 
-	// Batch reads and writes (batch.go). Locks are taken in ID order.
-	qLockAccounts = `SELECT ` + accountColumns + ` FROM accounts
-		WHERE workspace = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE`
-	// ... and with the accounts of the batch's credit requests, gathered
-	// into an array first, so that the lock is an index probe per ID
-	// whatever the plan.
-	qLockAccountsOfRequests = `SELECT ` + accountColumns + ` FROM accounts
-		WHERE workspace = $1 AND id = ANY(ARRAY(
-			SELECT unnest($2::text[])
-			UNION SELECT account FROM credit_requests WHERE workspace = $1 AND id = ANY($3::text[])))
-		ORDER BY id FOR UPDATE`
+	// Batch reads and writes (batch.go). Every batch statement is a
+	// prepared statement whose plan must not depend on statistics (a plan
+	// cached while a table was nearly empty would otherwise keep scanning
+	// it as it grows): rows are found one ID at a time by a LATERAL probe
+	// of the primary key that cannot be flattened into a join (FOR UPDATE
+	// or OFFSET 0), in the order of the sorted ID array, which is also the
+	// order in which the rows are locked.
+	qLockAccounts = `SELECT a.* FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
+			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
+	// ... and with the accounts of the batch's credit requests (locked
+	// just before, in the same round trip).
+	qLockAccountsOfRequests = `SELECT a.* FROM (
+			SELECT id FROM unnest($2::text[]) AS q(id)
+			UNION
+			SELECT r.account FROM unnest($3::text[]) AS q(id)
+			CROSS JOIN LATERAL (SELECT account FROM credit_requests WHERE workspace = $1 AND id = q.id OFFSET 0) r
+			ORDER BY 1) AS q(id)
+		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
+			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
 	// An account moves only from the version the batch read; anything else
-	// fails the batch as a conflict before COMMIT is reached.
-	qMoveAccounts = `WITH moved AS (
-		UPDATE accounts a SET balance = u.balance, version = u.version, update_time = u.update_time
-		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[])
-			AS u(id, balance, version, update_time, from_version)
-		WHERE a.workspace = $1 AND a.id = u.id AND a.version = u.from_version
+	// fails the batch as a conflict before COMMIT is reached. One
+	// statement per account: a primary-key update.
+	qMoveAccount = `WITH moved AS (
+		UPDATE accounts SET balance = $3, version = $4, update_time = $5
+		WHERE workspace = $1 AND id = $2 AND version = $6
 		RETURNING 1
 	)
-	SELECT ledger_expect(cardinality($2::text[]), count(*), 'accounts') FROM moved`
+	SELECT ledger_expect(1, count(*), 'account ' || $2::text) FROM moved`
 	qCreateAccounts = `INSERT INTO accounts (workspace, id, balance, version, update_time)
 		SELECT $1, u.id, u.balance, u.version, u.update_time
 		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[]) AS u(id, balance, version, update_time)`

@@ -20,9 +20,10 @@ import (
 //
 //  1. BEGIN and every read, pipelined: the settings, the requests, the
 //     accounts, the packages and the rates, each locked FOR UPDATE in ID
-//     order when the batch changes them, then the idempotency records with
-//     the transactions and requests they name. The records are read after
-//     the locks, so each sees what the batches it waited for committed.
+//     order when the batch changes them, then the idempotency records. The
+//     records are read after the locks, so each sees what the batches it
+//     waited for committed. A batch that finds records (a replay) reads
+//     the transactions and requests they name in one more round trip.
 //  2. Every write and COMMIT, pipelined. A statement that fails makes the
 //     server skip the rest of the pipeline, COMMIT included: an error
 //     from the server means nothing was committed. An error of the
@@ -131,13 +132,41 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	}
 	if len(set.Keys) > 0 {
 		b.Queue(qKeys, ws, set.Keys).Query(collect(scanIdempotency, func(r ledger.IdempotencyRecord) { snap.Keys[r.Key] = r }))
-		b.Queue(qKeyTransactions, ws, set.Keys).Query(collect(scanTransaction, func(t ledger.Transaction) { snap.Transactions[t.ID] = t }))
-		b.Queue(qKeyRequests, ws, set.Keys).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
 	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, mapErr(ctx, "read batch", err)
 	}
+	if len(snap.Keys) > 0 {
+		if err := readReplays(ctx, conn, ws, snap); err != nil {
+			return nil, err
+		}
+	}
 	return snap, nil
+}
+
+// readReplays reads what the batch's existing idempotency records name, in
+// one more round trip; only batches that replay an earlier outcome need it.
+func readReplays(ctx context.Context, conn *pgx.Conn, ws string, snap *ledger.Snapshot) error {
+	var txIDs, reqIDs []string
+	for _, rec := range snap.Keys {
+		if rec.TransactionID != "" {
+			txIDs = append(txIDs, rec.TransactionID)
+		}
+		if rec.RequestID != "" {
+			reqIDs = append(reqIDs, rec.RequestID)
+		}
+	}
+	b := &pgx.Batch{}
+	if len(txIDs) > 0 {
+		b.Queue(qTransactionsByID, ws, txIDs).Query(collect(scanTransaction, func(t ledger.Transaction) { snap.Transactions[t.ID] = t }))
+	}
+	if len(reqIDs) > 0 {
+		b.Queue(qRequestsByID, ws, reqIDs).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return mapErr(ctx, "read replays", err)
+	}
+	return nil
 }
 
 // collect returns a batch callback that scans every row and hands it on.
@@ -242,19 +271,15 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 }
 
 func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove) {
-	var mIDs, cIDs []string
-	var mBal, mVer, mFrom, cBal, cVer []int64
-	var mTime, cTime []time.Time
+	var cIDs []string
+	var cBal, cVer []int64
+	var cTime []time.Time
 	for _, m := range moves {
 		if m.Create {
 			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
 			continue
 		}
-		mIDs, mBal, mVer, mTime = append(mIDs, m.ID), append(mBal, m.Balance), append(mVer, m.Version), append(mTime, m.UpdateTime.UTC())
-		mFrom = append(mFrom, m.FromVersion)
-	}
-	if len(mIDs) > 0 {
-		b.Queue(qMoveAccounts, ws, mIDs, mBal, mVer, mTime, mFrom)
+		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion)
 	}
 	if len(cIDs) > 0 {
 		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime)
@@ -285,14 +310,9 @@ func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
 }
 
 func queueDecisions(b *pgx.Batch, ws string, rs []ledger.CreditRequest) {
-	n := len(rs)
-	ids, statuses, reasons, by, txs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
-	times := make([]time.Time, n)
-	for i, r := range rs {
-		ids[i], statuses[i], reasons[i], by[i] = r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy
-		times[i], txs[i] = r.DecideTime.UTC(), optText(r.TransactionID)
+	for _, r := range rs {
+		b.Queue(qDecideRequest, ws, r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy, r.DecideTime.UTC(), optText(r.TransactionID))
 	}
-	b.Queue(qDecideRequests, ws, ids, statuses, reasons, by, times, txs)
 }
 
 func queueKeys(b *pgx.Batch, ws string, recs []ledger.IdempotencyRecord) {

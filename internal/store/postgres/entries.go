@@ -31,13 +31,13 @@ const (
 		LIMIT $8`
 
 	// Batch reads and writes (batch.go): the transactions that a batch's
-	// idempotency records name (replays), and the batch's new entries,
-	// sorted by account and version. The schema's statement-level trigger
-	// checks the chain of all of them at once.
-	//
-	// Written as a join driven by the keys' primary key, not as IN
-	// (subquery): whatever the statistics, a cached generic plan must
-	// never scan the ledger to find nothing.
+	// idempotency records name (replays; one primary-key probe each, see
+	// accounts.go), and the batch's new entries, sorted by account and
+	// version. The schema's statement-level trigger checks the chain of all
+	// of them at once.
+	qTransactionsByID = `SELECT t.* FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT ` + transactionColumns + ` FROM transactions
+			WHERE id = q.id AND workspace = $1 OFFSET 0) t`
 	qInsertTransactions = `INSERT INTO transactions (` + transactionColumns + `)
 		SELECT u.id, $1, u.account, u.type, u.kind, u.amount, u.balance_after, u.account_version, u.reference,
 			u.idempotency_key, u.metadata::jsonb, u.package_id, u.request_id, u.create_time
@@ -108,9 +108,3 @@ func (t *readTx) ListTransactions(ctx context.Context, q ledger.TransactionQuery
 	}
 	return out, nil
 }
-
-// qKeyTransactions reads what a batch's idempotency records name (see batch.go).
-var qKeyTransactions = `SELECT ` + prefixed("t.", transactionColumns) + `
-		FROM idempotency_keys k
-		JOIN transactions t ON t.workspace = k.workspace AND t.id = k.transaction_id
-		WHERE k.workspace = $1 AND k.key = ANY($2::text[])`

@@ -21,7 +21,9 @@ const (
 
 	// Batch reads and writes (batch.go). A key that another batch records
 	// at the same time is a unique violation: a conflict, decided again.
-	qKeys       = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys WHERE workspace = $1 AND key = ANY($2::text[])`
+	qKeys = `SELECT k.* FROM unnest($2::text[]) AS q(key)
+		CROSS JOIN LATERAL (SELECT ` + idempotencyColumns + ` FROM idempotency_keys
+			WHERE workspace = $1 AND key = q.key OFFSET 0) k`
 	qInsertKeys = `INSERT INTO idempotency_keys (` + idempotencyColumns + `)
 		SELECT $1, u.key, u.operation, u.fingerprint, u.transaction_id, u.request_id, u.create_time
 		FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[])

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,15 +61,6 @@ func toText(s string) any {
 		return nil
 	}
 	return s
-}
-
-// prefixed qualifies a column list with a table alias ("t.").
-func prefixed(alias, columns string) string {
-	fields := strings.Split(columns, ",")
-	for i, f := range fields {
-		fields[i] = alias + strings.TrimSpace(f)
-	}
-	return strings.Join(fields, ", ")
 }
 
 // metadataText encodes a map as JSON object text; an empty map is NULL.

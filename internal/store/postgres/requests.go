@@ -35,8 +35,13 @@ const (
 		WHERE workspace = $1 AND account = $2 AND status = 'PENDING'`
 
 	// Batch reads and writes (batch.go).
-	qLockRequests = `SELECT ` + requestColumns + ` FROM credit_requests
-		WHERE workspace = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE`
+	// One primary-key probe per ID (see accounts.go), locked in ID order.
+	qLockRequests = `SELECT r.* FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT ` + requestColumns + ` FROM credit_requests
+			WHERE workspace = $1 AND id = q.id FOR UPDATE) r`
+	qRequestsByID = `SELECT r.* FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT ` + requestColumns + ` FROM credit_requests
+			WHERE workspace = $1 AND id = q.id OFFSET 0) r`
 	// The counter row is taken first in a batch's writes and stays locked
 	// until the batch commits: numbers are handed out in commit order.
 	qInsertRequests = `WITH counter AS (
@@ -51,16 +56,14 @@ const (
 	FROM counter, unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
 		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, n)`
-	qDecideRequests = `WITH decided AS (
-		UPDATE credit_requests r
-		SET status = u.status, decision_reason = u.reason, decided_by = u.decided_by, decide_time = u.decide_time,
-		    transaction_id = u.transaction_id
-		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])
-			AS u(id, status, reason, decided_by, decide_time, transaction_id)
-		WHERE r.workspace = $1 AND r.id = u.id AND r.status = 'PENDING'
+	// One statement per decision: a primary-key update of a PENDING row.
+	qDecideRequest = `WITH decided AS (
+		UPDATE credit_requests
+		SET status = $3, decision_reason = $4, decided_by = $5, decide_time = $6, transaction_id = $7
+		WHERE workspace = $1 AND id = $2 AND status = 'PENDING'
 		RETURNING 1
 	)
-	SELECT ledger_expect(cardinality($2::text[]), count(*), 'credit requests') FROM decided`
+	SELECT ledger_expect(1, count(*), 'credit request ' || $2::text) FROM decided`
 )
 
 func scanRequest(row pgx.Row) (ledger.CreditRequest, error) {
@@ -135,9 +138,3 @@ func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) 
 	}
 	return sum, nil
 }
-
-// qKeyRequests reads what a batch's idempotency records name (see batch.go).
-var qKeyRequests = `SELECT ` + prefixed("r.", requestColumns) + `
-		FROM idempotency_keys k
-		JOIN credit_requests r ON r.workspace = k.workspace AND r.id = k.request_id
-		WHERE k.workspace = $1 AND k.key = ANY($2::text[])`

@@ -55,10 +55,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	// Every statement is planned for its own arguments (unnamed
-	// statements; descriptions cached): a plan cached while the tables
-	// were nearly empty would otherwise keep scanning them as they grow.
-	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerd"
 	}
