@@ -91,6 +91,7 @@ type opBase struct {
 	err       error  // the outcome when refused or failed
 	done      chan struct{}
 	withdrawn bool // the caller left before the op was taken (guarded by batcher.mu)
+	taken     bool // the op is in a batch (guarded by batcher.mu)
 }
 
 func (o *opBase) base() *opBase { return o }
@@ -153,6 +154,11 @@ func (b *batcher) do(ctx context.Context, o op) error {
 			b.mu.Unlock()
 			return nil
 		default:
+		}
+		if ob.taken {
+			// Its batch decides it; the outcome stays with the database.
+			b.mu.Unlock()
+			return ctx.Err()
 		}
 		ob.withdrawn = true
 		b.mu.Unlock()
@@ -218,8 +224,10 @@ func (b *batcher) take(q *wsQueue) []op {
 		return nil
 	}
 	for _, o := range batch {
-		if k := o.base().key; k != "" {
-			q.keys[k]++
+		ob := o.base()
+		ob.taken = true
+		if ob.key != "" {
+			q.keys[ob.key]++
 		}
 	}
 	b.s.obs.Waiting(-len(batch))
@@ -248,8 +256,10 @@ func (b *batcher) apply(ws string, batch []op) {
 		return
 	case e.Code == CodeUnavailable:
 		b.s.obs.Batch(len(batch), "unavailable", time.Since(start))
-		err = &Error{Code: CodeUnavailable, Reason: ReasonStoreUnavailable,
-			Message: "the store is unavailable or the outcome of the commit is unknown; retry with the same idempotency key", Cause: err}
+		err = &Error{
+			Code: CodeUnavailable, Reason: ReasonStoreUnavailable,
+			Message: "the store is unavailable or the outcome of the commit is unknown; retry with the same idempotency key", Cause: err,
+		}
 	default:
 		b.s.obs.Batch(len(batch), "failed", time.Since(start))
 	}
@@ -296,8 +306,10 @@ func (b *batcher) write(ws string, batch []op) error {
 			b.s.obs.Conflict(o.base().operation)
 		}
 		if attempt >= b.opts.Attempts {
-			return &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse,
-				Message: "concurrent requests touch the same keys or accounts; retry with the same idempotency key", Cause: err}
+			return &Error{
+				Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse,
+				Message: "concurrent requests touch the same keys or accounts; retry with the same idempotency key", Cause: err,
+			}
 		}
 		time.Sleep(backoff/2 + rand.N(backoff)) //nolint:gosec // backoff jitter, not a secret
 		backoff = min(2*backoff, 50*time.Millisecond)

@@ -75,6 +75,7 @@ func (o *waitObserver) Refused(ledger.Operation, string) {}
 func (o *waitObserver) Replayed(ledger.Operation)        {}
 func (o *waitObserver) Batch(int, string, time.Duration) {}
 func (o *waitObserver) Conflict(ledger.Operation)        { o.mu.Lock(); o.conflicts++; o.mu.Unlock() }
+
 func (o *waitObserver) Waiting(d int) {
 	o.mu.Lock()
 	o.waiting += d
@@ -198,16 +199,20 @@ func TestFailedCommitLeavesRequestPending(t *testing.T) {
 	t.Parallel()
 	svc, g, obs := harnessed(t)
 	ctx := context.Background()
-	sub, err := svc.SubmitRequest(ctx, ledger.SubmitInput{Workspace: "ws", Account: "a", Amount: 50,
-		PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "submit"})
+	sub, err := svc.SubmitRequest(ctx, ledger.SubmitInput{
+		Workspace: "ws", Account: "a", Amount: 50,
+		PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "submit",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	decide := func(key string, d ledger.Decision) <-chan error {
 		out := make(chan error, 1)
 		go func() {
-			_, err := svc.DecideRequest(ctx, ledger.DecideInput{Workspace: "ws", RequestID: sub.Request.ID, Decision: d,
-				DecidedBy: "admin", IdempotencyKey: key})
+			_, err := svc.DecideRequest(ctx, ledger.DecideInput{
+				Workspace: "ws", RequestID: sub.Request.ID, Decision: d,
+				DecidedBy: "admin", IdempotencyKey: key,
+			})
 			out <- err
 		}()
 		return out

@@ -55,14 +55,6 @@ func fromTime(ts pgtype.Timestamptz) time.Time {
 	return ts.Time.UTC()
 }
 
-// toText stores "" as NULL (optional references).
-func toText(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 // metadataText encodes a map as JSON object text; an empty map is NULL.
 func metadataText(m map[string]string) (*string, error) {
 	if len(m) == 0 {

@@ -477,12 +477,16 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		code      string // SQLSTATE; "" means the database accepts it
 	}{
 		// Controls: what the batched write path does is accepted.
-		{"account moves several versions with its entries",
+		{
+			"account moves several versions with its entries",
 			`UPDATE accounts SET balance = 135, version = 5 WHERE id = 'a';` +
-				cols + `('ws', 'ok4', 'a', 'IN', 'ADJUSTMENT', 10, 130, 4, now()), ('ws', 'ok5', 'a', 'IN', 'ADJUSTMENT', 5, 135, 5, now())`, ""},
-		{"account created at its state after its entries",
+				cols + `('ws', 'ok4', 'a', 'IN', 'ADJUSTMENT', 10, 130, 4, now()), ('ws', 'ok5', 'a', 'IN', 'ADJUSTMENT', 5, 135, 5, now())`, "",
+		},
+		{
+			"account created at its state after its entries",
 			`INSERT INTO accounts (workspace, id, balance, version) VALUES ('ws', 'new', 15, 2);` +
-				cols + `('ws', 'n1', 'new', 'IN', 'ADJUSTMENT', 10, 10, 1, now()), ('ws', 'n2', 'new', 'IN', 'ADJUSTMENT', 5, 15, 2, now())`, ""},
+				cols + `('ws', 'n1', 'new', 'IN', 'ADJUSTMENT', 10, 10, 1, now()), ('ws', 'n2', 'new', 'IN', 'ADJUSTMENT', 5, 15, 2, now())`, "",
+		},
 		{"counter of a new workspace", `INSERT INTO workspace_sequences (workspace, name, value) VALUES ('ws3', 'requests', 0)`, ""},
 
 		{"update a transaction", `UPDATE transactions SET amount = 1 WHERE id = 't1'`, "23000"},
@@ -495,28 +499,40 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		{"account touched without moving", `UPDATE accounts SET update_time = now() WHERE id = 'a'`, "23514"},
 		{"account moves two versions without entries", `UPDATE accounts SET version = version + 2 WHERE id = 'a'`, "23514"},
 		{"account moves without an entry", `UPDATE accounts SET balance = balance + 5, version = version + 1 WHERE id = 'a'`, "23514"},
-		{"account and its entry disagree",
-			`UPDATE accounts SET balance = 125, version = 4 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 10, 130, 4, now())`, "23514"},
+		{
+			"account and its entry disagree",
+			`UPDATE accounts SET balance = 125, version = 4 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 10, 130, 4, now())`, "23514",
+		},
 		{"delete an account", `DELETE FROM accounts WHERE id = 'a'`, "23000"},
-		{"entry breaks the chain",
-			`UPDATE accounts SET balance = 999, version = 4 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 999, 4, now())`, "23514"},
-		{"multi-entry insert breaks the chain in the middle",
+		{
+			"entry breaks the chain",
+			`UPDATE accounts SET balance = 999, version = 4 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 999, 4, now())`, "23514",
+		},
+		{
+			"multi-entry insert breaks the chain in the middle",
 			`UPDATE accounts SET balance = 1000, version = 6 WHERE id = 'a';` + cols +
 				`('ws', 'b4', 'a', 'IN', 'ADJUSTMENT', 10, 130, 4, now()),
 				 ('ws', 'b5', 'a', 'IN', 'ADJUSTMENT', 10, 999, 5, now()),
-				 ('ws', 'b6', 'a', 'IN', 'ADJUSTMENT', 1, 1000, 6, now())`, "23514"},
-		{"entry skips a version",
-			`UPDATE accounts SET balance = 121, version = 5 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 121, 5, now())`, "23514"},
+				 ('ws', 'b6', 'a', 'IN', 'ADJUSTMENT', 1, 1000, 6, now())`, "23514",
+		},
+		{
+			"entry skips a version",
+			`UPDATE accounts SET balance = 121, version = 5 WHERE id = 'a';` + cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 121, 5, now())`, "23514",
+		},
 		{"entry ahead of its account", cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 121, 4, now())`, "23514"},
-		{"first entry of an account with a balance before it",
-			`INSERT INTO accounts (workspace, id, balance, version) VALUES ('ws', 'new', 20, 1);` + cols + `('ws', 'bad', 'new', 'IN', 'ADJUSTMENT', 10, 20, 1, now())`, "23514"},
+		{
+			"first entry of an account with a balance before it",
+			`INSERT INTO accounts (workspace, id, balance, version) VALUES ('ws', 'new', 20, 1);` + cols + `('ws', 'bad', 'new', 'IN', 'ADJUSTMENT', 10, 20, 1, now())`, "23514",
+		},
 		{"entry of a missing account", cols + `('ws', 'bad', 'ghost', 'IN', 'ADJUSTMENT', 1, 1, 1, now())`, "23503"},
 		{"zero amount", cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 0, 120, 4, now())`, "23514"},
 		{"unknown kind", cols + `('ws', 'bad', 'a', 'IN', 'GIFT', 1, 121, 4, now())`, "23514"},
-		{"metadata not a string map",
+		{
+			"metadata not a string map",
 			`UPDATE accounts SET balance = 121, version = 4 WHERE id = 'a';
 			 INSERT INTO transactions (workspace, id, account, type, kind, amount, balance_after, account_version, metadata, create_time)
-			 VALUES ('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 121, 4, '{"n": 1}', now())`, "23514"},
+			 VALUES ('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 1, 121, 4, '{"n": 1}', now())`, "23514",
+		},
 		{"second active rate", `INSERT INTO conversion_rates (workspace, currency, rate, active, create_time) VALUES ('ws', 'USD', '12', true, now())`, "23505"},
 		{"rate rewritten", `UPDATE conversion_rates SET rate = '11' WHERE active`, "23514"},
 		{"rate reactivated", `UPDATE conversion_rates SET active = true WHERE NOT active`, "23514"},
@@ -619,17 +635,17 @@ func badBatch(tb testing.TB, moves []ledger.AccountMove, entries []ledger.Transa
 	r := pending("r-bad", "a", 5)
 	r.IdempotencyKey = "k-bad"
 	return ledger.WriteSet{
-			Workspace: ws, LockSettings: true, Accounts: []string{"a", "n"}, Keys: []string{"k-bad"},
-			Packages: []string{"p2"}, Currencies: []string{"USD"},
-		}, &ledger.Effects{
-			Accounts:     moves,
-			Transactions: entries,
-			NewRequests:  []ledger.CreditRequest{r},
-			Keys:         []ledger.IdempotencyRecord{record("k-bad", ledger.OpCredit, "t1", "")},
-			Settings:     &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0},
-			NewPackages:  []ledger.Package{{Workspace: ws, ID: "p2", DisplayName: "Bad", Credits: 1, Price: ledger.Money{Currency: "USD"}, Active: true, CreateTime: t0}},
-			Rates:        []ledger.ConversionRate{{Workspace: ws, Currency: "USD", Rate: decimal(tb, "11"), Active: true, CreateTime: t0}},
-		}
+		Workspace: ws, LockSettings: true, Accounts: []string{"a", "n"}, Keys: []string{"k-bad"},
+		Packages: []string{"p2"}, Currencies: []string{"USD"},
+	}, &ledger.Effects{
+		Accounts:     moves,
+		Transactions: entries,
+		NewRequests:  []ledger.CreditRequest{r},
+		Keys:         []ledger.IdempotencyRecord{record("k-bad", ledger.OpCredit, "t1", "")},
+		Settings:     &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0},
+		NewPackages:  []ledger.Package{{Workspace: ws, ID: "p2", DisplayName: "Bad", Credits: 1, Price: ledger.Money{Currency: "USD"}, Active: true, CreateTime: t0}},
+		Rates:        []ledger.ConversionRate{{Workspace: ws, Currency: "USD", Rate: decimal(tb, "11"), Active: true, CreateTime: t0}},
+	}
 }
 
 // TestWriteIsAllOrNothing: effects that break the ledger's rules fail the
@@ -1079,8 +1095,10 @@ func TestWriteDecide(t *testing.T) {
 		// everything again does not wait.
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		err := s.Write(wctx, ledger.WriteSet{Workspace: ws, LockSettings: true, Accounts: []string{"a"}, Requests: []string{"r1"},
-			Packages: []string{"p1"}, LockPackages: true, Currencies: []string{"USD"}}, prepared(&ledger.Effects{}))
+		err := s.Write(wctx, ledger.WriteSet{
+			Workspace: ws, LockSettings: true, Accounts: []string{"a"}, Requests: []string{"r1"},
+			Packages: []string{"p1"}, LockPackages: true, Currencies: []string{"USD"},
+		}, prepared(&ledger.Effects{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1614,17 +1632,32 @@ func TestRequestSeq(t *testing.T) {
 			q     ledger.RequestQuery
 			pages [][]string
 		}{
-			{"ascending", ledger.RequestQuery{Workspace: ws, Limit: 2},
-				[][]string{{"r1:1", "r2:2"}, {"x3:3", "x1:4"}, {"x2:5", "x4:6"}, {}}},
-			{"descending", ledger.RequestQuery{Workspace: ws, Desc: true, Limit: 4},
-				[][]string{{"x4:6", "x2:5", "x1:4", "x3:3"}, {"r2:2", "r1:1"}}},
+			{
+				"ascending",
+				ledger.RequestQuery{Workspace: ws, Limit: 2},
+				[][]string{{"r1:1", "r2:2"}, {"x3:3", "x1:4"}, {"x2:5", "x4:6"}, {}},
+			},
+			{
+				"descending",
+				ledger.RequestQuery{Workspace: ws, Desc: true, Limit: 4},
+				[][]string{{"x4:6", "x2:5", "x1:4", "x3:3"}, {"r2:2", "r1:1"}},
+			},
 			{"other workspace", ledger.RequestQuery{Workspace: "ws2", Limit: 5}, [][]string{{"y1:1", "y2:2"}}},
-			{"one account", ledger.RequestQuery{Workspace: ws, Account: "b", Limit: 1},
-				[][]string{{"x3:3"}, {"x2:5"}, {}}},
-			{"one account descending", ledger.RequestQuery{Workspace: ws, Account: "a", Desc: true, Limit: 2},
-				[][]string{{"x4:6", "x1:4"}, {"r2:2", "r1:1"}, {}}},
-			{"pending, descending", ledger.RequestQuery{Workspace: ws, Status: ledger.StatusPending, Desc: true, Limit: 10},
-				[][]string{{"x4:6", "x2:5", "x1:4", "x3:3", "r1:1"}}},
+			{
+				"one account",
+				ledger.RequestQuery{Workspace: ws, Account: "b", Limit: 1},
+				[][]string{{"x3:3"}, {"x2:5"}, {}},
+			},
+			{
+				"one account descending",
+				ledger.RequestQuery{Workspace: ws, Account: "a", Desc: true, Limit: 2},
+				[][]string{{"x4:6", "x1:4"}, {"r2:2", "r1:1"}, {}},
+			},
+			{
+				"pending, descending",
+				ledger.RequestQuery{Workspace: ws, Status: ledger.StatusPending, Desc: true, Limit: 10},
+				[][]string{{"x4:6", "x2:5", "x1:4", "x3:3", "r1:1"}},
+			},
 			{"accepted", ledger.RequestQuery{Workspace: ws, Status: ledger.StatusAccepted, Limit: 10}, [][]string{{"r2:2"}}},
 		} {
 			q := tc.q
