@@ -43,6 +43,7 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	tuneGC(getenv)
 	log, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
 		return err
