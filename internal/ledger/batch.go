@@ -46,6 +46,10 @@ type BatchOptions struct {
 	// Attempts bounds how often a batch is decided again after conflicts.
 	// Default 8.
 	Attempts int
+	// MinCompany is how many queued ops it takes to start a batch beside
+	// the workspace's running ones (a workspace with none running starts
+	// one for a single op). Default 16.
+	MinCompany int
 }
 
 func (o BatchOptions) withDefaults() BatchOptions {
@@ -63,6 +67,9 @@ func (o BatchOptions) withDefaults() BatchOptions {
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 8
+	}
+	if o.MinCompany <= 0 {
+		o.MinCompany = 16
 	}
 	return o
 }
@@ -136,7 +143,11 @@ func (b *batcher) do(ctx context.Context, o op) error {
 	}
 	q.pending = append(q.pending, o)
 	b.s.obs.Waiting(1)
-	start := q.running < b.opts.PerWorkspace
+	// The first batch of an idle workspace starts at once; another one
+	// starts beside running batches only with company enough to be worth
+	// a commit of its own (the queue is otherwise taken by the running
+	// batch's runner when it is done).
+	start := q.running == 0 || (q.running < b.opts.PerWorkspace && len(q.pending) >= b.opts.MinCompany)
 	if start {
 		q.running++
 	}
@@ -199,6 +210,11 @@ func (b *batcher) run(q *wsQueue) {
 func (b *batcher) take(q *wsQueue) []op {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if q.running > 1 && len(q.pending) < b.opts.MinCompany {
+		// Another runner is busy and will take these when it is done.
+		q.running--
+		return nil
+	}
 	var batch, keep []op
 	for i, o := range q.pending {
 		ob := o.base()
