@@ -24,7 +24,7 @@ import (
 // page in commit order. Every test ends with `ledgerd verify`.
 
 // faultEnvVar adds ledgerd settings (space-separated NAME=value) to every
-// ledgerd the fault tests start, e.g. E2E_FAULT_LEDGERD_ENV=LEDGER_GROUP_COMMIT=true
+// ledgerd the fault tests start, e.g. E2E_FAULT_LEDGERD_ENV=LEDGER_BATCH_PER_WORKSPACE=4
 // to hold an opt-in write path to the same contract. The tests themselves
 // run the default configuration: the one production runs.
 const faultEnvVar = "E2E_FAULT_LEDGERD_ENV"

@@ -126,9 +126,9 @@ var (
 	ErrNotFound               = &Error{Code: CodeNotFound, Reason: ReasonNotFound}
 	ErrAlreadyExists          = &Error{Code: CodeAlreadyExists, Reason: ReasonAlreadyExists}
 	ErrUnavailable            = &Error{Code: CodeUnavailable, Reason: ReasonStoreUnavailable}
-	// ErrConflict is returned by stores inside Update when a concurrent
-	// transaction won (serialization failure, deadlock, lost conditional
-	// write, duplicate idempotency key). Update retries the function on it.
+	// ErrConflict is returned by a store's Write when a concurrent
+	// writer won (a serialization failure, a deadlock, a duplicate key):
+	// nothing was committed, and the batch is decided again.
 	ErrConflict = &Error{Code: CodeAborted, Reason: "CONFLICT", Message: "concurrent update"}
 )
 

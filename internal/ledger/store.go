@@ -49,7 +49,7 @@ type Store interface {
 }
 
 // WriteSet names what a batch reads, and locks, before it decides. Every
-// list is sorted and free of duplicates (NewWriteSet's helpers keep it so).
+// list is sorted and free of duplicates (the batcher builds it so).
 type WriteSet struct {
 	Workspace string
 	// LockSettings locks the workspace's settings (the batch changes them).
