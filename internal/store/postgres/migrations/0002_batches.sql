@@ -118,24 +118,38 @@ DROP TRIGGER transactions_match_account ON transactions;
 DROP FUNCTION transactions_chain();
 DROP FUNCTION transactions_match_account();
 
--- Correlated lookups, not joins: the transition table has no statistics,
--- and a join could be planned as a scan of the whole ledger per batch; each
--- lookup here is one probe of a unique index.
+-- Within a batch, an entry's predecessor is usually the entry before it in
+-- the same statement: only the first entry of each account is looked up in
+-- the table, and only the last is compared with its account. The lookups
+-- are correlated probes of unique indexes, not joins: the transition table
+-- has no statistics, and a join could be planned (and cached) as a scan of
+-- the whole ledger.
 CREATE FUNCTION transactions_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
 BEGIN
     SELECT n.workspace, n.account, n.account_version INTO bad
-    FROM (SELECT e.workspace, e.account, e.account_version, e.type, e.amount, e.balance_after,
-                 CASE WHEN e.account_version = 1 THEN 0 ELSE
-                     (SELECT p.balance_after FROM transactions p
-                      WHERE p.workspace = e.workspace AND p.account = e.account
-                        AND p.account_version = e.account_version - 1) END AS prev,
-                 (SELECT a.version FROM accounts a WHERE a.workspace = e.workspace AND a.id = e.account) AS at
-          FROM new_entries e) n
-    WHERE n.prev IS NULL OR n.at IS NULL OR n.at < n.account_version
+    FROM (SELECT e.workspace, e.account, e.account_version, e.type, e.amount, e.balance_after, e.last,
+                 CASE
+                     WHEN e.account_version = 1 THEN 0
+                     WHEN e.prev_version = e.account_version - 1 THEN e.prev_balance
+                     ELSE (SELECT p.balance_after FROM transactions p
+                           WHERE p.account = e.account AND p.workspace = e.workspace
+                             AND p.account_version = e.account_version - 1)
+                 END AS prev,
+                 CASE WHEN e.last THEN
+                     (SELECT a.version FROM accounts a WHERE a.workspace = e.workspace AND a.id = e.account)
+                 END AS at
+          FROM (SELECT ne.*,
+                       lag(ne.account_version) OVER w AS prev_version,
+                       lag(ne.balance_after) OVER w AS prev_balance,
+                       lead(ne.account_version) OVER w IS NULL AS last
+                FROM new_entries ne
+                WINDOW w AS (PARTITION BY ne.workspace, ne.account ORDER BY ne.account_version)) e) n
+    WHERE n.prev IS NULL
        OR NOT ((n.type = 'IN' AND n.prev = n.balance_after - n.amount)
             OR (n.type = 'OUT' AND n.prev - n.amount = n.balance_after))
+       OR (n.last AND (n.at IS NULL OR n.at < n.account_version))
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'transactions: entry v% of %/% does not continue the balance chain of its account',
