@@ -39,15 +39,12 @@ const (
 			ORDER BY 1) AS q(id)
 		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
 			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
-	// An account moves only from the version the batch read; anything else
-	// fails the batch as a conflict before COMMIT is reached. One
-	// statement per account: a primary-key update.
-	qMoveAccount = `WITH moved AS (
-		UPDATE accounts SET balance = $3, version = $4, update_time = $5
-		WHERE workspace = $1 AND id = $2 AND version = $6
-		RETURNING 1
-	)
-	SELECT ledger_expect(1, count(*), 'account ' || $2::text) FROM moved`
+	// An account moves only from the version the batch read (and locked),
+	// one primary-key update each. Should it not be there, the batch's
+	// entries fail the chain check or the unique version before COMMIT,
+	// and the batch is a conflict (batch.go).
+	qMoveAccount = `UPDATE accounts SET balance = $3, version = $4, update_time = $5
+		WHERE workspace = $1 AND id = $2 AND version = $6`
 	qCreateAccounts = `INSERT INTO accounts (workspace, id, balance, version, update_time)
 		SELECT $1, u.id, u.balance, u.version, u.update_time
 		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[]) AS u(id, balance, version, update_time)`

@@ -194,6 +194,15 @@ func nonNil(s []string) []string {
 // writeBatch sends every effect and COMMIT in one round trip.
 func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects) error {
 	b := &pgx.Batch{}
+	var changed error // the first account update that found its row elsewhere
+	expectOne := func(what string) func(pgconn.CommandTag) error {
+		return func(ct pgconn.CommandTag) error {
+			if ct.RowsAffected() != 1 && changed == nil {
+				changed = ledger.ConflictError(fmt.Errorf("postgres: %s changed concurrently", what))
+			}
+			return nil
+		}
+	}
 	// The request counter first: see Write.
 	if len(eff.NewRequests) > 0 {
 		if err := queueNewRequests(b, ws, eff.NewRequests); err != nil {
@@ -221,14 +230,15 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		b.Queue(qDeactivateRate, ws, r.Currency)
 		b.Queue(qInsertRate, ws, r.Currency, r.Rate.String(), toTime(r.CreateTime))
 	}
-	queueAccountMoves(b, ws, eff.Accounts)
+	queueAccountMoves(b, ws, eff.Accounts, expectOne)
 	if len(eff.Transactions) > 0 {
 		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
 			return err
 		}
 	}
-	if len(eff.Decisions) > 0 {
-		queueDecisions(b, ws, eff.Decisions)
+	for _, r := range eff.Decisions {
+		b.Queue(qDecideRequest, ws, r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy, r.DecideTime.UTC(),
+			optText(r.TransactionID))
 	}
 	if len(eff.Keys) > 0 {
 		queueKeys(b, ws, eff.Keys)
@@ -239,12 +249,19 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		return nil
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	switch {
+	case changed != nil:
+		// An account was not where the batch read it. The batch's entries
+		// then always fail (they repeat an existing version, skip one, or
+		// name a missing account), so COMMIT was skipped: a conflict.
+		return changed
+	case errors.As(err, &pe):
 		// The server refused a statement (or the commit): nothing was
-		// committed. A package ID taken meanwhile can only be another
-		// batch's doing (the batch read it absent): a conflict.
+		// committed.
 		merr := mapErr(ctx, "write batch", err)
 		if errors.Is(merr, ledger.ErrAlreadyExists) {
+			// A package ID taken meanwhile can only be another batch's
+			// doing (this one read it absent): a conflict.
 			return ledger.ConflictError(err)
 		}
 		return merr
@@ -270,7 +287,7 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 	return nil
 }
 
-func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove) {
+func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, expectOne func(string) func(pgconn.CommandTag) error) {
 	var cIDs []string
 	var cBal, cVer []int64
 	var cTime []time.Time
@@ -279,7 +296,7 @@ func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove) {
 			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
 			continue
 		}
-		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion)
+		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion).Exec(expectOne("account " + m.ID))
 	}
 	if len(cIDs) > 0 {
 		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime)
@@ -307,12 +324,6 @@ func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
 	}
 	b.Queue(qInsertTransactions, ws, ids, accts, types, kinds, amounts, bals, vers, refs, keys, mds, pkgs, reqs, times)
 	return nil
-}
-
-func queueDecisions(b *pgx.Batch, ws string, rs []ledger.CreditRequest) {
-	for _, r := range rs {
-		b.Queue(qDecideRequest, ws, r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy, r.DecideTime.UTC(), optText(r.TransactionID))
-	}
 }
 
 func queueKeys(b *pgx.Batch, ws string, recs []ledger.IdempotencyRecord) {
