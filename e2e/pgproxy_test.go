@@ -36,6 +36,19 @@ import (
 //
 // Transactions begun READ ONLY (ledgerd's reads) are never cut: the proxy
 // aims at the write path.
+//
+// Two controls make a schedule deterministic instead:
+//
+//   - hold/release: while held, a session that starts a write transaction
+//     (a read-write BEGIN, by simple Query or by Bind) is stopped before
+//     the BEGIN is forwarded, and everything it sends after it is left
+//     unread (buffered) until release. Other traffic (pings, prepares,
+//     reads outside a write transaction, new connections) flows, so that
+//     a batch that started is stuck before its BEGIN reaches the server
+//     and nothing else is.
+//   - arm: let the next skip write COMMITs through, then cut the one
+//     after, before or after forwarding it, once; the armed cut takes
+//     precedence over the probabilistic mode, and reports what it did.
 type pgProxy struct {
 	t       testing.TB
 	ln      net.Listener
@@ -54,6 +67,13 @@ type pgProxy struct {
 	cutsBefore  atomic.Int64
 	afterCommit atomic.Int64 // cut-after whose COMMIT the server reported done
 	afterFailed atomic.Int64 // cut-after whose COMMIT the server refused or rolled back
+
+	holdMu     sync.Mutex
+	gate       chan struct{} // non-nil while held; closed on release
+	heldBegins atomic.Int64  // sessions stopped at a write BEGIN by the hold
+
+	armMu sync.Mutex
+	armed *armedCut // the next one-shot cut, nil when none
 
 	mu       sync.Mutex
 	closed   bool
@@ -144,6 +164,90 @@ func (p *pgProxy) set(mode proxyMode, oneIn int64) {
 	p.mode.Store(int32(mode))
 }
 
+// hold stops every write transaction that begins from now on before its
+// BEGIN reaches the server, until release.
+func (p *pgProxy) hold() {
+	p.holdMu.Lock()
+	defer p.holdMu.Unlock()
+	if p.gate == nil {
+		p.gate = make(chan struct{})
+	}
+}
+
+// release forwards what hold kept back, and lets traffic flow again.
+func (p *pgProxy) release() {
+	p.holdMu.Lock()
+	defer p.holdMu.Unlock()
+	if p.gate != nil {
+		close(p.gate)
+		p.gate = nil
+	}
+}
+
+// holding returns the gate a write BEGIN must wait on, nil when not held.
+func (p *pgProxy) holding() chan struct{} {
+	p.holdMu.Lock()
+	defer p.holdMu.Unlock()
+	return p.gate
+}
+
+// cutResult is what an armed cut did.
+type cutResult struct {
+	mode proxyMode // proxyCutBefore or proxyCutAfter
+	// For a cut after: verdict says the server's answer to the COMMIT was
+	// seen (rather than the connection ending first), committed that the
+	// answer was COMMIT.
+	verdict, committed bool
+}
+
+func (r cutResult) String() string {
+	switch {
+	case r.mode == proxyCutBefore:
+		return "cut before the COMMIT was forwarded"
+	case !r.verdict:
+		return "cut after the COMMIT was forwarded, the server's verdict unseen"
+	case r.committed:
+		return "cut after the COMMIT was forwarded, the server committed"
+	default:
+		return "cut after the COMMIT was forwarded, the server refused it"
+	}
+}
+
+// armedCut is a one-shot cut waiting for its COMMIT.
+type armedCut struct {
+	skip   int
+	mode   proxyMode
+	result chan cutResult // receives once
+	once   sync.Once
+}
+
+func (a *armedCut) report(r cutResult) {
+	a.once.Do(func() { a.result <- r })
+}
+
+// arm lets the next skip write COMMITs through (whatever the mode), then
+// cuts the one after in mode (proxyCutBefore, proxyCutAfter, or
+// proxyCutEither to draw one), once. The channel receives what happened;
+// for a cut after, once the server's verdict on the COMMIT is known. A
+// cut still armed is replaced.
+func (p *pgProxy) arm(skip int, mode proxyMode) <-chan cutResult {
+	if mode == proxyPass {
+		p.t.Fatalf("pgproxy: arm with proxyPass")
+	}
+	a := &armedCut{skip: max(0, skip), mode: mode, result: make(chan cutResult, 1)}
+	p.armMu.Lock()
+	defer p.armMu.Unlock()
+	p.armed = a
+	return a.result
+}
+
+// disarm drops a cut still armed, if any.
+func (p *pgProxy) disarm() {
+	p.armMu.Lock()
+	defer p.armMu.Unlock()
+	p.armed = nil
+}
+
 // counts is a one-line summary for logs.
 func (p *pgProxy) counts() string {
 	return fmt.Sprintf("connections %d, write COMMITs %d, cut after %d (server committed %d, refused %d), cut before %d",
@@ -186,6 +290,7 @@ func (p *pgProxy) connect(c net.Conn) (*pgSession, error) {
 }
 
 func (p *pgProxy) close() {
+	p.release() // no session stays stopped at the gate
 	p.mu.Lock()
 	p.closed = true
 	sessions := make([]*pgSession, 0, len(p.sessions))
@@ -200,17 +305,32 @@ func (p *pgProxy) close() {
 	p.wg.Wait()
 }
 
-// decide says whether this COMMIT is to be cut, and how.
-func (p *pgProxy) decide() proxyMode {
+// decide says whether this COMMIT is to be cut, and how; a cut armed
+// with arm comes with its armedCut, to report what happened.
+func (p *pgProxy) decide() (proxyMode, *armedCut) {
 	p.commits.Add(1)
+	p.armMu.Lock()
+	a := p.armed
+	if a != nil {
+		if a.skip > 0 {
+			a.skip--
+			p.armMu.Unlock()
+			return proxyPass, nil
+		}
+		p.armed = nil
+	}
+	p.armMu.Unlock()
 	mode := proxyMode(p.mode.Load())
+	if a != nil {
+		mode = a.mode
+	}
 	if mode == proxyPass {
-		return proxyPass
+		return proxyPass, nil
 	}
 	p.rngMu.Lock()
 	defer p.rngMu.Unlock()
-	if p.rng.Int64N(p.oneIn.Load()) != 0 {
-		return proxyPass
+	if a == nil && p.rng.Int64N(p.oneIn.Load()) != 0 {
+		return proxyPass, nil
 	}
 	if mode == proxyCutEither {
 		mode = proxyCutAfter
@@ -218,7 +338,7 @@ func (p *pgProxy) decide() proxyMode {
 			mode = proxyCutBefore
 		}
 	}
-	return mode
+	return mode, a
 }
 
 // stmtKind is what a prepared statement does, as far as the proxy cares.
@@ -242,7 +362,10 @@ type pgSession struct {
 	cut atomic.Bool
 	// awaiting is set on a cut-after: serverToClient waits for the
 	// server's verdict on the COMMIT, then closes the server connection.
-	awaiting  atomic.Bool
+	awaiting atomic.Bool
+	// armed is the armed cut made after this session's COMMIT, reported
+	// on the server's verdict (or, failing that, when the session ends).
+	armed     atomic.Pointer[armedCut]
 	closeOnce sync.Once
 
 	// Owned by clientToServer.
@@ -251,6 +374,9 @@ type pgSession struct {
 }
 
 func (s *pgSession) closeBoth() {
+	if a := s.armed.Load(); a != nil {
+		a.report(cutResult{mode: proxyCutAfter}) // no-op once the verdict was reported
+	}
 	s.closeOnce.Do(func() {
 		_ = s.client.Close()
 		_ = s.server.Close()
@@ -395,16 +521,35 @@ func (s *pgSession) clientToServer() {
 		if err != nil {
 			return
 		}
-		commit := false
+		// What a Query or a Bind runs, decided before the hold so that a
+		// held BEGIN is known as one.
+		run, exec := stmtOther, false
 		switch typ {
 		case 'Q':
-			commit = s.onStatement(classify(cstrings(body, 1)[0]))
+			run, exec = classify(cstrings(body, 1)[0]), true
+		case 'B':
+			run, exec = s.stmts[cstrings(body, 2)[1]], true
+		}
+		if run == stmtBeginRW {
+			if gate := s.p.holding(); gate != nil {
+				// Stopped before the BEGIN: forward what came before it,
+				// leave the rest unread until release.
+				if !flush() {
+					return
+				}
+				s.p.heldBegins.Add(1)
+				<-gate
+				s.p.heldBegins.Add(-1)
+			}
+		}
+		commit := false
+		if exec {
+			commit = s.onStatement(run)
+		}
+		switch typ {
 		case 'P':
 			f := cstrings(body, 2)
 			s.stmts[f[0]] = classify(f[1])
-		case 'B':
-			f := cstrings(body, 2)
-			commit = s.onStatement(s.stmts[f[1]])
 		case 'C':
 			if len(body) > 1 && body[0] == 'S' {
 				delete(s.stmts, cstrings(body[1:], 1)[0])
@@ -414,17 +559,23 @@ func (s *pgSession) clientToServer() {
 			_, _ = s.server.Write(msg)
 			return
 		}
-		mode := proxyPass
+		mode, armed := proxyPass, (*armedCut)(nil)
 		if commit {
-			mode = s.p.decide()
+			mode, armed = s.p.decide()
 		}
 		switch mode {
 		case proxyCutBefore:
 			s.p.cutsBefore.Add(1)
 			s.cut.Store(true)
+			if armed != nil {
+				armed.report(cutResult{mode: proxyCutBefore})
+			}
 			return // neither this message nor anything after it reaches the server
 		case proxyCutAfter:
 			s.p.cutsAfter.Add(1)
+			if armed != nil {
+				s.armed.Store(armed)
+			}
 			// awaiting first: serverToClient, seeing cut, must wait for
 			// the verdict rather than hang up before the COMMIT is sent.
 			s.awaiting.Store(true)
@@ -458,6 +609,14 @@ func (s *pgSession) clientToServer() {
 	}
 }
 
+// verdict reports the server's answer to a COMMIT cut after to the armed
+// cut that made it, if any.
+func (s *pgSession) verdict(committed bool) {
+	if a := s.armed.Load(); a != nil {
+		a.report(cutResult{mode: proxyCutAfter, verdict: true, committed: committed})
+	}
+}
+
 func (s *pgSession) serverToClient() {
 	defer s.closeBoth()
 	r := bufio.NewReaderSize(s.server, 64<<10)
@@ -480,14 +639,17 @@ func (s *pgSession) serverToClient() {
 				tag := cstrings(body, 1)[0]
 				if tag == "COMMIT" {
 					s.p.afterCommit.Add(1)
+					s.verdict(true)
 					return
 				}
 				if tag == "ROLLBACK" {
 					s.p.afterFailed.Add(1)
+					s.verdict(false)
 					return
 				}
 			case 'E':
 				s.p.afterFailed.Add(1)
+				s.verdict(false)
 				return
 			}
 			continue
