@@ -46,9 +46,9 @@ type BatchOptions struct {
 	// Attempts bounds how often a batch is decided again after conflicts.
 	// Default 8.
 	Attempts int
-	// MinCompany is how many queued ops it takes to start a batch beside
-	// the workspace's running ones (a workspace with none running starts
-	// one for a single op). Default 16.
+	// MinCompany is the fewest queued ops that start a batch beside the
+	// workspace's running ones (a workspace with none running starts one
+	// for a single op); see wsQueue.company. Default 32.
 	MinCompany int
 }
 
@@ -69,7 +69,7 @@ func (o BatchOptions) withDefaults() BatchOptions {
 		o.Attempts = 8
 	}
 	if o.MinCompany <= 0 {
-		o.MinCompany = 16
+		o.MinCompany = 32
 	}
 	return o
 }
@@ -119,6 +119,21 @@ type wsQueue struct {
 	pending []op
 	running int
 	keys    map[string]int // idempotency keys of ops in running batches
+	inBatch int            // ops in running batches
+	batches int            // batches running (running counts runners)
+}
+
+// company is how many queued ops it takes to start a batch beside running
+// ones: as many as a running batch carries on average, and at least floor.
+// Under steady load the workspace's batches then stay about the same size
+// instead of alternating between a full one and a small one that pays for
+// a commit of its own; when the load falls, a running batch's runner takes
+// what is left, whatever its size.
+func (q *wsQueue) company(floor int) int {
+	if q.batches == 0 {
+		return floor
+	}
+	return max(floor, q.inBatch/q.batches)
 }
 
 func newBatcher(s *Service, o BatchOptions) *batcher {
@@ -147,7 +162,7 @@ func (b *batcher) do(ctx context.Context, o op) error {
 	// starts beside running batches only with company enough to be worth
 	// a commit of its own (the queue is otherwise taken by the running
 	// batch's runner when it is done).
-	start := q.running == 0 || (q.running < b.opts.PerWorkspace && len(q.pending) >= b.opts.MinCompany)
+	start := q.running == 0 || (q.running < b.opts.PerWorkspace && len(q.pending) >= q.company(b.opts.MinCompany))
 	if start {
 		q.running++
 	}
@@ -189,6 +204,8 @@ func (b *batcher) run(q *wsQueue) {
 		b.apply(q.ws, batch)
 		<-b.sem
 		b.mu.Lock()
+		q.inBatch -= len(batch)
+		q.batches--
 		for _, o := range batch {
 			if k := o.base().key; k != "" {
 				if q.keys[k]--; q.keys[k] == 0 {
@@ -210,7 +227,7 @@ func (b *batcher) run(q *wsQueue) {
 func (b *batcher) take(q *wsQueue) []op {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if q.running > 1 && len(q.pending) < b.opts.MinCompany {
+	if q.running > 1 && len(q.pending) < q.company(b.opts.MinCompany) {
 		// Another runner is busy and will take these when it is done.
 		q.running--
 		return nil
@@ -247,6 +264,8 @@ func (b *batcher) take(q *wsQueue) []op {
 		}
 	}
 	b.s.obs.Waiting(-len(batch))
+	q.inBatch += len(batch)
+	q.batches++
 	return batch
 }
 
