@@ -524,7 +524,7 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 			"first entry of an account with a balance before it",
 			`INSERT INTO accounts (workspace, id, balance, version) VALUES ('ws', 'new', 20, 1);` + cols + `('ws', 'bad', 'new', 'IN', 'ADJUSTMENT', 10, 20, 1, now())`, "23514",
 		},
-		{"entry of a missing account", cols + `('ws', 'bad', 'ghost', 'IN', 'ADJUSTMENT', 1, 1, 1, now())`, "23503"},
+		{"entry of a missing account", cols + `('ws', 'bad', 'ghost', 'IN', 'ADJUSTMENT', 1, 1, 1, now())`, "23514"},
 		{"zero amount", cols + `('ws', 'bad', 'a', 'IN', 'ADJUSTMENT', 0, 120, 4, now())`, "23514"},
 		{"unknown kind", cols + `('ws', 'bad', 'a', 'IN', 'GIFT', 1, 121, 4, now())`, "23514"},
 		{
@@ -680,7 +680,7 @@ func TestWriteIsAllOrNothing(t *testing.T) {
 		{"new account not at version 1", moves{create("n", 10, 2)}, entries{entry("x2", "n", in, 10, 10, 2)}, false, "23514", "balance chain"},
 		{"new account at version 1 without its entry (at COMMIT)", moves{create("n", 10, 1)}, nil, false, "23514", "without its entry"},
 		{"new account at version 0 with a balance", moves{create("n", 5, 0)}, nil, false, "23514", "version 0 has balance 0"},
-		{"entry of a missing account", nil, entries{entry("x1", "ghost", in, 1, 1, 1)}, false, "23503", ""},
+		{"entry of a missing account", nil, entries{entry("x1", "ghost", in, 1, 1, 1)}, false, "23514", ""},
 		{"unspecified entry type", moves{moveTo("a", 130, 4, 3)}, entries{noType}, false, "", "unspecified type"},
 		{"reused transaction id", moves{moveTo("a", 130, 4, 3)}, entries{entry("t1", "a", in, 10, 130, 4)}, true, "23505", "transactions_pkey"},
 		{"entry at a taken version", nil, entries{entry("x3", "a", in, 10, 130, 3)}, true, "23505", "account_version"},

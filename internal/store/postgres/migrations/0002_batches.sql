@@ -159,6 +159,11 @@ BEGIN
 END;
 $$;
 
+-- The check above finds, for every statement, each entry's account and
+-- refuses a missing one, and accounts are never deleted: the foreign key
+-- from entries to accounts only repeated it, one locking probe per entry.
+ALTER TABLE transactions DROP CONSTRAINT transactions_workspace_account_fkey;
+
 CREATE TRIGGER transactions_check AFTER INSERT ON transactions
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION transactions_check();
