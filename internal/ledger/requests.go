@@ -44,8 +44,8 @@ func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResu
 		if in.Amount != 0 {
 			v.add("amount", "must be empty when package_id is given (the package sets the credits)")
 		}
-	case in.Amount <= 0:
-		v.add("amount", "must be greater than 0")
+	default:
+		checkAmount(&v, "amount", in.Amount)
 	}
 	if err := v.err(); err != nil {
 		return SubmitResult{}, err

@@ -165,8 +165,8 @@ func (s *Service) Credit(ctx context.Context, in CreditInput) (PostResult, error
 		if in.Amount != 0 {
 			v.add("amount", "must be empty when package_id is given (the package sets the credits)")
 		}
-	case in.Amount <= 0:
-		v.add("amount", "must be greater than 0")
+	default:
+		checkAmount(&v, "amount", in.Amount)
 	}
 	if err := v.err(); err != nil {
 		return PostResult{}, err
@@ -186,9 +186,7 @@ func (s *Service) Debit(ctx context.Context, in DebitInput) (PostResult, error) 
 	var v violations
 	validatePostingCommon(&v, in.Workspace, in.Account, in.Reference, in.IdempotencyKey, in.ExpectedVersion, in.Metadata)
 	kind := checkKind(&v, in.Kind, debitKinds)
-	if in.Amount <= 0 {
-		v.add("amount", "must be greater than 0")
-	}
+	checkAmount(&v, "amount", in.Amount)
 	if err := v.err(); err != nil {
 		return PostResult{}, err
 	}

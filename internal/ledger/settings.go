@@ -72,9 +72,7 @@ func validatePackage(v *violations, p Package) {
 	} else {
 		checkText(v, "credit_package.display_name", p.DisplayName, MaxDisplayNameLength)
 	}
-	if p.Credits <= 0 {
-		v.add("credit_package.credits", "must be greater than 0")
-	}
+	checkAmount(v, "credit_package.credits", p.Credits)
 	validateMoney(v, "credit_package.price", p.Price)
 }
 

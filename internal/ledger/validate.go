@@ -20,6 +20,30 @@ const (
 	MaxPageSize             = 500
 )
 
+// unsafeRune reports characters no text field may hold: C0 and C1 control
+// characters (tab and newline aside, where allowNewlines) and the
+// bidirectional controls that can make a rendered table lie (U+202E turns
+// "…gpj.exe" into "…exe.jpg"). Both stores then hold the same text: the
+// PostgreSQL store could not hold a NUL at all.
+func unsafeRune(r rune, allowNewlines bool) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return !allowNewlines
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
+}
+
+// checkAmount requires a positive amount of credits.
+func checkAmount(v *violations, field string, n int64) {
+	if n <= 0 {
+		v.add(field, "must be greater than 0")
+	}
+}
+
 // validID reports whether s is a workspace, account, package or request
 // identifier: 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit.
 func validID(s string) bool {
@@ -78,8 +102,8 @@ func checkText(v *violations, field, s string, maxChars int) {
 		return
 	}
 	for _, r := range s {
-		if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
-			v.add(field, "must not contain control characters")
+		if unsafeRune(r, true) {
+			v.add(field, "must not contain control or bidirectional-override characters")
 			return
 		}
 	}
@@ -109,6 +133,12 @@ func checkMetadata(v *violations, md map[string]string) {
 		if !utf8.ValidString(val) {
 			v.add("metadata", "value of %q must be valid UTF-8", k)
 			return
+		}
+		for _, r := range val {
+			if unsafeRune(r, false) {
+				v.add("metadata", "value of %q must not contain control or bidirectional-override characters", k)
+				return
+			}
 		}
 	}
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RatesQuotesAndCheck", testRatesQuotesCheck},
 		{"ListAccounts", testListAccounts},
 		{"SettingsDefaultsAndMask", testSettings},
+		{"UnsafeTextRefusedAlike", testUnsafeText},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1349,5 +1350,44 @@ func testSettings(t *testing.T, h *harness) {
 	}
 	if st, _ := h.svc.GetSettings(h.ctx, "fresh"); st.CreditPaymentsEnabled {
 		t.Fatal("an empty mask (full replacement) did not disable")
+	}
+}
+
+// testUnsafeText: a NUL (which PostgreSQL cannot store in jsonb), a control
+// character or a bidirectional override in any text field or metadata value
+// is refused as INVALID_ARGUMENT by every store alike, never INTERNAL, and
+// changes nothing.
+func testUnsafeText(t *testing.T, h *harness) {
+	h.enable("ws1", true)
+	h.credit("ws1", "a", 100)
+	for name, call := range map[string]func() error{
+		"metadata NUL": func() error {
+			_, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
+				Metadata: map[string]string{"ref": "a\x00b"}})
+			return err
+		},
+		"reference override": func() error {
+			_, err := h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
+				Reference: "invoice:\u202efdp.exe"})
+			return err
+		},
+		"payment reference newline in metadata": func() error {
+			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 5,
+				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Metadata: map[string]string{"k": "x\ny"}})
+			return err
+		},
+		"note C1 control": func() error {
+			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 5,
+				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Note: "a\u009bb"})
+			return err
+		},
+	} {
+		err := call()
+		if e := ledger.ErrorOf(err); err == nil || e.Code != ledger.CodeInvalid {
+			t.Errorf("%s: %v, want INVALID_ARGUMENT", name, err)
+		}
+	}
+	if b := h.balance("ws1", "a"); b.Balance != 100 || b.Version != 1 || b.PendingRequestCredits != 0 {
+		t.Fatalf("refused input changed the ledger: %+v", b)
 	}
 }
