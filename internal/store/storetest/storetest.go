@@ -1362,23 +1362,31 @@ func testUnsafeText(t *testing.T, h *harness) {
 	h.credit("ws1", "a", 100)
 	for name, call := range map[string]func() error{
 		"metadata NUL": func() error {
-			_, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
-				Metadata: map[string]string{"ref": "a\x00b"}})
+			_, err := h.svc.Credit(h.ctx, ledger.CreditInput{
+				Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
+				Metadata: map[string]string{"ref": "a\x00b"},
+			})
 			return err
 		},
 		"reference override": func() error {
-			_, err := h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
-				Reference: "invoice:\u202efdp.exe"})
+			_, err := h.svc.Debit(h.ctx, ledger.DebitInput{
+				Workspace: "ws1", Account: "a", Amount: 1, IdempotencyKey: h.key("u"),
+				Reference: "invoice:\u202efdp.exe",
+			})
 			return err
 		},
 		"payment reference newline in metadata": func() error {
-			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 5,
-				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Metadata: map[string]string{"k": "x\ny"}})
+			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+				Workspace: "ws1", Account: "a", Amount: 5,
+				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Metadata: map[string]string{"k": "x\ny"},
+			})
 			return err
 		},
 		"note C1 control": func() error {
-			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 5,
-				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Note: "a\u009bb"})
+			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+				Workspace: "ws1", Account: "a", Amount: 5,
+				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("u"), Note: "a\u009bb",
+			})
 			return err
 		},
 	} {
