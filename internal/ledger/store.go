@@ -153,7 +153,8 @@ type ReadTx interface {
 	Request(ctx context.Context, workspace, id string) (CreditRequest, error)
 	// ListRequests returns credit requests filtered and ordered by q.
 	ListRequests(ctx context.Context, q RequestQuery) ([]CreditRequest, error)
-	// PendingCredits sums the amounts of the account's PENDING requests.
+	// PendingCredits sums the amounts of the account's PENDING requests,
+	// saturating at the largest int64 (a sum that large cannot be spent).
 	PendingCredits(ctx context.Context, workspace, account string) (int64, error)
 	// Package returns one package (active or not) or an ErrNotFound-matching error.
 	Package(ctx context.Context, workspace, id string) (Package, error)

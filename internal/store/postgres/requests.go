@@ -31,7 +31,8 @@ const (
 		ORDER BY seq DESC
 		LIMIT $5`
 	//nolint:gosec // G101: SQL naming a status, not a credential
-	qPendingCredits = `SELECT COALESCE(SUM(amount), 0)::bigint FROM credit_requests
+	// SUM of bigint is numeric: clamped before the cast, it cannot overflow.
+	qPendingCredits = `SELECT LEAST(COALESCE(SUM(amount), 0), 9223372036854775807)::bigint FROM credit_requests
 		WHERE workspace = $1 AND account = $2 AND status = 'PENDING'`
 
 	// Batch reads and writes (batch.go).

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/creditledger/creditledger/internal/ledger"
@@ -20,7 +21,8 @@ const (
 	qRequestsIn = `SELECT ` + requestColumns + ` FROM credit_requests
 		WHERE workspace = ? AND id IN (SELECT value FROM json_each(?))`
 	//nolint:gosec // G101: SQL naming a status, not a credential
-	qPendingCredits = `SELECT COALESCE(SUM(amount), 0) FROM credit_requests
+	// The amounts, summed in Go: SQLite's SUM fails on an int64 overflow.
+	qPendingCredits = `SELECT amount FROM credit_requests
 		WHERE workspace = ? AND account = ? AND status = 'PENDING'`
 	// qReserveRequestSeqs takes the next n numbers of the workspace's
 	// sequence and returns the last of them.
@@ -128,11 +130,21 @@ func (t *readTx) ListRequests(ctx context.Context, q ledger.RequestQuery) ([]led
 	return out, nil
 }
 
-// PendingCredits implements ledger.ReadTx.
+// PendingCredits implements ledger.ReadTx; the sum saturates at the
+// largest int64 rather than fail (see ledger.ReadTx).
 func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) (int64, error) {
 	var sum int64
-	err := t.one(ctx, qPendingCredits, []any{workspace, account}, func(row scanner) error {
-		return row.Scan(&sum)
+	err := t.each(ctx, qPendingCredits, []any{workspace, account}, func(row scanner) error {
+		var n int64
+		if err := row.Scan(&n); err != nil {
+			return err
+		}
+		if sum > math.MaxInt64-n {
+			sum = math.MaxInt64
+		} else {
+			sum += n
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, mapErr(ctx, "sum pending credits", err)

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,6 +59,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ListAccounts", testListAccounts},
 		{"SettingsDefaultsAndMask", testSettings},
 		{"UnsafeTextRefusedAlike", testUnsafeText},
+		{"PendingCreditsSaturate", testPendingSaturate},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1397,5 +1400,26 @@ func testUnsafeText(t *testing.T, h *harness) {
 	}
 	if b := h.balance("ws1", "a"); b.Balance != 100 || b.Version != 1 || b.PendingRequestCredits != 0 {
 		t.Fatalf("refused input changed the ledger: %+v", b)
+	}
+}
+
+// testPendingSaturate: pending requests whose amounts add up past int64
+// leave GetBalance and ListAccounts answering (the pending sum saturates),
+// on every store alike.
+func testPendingSaturate(t *testing.T, h *harness) {
+	h.enable("ws1", true)
+	h.credit("ws1", "a", 1)
+	for i := range 2 {
+		if _, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 1 << 62,
+			PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("big" + strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := h.balance("ws1", "a"); b.PendingRequestCredits != math.MaxInt64 || b.Balance != 1 {
+		t.Fatalf("balance with two pending requests of 2^62: %+v, want pending saturated at MaxInt64", b)
+	}
+	page, err := h.svc.ListAccounts(h.ctx, ledger.ListAccountsInput{Workspace: "ws1"})
+	if err != nil || len(page.Accounts) != 1 || page.Accounts[0].PendingRequestCredits != math.MaxInt64 {
+		t.Fatalf("ListAccounts: %+v, %v", page, err)
 	}
 }
