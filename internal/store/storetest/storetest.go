@@ -1410,8 +1410,10 @@ func testPendingSaturate(t *testing.T, h *harness) {
 	h.enable("ws1", true)
 	h.credit("ws1", "a", 1)
 	for i := range 2 {
-		if _, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{Workspace: "ws1", Account: "a", Amount: 1 << 62,
-			PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("big" + strconv.Itoa(i))}); err != nil {
+		if _, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+			Workspace: "ws1", Account: "a", Amount: 1 << 62,
+			PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: h.key("big" + strconv.Itoa(i)),
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
