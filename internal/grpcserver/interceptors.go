@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -104,10 +105,10 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 			zap.String("request_id", RequestIDFromContext(ctx)),
 		)
 		if r, ok := req.(interface{ GetWorkspace() string }); ok {
-			fields = append(fields, zap.String("workspace", r.GetWorkspace()))
+			fields = append(fields, zap.String("workspace", logName(r.GetWorkspace())))
 		}
 		if r, ok := req.(interface{ GetAccount() string }); ok && r.GetAccount() != "" {
-			fields = append(fields, zap.String("account", r.GetAccount()))
+			fields = append(fields, zap.String("account", logName(r.GetAccount())))
 		}
 		if r, ok := req.(interface{ GetIdempotencyKey() string }); ok && r.GetIdempotencyKey() != "" {
 			fields = append(fields, zap.String("idempotency_key_sha256", keyHash(r.GetIdempotencyKey())))
@@ -125,6 +126,24 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 		log.Log(lvl, "request", fields...)
 		return resp, err
 	}
+}
+
+// maxLogName bounds a workspace or account name in a log line. The line is
+// written whatever the request's validity, before a refusal: a valid name
+// has at most ledger.MaxIDLength characters, an invalid one is cut.
+const maxLogName = ledger.MaxIDLength
+
+// logName returns s cut to maxLogName bytes (on a rune boundary), marked
+// with "…" when cut.
+func logName(s string) string {
+	if len(s) <= maxLogName {
+		return s
+	}
+	cut := maxLogName
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // keyHash is a short, stable digest of an idempotency key for logs.

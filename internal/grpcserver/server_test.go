@@ -295,3 +295,26 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[
 	}
 	return 0
 }
+
+// A name far beyond the limit is refused, and the request's log line holds
+// only its first characters: the line is written before validation.
+func TestLogNamesBounded(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, fakestore.New(), NoAuth{})
+	ctx := ctxTimeout(t)
+	huge := strings.Repeat("w", 400<<10)
+	if _, err := ts.ledger.GetBalance(ctx, &pb.GetBalanceRequest{Workspace: huge, Account: huge}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("GetBalance with a 400 KiB workspace and account: %v, want INVALID_ARGUMENT", err)
+	}
+	for _, e := range ts.logs.FilterMessage("request").All() {
+		for _, f := range e.Context {
+			if (f.Key == "workspace" || f.Key == "account") && len(f.String) > ledger.MaxIDLength+len("…") {
+				t.Fatalf("log field %s is %d bytes long", f.Key, len(f.String))
+			}
+		}
+	}
+
+	if n := ts.logs.FilterMessage("request").Len(); n != 1 {
+		t.Fatalf("%d request lines, want 1", n)
+	}
+}
