@@ -634,10 +634,11 @@ func assertSeedOnly(tb testing.TB, s *Store) {
 func badBatch(tb testing.TB, moves []ledger.AccountMove, entries []ledger.Transaction) (ledger.WriteSet, *ledger.Effects) {
 	r := pending("r-bad", "a", 5)
 	r.IdempotencyKey = "k-bad"
-	return ledger.WriteSet{
+	set := ledger.WriteSet{
 		Workspace: ws, LockSettings: true, Accounts: []string{"a", "n"}, Keys: []string{"k-bad"},
 		Packages: []string{"p2"}, Currencies: []string{"USD"},
-	}, &ledger.Effects{
+	}
+	return set, &ledger.Effects{
 		Accounts:     moves,
 		Transactions: entries,
 		NewRequests:  []ledger.CreditRequest{r},
