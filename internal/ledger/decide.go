@@ -80,6 +80,22 @@ func (b *batchState) pkg(id string) (Package, bool) {
 	return p, ok
 }
 
+// credits is what an op buys: amount, or the credits of the active
+// package pkgID when one is named.
+func (b *batchState) credits(amount int64, pkgID string) (int64, error) {
+	if pkgID == "" {
+		return amount, nil
+	}
+	pkg, ok := b.pkg(pkgID)
+	switch {
+	case !ok:
+		return 0, NotFoundError("package", pkgID)
+	case !pkg.Active:
+		return 0, errPackageInactive(pkg.ID)
+	}
+	return pkg.Credits, nil
+}
+
 func (b *batchState) account(id string) *accountState {
 	if a, ok := b.accounts[id]; ok {
 		return a
@@ -158,18 +174,10 @@ func (o *postOp) apply(b *batchState) {
 		o.err = errDisabled(p.ws)
 		return
 	}
-	amount := p.amount
-	if p.pkg != "" {
-		pkg, ok := b.pkg(p.pkg)
-		switch {
-		case !ok:
-			o.err = NotFoundError("package", p.pkg)
-			return
-		case !pkg.Active:
-			o.err = errPackageInactive(pkg.ID)
-			return
-		}
-		amount = pkg.Credits
+	amount, err := b.credits(p.amount, p.pkg)
+	if err != nil {
+		o.err = err
+		return
 	}
 	a := b.account(p.acct)
 	t, err := b.s.nextEntry(a.Account, p.typ, amount, p.expected)
@@ -233,18 +241,10 @@ func (o *submitOp) apply(b *batchState) {
 		o.err = errDisabled(in.Workspace)
 		return
 	}
-	amount := in.Amount
-	if in.PackageID != "" {
-		pkg, ok := b.pkg(in.PackageID)
-		switch {
-		case !ok:
-			o.err = NotFoundError("package", in.PackageID)
-			return
-		case !pkg.Active:
-			o.err = errPackageInactive(pkg.ID)
-			return
-		}
-		amount = pkg.Credits
+	amount, err := b.credits(in.Amount, in.PackageID)
+	if err != nil {
+		o.err = err
+		return
 	}
 	r := CreditRequest{
 		ID: b.s.newID(), Workspace: in.Workspace, Account: in.Account, Amount: amount, PackageID: in.PackageID,
