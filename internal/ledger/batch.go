@@ -290,11 +290,9 @@ func (b *batcher) apply(ws string, batch []op) {
 		b.apply(ws, batch[len(batch)/2:])
 		return
 	case e.Code == CodeUnavailable:
+		// The store's error already tells the caller to retry with the
+		// same key: every op of the batch gets it, refusals included.
 		b.s.obs.Batch(len(batch), "unavailable", time.Since(start))
-		err = &Error{
-			Code: CodeUnavailable, Reason: ReasonStoreUnavailable,
-			Message: "the store is unavailable or the outcome of the commit is unknown; retry with the same idempotency key", Cause: err,
-		}
 	default:
 		b.s.obs.Batch(len(batch), "failed", time.Since(start))
 	}
