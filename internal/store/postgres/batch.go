@@ -194,14 +194,10 @@ func nonNil(s []string) []string {
 // writeBatch sends every effect and COMMIT in one round trip.
 func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects) error {
 	b := &pgx.Batch{}
-	var changed error // the first account update that found its row elsewhere
-	expectOne := func(what string) func(pgconn.CommandTag) error {
-		return func(ct pgconn.CommandTag) error {
-			if ct.RowsAffected() != 1 && changed == nil {
-				changed = ledger.ConflictError(fmt.Errorf("postgres: %s changed concurrently", what))
-			}
-			return nil
-		}
+	stale := false // an account update found its row elsewhere
+	moved := func(ct pgconn.CommandTag) error {
+		stale = stale || ct.RowsAffected() != 1
+		return nil
 	}
 	// The request counter first: see Write.
 	if len(eff.NewRequests) > 0 {
@@ -230,7 +226,7 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		b.Queue(qDeactivateRate, ws, r.Currency)
 		b.Queue(qInsertRate, ws, r.Currency, r.Rate.String(), toTime(r.CreateTime))
 	}
-	queueAccountMoves(b, ws, eff.Accounts, expectOne)
+	queueAccountMoves(b, ws, eff.Accounts, moved)
 	if len(eff.Transactions) > 0 {
 		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
 			return err
@@ -250,11 +246,11 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 	}
 	var pe *pgconn.PgError
 	switch {
-	case changed != nil:
+	case stale:
 		// An account was not where the batch read it. The batch's entries
 		// then always fail (they repeat an existing version, skip one, or
 		// name a missing account), so COMMIT was skipped: a conflict.
-		return changed
+		return ledger.ConflictError(fmt.Errorf("postgres: write batch: an account changed concurrently: %w", err))
 	case errors.As(err, &pe):
 		// The server refused a statement (or the commit): nothing was
 		// committed.
@@ -287,7 +283,9 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 	return nil
 }
 
-func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, expectOne func(string) func(pgconn.CommandTag) error) {
+// queueAccountMoves updates moved accounts one by one (moved sees each
+// update's row count) and inserts the new ones together.
+func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, moved func(pgconn.CommandTag) error) {
 	var cIDs []string
 	var cBal, cVer []int64
 	var cTime []time.Time
@@ -296,7 +294,7 @@ func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, expe
 			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
 			continue
 		}
-		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion).Exec(expectOne("account " + m.ID))
+		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion).Exec(moved)
 	}
 	if len(cIDs) > 0 {
 		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime)
