@@ -235,10 +235,10 @@ func str(v any) string { s, _ := v.(string); return s }
 // running ledgerd in token mode.
 func scenario(t *testing.T, d *ledgerd) {
 	ctx := testCtx(t)
-	admin := mintToken(t, d.getenv, "-sub", "acme-admin", "-workspace", "acme",
-		"-scopes", "ledger:write,ledger:read,requests:submit,requests:decide,settings:admin")
+	admin := mintToken(t, d.getenv, "-sub", "acme-admin", "-workspace", "acme", "-role", "admin")
+	svc := mintToken(t, d.getenv, "-sub", "checkout", "-workspace", "acme", "-role", "service")
 	reader := mintToken(t, d.getenv, "-sub", "portal", "-workspace", "acme", "-scopes", "ledger:read")
-	actx := bearer(ctx, admin)
+	actx := bearer(ctx, svc)
 	const secretKey = "stripe:pi_e2e_SECRET_KEY_0001"
 
 	// Health: gRPC follows the store, HTTP probes answer.
@@ -270,7 +270,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	if err != nil || c1.GetBalance() != 100 || c1.GetVersion() != 1 || c1.GetReplayed() {
 		t.Fatalf("gRPC credit: %v %v", c1, err)
 	}
-	r := d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", admin, `{"amount":"50","idempotencyKey":"c2","kind":"TRANSACTION_KIND_REFUND","metadata":{"order":"42"}}`)
+	r := d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", svc, `{"amount":"50","idempotencyKey":"c2","kind":"TRANSACTION_KIND_REFUND","metadata":{"order":"42"}}`)
 	if r.code != 200 || r.body["balance"] != "150" || r.body["version"] != "2" {
 		t.Fatalf("REST credit: %d %s", r.code, r.raw)
 	}
@@ -278,7 +278,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	if _, err := d.ledger.Debit(actx, &pb.DebitRequest{Workspace: "acme", Account: "alice", Amount: 30, IdempotencyKey: "d1", Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Reference: "invoice:INV-1"}); err != nil {
 		t.Fatalf("gRPC debit: %v", err)
 	}
-	if r := d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:debit", admin, `{"amount":"20","idempotencyKey":"d2","expectedVersion":"3"}`); r.code != 200 || r.body["balance"] != "100" {
+	if r := d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:debit", svc, `{"amount":"20","idempotencyKey":"d2","expectedVersion":"3"}`); r.code != 200 || r.body["balance"] != "100" {
 		t.Fatalf("REST debit: %d %s", r.code, r.raw)
 	}
 
@@ -320,7 +320,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	}
 
 	// Idempotent replay: the original outcome, replayed: true.
-	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", admin, `{"amount":"50","idempotencyKey":"c2","kind":"TRANSACTION_KIND_REFUND","metadata":{"order":"42"}}`)
+	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", svc, `{"amount":"50","idempotencyKey":"c2","kind":"TRANSACTION_KIND_REFUND","metadata":{"order":"42"}}`)
 	if r.code != 200 || r.body["replayed"] != true || str(r.body["transaction"].(map[string]any)["id"]) != c2ID || r.body["balance"] != "150" {
 		t.Fatalf("REST replay: %d %s", r.code, r.raw)
 	}
@@ -330,7 +330,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	}
 
 	// Same key, different request.
-	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", admin, `{"amount":"51","idempotencyKey":"c2"}`)
+	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", svc, `{"amount":"51","idempotencyKey":"c2"}`)
 	if r.code != 400 || r.errorInfo(t)["reason"] != "IDEMPOTENCY_KEY_REUSED" {
 		t.Fatalf("REST key reuse: %d %s", r.code, r.raw)
 	}
@@ -340,7 +340,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	}
 
 	// Insufficient credits: reason and metadata in the JSON body.
-	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:debit", admin, `{"amount":"1000","idempotencyKey":"d-big","reference":"invoice:INV-1042"}`)
+	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:debit", svc, `{"amount":"1000","idempotencyKey":"d-big","reference":"invoice:INV-1042"}`)
 	ei := r.errorInfo(t)
 	md, _ := ei["metadata"].(map[string]any)
 	if r.code != 400 || r.body["code"] != float64(codes.FailedPrecondition) || ei["reason"] != "INSUFFICIENT_CREDITS" ||
@@ -354,7 +354,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	}
 
 	// Validation errors carry field violations.
-	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", admin, `{"amount":"0"}`)
+	r = d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice:credit", svc, `{"amount":"0"}`)
 	vs, _ := r.detail(t, "google.rpc.BadRequest")["fieldViolations"].([]any)
 	if r.code != 400 || r.errorInfo(t)["reason"] != "INVALID_ARGUMENT" || len(vs) != 2 ||
 		vs[0].(map[string]any)["field"] != "amount" || vs[1].(map[string]any)["field"] != "idempotency_key" {
@@ -381,7 +381,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	if r.code != 200 || req["status"] != "REQUEST_STATUS_PENDING" {
 		t.Fatalf("submit: %d %s", r.code, r.raw)
 	}
-	dec, err := d.ledger.DecideRequest(actx, &pb.DecideRequestRequest{Workspace: "acme", RequestId: str(req["id"]), Decision: pb.Decision_DECISION_ACCEPT, DecidedBy: "admin-1", IdempotencyKey: "dec1"})
+	dec, err := d.ledger.DecideRequest(bearer(ctx, admin), &pb.DecideRequestRequest{Workspace: "acme", RequestId: str(req["id"]), Decision: pb.Decision_DECISION_ACCEPT, DecidedBy: "admin-1", IdempotencyKey: "dec1"})
 	if err != nil || dec.GetRequest().GetStatus() != pb.RequestStatus_REQUEST_STATUS_ACCEPTED || dec.GetTransaction().GetBalanceAfter() != 125 {
 		t.Fatalf("decide: %v %v", dec, err)
 	}
@@ -403,8 +403,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	if _, err := d.ledger.GetBalance(ctx, &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("gRPC without token: %v", err)
 	}
-	globex := mintToken(t, d.getenv, "-sub", "globex-admin", "-workspace", "globex",
-		"-scopes", "ledger:write,ledger:read,requests:submit,requests:decide,settings:admin")
+	globex := mintToken(t, d.getenv, "-sub", "globex-checkout", "-workspace", "globex", "-role", "service")
 	if r := d.rest(t, "GET", "/v1/workspaces/acme/accounts/alice/balance", globex, ""); r.code != 404 || r.errorInfo(t)["reason"] != "NOT_FOUND" {
 		t.Fatalf("REST cross-workspace: %d %s", r.code, r.raw)
 	}
@@ -453,7 +452,7 @@ func scenario(t *testing.T, d *ledgerd) {
 	// Logs: one line per request with the agreed fields; no token and no
 	// full idempotency key anywhere.
 	lines, raw := d.logs.all()
-	for _, leak := range []string{admin, reader, globex, secretKey, e2eSecret} {
+	for _, leak := range []string{admin, svc, reader, globex, secretKey, e2eSecret} {
 		if strings.Contains(raw, leak) {
 			t.Errorf("log output contains a secret (%.12s…)", leak)
 		}

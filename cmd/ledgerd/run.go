@@ -25,7 +25,8 @@ commands:
   serve     serve gRPC and HTTP (the default)
   migrate   apply the schema migrations to LEDGER_DATABASE_URL, or create the embedded store
   verify    check every invariant of the store (balances, chains, keys, requests); exit 1 if any fails
-  token     mint a bearer token signed with LEDGER_AUTH_SECRET (development, tests)
+  token     mint a bearer token with a private key (-key), or the development secret LEDGER_AUTH_SECRET
+  keygen    make an EdDSA or ES256 signing key and add its public half to a JWKS file
   version   print the version
 
 Run "ledgerd <command> -h" for the command's flags.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = verifyCmd(ctx, args, getenv, stdout, stderr)
 	case "token":
 		err = tokenCmd(args, getenv, stdout, stderr)
+	case "keygen":
+		err = keygenCmd(args, stdout, stderr)
 	case "version":
 		_, err = fmt.Fprintln(stdout, versionString())
 	case "help":

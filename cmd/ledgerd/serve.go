@@ -21,12 +21,19 @@ import (
 	"github.com/creditledger/creditledger/internal/grpcserver"
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/creditledger/creditledger/internal/metrics"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 // devModeWarning is logged at start and shown on every /readyz body while
 // authentication is off.
 const devModeWarning = "WARNING: authentication is DISABLED (LEDGER_AUTH=none): any caller can read and move " +
 	"every workspace's credits. Development only; set LEDGER_AUTH=token and LEDGER_AUTH_SECRET in any shared environment."
+
+// hs256Warning is logged at start and shown on /readyz while tokens are
+// verified with a shared secret.
+const hs256Warning = "WARNING: tokens are verified with the HS256 development secret (LEDGER_AUTH_SECRET): whoever " +
+	"holds it can mint every role for every workspace. Set LEDGER_AUTH_JWKS_FILE (EdDSA/ES256 keys, see `ledgerd keygen`) " +
+	"in any shared environment."
 
 // pendingScrapeInterval bounds how often a scrape may count pending
 // requests in the store.
@@ -60,18 +67,9 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	log.Info("starting", zap.String("version", versionString()), zap.Any("config", cfg.Redacted()))
 
-	var auth grpcserver.Authorizer
-	warning := ""
-	switch cfg.Auth {
-	case config.AuthNone:
-		auth, warning = grpcserver.NoAuth{}, devModeWarning
-		log.Warn(devModeWarning)
-	default:
-		a, err := grpcserver.NewTokenAuth(cfg.AuthSecret, nil)
-		if err != nil {
-			return err
-		}
-		auth = a
+	auth, warning, err := newAuthorizer(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
 	opts := []ledger.Option{}
 	if len(cfg.PageTokenKey) > 0 {
@@ -211,6 +209,44 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// newAuthorizer returns the configured Authorizer and the warning /readyz
+// shows, and keeps the JWKS file's keys current until ctx ends.
+func newAuthorizer(ctx context.Context, cfg config.Config, log *zap.Logger) (grpcserver.Authorizer, string, error) {
+	if cfg.Auth == config.AuthNone {
+		log.Warn(devModeWarning)
+		return grpcserver.NoAuth{}, devModeWarning, nil
+	}
+	opts := token.VerifierOptions{
+		DevSecret: cfg.AuthSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience, MaxLifetime: cfg.AuthMaxTokenLifetime,
+	}
+	warning := ""
+	if cfg.AuthJWKSFile != "" {
+		ks, err := token.LoadJWKS(cfg.AuthJWKSFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", config.EnvAuthJWKSFile, err)
+		}
+		opts.Keys = ks
+		log.Info("token verification keys loaded", zap.String("file", cfg.AuthJWKSFile), zap.Strings("kids", ks.IDs()))
+	} else {
+		warning = hs256Warning
+		log.Warn(hs256Warning)
+	}
+	v, err := token.NewVerifier(opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if cfg.AuthJWKSFile != "" {
+		go token.WatchJWKS(ctx, cfg.AuthJWKSFile, cfg.AuthJWKSReload, v, func(ks *token.KeySet, err error) {
+			if err != nil {
+				log.Error("token keys not reloaded; the previous keys stay in use", zap.String("file", cfg.AuthJWKSFile), zap.Error(err))
+				return
+			}
+			log.Info("token verification keys reloaded", zap.Strings("kids", ks.IDs()))
+		})
+	}
+	return grpcserver.NewTokenAuth(v), warning, nil
 }
 
 // followStore keeps the gRPC health status in step with the store's Ping.

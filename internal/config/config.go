@@ -30,7 +30,9 @@ const (
 	// AuthNone is the development mode: no authentication at all. It must
 	// be chosen explicitly (LEDGER_AUTH=none) and is announced loudly.
 	AuthNone AuthMode = "none"
-	// AuthToken requires HS256 bearer tokens signed with LEDGER_AUTH_SECRET.
+	// AuthToken requires signed bearer tokens: EdDSA or ES256 JWTs
+	// verified with the keys of LEDGER_AUTH_JWKS_FILE or, in development,
+	// HS256 JWTs signed with LEDGER_AUTH_SECRET.
 	AuthToken AuthMode = "token"
 )
 
@@ -40,6 +42,8 @@ const (
 	MinPageTokenKeyLength = 16
 	MaxShutdownTimeout    = 10 * time.Minute
 	MaxDBConns            = 1000
+	// MaxTokenLifetime bounds LEDGER_AUTH_MAX_TOKEN_LIFETIME.
+	MaxTokenLifetime = 30 * 24 * time.Hour
 )
 
 // Config is everything ledgerd can be told.
@@ -60,9 +64,19 @@ type Config struct {
 	// PageTokenKey signs page tokens; replicas must share it. Empty: a
 	// random key per process (tokens do not survive a restart).
 	PageTokenKey []byte
-	// Auth selects the authentication mode; AuthSecret is the HS256 key of AuthToken.
-	Auth       AuthMode
-	AuthSecret []byte
+	// Auth selects the authentication mode. With AuthToken, AuthJWKSFile
+	// names the verification keys (production); AuthSecret is instead an
+	// HS256 key (development only). The file is re-read when it changes.
+	Auth         AuthMode
+	AuthJWKSFile string
+	AuthSecret   []byte
+	// AuthIssuer and AuthAudience are the iss and aud every token must
+	// carry; AuthMaxTokenLifetime bounds a token's exp − iat.
+	AuthIssuer           string
+	AuthAudience         string
+	AuthMaxTokenLifetime time.Duration
+	// AuthJWKSReload is how often the JWKS file is checked for changes.
+	AuthJWKSReload time.Duration
 	// ShutdownTimeout bounds the graceful drain.
 	ShutdownTimeout time.Duration
 	// DrainDelay is how long /readyz and gRPC health report NOT_SERVING
@@ -94,6 +108,11 @@ func Default() Config {
 		LogLevel:        "info",
 		Auth:            AuthToken,
 		ShutdownTimeout: 20 * time.Second,
+
+		AuthIssuer:           "creditledger",
+		AuthAudience:         "creditledger",
+		AuthMaxTokenLifetime: 24 * time.Hour,
+		AuthJWKSReload:       10 * time.Second,
 	}
 }
 
@@ -108,6 +127,11 @@ const (
 	EnvPageTokenKey    = "LEDGER_PAGE_TOKEN_KEY" //nolint:gosec // G101: a variable's name, not a credential
 	EnvAuth            = "LEDGER_AUTH"
 	EnvAuthSecret      = "LEDGER_AUTH_SECRET" //nolint:gosec // G101: a variable's name, not a credential
+	EnvAuthJWKSFile    = "LEDGER_AUTH_JWKS_FILE"
+	EnvAuthIssuer      = "LEDGER_AUTH_ISSUER"
+	EnvAuthAudience    = "LEDGER_AUTH_AUDIENCE"
+	EnvAuthMaxLifetime = "LEDGER_AUTH_MAX_TOKEN_LIFETIME"
+	EnvAuthJWKSReload  = "LEDGER_AUTH_JWKS_RELOAD_INTERVAL"
 	EnvShutdownTimeout = "LEDGER_SHUTDOWN_TIMEOUT"
 	EnvDrainDelay      = "LEDGER_DRAIN_DELAY"
 	EnvBatchMaxOps     = "LEDGER_BATCH_MAX_OPS"
@@ -173,6 +197,11 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 		}
 	}
 	env(EnvShutdownTimeout, duration(&c.ShutdownTimeout))
+	env(EnvAuthJWKSFile, str(&c.AuthJWKSFile))
+	env(EnvAuthIssuer, str(&c.AuthIssuer))
+	env(EnvAuthAudience, str(&c.AuthAudience))
+	env(EnvAuthMaxLifetime, duration(&c.AuthMaxTokenLifetime))
+	env(EnvAuthJWKSReload, duration(&c.AuthJWKSReload))
 	env(EnvDrainDelay, duration(&c.DrainDelay))
 	integer := func(dst *int) func(string) error {
 		return func(v string) error {
@@ -205,7 +234,11 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP (REST, health, metrics) listen address ("+EnvHTTPAddr+")")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ("+EnvLogLevel+")")
 	fs.BoolVar(&c.MigrateOnStart, "migrate-on-start", c.MigrateOnStart, "apply PostgreSQL migrations at start ("+EnvMigrateOnStart+")")
-	fs.StringVar((*string)(&c.Auth), "auth", string(c.Auth), "authentication: token or none (development only) ("+EnvAuth+"; the secret comes from "+EnvAuthSecret+")")
+	fs.StringVar((*string)(&c.Auth), "auth", string(c.Auth), "authentication: token or none (development only) ("+EnvAuth+")")
+	fs.StringVar(&c.AuthJWKSFile, "auth-jwks-file", c.AuthJWKSFile, "JWKS file of the token verification keys, re-read on change ("+EnvAuthJWKSFile+"; development alternative: an HS256 secret in "+EnvAuthSecret+")")
+	fs.StringVar(&c.AuthIssuer, "auth-issuer", c.AuthIssuer, "required iss of tokens ("+EnvAuthIssuer+")")
+	fs.StringVar(&c.AuthAudience, "auth-audience", c.AuthAudience, "required aud of tokens ("+EnvAuthAudience+")")
+	fs.DurationVar(&c.AuthMaxTokenLifetime, "auth-max-token-lifetime", c.AuthMaxTokenLifetime, "longest exp - iat accepted ("+EnvAuthMaxLifetime+")")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful drain bound ("+EnvShutdownTimeout+")")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "report NOT_SERVING this long before closing the listeners ("+EnvDrainDelay+")")
 	fs.IntVar(&c.BatchMaxOps, "batch-max-ops", c.BatchMaxOps, "most operations in one write batch, 0 for the default ("+EnvBatchMaxOps+")")
@@ -280,9 +313,24 @@ func (c Config) validate(serving bool) error {
 	switch c.Auth {
 	case AuthNone:
 	case AuthToken:
-		if (serving || len(c.AuthSecret) > 0) && len(c.AuthSecret) < MinAuthSecretLength {
-			bad("%s: at least %d bytes are required with %s=token (use %s=none only for development)",
-				EnvAuthSecret, MinAuthSecretLength, EnvAuth, EnvAuth)
+		switch {
+		case c.AuthJWKSFile != "" && len(c.AuthSecret) > 0:
+			bad("%s and %s are both set: verification keys come from the JWKS file; the HS256 secret is for development only",
+				EnvAuthJWKSFile, EnvAuthSecret)
+		case c.AuthJWKSFile == "" && len(c.AuthSecret) == 0 && serving:
+			bad("%s=token needs %s (the verification keys; see `ledgerd keygen`) or, for development only, an HS256 secret in %s (or %s=none)",
+				EnvAuth, EnvAuthJWKSFile, EnvAuthSecret, EnvAuth)
+		case len(c.AuthSecret) > 0 && len(c.AuthSecret) < MinAuthSecretLength:
+			bad("%s: at least %d bytes are required", EnvAuthSecret, MinAuthSecretLength)
+		}
+		if c.AuthIssuer == "" || c.AuthAudience == "" {
+			bad("%s and %s must not be empty", EnvAuthIssuer, EnvAuthAudience)
+		}
+		if c.AuthJWKSReload < 100*time.Millisecond || c.AuthJWKSReload > time.Hour {
+			bad("%s %v: must be in [100ms, 1h]", EnvAuthJWKSReload, c.AuthJWKSReload)
+		}
+		if c.AuthMaxTokenLifetime <= 0 || c.AuthMaxTokenLifetime > MaxTokenLifetime {
+			bad("%s %v: must be in (0, %v]", EnvAuthMaxLifetime, c.AuthMaxTokenLifetime, MaxTokenLifetime)
 		}
 	default:
 		bad("auth %q: must be token or none", c.Auth)
@@ -363,22 +411,26 @@ func (c Config) Redacted() map[string]any {
 		return "set"
 	}
 	return map[string]any{
-		"database_url":     RedactURL(c.DatabaseURL),
-		"data_dir":         c.DataDir,
-		"grpc_addr":        c.GRPCAddr,
-		"http_addr":        c.HTTPAddr,
-		"log_level":        c.LogLevel,
-		"migrate_on_start": c.MigrateOnStart,
-		"page_token_key":   set(c.PageTokenKey, "random per process"),
-		"auth":             string(c.Auth),
-		"auth_secret":      set(c.AuthSecret, "unset"),
-		"shutdown_timeout": c.ShutdownTimeout.String(),
-		"drain_delay":      c.DrainDelay.String(),
-		"batch_max_ops":    c.BatchMaxOps,
-		"batch_per_ws":     c.BatchPerWorkspace,
-		"debug_addr":       c.DebugAddr,
-		"db_max_conns":     c.DBMaxConns,
-		"grpc_reflection":  c.GRPCReflection,
+		"database_url":            RedactURL(c.DatabaseURL),
+		"data_dir":                c.DataDir,
+		"grpc_addr":               c.GRPCAddr,
+		"http_addr":               c.HTTPAddr,
+		"log_level":               c.LogLevel,
+		"migrate_on_start":        c.MigrateOnStart,
+		"page_token_key":          set(c.PageTokenKey, "random per process"),
+		"auth":                    string(c.Auth),
+		"auth_secret":             set(c.AuthSecret, "unset"),
+		"auth_jwks_file":          c.AuthJWKSFile,
+		"auth_issuer":             c.AuthIssuer,
+		"auth_audience":           c.AuthAudience,
+		"auth_max_token_lifetime": c.AuthMaxTokenLifetime.String(),
+		"shutdown_timeout":        c.ShutdownTimeout.String(),
+		"drain_delay":             c.DrainDelay.String(),
+		"batch_max_ops":           c.BatchMaxOps,
+		"batch_per_ws":            c.BatchPerWorkspace,
+		"debug_addr":              c.DebugAddr,
+		"db_max_conns":            c.DBMaxConns,
+		"grpc_reflection":         c.GRPCReflection,
 	}
 }
 

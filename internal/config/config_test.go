@@ -40,10 +40,27 @@ func TestLoad(t *testing.T) {
 			want: base,
 		},
 		{
-			name:    "token auth is the default and needs a secret",
+			name:    "token auth is the default and needs keys",
 			env:     map[string]string{},
-			wantErr: "LEDGER_AUTH_SECRET: at least 32 bytes",
+			wantErr: "LEDGER_AUTH=token needs LEDGER_AUTH_JWKS_FILE",
 		},
+		{
+			name: "keys from a JWKS file, with issuer, audience and lifetime",
+			env: map[string]string{
+				EnvAuthJWKSFile: "/etc/ledger/jwks.json", EnvAuthIssuer: "https://id.example", EnvAuthAudience: "ledger-prod",
+				EnvAuthMaxLifetime: "1h",
+			},
+			want: with(func(c *Config) {
+				c.AuthSecret, c.AuthJWKSFile, c.AuthIssuer, c.AuthAudience, c.AuthMaxTokenLifetime = nil, "/etc/ledger/jwks.json", "https://id.example", "ledger-prod", time.Hour
+			}),
+		},
+		{
+			name:    "a JWKS file and a development secret together",
+			env:     map[string]string{EnvAuthJWKSFile: "/etc/ledger/jwks.json", EnvAuthSecret: secret},
+			wantErr: "both set",
+		},
+		{name: "endless tokens", env: map[string]string{EnvAuthSecret: secret, EnvAuthMaxLifetime: "8760h"}, wantErr: "LEDGER_AUTH_MAX_TOKEN_LIFETIME"},
+		{name: "empty audience", args: []string{"--auth-audience="}, env: map[string]string{EnvAuthSecret: secret}, wantErr: "LEDGER_AUTH_AUDIENCE"},
 		{
 			name: "development mode only when asked for",
 			env:  map[string]string{EnvAuth: "none"},
@@ -63,6 +80,7 @@ func TestLoad(t *testing.T) {
 				PageTokenKey: []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff},
 				Auth:         AuthToken, AuthSecret: []byte(secret), ShutdownTimeout: 5 * time.Second, DrainDelay: 2 * time.Second, BatchMaxOps: 64,
 				DBMaxConns: 32, GRPCReflection: true,
+				AuthIssuer: "creditledger", AuthAudience: "creditledger", AuthMaxTokenLifetime: 24 * time.Hour, AuthJWKSReload: 10 * time.Second,
 			},
 		},
 		{

@@ -19,6 +19,7 @@ import (
 	"github.com/creditledger/creditledger/internal/grpcserver"
 	"github.com/creditledger/creditledger/internal/grpcserver/fakestore"
 	"github.com/creditledger/creditledger/internal/ledger"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -204,14 +205,13 @@ func TestRESTRoundTripAndErrors(t *testing.T) {
 
 func TestRESTAuth(t *testing.T) {
 	t.Parallel()
-	auth, err := grpcserver.NewTokenAuth(secret, nil)
+	v, err := token.NewVerifier(token.VerifierOptions{DevSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := start(t, auth, "")
-	tok, err := grpcserver.MintToken(secret, grpcserver.Claims{
-		Subject: "portal", Workspace: "acme", Scopes: []string{grpcserver.ScopeLedgerRead}, ExpiresAt: time.Now().Add(time.Hour).Unix(),
-	})
+	e := start(t, grpcserver.NewTokenAuth(v), "")
+	tok, err := token.MintDev(secret, token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleService,
+		"portal", "acme", "", []string{token.ScopeLedgerRead}, time.Now(), time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

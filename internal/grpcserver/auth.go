@@ -2,43 +2,32 @@ package grpcserver
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/ledger"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
-// Scopes a bearer token can carry (spec §6).
+// Scopes a bearer token can carry (spec §6); see package token.
 const (
-	ScopeLedgerWrite    = "ledger:write"    // Credit, Debit: internal services
-	ScopeLedgerRead     = "ledger:read"     // balances, history, requests, catalog
-	ScopeRequestsSubmit = "requests:submit" // SubmitRequest: the client or its agency
-	ScopeRequestsDecide = "requests:decide" // DecideRequest: the agency's admins
-	ScopeSettingsAdmin  = "settings:admin"  // settings, packages, rates: the agency's admins
+	ScopeLedgerWrite    = token.ScopeLedgerWrite
+	ScopeLedgerRead     = token.ScopeLedgerRead
+	ScopeRequestsSubmit = token.ScopeRequestsSubmit
+	ScopeRequestsDecide = token.ScopeRequestsDecide
+	ScopeSettingsAdmin  = token.ScopeSettingsAdmin
 )
-
-// MinSecretLength is the shortest HMAC secret TokenAuth accepts (256 bits).
-const MinSecretLength = 32
-
-// maxTokenLength bounds the work done on an untrusted Authorization header.
-const maxTokenLength = 4096
 
 // Principal is the authenticated caller.
 type Principal struct {
 	Subject   string
 	Workspace string
 	Account   string // non-empty: a client token, limited to this account
+	Role      token.Role
 	Scopes    []string
 }
 
@@ -104,25 +93,13 @@ func (NoAuth) Authorize(context.Context, string, any) (Principal, error) {
 	return Principal{Subject: "anonymous (auth disabled)"}, nil
 }
 
-// TokenAuth checks signed bearer tokens: HS256 JWTs carrying sub,
-// workspace, an optional account, scopes and exp, verified with a shared
-// secret.
+// TokenAuth checks signed bearer tokens (JWTs, see package token).
 type TokenAuth struct {
-	secret []byte
-	now    func() time.Time
+	verifier *token.Verifier
 }
 
-// NewTokenAuth returns a TokenAuth over secret (at least MinSecretLength
-// bytes). now may be nil (time.Now).
-func NewTokenAuth(secret []byte, now func() time.Time) (*TokenAuth, error) {
-	if len(secret) < MinSecretLength {
-		return nil, fmt.Errorf("auth secret must be at least %d bytes", MinSecretLength)
-	}
-	if now == nil {
-		now = time.Now
-	}
-	return &TokenAuth{secret: slices.Clone(secret), now: now}, nil
-}
+// NewTokenAuth returns a TokenAuth over v.
+func NewTokenAuth(v *token.Verifier) *TokenAuth { return &TokenAuth{verifier: v} }
 
 func unauthenticated(msg string) error {
 	return &ledger.Error{Code: ledger.CodeUnauthenticated, Reason: ledger.ReasonUnauthenticated, Message: msg}
@@ -148,11 +125,12 @@ func (a *TokenAuth) Authorize(ctx context.Context, fullMethod string, req any) (
 	if err != nil {
 		return Principal{}, err
 	}
-	c, err := VerifyToken(a.secret, raw, a.now())
+	c, err := a.verifier.Verify(raw)
 	if err != nil {
+		callInfoFrom(ctx).authError = err.Error()
 		return Principal{}, unauthenticated("invalid or expired bearer token")
 	}
-	p := Principal{Subject: c.Subject, Workspace: c.Workspace, Account: c.Account, Scopes: c.Scopes}
+	p := Principal{Subject: c.Subject, Workspace: c.Workspace, Account: c.Account, Role: c.Role, Scopes: c.Scopes}
 	ws := ""
 	if w, ok := req.(interface{ GetWorkspace() string }); ok {
 		ws = w.GetWorkspace()
@@ -160,7 +138,7 @@ func (a *TokenAuth) Authorize(ctx context.Context, fullMethod string, req any) (
 	if ws != c.Workspace {
 		return p, ledger.NotFoundError("workspace", ws)
 	}
-	if c.Account != "" {
+	if c.Role == token.RoleClient {
 		if !r.client {
 			return p, permissionDenied("client tokens cannot make this call", nil)
 		}
@@ -215,88 +193,4 @@ type principalKey struct{}
 func clientAccount(ctx context.Context) string {
 	p, _ := ctx.Value(principalKey{}).(Principal)
 	return p.Account
-}
-
-// ---------------------------------------------------------------------------
-// Tokens: JWT compact serialisation, HS256 only.
-
-// Claims are the contents of a bearer token.
-type Claims struct {
-	Subject   string   `json:"sub"`
-	Workspace string   `json:"workspace"`
-	Account   string   `json:"account,omitempty"`
-	Scopes    []string `json:"scopes"`
-	ExpiresAt int64    `json:"exp"`
-	IssuedAt  int64    `json:"iat,omitempty"`
-}
-
-// tokenHeader is the only header accepted: alg "none" or any other
-// algorithm is refused, never negotiated.
-const tokenHeader = `{"alg":"HS256","typ":"JWT"}` //nolint:gosec // G101: a public JWT header, not a credential
-
-var b64 = base64.RawURLEncoding
-
-// MintToken signs c with secret. It is meant for tests, development and
-// an operator's tooling (ledgerd token), not as an identity provider.
-func MintToken(secret []byte, c Claims) (string, error) {
-	if len(secret) < MinSecretLength {
-		return "", fmt.Errorf("auth secret must be at least %d bytes", MinSecretLength)
-	}
-	if c.Subject == "" || c.Workspace == "" || c.ExpiresAt == 0 {
-		return "", errors.New("a token needs sub, workspace and exp")
-	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode claims: %w", err)
-	}
-	signing := b64.EncodeToString([]byte(tokenHeader)) + "." + b64.EncodeToString(payload)
-	return signing + "." + b64.EncodeToString(sign(secret, signing)), nil
-}
-
-// VerifyToken checks a token's signature and expiry at now and returns its
-// claims. Nothing from the token is trusted before the signature is.
-func VerifyToken(secret []byte, token string, now time.Time) (Claims, error) {
-	if len(token) > maxTokenLength {
-		return Claims{}, errors.New("token too long")
-	}
-	h, rest, ok1 := strings.Cut(token, ".")
-	p, s, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(s, ".") {
-		return Claims{}, errors.New("malformed token")
-	}
-	sig, err := b64.DecodeString(s)
-	if err != nil || !hmac.Equal(sig, sign(secret, h+"."+p)) {
-		return Claims{}, errors.New("bad signature")
-	}
-	hdr, err := b64.DecodeString(h)
-	if err != nil {
-		return Claims{}, errors.New("malformed header")
-	}
-	var head struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(hdr, &head); err != nil || head.Alg != "HS256" {
-		return Claims{}, errors.New("unsupported token algorithm")
-	}
-	body, err := b64.DecodeString(p)
-	if err != nil {
-		return Claims{}, errors.New("malformed payload")
-	}
-	var c Claims
-	if err := json.Unmarshal(body, &c); err != nil {
-		return Claims{}, errors.New("malformed claims")
-	}
-	if c.Subject == "" || c.Workspace == "" || c.ExpiresAt == 0 {
-		return Claims{}, errors.New("a token needs sub, workspace and exp")
-	}
-	if now.Unix() >= c.ExpiresAt {
-		return Claims{}, errors.New("token expired")
-	}
-	return c, nil
-}
-
-func sign(secret []byte, signing string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(signing))
-	return m.Sum(nil)
 }

@@ -75,6 +75,9 @@ func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 type callInfo struct {
 	subject string // authenticated caller
 	reason  string // ErrorInfo reason of a failed call
+	// authError says why a bearer token was refused: for the operator's
+	// log only, never for the caller.
+	authError string
 }
 
 type callInfoKey struct{}
@@ -119,6 +122,9 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 		if ci.reason != "" {
 			fields = append(fields, zap.String("reason", ci.reason))
 		}
+		if ci.authError != "" {
+			fields = append(fields, zap.String("auth_error", cut(ci.authError, maxLogAuthError)))
+		}
 		lvl := levelFor(code)
 		if code == codes.OK && strings.HasPrefix(info.FullMethod, "/grpc.health.v1.Health/") {
 			lvl = zapcore.DebugLevel // probes every few seconds would drown the log
@@ -133,17 +139,24 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 // has at most ledger.MaxIDLength characters, an invalid one is cut.
 const maxLogName = ledger.MaxIDLength
 
+// maxLogAuthError bounds the reason a token was refused in a log line:
+// it may quote the token's own (attacker-chosen) claim names.
+const maxLogAuthError = 256
+
 // logName returns s cut to maxLogName bytes (on a rune boundary), marked
 // with "…" when cut.
-func logName(s string) string {
-	if len(s) <= maxLogName {
+func logName(s string) string { return cut(s, maxLogName) }
+
+// cut returns s cut to at most n bytes (on a rune boundary), marked with
+// "…" when cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxLogName
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s[:cut] + "…"
+	return s[:n] + "…"
 }
 
 // keyHash is a short, stable digest of an idempotency key for logs.

@@ -22,6 +22,7 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/grpcserver/fakestore"
 	"github.com/creditledger/creditledger/internal/ledger"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 type testServer struct {
@@ -158,17 +159,13 @@ func TestServerRequestIDLogAndMetrics(t *testing.T) {
 
 func TestServerRefusesWithoutToken(t *testing.T) {
 	t.Parallel()
-	auth, err := NewTokenAuth(testSecret, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, fakestore.New(), auth)
+	ts := startServer(t, fakestore.New(), NewTokenAuth(testVerifier))
 	ctx := ctxTimeout(t)
-	_, err = ts.ledger.GetBalance(ctx, &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"})
+	_, err := ts.ledger.GetBalance(ctx, &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"})
 	if st := status.Convert(err); st.Code() != codes.Unauthenticated || reasonOf(st) != "UNAUTHENTICATED" {
 		t.Fatalf("no token: %v", err)
 	}
-	tok := mint(t, Claims{Subject: "portal", Workspace: "acme", Scopes: []string{ScopeLedgerRead}, ExpiresAt: time.Now().Add(time.Hour).Unix()})
+	tok := mint(t, grant{role: token.RoleService, sub: "portal", ws: "acme", scopes: []string{ScopeLedgerRead}})
 	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	if _, err := ts.ledger.GetBalance(authed, &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"}); err != nil {
 		t.Fatalf("with token: %v", err)
