@@ -103,4 +103,42 @@ func TestTokensFromKeys(t *testing.T) {
 	if r := d.rest(t, "GET", "/v1/workspaces/acme/accounts/alice/balance", alice, ""); r.code != 200 {
 		t.Fatalf("the old key stopped verifying during rotation: %d %s", r.code, r.raw)
 	}
+
+	// Who did it comes from the token, never from the body; with four
+	// eyes on, the submitter cannot decide its own request.
+	ann := mintWith(opsKey, "-sub", "admin-ann", "-workspace", "acme", "-role", "admin")
+	bob := mintWith(opsKey, "-sub", "admin-bob", "-workspace", "acme", "-role", "admin")
+	if r := d.rest(t, "PATCH", "/v1/workspaces/acme/settings", ann, `{"creditPaymentsEnabled":true,"requireDistinctApprover":true}`); r.code != 200 || r.body["requireDistinctApprover"] != true {
+		t.Fatalf("four eyes on: %d %s", r.code, r.raw)
+	}
+	submit := func(tok, key string) string {
+		t.Helper()
+		r := d.rest(t, "POST", "/v1/workspaces/acme/accounts/alice/creditRequests", tok,
+			`{"amount":"5","paymentMethod":"PAYMENT_METHOD_BANK_TRANSFER","idempotencyKey":"`+key+`"}`)
+		req, _ := r.body["request"].(map[string]any)
+		if r.code != 200 || req == nil {
+			t.Fatalf("submit: %d %s", r.code, r.raw)
+		}
+		return str(req["id"]) + "|" + str(req["submittedBy"])
+	}
+	byClient := strings.Split(submit(alice, "s1"), "|")
+	if byClient[1] != "alice" {
+		t.Fatalf("submittedBy = %q, want the client's subject", byClient[1])
+	}
+	r := d.rest(t, "POST", "/v1/workspaces/acme/creditRequests/"+byClient[0]+":decide", ann,
+		`{"decision":"DECISION_ACCEPT","decidedBy":"someone-else","idempotencyKey":"d1"}`)
+	if req, _ := r.body["request"].(map[string]any); r.code != 200 || req["decidedBy"] != "admin-ann" {
+		t.Fatalf("decide: decidedBy must be the caller's subject: %d %s", r.code, r.raw)
+	}
+	byAnn := strings.Split(submit(ann, "s2"), "|")
+	r = d.rest(t, "POST", "/v1/workspaces/acme/creditRequests/"+byAnn[0]+":decide", ann,
+		`{"decision":"DECISION_ACCEPT","idempotencyKey":"d2"}`)
+	if r.code != 400 || r.errorInfo(t)["reason"] != "APPROVER_IS_SUBMITTER" {
+		t.Fatalf("the submitter deciding its own request: %d %s", r.code, r.raw)
+	}
+	r = d.rest(t, "POST", "/v1/workspaces/acme/creditRequests/"+byAnn[0]+":decide", bob,
+		`{"decision":"DECISION_ACCEPT","idempotencyKey":"d2"}`)
+	if req, _ := r.body["request"].(map[string]any); r.code != 200 || req["decidedBy"] != "admin-bob" || req["submittedBy"] != "admin-ann" {
+		t.Fatalf("a second admin deciding: %d %s", r.code, r.raw)
+	}
 }

@@ -29,6 +29,8 @@ type Principal struct {
 	Account   string // non-empty: a client token, limited to this account
 	Role      token.Role
 	Scopes    []string
+	// Unauthenticated marks the development mode's anonymous caller.
+	Unauthenticated bool
 }
 
 // Authorizer is the security hook: it decides, before the handler runs,
@@ -90,7 +92,7 @@ type NoAuth struct{}
 
 // Authorize allows everything.
 func (NoAuth) Authorize(context.Context, string, any) (Principal, error) {
-	return Principal{Subject: "anonymous (auth disabled)"}, nil
+	return Principal{Subject: "anonymous (auth disabled)", Unauthenticated: true}, nil
 }
 
 // TokenAuth checks signed bearer tokens (JWTs, see package token).
@@ -187,6 +189,18 @@ func authInterceptor(a Authorizer) grpc.UnaryServerInterceptor {
 }
 
 type principalKey struct{}
+
+// actor is who makes the call, for the audit fields (submitted_by,
+// decided_by): the authenticated subject, never the request body. Only in
+// development mode, where nobody is authenticated, may the body name
+// someone.
+func actor(ctx context.Context, fromBody string) string {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	if p.Unauthenticated && fromBody != "" {
+		return fromBody
+	}
+	return p.Subject
+}
 
 // clientAccount returns the account a client token is bound to ("" for
 // every other caller, and in development mode).

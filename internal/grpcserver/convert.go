@@ -421,14 +421,16 @@ func toProtoCreditRequest(r ledger.CreditRequest) *pb.CreditPurchaseRequest {
 		TransactionId:    r.TransactionID,
 		Metadata:         copyMetadata(r.Metadata),
 		CreateTime:       toProtoTime(r.CreateTime),
+		SubmittedBy:      r.SubmittedBy,
 	}
 }
 
 func toProtoSettings(s ledger.Settings) *pb.Settings {
 	return &pb.Settings{
-		Workspace:             s.Workspace,
-		CreditPaymentsEnabled: s.CreditPaymentsEnabled,
-		UpdateTime:            toProtoTime(s.UpdateTime),
+		Workspace:               s.Workspace,
+		CreditPaymentsEnabled:   s.CreditPaymentsEnabled,
+		RequireDistinctApprover: s.RequireDistinctApprover,
+		UpdateTime:              toProtoTime(s.UpdateTime),
 	}
 }
 

@@ -87,6 +87,7 @@ func (s *LedgerServer) SubmitRequest(ctx context.Context, r *pb.SubmitRequestReq
 	if err != nil {
 		return nil, err
 	}
+	in.SubmittedBy = actor(ctx, "")
 	res, err := s.svc.SubmitRequest(ctx, in)
 	if err != nil {
 		return nil, err
@@ -100,6 +101,7 @@ func (s *LedgerServer) DecideRequest(ctx context.Context, r *pb.DecideRequestReq
 	if err != nil {
 		return nil, err
 	}
+	in.DecidedBy = actor(ctx, r.GetDecidedBy())
 	res, err := s.svc.DecideRequest(ctx, in)
 	if err != nil {
 		return nil, err

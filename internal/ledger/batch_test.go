@@ -254,7 +254,7 @@ func TestRefusedBatchIsSplit(t *testing.T) {
 	g.set(func(g *gatedStore) {
 		g.fail = func(_ ledger.WriteSet, eff *ledger.Effects) error {
 			for _, k := range eff.Keys {
-				if k.Key == "poison" {
+				if k.Key == ledger.PostKey("a", "poison") {
 					return ledger.InternalError(errors.New("the database refused the poison"))
 				}
 			}

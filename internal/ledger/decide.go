@@ -149,7 +149,7 @@ type postOp struct {
 
 func (o *postOp) need(w *setBuilder) {
 	w.account(o.p.acct)
-	w.key(o.p.key)
+	w.key(o.key)
 	if o.p.pkg != "" {
 		w.pkg(o.p.pkg)
 	}
@@ -158,7 +158,7 @@ func (o *postOp) need(w *setBuilder) {
 func (o *postOp) apply(b *batchState) {
 	p := &o.p
 	o.res = PostResult{}
-	if rec, ok := b.record(p.key); ok {
+	if rec, ok := b.record(o.key); ok {
 		if o.err = sameRequest(rec, p.op, p.fp); o.err != nil {
 			return
 		}
@@ -188,7 +188,7 @@ func (o *postOp) apply(b *batchState) {
 	t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.PackageID = p.kind, p.ref, p.key, p.md, p.pkg
 	b.post(a, t)
 	b.remember(IdempotencyRecord{
-		Workspace: p.ws, Key: p.key, Operation: p.op, Fingerprint: p.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
+		Workspace: p.ws, Key: o.key, Operation: p.op, Fingerprint: p.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
 	})
 	o.res = PostResult{Transaction: t, Balance: t.BalanceAfter, Version: t.AccountVersion}
 }
@@ -216,7 +216,7 @@ type submitOp struct {
 }
 
 func (o *submitOp) need(w *setBuilder) {
-	w.key(o.in.IdempotencyKey)
+	w.key(o.key)
 	if o.in.PackageID != "" {
 		w.pkg(o.in.PackageID)
 	}
@@ -225,7 +225,7 @@ func (o *submitOp) need(w *setBuilder) {
 func (o *submitOp) apply(b *batchState) {
 	in := &o.in
 	o.res = SubmitResult{}
-	if rec, ok := b.record(in.IdempotencyKey); ok {
+	if rec, ok := b.record(o.key); ok {
 		if o.err = sameRequest(rec, OpSubmitRequest, o.fp); o.err != nil {
 			return
 		}
@@ -250,11 +250,12 @@ func (o *submitOp) apply(b *batchState) {
 		ID: b.s.newID(), Workspace: in.Workspace, Account: in.Account, Amount: amount, PackageID: in.PackageID,
 		PaymentMethod: in.PaymentMethod, PaymentReference: in.PaymentReference, Note: in.Note,
 		Status: StatusPending, Metadata: o.md, IdempotencyKey: in.IdempotencyKey, CreateTime: b.s.clock(),
+		SubmittedBy: in.SubmittedBy,
 	}
 	b.requests[r.ID] = r
 	b.eff.NewRequests = append(b.eff.NewRequests, r)
 	b.remember(IdempotencyRecord{
-		Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpSubmitRequest, Fingerprint: o.fp,
+		Workspace: in.Workspace, Key: o.key, Operation: OpSubmitRequest, Fingerprint: o.fp,
 		RequestID: r.ID, CreateTime: r.CreateTime,
 	})
 	o.res = SubmitResult{Request: r}
@@ -277,14 +278,14 @@ type decideOp struct {
 }
 
 func (o *decideOp) need(w *setBuilder) {
-	w.key(o.in.IdempotencyKey)
+	w.key(o.key)
 	w.request(o.in.RequestID)
 }
 
 func (o *decideOp) apply(b *batchState) {
 	in := &o.in
 	o.res = DecideResult{}
-	if rec, ok := b.record(in.IdempotencyKey); ok {
+	if rec, ok := b.record(o.key); ok {
 		if o.err = sameRequest(rec, OpDecideRequest, o.fp); o.err != nil {
 			return
 		}
@@ -315,6 +316,12 @@ func (o *decideOp) apply(b *batchState) {
 			map[string]string{"request_id": r.ID, "status": r.Status.String()})
 		return
 	}
+	if b.settings.RequireDistinctApprover && r.SubmittedBy != "" && r.SubmittedBy == in.DecidedBy {
+		o.err = newErr(CodeFailedPrecondition, ReasonApproverIsSubmitter,
+			"the workspace requires a request to be decided by someone other than its submitter",
+			map[string]string{"request_id": r.ID})
+		return
+	}
 	now := b.s.clock()
 	r.DecisionReason, r.DecidedBy, r.DecideTime = in.Reason, in.DecidedBy, now
 	var posted *Transaction
@@ -336,7 +343,7 @@ func (o *decideOp) apply(b *batchState) {
 	b.requests[r.ID] = r
 	b.eff.Decisions = append(b.eff.Decisions, r)
 	rec := IdempotencyRecord{
-		Workspace: in.Workspace, Key: in.IdempotencyKey, Operation: OpDecideRequest,
+		Workspace: in.Workspace, Key: o.key, Operation: OpDecideRequest,
 		Fingerprint: o.fp, RequestID: r.ID, CreateTime: now,
 	}
 	if posted != nil {
@@ -379,6 +386,9 @@ func (o *settingsOp) apply(b *batchState) {
 	st := b.settings
 	if o.set["credit_payments_enabled"] {
 		st.CreditPaymentsEnabled = o.in.CreditPaymentsEnabled
+	}
+	if o.set["require_distinct_approver"] {
+		st.RequireDistinctApprover = o.in.RequireDistinctApprover
 	}
 	st.Workspace, st.UpdateTime = b.ws, b.s.clock()
 	b.settings = st

@@ -55,6 +55,7 @@ const (
 	ReasonInsufficientCredits    = "INSUFFICIENT_CREDITS"
 	ReasonCreditPaymentsDisabled = "CREDIT_PAYMENTS_DISABLED"
 	ReasonRequestAlreadyDecided  = "REQUEST_ALREADY_DECIDED"
+	ReasonApproverIsSubmitter    = "APPROVER_IS_SUBMITTER"
 	ReasonPackageInactive        = "PACKAGE_INACTIVE"
 	ReasonNoConversionRate       = "NO_CONVERSION_RATE"
 	ReasonVersionMismatch        = "VERSION_MISMATCH"

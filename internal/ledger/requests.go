@@ -17,6 +17,9 @@ type SubmitInput struct {
 	Note             string
 	IdempotencyKey   string
 	Metadata         map[string]string
+	// SubmittedBy is the caller's authenticated subject (the transport
+	// sets it, never the request body).
+	SubmittedBy string
 }
 
 // SubmitResult carries the pending request.
@@ -35,6 +38,7 @@ func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResu
 	checkMetadata(&v, in.Metadata)
 	checkText(&v, "payment_reference", in.PaymentReference, MaxReferenceLength)
 	checkText(&v, "note", in.Note, MaxNoteLength)
+	checkText(&v, "submitted_by", in.SubmittedBy, MaxDecidedByLength)
 	if in.PaymentMethod != MethodBankTransfer && in.PaymentMethod != MethodCrypto {
 		v.add("payment_method", "must be BANK_TRANSFER or CRYPTO")
 	}
@@ -54,7 +58,7 @@ func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResu
 	fp := newFingerprint(OpSubmitRequest).str(in.Workspace).str(in.Account).int(in.Amount).str(in.PackageID).
 		str(in.PaymentMethod.String()).str(in.PaymentReference).str(in.Note).strMap(md).sum()
 
-	o := &submitOp{opBase: opBase{operation: OpSubmitRequest, workspace: in.Workspace, key: in.IdempotencyKey}, in: in, md: md, fp: fp}
+	o := &submitOp{opBase: opBase{operation: OpSubmitRequest, workspace: in.Workspace, key: SubmitKey(in.Account, in.IdempotencyKey)}, in: in, md: md, fp: fp}
 	if err := s.batch.do(ctx, o); err != nil {
 		return SubmitResult{}, err
 	}
@@ -66,10 +70,12 @@ func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResu
 
 // DecideInput is the agency's decision on a pending request.
 type DecideInput struct {
-	Workspace      string
-	RequestID      string
-	Decision       Decision
-	Reason         string
+	Workspace string
+	RequestID string
+	Decision  Decision
+	Reason    string
+	// DecidedBy is the caller's authenticated subject (the transport sets
+	// it, never the request body).
 	DecidedBy      string
 	IdempotencyKey string
 }
@@ -104,7 +110,7 @@ func (s *Service) DecideRequest(ctx context.Context, in DecideInput) (DecideResu
 	fp := newFingerprint(OpDecideRequest).str(in.Workspace).str(in.RequestID).str(in.Decision.String()).
 		str(in.Reason).str(in.DecidedBy).sum()
 
-	o := &decideOp{opBase: opBase{operation: OpDecideRequest, workspace: in.Workspace, key: in.IdempotencyKey}, in: in, fp: fp}
+	o := &decideOp{opBase: opBase{operation: OpDecideRequest, workspace: in.Workspace, key: DecideKey(in.RequestID, in.IdempotencyKey)}, in: in, fp: fp}
 	if err := s.batch.do(ctx, o); err != nil {
 		return DecideResult{}, err
 	}

@@ -200,7 +200,7 @@ func (s *Service) Debit(ctx context.Context, in DebitInput) (PostResult, error) 
 }
 
 func (s *Service) post(ctx context.Context, p posting) (PostResult, error) {
-	o := &postOp{opBase: opBase{operation: p.op, workspace: p.ws, key: p.key}, p: p}
+	o := &postOp{opBase: opBase{operation: p.op, workspace: p.ws, key: PostKey(p.acct, p.key)}, p: p}
 	if err := s.batch.do(ctx, o); err != nil {
 		return PostResult{}, err
 	}

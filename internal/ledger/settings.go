@@ -46,11 +46,12 @@ func maskPaths(v *violations, paths []string, mutable []string) map[string]bool 
 	return set
 }
 
-// UpdateSettings changes the fields named in paths ("credit_payments_enabled").
+// UpdateSettings changes the fields named in paths ("credit_payments_enabled",
+// "require_distinct_approver"; none or "*": all of them).
 func (s *Service) UpdateSettings(ctx context.Context, workspace string, in Settings, paths []string) (Settings, error) {
 	var v violations
 	checkID(&v, "workspace", workspace)
-	set := maskPaths(&v, paths, []string{"credit_payments_enabled"})
+	set := maskPaths(&v, paths, []string{"credit_payments_enabled", "require_distinct_approver"})
 	if err := v.err(); err != nil {
 		return Settings{}, err
 	}

@@ -111,7 +111,9 @@ type Balance struct {
 type Settings struct {
 	Workspace             string
 	CreditPaymentsEnabled bool
-	UpdateTime            time.Time // zero while the defaults apply
+	// RequireDistinctApprover: the submitter of a request cannot decide it.
+	RequireDistinctApprover bool
+	UpdateTime              time.Time // zero while the defaults apply
 }
 
 // PaymentMethod is how a manual purchase is paid.
@@ -225,6 +227,8 @@ type CreditRequest struct {
 	Metadata         map[string]string
 	IdempotencyKey   string
 	CreateTime       time.Time
+	// SubmittedBy is the authenticated subject that submitted the request.
+	SubmittedBy string
 	// Seq is the request's place in the workspace's request sequence,
 	// assigned when its batch commits: the queue's commit order.
 	Seq int64

@@ -39,8 +39,9 @@ type CreditRequest struct {
 	Kind TransactionKind `protobuf:"varint,5,opt,name=kind,proto3,enum=creditledger.v1.TransactionKind" json:"kind,omitempty"`
 	// Caller's reference, e.g. "stripe:pi_3Nq..."; at most 256 characters.
 	Reference string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
-	// Required: 1-255 printable ASCII characters, unique per workspace and
-	// operation. A payment confirmation uses the provider's payment id.
+	// Required: 1-255 printable ASCII characters. Scoped to the workspace
+	// and the account: the same key on another account is another key. A
+	// payment confirmation uses the provider's payment id.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// When set, the credit posts only if the account's version is still this
 	// value; otherwise ABORTED with reason VERSION_MISMATCH.
@@ -849,7 +850,10 @@ type DecideRequestRequest struct {
 	Decision Decision `protobuf:"varint,3,opt,name=decision,proto3,enum=creditledger.v1.Decision" json:"decision,omitempty"`
 	// Reason for the decision; at most 1024 characters.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Identifier of the deciding admin; 1-128 characters.
+	// Deprecated and ignored when authentication is on: the decision is
+	// recorded under the caller's authenticated subject. Only with
+	// authentication off (development) does it name the decider; at most
+	// 128 characters.
 	DecidedBy string `protobuf:"bytes,5,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
 	// Required idempotency key; see CreditRequest.idempotency_key.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`

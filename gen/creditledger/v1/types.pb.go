@@ -596,7 +596,7 @@ type CreditPurchaseRequest struct {
 	Status RequestStatus `protobuf:"varint,9,opt,name=status,proto3,enum=creditledger.v1.RequestStatus" json:"status,omitempty"`
 	// Reason given with the decision (kept for rejections).
 	DecisionReason string `protobuf:"bytes,10,opt,name=decision_reason,json=decisionReason,proto3" json:"decision_reason,omitempty"`
-	// Who decided (an agency admin's identifier).
+	// Who decided: the authenticated subject of the decision's caller.
 	DecidedBy string `protobuf:"bytes,11,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
 	// When the request was decided.
 	DecideTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
@@ -605,7 +605,10 @@ type CreditPurchaseRequest struct {
 	// Small caller-defined string map (at most 16 entries).
 	Metadata map[string]string `protobuf:"bytes,14,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the request was submitted.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Who submitted: the authenticated subject of the caller (the client,
+	// or the agency's admin or service acting for it).
+	SubmittedBy   string `protobuf:"bytes,16,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -745,6 +748,13 @@ func (x *CreditPurchaseRequest) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreditPurchaseRequest) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
+}
+
 // Settings are a workspace's credit settings.
 type Settings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -753,9 +763,12 @@ type Settings struct {
 	// Whether clients may spend credits. Defaults to false: the agency turns it on.
 	CreditPaymentsEnabled bool `protobuf:"varint,2,opt,name=credit_payments_enabled,json=creditPaymentsEnabled,proto3" json:"credit_payments_enabled,omitempty"`
 	// Last change; unset while the defaults apply (output only).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Four eyes: when true, whoever submitted a credit request cannot decide
+	// it (FAILED_PRECONDITION, APPROVER_IS_SUBMITTER). Defaults to false.
+	RequireDistinctApprover bool `protobuf:"varint,4,opt,name=require_distinct_approver,json=requireDistinctApprover,proto3" json:"require_distinct_approver,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -807,6 +820,13 @@ func (x *Settings) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Settings) GetRequireDistinctApprover() bool {
+	if x != nil {
+		return x.RequireDistinctApprover
+	}
+	return false
 }
 
 // CreditPackage is a bundle of credits that clients can buy.
@@ -1035,7 +1055,7 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x17credit_payments_enabled\x18\x05 \x01(\bR\x15creditPaymentsEnabled\x126\n" +
 	"\x17pending_request_credits\x18\x06 \x01(\x03R\x15pendingRequestCredits\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xce\x05\n" +
+	"updateTime\"\xf1\x05\n" +
 	"\x15CreditPurchaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12\x18\n" +
@@ -1056,15 +1076,17 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x0etransaction_id\x18\r \x01(\tR\rtransactionId\x12P\n" +
 	"\bmetadata\x18\x0e \x03(\v24.creditledger.v1.CreditPurchaseRequest.MetadataEntryR\bmetadata\x12;\n" +
 	"\vcreate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a;\n" +
+	"createTime\x12!\n" +
+	"\fsubmitted_by\x18\x10 \x01(\tR\vsubmittedBy\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd9\x01\n" +
 	"\bSettings\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x126\n" +
 	"\x17credit_payments_enabled\x18\x02 \x01(\bR\x15creditPaymentsEnabled\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xb6\x02\n" +
+	"updateTime\x12:\n" +
+	"\x19require_distinct_approver\x18\x04 \x01(\bR\x17requireDistinctApprover\"\xb6\x02\n" +
 	"\rCreditPackage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12!\n" +

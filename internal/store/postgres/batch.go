@@ -103,7 +103,7 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	b.Queue(qs, ws).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var upd pgtype.Timestamptz
-			if err := rows.Scan(&snap.Settings.CreditPaymentsEnabled, &upd); err != nil {
+			if err := rows.Scan(&snap.Settings.CreditPaymentsEnabled, &snap.Settings.RequireDistinctApprover, &upd); err != nil {
 				return err
 			}
 			snap.Settings.UpdateTime = fromTime(upd)
@@ -206,7 +206,7 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		}
 	}
 	if st := eff.Settings; st != nil {
-		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, toTime(st.UpdateTime))
+		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, st.RequireDistinctApprover, toTime(st.UpdateTime))
 	}
 	// Rows that another batch may insert at the same moment (keys, new
 	// packages, rates) go in one global order, so that two batches meeting
@@ -270,7 +270,7 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 	n := len(rs)
 	ids, accts, pkgs, methods := make([]string, n), make([]string, n), make([]*string, n), make([]string, n)
 	amounts, refs, notes, mds := make([]int64, n), make([]string, n), make([]string, n), make([]*string, n)
-	keys, times := make([]string, n), make([]time.Time, n)
+	keys, times, subs := make([]string, n), make([]time.Time, n), make([]string, n)
 	for i, r := range rs {
 		md, err := metadataText(r.Metadata)
 		if err != nil {
@@ -278,8 +278,9 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 		}
 		ids[i], accts[i], amounts[i], pkgs[i], methods[i] = r.ID, r.Account, r.Amount, optText(r.PackageID), r.PaymentMethod.String()
 		refs[i], notes[i], mds[i], keys[i], times[i] = r.PaymentReference, r.Note, md, r.IdempotencyKey, r.CreateTime.UTC()
+		subs[i] = r.SubmittedBy
 	}
-	b.Queue(qInsertRequests, ws, ids, accts, amounts, pkgs, methods, refs, notes, mds, keys, times)
+	b.Queue(qInsertRequests, ws, ids, accts, amounts, pkgs, methods, refs, notes, mds, keys, times, subs)
 	return nil
 }
 

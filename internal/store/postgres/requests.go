@@ -14,7 +14,7 @@ import (
 // Credit requests
 
 const requestColumns = `id, workspace, account, amount, package_id, payment_method, payment_reference, note,
-	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq`
+	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by`
 
 const (
 	qRequest = `SELECT ` + requestColumns + ` FROM credit_requests WHERE workspace = $1 AND id = $2`
@@ -51,12 +51,12 @@ const (
 		RETURNING value - cardinality($2::text[]) AS base
 	)
 	INSERT INTO credit_requests (workspace, id, account, amount, package_id, payment_method, payment_reference,
-		note, status, metadata, idempotency_key, create_time, seq)
+		note, status, metadata, idempotency_key, create_time, seq, submitted_by)
 	SELECT $1, u.id, u.account, u.amount, u.package_id, u.method, u.payment_reference, u.note, 'PENDING',
-		u.metadata::jsonb, u.key, u.create_time, counter.base + u.n
+		u.metadata::jsonb, u.key, u.create_time, counter.base + u.n, u.submitted_by
 	FROM counter, unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
-		$9::text[], $10::text[], $11::timestamptz[]) WITH ORDINALITY
-		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, n)`
+		$9::text[], $10::text[], $11::timestamptz[], $12::text[]) WITH ORDINALITY
+		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, submitted_by, n)`
 	// One statement per decision: a primary-key update of a PENDING row.
 	qDecideRequest = `WITH decided AS (
 		UPDATE credit_requests
@@ -74,7 +74,7 @@ func scanRequest(row pgx.Row) (ledger.CreditRequest, error) {
 	var md []byte
 	var decided pgtype.Timestamptz
 	if err := row.Scan(&r.ID, &r.Workspace, &r.Account, &r.Amount, &pkg, &method, &r.PaymentReference, &r.Note,
-		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &r.CreateTime, &r.Seq); err != nil {
+		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &r.CreateTime, &r.Seq, &r.SubmittedBy); err != nil {
 		return ledger.CreditRequest{}, err
 	}
 	var ok bool

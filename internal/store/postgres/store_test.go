@@ -47,6 +47,17 @@ func create(acct string, balance, version int64) ledger.AccountMove {
 	return m
 }
 
+// Keys of seed and of the tests around it, as the domain scopes them.
+var (
+	keyT1  = ledger.PostKey("a", "k-t1")
+	keyT2  = ledger.PostKey("a", "k-t2")
+	keyBad = ledger.PostKey("a", "k-bad")
+	keyR1  = ledger.SubmitKey("a", "s-r1")
+	keyR2  = ledger.SubmitKey("a", "s-r2")
+	keyD1  = ledger.DecideKey("r1", "d-r1")
+	keyD2  = ledger.DecideKey("r2", "d-r2")
+)
+
 // record is an idempotency record of ws created at t0.
 func record(key string, op ledger.Operation, txID, reqID string) ledger.IdempotencyRecord {
 	return ledger.IdempotencyRecord{
@@ -98,15 +109,15 @@ func seed(tb testing.TB, s *Store) {
 	tb.Helper()
 	t1, t2 := entry("t1", "a", ledger.TypeIn, 100, 100, 1), entry("t2", "a", ledger.TypeOut, 30, 70, 2)
 	mustWrite(tb, s, ledger.WriteSet{
-		Workspace: ws, Accounts: []string{"a"}, Keys: []string{"k-t1", "k-t2", "s-r1", "s-r2"},
+		Workspace: ws, Accounts: []string{"a"}, Keys: []string{keyT1, keyT2, keyR1, keyR2},
 		Packages: []string{"p1"}, Currencies: []string{"USD"},
 	}, &ledger.Effects{
 		Accounts:     []ledger.AccountMove{create("a", 70, 2)},
 		Transactions: []ledger.Transaction{t1, t2},
 		NewRequests:  []ledger.CreditRequest{pending("r1", "a", 50), pending("r2", "a", 50)},
 		Keys: []ledger.IdempotencyRecord{
-			record("k-t1", ledger.OpCredit, "t1", ""), record("k-t2", ledger.OpDebit, "t2", ""),
-			record("s-r1", ledger.OpSubmitRequest, "", "r1"), record("s-r2", ledger.OpSubmitRequest, "", "r2"),
+			record(keyT1, ledger.OpCredit, "t1", ""), record(keyT2, ledger.OpDebit, "t2", ""),
+			record(keyR1, ledger.OpSubmitRequest, "", "r1"), record(keyR2, ledger.OpSubmitRequest, "", "r2"),
 		},
 		NewPackages: []ledger.Package{starter},
 		Rates: []ledger.ConversionRate{
@@ -118,11 +129,11 @@ func seed(tb testing.TB, s *Store) {
 	t3.Kind, t3.RequestID, t3.IdempotencyKey = ledger.KindRequestApproved, "r2", "d-r2"
 	r2 := pending("r2", "a", 50)
 	r2.Status, r2.DecidedBy, r2.DecideTime, r2.TransactionID = ledger.StatusAccepted, "admin", t0, "t3"
-	mustWrite(tb, s, ledger.WriteSet{Workspace: ws, Requests: []string{"r2"}, Keys: []string{"d-r2"}}, &ledger.Effects{
+	mustWrite(tb, s, ledger.WriteSet{Workspace: ws, Requests: []string{"r2"}, Keys: []string{keyD2}}, &ledger.Effects{
 		Accounts:     []ledger.AccountMove{moveTo("a", 120, 3, 2)},
 		Transactions: []ledger.Transaction{t3},
 		Decisions:    []ledger.CreditRequest{r2},
-		Keys:         []ledger.IdempotencyRecord{record("d-r2", ledger.OpDecideRequest, "t3", "r2")},
+		Keys:         []ledger.IdempotencyRecord{record(keyD2, ledger.OpDecideRequest, "t3", "r2")},
 	})
 }
 
@@ -199,6 +210,16 @@ func countMigrations(tb testing.TB, url string) int {
 	return n
 }
 
+// latestVersion is the version of the newest embedded migration.
+func latestVersion(t testing.TB) int {
+	t.Helper()
+	all, err := loadMigrations()
+	if err != nil || len(all) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	return int(all[len(all)-1].Version)
+}
+
 func TestMigrationsOnDisk(t *testing.T) {
 	t.Parallel()
 	all, err := loadMigrations()
@@ -209,7 +230,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 	for _, m := range all {
 		names = append(names, fmt.Sprintf("%d %s", m.Version, m.Name))
 	}
-	if diff := cmp.Diff([]string{"1 0001_init.sql", "2 0002_batches.sql"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql"}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
 }
@@ -223,16 +244,16 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 			t.Fatalf("Migrate #%d: %v", i+1, err)
 		}
 	}
-	if n := countMigrations(t, url); n != 2 {
-		t.Fatalf("%d migrations recorded, want 2", n)
+	if n, want := countMigrations(t, url), latestVersion(t); n != want {
+		t.Fatalf("%d migrations recorded, want %d", n, want)
 	}
 	s := openURL(t, url, Options{})
 	seed(t, s)
 	if err := Migrate(ctx, url); err != nil { // again, with data
 		t.Fatalf("Migrate with data: %v", err)
 	}
-	if n := countMigrations(t, url); n != 2 {
-		t.Fatalf("%d migrations recorded, want 2", n)
+	if n, want := countMigrations(t, url), latestVersion(t); n != want {
+		t.Fatalf("%d migrations recorded, want %d", n, want)
 	}
 	verifyLedger(t, s)
 }
@@ -257,8 +278,8 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Fatalf("Migrate #%d: %v", i, err)
 		}
 	}
-	if got := countMigrations(t, url); got != 2 {
-		t.Fatalf("%d migrations recorded, want 2", got)
+	if got, want := countMigrations(t, url), latestVersion(t); got != want {
+		t.Fatalf("%d migrations recorded, want %d", got, want)
 	}
 	openURL(t, url, Options{})
 }
@@ -271,7 +292,7 @@ func TestOpenRefusesAnUnmigratedDatabase(t *testing.T) {
 		_ = s.Close()
 		t.Fatal("Open succeeded on an empty database")
 	}
-	if want := "schema version 0, need 2: run `ledgerd migrate`"; !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("schema version 0, need %d: run `ledgerd migrate`", latestVersion(t)); !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open: %v; want it to say %q", err, want)
 	}
 }
@@ -356,7 +377,7 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 	ctx := context.Background()
 	url := server.NewDatabase(t, "")
 	migrateToV1(t, url)
-	if s, err := Open(ctx, url, Options{}); err == nil || !strings.Contains(err.Error(), "schema version 1, need 2") {
+	if s, err := Open(ctx, url, Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version 1, need %d", latestVersion(t))) {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -395,6 +416,21 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 	want := []numbered{{"w1", "r-a", 1}, {"w1", "r-b", 2}, {"w1", "r-c", 3}, {"w2", "q1", 1}, {"w2", "q2", 2}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request seqs (-want +got):\n%s", diff)
+	}
+	// Version 3 scoped every key to its account or request, so that a
+	// retry after the upgrade still finds its record.
+	rows, err = s.Pool().Query(ctx, `SELECT workspace || '/' || key FROM idempotency_keys ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"w1/" + ledger.DecideKey("r-b", "d-b"), "w1/" + ledger.DecideKey("r-c", "d-c"),
+		"w1/" + ledger.SubmitKey("acct", "s-a"), "w3/" + ledger.PostKey("acct", "k-3")}
+	if diff := cmp.Diff(wantKeys, keys); diff != "" {
+		t.Errorf("keys after the migration (-want +got):\n%s", diff)
 	}
 	type counter struct {
 		Workspace, Name string
@@ -635,14 +671,14 @@ func badBatch(tb testing.TB, moves []ledger.AccountMove, entries []ledger.Transa
 	r := pending("r-bad", "a", 5)
 	r.IdempotencyKey = "k-bad"
 	set := ledger.WriteSet{
-		Workspace: ws, LockSettings: true, Accounts: []string{"a", "n"}, Keys: []string{"k-bad"},
+		Workspace: ws, LockSettings: true, Accounts: []string{"a", "n"}, Keys: []string{keyBad},
 		Packages: []string{"p2"}, Currencies: []string{"USD"},
 	}
 	return set, &ledger.Effects{
 		Accounts:     moves,
 		Transactions: entries,
 		NewRequests:  []ledger.CreditRequest{r},
-		Keys:         []ledger.IdempotencyRecord{record("k-bad", ledger.OpCredit, "t1", "")},
+		Keys:         []ledger.IdempotencyRecord{record(keyBad, ledger.OpCredit, "t1", "")},
 		Settings:     &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0},
 		NewPackages:  []ledger.Package{{Workspace: ws, ID: "p2", DisplayName: "Bad", Credits: 1, Price: ledger.Money{Currency: "USD"}, Active: true, CreateTime: t0}},
 		Rates:        []ledger.ConversionRate{{Workspace: ws, Currency: "USD", Rate: decimal(tb, "11"), Active: true, CreateTime: t0}},
@@ -762,10 +798,10 @@ func TestWriteOnChangedStateIsAConflict(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eff := tc.eff
-			eff.Keys = []ledger.IdempotencyRecord{record("k-bad", ledger.OpCredit, "t1", "")}
+			eff.Keys = []ledger.IdempotencyRecord{record(keyBad, ledger.OpCredit, "t1", "")}
 			eff.Settings = &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0}
 			err := s.Write(context.Background(), ledger.WriteSet{
-				Workspace: ws, Accounts: []string{"a", "n"}, Requests: []string{"r1", "r2"}, Keys: []string{"k-bad"},
+				Workspace: ws, Accounts: []string{"a", "n"}, Requests: []string{"r1", "r2"}, Keys: []string{keyBad},
 			}, prepared(&eff))
 			if !errors.Is(err, ledger.ErrConflict) {
 				t.Fatalf("got %v, want ErrConflict", err)
@@ -774,9 +810,9 @@ func TestWriteOnChangedStateIsAConflict(t *testing.T) {
 		})
 	}
 	// Deciding the pending request from the state read commits.
-	mustWrite(t, s, ledger.WriteSet{Workspace: ws, Requests: []string{"r1"}, Keys: []string{"d-r1"}}, &ledger.Effects{
+	mustWrite(t, s, ledger.WriteSet{Workspace: ws, Requests: []string{"r1"}, Keys: []string{keyD1}}, &ledger.Effects{
 		Decisions: []ledger.CreditRequest{rejected("r1")},
-		Keys:      []ledger.IdempotencyRecord{record("d-r1", ledger.OpDecideRequest, "", "r1")},
+		Keys:      []ledger.IdempotencyRecord{record(keyD1, ledger.OpDecideRequest, "", "r1")},
 	})
 	verifyLedger(t, s)
 }
@@ -1009,7 +1045,7 @@ func TestWriteDecide(t *testing.T) {
 	t.Run("reads and locks what the set names", func(t *testing.T) {
 		set := ledger.WriteSet{
 			Workspace: ws, LockSettings: true, Requests: []string{"nope", "r1"}, Accounts: []string{"a", "nobody"},
-			Keys: []string{"d-r2", "k-t1", "nope", "s-r1"}, Packages: []string{"nope", "p1"}, LockPackages: true,
+			Keys: []string{keyD2, keyT1, "nope", keyR1}, Packages: []string{"nope", "p1"}, LockPackages: true,
 			Currencies: []string{"EUR", "USD"},
 		}
 		var got *ledger.Snapshot
@@ -1036,9 +1072,9 @@ func TestWriteDecide(t *testing.T) {
 			Settings: ledger.Settings{Workspace: ws},
 			Accounts: map[string]ledger.Account{"a": seeded},
 			Keys: map[string]ledger.IdempotencyRecord{
-				"d-r2": record("d-r2", ledger.OpDecideRequest, "t3", "r2"),
-				"k-t1": record("k-t1", ledger.OpCredit, "t1", ""),
-				"s-r1": record("s-r1", ledger.OpSubmitRequest, "", "r1"),
+				keyD2: record(keyD2, ledger.OpDecideRequest, "t3", "r2"),
+				keyT1: record(keyT1, ledger.OpCredit, "t1", ""),
+				keyR1: record(keyR1, ledger.OpSubmitRequest, "", "r1"),
 			},
 			Transactions: map[string]ledger.Transaction{"t1": t1, "t3": t3},
 			Requests:     map[string]ledger.CreditRequest{"r1": r1, "r2": r2},
@@ -1117,8 +1153,8 @@ func TestErrorMapping(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("duplicate idempotency key is a conflict", func(t *testing.T) {
-		err := s.Write(ctx, ledger.WriteSet{Workspace: ws, Keys: []string{"k-t1"}}, prepared(&ledger.Effects{
-			Keys: []ledger.IdempotencyRecord{record("k-t1", ledger.OpCredit, "t2", "")},
+		err := s.Write(ctx, ledger.WriteSet{Workspace: ws, Keys: []string{keyT1}}, prepared(&ledger.Effects{
+			Keys: []ledger.IdempotencyRecord{record(keyT1, ledger.OpCredit, "t2", "")},
 		}))
 		if !errors.Is(err, ledger.ErrConflict) {
 			t.Fatalf("got %v", err)
@@ -1499,7 +1535,7 @@ func TestRoundTrip(t *testing.T) {
 		if diff := cmp.Diff(settings, st); diff != "" {
 			t.Errorf("settings (-want +got):\n%s", diff)
 		}
-		for _, want := range append(keys, record("k-t1", ledger.OpCredit, "t1", "")) {
+		for _, want := range append(keys, record(keyT1, ledger.OpCredit, "t1", "")) {
 			got, found, err := tx.Idempotency(ctx, ws, want.Key)
 			if err != nil || !found {
 				return fmt.Errorf("idempotency %s: found=%v: %w", want.Key, found, err)

@@ -14,7 +14,7 @@ import (
 // Credit requests, numbered per workspace (seq) in commit order.
 
 const requestColumns = `id, workspace, account, amount, package_id, payment_method, payment_reference, note,
-	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq`
+	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by`
 
 const (
 	qRequest    = `SELECT ` + requestColumns + ` FROM credit_requests WHERE workspace = ? AND id = ?`
@@ -30,8 +30,8 @@ const (
 		ON CONFLICT (workspace) DO UPDATE SET last_seq = last_seq + excluded.last_seq
 		RETURNING last_seq`
 	qInsertRequest = `INSERT INTO credit_requests (id, workspace, account, amount, package_id, payment_method,
-		payment_reference, note, status, metadata, idempotency_key, create_time, seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)`
+		payment_reference, note, status, metadata, idempotency_key, create_time, seq, submitted_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)`
 	qDecideRequest = `UPDATE credit_requests
 		SET status = ?, decision_reason = ?, decided_by = ?, decide_time = ?, transaction_id = ?
 		WHERE workspace = ? AND id = ? AND status = 'PENDING'`
@@ -69,7 +69,7 @@ func scanRequest(row scanner) (ledger.CreditRequest, error) {
 	var pkg, txID, md sql.NullString
 	var decided, created sql.NullInt64
 	if err := row.Scan(&r.ID, &r.Workspace, &r.Account, &r.Amount, &pkg, &method, &r.PaymentReference, &r.Note,
-		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &created, &r.Seq); err != nil {
+		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &created, &r.Seq, &r.SubmittedBy); err != nil {
 		return ledger.CreditRequest{}, err
 	}
 	var ok bool
@@ -187,7 +187,7 @@ func (t *writeTx) insertRequests(ctx context.Context, workspace string, reqs []l
 		}
 		return []any{
 			r.ID, r.Workspace, r.Account, r.Amount, nullString(r.PackageID), r.PaymentMethod.String(),
-			r.PaymentReference, r.Note, md, r.IdempotencyKey, toMicros(r.CreateTime), r.Seq,
+			r.PaymentReference, r.Note, md, r.IdempotencyKey, toMicros(r.CreateTime), r.Seq, r.SubmittedBy,
 		}, nil
 	}, nil)
 	return mapErr(ctx, "insert credit requests", err)

@@ -50,7 +50,7 @@ func keyOf(tr ledger.Transaction) ledger.IdempotencyRecord {
 		op = ledger.OpDebit
 	}
 	return ledger.IdempotencyRecord{
-		Workspace: tr.Workspace, Key: tr.IdempotencyKey, Operation: op, Fingerprint: []byte{1, 2, 3},
+		Workspace: tr.Workspace, Key: ledger.PostKey(tr.Account, tr.IdempotencyKey), Operation: op, Fingerprint: []byte{1, 2, 3},
 		TransactionID: tr.ID, CreateTime: tr.CreateTime,
 	}
 }
@@ -110,7 +110,7 @@ func seed(t testing.TB, s *Store) {
 		Transactions: []ledger.Transaction{t1, t2},
 		NewRequests:  []ledger.CreditRequest{r1, r2},
 		Keys: []ledger.IdempotencyRecord{keyOf(t1), keyOf(t2), {
-			Workspace: "ws", Key: "s-r1", Operation: ledger.OpSubmitRequest, Fingerprint: []byte{4},
+			Workspace: "ws", Key: ledger.SubmitKey("a", "s-r1"), Operation: ledger.OpSubmitRequest, Fingerprint: []byte{4},
 			RequestID: "r1", CreateTime: t0,
 		}},
 		NewPackages: []ledger.Package{{
@@ -446,7 +446,7 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		{"sequence moved back", []string{`UPDATE request_sequences SET last_seq = 1 WHERE workspace = 'ws'`}},
 		{"delete a sequence", []string{`DELETE FROM request_sequences`}},
 		{"delete a request", []string{`DELETE FROM credit_requests WHERE id = 'r1'`}},
-		{"rewrite an idempotency record", []string{`UPDATE idempotency_keys SET transaction_id = 't2' WHERE key = 'k-t1'`}},
+		{"rewrite an idempotency record", []string{`UPDATE idempotency_keys SET transaction_id = 't2' WHERE key = 'a:a:k-t1'`}},
 		{"delete an idempotency record", []string{`DELETE FROM idempotency_keys`}},
 		{"idempotency record of a missing transaction", []string{`INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, create_time)
 			VALUES ('ws', 'k9', 'credit', x'00', 'nope', 0)`}},
@@ -590,7 +590,7 @@ func TestWriteSnapshot(t *testing.T) {
 		Workspace: "ws", LockSettings: true,
 		Requests:   []string{"nope", "r2"},
 		Accounts:   []string{"ghost"},
-		Keys:       []string{"k-t1", "nope", "s-r1"},
+		Keys:       []string{ledger.PostKey("a", "k-t1"), "nope", ledger.SubmitKey("a", "s-r1")},
 		Packages:   []string{"nope", "p1"},
 		Currencies: []string{"EUR", "USD"},
 	}
@@ -631,7 +631,7 @@ func TestWriteSnapshot(t *testing.T) {
 		for _, c := range []struct{ what, got, want string }{
 			{"settings", fmt.Sprint(snap.Settings), fmt.Sprint(ledger.Settings{Workspace: "ws"})},
 			{"accounts", ids(snap.Accounts), "a@3"}, // r2's account; ghost does not exist
-			{"keys", ids(snap.Keys), "k-t1,s-r1"},
+			{"keys", ids(snap.Keys), "a:a:k-t1,s:a:s-r1"},
 			{"transactions", ids(snap.Transactions), "t1"}, // named by k-t1
 			{"requests", ids(snap.Requests), "r1#1,r2#2"},  // r2 named, r1 by s-r1
 			{"packages", ids(snap.Packages), "p1"},
@@ -674,8 +674,8 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 			Decisions:    []ledger.CreditRequest{r1},
 			Keys: []ledger.IdempotencyRecord{
 				keyOf(a4), keyOf(b1),
-				{Workspace: "ws", Key: "s-r3", Operation: ledger.OpSubmitRequest, Fingerprint: []byte{5}, RequestID: "r3", CreateTime: t0},
-				{Workspace: "ws", Key: "d-r1", Operation: ledger.OpDecideRequest, Fingerprint: []byte{6}, RequestID: "r1", CreateTime: t0},
+				{Workspace: "ws", Key: ledger.SubmitKey("a", "s-r3"), Operation: ledger.OpSubmitRequest, Fingerprint: []byte{5}, RequestID: "r3", CreateTime: t0},
+				{Workspace: "ws", Key: ledger.DecideKey("r1", "d-r1"), Operation: ledger.OpDecideRequest, Fingerprint: []byte{6}, RequestID: "r1", CreateTime: t0},
 			},
 		}
 	}
@@ -888,6 +888,12 @@ func TestMigrateFrom0001(t *testing.T) {
 		if a, err := tx.Account(ctx, "ws", "a"); err != nil || a.Balance != 120 || a.Version != 2 {
 			t.Errorf("account after the migration: %+v %v", a, err)
 		}
+		// Version 3 scoped every key to its account or request.
+		for _, k := range []string{ledger.PostKey("a", "k1"), ledger.SubmitKey("a", "s1"), ledger.DecideKey("0001", "d1")} {
+			if _, found, err := tx.Idempotency(ctx, "ws", k); err != nil || !found {
+				t.Errorf("key %q after the migration: found=%v %v", k, found, err)
+			}
+		}
 		return nil
 	})
 	rep := verifyLedger(t, s)
@@ -941,7 +947,7 @@ func TestErrorMapping(t *testing.T) {
 
 	t.Run("duplicate idempotency key is ErrConflict", func(t *testing.T) {
 		err := write(ctx, s, "ws", &ledger.Effects{Keys: []ledger.IdempotencyRecord{{
-			Workspace: "ws", Key: "k-t1", Operation: ledger.OpCredit, Fingerprint: []byte{9}, TransactionID: "t2", CreateTime: t0,
+			Workspace: "ws", Key: ledger.PostKey("a", "k-t1"), Operation: ledger.OpCredit, Fingerprint: []byte{9}, TransactionID: "t2", CreateTime: t0,
 		}}})
 		if !errors.Is(err, ledger.ErrConflict) {
 			t.Fatalf("got %v", err)

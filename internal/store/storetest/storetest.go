@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"UnknownAccountReadsZero", testUnknownAccountReadsZero},
 		{"IdempotentReplay", testIdempotentReplay},
 		{"IdempotencyKeyReused", testIdempotencyKeyReused},
+		{"IdempotencyKeysScoped", testIdempotencyKeysScoped},
+		{"DistinctApprover", testDistinctApprover},
 		{"InsufficientCreditsNotRemembered", testInsufficientCredits},
 		{"ExpectedVersion", testExpectedVersion},
 		{"BalanceOverflow", testBalanceOverflow},
@@ -348,7 +350,6 @@ func testIdempotencyKeyReused(t *testing.T, h *harness) {
 		call func() error
 	}{
 		{"different amount", func() error { in := base; in.Amount = 11; _, err := h.svc.Credit(h.ctx, in); return err }},
-		{"different account", func() error { in := base; in.Account = "dave"; _, err := h.svc.Credit(h.ctx, in); return err }},
 		{"different reference", func() error { in := base; in.Reference = "other"; _, err := h.svc.Credit(h.ctx, in); return err }},
 		{"different kind", func() error { in := base; in.Kind = ledger.KindRefund; _, err := h.svc.Credit(h.ctx, in); return err }},
 		{"different metadata", func() error {
@@ -362,13 +363,6 @@ func testIdempotencyKeyReused(t *testing.T, h *harness) {
 			_, err := h.svc.Debit(h.ctx, ledger.DebitInput{Workspace: "ws1", Account: "carol", Amount: 10, Reference: "r", IdempotencyKey: "dup"})
 			return err
 		}},
-		{"submit with the credit's key", func() error {
-			_, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
-				Workspace: "ws1", Account: "carol", Amount: 10,
-				PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "dup",
-			})
-			return err
-		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantReason(t, tc.call(), ledger.CodeInvalid, ledger.ReasonIdempotencyKeyReused)
@@ -377,13 +371,117 @@ func testIdempotencyKeyReused(t *testing.T, h *harness) {
 	if b := h.balance("ws1", "carol"); b.Balance != 10 || b.Version != 1 {
 		t.Fatalf("a reused key posted: %+v", b)
 	}
-	if b := h.balance("ws1", "dave"); b.Version != 0 {
-		t.Fatalf("a reused key posted on another account: %+v", b)
-	}
 	// Keys are scoped to the workspace: the same key elsewhere is a new request.
 	if _, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws2", Account: "carol", Amount: 99, IdempotencyKey: "dup"}); err != nil {
 		t.Fatalf("same key in another workspace: %v", err)
 	}
+}
+
+// testIdempotencyKeysScoped: a key is scoped to its account (spec §11),
+// and a client's requests apart from the postings, and a decision's key to
+// its request: one principal can neither squat another's key nor learn
+// whether it was used.
+func testIdempotencyKeysScoped(t *testing.T, h *harness) {
+	h.enable("ws1", true)
+	// Another client's account: the same key is another request, posted
+	// and replayed on its own.
+	carol, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "carol", Amount: 10, IdempotencyKey: "stripe:pi_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "dave", Amount: 20, IdempotencyKey: "stripe:pi_1"})
+	if err != nil || dave.Replayed || dave.Transaction.ID == carol.Transaction.ID {
+		t.Fatalf("the same key on another account: %+v, %v", dave, err)
+	}
+	if again, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "dave", Amount: 20, IdempotencyKey: "stripe:pi_1"}); err != nil || !again.Replayed || again.Transaction.ID != dave.Transaction.ID {
+		t.Fatalf("replay on the second account: %+v, %v", again, err)
+	}
+	// A client claiming its checkout's key with a request does not stop
+	// the purchase from posting, nor learn anything from a refusal.
+	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "erin", Amount: 5, PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: "stripe:pi_2",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Credit(h.ctx, ledger.CreditInput{Workspace: "ws1", Account: "erin", Amount: 100, IdempotencyKey: "stripe:pi_2"}); err != nil {
+		t.Fatalf("a posting with a key a request used first: %v", err)
+	}
+	// A decision's key is scoped to its request: a key pre-claimed on
+	// another request does not block the agency's decision.
+	other, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "erin", Amount: 7, PaymentMethod: ledger.MethodCrypto, IdempotencyKey: "s-other",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+		Workspace: "ws1", RequestID: other.Request.ID, Decision: ledger.DecisionReject, DecidedBy: "admin", IdempotencyKey: "ledgerctl:reject",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+		Workspace: "ws1", RequestID: sub.Request.ID, Decision: ledger.DecisionAccept, DecidedBy: "admin", IdempotencyKey: "ledgerctl:reject",
+	})
+	if err != nil || dec.Replayed || dec.Request.Status != ledger.StatusAccepted {
+		t.Fatalf("a decision with a key used on another request: %+v, %v", dec, err)
+	}
+	if b := h.balance("ws1", "erin"); b.Balance != 105 {
+		t.Fatalf("erin's balance = %d, want 105", b.Balance)
+	}
+	h.checkInvariants("ws1", "carol")
+	h.checkInvariants("ws1", "dave")
+	h.checkInvariants("ws1", "erin")
+}
+
+// testDistinctApprover: with require_distinct_approver, whoever submitted
+// a request cannot decide it; someone else can. Without it, anyone can.
+func testDistinctApprover(t *testing.T, h *harness) {
+	h.enable("ws1", true)
+	submit := func(key, by string) ledger.CreditRequest {
+		t.Helper()
+		r, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+			Workspace: "ws1", Account: "fay", Amount: 10, PaymentMethod: ledger.MethodBankTransfer, IdempotencyKey: key, SubmittedBy: by,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Request.SubmittedBy != by {
+			t.Fatalf("submitted_by = %q, want %q", r.Request.SubmittedBy, by)
+		}
+		return r.Request
+	}
+	decide := func(r ledger.CreditRequest, by, key string) (ledger.DecideResult, error) {
+		return h.svc.DecideRequest(h.ctx, ledger.DecideInput{
+			Workspace: "ws1", RequestID: r.ID, Decision: ledger.DecisionAccept, DecidedBy: by, IdempotencyKey: key,
+		})
+	}
+	// Off (the default): the submitter may decide alone.
+	r1 := submit("s1", "admin-ann")
+	if _, err := decide(r1, "admin-ann", "d1"); err != nil {
+		t.Fatalf("self-approval with the setting off: %v", err)
+	}
+	st, err := h.svc.UpdateSettings(h.ctx, "ws1", ledger.Settings{RequireDistinctApprover: true}, []string{"require_distinct_approver"})
+	if err != nil || !st.RequireDistinctApprover || !st.CreditPaymentsEnabled {
+		t.Fatalf("turning the setting on: %+v, %v", st, err)
+	}
+	if got, _ := h.svc.GetSettings(h.ctx, "ws1"); !got.RequireDistinctApprover {
+		t.Fatalf("the setting did not persist: %+v", got)
+	}
+	r2 := submit("s2", "admin-ann")
+	_, err = decide(r2, "admin-ann", "d2")
+	wantReason(t, err, ledger.CodeFailedPrecondition, ledger.ReasonApproverIsSubmitter)
+	if got, err := h.svc.GetRequest(h.ctx, "ws1", r2.ID); err != nil || got.Status != ledger.StatusPending {
+		t.Fatalf("refused decision changed the request: %+v, %v", got, err)
+	}
+	res, err := decide(r2, "admin-bob", "d2")
+	if err != nil || res.Request.DecidedBy != "admin-bob" || res.Request.SubmittedBy != "admin-ann" {
+		t.Fatalf("a second admin deciding: %+v, %v", res, err)
+	}
+	if b := h.balance("ws1", "fay"); b.Balance != 20 {
+		t.Fatalf("balance = %d, want 20", b.Balance)
+	}
+	h.checkInvariants("ws1", "fay")
 }
 
 func testInsufficientCredits(t *testing.T, h *harness) {
