@@ -54,7 +54,9 @@ func (g *globals) register(fs *flag.FlagSet) {
 }
 
 // tls reports whether the connection uses TLS.
-func (g *globals) tls() bool { return g.useTLS || g.caFile != "" || g.certFile != "" || g.keyFile != "" }
+func (g *globals) tls() bool {
+	return g.useTLS || g.caFile != "" || g.certFile != "" || g.keyFile != ""
+}
 
 // cli is one invocation.
 type cli struct {

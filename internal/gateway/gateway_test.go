@@ -26,8 +26,8 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 type env struct {
 	url     string
 	metrics string // the metrics listener's base URL
-	store *fakestore.Store
-	gw    *Handler
+	store   *fakestore.Store
+	gw      *Handler
 }
 
 // start runs the gRPC server and the gateway on real loopback sockets over
