@@ -152,7 +152,7 @@ func crashRecovery(t *testing.T, bin string, storeEnv ...string) {
 
 	killedMidWrite := 0
 	for round := 1; round <= crashRounds; round++ {
-		p := startProc(t, ledgerd, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, env...)
+		p := startProc(t, ledgerd, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, env...)
 		c := dialLedger(t, p.field(t, "grpc_addr"))
 
 		if round == 1 {
@@ -220,7 +220,7 @@ func crashRecovery(t *testing.T, bin string, storeEnv ...string) {
 	}
 
 	// Final restart: settle the last unknowns, then audit through the API.
-	p := startProc(t, ledgerd, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, env...)
+	p := startProc(t, ledgerd, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, env...)
 	c := dialLedger(t, p.field(t, "grpc_addr"))
 	defer func() { _ = c.conn.Close() }()
 	for _, o := range unknown() {

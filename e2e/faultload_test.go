@@ -657,5 +657,5 @@ func startLedgerd(t *testing.T, dbURL string, env ...string) *proc {
 		envKV("LEDGER_DATABASE_URL", dbURL), envKV("LEDGER_AUTH", "none"),
 		envKV("LEDGER_PAGE_TOKEN_KEY", faultPageTokenKey),
 	}, env...)
-	return startProc(t, ledgerdBin(t), []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, env...)
+	return startProc(t, ledgerdBin(t), []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, env...)
 }

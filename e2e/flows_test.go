@@ -61,7 +61,7 @@ type system struct {
 func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 	s := &system{t: t, bin: bin, dir: t.TempDir()}
 	ledgerd := startProc(t, filepath.Join(bin, exe("ledgerd")),
-		[]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"},
+		[]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"},
 		append([]string{envKV("LEDGER_AUTH", "none")}, storeEnv...)...)
 	s.grpcAddr = ledgerd.field(t, "grpc_addr")
 	ledgerd.field(t, "http_addr")

@@ -48,7 +48,7 @@ func TestFaultRefusalNeverPersists(t *testing.T) {
 	p := startLedgerd(t, proxyURL, append(faultEnv(), envKV("LEDGER_BATCH_PER_WORKSPACE", "1"))...)
 	h := &refusalHarness{
 		t: t, proxy: proxy, c: dialFault(t, p.field(t, "grpc_addr")),
-		metrics: "http://" + p.field(t, "http_addr") + "/metrics",
+		metrics: "http://" + p.field(t, "metrics_addr") + "/metrics",
 	}
 
 	t.Run("debits", func(t *testing.T) {
@@ -187,7 +187,7 @@ type refusalHarness struct {
 	t       *testing.T
 	proxy   *pgProxy
 	c       ledgerConn
-	metrics string // the REST port's /metrics
+	metrics string // the metrics listener's /metrics
 }
 
 // refusalScenario is one scenario, on a workspace of its own.

@@ -40,7 +40,7 @@ out=${BENCH_OUT:-$root/.data/bench/results.jsonl}
 mkdir -p "$(dirname "$out")"
 resdir=$(cd "$(dirname "$out")" && pwd)
 : >"$out"
-grpc_port=19090 http_port=18080 debug_port=16060
+grpc_port=19090 http_port=18080 metrics_port=19464 debug_port=16060
 
 scripts/ensure-postgres.sh >/dev/null
 bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
@@ -77,7 +77,7 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # write into someone else's server. So a busy port is fatal, and so is our
 # ledgerd exiting before or right after it answers.
 start_ledgerd() {
-	local debug=() ports=("$grpc_port" "$http_port") port
+	local debug=() ports=("$grpc_port" "$http_port" "$metrics_port") port
 	if [[ $profile == 1 ]]; then
 		debug=(LEDGER_DEBUG_ADDR="127.0.0.1:$debug_port")
 		ports+=("$debug_port")
@@ -89,7 +89,8 @@ start_ledgerd() {
 		fi
 	done
 	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
-		LEDGER_GRPC_ADDR="127.0.0.1:$grpc_port" LEDGER_HTTP_ADDR="127.0.0.1:$http_port" "${debug[@]}" "$@" \
+		LEDGER_GRPC_ADDR="127.0.0.1:$grpc_port" LEDGER_HTTP_ADDR="127.0.0.1:$http_port" \
+		LEDGER_METRICS_ADDR="127.0.0.1:$metrics_port" "${debug[@]}" "$@" \
 		"$work/bin/ledgerd" serve 2>>"$work/ledgerd.log" &
 	ledgerd_pid=$!
 	for _ in $(seq 1 200); do
@@ -131,7 +132,7 @@ ours() {
 	fi
 	if ! "$work/bin/ledgerbench" -addr "127.0.0.1:$grpc_port" -store "$store" -scenario "$scenario" -concurrency "$conc" \
 		-accounts "$accounts" -duration "$duration" -ledgerd-pid "$ledgerd_pid" -clk-tck "$clk_tck" \
-		-metrics-url "http://127.0.0.1:$http_port/metrics" -json "$out" "${extra[@]}" "$@" >&2; then
+		-metrics-url "http://127.0.0.1:$metrics_port/metrics" -json "$out" "${extra[@]}" "$@" >&2; then
 		echo "bench: FAILED: ledgerbench on $store, scenario $scenario (see above)" >&2
 		exit 1
 	fi

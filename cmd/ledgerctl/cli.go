@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,15 +23,39 @@ type globals struct {
 	token     string
 	workspace string
 	timeout   time.Duration
+	// TLS: on with useTLS or any of the files; caFile empty trusts the
+	// system roots; certFile and keyFile are the client certificate (mTLS).
+	useTLS                    bool
+	caFile, certFile, keyFile string
 }
 
-var globalNames = map[string]bool{"addr": true, "token": true, "workspace": true, "timeout": true}
+var globalNames = map[string]bool{
+	"addr": true, "token": true, "workspace": true, "timeout": true,
+	"tls": true, "ca-file": true, "cert-file": true, "key-file": true,
+}
+
+// Environment variables of the TLS flags.
+const (
+	envTLS      = "LEDGERCTL_TLS"
+	envCAFile   = "LEDGERCTL_CA_FILE"
+	envCertFile = "LEDGERCTL_CERT_FILE"
+	envKeyFile  = "LEDGERCTL_KEY_FILE"
+)
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.addr, "addr", g.addr, "ledgerd gRPC address [LEDGER_ADDR]")
 	fs.StringVar(&g.token, "token", g.token, "bearer token [LEDGER_TOKEN]")
 	fs.StringVar(&g.workspace, "workspace", g.workspace, "workspace (agency) [LEDGER_WORKSPACE]")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline of the whole command")
+	fs.BoolVar(&g.useTLS, "tls", g.useTLS, "connect with TLS, trusting the system roots unless --ca-file ["+envTLS+"]")
+	fs.StringVar(&g.caFile, "ca-file", g.caFile, "CA certificates (PEM) that sign ledgerd's certificate; implies --tls ["+envCAFile+"]")
+	fs.StringVar(&g.certFile, "cert-file", g.certFile, "client certificate (PEM) for mTLS; implies --tls ["+envCertFile+"]")
+	fs.StringVar(&g.keyFile, "key-file", g.keyFile, "key of --cert-file (PEM) ["+envKeyFile+"]")
+}
+
+// tls reports whether the connection uses TLS.
+func (g *globals) tls() bool {
+	return g.useTLS || g.caFile != "" || g.certFile != "" || g.keyFile != ""
 }
 
 // cli is one invocation.
@@ -67,6 +92,10 @@ global flags (before or after the command):
   --token TOKEN      bearer token [LEDGER_TOKEN]
   --workspace WS     workspace (agency) [LEDGER_WORKSPACE]
   --timeout D        deadline of the whole command (default 30s)
+  --tls              connect with TLS (system roots unless --ca-file) [LEDGERCTL_TLS]
+  --ca-file FILE     CA certificates of ledgerd's certificate; implies --tls [LEDGERCTL_CA_FILE]
+  --cert-file FILE   client certificate for mTLS; implies --tls [LEDGERCTL_CERT_FILE]
+  --key-file FILE    key of the client certificate [LEDGERCTL_KEY_FILE]
 
 exit codes: 0 ok, 1 refused (reason printed) or failed, 2 usage error, 3 ledger unavailable
 
@@ -106,7 +135,7 @@ func (c *cli) commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 		}
 		_ = tw.Flush()
 	}
-	b.WriteString("\nglobal flags: --addr, --token, --workspace, --timeout (see ledgerctl --help)\n")
+	b.WriteString("\nglobal flags: --addr, --token, --workspace, --timeout, --tls, --ca-file, --cert-file, --key-file (see ledgerctl --help)\n")
 	_, _ = io.WriteString(w, b.String())
 }
 
@@ -120,6 +149,14 @@ func (c *cli) main(ctx context.Context, args []string) error {
 	c.g = globals{
 		addr: env("LEDGER_ADDR", "127.0.0.1:9090"), token: c.getenv("LEDGER_TOKEN"),
 		workspace: c.getenv("LEDGER_WORKSPACE"), timeout: 30 * time.Second,
+		caFile: c.getenv(envCAFile), certFile: c.getenv(envCertFile), keyFile: c.getenv(envKeyFile),
+	}
+	if v := c.getenv(envTLS); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return usagef("%s=%q is not a boolean", envTLS, v)
+		}
+		c.g.useTLS = b
 	}
 
 	top := flag.NewFlagSet("ledgerctl", flag.ContinueOnError)
@@ -221,6 +258,13 @@ func (c *cli) ledger(ctx context.Context) (*ledgerclient.Client, error) {
 	opts := []ledgerclient.Option{ledgerclient.WithCallTimeout(c.g.timeout)}
 	if c.g.token != "" {
 		opts = append(opts, ledgerclient.WithToken(c.g.token))
+	}
+	if c.g.tls() {
+		cfg, err := ledgerclient.TLSConfigFromFiles(c.g.caFile, c.g.certFile, c.g.keyFile)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		opts = append(opts, ledgerclient.WithTLS(cfg))
 	}
 	cl, err := ledgerclient.Dial(ctx, c.g.addr, opts...)
 	if err != nil {

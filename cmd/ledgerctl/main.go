@@ -8,6 +8,10 @@
 //	--token      bearer token           [LEDGER_TOKEN]
 //	--workspace  workspace (agency)     [LEDGER_WORKSPACE]
 //	--timeout    deadline of the command (default 30s)
+//	--tls        connect with TLS (system roots unless --ca-file) [LEDGERCTL_TLS]
+//	--ca-file    CA certificates of ledgerd's certificate; implies --tls [LEDGERCTL_CA_FILE]
+//	--cert-file  client certificate for mTLS; implies --tls [LEDGERCTL_CERT_FILE]
+//	--key-file   its key [LEDGERCTL_KEY_FILE]
 //
 // Exit codes: 0 ok; 1 refused by the ledger (the reason is printed) or
 // another failure; 2 usage error; 3 ledger unavailable (safe to retry:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -73,7 +75,9 @@ func (s *logSink) all() ([]map[string]any, string) {
 // ledgerd is one running instance of run(), on real sockets.
 type ledgerd struct {
 	grpcAddr, httpAddr string
-	base               string // http://host:port
+	metricsAddr        string
+	base               string       // http://host:port (https with TLS)
+	http               *http.Client // for base
 	logs               *logSink
 	stop               func() error
 	ledger             pb.CreditLedgerClient
@@ -87,11 +91,18 @@ type ledgerd struct {
 // at the end of the test.
 func startLedgerd(t *testing.T, args []string, env map[string]string) *ledgerd {
 	t.Helper()
+	return startLedgerdTLS(t, args, env, nil)
+}
+
+// startLedgerdTLS is startLedgerd for a ledgerd serving TLS: the test's
+// gRPC and REST clients connect with clientTLS (plaintext when nil).
+func startLedgerdTLS(t *testing.T, args []string, env map[string]string, clientTLS *tls.Config) *ledgerd {
+	t.Helper()
 	getenv := func(k string) string { return env[k] }
 	logs := newLogSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	args = append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...)
+	args = append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, args...)
 	go func() { done <- run(ctx, args, getenv, io.Discard, logs) }()
 
 	d := &ledgerd{logs: logs, getenv: getenv}
@@ -117,6 +128,7 @@ func startLedgerd(t *testing.T, args []string, env map[string]string) *ledgerd {
 	case m := <-logs.listening:
 		d.grpcAddr, _ = m["grpc_addr"].(string)
 		d.httpAddr, _ = m["http_addr"].(string)
+		d.metricsAddr, _ = m["metrics_addr"].(string)
 	case err := <-done:
 		_, raw := logs.all()
 		t.Fatalf("ledgerd exited before listening: %v\n%s", err, raw)
@@ -124,11 +136,18 @@ func startLedgerd(t *testing.T, args []string, env map[string]string) *ledgerd {
 		_, raw := logs.all()
 		t.Fatalf("no listening line within 60s:\n%s", raw)
 	}
-	if d.grpcAddr == "" || d.httpAddr == "" || strings.HasSuffix(d.grpcAddr, ":0") {
-		t.Fatalf("bad listening line: grpc %q http %q", d.grpcAddr, d.httpAddr)
+	if d.grpcAddr == "" || d.httpAddr == "" || d.metricsAddr == "" || strings.HasSuffix(d.grpcAddr, ":0") {
+		t.Fatalf("bad listening line: grpc %q http %q metrics %q", d.grpcAddr, d.httpAddr, d.metricsAddr)
 	}
-	d.base = "http://" + d.httpAddr
-	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	d.base, d.http = "http://"+d.httpAddr, http.DefaultClient
+	creds := insecure.NewCredentials()
+	if clientTLS != nil {
+		d.base = "https://" + d.httpAddr
+		d.http = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS.Clone(), ForceAttemptHTTP2: true}}
+		t.Cleanup(d.http.CloseIdleConnections)
+		creds = credentials.NewTLS(clientTLS.Clone())
+	}
+	conn, err := grpc.NewClient(d.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +196,7 @@ func (d *ledgerd) rest(t *testing.T, method, path, tok, body string) httpReply {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := d.http.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -193,6 +212,28 @@ func (d *ledgerd) rest(t *testing.T, method, path, tok, body string) httpReply {
 		}
 	}
 	return r
+}
+
+// scrape returns GET /metrics of the metrics listener (plaintext).
+func (d *ledgerd) scrape(t *testing.T) httpReply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, "http://"+d.metricsAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: HTTP %d %s", resp.StatusCode, raw)
+	}
+	return httpReply{code: resp.StatusCode, hdr: resp.Header, raw: string(raw)}
 }
 
 // errorInfo returns the ErrorInfo of a REST error body.
@@ -421,7 +462,10 @@ func scenario(t *testing.T, d *ledgerd) {
 
 	// Metrics: per-RPC counters (REST calls went through gRPC too), the
 	// business counters, and the store's.
-	r = d.rest(t, "GET", "/metrics", "", "")
+	if r := d.rest(t, "GET", "/metrics", "", ""); r.code != http.StatusNotFound {
+		t.Errorf("/metrics on the REST port: %d, want 404 (metrics have their own listener)", r.code)
+	}
+	r = d.scrape(t)
 	for _, want := range []string{
 		`creditledger_grpc_server_handled_total{grpc_code="OK",grpc_method="Credit",grpc_service="creditledger.v1.CreditLedger",grpc_type="unary"} 4`,
 		`creditledger_grpc_server_handled_total{grpc_code="FailedPrecondition",grpc_method="Debit",grpc_service="creditledger.v1.CreditLedger",grpc_type="unary"} 2`,

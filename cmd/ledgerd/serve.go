@@ -115,12 +115,17 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		defer stop()
 	}
 
+	tr, err := newTransport(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	healthSrv := health.NewServer()
 	for _, s := range healthServices {
 		healthSrv.SetServingStatus(s, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	grpcSrv, err := grpcserver.NewServer(svc, grpcserver.Options{
-		Logger: log, Registerer: reg, Authorizer: auth, Health: healthSrv, Reflection: cfg.GRPCReflection,
+		Logger: log, Registerer: reg, Authorizer: auth, Health: healthSrv, Reflection: cfg.GRPCReflection, Creds: tr.grpc,
 	})
 	if err != nil {
 		return err
@@ -136,26 +141,44 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		_ = grpcLis.Close()
 		return fmt.Errorf("listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	metricsLis, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = httpLis.Close()
+		return fmt.Errorf("listen metrics on %s: %w", cfg.MetricsAddr, err)
+	}
 	gw, err := gateway.New(ctx, gateway.Options{
-		GRPCAddr: grpcLis.Addr().String(), Logger: log, Gatherer: reg, Ping: store.Ping, Warning: warning,
+		GRPCAddr: grpcLis.Addr().String(), Logger: log, Ping: store.Ping, Warning: warning, TLS: tr.gateway,
 	})
 	if err != nil {
 		_ = grpcLis.Close()
 		_ = httpLis.Close()
+		_ = metricsLis.Close()
 		return err
 	}
 	defer func() { _ = gw.Close() }()
 	httpSrv := gateway.NewHTTPServer(gw, log)
+	httpSrv.TLSConfig = tr.http
+	metricsSrv := gateway.NewHTTPServer(gateway.NewMetricsHandler(reg, log), log)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		if err := grpcSrv.Serve(grpcLis); err != nil {
 			errc <- fmt.Errorf("gRPC server: %w", err)
 		}
 	}()
 	go func() {
-		if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serveHTTP := func() error { return httpSrv.Serve(httpLis) }
+		if tr.http != nil {
+			serveHTTP = func() error { return httpSrv.ServeTLS(httpLis, "", "") }
+		}
+		if err := serveHTTP(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("HTTP server: %w", err)
+		}
+	}()
+	go func() {
+		if err := metricsSrv.Serve(metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("metrics server: %w", err)
 		}
 	}()
 	healthCtx, stopHealth := context.WithCancel(context.Background())
@@ -168,7 +191,10 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 
 	log.Info("listening",
 		zap.String("grpc_addr", grpcLis.Addr().String()),
-		zap.String("http_addr", httpLis.Addr().String()))
+		zap.String("http_addr", httpLis.Addr().String()),
+		zap.String("metrics_addr", metricsLis.Addr().String()),
+		zap.Bool("tls", tr.http != nil),
+		zap.Bool("mtls", cfg.TLSClientCAFile != ""))
 
 	var serveErr error
 	select {
@@ -195,6 +221,8 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		log.Warn("HTTP drain incomplete; closing", zap.Error(err))
 		_ = httpSrv.Close()
 	}
+	// Metrics stay up through the drain so that it can be watched.
+	defer func() { _ = metricsSrv.Close() }()
 	stopped := make(chan struct{})
 	go func() {
 		grpcSrv.GracefulStop()
@@ -216,6 +244,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 func newAuthorizer(ctx context.Context, cfg config.Config, log *zap.Logger) (grpcserver.Authorizer, string, error) {
 	if cfg.Auth == config.AuthNone {
 		log.Warn(devModeWarning)
+		if cfg.AuthNoneAllowRemote {
+			log.Warn("WARNING: " + config.EnvAuthNoneAllowRemote + "=true: the unauthenticated server may listen beyond loopback")
+		}
 		return grpcserver.NoAuth{}, devModeWarning, nil
 	}
 	opts := token.VerifierOptions{

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -97,7 +98,38 @@ type Config struct {
 	DBMaxConns int
 	// GRPCReflection registers the gRPC reflection service.
 	GRPCReflection bool
+	// MetricsAddr is the listen address of /metrics, kept apart from the
+	// REST port so that only the scraper's network reaches it. Default
+	// 127.0.0.1:9464; in a container set it to :9464 for Prometheus.
+	MetricsAddr string
+	// AuthNoneAllowRemote lets ledgerd listen on non-loopback addresses
+	// with AuthNone. Without it, AuthNone refuses any address that is not
+	// loopback (127.0.0.0/8, ::1, localhost).
+	AuthNoneAllowRemote bool
+	// TLSCertFile and TLSKeyFile (both or neither) turn TLS on for gRPC
+	// and REST. The files are re-read when they change, without a restart.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSClientCAFile, when set (TLS on), makes the gRPC port require a
+	// client certificate signed by one of its CAs (mTLS for internal
+	// services). The REST port does not ask for client certificates:
+	// portal backends authenticate with tokens.
+	TLSClientCAFile string
+	// TLSGatewayCertFile and TLSGatewayKeyFile (both or neither) are the
+	// client certificate the REST gateway presents to the gRPC port when
+	// TLSClientCAFile is set. Unset, the gateway presents the server's own
+	// certificate, which must then be signed by a CA of TLSClientCAFile and
+	// allow client authentication (extended key usage clientAuth).
+	TLSGatewayCertFile string
+	TLSGatewayKeyFile  string
 }
+
+// TLS reports whether the listeners serve TLS.
+func (c Config) TLS() bool { return c.TLSCertFile != "" }
+
+// DefaultMetricsAddr is where /metrics listens unless told otherwise:
+// loopback only, so that nothing is exposed by default.
+const DefaultMetricsAddr = "127.0.0.1:9464"
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -106,6 +138,7 @@ func Default() Config {
 		GRPCAddr:        "127.0.0.1:9090",
 		HTTPAddr:        "127.0.0.1:8080",
 		LogLevel:        "info",
+		MetricsAddr:     DefaultMetricsAddr,
 		Auth:            AuthToken,
 		ShutdownTimeout: 20 * time.Second,
 
@@ -139,6 +172,15 @@ const (
 	EnvDebugAddr       = "LEDGER_DEBUG_ADDR"
 	EnvDBMaxConns      = "LEDGER_DB_MAX_CONNS"
 	EnvGRPCReflection  = "LEDGER_GRPC_REFLECTION"
+	EnvMetricsAddr     = "LEDGER_METRICS_ADDR"
+	// EnvAuthNoneAllowRemote is the explicit second setting that lets
+	// LEDGER_AUTH=none listen beyond loopback.
+	EnvAuthNoneAllowRemote = "LEDGER_AUTH_NONE_ALLOW_REMOTE"
+	EnvTLSCertFile         = "LEDGER_TLS_CERT_FILE"
+	EnvTLSKeyFile          = "LEDGER_TLS_KEY_FILE"
+	EnvTLSClientCAFile     = "LEDGER_TLS_CLIENT_CA_FILE"
+	EnvTLSGatewayCertFile  = "LEDGER_TLS_GATEWAY_CERT_FILE"
+	EnvTLSGatewayKeyFile   = "LEDGER_TLS_GATEWAY_KEY_FILE"
 )
 
 // Load reads the environment through getenv, then the flags in args
@@ -218,6 +260,13 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvBatchPerWS, integer(&c.BatchPerWorkspace))
 	env(EnvDebugAddr, func(v string) error { c.DebugAddr = v; return nil })
 	env(EnvGRPCReflection, boolean(&c.GRPCReflection))
+	env(EnvMetricsAddr, str(&c.MetricsAddr))
+	env(EnvAuthNoneAllowRemote, boolean(&c.AuthNoneAllowRemote))
+	env(EnvTLSCertFile, str(&c.TLSCertFile))
+	env(EnvTLSKeyFile, str(&c.TLSKeyFile))
+	env(EnvTLSClientCAFile, str(&c.TLSClientCAFile))
+	env(EnvTLSGatewayCertFile, str(&c.TLSGatewayCertFile))
+	env(EnvTLSGatewayKeyFile, str(&c.TLSGatewayKeyFile))
 	if auth != "" {
 		c.Auth = AuthMode(auth)
 	}
@@ -231,7 +280,8 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL; empty selects the embedded store ("+EnvDatabaseURL+"; prefer the variable: flags are visible to other users)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store ("+EnvDataDir+")")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address ("+EnvGRPCAddr+")")
-	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP (REST, health, metrics) listen address ("+EnvHTTPAddr+")")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP (REST, health) listen address ("+EnvHTTPAddr+")")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus /metrics listen address ("+EnvMetricsAddr+")")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ("+EnvLogLevel+")")
 	fs.BoolVar(&c.MigrateOnStart, "migrate-on-start", c.MigrateOnStart, "apply PostgreSQL migrations at start ("+EnvMigrateOnStart+")")
 	fs.StringVar((*string)(&c.Auth), "auth", string(c.Auth), "authentication: token or none (development only) ("+EnvAuth+")")
@@ -246,6 +296,12 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve net/http/pprof on this address; empty: off ("+EnvDebugAddr+")")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size, 0 for the default ("+EnvDBMaxConns+")")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "register gRPC reflection ("+EnvGRPCReflection+")")
+	fs.BoolVar(&c.AuthNoneAllowRemote, "auth-none-allow-remote", c.AuthNoneAllowRemote, "with --auth=none, allow non-loopback listen addresses ("+EnvAuthNoneAllowRemote+")")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "server certificate (PEM); with --tls-key-file turns TLS on ("+EnvTLSCertFile+")")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "server private key (PEM) ("+EnvTLSKeyFile+")")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", c.TLSClientCAFile, "CA certificates (PEM); set, gRPC requires client certificates they sign ("+EnvTLSClientCAFile+")")
+	fs.StringVar(&c.TLSGatewayCertFile, "tls-gateway-cert-file", c.TLSGatewayCertFile, "client certificate of the REST gateway towards gRPC; default the server's ("+EnvTLSGatewayCertFile+")")
+	fs.StringVar(&c.TLSGatewayKeyFile, "tls-gateway-key-file", c.TLSGatewayKeyFile, "key of --tls-gateway-cert-file ("+EnvTLSGatewayKeyFile+")")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -306,6 +362,39 @@ func (c Config) validate(serving bool) error {
 	}
 	if gErr == nil && hErr == nil && gp != 0 && gp == hp && sameHost(c.GRPCAddr, c.HTTPAddr) {
 		bad("grpc addr and http addr must differ")
+	}
+	mp, mErr := checkAddr(c.MetricsAddr)
+	if mErr != nil {
+		bad("metrics addr %q: %v", c.MetricsAddr, mErr)
+	}
+	if mErr == nil && mp != 0 && ((gErr == nil && mp == gp && sameHost(c.MetricsAddr, c.GRPCAddr)) ||
+		(hErr == nil && mp == hp && sameHost(c.MetricsAddr, c.HTTPAddr))) {
+		bad("metrics addr must differ from the grpc and http addrs")
+	}
+	if serving && c.Auth == AuthNone && !c.AuthNoneAllowRemote {
+		for _, a := range []struct{ name, addr string }{
+			{"grpc addr", c.GRPCAddr}, {"http addr", c.HTTPAddr}, {"metrics addr", c.MetricsAddr}, {"debug addr", c.DebugAddr},
+		} {
+			if a.addr != "" && !IsLoopback(a.addr) {
+				bad("%s %q is not a loopback address: with %s=none (no authentication) ledgerd listens on loopback only "+
+					"(127.0.0.1, ::1, localhost); set %s=token, or %s=true to expose the unauthenticated server on purpose",
+					a.name, a.addr, EnvAuth, EnvAuth, EnvAuthNoneAllowRemote)
+			}
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("%s and %s: set both or neither", EnvTLSCertFile, EnvTLSKeyFile)
+	}
+	if (c.TLSGatewayCertFile == "") != (c.TLSGatewayKeyFile == "") {
+		bad("%s and %s: set both or neither", EnvTLSGatewayCertFile, EnvTLSGatewayKeyFile)
+	}
+	if c.TLSCertFile == "" && c.TLSKeyFile == "" {
+		if c.TLSClientCAFile != "" {
+			bad("%s needs TLS: set %s and %s", EnvTLSClientCAFile, EnvTLSCertFile, EnvTLSKeyFile)
+		}
+	}
+	if c.TLSGatewayCertFile != "" && c.TLSClientCAFile == "" {
+		bad("%s is only used with %s (mTLS on gRPC)", EnvTLSGatewayCertFile, EnvTLSClientCAFile)
 	}
 	if !contains(logLevels, c.LogLevel) {
 		bad("log level %q: must be one of %v", c.LogLevel, logLevels)
@@ -377,6 +466,21 @@ func checkAddr(addr string) (int, error) {
 	return p, nil
 }
 
+// IsLoopback reports whether a listen address (host:port) binds to
+// loopback only: an IP in 127.0.0.0/8 or ::1, or the name localhost. An
+// empty host, 0.0.0.0, ::, any other IP or name is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
 func sameHost(a, b string) bool {
 	ha, _, _ := net.SplitHostPort(a)
 	hb, _, _ := net.SplitHostPort(b)
@@ -431,6 +535,12 @@ func (c Config) Redacted() map[string]any {
 		"debug_addr":              c.DebugAddr,
 		"db_max_conns":            c.DBMaxConns,
 		"grpc_reflection":         c.GRPCReflection,
+		"metrics_addr":            c.MetricsAddr,
+		"tls":                     c.TLS(),
+		"tls_cert_file":           c.TLSCertFile,
+		"tls_client_ca":           c.TLSClientCAFile,
+		"tls_gateway_cert":        c.TLSGatewayCertFile,
+		"auth_none_remote":        c.AuthNoneAllowRemote,
 	}
 }
 

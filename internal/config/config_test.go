@@ -73,6 +73,8 @@ func TestLoad(t *testing.T) {
 				EnvGRPCAddr: "0.0.0.0:9000", EnvHTTPAddr: "0.0.0.0:8000", EnvLogLevel: "debug", EnvMigrateOnStart: "true",
 				EnvPageTokenKey: "00112233445566778899aabbccddeeff", EnvAuth: "token", EnvAuthSecret: secret,
 				EnvShutdownTimeout: "5s", EnvDrainDelay: "2s", EnvBatchMaxOps: "64", EnvDBMaxConns: "32", EnvGRPCReflection: "true",
+				EnvMetricsAddr: ":9464", EnvTLSCertFile: "/tls/tls.crt", EnvTLSKeyFile: "/tls/tls.key", EnvTLSClientCAFile: "/tls/ca.crt",
+				EnvTLSGatewayCertFile: "/tls/gw.crt", EnvTLSGatewayKeyFile: "/tls/gw.key", EnvAuthNoneAllowRemote: "true",
 			},
 			want: Config{
 				DatabaseURL: "postgres://ledger:pw@db:5432/ledger?sslmode=disable", DataDir: "/var/lib/ledger",
@@ -81,6 +83,8 @@ func TestLoad(t *testing.T) {
 				Auth:         AuthToken, AuthSecret: []byte(secret), ShutdownTimeout: 5 * time.Second, DrainDelay: 2 * time.Second, BatchMaxOps: 64,
 				DBMaxConns: 32, GRPCReflection: true,
 				AuthIssuer: "creditledger", AuthAudience: "creditledger", AuthMaxTokenLifetime: 24 * time.Hour, AuthJWKSReload: 10 * time.Second,
+				MetricsAddr: ":9464", TLSCertFile: "/tls/tls.crt", TLSKeyFile: "/tls/tls.key", TLSClientCAFile: "/tls/ca.crt",
+				TLSGatewayCertFile: "/tls/gw.crt", TLSGatewayKeyFile: "/tls/gw.key", AuthNoneAllowRemote: true,
 			},
 		},
 		{
@@ -119,6 +123,37 @@ func TestLoad(t *testing.T) {
 		{name: "bad address", env: map[string]string{EnvAuth: "none", EnvGRPCAddr: "9090"}, wantErr: "grpc addr"},
 		{name: "bad port", env: map[string]string{EnvAuth: "none", EnvHTTPAddr: ":99999"}, wantErr: "http addr"},
 		{name: "same port twice", env: map[string]string{EnvAuth: "none", EnvGRPCAddr: ":8080", EnvHTTPAddr: "127.0.0.1:8080"}, wantErr: "must differ"},
+		{name: "metrics on the http port", env: map[string]string{EnvAuth: "none", EnvMetricsAddr: "127.0.0.1:8080"}, wantErr: "metrics addr must differ"},
+		{name: "bad metrics address", env: map[string]string{EnvAuth: "none", EnvMetricsAddr: "metrics"}, wantErr: "metrics addr"},
+		{
+			name: "metrics address by flag",
+			args: []string{"--metrics-addr", "127.0.0.1:0"},
+			env:  map[string]string{EnvAuthSecret: secret},
+			want: with(func(c *Config) { c.MetricsAddr = "127.0.0.1:0" }),
+		},
+		{name: "tls cert without key", env: map[string]string{EnvAuthSecret: secret, EnvTLSCertFile: "/c"}, wantErr: "LEDGER_TLS_CERT_FILE and LEDGER_TLS_KEY_FILE: set both or neither"},
+		{name: "tls key without cert", env: map[string]string{EnvAuthSecret: secret, EnvTLSKeyFile: "/k"}, wantErr: "set both or neither"},
+		{name: "client CA without TLS", env: map[string]string{EnvAuthSecret: secret, EnvTLSClientCAFile: "/ca"}, wantErr: "LEDGER_TLS_CLIENT_CA_FILE needs TLS"},
+		{
+			name: "gateway cert without client CA",
+			env: map[string]string{
+				EnvAuthSecret: secret, EnvTLSCertFile: "/c", EnvTLSKeyFile: "/k", EnvTLSGatewayCertFile: "/g", EnvTLSGatewayKeyFile: "/gk",
+			},
+			wantErr: "only used with LEDGER_TLS_CLIENT_CA_FILE",
+		},
+		{
+			name: "gateway key without cert",
+			env: map[string]string{
+				EnvAuthSecret: secret, EnvTLSCertFile: "/c", EnvTLSKeyFile: "/k", EnvTLSClientCAFile: "/ca", EnvTLSGatewayKeyFile: "/gk",
+			},
+			wantErr: "LEDGER_TLS_GATEWAY_CERT_FILE and LEDGER_TLS_GATEWAY_KEY_FILE",
+		},
+		{
+			name: "mTLS flags",
+			args: []string{"--tls-cert-file=/c", "--tls-key-file=/k", "--tls-client-ca-file=/ca"},
+			env:  map[string]string{EnvAuthSecret: secret},
+			want: with(func(c *Config) { c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile = "/c", "/k", "/ca" }),
+		},
 		{name: "not a database URL", env: map[string]string{EnvAuth: "none", EnvDatabaseURL: "mysql-server"}, wantErr: "database URL"},
 		{name: "no data dir for the embedded store", args: []string{"--data-dir="}, env: map[string]string{EnvAuth: "none"}, wantErr: "data dir"},
 		{name: "unknown flag", args: []string{"--colour"}, env: map[string]string{EnvAuth: "none"}, wantErr: "flag provided but not defined"},
@@ -142,6 +177,63 @@ func TestLoad(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestAuthNoneBindsLoopbackOnly: without authentication every listener
+// stays on loopback unless the second setting says otherwise.
+func TestAuthNoneBindsLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string // "" means accepted
+	}{
+		{name: "defaults", env: map[string]string{}},
+		{name: "localhost", env: map[string]string{EnvGRPCAddr: "localhost:9090", EnvHTTPAddr: "LOCALHOST:8080"}},
+		{name: "ipv6 loopback", env: map[string]string{EnvGRPCAddr: "[::1]:9090", EnvMetricsAddr: "127.0.0.2:9464"}},
+		{name: "all interfaces", env: map[string]string{EnvGRPCAddr: "0.0.0.0:9090"}, wantErr: `grpc addr "0.0.0.0:9090" is not a loopback address`},
+		{name: "empty host", env: map[string]string{EnvHTTPAddr: ":8080"}, wantErr: `http addr ":8080" is not a loopback address`},
+		{name: "ipv6 any", env: map[string]string{EnvHTTPAddr: "[::]:8080"}, wantErr: "http addr"},
+		{name: "host ip", env: map[string]string{EnvMetricsAddr: "10.1.2.3:9464"}, wantErr: "metrics addr"},
+		{name: "hostname", env: map[string]string{EnvGRPCAddr: "ledger.internal:9090"}, wantErr: "grpc addr"},
+		{name: "mapped ipv4 any", env: map[string]string{EnvGRPCAddr: "[::ffff:0.0.0.0]:9090"}, wantErr: "grpc addr"},
+		{name: "debug listener", env: map[string]string{EnvDebugAddr: ":6060"}, wantErr: "debug addr"},
+		{
+			name: "explicitly allowed",
+			env:  map[string]string{EnvGRPCAddr: "0.0.0.0:9090", EnvHTTPAddr: ":8080", EnvMetricsAddr: ":9464", EnvAuthNoneAllowRemote: "true"},
+		},
+		{name: "allow set to false", env: map[string]string{EnvGRPCAddr: "0.0.0.0:9090", EnvAuthNoneAllowRemote: "false"}, wantErr: "grpc addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.env[EnvAuth] = "none"
+			_, err := Load(nil, envOf(tt.env), io.Discard)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+			// The message names both ways out.
+			for _, want := range []string{"LEDGER_AUTH=token", "LEDGER_AUTH_NONE_ALLOW_REMOTE=true"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+		})
+	}
+	// Token mode listens wherever it is told.
+	if _, err := Load(nil, envOf(map[string]string{EnvAuthSecret: secret, EnvGRPCAddr: "0.0.0.0:9090", EnvHTTPAddr: ":8080"}), io.Discard); err != nil {
+		t.Errorf("token mode on all interfaces: %v", err)
+	}
+	// Migrating listens nowhere.
+	if _, err := LoadForMigrate(nil, envOf(map[string]string{EnvAuth: "none", EnvGRPCAddr: "0.0.0.0:9090"}), io.Discard); err != nil {
+		t.Errorf("migrate: %v", err)
 	}
 }
 

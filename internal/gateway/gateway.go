@@ -1,13 +1,17 @@
 // Package gateway is the HTTP door of the ledger: the grpc-gateway REST mux
 // (which dials ledgerd's own gRPC listener, so that REST calls go through
 // exactly the same interceptors — auth, logging, metrics, error mapping — as
-// gRPC calls), /healthz, /readyz and /metrics.
+// gRPC calls), /healthz and /readyz; and the /metrics handler, served on a
+// listener of its own.
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,6 +28,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -47,9 +52,11 @@ type Options struct {
 	GRPCAddr string
 	// Logger is required.
 	Logger *zap.Logger
-	// Gatherer is served on /metrics: the registry the interceptors and
-	// the observer use, with the Go runtime and process collectors. Required.
-	Gatherer prometheus.Gatherer
+	// TLS, when set, is the client configuration for dialing GRPCAddr
+	// (ledgerd's gRPC port serves TLS): it must verify the server and, when
+	// the port requires client certificates, present one. Nil dials
+	// plaintext.
+	TLS *tls.Config
 	// Ping reports whether the store answers; /readyz is 503 while it fails. Required.
 	Ping func(ctx context.Context) error
 	// Warning, when set, is appended to every /readyz body (development mode).
@@ -74,8 +81,8 @@ type Handler struct {
 
 // New returns the HTTP handler. Call Close to release its gRPC connection.
 func New(ctx context.Context, o Options) (*Handler, error) {
-	if o.Logger == nil || o.Gatherer == nil || o.Ping == nil || o.GRPCAddr == "" {
-		return nil, errors.New("gateway: GRPCAddr, Logger, Gatherer and Ping are required")
+	if o.Logger == nil || o.Ping == nil || o.GRPCAddr == "" {
+		return nil, errors.New("gateway: GRPCAddr, Logger and Ping are required")
 	}
 	h := &Handler{
 		log: o.Logger, ping: o.Ping, warning: o.Warning,
@@ -87,8 +94,12 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	if h.timeout <= 0 {
 		h.timeout = DefaultRequestTimeout
 	}
+	creds := insecure.NewCredentials()
+	if o.TLS != nil {
+		creds = credentials.NewTLS(o.TLS)
+	}
 	conn, err := grpc.NewClient(dialTarget(o.GRPCAddr),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("ledgerd-gateway"),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseFromBackend)),
 	)
@@ -118,6 +129,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithMiddlewares(strictIntegers(bodyRoutes())),
 	)
 	if err := pb.RegisterCreditLedgerHandler(ctx, gw, conn); err != nil {
 		_ = conn.Close()
@@ -131,11 +143,19 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
-		ErrorLog: zap.NewStdLog(o.Logger), Timeout: 10 * time.Second,
-	}))
 	h.mux.Handle("/", h.api(gw))
 	return h, nil
+}
+
+// NewMetricsHandler serves g on GET /metrics (and nothing else), for the
+// metrics listener: the registry the interceptors and the observer use,
+// with the Go runtime and process collectors.
+func NewMetricsHandler(g prometheus.Gatherer, log *zap.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog: zap.NewStdLog(log), Timeout: 10 * time.Second,
+	}))
+	return mux
 }
 
 // ServeHTTP implements http.Handler.
@@ -191,7 +211,23 @@ func (h *Handler) api(next http.Handler) http.Handler {
 			writeStatus(w, http.StatusRequestEntityTooLarge, tooLarge(h.maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+		// The body is read here, whole and bounded, so that a chunked body
+		// (no Content-Length) over the limit gets the same 413 rather than
+		// the decoder's error, and so that the strict-integer check can
+		// look at it before protojson does.
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+			var tooBig *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooBig):
+				writeStatus(w, http.StatusRequestEntityTooLarge, tooLarge(h.maxBody))
+				return
+			case err != nil:
+				writeStatus(w, http.StatusBadRequest, status.New(codes.InvalidArgument, "the request body could not be read"))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))

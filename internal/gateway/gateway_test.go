@@ -25,9 +25,10 @@ import (
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 type env struct {
-	url   string
-	store *fakestore.Store
-	gw    *Handler
+	url     string
+	metrics string // the metrics listener's base URL
+	store   *fakestore.Store
+	gw      *Handler
 }
 
 // start runs the gRPC server and the gateway on real loopback sockets over
@@ -54,7 +55,7 @@ func start(t *testing.T, auth grpcserver.Authorizer, warning string) *env {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	gw, err := New(context.Background(), Options{
-		GRPCAddr: lis.Addr().String(), Logger: log, Gatherer: reg, Ping: store.Ping, Warning: warning, MaxBodyBytes: 4096,
+		GRPCAddr: lis.Addr().String(), Logger: log, Ping: store.Ping, Warning: warning, MaxBodyBytes: 4096,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,9 @@ func start(t *testing.T, auth grpcserver.Authorizer, warning string) *env {
 	t.Cleanup(func() { _ = gw.Close() })
 	hs := httptest.NewServer(gw)
 	t.Cleanup(hs.Close)
-	return &env{url: hs.URL, store: store, gw: gw}
+	ms := httptest.NewServer(NewMetricsHandler(reg, log))
+	t.Cleanup(ms.Close)
+	return &env{url: hs.URL, metrics: ms.URL, store: store, gw: gw}
 }
 
 type reply struct {
@@ -256,7 +259,10 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 
 	do(t, "GET", e.url+"/v1/workspaces/acme/accounts/alice/balance", "", nil)
-	r = do(t, "GET", e.url+"/metrics", "", nil)
+	if r := do(t, "GET", e.url+"/metrics", "", nil); r.code != http.StatusNotFound {
+		t.Errorf("/metrics on the REST port: %d, want 404 (it has its own listener)", r.code)
+	}
+	r = do(t, "GET", e.metrics+"/metrics", "", nil)
 	for _, want := range []string{
 		`creditledger_grpc_server_handled_total{grpc_code="OK",grpc_method="GetBalance",grpc_service="creditledger.v1.CreditLedger",grpc_type="unary"} 1`,
 		"creditledger_grpc_server_handling_seconds_bucket",

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -28,6 +29,21 @@ import (
 const (
 	DefaultMaxRecvMsgBytes = 1 << 20
 	DefaultMaxSendMsgBytes = 16 << 20
+)
+
+// Connection limits (spec §11): how many calls one connection may run at
+// once, and how long idle or silent connections are kept.
+const (
+	// DefaultMaxConcurrentStreams bounds the concurrent calls of one
+	// connection; further calls wait for a free stream on the client side.
+	DefaultMaxConcurrentStreams = 100
+	// DefaultMaxConnectionIdle closes a connection without calls for this long.
+	DefaultMaxConnectionIdle = 5 * time.Minute
+	// DefaultKeepaliveTime is how long a connection may be silent before
+	// the server pings it; DefaultKeepaliveTimeout how long it waits for
+	// the answer before closing it (a vanished client frees its resources).
+	DefaultKeepaliveTime    = 1 * time.Minute
+	DefaultKeepaliveTimeout = 20 * time.Second
 )
 
 // Options configure NewServer.
@@ -48,6 +64,16 @@ type Options struct {
 	// MaxRecvMsgBytes and MaxSendMsgBytes bound message sizes; 0 means the defaults.
 	MaxRecvMsgBytes int
 	MaxSendMsgBytes int
+	// MaxConcurrentStreams bounds the concurrent calls per connection; 0
+	// means DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// Keepalive sets the server's connection keepalive; a zero field takes
+	// its default (DefaultMaxConnectionIdle, DefaultKeepaliveTime,
+	// DefaultKeepaliveTimeout).
+	Keepalive keepalive.ServerParameters
+	// Creds are the transport credentials (TLS, mTLS); nil serves
+	// plaintext.
+	Creds credentials.TransportCredentials
 }
 
 // NewServer returns a gRPC server serving CreditLedger and CreditSettings
@@ -68,6 +94,18 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if o.MaxSendMsgBytes <= 0 {
 		o.MaxSendMsgBytes = DefaultMaxSendMsgBytes
 	}
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if o.Keepalive.MaxConnectionIdle <= 0 {
+		o.Keepalive.MaxConnectionIdle = DefaultMaxConnectionIdle
+	}
+	if o.Keepalive.Time <= 0 {
+		o.Keepalive.Time = DefaultKeepaliveTime
+	}
+	if o.Keepalive.Timeout <= 0 {
+		o.Keepalive.Timeout = DefaultKeepaliveTimeout
+	}
 	metrics := grpcprom.NewServerMetrics(
 		grpcprom.WithServerCounterOptions(grpcprom.WithNamespace("creditledger")),
 		grpcprom.WithServerHandlingTimeHistogram(
@@ -78,7 +116,14 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if err := o.Registerer.Register(metrics); err != nil {
 		return nil, err
 	}
-	srv := grpc.NewServer(
+	serverOpts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
+		grpc.KeepaliveParams(o.Keepalive),
+	}
+	if o.Creds != nil {
+		serverOpts = append(serverOpts, grpc.Creds(o.Creds))
+	}
+	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(o.MaxSendMsgBytes),
 		grpc.ConnectionTimeout(10*time.Second),
@@ -91,7 +136,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 			recoveryInterceptor(),
 			authInterceptor(o.Authorizer),
 		),
-	)
+	)...)
 	pb.RegisterCreditLedgerServer(srv, NewLedgerServer(svc))
 	pb.RegisterCreditSettingsServer(srv, NewSettingsServer(svc))
 	if o.Health != nil {

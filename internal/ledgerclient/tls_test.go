@@ -1,0 +1,88 @@
+package ledgerclient_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/tlstest"
+)
+
+// startTLSFake serves a fake ledger over TLS on 127.0.0.1, requiring a
+// client certificate of the test CA.
+func startTLSFake(t *testing.T, p *tlstest.PKI) string {
+	t.Helper()
+	cfg := p.ServerConfig(t)
+	cfg.ClientCAs, cfg.ClientAuth, cfg.NextProtos = p.Pool, tls.RequireAndVerifyClientCert, []string{"h2"}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := fakeledger.New().GRPCServer()
+	go func() { _ = gs.Serve(tls.NewListener(lis, cfg)) }()
+	t.Cleanup(gs.Stop)
+	return lis.Addr().String()
+}
+
+func TestTLSConfigFromFiles(t *testing.T) {
+	t.Parallel()
+	p := tlstest.New(t)
+	addr := startTLSFake(t, p)
+	other := tlstest.New(t) // a CA the server does not know
+
+	call := func(t *testing.T, cfg *tls.Config) error {
+		t.Helper()
+		c, err := ledgerclient.Dial(context.Background(), addr, ledgerclient.WithTLS(cfg), ledgerclient.WithMaxAttempts(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = c.Ledger().GetBalance(ctx, &pb.GetBalanceRequest{Workspace: "w", Account: "a"})
+		return err
+	}
+	cfg, err := ledgerclient.TLSConfigFromFiles(p.CAFile, p.ClientCert, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(t, cfg); err != nil {
+		t.Fatalf("mTLS call: %v", err)
+	}
+
+	noCert, err := ledgerclient.TLSConfigFromFiles(p.CAFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(t, noCert); ledgerclient.CodeOf(err) != codes.Unavailable {
+		t.Errorf("without a client certificate: %v, want UNAVAILABLE", err)
+	}
+	wrongCA, err := ledgerclient.TLSConfigFromFiles(other.CAFile, p.ClientCert, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call(t, wrongCA); ledgerclient.CodeOf(err) != codes.Unavailable {
+		t.Errorf("with a CA that did not sign the server: %v, want UNAVAILABLE", err)
+	}
+
+	for name, tt := range map[string]struct{ ca, cert, key, want string }{
+		"missing CA file":  {ca: filepath.Join(p.Dir, "nope.pem"), want: "CA file"},
+		"CA file not PEM":  {ca: p.ClientKey, want: "no PEM certificate"},
+		"key without cert": {ca: p.CAFile, key: p.ClientKey, want: "both"},
+		"cert without key": {ca: p.CAFile, cert: p.ClientCert, want: "both"},
+		"key of another":   {ca: p.CAFile, cert: p.ClientCert, key: p.ServerKey, want: "client certificate"},
+	} {
+		if _, err := ledgerclient.TLSConfigFromFiles(tt.ca, tt.cert, tt.key); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", name, err, tt.want)
+		}
+	}
+}
