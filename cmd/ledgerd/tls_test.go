@@ -97,6 +97,16 @@ func TestTLSAndMTLS(t *testing.T) {
 	if !reloaded {
 		t.Error("no log line for the reload")
 	}
+	// The request log line names the service of the client certificate.
+	peers := map[string]bool{}
+	for _, l := range lines {
+		if l["msg"] == "request" && l["method"] == "/creditledger.v1.CreditLedger/Credit" {
+			peers[str(l["peer_service"])] = true
+		}
+	}
+	if !peers[tlstest.ClientURI] {
+		t.Errorf("Credit log lines name peers %v, want %q", peers, tlstest.ClientURI)
+	}
 
 	// Metrics on their own listener; not on the REST port.
 	if r := d.scrape(t); !strings.Contains(r.raw, `creditledger_grpc_server_handled_total{grpc_code="OK",grpc_method="Credit"`) {

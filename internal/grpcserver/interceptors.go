@@ -119,6 +119,11 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 		if ci.subject != "" {
 			fields = append(fields, zap.String("subject", ci.subject))
 		}
+		if id, ok := PeerServiceIdentity(ctx); ok {
+			// The mTLS identity of the connection: which service (or the
+			// REST gateway) the call came through.
+			fields = append(fields, zap.String("peer_service", cut(id, maxLogName)))
+		}
 		if ci.reason != "" {
 			fields = append(fields, zap.String("reason", ci.reason))
 		}
