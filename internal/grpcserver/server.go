@@ -48,12 +48,15 @@ type Options struct {
 	// MaxRecvMsgBytes and MaxSendMsgBytes bound message sizes; 0 means the defaults.
 	MaxRecvMsgBytes int
 	MaxSendMsgBytes int
+	// RateLimits bound the calls per workspace and per subject
+	// (ratelimit.go); the zero value turns them off.
+	RateLimits RateLimits
 }
 
 // NewServer returns a gRPC server serving CreditLedger and CreditSettings
 // over svc, with the interceptor chain (outermost first):
 //
-//	request id → metrics → log line → error to status → panic recovery → auth → handler
+//	request id → metrics → log line → error to status → panic recovery → auth → rate limits → handler
 //
 // so that metrics and the log line see the final status code, a panic
 // becomes INTERNAL with its own log line, and a refused call is counted and
@@ -78,19 +81,27 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if err := o.Registerer.Register(metrics); err != nil {
 		return nil, err
 	}
+	limiter, err := newRateLimiter(o.RateLimits, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	chain := []grpc.UnaryServerInterceptor{
+		requestIDInterceptor,
+		metrics.UnaryServerInterceptor(),
+		loggingInterceptor(o.Logger),
+		statusInterceptor(o.Logger),
+		recoveryInterceptor(),
+		authInterceptor(o.Authorizer),
+	}
+	if limiter != nil {
+		chain = append(chain, rateLimitInterceptor(limiter))
+	}
 	srv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(o.MaxSendMsgBytes),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(
-			requestIDInterceptor,
-			metrics.UnaryServerInterceptor(),
-			loggingInterceptor(o.Logger),
-			statusInterceptor(o.Logger),
-			recoveryInterceptor(),
-			authInterceptor(o.Authorizer),
-		),
+		grpc.ChainUnaryInterceptor(chain...),
 	)
 	pb.RegisterCreditLedgerServer(srv, NewLedgerServer(svc))
 	pb.RegisterCreditSettingsServer(srv, NewSettingsServer(svc))
