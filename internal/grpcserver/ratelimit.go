@@ -36,7 +36,7 @@ type RateLimits struct {
 	// so that one tenant cannot starve the others.
 	Workspace Rate
 	// Subject bounds every call of one authenticated subject (a token's
-	// sub), reads and writes.
+	// sub) in one workspace, reads and writes.
 	Subject Rate
 	// SubjectWrites bounds the writes of one subject: they are what the
 	// batched write path and the database pay for.
@@ -148,12 +148,15 @@ func (rl *rateLimiter) allow(ws, subject, method string) error {
 		takes = append(takes, take{rl.workspace, ws})
 	}
 	if subject != "" {
-		takes = append(takes, take{rl.subject, subject})
+		// A subject's buckets are per workspace: a service that holds a
+		// token for each of many workspaces gets each workspace's share.
+		key := ws + "\x00" + subject
+		takes = append(takes, take{rl.subject, key})
 		if writeMethods[method] {
-			takes = append(takes, take{rl.subjectWrites, subject})
+			takes = append(takes, take{rl.subjectWrites, key})
 		}
 		if method == pb.CreditLedger_SubmitRequest_FullMethodName {
-			takes = append(takes, take{rl.sub, subject})
+			takes = append(takes, take{rl.sub, key})
 		}
 	}
 	reserved := make([]*rate.Reservation, 0, len(takes))
