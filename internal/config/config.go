@@ -83,6 +83,8 @@ type Config struct {
 	DBMaxConns int
 	// GRPCReflection registers the gRPC reflection service.
 	GRPCReflection bool
+	// Limits are the pending-request cap and the rate limits (limits.go).
+	Limits Limits
 }
 
 // Default returns the configuration used when nothing is set.
@@ -94,6 +96,7 @@ func Default() Config {
 		LogLevel:        "info",
 		Auth:            AuthToken,
 		ShutdownTimeout: 20 * time.Second,
+		Limits:          DefaultLimits(),
 	}
 }
 
@@ -189,6 +192,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvBatchPerWS, integer(&c.BatchPerWorkspace))
 	env(EnvDebugAddr, func(v string) error { c.DebugAddr = v; return nil })
 	env(EnvGRPCReflection, boolean(&c.GRPCReflection))
+	errs = append(errs, c.Limits.fromEnv(getenv)...)
 	if auth != "" {
 		c.Auth = AuthMode(auth)
 	}
@@ -213,6 +217,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve net/http/pprof on this address; empty: off ("+EnvDebugAddr+")")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size, 0 for the default ("+EnvDBMaxConns+")")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "register gRPC reflection ("+EnvGRPCReflection+")")
+	c.Limits.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -305,6 +310,9 @@ func (c Config) validate(serving bool) error {
 	if c.BatchPerWorkspace < 0 || c.BatchPerWorkspace > 64 {
 		bad("batch per workspace %d: must be 0 (default) to 64", c.BatchPerWorkspace)
 	}
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -379,6 +387,7 @@ func (c Config) Redacted() map[string]any {
 		"debug_addr":       c.DebugAddr,
 		"db_max_conns":     c.DBMaxConns,
 		"grpc_reflection":  c.GRPCReflection,
+		"limits":           c.Limits.redacted(),
 	}
 }
 

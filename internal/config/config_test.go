@@ -62,7 +62,7 @@ func TestLoad(t *testing.T) {
 				GRPCAddr: "0.0.0.0:9000", HTTPAddr: "0.0.0.0:8000", LogLevel: "debug", MigrateOnStart: true,
 				PageTokenKey: []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff},
 				Auth:         AuthToken, AuthSecret: []byte(secret), ShutdownTimeout: 5 * time.Second, DrainDelay: 2 * time.Second, BatchMaxOps: 64,
-				DBMaxConns: 32, GRPCReflection: true,
+				DBMaxConns: 32, GRPCReflection: true, Limits: DefaultLimits(),
 			},
 		},
 		{
