@@ -67,7 +67,8 @@ func binaries(t testing.TB) string {
 }
 
 // baseEnv is the test process's environment without any of the
-// programs' own variables, so that a developer's settings do not leak in.
+// programs' own variables, so that a developer's settings do not leak in,
+// and with ledgerd's request limits out of the way.
 func baseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -77,7 +78,12 @@ func baseEnv() []string {
 		}
 		out = append(out, kv)
 	}
-	return out
+	// The load and fault tests drive one workspace as one caller, far past
+	// the default rate limits, and submit without always deciding: they
+	// test correctness under load, not the limits (the grpcserver, gateway
+	// and conformance tests do).
+	return append(out, "LEDGER_RATE_LIMIT_WORKSPACE=0", "LEDGER_RATE_LIMIT_SUBJECT=0",
+		"LEDGER_RATE_LIMIT_SUBJECT_WRITES=0", "LEDGER_RATE_LIMIT_SUBMIT=0", "LEDGER_MAX_PENDING_REQUESTS=1000")
 }
 
 // logLines collects a process's output and reports its JSON "listening" line.

@@ -106,7 +106,8 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs), ledger.WithBatching(batching))...)
+	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs), ledger.WithBatching(batching),
+		ledger.WithMaxPendingRequests(cfg.Limits.MaxPendingRequests))...)
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(ctx, cfg.DebugAddr, log)
 		if err != nil {
@@ -126,6 +127,12 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 	grpcSrv, err := grpcserver.NewServer(svc, grpcserver.Options{
 		Logger: log, Registerer: reg, Authorizer: auth, Health: healthSrv, Reflection: cfg.GRPCReflection, Creds: tr.grpc,
+		RateLimits: grpcserver.RateLimits{
+			Workspace:     grpcserver.Rate(cfg.Limits.RateWorkspace),
+			Subject:       grpcserver.Rate(cfg.Limits.RateSubject),
+			SubjectWrites: grpcserver.Rate(cfg.Limits.RateSubjectWrites),
+			Submit:        grpcserver.Rate(cfg.Limits.RateSubmit),
+		},
 	})
 	if err != nil {
 		return err

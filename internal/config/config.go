@@ -122,6 +122,8 @@ type Config struct {
 	// allow client authentication (extended key usage clientAuth).
 	TLSGatewayCertFile string
 	TLSGatewayKeyFile  string
+	// Limits are the pending-request cap and the rate limits (limits.go).
+	Limits Limits
 }
 
 // TLS reports whether the listeners serve TLS.
@@ -146,6 +148,7 @@ func Default() Config {
 		AuthAudience:         "creditledger",
 		AuthMaxTokenLifetime: 24 * time.Hour,
 		AuthJWKSReload:       10 * time.Second,
+		Limits:               DefaultLimits(),
 	}
 }
 
@@ -267,6 +270,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvTLSClientCAFile, str(&c.TLSClientCAFile))
 	env(EnvTLSGatewayCertFile, str(&c.TLSGatewayCertFile))
 	env(EnvTLSGatewayKeyFile, str(&c.TLSGatewayKeyFile))
+	errs = append(errs, c.Limits.fromEnv(getenv)...)
 	if auth != "" {
 		c.Auth = AuthMode(auth)
 	}
@@ -302,6 +306,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", c.TLSClientCAFile, "CA certificates (PEM); set, gRPC requires client certificates they sign ("+EnvTLSClientCAFile+")")
 	fs.StringVar(&c.TLSGatewayCertFile, "tls-gateway-cert-file", c.TLSGatewayCertFile, "client certificate of the REST gateway towards gRPC; default the server's ("+EnvTLSGatewayCertFile+")")
 	fs.StringVar(&c.TLSGatewayKeyFile, "tls-gateway-key-file", c.TLSGatewayKeyFile, "key of --tls-gateway-cert-file ("+EnvTLSGatewayKeyFile+")")
+	c.Limits.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -442,6 +447,9 @@ func (c Config) validate(serving bool) error {
 	if c.BatchPerWorkspace < 0 || c.BatchPerWorkspace > 64 {
 		bad("batch per workspace %d: must be 0 (default) to 64", c.BatchPerWorkspace)
 	}
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -541,6 +549,7 @@ func (c Config) Redacted() map[string]any {
 		"tls_client_ca":           c.TLSClientCAFile,
 		"tls_gateway_cert":        c.TLSGatewayCertFile,
 		"auth_none_remote":        c.AuthNoneAllowRemote,
+		"limits":                  c.Limits.redacted(),
 	}
 }
 

@@ -74,12 +74,15 @@ type Options struct {
 	// Creds are the transport credentials (TLS, mTLS); nil serves
 	// plaintext.
 	Creds credentials.TransportCredentials
+	// RateLimits bound the calls per workspace and per subject
+	// (ratelimit.go); the zero value turns them off.
+	RateLimits RateLimits
 }
 
 // NewServer returns a gRPC server serving CreditLedger and CreditSettings
 // over svc, with the interceptor chain (outermost first):
 //
-//	request id → metrics → log line → error to status → panic recovery → auth → handler
+//	request id → metrics → log line → error to status → panic recovery → auth → rate limits → handler
 //
 // so that metrics and the log line see the final status code, a panic
 // becomes INTERNAL with its own log line, and a refused call is counted and
@@ -116,6 +119,21 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if err := o.Registerer.Register(metrics); err != nil {
 		return nil, err
 	}
+	limiter, err := newRateLimiter(o.RateLimits, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	chain := []grpc.UnaryServerInterceptor{
+		requestIDInterceptor,
+		metrics.UnaryServerInterceptor(),
+		loggingInterceptor(o.Logger),
+		statusInterceptor(o.Logger),
+		recoveryInterceptor(),
+		authInterceptor(o.Authorizer),
+	}
+	if limiter != nil {
+		chain = append(chain, rateLimitInterceptor(limiter))
+	}
 	serverOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.KeepaliveParams(o.Keepalive),
@@ -128,14 +146,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		grpc.MaxSendMsgSize(o.MaxSendMsgBytes),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(
-			requestIDInterceptor,
-			metrics.UnaryServerInterceptor(),
-			loggingInterceptor(o.Logger),
-			statusInterceptor(o.Logger),
-			recoveryInterceptor(),
-			authInterceptor(o.Authorizer),
-		),
+		grpc.ChainUnaryInterceptor(chain...),
 	)...)
 	pb.RegisterCreditLedgerServer(srv, NewLedgerServer(svc))
 	pb.RegisterCreditSettingsServer(srv, NewSettingsServer(svc))

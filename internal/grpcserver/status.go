@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
@@ -25,8 +26,9 @@ const genericInternalMessage = "internal error"
 //   - *ledger.Error: its code maps to the gRPC code, its safe Message is the
 //     status message, and the details are a google.rpc.ErrorInfo (domain
 //     "creditledger", the machine reason, the metadata) plus a
-//     google.rpc.BadRequest when there are field violations. The Cause is
-//     never shown to the caller.
+//     google.rpc.BadRequest when there are field violations, and a
+//     google.rpc.RetryInfo when it says when to retry (a rate limit). The
+//     Cause is never shown to the caller.
 //   - context.Canceled / context.DeadlineExceeded: CANCELED /
 //     DEADLINE_EXCEEDED.
 //   - an error that already is a gRPC status (raised by grpc itself) passes.
@@ -95,6 +97,8 @@ func grpcCode(c ledger.Code) (codes.Code, bool) {
 		return codes.Unauthenticated, true
 	case ledger.CodePermissionDenied:
 		return codes.PermissionDenied, true
+	case ledger.CodeResourceExhausted:
+		return codes.ResourceExhausted, true
 	default:
 		return codes.Internal, false
 	}
@@ -123,6 +127,9 @@ func withDetails(code codes.Code, e *ledger.Error) *status.Status {
 			})
 		}
 		details = append(details, br)
+	}
+	if e.RetryAfter > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	}
 	withD, err := st.WithDetails(details...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
@@ -109,6 +111,36 @@ func TestToStatus(t *testing.T) {
 			code:    codes.PermissionDenied,
 			msg:     "no",
 			details: []proto.Message{info("PERMISSION_DENIED", map[string]string{"required_scope": "ledger:write"})},
+		},
+		{
+			name: "balance limit exceeded is FAILED_PRECONDITION",
+			err: &ledger.Error{
+				Code: ledger.CodeFailedPrecondition, Reason: ledger.ReasonBalanceLimitExceeded, Message: "over",
+				Metadata: map[string]string{"limit": "1000000000000000"},
+			},
+			code:    codes.FailedPrecondition,
+			msg:     "over",
+			details: []proto.Message{info("BALANCE_LIMIT_EXCEEDED", map[string]string{"limit": "1000000000000000"})},
+		},
+		{
+			name: "too many pending requests is FAILED_PRECONDITION",
+			err: &ledger.Error{
+				Code: ledger.CodeFailedPrecondition, Reason: ledger.ReasonTooManyPendingRequests, Message: "wait",
+				Metadata: map[string]string{"limit": "20"},
+			},
+			code:    codes.FailedPrecondition,
+			msg:     "wait",
+			details: []proto.Message{info("TOO_MANY_PENDING_REQUESTS", map[string]string{"limit": "20"})},
+		},
+		{
+			name: "rate limited is RESOURCE_EXHAUSTED with RetryInfo",
+			err:  rateLimited("subject", 1500*time.Millisecond),
+			code: codes.ResourceExhausted,
+			msg:  "too many requests (subject limit); retry in 2 s",
+			details: []proto.Message{
+				info("RATE_LIMITED", map[string]string{"limit": "subject", "retry_after_seconds": "2"}),
+				&errdetails.RetryInfo{RetryDelay: durationpb.New(1500 * time.Millisecond)},
+			},
 		},
 		{
 			name:    "empty message falls back to the reason",

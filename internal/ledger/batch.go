@@ -351,25 +351,26 @@ func (b *batcher) write(ws string, batch []op) error {
 
 // setBuilder collects a batch's write set.
 type setBuilder struct {
-	set                                            WriteSet
-	requests, accounts, keys, packages, currencies map[string]bool
+	set                                                     WriteSet
+	requests, accounts, keys, packages, currencies, pending map[string]bool
 }
 
 func newSetBuilder(ws string) *setBuilder {
 	return &setBuilder{
 		set:      WriteSet{Workspace: ws},
 		requests: map[string]bool{}, accounts: map[string]bool{}, keys: map[string]bool{},
-		packages: map[string]bool{}, currencies: map[string]bool{},
+		packages: map[string]bool{}, currencies: map[string]bool{}, pending: map[string]bool{},
 	}
 }
 
-func (w *setBuilder) account(id string) { w.accounts[id] = true }
-func (w *setBuilder) key(k string)      { w.keys[k] = true }
-func (w *setBuilder) request(id string) { w.requests[id] = true }
-func (w *setBuilder) pkg(id string)     { w.packages[id] = true }
-func (w *setBuilder) currency(c string) { w.currencies[c] = true }
-func (w *setBuilder) lockSettings()     { w.set.LockSettings = true }
-func (w *setBuilder) lockPackages()     { w.set.LockPackages = true }
+func (w *setBuilder) account(id string)     { w.accounts[id] = true }
+func (w *setBuilder) key(k string)          { w.keys[k] = true }
+func (w *setBuilder) request(id string)     { w.requests[id] = true }
+func (w *setBuilder) pkg(id string)         { w.packages[id] = true }
+func (w *setBuilder) currency(c string)     { w.currencies[c] = true }
+func (w *setBuilder) pendingOf(acct string) { w.pending[acct] = true }
+func (w *setBuilder) lockSettings()         { w.set.LockSettings = true }
+func (w *setBuilder) lockPackages()         { w.set.LockPackages = true }
 func sortedKeys(m map[string]bool) []string {
 	if len(m) == 0 {
 		return nil
@@ -385,6 +386,6 @@ func sortedKeys(m map[string]bool) []string {
 func (w *setBuilder) build() WriteSet {
 	s := w.set
 	s.Requests, s.Accounts, s.Keys = sortedKeys(w.requests), sortedKeys(w.accounts), sortedKeys(w.keys)
-	s.Packages, s.Currencies = sortedKeys(w.packages), sortedKeys(w.currencies)
+	s.Packages, s.Currencies, s.Pending = sortedKeys(w.packages), sortedKeys(w.currencies), sortedKeys(w.pending)
 	return s
 }

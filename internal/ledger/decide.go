@@ -21,6 +21,9 @@ type batchState struct {
 	requests map[string]CreditRequest     // created or decided by this batch
 	packages map[string]Package           // created or changed by this batch
 	eff      Effects
+	// pendingDelta is how this batch changed each account's PENDING
+	// requests (limits.go).
+	pendingDelta map[string]int
 }
 
 // accountState is an account as the batch moves it.
@@ -217,6 +220,7 @@ type submitOp struct {
 
 func (o *submitOp) need(w *setBuilder) {
 	w.key(o.key)
+	w.pendingOf(o.in.Account)
 	if o.in.PackageID != "" {
 		w.pkg(o.in.PackageID)
 	}
@@ -246,6 +250,11 @@ func (o *submitOp) apply(b *batchState) {
 		o.err = err
 		return
 	}
+	if b.pendingCount(in.Account) >= b.s.maxPending {
+		o.err = errTooManyPending(in.Account, b.s.maxPending)
+		return
+	}
+	b.pendingMoved(in.Account, +1)
 	r := CreditRequest{
 		ID: b.s.newID(), Workspace: in.Workspace, Account: in.Account, Amount: amount, PackageID: in.PackageID,
 		PaymentMethod: in.PaymentMethod, PaymentReference: in.PaymentReference, Note: in.Note,
@@ -341,6 +350,7 @@ func (o *decideOp) apply(b *batchState) {
 		r.Status = StatusRejected
 	}
 	b.requests[r.ID] = r
+	b.pendingMoved(r.Account, -1)
 	b.eff.Decisions = append(b.eff.Decisions, r)
 	rec := IdempotencyRecord{
 		Workspace: in.Workspace, Key: o.key, Operation: OpDecideRequest,

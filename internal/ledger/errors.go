@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Code classifies an error the way callers must react to it. Transports map
@@ -22,6 +23,7 @@ const (
 	CodeUnavailable                    // the store is unreachable; retry with the same key
 	CodeUnauthenticated                // no valid credentials
 	CodePermissionDenied               // credentials lack the needed scope
+	CodeResourceExhausted              // a rate limit; retry after Error.RetryAfter
 )
 
 // String names the code for logs.
@@ -43,6 +45,8 @@ func (c Code) String() string {
 		return "unauthenticated"
 	case CodePermissionDenied:
 		return "permission_denied"
+	case CodeResourceExhausted:
+		return "resource_exhausted"
 	default:
 		return "internal"
 	}
@@ -67,6 +71,9 @@ const (
 	ReasonUnauthenticated        = "UNAUTHENTICATED"
 	ReasonPermissionDenied       = "PERMISSION_DENIED"
 	ReasonAmountOverflow         = "AMOUNT_OVERFLOW"
+	ReasonBalanceLimitExceeded   = "BALANCE_LIMIT_EXCEEDED"
+	ReasonTooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS"
+	ReasonRateLimited            = "RATE_LIMITED"
 )
 
 // FieldViolation describes one invalid request field.
@@ -83,6 +90,9 @@ type Error struct {
 	Message    string
 	Metadata   map[string]string
 	Violations []FieldViolation
+	// RetryAfter, when positive, is how long the caller should wait
+	// before trying again (CodeResourceExhausted).
+	RetryAfter time.Duration
 	Cause      error
 }
 
@@ -121,6 +131,9 @@ var (
 	ErrRequestAlreadyDecided  = &Error{Code: CodeFailedPrecondition, Reason: ReasonRequestAlreadyDecided}
 	ErrPackageInactive        = &Error{Code: CodeFailedPrecondition, Reason: ReasonPackageInactive}
 	ErrNoConversionRate       = &Error{Code: CodeFailedPrecondition, Reason: ReasonNoConversionRate}
+	ErrBalanceLimitExceeded   = &Error{Code: CodeFailedPrecondition, Reason: ReasonBalanceLimitExceeded}
+	ErrTooManyPendingRequests = &Error{Code: CodeFailedPrecondition, Reason: ReasonTooManyPendingRequests}
+	ErrRateLimited            = &Error{Code: CodeResourceExhausted, Reason: ReasonRateLimited}
 	ErrVersionMismatch        = &Error{Code: CodeAborted, Reason: ReasonVersionMismatch}
 	ErrIdempotencyKeyInUse    = &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse}
 	ErrIdempotencyKeyReused   = &Error{Code: CodeInvalid, Reason: ReasonIdempotencyKeyReused}

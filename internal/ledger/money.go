@@ -150,10 +150,26 @@ func CreditsFor(price Money, rate Decimal) (int64, error) {
 	return q.Int64(), nil
 }
 
-// addCredits adds two non-negative credit amounts, refusing overflow.
-func addCredits(a, b int64) (int64, error) {
-	if b > 0 && a > math.MaxInt64-b {
-		return 0, newErr(CodeFailedPrecondition, ReasonAmountOverflow, "the balance would exceed the largest representable amount", nil)
+// addCredits adds amount to a balance, refusing a result above MaxBalance.
+// Both are non-negative; the comparison cannot overflow, and a balance
+// stored above the limit (before it existed) only refuses further credits.
+func addCredits(balance, amount int64) (int64, error) {
+	if amount > MaxBalance-balance {
+		b, a := strconv.FormatInt(balance, 10), strconv.FormatInt(amount, 10)
+		return 0, newErr(CodeFailedPrecondition, ReasonBalanceLimitExceeded,
+			"a balance of "+b+" credits plus "+a+" would exceed the limit of "+strconv.FormatInt(MaxBalance, 10)+" credits per account",
+			map[string]string{"balance": b, "amount": a, "limit": strconv.FormatInt(MaxBalance, 10)})
 	}
-	return a + b, nil
+	return balance + amount, nil
+}
+
+// creditsForPrice converts a price for Quote and CheckCreditPayment: a price
+// worth more than one operation may move is refused like any over-large
+// amount.
+func creditsForPrice(price Money, rate Decimal) (int64, error) {
+	n, err := CreditsFor(price, rate)
+	if ReasonOf(err) == ReasonAmountOverflow || (err == nil && n > MaxAmount) {
+		return 0, invalid("price", "converts to more than %d credits, the most one operation may move", MaxAmount)
+	}
+	return n, err
 }

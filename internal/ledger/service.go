@@ -50,6 +50,8 @@ type Service struct {
 	newID     func() string
 	batchOpts BatchOptions
 	batch     *batcher
+	// maxPending caps the PENDING requests of an account (limits.go).
+	maxPending int
 }
 
 // Option configures a Service.
@@ -69,9 +71,10 @@ func WithObserver(o Observer) Option { return func(s *Service) { s.obs = o } }
 // NewService returns a Service over store.
 func NewService(store Store, opts ...Option) *Service {
 	s := &Service{
-		store: store,
-		now:   time.Now,
-		obs:   nopObserver{},
+		store:      store,
+		now:        time.Now,
+		obs:        nopObserver{},
+		maxPending: DefaultMaxPendingRequests,
 		newID: func() string {
 			return uuid.Must(uuid.NewV7()).String()
 		},

@@ -266,7 +266,7 @@ func (s *Service) Quote(ctx context.Context, workspace string, price Money) (Quo
 		if err != nil {
 			return err
 		}
-		credits, err := CreditsFor(price, rate.Rate)
+		credits, err := creditsForPrice(price, rate.Rate)
 		if err != nil {
 			return err
 		}
@@ -318,6 +318,8 @@ func (s *Service) CheckCreditPayment(ctx context.Context, in CheckInput) (CheckR
 		validateMoney(&v, "price", *in.Price)
 	case in.Credits <= 0:
 		v.add("credits", "must be greater than 0 (or give a price)")
+	default:
+		checkAmount(&v, "credits", in.Credits)
 	}
 	if err := v.err(); err != nil {
 		return CheckResult{}, err
@@ -344,7 +346,7 @@ func (s *Service) CheckCreditPayment(ctx context.Context, in CheckInput) (CheckR
 			case err != nil:
 				return err
 			default:
-				if res.CreditsRequired, err = CreditsFor(*in.Price, rate.Rate); err != nil {
+				if res.CreditsRequired, err = creditsForPrice(*in.Price, rate.Rate); err != nil {
 					return err
 				}
 			}

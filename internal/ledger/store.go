@@ -20,8 +20,9 @@ type Store interface {
 	// Write runs one batch in one read-write database transaction:
 	//
 	//  1. it reads and locks what set names, in the global lock order
-	//     (settings, then requests by ID, then accounts by ID, then packages
-	//     by ID, then rates by currency), so that two batches never deadlock;
+	//     (settings, then requests by ID, then accounts by ID, then the
+	//     pending-request counts of set.Pending, then packages by ID, then
+	//     rates by currency), so that two batches never deadlock;
 	//  2. it calls decide once with what it read (decide has no effects
 	//     outside the Effects it returns, and must not keep the Snapshot);
 	//  3. it writes the effects, assigning sequence numbers to new requests
@@ -68,6 +69,11 @@ type WriteSet struct {
 	LockPackages bool
 	// Currencies are currencies whose active rate the batch reads and locks.
 	Currencies []string
+	// Pending are accounts whose PENDING requests the batch counts (it may
+	// add requests to them). The count is read under a lock, per account,
+	// that two batches cannot hold at once, even for an account that has
+	// no row yet: two batches never both add to a count they read alike.
+	Pending []string
 }
 
 // Snapshot is the state a batch decides on, read under the batch's locks.
@@ -90,6 +96,9 @@ type Snapshot struct {
 	Packages map[string]Package
 	// Rates holds the active rates of WriteSet.Currencies, by currency.
 	Rates map[string]ConversionRate
+	// Pending holds the number of PENDING requests of the accounts of
+	// WriteSet.Pending, by account; absent (or a nil map) means none.
+	Pending map[string]int
 }
 
 // Effects is everything a batch writes. Lists are in the order the store

@@ -20,6 +20,29 @@ const (
 	MaxPageSize             = 500
 )
 
+// Amount bounds, so that no sum the server computes can overflow int64
+// (about 9.22 × 10^18):
+//
+//   - MaxAmount bounds the credits one operation moves: a Credit, a Debit,
+//     a credit request, a package, a quote or a payment check. 10^12
+//     credits is $100 billion at 10 credits per dollar: far beyond any
+//     real purchase, and small enough to add up safely.
+//   - MaxBalance bounds an account's balance: a credit (or an accepted
+//     request) that would take it higher is refused with
+//     BALANCE_LIMIT_EXCEEDED. Debits always stay possible.
+//
+// What they buy: balance + amount ≤ 10^15 + 10^12; the pending requests of
+// an account (at most MaxPendingRequestsLimit of them) add up to at most
+// 10^15, so balance + pending credits ≤ 2 × 10^15; a sum over one
+// statement's entries would need over 9 million entries of the largest
+// size to overflow, so totals over unbounded ranges are still computed
+// with checked or saturating arithmetic (as the pending sum already is,
+// for rows written before these bounds existed).
+const (
+	MaxAmount  int64 = 1_000_000_000_000     // 10^12 credits per operation
+	MaxBalance int64 = 1_000_000_000_000_000 // 10^15 credits per account
+)
+
 // unsafeRune reports characters no text field may hold: C0 and C1 control
 // characters (tab and newline aside, where allowNewlines) and the
 // bidirectional controls that can make a rendered table lie (U+202E turns
@@ -37,10 +60,13 @@ func unsafeRune(r rune, allowNewlines bool) bool {
 	return false
 }
 
-// checkAmount requires a positive amount of credits.
+// checkAmount requires a positive amount of credits, at most MaxAmount.
 func checkAmount(v *violations, field string, n int64) {
-	if n <= 0 {
+	switch {
+	case n <= 0:
 		v.add(field, "must be greater than 0")
+	case n > MaxAmount:
+		v.add(field, "must be at most %d", MaxAmount)
 	}
 }
 

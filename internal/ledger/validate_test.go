@@ -67,6 +67,8 @@ func TestCreditDebitValidation(t *testing.T) {
 		{"zero amount", "amount", func(in *ledger.CreditInput) { in.Amount = 0 }},
 		{"negative amount", "amount", func(in *ledger.CreditInput) { in.Amount = -5 }},
 		{"min int64 amount", "amount", func(in *ledger.CreditInput) { in.Amount = math.MinInt64 }},
+		{"amount above the maximum", "amount", func(in *ledger.CreditInput) { in.Amount = ledger.MaxAmount + 1 }},
+		{"max int64 amount", "amount", func(in *ledger.CreditInput) { in.Amount = math.MaxInt64 }},
 		{"amount with package", "amount", func(in *ledger.CreditInput) { in.PackageID = "gold" }},
 		{"bad package id", "package_id", func(in *ledger.CreditInput) { in.Amount, in.PackageID = 0, "no/pe" }},
 		{"missing key", "idempotency_key", func(in *ledger.CreditInput) { in.IdempotencyKey = "" }},
@@ -107,7 +109,7 @@ func TestCreditDebitValidation(t *testing.T) {
 			md[strings.Repeat("k", i+1)] = strings.Repeat("v", 256)
 		}
 		_, _ = svc.Credit(ctx, ledger.CreditInput{
-			Workspace: strings.Repeat("w", 64), Account: "a.b_c-d", Amount: math.MaxInt64,
+			Workspace: strings.Repeat("w", 64), Account: "a.b_c-d", Amount: ledger.MaxAmount,
 			IdempotencyKey: strings.Repeat("~", 255), Reference: strings.Repeat("é", 256), Metadata: md,
 		})
 		if !reached {
@@ -123,6 +125,7 @@ func TestCreditDebitValidation(t *testing.T) {
 	}{
 		{"zero", "amount", func(in *ledger.DebitInput) { in.Amount = 0 }},
 		{"negative", "amount", func(in *ledger.DebitInput) { in.Amount = -1 }},
+		{"above the maximum", "amount", func(in *ledger.DebitInput) { in.Amount = ledger.MaxAmount + 1 }},
 		{"credit kind on debit", "kind", func(in *ledger.DebitInput) { in.Kind = ledger.KindPurchase }},
 		{"refund kind on debit", "kind", func(in *ledger.DebitInput) { in.Kind = ledger.KindRefund }},
 		{"no key", "idempotency_key", func(in *ledger.DebitInput) { in.IdempotencyKey = "" }},
@@ -174,6 +177,20 @@ func TestOtherValidation(t *testing.T) {
 		}},
 		{"submit zero amount", "amount", func() error {
 			_, err := svc.SubmitRequest(ctx, ledger.SubmitInput{Workspace: "w", Account: "a", IdempotencyKey: "k", PaymentMethod: ledger.MethodCrypto})
+			return err
+		}},
+		{"submit amount above the maximum", "amount", func() error {
+			_, err := svc.SubmitRequest(ctx, ledger.SubmitInput{
+				Workspace: "w", Account: "a", Amount: ledger.MaxAmount + 1, IdempotencyKey: "k", PaymentMethod: ledger.MethodCrypto,
+			})
+			return err
+		}},
+		{"package credits above the maximum", "credit_package.credits", func() error {
+			_, err := svc.CreatePackage(ctx, "w", "", ledger.Package{DisplayName: "Huge", Credits: ledger.MaxAmount + 1, Price: usd})
+			return err
+		}},
+		{"check credits above the maximum", "credits", func() error {
+			_, err := svc.CheckCreditPayment(ctx, ledger.CheckInput{Workspace: "w", Account: "a", Credits: ledger.MaxAmount + 1})
 			return err
 		}},
 		{"decide without decision", "decision", func() error {

@@ -311,6 +311,14 @@ func (s *state) snapshot(set ledger.WriteSet) *ledger.Snapshot {
 			snap.Accounts[id] = a
 		}
 	}
+	if len(set.Pending) > 0 {
+		snap.Pending = map[string]int{}
+		for _, r := range s.requests {
+			if r.Workspace == ws && r.Status == ledger.StatusPending && slices.Contains(set.Pending, r.Account) {
+				snap.Pending[r.Account]++
+			}
+		}
+	}
 	for _, id := range set.Packages {
 		if p, ok := s.packages[k(ws, id)]; ok {
 			snap.Packages[id] = p

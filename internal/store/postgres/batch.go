@@ -19,11 +19,13 @@ import (
 // transaction, in two round trips.
 //
 //  1. BEGIN and every read, pipelined: the settings, the requests, the
-//     accounts, the packages and the rates, each locked FOR UPDATE in ID
-//     order when the batch changes them, then the idempotency records. The
-//     records are read after the locks, so each sees what the batches it
-//     waited for committed. A batch that finds records (a replay) reads
-//     the transactions and requests they name in one more round trip.
+//     accounts, the pending-request counts of submits (under advisory
+//     locks, see qLockPending), the packages and the rates, each locked FOR
+//     UPDATE in ID order when the batch changes them, then the idempotency
+//     records. The records are read after the locks, so each sees what
+//     the batches it waited for committed. A batch that finds records (a
+//     replay) reads the transactions and requests they name in one more
+//     round trip.
 //  2. Every write and COMMIT, pipelined. A statement that fails makes the
 //     server skip the rest of the pipeline, COMMIT included: an error
 //     from the server means nothing was committed. An error of the
@@ -31,11 +33,11 @@ import (
 //     is reported as unavailable.
 //
 // Global lock order, the same for every batch of every replica: settings,
-// requests, accounts, packages, rates (each by ID), then, first among the
-// writes, the workspace's request counter. Inserts that may wait on
-// another batch's uncommitted row (a new account, a new key) come after
-// every lock, so no cycle can form; a duplicate they meet is a conflict
-// and the batch is decided again.
+// requests, accounts, pending counts (by key), packages, rates (each by
+// ID), then, first among the writes, the workspace's request counter.
+// Inserts that may wait on another batch's uncommitted row (a new account,
+// a new key) come after every lock, so no cycle can form; a duplicate they
+// meet is a conflict and the batch is decided again.
 func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -119,6 +121,24 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 		b.Queue(qLockAccountsOfRequests, ws, nonNil(set.Accounts), set.Requests).Query(collect(scanAccount, addAccount))
 	case len(set.Accounts) > 0:
 		b.Queue(qLockAccounts, ws, set.Accounts).Query(collect(scanAccount, addAccount))
+	}
+	if len(set.Pending) > 0 {
+		snap.Pending = make(map[string]int, len(set.Pending))
+		b.Queue(qLockPending, pendingLockKeys(ws, set.Pending))
+		b.Queue(qCountPending, ws, set.Pending).Query(func(rows pgx.Rows) error {
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					return err
+				}
+				if n > 0 {
+					snap.Pending[id] = n
+				}
+			}
+			return rows.Err()
+		})
 	}
 	if len(set.Packages) > 0 {
 		q := qPackages

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/jackc/pgx/v5"
@@ -36,6 +39,18 @@ const (
 		WHERE workspace = $1 AND account = $2 AND status = 'PENDING'`
 
 	// Batch reads and writes (batch.go).
+	// The pending-request counts of a batch's submits (ledger.WriteSet.Pending).
+	// A count cannot be locked by a row lock: an account that has never
+	// been credited has no row, and a new request is a row that no lock
+	// covers. So each account's count is guarded by a transaction-level
+	// advisory lock on a key derived from (workspace, account) (pendingLockKeys),
+	// taken in the order of the sorted key array; the count is read by the
+	// next statement, whose snapshot sees what the batches it waited for
+	// committed. Only batches that submit take it: decisions only lower a count.
+	qLockPending  = `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS q(k)`
+	qCountPending = `SELECT q.id, c.n FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (SELECT count(*) AS n FROM credit_requests
+			WHERE workspace = $1 AND account = q.id AND status = 'PENDING') c`
 	// One primary-key probe per ID (see accounts.go), locked in ID order.
 	qLockRequests = `SELECT r.* FROM unnest($2::text[]) AS q(id)
 		CROSS JOIN LATERAL (SELECT ` + requestColumns + ` FROM credit_requests
@@ -138,4 +153,19 @@ func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) 
 		return 0, mapErr(ctx, "sum pending credits", err)
 	}
 	return sum, nil
+}
+
+// pendingLockKeys returns the advisory lock keys guarding the pending
+// counts of accounts of ws, sorted and without duplicates: one global
+// order for every batch of every replica. Two accounts whose keys collide
+// only share a lock.
+func pendingLockKeys(ws string, accounts []string) []int64 {
+	keys := make([]int64, 0, len(accounts))
+	for _, a := range accounts {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte("creditledger.pending\x00" + ws + "\x00" + a))
+		keys = append(keys, int64(binary.BigEndian.Uint64(h.Sum(nil)))) //nolint:gosec // G115: a hash, any bit pattern is a key
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }

@@ -96,6 +96,12 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 	if err := t.accountsIn(ctx, ws, acctIDs, snap.Accounts); err != nil {
 		return nil, err
 	}
+	if len(set.Pending) > 0 {
+		snap.Pending = make(map[string]int, len(set.Pending))
+		if err := t.pendingCountsIn(ctx, ws, set.Pending, snap.Pending); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.packagesIn(ctx, ws, set.Packages, snap.Packages); err != nil {
 		return nil, err
 	}

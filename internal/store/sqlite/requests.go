@@ -32,6 +32,13 @@ const (
 	qInsertRequest = `INSERT INTO credit_requests (id, workspace, account, amount, package_id, payment_method,
 		payment_reference, note, status, metadata, idempotency_key, create_time, seq, submitted_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)`
+	// The pending-request counts of a batch's submits. The batch holds the
+	// database's write lock (BEGIN IMMEDIATE), so no other batch can add a
+	// request before it commits. One probe of credit_requests_by_account_status
+	// per account.
+	qPendingCountsIn = `SELECT account, count(*) FROM credit_requests
+		WHERE workspace = ? AND account IN (SELECT value FROM json_each(?)) AND status = 'PENDING'
+		GROUP BY account`
 	qDecideRequest = `UPDATE credit_requests
 		SET status = ?, decision_reason = ?, decided_by = ?, decide_time = ?, transaction_id = ?
 		WHERE workspace = ? AND id = ? AND status = 'PENDING'`
@@ -150,6 +157,21 @@ func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) 
 		return 0, mapErr(ctx, "sum pending credits", err)
 	}
 	return sum, nil
+}
+
+// pendingCountsIn sets into[account] to the number of PENDING requests of
+// each account of accounts that has any.
+func (t *writeTx) pendingCountsIn(ctx context.Context, workspace string, accounts []string, into map[string]int) error {
+	err := t.eachIn(ctx, qPendingCountsIn, workspace, accounts, func(row scanner) error {
+		var id string
+		var n int
+		if err := row.Scan(&id, &n); err != nil {
+			return err
+		}
+		into[id] = n
+		return nil
+	})
+	return mapErr(ctx, "count pending requests", err)
 }
 
 // requestsIn adds the requests of ids to into.

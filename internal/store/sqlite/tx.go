@@ -216,7 +216,7 @@ func readQueries() []string {
 func writeQueries() []string {
 	return []string{
 		// The batch's snapshot.
-		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPackagesIn, qActiveRatesIn,
+		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPendingCountsIn, qPackagesIn, qActiveRatesIn,
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qInsertTransaction, qDecideRequest, qPutIdempotency,
