@@ -83,8 +83,10 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	conn := runtimeConn(t, s)
 	owner := ownerPool(t, s)
 	tables := tenantTables(t, s)
-	for _, want := range []string{"accounts", "conversion_rates", "credit_requests", "idempotency_keys",
-		"packages", "settings", "transactions", "workspace_sequences"} {
+	for _, want := range []string{
+		"accounts", "conversion_rates", "credit_requests", "idempotency_keys",
+		"packages", "settings", "transactions", "workspace_sequences",
+	} {
 		if !strings.Contains(strings.Join(tables, " "), want) {
 			t.Fatalf("tenant tables %v lack %s", tables, want)
 		}
@@ -322,14 +324,25 @@ func TestMigrateCreatesTheRuntimeRole(t *testing.T) {
 		table, privilege string
 		want             bool
 	}{
-		{"accounts", "SELECT", true}, {"accounts", "INSERT", true}, {"accounts", "UPDATE", true},
-		{"accounts", "DELETE", false}, {"accounts", "TRUNCATE", false}, {"accounts", "TRIGGER", false},
+		{"accounts", "SELECT", true},
+		{"accounts", "INSERT", true},
+		{"accounts", "UPDATE", true},
+		{"accounts", "DELETE", false},
+		{"accounts", "TRUNCATE", false},
+		{"accounts", "TRIGGER", false},
 		{"accounts", "REFERENCES", false},
-		{"transactions", "INSERT", true}, {"transactions", "UPDATE", false}, {"transactions", "DELETE", false},
-		{"idempotency_keys", "INSERT", true}, {"idempotency_keys", "UPDATE", false},
-		{"credit_requests", "UPDATE", true}, {"credit_requests", "DELETE", false},
-		{"ledger_workspaces", "INSERT", true}, {"ledger_workspaces", "UPDATE", false}, {"ledger_workspaces", "DELETE", false},
-		{"schema_migrations", "SELECT", true}, {"schema_migrations", "INSERT", false},
+		{"transactions", "INSERT", true},
+		{"transactions", "UPDATE", false},
+		{"transactions", "DELETE", false},
+		{"idempotency_keys", "INSERT", true},
+		{"idempotency_keys", "UPDATE", false},
+		{"credit_requests", "UPDATE", true},
+		{"credit_requests", "DELETE", false},
+		{"ledger_workspaces", "INSERT", true},
+		{"ledger_workspaces", "UPDATE", false},
+		{"ledger_workspaces", "DELETE", false},
+		{"schema_migrations", "SELECT", true},
+		{"schema_migrations", "INSERT", false},
 	} {
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT has_table_privilege($1, $2, $3)`, role, c.table, c.privilege).Scan(&got); err != nil {

@@ -127,8 +127,13 @@ func checkRuntimeRole(ctx context.Context, conn *pgx.Conn, name string) error {
 		is   bool
 		what string
 	}{
-		{super, "SUPERUSER"}, {bypass, "BYPASSRLS"}, {createRole, "CREATEROLE"}, {createDB, "CREATEDB"},
-		{repl, "REPLICATION"}, {member, "member of the migrating role"}, {owns, "owns objects in this database"},
+		{super, "SUPERUSER"},
+		{bypass, "BYPASSRLS"},
+		{createRole, "CREATEROLE"},
+		{createDB, "CREATEDB"},
+		{repl, "REPLICATION"},
+		{member, "member of the migrating role"},
+		{owns, "owns objects in this database"},
 	} {
 		if c.is {
 			bad = append(bad, c.what)

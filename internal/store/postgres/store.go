@@ -157,7 +157,11 @@ func (s *Store) PendingRequestStats(ctx context.Context) (count int64, oldest ti
 				return nil
 			})
 		}
-		if err := rtx.(*readTx).tx.SendBatch(ctx, b).Close(); err != nil {
+		t, err := ownTx(rtx)
+		if err != nil {
+			return err
+		}
+		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 			return mapErr(ctx, "count pending requests", err)
 		}
 		return nil
