@@ -56,8 +56,8 @@ run: build
 ## run-postgres: ledgerd on a local PostgreSQL cluster under .data/postgres
 run-postgres: build
 	scripts/pg-local.sh start
-	LEDGER_DATABASE_URL=$$(scripts/pg-local.sh url) $(BIN)/ledgerd migrate
-	LEDGER_AUTH=$${LEDGER_AUTH:-none} LEDGER_DATABASE_URL=$$(scripts/pg-local.sh url) $(BIN)/ledgerd serve
+	LEDGER_MIGRATE_DATABASE_URL=$$(scripts/pg-local.sh url) $(BIN)/ledgerd migrate
+	LEDGER_AUTH=$${LEDGER_AUTH:-none} LEDGER_DATABASE_URL=$$(scripts/pg-local.sh app-url) $(BIN)/ledgerd serve
 
 pg-start:
 	scripts/pg-local.sh start

@@ -44,7 +44,7 @@ func TestCrashRecovery(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		crashRecovery(t, bin, envKV("LEDGER_DATABASE_URL", postgresDatabase(t)), envKV("LEDGER_MIGRATE_ON_START", "true"))
+		crashRecovery(t, bin, postgresEnv(t)...)
 	})
 }
 

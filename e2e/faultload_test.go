@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/pgtest"
 )
 
 // The fault tests' load: clients post credits, debits, credit requests and
@@ -625,7 +626,8 @@ func ledgerdCmd(t testing.TB, dbURL string, args ...string) string {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ledgerdBin(t), args...) //nolint:gosec // the binary this test built
-	cmd.Env = append(baseEnv(), envKV("LEDGER_DATABASE_URL", dbURL))
+	// Migrations as the owner (dbURL), everything else as the runtime role.
+	cmd.Env = append(baseEnv(), envKV("LEDGER_MIGRATE_DATABASE_URL", dbURL), envKV("LEDGER_DATABASE_URL", pgtest.RuntimeURL(dbURL)))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -649,12 +651,12 @@ func verifyLedger(t testing.TB, dbURL string) {
 	t.Logf("ledgerd verify: %s", strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
 }
 
-// startLedgerd serves the database at dbURL (already migrated) with
-// authentication off and the shared page-token key, plus env.
+// startLedgerd serves the database at dbURL (already migrated) as the
+// runtime role, with authentication off and the shared page-token key, plus env.
 func startLedgerd(t *testing.T, dbURL string, env ...string) *proc {
 	t.Helper()
 	env = append([]string{
-		envKV("LEDGER_DATABASE_URL", dbURL), envKV("LEDGER_AUTH", "none"),
+		envKV("LEDGER_DATABASE_URL", pgtest.RuntimeURL(dbURL)), envKV("LEDGER_AUTH", "none"),
 		envKV("LEDGER_PAGE_TOKEN_KEY", faultPageTokenKey),
 	}, env...)
 	return startProc(t, ledgerdBin(t), []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, env...)

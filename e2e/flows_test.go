@@ -34,7 +34,7 @@ func TestFlows(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		walkFlows(t, bin, envKV("LEDGER_DATABASE_URL", postgresDatabase(t)), envKV("LEDGER_MIGRATE_ON_START", "true"))
+		walkFlows(t, bin, postgresEnv(t)...)
 	})
 }
 

@@ -24,3 +24,15 @@ func postgresDatabase(t *testing.T) string {
 	t.Helper()
 	return pgtest.Shared(t).NewDatabase(t, "")
 }
+
+// postgresEnv is the environment of a ledgerd on a fresh, empty database:
+// migrations (at start) as the owner, serving as the runtime role, as a
+// deployment runs it.
+func postgresEnv(t *testing.T) []string {
+	t.Helper()
+	dbURL := postgresDatabase(t)
+	return []string{
+		envKV("LEDGER_DATABASE_URL", pgtest.RuntimeURL(dbURL)), envKV("LEDGER_MIGRATE_DATABASE_URL", dbURL),
+		envKV("LEDGER_MIGRATE_ON_START", "true"),
+	}
+}

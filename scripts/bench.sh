@@ -66,6 +66,9 @@ as_pg "$bindir/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/log" \
 psql_() { as_pg "$bindir/psql" -h "$work/pg" -U postgres -X -q "$@"; }
 psql_ -d postgres -c "CREATE DATABASE ledger" -c "CREATE DATABASE pgbench"
 pgurl="postgres:///ledger?host=$work/pg&user=postgres&sslmode=disable"
+# ledgerd serves as the runtime role that migrate creates, under row-level
+# security, as in production.
+appurl="postgres:///ledger?host=$work/pg&user=creditledger_app&sslmode=disable"
 pg_pid=$(head -1 "$work/pg/data/postmaster.pid")
 
 # port_busy PORT: whether something already listens on 127.0.0.1:PORT.
@@ -156,13 +159,13 @@ verify_store() {
 }
 
 echo "bench: ledgerd on PostgreSQL (pool $maxconns)" >&2
-env -i PATH="$PATH" LEDGER_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
+env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
 for scenario in uniform hot; do
-	start_ledgerd LEDGER_DATABASE_URL="$pgurl" LEDGER_DB_MAX_CONNS="$maxconns"
+	start_ledgerd LEDGER_DATABASE_URL="$appurl" LEDGER_DB_MAX_CONNS="$maxconns"
 	ours postgres "$scenario" -pg-pid "$pg_pid"
 	stop_ledgerd
 done
-verify_store postgres LEDGER_DATABASE_URL="$pgurl"
+verify_store postgres LEDGER_DATABASE_URL="$appurl"
 
 echo "bench: pgbench on the same server" >&2
 secs=${duration%s}

@@ -5,7 +5,8 @@
 #
 #   scripts/pg-local.sh start   initialise (first time) and start it
 #   scripts/pg-local.sh stop    stop it
-#   scripts/pg-local.sh url     print the connection URL of the ledger database
+#   scripts/pg-local.sh url     print the owner's URL of the ledger database (migrate)
+#   scripts/pg-local.sh app-url print the runtime role's URL (serve, verify)
 #   scripts/pg-local.sh status
 set -euo pipefail
 
@@ -20,7 +21,7 @@ as_pg() {
 	if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-url() { echo "postgres:///$db?host=$dir&user=postgres&sslmode=disable"; }
+url() { echo "postgres:///$db?host=$dir&user=${1:-postgres}&sslmode=disable"; }
 
 case "${1:-}" in
 start)
@@ -36,12 +37,14 @@ start)
 	if ! as_pg "$bindir/psql" -h "$dir" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
 		as_pg "$bindir/createdb" -h "$dir" -U postgres "$db"
 	fi
-	echo "PostgreSQL running in $dir; LEDGER_DATABASE_URL=$(url)" >&2
+	echo "PostgreSQL running in $dir; migrate with LEDGER_MIGRATE_DATABASE_URL=$(url), then serve with" \
+		"LEDGER_DATABASE_URL=$(url creditledger_app) (the runtime role that migrate creates)" >&2
 	;;
 stop)
 	if [[ -f "$dir/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$dir/data" -m fast || true; fi
 	;;
 url) url ;;
+app-url) url creditledger_app ;;
 status) as_pg "$bindir/pg_ctl" status -D "$dir/data" ;;
 *)
 	echo "usage: $0 start|stop|url|status" >&2

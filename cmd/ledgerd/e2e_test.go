@@ -515,7 +515,12 @@ func scenario(t *testing.T, d *ledgerd) {
 func TestEndToEndEmbedded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := map[string]string{"LEDGER_AUTH": "token", "LEDGER_AUTH_SECRET": e2eSecret, "LEDGER_PAGE_TOKEN_KEY": "000102030405060708090a0b0c0d0e0f"}
+	env := map[string]string{
+		"LEDGER_AUTH": "token", "LEDGER_AUTH_SECRET": e2eSecret, "LEDGER_PAGE_TOKEN_KEY": "000102030405060708090a0b0c0d0e0f",
+		// restConcurrency is one subject writing as fast as it can: a
+		// concurrency test, not a rate-limit test.
+		"LEDGER_RATE_LIMIT_SUBJECT_WRITES": "0",
+	}
 	d := startLedgerd(t, []string{"--data-dir", dir}, env)
 	scenario(t, d)
 	restConcurrency(t, d, mintToken(t, d.getenv, "-sub", "load", "-workspace", "acme", "-scopes", "ledger:write,ledger:read"))

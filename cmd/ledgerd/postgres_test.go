@@ -18,32 +18,45 @@ import (
 // without one they fail loudly.
 func TestMain(m *testing.M) { pgtest.Main(m, nil) }
 
-// withPassword adds a password to a test database URL. The test clusters
-// trust local connections, so the password is never checked; it is there
-// to prove it never reaches a log line.
-func withPassword(t *testing.T, raw, pw string) string {
+// withPassword makes a test database URL connect as user with a password.
+// The test clusters trust local connections, so the password is never
+// checked; it is there to prove it never reaches a log line.
+func withPassword(t *testing.T, raw, user, pw string) string {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.User = url.UserPassword("postgres", pw)
+	u.User = url.UserPassword(user, pw)
 	q := u.Query()
 	q.Del("user")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
+// postgresURLs returns a fresh empty database's URLs: the owner's, for
+// migrations, and the runtime role's, for serving.
+func postgresURLs(t *testing.T) (owner, runtime string) {
+	t.Helper()
+	owner = pgtest.Shared(t).NewDatabase(t, "")
+	return owner, pgtest.RuntimeURL(owner)
+}
+
 // TestEndToEndPostgres is the end-to-end contract on PostgreSQL: the schema
-// is applied by `ledgerd migrate` (twice: the second run is a no-op), then
-// the same scenario as on the embedded store, then `ledgerd verify`.
+// is applied by `ledgerd migrate` as the owner (twice: the second run is a
+// no-op), then the same scenario as on the embedded store, served as the
+// runtime role, then `ledgerd verify`.
 func TestEndToEndPostgres(t *testing.T) {
 	t.Parallel()
-	const pw = "pw-Sup3rSecret-e2e"
-	dbURL := withPassword(t, pgtest.Shared(t).NewDatabase(t, ""), pw)
+	const pw, ownerPW = "pw-Sup3rSecret-e2e", "pw-0wnerSecret-e2e"
+	owner, runtime := postgresURLs(t)
+	dbURL := withPassword(t, runtime, pgtest.RuntimeRole, pw)
+	migrateURL := withPassword(t, owner, "postgres", ownerPW)
 	env := map[string]string{
 		"LEDGER_AUTH": "token", "LEDGER_AUTH_SECRET": e2eSecret,
-		"LEDGER_PAGE_TOKEN_KEY": "000102030405060708090a0b0c0d0e0f", "LEDGER_DATABASE_URL": dbURL,
+		"LEDGER_RATE_LIMIT_SUBJECT_WRITES": "0", // restConcurrency: one subject at full speed
+		"LEDGER_PAGE_TOKEN_KEY":            "000102030405060708090a0b0c0d0e0f", "LEDGER_DATABASE_URL": dbURL,
+		"LEDGER_MIGRATE_DATABASE_URL": migrateURL,
 	}
 	getenv := func(k string) string { return env[k] }
 	var migrateLog bytes.Buffer
@@ -57,7 +70,7 @@ func TestEndToEndPostgres(t *testing.T) {
 	restConcurrency(t, d, mintToken(t, getenv, "-sub", "load", "-workspace", "acme", "-scopes", "ledger:write,ledger:read"))
 	assertStoreLogged(t, d, "postgres", config.RedactURL(dbURL))
 	_, raw := d.logs.all()
-	for _, leak := range []string{pw, dbURL} {
+	for _, leak := range []string{pw, dbURL, ownerPW, migrateURL} {
 		if strings.Contains(raw, leak) || strings.Contains(migrateLog.String(), leak) {
 			t.Errorf("a log line holds the database password or the full URL")
 		}
@@ -141,9 +154,10 @@ func restConcurrency(t *testing.T, d *ledgerd, tok string) {
 // token minted by one replica is honoured by the other (shared key).
 func TestReplicasShareOneDatabase(t *testing.T) {
 	t.Parallel()
+	owner, runtime := postgresURLs(t)
 	env := map[string]string{
 		"LEDGER_AUTH": "none", "LEDGER_PAGE_TOKEN_KEY": "0f0e0d0c0b0a09080706050403020100",
-		"LEDGER_DATABASE_URL": pgtest.Shared(t).NewDatabase(t, ""), "LEDGER_MIGRATE_ON_START": "true",
+		"LEDGER_DATABASE_URL": runtime, "LEDGER_MIGRATE_DATABASE_URL": owner, "LEDGER_MIGRATE_ON_START": "true",
 	}
 	a := startLedgerd(t, nil, env)
 	b := startLedgerd(t, nil, env)
@@ -229,4 +243,36 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		t.Fatalf("history has %d entries, want 161", seen)
 	}
 	assertVerifies(t, func(k string) string { return env[k] })
+}
+
+// TestServeRefusesAPrivilegedRole: serving as a role that row-level
+// security does not hold (here the owner, a superuser) is refused, unless
+// explicitly allowed, and then announced at error level.
+func TestServeRefusesAPrivilegedRole(t *testing.T) {
+	t.Parallel()
+	owner, _ := postgresURLs(t)
+	env := map[string]string{
+		"LEDGER_AUTH": "none", "LEDGER_DATABASE_URL": owner, "LEDGER_MIGRATE_ON_START": "true",
+	}
+	getenv := func(k string) string { return env[k] }
+	var logs bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, getenv, io.Discard, &logs)
+	if err == nil || !strings.Contains(err.Error(), "row-level security") || !strings.Contains(err.Error(), "superuser") {
+		t.Fatalf("serve as the owner: %v, want a refusal", err)
+	}
+	// verify may run as the owner.
+	assertVerifies(t, getenv)
+
+	env["LEDGER_DB_ALLOW_PRIVILEGED_ROLE"] = "true"
+	d := startLedgerd(t, nil, env)
+	lines, _ := d.logs.all()
+	found := false
+	for _, l := range lines {
+		if l["level"] == "error" && strings.Contains(fmt.Sprint(l["msg"]), "BYPASSES ROW-LEVEL SECURITY") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no error-level line says that row-level security is bypassed")
+	}
 }

@@ -23,7 +23,9 @@ const usageText = `usage: ledgerd <command> [flags]
 
 commands:
   serve     serve gRPC and HTTP (the default)
-  migrate   apply the schema migrations to LEDGER_DATABASE_URL, or create the embedded store
+  migrate   apply the schema migrations as the owner (LEDGER_MIGRATE_DATABASE_URL, else
+            LEDGER_DATABASE_URL) and create or check the runtime role (LEDGER_RUNTIME_ROLE),
+            or create the embedded store
   verify    check every invariant of the store (balances, chains, keys, requests); exit 1 if any fails
   token     mint a bearer token with a private key (-key), or the development secret LEDGER_AUTH_SECRET
   keygen    make an EdDSA or ES256 signing key and add its public half to a JWKS file

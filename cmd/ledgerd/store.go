@@ -19,19 +19,32 @@ import (
 // as many batches in flight as the pool has connections, two per
 // workspace (one reads while the other commits); on the embedded store,
 // whose single writer commits one batch at a time, one.
+//
+// Serving refuses a PostgreSQL role that row-level security does not hold
+// (see checkSessionRole).
 func openStore(ctx context.Context, cfg config.Config, log *zap.Logger) (ledger.Store, ledger.BatchOptions, error) {
+	return openStoreAs(ctx, cfg, log, true)
+}
+
+// openStoreAs is openStore; serving selects the check of the session role.
+func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, serving bool) (ledger.Store, ledger.BatchOptions, error) {
 	bo := ledger.BatchOptions{MaxOps: cfg.BatchMaxOps, PerWorkspace: cfg.BatchPerWorkspace}
 	if cfg.DatabaseURL != "" {
 		redacted := config.RedactURL(cfg.DatabaseURL)
 		if cfg.MigrateOnStart {
-			if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
-				return nil, bo, fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, err)
+			if err := migratePostgres(ctx, cfg, log); err != nil {
+				return nil, bo, err
 			}
-			log.Info("migrations applied", zap.String("store", "postgres"), zap.String("database_url", redacted))
 		}
 		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: int32(cfg.DBMaxConns)}) //nolint:gosec // G115: validated non-negative, a pool size
 		if err != nil {
 			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w", redacted, err)
+		}
+		if serving {
+			if err := checkSessionRole(ctx, cfg, s, log); err != nil {
+				_ = s.Close()
+				return nil, bo, err
+			}
 		}
 		bo.MaxInFlight = int(s.Pool().Config().MaxConns)
 		log.Info("store opened", zap.String("store", "postgres"), zap.String("database_url", redacted),
@@ -65,13 +78,8 @@ func embeddedPath(cfg config.Config) (string, error) {
 // migrate applies the PostgreSQL migrations, or creates (and migrates) the
 // embedded store's file.
 func migrate(ctx context.Context, cfg config.Config, log *zap.Logger) error {
-	if cfg.DatabaseURL != "" {
-		redacted := config.RedactURL(cfg.DatabaseURL)
-		if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
-			return fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, err)
-		}
-		log.Info("migrations applied", zap.String("store", "postgres"), zap.String("database_url", redacted))
-		return nil
+	if cfg.DatabaseURL != "" || cfg.MigrateDatabaseURL != "" {
+		return migratePostgres(ctx, cfg, log)
 	}
 	path, err := embeddedPath(cfg)
 	if err != nil {
@@ -85,5 +93,50 @@ func migrate(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		return err
 	}
 	log.Info("migrations applied", zap.String("store", "embedded"), zap.String("path", path))
+	return nil
+}
+
+// migratePostgres applies the migrations as the owner (LEDGER_MIGRATE_DATABASE_URL,
+// else LEDGER_DATABASE_URL) and creates or checks the runtime role.
+func migratePostgres(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	redacted := config.RedactURL(cfg.MigrateURL())
+	role := postgres.RuntimeRole{Name: cfg.RuntimeRoleName(), Password: cfg.RuntimeRolePassword}
+	if err := postgres.MigrateRole(ctx, cfg.MigrateURL(), role); err != nil {
+		return fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, err)
+	}
+	log.Info("migrations applied", zap.String("store", "postgres"), zap.String("database_url", redacted),
+		zap.String("runtime_role", cfg.RuntimeRoleName()), zap.Bool("runtime_role_password_set", cfg.RuntimeRolePassword != ""))
+	return nil
+}
+
+// checkSessionRole refuses to serve as a role that row-level security does
+// not hold (a superuser, a BYPASSRLS role, the tables' owner): one missing
+// workspace filter would then show one workspace's data to another. With
+// LEDGER_DB_ALLOW_PRIVILEGED_ROLE=true it serves anyway, saying so loudly
+// (development against a database with one role).
+func checkSessionRole(ctx context.Context, cfg config.Config, s *postgres.Store, log *zap.Logger) error {
+	r, err := s.SessionRole(ctx)
+	if err != nil {
+		return err
+	}
+	if !r.BypassesRLS() {
+		log.Info("database role checked", zap.String("role", r.Name), zap.Bool("row_level_security", true))
+		return nil
+	}
+	why := "it owns the tables"
+	switch {
+	case r.Superuser:
+		why = "it is a superuser"
+	case r.BypassRLS:
+		why = "it has BYPASSRLS"
+	}
+	if !cfg.DBAllowPrivilegedRole {
+		return fmt.Errorf("the database role %q is not held by row-level security (%s): serve as the runtime role "+
+			"%q that `ledgerd migrate` creates (%s), or set %s=true for development",
+			r.Name, why, cfg.RuntimeRoleName(), config.EnvRuntimeRole, config.EnvDBAllowPrivilegedRole)
+	}
+	log.Error("SERVING AS A DATABASE ROLE THAT BYPASSES ROW-LEVEL SECURITY: workspaces are not isolated by the database; "+
+		"never do this in production", zap.String("role", r.Name), zap.String("reason", why),
+		zap.String("setting", config.EnvDBAllowPrivilegedRole))
 	return nil
 }

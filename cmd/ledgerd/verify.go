@@ -35,7 +35,9 @@ func verifyCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	store, _, err := openStore(ctx, cfg, log)
+	// Any role may verify: the runtime role reads workspace by workspace,
+	// the owner too.
+	store, _, err := openStoreAs(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}

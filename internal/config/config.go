@@ -124,6 +124,20 @@ type Config struct {
 	TLSGatewayKeyFile  string
 	// Limits are the pending-request cap and the rate limits (limits.go).
 	Limits Limits
+
+	// PostgreSQL roles and row-level security (loadDatabaseRoles).
+
+	// MigrateDatabaseURL is the owner's connection string, used by
+	// `ledgerd migrate` and by MigrateOnStart; empty: DatabaseURL.
+	MigrateDatabaseURL string
+	// RuntimeRole is the role migrate creates (or checks) and grants for
+	// the service to connect as; empty: DefaultRuntimeRole (RuntimeRoleName).
+	RuntimeRole string
+	// RuntimeRolePassword, when set, becomes RuntimeRole's password.
+	RuntimeRolePassword string
+	// DBAllowPrivilegedRole lets the service run as a role that bypasses
+	// row-level security (superuser, BYPASSRLS, owner of the tables).
+	DBAllowPrivilegedRole bool
 }
 
 // TLS reports whether the listeners serve TLS.
@@ -271,6 +285,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvTLSGatewayCertFile, str(&c.TLSGatewayCertFile))
 	env(EnvTLSGatewayKeyFile, str(&c.TLSGatewayKeyFile))
 	errs = append(errs, c.Limits.fromEnv(getenv)...)
+	errs = append(errs, loadDatabaseRoles(&c, getenv)...)
 	if auth != "" {
 		c.Auth = AuthMode(auth)
 	}
@@ -574,4 +589,64 @@ func RedactURL(s string) string {
 		return u.Redacted()
 	}
 	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL roles and row-level security. Environment only: the migrate
+// URL and the role's password are credentials, which flags would show to
+// anyone who can list processes.
+
+// Environment variables of the PostgreSQL roles.
+const (
+	EnvMigrateDatabaseURL    = "LEDGER_MIGRATE_DATABASE_URL"
+	EnvRuntimeRole           = "LEDGER_RUNTIME_ROLE"
+	EnvRuntimeRolePassword   = "LEDGER_RUNTIME_ROLE_PASSWORD" //nolint:gosec // G101: a variable's name, not a credential
+	EnvDBAllowPrivilegedRole = "LEDGER_DB_ALLOW_PRIVILEGED_ROLE"
+)
+
+// DefaultRuntimeRole is the role the service connects as by default.
+const DefaultRuntimeRole = "creditledger_app"
+
+var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// loadDatabaseRoles reads the role settings into c and returns what is wrong.
+func loadDatabaseRoles(c *Config, getenv func(string) string) []error {
+	var errs []error
+	c.MigrateDatabaseURL = getenv(EnvMigrateDatabaseURL)
+	c.RuntimeRole = getenv(EnvRuntimeRole)
+	c.RuntimeRolePassword = getenv(EnvRuntimeRolePassword)
+	if v := getenv(EnvDBAllowPrivilegedRole); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a boolean", EnvDBAllowPrivilegedRole, v))
+		}
+		c.DBAllowPrivilegedRole = b
+	}
+	if c.MigrateDatabaseURL != "" {
+		if err := checkDatabaseURL(c.MigrateDatabaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvMigrateDatabaseURL, err))
+		}
+	}
+	// A plain lower-case name: no quoting surprises, not a reserved pg_ role.
+	if c.RuntimeRole != "" && (!roleName.MatchString(c.RuntimeRole) || strings.HasPrefix(c.RuntimeRole, "pg_")) {
+		errs = append(errs, fmt.Errorf("%s %q: must be 1 to 63 of a-z, 0-9 and _, not starting with a digit or pg_",
+			EnvRuntimeRole, c.RuntimeRole))
+	}
+	return errs
+}
+
+// MigrateURL is the connection string migrations run with: the owner's.
+func (c Config) MigrateURL() string {
+	if c.MigrateDatabaseURL != "" {
+		return c.MigrateDatabaseURL
+	}
+	return c.DatabaseURL
+}
+
+// RuntimeRoleName is RuntimeRole, or DefaultRuntimeRole when unset.
+func (c Config) RuntimeRoleName() string {
+	if c.RuntimeRole != "" {
+		return c.RuntimeRole
+	}
+	return DefaultRuntimeRole
 }

@@ -164,6 +164,37 @@ func (s *Server) URL(db string) string {
 	return u.String()
 }
 
+// RuntimeRole is the role the service connects as (ledgerd's default,
+// LEDGER_RUNTIME_ROLE): migrations run as the server's own role, the owner,
+// and create it; the stores under test connect as it, so that every test
+// runs under row-level security. With LEDGER_TEST_DATABASE_URL, the server
+// must let this role log in as it lets the URL's role (e.g. trust on a
+// local socket).
+const RuntimeRole = "creditledger_app"
+
+// RuntimeURL is url (a database URL of this package, or any PostgreSQL URL)
+// connecting as RuntimeRole instead of its own role.
+func RuntimeURL(url string) string { return AsRole(url, RuntimeRole) }
+
+// AsRole is raw connecting as role: the user of the userinfo and of the
+// query is replaced, and a password dropped.
+func AsRole(raw, role string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(fmt.Sprintf("pgtest: not a URL: %v", err))
+	}
+	q := u.Query()
+	q.Del("password")
+	if u.User != nil || !q.Has("user") {
+		u.User = url.User(role)
+		q.Del("user")
+	} else {
+		q.Set("user", role)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // Stop stops and removes the throwaway cluster; a server named by
 // LEDGER_TEST_DATABASE_URL is left alone.
 func (s *Server) Stop() {

@@ -11,15 +11,10 @@ import (
 // ---------------------------------------------------------------------------
 // ledger.Auditor
 
-const qWorkspaces = `
-	SELECT workspace FROM settings
-	UNION SELECT workspace FROM accounts
-	UNION SELECT workspace FROM credit_requests
-	UNION SELECT workspace FROM idempotency_keys
-	UNION SELECT workspace FROM packages
-	UNION SELECT workspace FROM conversion_rates
-	UNION SELECT workspace FROM workspace_sequences
-	ORDER BY 1`
+// qWorkspaces reads the registry of workspaces (migration 0004): the one
+// table that row-level security leaves whole, so that a task spanning every
+// workspace can list them and then read each with its own setting.
+const qWorkspaces = `SELECT workspace FROM ledger_workspaces ORDER BY workspace`
 
 // ownTx returns the transaction behind a ReadTx this store gave.
 func ownTx(tx ledger.ReadTx) (*readTx, error) {
@@ -35,11 +30,11 @@ func (s *Store) Workspaces(ctx context.Context, rtx ledger.ReadTx) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := all(ctx, t, func(row pgx.Row) (string, error) {
-		var ws string
-		err := row.Scan(&ws)
-		return ws, err
-	}, qWorkspaces)
+	rows, err := t.tx.Query(ctx, qWorkspaces)
+	var out []string
+	if err == nil {
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
 	if err != nil {
 		return nil, mapErr(ctx, "list workspaces", err)
 	}

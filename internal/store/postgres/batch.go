@@ -18,14 +18,14 @@ import (
 // Write implements ledger.Store: one batch in one READ COMMITTED
 // transaction, in two round trips.
 //
-//  1. BEGIN and every read, pipelined: the settings, the requests, the
-//     accounts, the pending-request counts of submits (under advisory
-//     locks, see qLockPending), the packages and the rates, each locked FOR
-//     UPDATE in ID order when the batch changes them, then the idempotency
-//     records. The records are read after the locks, so each sees what
-//     the batches it waited for committed. A batch that finds records (a
-//     replay) reads the transactions and requests they name in one more
-//     round trip.
+//  1. BEGIN, the workspace for row-level security, and every read,
+//     pipelined: the settings, the requests, the accounts, the
+//     pending-request counts of submits (under advisory locks, see
+//     qLockPending), the packages and the rates, each locked FOR UPDATE in
+//     ID order when the batch changes them, then the idempotency records.
+//     The records are read after the locks, so each sees what the batches
+//     it waited for committed. A batch that finds records (a replay) reads
+//     the transactions and requests they name in one more round trip.
 //  2. Every write and COMMIT, pipelined. A statement that fails makes the
 //     server skip the rest of the pipeline, COMMIT included: an error
 //     from the server means nothing was committed. An error of the
@@ -34,10 +34,11 @@ import (
 //
 // Global lock order, the same for every batch of every replica: settings,
 // requests, accounts, pending counts (by key), packages, rates (each by
-// ID), then, first among the writes, the workspace's request counter.
-// Inserts that may wait on another batch's uncommitted row (a new account,
-// a new key) come after every lock, so no cycle can form; a duplicate they
-// meet is a conflict and the batch is decided again.
+// ID), then, first among the writes, the workspace's row in the registry
+// (only a new workspace's first batches wait for it) and its request
+// counter. Inserts that may wait on another batch's uncommitted row (a new
+// account, a new key) come after every lock, so no cycle can form; a
+// duplicate they meet is a conflict and the batch is decided again.
 func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -96,6 +97,9 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	// The batch's one workspace, for row-level security: in the same round
+	// trip, and local to the transaction (see read.go).
+	b.Queue(qSetWorkspace, ws)
 
 	qs := qSettings
 	if set.LockSettings {
@@ -211,6 +215,13 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// qRegisterWorkspace adds the batch's workspace to the registry that
+// operator tasks list (migration 0004). A registered workspace, the usual
+// case, is found by the NOT EXISTS probe: no insert, no lock.
+const qRegisterWorkspace = `INSERT INTO ledger_workspaces (workspace)
+	SELECT $1::text WHERE NOT EXISTS (SELECT 1 FROM ledger_workspaces WHERE workspace = $1::text)
+	ON CONFLICT DO NOTHING`
+
 // writeBatch sends every effect and COMMIT in one round trip.
 func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects) error {
 	b := &pgx.Batch{}
@@ -219,7 +230,8 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		stale = stale || ct.RowsAffected() != 1
 		return nil
 	}
-	// The request counter first: see Write.
+	// The workspace's registry row, then its request counter: see Write.
+	b.Queue(qRegisterWorkspace, ws)
 	if len(eff.NewRequests) > 0 {
 		if err := queueNewRequests(b, ws, eff.NewRequests); err != nil {
 			return err

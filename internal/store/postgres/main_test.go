@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/creditledger/creditledger/internal/pgtest"
 )
 
@@ -32,9 +34,11 @@ func newStore(tb testing.TB, opts Options) *Store {
 	return openURL(tb, server.NewDatabase(tb, template), opts)
 }
 
+// openURL opens a store on the database of url (an owner's URL) as the
+// runtime role, as ledgerd serves.
 func openURL(tb testing.TB, url string, opts Options) *Store {
 	tb.Helper()
-	s, err := Open(context.Background(), url, opts)
+	s, err := Open(context.Background(), pgtest.RuntimeURL(url), opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -44,4 +48,22 @@ func openURL(tb testing.TB, url string, opts Options) *Store {
 		}
 	})
 	return s
+}
+
+// ownerURL is the URL of s's database as the owner, which row-level
+// security does not restrict (the test server's role is a superuser): tests
+// inspect and tamper with every workspace's rows through it, as a DBA would.
+func ownerURL(s *Store) string {
+	return server.URL(s.Pool().Config().ConnConfig.Database)
+}
+
+// ownerPool connects to s's database as the owner until the test ends.
+func ownerPool(tb testing.TB, s *Store) *pgxpool.Pool {
+	tb.Helper()
+	p, err := pgxpool.New(context.Background(), ownerURL(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Close)
+	return p
 }

@@ -37,13 +37,25 @@ const qCreateMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	applied_time timestamptz NOT NULL
 )`
 
-// Migrate applies the embedded migrations that the database at url lacks,
-// in order, each in its own transaction together with its row in
-// schema_migrations. It is idempotent, and safe when several processes
-// migrate at once: a session advisory lock serialises them, and the later
-// ones find everything applied. It refuses a database that has migrations
-// this binary does not know (written by a newer version).
-func Migrate(ctx context.Context, url string) (err error) {
+// Migrate is MigrateRole with the default runtime role, without a password.
+func Migrate(ctx context.Context, url string) error {
+	return MigrateRole(ctx, url, RuntimeRole{Name: DefaultRuntimeRole})
+}
+
+// MigrateRole applies the embedded migrations that the database at url
+// lacks, in order, each in its own transaction together with its row in
+// schema_migrations, then creates or checks the runtime role and resets its
+// privileges (role.go). url must connect as the schema's owner. It is
+// idempotent, and safe when several processes migrate at once: a session
+// advisory lock serialises them, and the later ones find everything
+// applied. It refuses a database that has migrations this binary does not
+// know (written by a newer version), and a runtime role that could escape
+// row-level security.
+//
+// Migrations are applied in the order of their version; versions need not
+// be contiguous, and one missing from the database is applied even when a
+// later one already is.
+func MigrateRole(ctx context.Context, url string, role RuntimeRole) (err error) {
 	all, err := loadMigrations()
 	if err != nil {
 		return err
@@ -86,7 +98,7 @@ func Migrate(ctx context.Context, url string) (err error) {
 			return err
 		}
 	}
-	return nil
+	return ensureRuntimeRole(ctx, conn, role)
 }
 
 // applyMigration runs one migration and records it in one transaction.

@@ -149,7 +149,7 @@ func (t *readTx) ListRequests(ctx context.Context, q ledger.RequestQuery) ([]led
 // PendingCredits implements ledger.ReadTx.
 func (t *readTx) PendingCredits(ctx context.Context, workspace, account string) (int64, error) {
 	var sum int64
-	if err := t.one(ctx, qPendingCredits, []any{workspace, account}, &sum); err != nil {
+	if err := t.one(ctx, qPendingCredits, workspace, []any{account}, &sum); err != nil {
 		return 0, mapErr(ctx, "sum pending credits", err)
 	}
 	return sum, nil

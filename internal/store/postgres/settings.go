@@ -24,7 +24,7 @@ const (
 func (t *readTx) Settings(ctx context.Context, workspace string) (ledger.Settings, error) {
 	st := ledger.Settings{Workspace: workspace}
 	var upd pgtype.Timestamptz
-	err := t.one(ctx, qSettings, []any{workspace}, &st.CreditPaymentsEnabled, &st.RequireDistinctApprover, &upd)
+	err := t.one(ctx, qSettings, workspace, nil, &st.CreditPaymentsEnabled, &st.RequireDistinctApprover, &upd)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ledger.Settings{Workspace: workspace}, nil
 	}

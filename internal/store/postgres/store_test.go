@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/creditledger/creditledger/internal/ledger"
+	"github.com/creditledger/creditledger/internal/store/migration"
 )
 
 // t0 is the tests' clock: UTC with microseconds, as the store keeps times.
@@ -161,7 +162,12 @@ func verifyLedger(tb testing.TB, s ledger.Store) ledger.VerifyReport {
 // commits: deferred checks run at the commit.
 func rawTx(s *Store, sql string) error {
 	ctx := context.Background()
-	return pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+	conn, err := pgx.Connect(ctx, ownerURL(s))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, sql)
 		return err
 	})
@@ -171,7 +177,12 @@ func rawTx(s *Store, sql string) error {
 // back: nil means the database would have committed it.
 func rawCheck(s *Store, sql string) error {
 	ctx := context.Background()
-	tx, err := s.Pool().Begin(ctx)
+	conn, err := pgx.Connect(ctx, ownerURL(s))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -187,7 +198,12 @@ func rawCheck(s *Store, sql string) error {
 func queryInt(tb testing.TB, s *Store, sql string, args ...any) int64 {
 	tb.Helper()
 	var n int64
-	if err := s.Pool().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	conn, err := pgx.Connect(context.Background(), ownerURL(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		tb.Fatalf("%s: %v", sql, err)
 	}
 	return n
@@ -210,14 +226,20 @@ func countMigrations(tb testing.TB, url string) int {
 	return n
 }
 
-// latestVersion is the version of the newest embedded migration.
-func latestVersion(t testing.TB) int {
-	t.Helper()
+// embedded returns the binary's migrations.
+func embedded(tb testing.TB) []migration.File {
+	tb.Helper()
 	all, err := loadMigrations()
-	if err != nil || len(all) == 0 {
-		t.Fatalf("migrations: %v", err)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return int(all[len(all)-1].Version)
+	return all
+}
+
+// latest is the schema version the binary needs.
+func latest(tb testing.TB) int64 {
+	all := embedded(tb)
+	return all[len(all)-1].Version
 }
 
 func TestMigrationsOnDisk(t *testing.T) {
@@ -230,7 +252,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 	for _, m := range all {
 		names = append(names, fmt.Sprintf("%d %s", m.Version, m.Name))
 	}
-	if diff := cmp.Diff([]string{"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql"}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
 }
@@ -244,7 +266,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 			t.Fatalf("Migrate #%d: %v", i+1, err)
 		}
 	}
-	if n, want := countMigrations(t, url), latestVersion(t); n != want {
+	if n, want := countMigrations(t, url), len(embedded(t)); n != want {
 		t.Fatalf("%d migrations recorded, want %d", n, want)
 	}
 	s := openURL(t, url, Options{})
@@ -252,7 +274,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	if err := Migrate(ctx, url); err != nil { // again, with data
 		t.Fatalf("Migrate with data: %v", err)
 	}
-	if n, want := countMigrations(t, url), latestVersion(t); n != want {
+	if n, want := countMigrations(t, url), len(embedded(t)); n != want {
 		t.Fatalf("%d migrations recorded, want %d", n, want)
 	}
 	verifyLedger(t, s)
@@ -278,7 +300,7 @@ func TestMigrateConcurrently(t *testing.T) {
 			t.Fatalf("Migrate #%d: %v", i, err)
 		}
 	}
-	if got, want := countMigrations(t, url), latestVersion(t); got != want {
+	if got, want := countMigrations(t, url), len(embedded(t)); got != want {
 		t.Fatalf("%d migrations recorded, want %d", got, want)
 	}
 	openURL(t, url, Options{})
@@ -292,7 +314,7 @@ func TestOpenRefusesAnUnmigratedDatabase(t *testing.T) {
 		_ = s.Close()
 		t.Fatal("Open succeeded on an empty database")
 	}
-	if want := fmt.Sprintf("schema version 0, need %d: run `ledgerd migrate`", latestVersion(t)); !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("schema version 0, need %d: run `ledgerd migrate`", latest(t)); !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open: %v; want it to say %q", err, want)
 	}
 }
@@ -377,7 +399,7 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 	ctx := context.Background()
 	url := server.NewDatabase(t, "")
 	migrateToV1(t, url)
-	if s, err := Open(ctx, url, Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version 1, need %d", latestVersion(t))) {
+	if s, err := Open(ctx, url, Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version 1, need %d", latest(t))) {
 		if s != nil {
 			_ = s.Close()
 		}
@@ -405,7 +427,7 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 		Workspace, ID string
 		Seq           int64
 	}
-	rows, err := s.Pool().Query(ctx, `SELECT workspace, id, seq FROM credit_requests ORDER BY workspace, seq`)
+	rows, err := ownerPool(t, s).Query(ctx, `SELECT workspace, id, seq FROM credit_requests ORDER BY workspace, seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +441,7 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 	}
 	// Version 3 scoped every key to its account or request, so that a
 	// retry after the upgrade still finds its record.
-	rows, err = s.Pool().Query(ctx, `SELECT workspace || '/' || key FROM idempotency_keys ORDER BY 1`)
+	rows, err = ownerPool(t, s).Query(ctx, `SELECT workspace || '/' || key FROM idempotency_keys ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +458,7 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 		Workspace, Name string
 		Value           int64
 	}
-	rows, err = s.Pool().Query(ctx, `SELECT workspace, name, value FROM workspace_sequences ORDER BY workspace`)
+	rows, err = ownerPool(t, s).Query(ctx, `SELECT workspace, name, value FROM workspace_sequences ORDER BY workspace`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -964,6 +986,10 @@ func TestOpposingKeyOrdersDoNotDeadlock(t *testing.T) {
 	ctx := context.Background()
 	url := server.NewDatabase(t, template)
 	s1, s2 := openURL(t, url, Options{}), openURL(t, url, Options{})
+	// The workspace exists already: the first batches of a new one wait for
+	// each other at its registration, before either inserts a key.
+	set0, eff0 := credit("n0", "tx-0", "K0", 1)
+	mustWrite(t, s1, set0, eff0)
 	const gateKey = 4242
 	if err := rawTx(s1, `
 		CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1246,7 +1272,7 @@ func TestErrorMapping(t *testing.T) {
 		// the connection, so the outcome is unknown (unavailable): the
 		// server may still commit the batch once the key is free, and what
 		// it does is all or nothing.
-		tx, err := s.Pool().Begin(ctx)
+		tx, err := ownerPool(t, s).Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1644,7 +1670,7 @@ func TestRequestSeq(t *testing.T) {
 		Workspace string
 		Value     int64
 	}
-	rows, err := s.Pool().Query(ctx, `SELECT workspace, value FROM workspace_sequences WHERE name = 'requests' ORDER BY workspace`)
+	rows, err := ownerPool(t, s).Query(ctx, `SELECT workspace, value FROM workspace_sequences WHERE name = 'requests' ORDER BY workspace`)
 	if err != nil {
 		t.Fatal(err)
 	}
