@@ -260,14 +260,25 @@ func TestScopesAreChecked(t *testing.T) {
 		tok                string
 		want               int
 	}{
-		{"client reading without ledger:read", "GET", "/v1/workspaces/" + ws + "/accounts/client-1/orders", nil,
-			mintToken(t, token.RoleClient, ws, "client-1", token.ScopeRequestsSubmit), 403},
-		{"client buying without requests:submit", "POST", "/v1/workspaces/" + ws + "/accounts/client-1/orders", map[string]string{"service_id": "logo"},
-			mintToken(t, token.RoleClient, ws, "client-1", token.ScopeLedgerRead), 403},
-		{"admin writing the catalog without settings:admin", "PUT", "/v1/workspaces/" + ws + "/services/x", map[string]any{"name": "x", "price": usd(1, 0)},
-			mintToken(t, token.RoleAdmin, ws, "", token.ScopeLedgerRead), 403},
-		{"service buying with ledger:write only", "POST", "/v1/workspaces/" + ws + "/accounts/client-1/orders", map[string]string{"service_id": "logo"},
-			mintToken(t, token.RoleService, ws, "", token.ScopeLedgerWrite), 201},
+		{
+			"client reading without ledger:read", "GET", "/v1/workspaces/" + ws + "/accounts/client-1/orders", nil,
+			mintToken(t, token.RoleClient, ws, "client-1", token.ScopeRequestsSubmit), 403,
+		},
+		{
+			"client buying without requests:submit", "POST", "/v1/workspaces/" + ws + "/accounts/client-1/orders",
+			map[string]string{"service_id": "logo"},
+			mintToken(t, token.RoleClient, ws, "client-1", token.ScopeLedgerRead), 403,
+		},
+		{
+			"admin writing the catalog without settings:admin", "PUT", "/v1/workspaces/" + ws + "/services/x",
+			map[string]any{"name": "x", "price": usd(1, 0)},
+			mintToken(t, token.RoleAdmin, ws, "", token.ScopeLedgerRead), 403,
+		},
+		{
+			"service buying with ledger:write only", "POST", "/v1/workspaces/" + ws + "/accounts/client-1/orders",
+			map[string]string{"service_id": "logo"},
+			mintToken(t, token.RoleService, ws, "", token.ScopeLedgerWrite), 201,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
