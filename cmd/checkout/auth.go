@@ -1,7 +1,7 @@
 package main
 
-// This file is the same in cmd/checkout and cmd/invoicing but for the
-// package of the Verifier type; keep the two alike.
+// This file is the same in cmd/checkout and cmd/invoicing; keep the two
+// alike.
 
 import (
 	"context"
