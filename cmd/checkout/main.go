@@ -183,6 +183,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 
+	// The keys first: a bad key file must fail the start before anything
+	// is opened.
+	var watchers sync.WaitGroup
+	ctx, stopWatching := context.WithCancel(ctx)
+	defer func() { stopWatching(); watchers.Wait() }()
+	v, err := cfg.auth.verifier(ctx, log, &watchers)
+	if err != nil {
+		return err
+	}
+
 	store, err := checkout.OpenStore(ctx, cfg.dbPath)
 	if err != nil {
 		return err
@@ -202,16 +212,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() { _ = ledger.Close() }()
 
-	var watchers sync.WaitGroup
-	ctx, stopWatching := context.WithCancel(ctx)
-	defer func() { stopWatching(); watchers.Wait() }()
 	appCfg := checkout.Config{
 		Store: store, Ledger: ledger, Logger: log,
 		StripeWebhookSecret: cfg.stripeSecret, UnsignedWebhooks: cfg.webhooks == webhooksUnsigned,
-	}
-	v, err := cfg.auth.verifier(ctx, log, &watchers)
-	if err != nil {
-		return err
 	}
 	if v != nil {
 		appCfg.Verifier = v
