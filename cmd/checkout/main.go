@@ -12,9 +12,22 @@
 //	--http-addr           [CHECKOUT_HTTP_ADDR]          listen address (default 127.0.0.1:8081; port 0 picks one)
 //	--db                  [CHECKOUT_DB]                 SQLite file (default checkout.db)
 //	--ledger-addr         [LEDGER_ADDR]                 ledgerd gRPC address (required)
-//	--ledger-token        [LEDGER_TOKEN]                bearer token for the ledger
-//	--webhook-secret      [CHECKOUT_WEBHOOK_SECRET]     HMAC key of payment webhooks (empty: unsigned, development only)
 //	--reconcile-interval  [CHECKOUT_RECONCILE_INTERVAL] period of the reconciliation pass (default 30s)
+//	--auth                [CHECKOUT_AUTH]               token (default) or none (development: loopback only)
+//	--auth-jwks-file      [CHECKOUT_AUTH_JWKS_FILE]     JWKS of the token verification keys, re-read on change
+//	--auth-issuer         [CHECKOUT_AUTH_ISSUER]        required iss of tokens (default creditledger)
+//	--auth-audience       [CHECKOUT_AUTH_AUDIENCE]      required aud of tokens (default creditledger)
+//	--webhooks            [CHECKOUT_WEBHOOKS]           stripe (default), off, or unsigned (development: loopback only)
+//
+// Secrets come from the environment, or from the file a *_FILE variable
+// names (trimmed), never from flags:
+//
+//	LEDGER_TOKEN[_FILE]                    bearer token the checkout sends to ledgerd
+//	CHECKOUT_STRIPE_WEBHOOK_SECRET[_FILE]  Stripe endpoint signing secret (whsec_…), required by --webhooks=stripe
+//	CHECKOUT_AUTH_SECRET[_FILE]            HS256 token secret instead of a JWKS: development only
+//
+// CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL (default 10s) is how often the JWKS
+// file is checked for changes.
 //
 // It logs JSON lines to stderr; once serving, one line with msg "listening"
 // and the field http_addr.
@@ -28,6 +41,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +51,7 @@ import (
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
 	"github.com/creditledger/creditledger/internal/serve"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 func main() {
@@ -57,9 +72,18 @@ type config struct {
 	dbPath            string
 	ledgerAddr        string
 	ledgerToken       string
-	webhookSecret     string
 	reconcileInterval time.Duration
+	auth              authSettings
+	webhooks          string
+	stripeSecret      string
 }
+
+// Payment webhook modes (CHECKOUT_WEBHOOKS).
+const (
+	webhooksStripe   = "stripe"   // Stripe-signed events only (production)
+	webhooksOff      = "off"      // every webhook refused: no card payments
+	webhooksUnsigned = "unsigned" // also unsigned bodies: development only
+)
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	env := func(k, def string) string {
@@ -68,32 +92,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
-	var c config
+	c := config{auth: authSettings{prefix: "CHECKOUT"}}
 	fs := flag.NewFlagSet("checkout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.httpAddr, "http-addr", env("CHECKOUT_HTTP_ADDR", "127.0.0.1:8081"), "listen address [CHECKOUT_HTTP_ADDR]")
 	fs.StringVar(&c.dbPath, "db", env("CHECKOUT_DB", "checkout.db"), "SQLite file [CHECKOUT_DB]")
 	fs.StringVar(&c.ledgerAddr, "ledger-addr", env("LEDGER_ADDR", ""), "ledgerd gRPC address [LEDGER_ADDR]")
-	fs.StringVar(&c.ledgerToken, "ledger-token", "", "bearer token for the ledger [LEDGER_TOKEN]")
-	fs.StringVar(&c.webhookSecret, "webhook-secret", "", "HMAC-SHA256 key of payment webhooks [CHECKOUT_WEBHOOK_SECRET]")
 	interval := env("CHECKOUT_RECONCILE_INTERVAL", "30s")
 	fs.Func("reconcile-interval", "period of the reconciliation pass [CHECKOUT_RECONCILE_INTERVAL] (default 30s)", func(s string) error {
 		interval = s
 		return nil
 	})
+	fs.StringVar(&c.auth.mode, "auth", env("CHECKOUT_AUTH", authToken), "authentication of the API: token, or none (development, loopback only) [CHECKOUT_AUTH]")
+	fs.StringVar(&c.auth.jwksFile, "auth-jwks-file", env("CHECKOUT_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [CHECKOUT_AUTH_JWKS_FILE]")
+	fs.StringVar(&c.auth.issuer, "auth-issuer", env("CHECKOUT_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [CHECKOUT_AUTH_ISSUER]")
+	fs.StringVar(&c.auth.audience, "auth-audience", env("CHECKOUT_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [CHECKOUT_AUTH_AUDIENCE]")
+	fs.StringVar(&c.webhooks, "webhooks", env("CHECKOUT_WEBHOOKS", webhooksStripe), "payment webhooks: stripe, off, or unsigned (development, loopback only) [CHECKOUT_WEBHOOKS]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	// Secrets only from the environment unless given explicitly, so that
-	// they need not appear in a process listing.
-	if c.ledgerToken == "" {
-		c.ledgerToken = getenv("LEDGER_TOKEN")
-	}
-	if c.webhookSecret == "" {
-		c.webhookSecret = getenv("CHECKOUT_WEBHOOK_SECRET")
 	}
 	d, err := time.ParseDuration(interval)
 	if err != nil || d <= 0 {
@@ -102,6 +121,47 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.reconcileInterval = d
 	if c.ledgerAddr == "" {
 		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
+	}
+	reload := env("CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL", "10s")
+	if c.auth.reload, err = time.ParseDuration(reload); err != nil {
+		return c, fmt.Errorf("CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL %q: want a duration like 10s", reload)
+	}
+	// Secrets: from the environment or a file, never a flag (a process
+	// listing shows flags to every user of the machine).
+	if c.ledgerToken, err = readSecret(getenv, "LEDGER_TOKEN"); err != nil {
+		return c, err
+	}
+	if c.stripeSecret, err = readSecret(getenv, "CHECKOUT_STRIPE_WEBHOOK_SECRET"); err != nil {
+		return c, err
+	}
+	devSecret, err := readSecret(getenv, "CHECKOUT_AUTH_SECRET")
+	if err != nil {
+		return c, err
+	}
+	c.auth.secret = []byte(devSecret)
+	if getenv("CHECKOUT_WEBHOOK_SECRET") != "" {
+		return c, errors.New("CHECKOUT_WEBHOOK_SECRET (an HMAC of our own) is no longer accepted: payment webhooks are Stripe's, " +
+			"signed with the endpoint's secret in CHECKOUT_STRIPE_WEBHOOK_SECRET")
+	}
+	if err := c.auth.check(c.httpAddr); err != nil {
+		return c, err
+	}
+	switch c.webhooks {
+	case webhooksStripe:
+		if c.stripeSecret == "" {
+			return c, errors.New("CHECKOUT_WEBHOOKS=stripe (the default) needs the endpoint's signing secret in CHECKOUT_STRIPE_WEBHOOK_SECRET " +
+				"(or _FILE); set CHECKOUT_WEBHOOKS=off to refuse every payment webhook, or =unsigned for development on loopback")
+		}
+	case webhooksOff:
+		if c.stripeSecret != "" {
+			return c, errors.New("CHECKOUT_WEBHOOKS=off with a CHECKOUT_STRIPE_WEBHOOK_SECRET: choose one")
+		}
+	case webhooksUnsigned:
+		if err := requireLoopback(c.httpAddr); err != nil {
+			return c, fmt.Errorf("CHECKOUT_WEBHOOKS=unsigned lets anyone who reaches the endpoint credit any account: %w", err)
+		}
+	default:
+		return c, fmt.Errorf("CHECKOUT_WEBHOOKS %q: must be stripe, off or unsigned (development only)", c.webhooks)
 	}
 	return c, nil
 }
@@ -123,6 +183,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 
+	// The keys first: a bad key file must fail the start before anything
+	// is opened.
+	var watchers sync.WaitGroup
+	ctx, stopWatching := context.WithCancel(ctx)
+	defer func() { stopWatching(); watchers.Wait() }()
+	v, err := cfg.auth.verifier(ctx, log, &watchers)
+	if err != nil {
+		return err
+	}
+
 	store, err := checkout.OpenStore(ctx, cfg.dbPath)
 	if err != nil {
 		return err
@@ -142,10 +212,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() { _ = ledger.Close() }()
 
-	if cfg.webhookSecret == "" {
-		log.Warn("payment webhooks are NOT authenticated (no CHECKOUT_WEBHOOK_SECRET): development only")
+	appCfg := checkout.Config{
+		Store: store, Ledger: ledger, Logger: log,
+		StripeWebhookSecret: cfg.stripeSecret, UnsignedWebhooks: cfg.webhooks == webhooksUnsigned,
 	}
-	app, err := checkout.NewApp(checkout.Config{Store: store, Ledger: ledger, Logger: log, WebhookSecret: cfg.webhookSecret})
+	if v != nil {
+		appCfg.Verifier = v
+	} else {
+		appCfg.NoAuth = true
+	}
+	switch cfg.webhooks {
+	case webhooksUnsigned:
+		log.Warn("DEVELOPMENT MODE: UNSIGNED payment webhooks are accepted (CHECKOUT_WEBHOOKS=unsigned); anyone who reaches /webhooks/payments can credit any account")
+	case webhooksOff:
+		log.Warn("payment webhooks are off (CHECKOUT_WEBHOOKS=off): every card payment confirmation is refused")
+	}
+	app, err := checkout.NewApp(appCfg)
 	if err != nil {
 		return err
 	}
@@ -158,6 +240,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_, err := app.Reconcile(ctx)
 			return err
 		},
-		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr)},
+		ListeningFields: []zap.Field{
+			zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr),
+			zap.String("auth", cfg.auth.mode), zap.String("webhooks", cfg.webhooks),
+		},
 	})
 }

@@ -7,12 +7,21 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stripe/stripe-go/v82/webhook"
+	"google.golang.org/genproto/googleapis/type/money"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 const ws = "agency-1"
@@ -20,11 +29,17 @@ const ws = "agency-1"
 // start runs the service in-process and waits for its "listening" log line.
 func start(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
+	return startLogging(t, env, io.Discard)
+}
+
+// startLogging is start with a copy of the log written to logs.
+func startLogging(t *testing.T, env map[string]string, logs io.Writer) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, pw)
+		err := run(ctx, []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, io.MultiWriter(pw, logs))
 		_ = pw.Close()
 		done <- err
 	}()
@@ -61,14 +76,54 @@ func start(t *testing.T, env map[string]string) (string, func() error) {
 	return "http://" + a, stop
 }
 
-func do(t *testing.T, method, url string, body, out any) int {
+// keys writes a JWKS of a fresh operators' key (admins and services) and
+// returns the key, to mint with, and the file.
+func keys(t *testing.T) (token.SigningKey, string) {
+	t.Helper()
+	k, err := token.GenerateKey(token.AlgEdDSA, "ops-1", []token.Role{token.RoleAdmin, token.RoleService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := token.PublicJWKS(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k, path
+}
+
+func adminToken(t *testing.T, k token.SigningKey) string {
+	t.Helper()
+	s, err := token.Mint(k, token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleAdmin, "admin", ws, "",
+		token.RoleScopes(token.RoleAdmin), time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// do sends a JSON request with the bearer token tok ("" for none).
+func do(t *testing.T, tok, method, url string, body, out any, headers ...string) int {
 	t.Helper()
 	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case []byte:
 		rd = bytes.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), method, url, rd)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -80,22 +135,52 @@ func do(t *testing.T, method, url string, body, out any) int {
 	return res.StatusCode
 }
 
+const stripeSecret = "whsec_main_test"
+
+// createPackage creates the package "starter": 100 credits for USD 10.
+func createPackage(t *testing.T, addr string) {
+	t.Helper()
+	c, err := ledgerclient.Dial(t.Context(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := c.CreatePackage(t.Context(), &pb.CreatePackageRequest{
+		Workspace: ws, PackageId: "starter",
+		CreditPackage: &pb.CreditPackage{DisplayName: "Starter", Credits: 100, Price: &money.Money{CurrencyCode: "USD", Units: 10}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestServeAndRestartKeepsState(t *testing.T) {
 	t.Parallel()
 	f := fakeledger.Start(t)
 	f.SetEnabled(ws, true)
 	f.SetRate(ws, "USD", "10")
 	f.Fund(ws, "client-1", 100)
-	env := map[string]string{"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_RECONCILE_INTERVAL": "1h"}
+	k, jwks := keys(t)
+	secretFile := filepath.Join(t.TempDir(), "stripe-secret")
+	if err := os.WriteFile(secretFile, []byte(stripeSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_RECONCILE_INTERVAL": "1h",
+		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_STRIPE_WEBHOOK_SECRET_FILE": secretFile,
+	}
+	admin := adminToken(t, k)
 
 	url, stop := start(t, env)
-	if code := do(t, "PUT", url+"/v1/workspaces/"+ws+"/services/logo", map[string]any{
+	if code := do(t, "", "GET", url+"/v1/workspaces/"+ws+"/services", nil, nil); code != 401 {
+		t.Errorf("without a token: HTTP %d, want 401", code)
+	}
+	if code := do(t, admin, "PUT", url+"/v1/workspaces/"+ws+"/services/logo", map[string]any{
 		"name": "Logo", "price": checkout.Money{CurrencyCode: "USD", Units: 5}, "credit_eligible": true,
 	}, nil); code != 200 {
 		t.Fatalf("put service: %d", code)
 	}
 	var o checkout.Order
-	if code := do(t, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
 		t.Fatalf("buy: %d %+v", code, o)
 	}
 	if err := stop(); err != nil {
@@ -104,17 +189,184 @@ func TestServeAndRestartKeepsState(t *testing.T) {
 
 	url, _ = start(t, env)
 	var got checkout.Order
-	if code := do(t, "GET", url+"/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != 200 || got.Status != checkout.OrderConfirmed || got.TransactionID != o.TransactionID {
+	if code := do(t, admin, "GET", url+"/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != 200 || got.Status != checkout.OrderConfirmed || got.TransactionID != o.TransactionID {
 		t.Errorf("after restart: %d %+v", code, got)
 	}
 	var health map[string]string
-	if code := do(t, "GET", url+"/healthz", nil, &health); code != 200 || health["status"] != "ok" {
+	if code := do(t, "", "GET", url+"/healthz", nil, &health); code != 200 || health["status"] != "ok" {
 		t.Errorf("healthz: %d %v", code, health)
+	}
+}
+
+func TestWebhooks(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t)
+	createPackage(t, f.Addr)
+	k, jwks := keys(t)
+	admin := adminToken(t, k)
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_RECONCILE_INTERVAL": "1h",
+		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_STRIPE_WEBHOOK_SECRET": stripeSecret,
+	}
+	url, _ := start(t, env)
+	var p checkout.Purchase
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",
+		checkout.PurchaseInput{PackageID: "starter", Method: checkout.MethodStripe}, &p); code != 201 {
+		t.Fatalf("start purchase: HTTP %d", code)
+	}
+
+	// The old unsigned body, even with an admin token: refused.
+	unsigned := checkout.PaymentConfirmation{Provider: "stripe", PaymentID: "pi_1", Workspace: ws, Account: "client-1", PackageID: "starter", PurchaseID: p.ID}
+	if code := do(t, admin, "POST", url+"/webhooks/payments", unsigned, nil); code != 400 {
+		t.Errorf("unsigned webhook: HTTP %d, want 400", code)
+	}
+	if bal, _ := f.Balance(ws, "client-1"); bal != 0 {
+		t.Fatalf("credited %d by an unsigned webhook", bal)
+	}
+
+	event, _ := json.Marshal(map[string]any{
+		"id": "evt_1", "object": "event", "type": "checkout.session.completed", "api_version": "2024-06-20",
+		"data": map[string]any{"object": map[string]any{
+			"id": "cs_1", "object": "checkout.session", "payment_status": "paid", "amount_total": 1000, "currency": "usd",
+			"payment_intent": "pi_1", "metadata": map[string]string{"workspace": ws, "purchase_id": p.ID},
+		}},
+	})
+	for range 2 {
+		sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: event, Secret: stripeSecret})
+		if code := do(t, "", "POST", url+"/webhooks/payments", event, nil, "Stripe-Signature", sig.Header); code != 200 {
+			t.Errorf("signed webhook: HTTP %d", code)
+		}
+	}
+	if bal, ver := f.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
+	}
+}
+
+// Without a Stripe secret the checkout does not start unless told what to
+// do with webhooks; told "off", it refuses every one.
+func TestUnsignedWebhooksAreRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t)
+	createPackage(t, f.Addr)
+	_, jwks := keys(t)
+	env := map[string]string{"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_AUTH_JWKS_FILE": jwks}
+	err := run(t.Context(), []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "CHECKOUT_STRIPE_WEBHOOK_SECRET") {
+		t.Fatalf("started without a webhook secret: %v", err)
+	}
+
+	env["CHECKOUT_WEBHOOKS"] = "off"
+	url, _ := start(t, env)
+	hook := checkout.PaymentConfirmation{Provider: "stripe", PaymentID: "pi_1", Workspace: ws, Account: "client-1", PackageID: "starter"}
+	if code := do(t, "", "POST", url+"/webhooks/payments", hook, nil); code != 400 {
+		t.Errorf("webhooks off: HTTP %d, want 400", code)
+	}
+	if bal, _ := f.Balance(ws, "client-1"); bal != 0 {
+		t.Errorf("credited %d", bal)
+	}
+}
+
+func TestDevelopmentModes(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t)
+	createPackage(t, f.Addr)
+	var logs syncBuffer
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
+		"CHECKOUT_AUTH": "none", "CHECKOUT_WEBHOOKS": "unsigned",
+	}
+	url, _ := startLogging(t, env, &logs)
+	if code := do(t, "", "GET", url+"/v1/workspaces/"+ws+"/services", nil, nil); code != 200 {
+		t.Errorf("auth none: HTTP %d", code)
+	}
+	hook := checkout.PaymentConfirmation{Provider: "stripe", PaymentID: "pi_1", Workspace: ws, Account: "client-1", PackageID: "starter"}
+	if code := do(t, "", "POST", url+"/webhooks/payments", hook, nil); code != 200 {
+		t.Errorf("unsigned webhook in development: HTTP %d", code)
+	}
+	for _, want := range []string{"WITHOUT AUTHENTICATION", "UNSIGNED payment webhooks"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no warning %q in the log", want)
+		}
+	}
+}
+
+func TestJWKSIsReloaded(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t)
+	old, jwks := keys(t)
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_WEBHOOKS": "off",
+		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL": "100ms",
+	}
+	url, _ := start(t, env)
+	next, err := token.GenerateKey(token.AlgES256, "ops-2", []token.Role{token.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := url + "/v1/workspaces/" + ws + "/services"
+	if code := do(t, adminToken(t, next), "GET", list, nil, nil); code != 401 {
+		t.Fatalf("unpublished key: HTTP %d", code)
+	}
+	doc, _ := token.PublicJWKS(next)
+	if err := os.WriteFile(jwks+".tmp", doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(jwks+".tmp", jwks); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for do(t, adminToken(t, next), "GET", list, nil, nil) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new key was never loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := do(t, adminToken(t, old), "GET", list, nil, nil); code != 401 {
+		t.Errorf("retired key: HTTP %d", code)
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(path, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr bool
+	}{
+		{"variable", map[string]string{"X": "v"}, "v", false},
+		{"file, trimmed", map[string]string{"X_FILE": path}, "s3cret", false},
+		{"neither", nil, "", false},
+		{"both", map[string]string{"X": "v", "X_FILE": path}, "", true},
+		{"missing file", map[string]string{"X_FILE": path + ".none"}, "", true},
+		{"empty file", map[string]string{"X_FILE": empty}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := readSecret(func(k string) string { return tt.env[k] }, "X")
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%s: %q, %v", tt.name, got, err)
+		}
 	}
 }
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
+	_, jwks := keys(t)
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"LEDGER_ADDR": "x:1", "CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_STRIPE_WEBHOOK_SECRET": stripeSecret}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -122,8 +374,21 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no ledger address", nil, nil, "ledger address is required"},
-		{"bad interval", nil, map[string]string{"LEDGER_ADDR": "x:1", "CHECKOUT_RECONCILE_INTERVAL": "-1s"}, "reconcile interval"},
-		{"unknown flag", []string{"--port", "1"}, map[string]string{"LEDGER_ADDR": "x:1"}, "flag provided but not defined"},
+		{"bad interval", nil, base("CHECKOUT_RECONCILE_INTERVAL", "-1s"), "reconcile interval"},
+		{"unknown flag", []string{"--port", "1"}, base(), "flag provided but not defined"},
+		{"secret flags are gone", []string{"--ledger-token", "t"}, base(), "flag provided but not defined"},
+		{"webhook secret flag is gone", []string{"--webhook-secret", "t"}, base(), "flag provided but not defined"},
+		{"no token keys", nil, base("CHECKOUT_AUTH_JWKS_FILE", ""), "CHECKOUT_AUTH_JWKS_FILE"},
+		{"keys and a dev secret", nil, base("CHECKOUT_AUTH_SECRET", strings.Repeat("s", 32)), "both set"},
+		{"short dev secret", nil, base("CHECKOUT_AUTH_JWKS_FILE", "", "CHECKOUT_AUTH_SECRET", "short"), "at least 32 bytes"},
+		{"unknown auth mode", nil, base("CHECKOUT_AUTH", "maybe"), "must be token or none"},
+		{"auth none on every interface", []string{"--http-addr", "0.0.0.0:8081"}, base("CHECKOUT_AUTH", "none"), "loopback"},
+		{"unsigned webhooks on every interface", []string{"--http-addr", ":8081"}, base("CHECKOUT_WEBHOOKS", "unsigned"), "loopback"},
+		{"unknown webhooks mode", nil, base("CHECKOUT_WEBHOOKS", "maybe"), "must be stripe, off or unsigned"},
+		{"no stripe secret", nil, base("CHECKOUT_STRIPE_WEBHOOK_SECRET", ""), "CHECKOUT_STRIPE_WEBHOOK_SECRET"},
+		{"old HMAC secret", nil, base("CHECKOUT_WEBHOOK_SECRET", "x"), "no longer accepted"},
+		{"secret twice", nil, base("LEDGER_TOKEN", "a", "LEDGER_TOKEN_FILE", "/nonexistent"), "both set"},
+		{"unreadable JWKS", nil, base("CHECKOUT_AUTH_JWKS_FILE", jwks+".none"), "CHECKOUT_AUTH_JWKS_FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,4 +399,22 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

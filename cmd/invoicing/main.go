@@ -11,8 +11,20 @@
 //	--http-addr           [INVOICING_HTTP_ADDR]          listen address (default 127.0.0.1:8082; port 0 picks one)
 //	--db                  [INVOICING_DB]                 SQLite file (default invoicing.db)
 //	--ledger-addr         [LEDGER_ADDR]                  ledgerd gRPC address (required)
-//	--ledger-token        [LEDGER_TOKEN]                 bearer token for the ledger
 //	--reconcile-interval  [INVOICING_RECONCILE_INTERVAL] period of the reconciliation pass (default 30s)
+//	--auth                [INVOICING_AUTH]               token (default) or none (development: loopback only)
+//	--auth-jwks-file      [INVOICING_AUTH_JWKS_FILE]     JWKS of the token verification keys, re-read on change
+//	--auth-issuer         [INVOICING_AUTH_ISSUER]        required iss of tokens (default creditledger)
+//	--auth-audience       [INVOICING_AUTH_AUDIENCE]      required aud of tokens (default creditledger)
+//
+// Secrets come from the environment, or from the file a *_FILE variable
+// names (trimmed), never from flags:
+//
+//	LEDGER_TOKEN[_FILE]          bearer token the service sends to ledgerd
+//	INVOICING_AUTH_SECRET[_FILE] HS256 token secret instead of a JWKS: development only
+//
+// INVOICING_AUTH_JWKS_RELOAD_INTERVAL (default 10s) is how often the JWKS
+// file is checked for changes.
 //
 // TEST-ONLY fault injection: with INVOICING_CRASH_AFTER_DEBIT=1 the process
 // exits with status 3 right after the ledger confirmed an invoice's debit
@@ -32,6 +44,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,6 +54,7 @@ import (
 	"github.com/creditledger/creditledger/internal/invoicing"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
 	"github.com/creditledger/creditledger/internal/serve"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 // crashExitCode is the exit status of the INVOICING_CRASH_AFTER_DEBIT fault.
@@ -69,6 +83,7 @@ type config struct {
 	ledgerToken       string
 	reconcileInterval time.Duration
 	crashAfterDebit   bool
+	auth              authSettings
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -78,26 +93,26 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
-	var c config
+	c := config{auth: authSettings{prefix: "INVOICING"}}
 	fs := flag.NewFlagSet("invoicing", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.httpAddr, "http-addr", env("INVOICING_HTTP_ADDR", "127.0.0.1:8082"), "listen address [INVOICING_HTTP_ADDR]")
 	fs.StringVar(&c.dbPath, "db", env("INVOICING_DB", "invoicing.db"), "SQLite file [INVOICING_DB]")
 	fs.StringVar(&c.ledgerAddr, "ledger-addr", env("LEDGER_ADDR", ""), "ledgerd gRPC address [LEDGER_ADDR]")
-	fs.StringVar(&c.ledgerToken, "ledger-token", "", "bearer token for the ledger [LEDGER_TOKEN]")
 	interval := env("INVOICING_RECONCILE_INTERVAL", "30s")
 	fs.Func("reconcile-interval", "period of the reconciliation pass [INVOICING_RECONCILE_INTERVAL] (default 30s)", func(s string) error {
 		interval = s
 		return nil
 	})
+	fs.StringVar(&c.auth.mode, "auth", env("INVOICING_AUTH", authToken), "authentication of the API: token, or none (development, loopback only) [INVOICING_AUTH]")
+	fs.StringVar(&c.auth.jwksFile, "auth-jwks-file", env("INVOICING_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [INVOICING_AUTH_JWKS_FILE]")
+	fs.StringVar(&c.auth.issuer, "auth-issuer", env("INVOICING_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [INVOICING_AUTH_ISSUER]")
+	fs.StringVar(&c.auth.audience, "auth-audience", env("INVOICING_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [INVOICING_AUTH_AUDIENCE]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if c.ledgerToken == "" {
-		c.ledgerToken = getenv("LEDGER_TOKEN")
 	}
 	d, err := time.ParseDuration(interval)
 	if err != nil || d <= 0 {
@@ -107,6 +122,23 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.crashAfterDebit = getenv("INVOICING_CRASH_AFTER_DEBIT") == "1"
 	if c.ledgerAddr == "" {
 		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
+	}
+	reload := env("INVOICING_AUTH_JWKS_RELOAD_INTERVAL", "10s")
+	if c.auth.reload, err = time.ParseDuration(reload); err != nil {
+		return c, fmt.Errorf("INVOICING_AUTH_JWKS_RELOAD_INTERVAL %q: want a duration like 10s", reload)
+	}
+	// Secrets: from the environment or a file, never a flag (a process
+	// listing shows flags to every user of the machine).
+	if c.ledgerToken, err = readSecret(getenv, "LEDGER_TOKEN"); err != nil {
+		return c, err
+	}
+	devSecret, err := readSecret(getenv, "INVOICING_AUTH_SECRET")
+	if err != nil {
+		return c, err
+	}
+	c.auth.secret = []byte(devSecret)
+	if err := c.auth.check(c.httpAddr); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -128,6 +160,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 
+	// The keys first: a bad key file must fail the start before anything
+	// is opened.
+	var watchers sync.WaitGroup
+	ctx, stopWatching := context.WithCancel(ctx)
+	defer func() { stopWatching(); watchers.Wait() }()
+	v, err := cfg.auth.verifier(ctx, log, &watchers)
+	if err != nil {
+		return err
+	}
+
 	store, err := invoicing.OpenStore(ctx, cfg.dbPath)
 	if err != nil {
 		return err
@@ -148,6 +190,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { _ = ledger.Close() }()
 
 	appCfg := invoicing.Config{Store: store, Ledger: ledger, Logger: log}
+	if v != nil {
+		appCfg.Verifier = v
+	} else {
+		appCfg.NoAuth = true
+	}
 	if cfg.crashAfterDebit {
 		log.Warn("TEST-ONLY FAULT INJECTION: INVOICING_CRASH_AFTER_DEBIT=1, the process exits after the next invoice debit")
 		appCfg.AfterDebit = func(inv invoicing.Invoice) {
@@ -169,6 +216,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_, err := app.Reconcile(ctx)
 			return err
 		},
-		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr)},
+		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr), zap.String("auth", cfg.auth.mode)},
 	})
 }

@@ -9,13 +9,16 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
 	"github.com/creditledger/creditledger/internal/invoicing"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 const ws = "agency-1"
@@ -70,10 +73,43 @@ func start(t *testing.T, env map[string]string) started {
 	return started{url: "http://" + a, stop: stop}
 }
 
-func post(t *testing.T, url string, body, out any) (int, error) {
+// keys writes a JWKS of a fresh operators' key (admins and services) and
+// returns the key, to mint with, and the file.
+func keys(t *testing.T) (token.SigningKey, string) {
+	t.Helper()
+	k, err := token.GenerateKey(token.AlgEdDSA, "ops-1", []token.Role{token.RoleAdmin, token.RoleService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := token.PublicJWKS(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k, path
+}
+
+func mint(t *testing.T, k token.SigningKey, role token.Role) string {
+	t.Helper()
+	s, err := token.Mint(k, token.New(token.DefaultIssuer, token.DefaultAudience, role, string(role), ws, "",
+		token.RoleScopes(role), time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// bearer is the token the requests of a test carry ("" for none).
+func post(t *testing.T, tok, url string, body, out any) (int, error) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", url, bytes.NewReader(b))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
@@ -85,9 +121,12 @@ func post(t *testing.T, url string, body, out any) (int, error) {
 	return res.StatusCode, nil
 }
 
-func get(t *testing.T, url string, out any) int {
+func get(t *testing.T, tok, url string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +142,9 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 	f.SetEnabled(ws, true)
 	f.SetRate(ws, "USD", "10")
 	f.Fund(ws, "client-1", 100)
-	env := map[string]string{"LEDGER_ADDR": f.Addr, "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db")}
+	k, jwks := keys(t)
+	svc := mint(t, k, token.RoleService)
+	env := map[string]string{"LEDGER_ADDR": f.Addr, "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db"), "INVOICING_AUTH_JWKS_FILE": jwks}
 
 	exited := make(chan int, 1)
 	exit = func(code int) {
@@ -118,13 +159,16 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 	}
 	s := start(t, crashEnv)
 	var inv invoicing.Invoice
-	if code, err := post(t, s.url+"/v1/workspaces/"+ws+"/invoices", invoicing.NewInvoice{
+	if code, err := post(t, "", s.url+"/v1/workspaces/"+ws+"/invoices", invoicing.NewInvoice{Account: "client-1"}, nil); err != nil || code != 401 {
+		t.Fatalf("create without a token: %d %v, want 401", code, err)
+	}
+	if code, err := post(t, svc, s.url+"/v1/workspaces/"+ws+"/invoices", invoicing.NewInvoice{
 		Account: "client-1", Number: "INV-9",
 		Amount: invoicing.Money{CurrencyCode: "USD", Units: 2},
 	}, &inv); err != nil || code != 201 {
 		t.Fatalf("create: %d %v", code, err)
 	}
-	if _, err := post(t, s.url+"/v1/workspaces/"+ws+"/invoices/"+inv.ID+"/pay-with-credit", nil, nil); err == nil {
+	if _, err := post(t, svc, s.url+"/v1/workspaces/"+ws+"/invoices/"+inv.ID+"/pay-with-credit", nil, nil); err == nil {
 		t.Fatal("pay answered; want the connection dropped by the crash")
 	}
 	if code := <-exited; code != 3 {
@@ -139,7 +183,7 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 
 	s = start(t, env) // listening only after the start-up reconciliation
 	var got invoicing.Invoice
-	if code := get(t, s.url+"/v1/workspaces/"+ws+"/invoices/"+inv.ID, &got); code != 200 || got.Status != invoicing.StatusPaid {
+	if code := get(t, svc, s.url+"/v1/workspaces/"+ws+"/invoices/"+inv.ID, &got); code != 200 || got.Status != invoicing.StatusPaid {
 		t.Fatalf("after restart: HTTP %d %+v, want PAID", code, got)
 	}
 	txs := f.Transactions(ws, "client-1")
@@ -151,8 +195,57 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 	}
 }
 
+func TestAuthModes(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t)
+	tokFile := filepath.Join(t.TempDir(), "ledger-token")
+	if err := os.WriteFile(tokFile, []byte("ledger-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.Repeat("d", 32)
+	devTok, err := token.MintDev([]byte(secret), token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleAdmin, "a", ws, "",
+		token.RoleScopes(token.RoleAdmin), time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		tok      string
+		anon, ok int
+	}{
+		{"development HS256 secret", map[string]string{"INVOICING_AUTH_SECRET": secret, "LEDGER_TOKEN_FILE": tokFile}, devTok, 401, 200},
+		{"none, on loopback", map[string]string{"INVOICING_AUTH": "none"}, "", 200, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"LEDGER_ADDR": f.Addr, "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db")}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			s := start(t, env)
+			var out any
+			if code := get(t, "", s.url+"/v1/workspaces/"+ws+"/invoices", &out); code != tt.anon {
+				t.Errorf("without a token: HTTP %d, want %d", code, tt.anon)
+			}
+			if code := get(t, tt.tok, s.url+"/v1/workspaces/"+ws+"/invoices", &out); code != tt.ok {
+				t.Errorf("with a token: HTTP %d, want %d", code, tt.ok)
+			}
+		})
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
+	_, jwks := keys(t)
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"LEDGER_ADDR": "x:1", "INVOICING_AUTH_JWKS_FILE": jwks}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -160,8 +253,16 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no ledger address", nil, nil, "ledger address is required"},
-		{"bad interval", []string{"--reconcile-interval", "soon"}, map[string]string{"LEDGER_ADDR": "x:1"}, "reconcile interval"},
-		{"stray argument", []string{"serve"}, map[string]string{"LEDGER_ADDR": "x:1"}, "unexpected arguments"},
+		{"bad interval", []string{"--reconcile-interval", "soon"}, base(), "reconcile interval"},
+		{"stray argument", []string{"serve"}, base(), "unexpected arguments"},
+		{"token flag is gone", []string{"--ledger-token", "t"}, base(), "flag provided but not defined"},
+		{"no token keys", nil, base("INVOICING_AUTH_JWKS_FILE", ""), "INVOICING_AUTH_JWKS_FILE"},
+		{"keys and a dev secret", nil, base("INVOICING_AUTH_SECRET", strings.Repeat("s", 32)), "both set"},
+		{"short dev secret", nil, base("INVOICING_AUTH_JWKS_FILE", "", "INVOICING_AUTH_SECRET", "short"), "at least 32 bytes"},
+		{"auth none on every interface", []string{"--http-addr", "0.0.0.0:8082"}, base("INVOICING_AUTH", "none"), "loopback"},
+		{"unknown auth mode", nil, base("INVOICING_AUTH", "off"), "must be token or none"},
+		{"ledger token twice", nil, base("LEDGER_TOKEN", "a", "LEDGER_TOKEN_FILE", "/x"), "both set"},
+		{"empty issuer", []string{"--auth-issuer", ""}, base(), "must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,21 +39,33 @@ type Config struct {
 	Store  *Store
 	Ledger Ledger
 	Logger *zap.Logger
-	// WebhookSecret, when set, is the HMAC-SHA256 key payment webhooks are
-	// signed with (header X-Webhook-Signature: sha256=<hex>). Empty accepts
-	// unsigned webhooks: development only.
-	WebhookSecret string
+	// Verifier checks the bearer tokens of the API. It is required unless
+	// NoAuth is set.
+	Verifier Verifier
+	// NoAuth serves the API without authentication: development only.
+	NoAuth bool
+	// StripeWebhookSecret is the signing secret (whsec_…) of the Stripe
+	// webhook endpoint: payment webhooks must carry a valid
+	// Stripe-Signature made with it. Empty refuses every webhook, unless
+	// UnsignedWebhooks is set.
+	StripeWebhookSecret string
+	// UnsignedWebhooks accepts unsigned PaymentConfirmation bodies (those
+	// without a Stripe-Signature): development only, since anyone who can
+	// reach the endpoint can then credit any account.
+	UnsignedWebhooks bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
 
 // App is the checkout's logic over its store and the ledger.
 type App struct {
-	store  *Store
-	ledger Ledger
-	log    *zap.Logger
-	secret []byte
-	now    func() time.Time
+	store        *Store
+	ledger       Ledger
+	log          *zap.Logger
+	verifier     Verifier // nil: no authentication (development)
+	stripeSecret string
+	unsigned     bool
+	now          func() time.Time
 }
 
 // NewApp returns the checkout.
@@ -61,7 +73,16 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("checkout: Store and Ledger are required")
 	}
-	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, secret: []byte(cfg.WebhookSecret), now: cfg.Now}
+	if cfg.Verifier == nil && !cfg.NoAuth {
+		return nil, errors.New("checkout: a token Verifier is required (NoAuth is for development only)")
+	}
+	if cfg.Verifier != nil && cfg.NoAuth {
+		return nil, errors.New("checkout: Verifier and NoAuth are exclusive")
+	}
+	a := &App{
+		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, verifier: cfg.Verifier,
+		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, now: cfg.Now,
+	}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -482,6 +503,15 @@ func ledgerMethod(m PaymentMethod) pb.PaymentMethod {
 // GetPurchase returns a purchase, first refreshing a manual one from the
 // ledger (a pending request may have been decided meanwhile).
 func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
+	p, err := a.storedPurchase(ctx, workspace, id)
+	if err != nil {
+		return Purchase{}, err
+	}
+	return a.refreshPurchase(ctx, p)
+}
+
+// storedPurchase reads a purchase as stored, without asking the ledger.
+func (a *App) storedPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
 	if err := checkIDs("workspace", workspace); err != nil {
 		return Purchase{}, err
 	}
@@ -492,6 +522,11 @@ func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, 
 	if err != nil {
 		return Purchase{}, internal(err)
 	}
+	return p, nil
+}
+
+// refreshPurchase brings a stored purchase up to date with the ledger.
+func (a *App) refreshPurchase(ctx context.Context, p Purchase) (Purchase, error) {
 	out, err := a.advancePurchase(ctx, p)
 	var ce *Error
 	if errors.As(err, &ce) && ce.Kind != KindInternal {
@@ -534,21 +569,27 @@ func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payme
 	if in.PurchaseID != "" && len(in.PurchaseID) > 64 {
 		return Payment{}, invalidf("purchase_id", "at most 64 characters")
 	}
-	p, err := a.store.RecordDelivery(ctx, Payment{
+	return a.confirm(ctx, Payment{
 		Provider: in.Provider, PaymentID: in.PaymentID, Workspace: in.Workspace, Account: in.Account,
 		PackageID: in.PackageID, PurchaseID: in.PurchaseID,
-	}, a.clock())
+	})
+}
+
+// confirm stores a delivery of a checked confirmation, then credits it.
+func (a *App) confirm(ctx context.Context, in Payment) (Payment, error) {
+	p, err := a.store.RecordDelivery(ctx, in, a.clock())
 	if err != nil {
 		return Payment{}, internal(err)
 	}
+	keyHash := fingerprint(PaymentKey(p.Provider, p.PaymentID))
 	if p.Workspace != in.Workspace || p.Account != in.Account || p.PackageID != in.PackageID {
-		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_id", p.PaymentID))
+		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
 		return p, &Error{
 			Kind: KindConflict, Code: CodePaymentMismatch,
 			Message: "this payment id was already delivered for another workspace, account or package",
 		}
 	}
-	a.log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_id", p.PaymentID),
+	a.log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash),
 		zap.Int("deliveries", p.Deliveries), zap.String("status", string(p.Status)))
 	return a.creditPayment(ctx, p)
 }
@@ -570,12 +611,12 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 	if err != nil {
 		le := fromLedger(err)
 		if !ledgerclient.IsRefused(err) {
-			a.log.Warn("payment credit not confirmed; left received", zap.String("payment_key", key), zap.Error(err))
+			a.log.Warn("payment credit not confirmed; left received", zap.String("payment_key_sha256", fingerprint(key)), zap.Error(err))
 			return p, le
 		}
 		// Nothing was posted. The payment stays on record as FAILED for
 		// the operator; a redelivery tries again.
-		a.log.Error("payment credit refused", zap.String("payment_key", key), zap.String("reason", le.Code))
+		a.log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
 		failed, ferr := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentFailed, 0, "", le.Code, a.clock())
 		if ferr != nil {
 			return p, internal(ferr)
@@ -587,7 +628,7 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 	if err != nil {
 		return p, internal(err)
 	}
-	a.log.Info("payment credited", zap.String("payment_key", key), zap.String("transaction_id", t.GetId()),
+	a.log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", t.GetAmount()))
 	if p.PurchaseID != "" {
 		a.linkPurchase(ctx, done)

@@ -19,6 +19,7 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 const ws = "agency-1"
@@ -59,7 +60,7 @@ func (e *env) open(opts ...envOpt) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := Config{Store: st, Ledger: e.client}
+	cfg := Config{Store: st, Ledger: e.client, Verifier: testKeys(e.t).verifier, StripeWebhookSecret: stripeSecret}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -99,6 +100,8 @@ func (e *env) do(method, path string, body any, out any, headers ...string) int 
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The agency's admin unless the caller says otherwise.
+	req.Header.Set("Authorization", "Bearer "+mintToken(e.t, token.RoleAdmin, ws, ""))
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -497,22 +500,24 @@ func TestCardPurchaseIsCreditedOnceHoweverOftenTheWebhookIsDelivered(t *testing.
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	createPackage(t, e, "starter", 100)
+	createPackage(t, e, "starter", 100) // USD 10
 
 	var p Purchase
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",
 		PurchaseInput{PackageID: "starter", Method: MethodStripe}, &p); code != 201 || p.Status != PurchaseAwaitingPayment {
 		t.Fatalf("start purchase: HTTP %d %+v", code, p)
 	}
-	hook := PaymentConfirmation{Provider: "stripe", PaymentID: "pi_3Nq1", Workspace: ws, Account: "client-1", PackageID: "starter", PurchaseID: p.ID}
+	hook := sessionCompleted("evt_1", "pi_3Nq1", ws, p.ID, 1000, "usd")
 	var wg sync.WaitGroup
 	codes := make([]int, 3)
 	txs := make([]string, 3)
 	for i := range 3 {
 		wg.Go(func() {
-			var pay Payment
-			codes[i] = e.do("POST", "/webhooks/payments", hook, &pay)
-			txs[i] = pay.TransactionID
+			var res stripeAnswer
+			codes[i] = e.stripe(hook, time.Now(), stripeSecret, &res)
+			if res.Payment != nil {
+				txs[i] = res.Payment.TransactionID
+			}
 		})
 	}
 	wg.Wait()
@@ -539,7 +544,7 @@ func TestCardPurchaseIsCreditedOnceHoweverOftenTheWebhookIsDelivered(t *testing.
 
 func TestWebhookCreditsEvenWhenCreditPaymentsAreDisabled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, unsignedWebhooks)
 	createPackage(t, e, "starter", 100) // payments never enabled
 	var pay Payment
 	if code := e.do("POST", "/webhooks/payments", PaymentConfirmation{
@@ -555,7 +560,7 @@ func TestWebhookCreditsEvenWhenCreditPaymentsAreDisabled(t *testing.T) {
 
 func TestWebhookRedeliveredWithOtherFieldsIsAConflict(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, unsignedWebhooks)
 	createPackage(t, e, "starter", 100)
 	hook := PaymentConfirmation{Provider: "stripe", PaymentID: "pi_1", Workspace: ws, Account: "client-1", PackageID: "starter"}
 	if code := e.do("POST", "/webhooks/payments", hook, nil); code != 200 {
@@ -575,12 +580,13 @@ func TestWebhookWhileTheLedgerIsDownAsksForRedelivery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	createPackage(t, e, "starter", 100)
+	p := e.stripePurchase("client-1", "starter")
 	for range 3 {
 		e.ledger.InjectFault("Credit", fakeledger.Fault{Code: codes.Unavailable})
 	}
-	hook := PaymentConfirmation{Provider: "stripe", PaymentID: "pi_9", Workspace: ws, Account: "client-1", PackageID: "starter"}
+	hook := sessionCompleted("evt_9", "pi_9", ws, p.ID, 1000, "usd")
 	var body apiError
-	if code := e.do("POST", "/webhooks/payments", hook, &body); code != 503 || body.Payment == nil || body.Payment.Status != PaymentReceived {
+	if code := e.stripe(hook, time.Now(), stripeSecret, &body); code != 503 || body.Payment == nil || body.Payment.Status != PaymentReceived {
 		t.Fatalf("HTTP %d %+v", code, body)
 	}
 	// The payment is on record: the reconciliation pass credits it even if
@@ -589,44 +595,12 @@ func TestWebhookWhileTheLedgerIsDownAsksForRedelivery(t *testing.T) {
 	if err != nil || rep.PaymentsSettled != 1 {
 		t.Fatalf("Reconcile = %+v, %v", rep, err)
 	}
-	var pay Payment
-	if code := e.do("POST", "/webhooks/payments", hook, &pay); code != 200 || pay.Deliveries != 2 || pay.Status != PaymentCredited {
-		t.Errorf("redelivery: HTTP %d %+v", code, pay)
+	var res stripeAnswer
+	if code := e.stripe(hook, time.Now(), stripeSecret, &res); code != 200 || res.Payment == nil || res.Payment.Deliveries != 2 || res.Payment.Status != PaymentCredited {
+		t.Errorf("redelivery: HTTP %d %+v", code, res)
 	}
 	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
-	}
-}
-
-func TestWebhookSignature(t *testing.T) {
-	t.Parallel()
-	secret := "whsec_test"
-	e := newEnv(t, func(c *Config) { c.WebhookSecret = secret })
-	createPackage(t, e, "starter", 100)
-	body, _ := json.Marshal(PaymentConfirmation{Provider: "stripe", PaymentID: "pi_s", Workspace: ws, Account: "client-1", PackageID: "starter"})
-	post := func(sig string) int {
-		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+"/webhooks/payments", bytes.NewReader(body))
-		if sig != "" {
-			req.Header.Set("X-Webhook-Signature", sig)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = res.Body.Close()
-		return res.StatusCode
-	}
-	if code := post(""); code != 400 {
-		t.Errorf("unsigned: HTTP %d, want 400", code)
-	}
-	if code := post(Sign([]byte("wrong"), body)); code != 400 {
-		t.Errorf("wrong key: HTTP %d, want 400", code)
-	}
-	if n := len(e.ledger.Calls("Credit")); n != 0 {
-		t.Fatalf("%d credits before a valid signature", n)
-	}
-	if code := post(Sign([]byte(secret), body)); code != 200 {
-		t.Errorf("signed: HTTP %d, want 200", code)
 	}
 }
 
@@ -718,7 +692,7 @@ func TestSubmitLostInTransitIsReplayedOnRestart(t *testing.T) {
 
 func TestInvalidInput(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, unsignedWebhooks)
 	tests := []struct {
 		name, method, path string
 		body               any

@@ -2,20 +2,21 @@ package checkout
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
+	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
 )
 
 // maxBody bounds every request body.
 const maxBody = 64 << 10
+
+// maxWebhookBody bounds a payment webhook: a Stripe event with its
+// Checkout Session is a few kilobytes, with room for line items.
+const maxWebhookBody = 512 << 10
 
 // Handler returns the checkout's REST API.
 //
@@ -30,6 +31,16 @@ const maxBody = 64 << 10
 //	GET  /v1/workspaces/{workspace}/credit-purchases/{purchase}
 //	POST /webhooks/payments
 //	GET  /healthz
+//
+// Every /v1 route needs a bearer token of the workspace (401 without a
+// valid one, with a WWW-Authenticate challenge). A client token acts on
+// its own account only: another account, or another workspace, is 404
+// as if it did not exist. Admin and service tokens act on every account of
+// their workspace. The catalog is read by all and written by admins
+// (settings:admin); reads need ledger:read; orders and purchases need
+// requests:submit (or ledger:write for a service). A missing role or scope
+// is 403. The webhook is authenticated by the provider's signature, not
+// by a token; /healthz is open.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/workspaces/{workspace}/services/{service}", a.handlePutService)
@@ -48,9 +59,16 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
+func hiddenWorkspace(ws string) *Error { return notFound("workspace", ws) }
+func hiddenAccount(acct string) *Error { return notFound("account", acct) }
+
 // handlePutService creates or replaces a catalog entry (the agency's admin).
 // Body: {"name": "Logo design", "price": {"currency_code": "USD", "units": 5}, "credit_eligible": true}.
 func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
+	if _, ok := a.allow(w, r, catalogAccess, ws, "", hiddenWorkspace(ws)); !ok {
+		return
+	}
 	var in struct {
 		Name           string `json:"name"`
 		Price          Money  `json:"price"`
@@ -60,7 +78,7 @@ func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.PutService(r.Context(), Service{
-		Workspace: r.PathValue("workspace"), ID: r.PathValue("service"),
+		Workspace: ws, ID: r.PathValue("service"),
 		Name: in.Name, Price: in.Price, CreditEligible: in.CreditEligible,
 	})
 	a.respond(w, http.StatusOK, s, err)
@@ -68,20 +86,32 @@ func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 
 // handleListServices lists the workspace's catalog: {"services": [...]}.
 func (a *App) handleListServices(w http.ResponseWriter, r *http.Request) {
-	s, err := a.ListServices(r.Context(), r.PathValue("workspace"))
+	ws := r.PathValue("workspace")
+	if _, ok := a.allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+		return
+	}
+	s, err := a.ListServices(r.Context(), ws)
 	a.respond(w, http.StatusOK, map[string]any{"services": s}, err)
 }
 
 // handleGetService returns one catalog entry.
 func (a *App) handleGetService(w http.ResponseWriter, r *http.Request) {
-	s, err := a.GetService(r.Context(), r.PathValue("workspace"), r.PathValue("service"))
+	ws, id := r.PathValue("workspace"), r.PathValue("service")
+	if _, ok := a.allow(w, r, readAccess, ws, "", notFound("service", id)); !ok {
+		return
+	}
+	s, err := a.GetService(r.Context(), ws, id)
 	a.respond(w, http.StatusOK, s, err)
 }
 
 // handleOptions answers whether "Buy with Credit" is offered for the
 // service to the account, with the reason when not (see CheckoutOptions).
 func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
-	o, err := a.CheckoutOptions(r.Context(), r.PathValue("workspace"), r.PathValue("account"), r.PathValue("service"))
+	ws, acct := r.PathValue("workspace"), r.PathValue("account")
+	if _, ok := a.allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+		return
+	}
+	o, err := a.CheckoutOptions(r.Context(), ws, acct, r.PathValue("service"))
 	a.respond(w, http.StatusOK, o, err)
 }
 
@@ -91,26 +121,41 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 // reason (and the FAILED order when one was created); 503 when the ledger
 // did not confirm (the order stays PENDING and is reconciled).
 func (a *App) handleBuy(w http.ResponseWriter, r *http.Request) {
+	ws, acct := r.PathValue("workspace"), r.PathValue("account")
+	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+		return
+	}
 	var in struct {
 		ServiceID string `json:"service_id"`
 	}
 	if !a.decode(w, r, &in) {
 		return
 	}
-	o, existing, err := a.BuyWithCredits(r.Context(), r.PathValue("workspace"), r.PathValue("account"), in.ServiceID,
-		r.Header.Get("Idempotency-Key"))
+	o, existing, err := a.BuyWithCredits(r.Context(), ws, acct, in.ServiceID, r.Header.Get("Idempotency-Key"))
 	a.respondWith(w, created(existing), "order", o, o.ID != "", err)
 }
 
 // handleListOrders lists an account's orders, newest first: {"orders": [...]}.
 func (a *App) handleListOrders(w http.ResponseWriter, r *http.Request) {
-	o, err := a.ListOrders(r.Context(), r.PathValue("workspace"), r.PathValue("account"))
+	ws, acct := r.PathValue("workspace"), r.PathValue("account")
+	if _, ok := a.allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+		return
+	}
+	o, err := a.ListOrders(r.Context(), ws, acct)
 	a.respond(w, http.StatusOK, map[string]any{"orders": o}, err)
 }
 
-// handleGetOrder returns one order.
+// handleGetOrder returns one order; a client sees only its own account's.
 func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := a.GetOrder(r.Context(), r.PathValue("workspace"), r.PathValue("order"))
+	ws, id := r.PathValue("workspace"), r.PathValue("order")
+	c, ok := a.allow(w, r, readAccess, ws, "", notFound("order", id))
+	if !ok {
+		return
+	}
+	o, err := a.GetOrder(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, readAccess, ws, o.Account, notFound("order", id))
+	}
 	a.respond(w, http.StatusOK, o, err)
 }
 
@@ -119,56 +164,126 @@ func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 // "BANK_TRANSFER" | "CRYPTO", "payment_reference": "...", "note": "..."};
 // optional header Idempotency-Key. 201 with the purchase.
 func (a *App) handleStartPurchase(w http.ResponseWriter, r *http.Request) {
+	ws, acct := r.PathValue("workspace"), r.PathValue("account")
+	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+		return
+	}
 	var in PurchaseInput
 	if !a.decode(w, r, &in) {
 		return
 	}
-	p, existing, err := a.StartPurchase(r.Context(), r.PathValue("workspace"), r.PathValue("account"), in, r.Header.Get("Idempotency-Key"))
+	p, existing, err := a.StartPurchase(r.Context(), ws, acct, in, r.Header.Get("Idempotency-Key"))
 	a.respondWith(w, created(existing), "purchase", p, p.ID != "", err)
 }
 
 // handleGetPurchase returns a purchase, refreshed from the ledger when it
-// waits for the agency's decision.
+// waits for the agency's decision; a client sees only its own account's.
 func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
-	p, err := a.GetPurchase(r.Context(), r.PathValue("workspace"), r.PathValue("purchase"))
+	ws, id := r.PathValue("workspace"), r.PathValue("purchase")
+	c, ok := a.allow(w, r, readAccess, ws, "", notFound("purchase", id))
+	if !ok {
+		return
+	}
+	p, err := a.storedPurchase(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, readAccess, ws, p.Account, notFound("purchase", id))
+	}
+	if err == nil {
+		p, err = a.refreshPurchase(r.Context(), p)
+	}
 	a.respond(w, http.StatusOK, p, err)
 }
 
-// handleWebhook is the payment providers' confirmation endpoint. Body:
-// {"provider": "stripe", "payment_id": "pi_...", "workspace": "...",
-// "account": "...", "package_id": "...", "purchase_id": "..."(optional)}.
-// When a webhook secret is configured the body must be signed:
-// X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the body>. 200 with the
-// payment once credited (also on every redelivery); 503 asks the provider
-// to redeliver.
+// handleWebhook is the payment providers' confirmation endpoint,
+// authenticated by the provider's signature rather than a token.
+//
+// Stripe (production): the body is a Stripe event signed in the
+// Stripe-Signature header with the endpoint's secret, at most five minutes
+// old (see ConfirmStripePayment for the events acted on). The answers
+// follow what Stripe does with them:
+//   - 400 BAD_SIGNATURE: no, a wrong or a stale signature; nothing is read.
+//   - 200 {"received": true, "payment": …}: credited (on every redelivery too).
+//   - 200 {"received": true, "ignored": why}: an event that credits nothing
+//     by design (another type, a session not yet paid, not a purchase).
+//   - 200 {"received": true, "error": …}: refused for good (the amount or
+//     currency is not the package's price, an unknown purchase, a ledger
+//     refusal); nothing is credited, the refusal is logged as an error.
+//     Stripe retries any other answer for days, and a retry would be
+//     refused the same way.
+//   - 503 (or 500): not settled now; Stripe's redelivery (or the
+//     reconciliation pass, for a stored payment) finishes it.
+//
+// Development only (UnsignedWebhooks): a body without Stripe-Signature is
+// a PaymentConfirmation, {"provider": "stripe"|"paypal", "payment_id":
+// "pi_...", "workspace": "...", "account": "...", "package_id": "...",
+// "purchase_id": "..."(optional)}, trusted as it is.
+//
+// Without a Stripe secret and outside development, every webhook is
+// refused with 400.
 func (a *App) handleWebhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
-		writeError(w, invalidf("body", "unreadable or larger than %d bytes", maxBody))
+		writeError(w, invalidf("body", "unreadable or larger than %d bytes", maxWebhookBody))
 		return
 	}
-	if len(a.secret) > 0 && !validSignature(a.secret, body, r.Header.Get("X-Webhook-Signature")) {
-		writeError(w, &Error{Kind: KindInvalid, Code: CodeBadSignature, Message: "missing or invalid X-Webhook-Signature"})
-		return
+	sig := r.Header.Get("Stripe-Signature")
+	switch {
+	case a.stripeSecret != "" && (sig != "" || !a.unsigned):
+		a.handleStripe(w, r, body, sig)
+	case a.unsigned:
+		var in PaymentConfirmation
+		if err := strictUnmarshal(body, &in); err != nil {
+			writeError(w, invalidf("body", "%v", err))
+			return
+		}
+		p, err := a.ConfirmPayment(r.Context(), in)
+		a.respondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+	default:
+		a.log.Warn("payment webhook refused: no Stripe webhook secret is configured")
+		writeError(w, &Error{Kind: KindInvalid, Code: CodeBadSignature, Message: "payment webhooks are not accepted: no signing secret is configured"})
 	}
-	var in PaymentConfirmation
-	if err := strictUnmarshal(body, &in); err != nil {
-		writeError(w, invalidf("body", "%v", err))
-		return
-	}
-	p, err := a.ConfirmPayment(r.Context(), in)
-	a.respondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
 }
 
-// Sign returns the X-Webhook-Signature value of body under secret.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-func validSignature(secret, body []byte, header string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(strings.TrimSpace(header)))
+func (a *App) handleStripe(w http.ResponseWriter, r *http.Request, body []byte, sig string) {
+	// The API version of the events is the endpoint's setting; only the
+	// few long-stable fields read in stripePaymentOf are used.
+	ev, err := webhook.ConstructEventWithOptions(body, sig, a.stripeSecret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		a.log.Warn("stripe webhook refused", zap.Error(err))
+		writeError(w, &Error{Kind: KindInvalid, Code: CodeBadSignature, Message: "missing, invalid or stale Stripe-Signature"})
+		return
+	}
+	sp, ignore, err := stripePaymentOf(ev)
+	if err != nil {
+		a.log.Error("stripe event unreadable; acknowledged, nothing credited", zap.String("event_id", ev.ID),
+			zap.String("event_type", string(ev.Type)), zap.Error(err))
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "error": errorBody(refusal(CodeInvalidArgument, "unreadable event object"))})
+		return
+	}
+	if ignore != "" {
+		a.log.Info("stripe event ignored", zap.String("event_id", ev.ID), zap.String("event_type", string(ev.Type)), zap.String("why", ignore))
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": ignore})
+		return
+	}
+	p, err := a.ConfirmStripePayment(r.Context(), sp)
+	if err == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "payment": p})
+		return
+	}
+	e := asError(err)
+	switch e.Kind {
+	case KindUnavailable, KindInternal:
+		a.respondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+	default:
+		a.log.Error("stripe payment refused; acknowledged, nothing credited", zap.String("event_id", sp.EventID),
+			zap.String("event_type", sp.EventType), zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))),
+			zap.String("workspace", sp.Workspace), zap.String("purchase_id", sp.PurchaseID), zap.String("code", e.Code), zap.String("reason", e.Message))
+		body := map[string]any{"received": true, "error": errorBody(e)}
+		if p.PaymentID != "" {
+			body["payment"] = p
+		}
+		writeJSON(w, http.StatusOK, body)
+	}
 }
 
 func created(existing bool) int {
@@ -252,8 +367,16 @@ func errorBody(e *Error) map[string]any {
 }
 
 // writeError answers {"error": {"code": "INSUFFICIENT_CREDITS", "message": "...", "metadata": {...}}}.
+// A 401 carries the Bearer challenge (RFC 6750).
 func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
+	if e.Kind == KindUnauthenticated {
+		challenge := `Bearer realm="checkout"`
+		if e.Metadata["token"] == "invalid" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
 	writeJSON(w, e.HTTPStatus(), map[string]any{"error": errorBody(e)})
 }
 

@@ -175,12 +175,14 @@ type Kind int
 
 // Error kinds.
 const (
-	KindInternal    Kind = iota // 500
-	KindInvalid                 // 400: malformed input
-	KindNotFound                // 404
-	KindConflict                // 409: an idempotency key or payment id reused for something else
-	KindRefused                 // 422: a business rule refused (INSUFFICIENT_CREDITS, SERVICE_NOT_ELIGIBLE, …)
-	KindUnavailable             // 503: the ledger did not answer; safe to retry
+	KindInternal         Kind = iota // 500
+	KindInvalid                      // 400: malformed input
+	KindNotFound                     // 404
+	KindConflict                     // 409: an idempotency key or payment id reused for something else
+	KindRefused                      // 422: a business rule refused (INSUFFICIENT_CREDITS, SERVICE_NOT_ELIGIBLE, …)
+	KindUnavailable                  // 503: the ledger did not answer; safe to retry
+	KindUnauthenticated              // 401: no valid bearer token
+	KindPermissionDenied             // 403: the token's role or scopes do not allow the call
 )
 
 // Error is the checkout's error: a kind, a stable machine code (the
@@ -217,6 +219,10 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusUnprocessableEntity
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
+	case KindUnauthenticated:
+		return http.StatusUnauthorized
+	case KindPermissionDenied:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -231,6 +237,9 @@ const (
 	CodeKeyReused          = "IDEMPOTENCY_KEY_REUSED"
 	CodePaymentMismatch    = "PAYMENT_MISMATCH"
 	CodeBadSignature       = "BAD_SIGNATURE"
+	CodeUnauthenticated    = "UNAUTHENTICATED"
+	CodePermissionDenied   = "PERMISSION_DENIED"
+	CodeUnknownPurchase    = "UNKNOWN_PURCHASE"
 	CodeInternal           = "INTERNAL"
 )
 

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
 	"go.uber.org/zap"
+
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 const maxBody = 64 << 10
@@ -20,6 +23,15 @@ const maxBody = 64 << 10
 //	GET  /v1/workspaces/{workspace}/invoices/{invoice}/payment-options
 //	POST /v1/workspaces/{workspace}/invoices/{invoice}/pay-with-credit
 //	GET  /healthz
+//
+// Every /v1 route needs a bearer token of the workspace (401 without a
+// valid one, with a WWW-Authenticate challenge). A client token sees and
+// pays its own account's invoices only: another account's, or another
+// workspace's, are 404 as if they did not exist, and its list is of its
+// own invoices. Admin and service tokens act on every account of their
+// workspace; only they issue invoices (settings:admin or ledger:write).
+// Reads need ledger:read, paying requests:submit (or ledger:write for a
+// service). A missing role or scope is 403. /healthz is open.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/invoices", a.handleCreate)
@@ -33,34 +45,78 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
+func notFound(what, id string) *Error {
+	return &Error{
+		Kind: KindNotFound, Code: CodeNotFound, Message: fmt.Sprintf("%s %q not found", what, id),
+		Metadata: map[string]string{"resource": what, "id": id},
+	}
+}
+
 // handleCreate creates an OPEN invoice. Body: {"account": "client-1",
 // "number": "INV-1042" (optional), "description": "...", "amount":
 // {"currency_code": "USD", "units": 3, "nanos": 510000000}}. 201.
 func (a *App) handleCreate(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
+	if _, ok := a.allow(w, r, issueAccess, ws, "", notFound("workspace", ws)); !ok {
+		return
+	}
 	var in NewInvoice
 	if !decode(w, r, &in) {
 		return
 	}
-	inv, err := a.Create(r.Context(), r.PathValue("workspace"), in)
+	inv, err := a.Create(r.Context(), ws, in)
 	a.respond(w, http.StatusCreated, inv, false, err)
 }
 
-// handleList lists invoices, newest first: {"invoices": [...]}.
+// handleList lists invoices, newest first: {"invoices": [...]}. A client's
+// list is of its own account.
 func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
 	q := r.URL.Query()
-	out, err := a.List(r.Context(), r.PathValue("workspace"), q.Get("account"), ParseStatus(q.Get("status")))
+	account := q.Get("account")
+	c, ok := a.allow(w, r, readAccess, ws, account, notFound("account", account))
+	if !ok {
+		return
+	}
+	if c != nil && c.Role == token.RoleClient {
+		account = c.Account
+	}
+	out, err := a.List(r.Context(), ws, account, ParseStatus(q.Get("status")))
 	a.respond(w, http.StatusOK, map[string]any{"invoices": out}, false, err)
+}
+
+// invoice authorizes the caller on the stored invoice of the path; on
+// failure it answers and returns false.
+func (a *App) invoice(w http.ResponseWriter, r *http.Request, acc access) (Invoice, bool) {
+	ws, id := r.PathValue("workspace"), r.PathValue("invoice")
+	c, ok := a.allow(w, r, acc, ws, "", notFound("invoice", id))
+	if !ok {
+		return Invoice{}, false
+	}
+	inv, err := a.Get(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, acc, ws, inv.Account, notFound("invoice", id))
+	}
+	if err != nil {
+		a.respond(w, http.StatusOK, nil, false, err)
+		return Invoice{}, false
+	}
+	return inv, true
 }
 
 // handleGet returns one invoice.
 func (a *App) handleGet(w http.ResponseWriter, r *http.Request) {
-	inv, err := a.Get(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
-	a.respond(w, http.StatusOK, inv, false, err)
+	if inv, ok := a.invoice(w, r, readAccess); ok {
+		a.respond(w, http.StatusOK, inv, false, nil)
+	}
 }
 
 // handleOptions answers whether "Pay with Credit" is offered for the
 // invoice, with the reason when not.
 func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.invoice(w, r, readAccess); !ok {
+		return
+	}
 	o, err := a.PaymentOptions(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
 	a.respond(w, http.StatusOK, o, false, err)
 }
@@ -70,6 +126,9 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 // invoice stays OPEN); 503 when the ledger did not confirm (the invoice
 // stays PAYING and is reconciled; calling again is safe).
 func (a *App) handlePay(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.invoice(w, r, payAccess); !ok {
+		return
+	}
 	inv, err := a.PayWithCredit(r.Context(), r.PathValue("workspace"), r.PathValue("invoice"))
 	a.respond(w, http.StatusOK, inv, inv.ID != "", err)
 }
@@ -110,6 +169,23 @@ func (a *App) respond(w http.ResponseWriter, ok int, v any, withInvoice bool, er
 		body["invoice"] = v
 	}
 	writeJSON(w, e.HTTPStatus(), body)
+}
+
+// writeError answers {"error": {...}}; a 401 carries the Bearer
+// challenge (RFC 6750).
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = internal(err)
+	}
+	if e.Kind == KindUnauthenticated {
+		challenge := `Bearer realm="invoicing"`
+		if e.Metadata["token"] == "invalid" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	writeJSON(w, e.HTTPStatus(), map[string]any{"error": errorBody(e)})
 }
 
 func errorBody(e *Error) map[string]any {

@@ -47,6 +47,11 @@ type Config struct {
 	Ledger Ledger
 	Logger *zap.Logger
 	Now    func() time.Time
+	// Verifier checks the bearer tokens of the API. It is required unless
+	// NoAuth is set.
+	Verifier Verifier
+	// NoAuth serves the API without authentication: development only.
+	NoAuth bool
 	// AfterDebit, when set, runs right after the ledger confirmed an
 	// invoice's debit and before the invoice is marked PAID. TEST-ONLY
 	// fault injection: cmd/invoicing sets it to exit the process when
@@ -61,6 +66,7 @@ type App struct {
 	log        *zap.Logger
 	now        func() time.Time
 	afterDebit func(Invoice)
+	verifier   Verifier // nil: no authentication (development)
 }
 
 // NewApp returns the invoicing service.
@@ -68,7 +74,13 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("invoicing: Store and Ledger are required")
 	}
-	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now, afterDebit: cfg.AfterDebit}
+	if cfg.Verifier == nil && !cfg.NoAuth {
+		return nil, errors.New("invoicing: a token Verifier is required (NoAuth is for development only)")
+	}
+	if cfg.Verifier != nil && cfg.NoAuth {
+		return nil, errors.New("invoicing: Verifier and NoAuth are exclusive")
+	}
+	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now, afterDebit: cfg.AfterDebit, verifier: cfg.Verifier}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -252,7 +264,7 @@ func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice,
 		if ok {
 			inv.Status, inv.Credits, inv.IdempotencyKey = StatusPaying, chk.GetCreditsRequired(), Key(inv.ID)
 			a.log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
-				zap.Int64("credits", inv.Credits), zap.String("idempotency_key", inv.IdempotencyKey))
+				zap.Int64("credits", inv.Credits), zap.String("idempotency_key_sha256", fingerprint(inv.IdempotencyKey)))
 			return a.settle(ctx, inv)
 		}
 		// A concurrent payment moved it first: look again.

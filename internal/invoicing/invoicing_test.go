@@ -18,6 +18,7 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 const ws = "agency-1"
@@ -53,7 +54,7 @@ func (e *env) open(afterDebit func(Invoice)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit})
+	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit, Verifier: testKeys(e.t).verifier})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -75,6 +76,13 @@ func (e *env) restart(afterDebit func(Invoice)) {
 
 func (e *env) do(method, path string, body, out any) int {
 	e.t.Helper()
+	// The agency's admin.
+	return e.doAs("Bearer "+mintToken(e.t, token.RoleAdmin, ws, ""), method, path, body, out)
+}
+
+// doAs sends the request with the Authorization header auth ("" for none).
+func (e *env) doAs(auth, method, path string, body, out any) int {
+	e.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -83,6 +91,9 @@ func (e *env) do(method, path string, body, out any) int {
 	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -90,12 +90,14 @@ type Kind int
 
 // Error kinds.
 const (
-	KindInternal    Kind = iota // 500
-	KindInvalid                 // 400
-	KindNotFound                // 404
-	KindConflict                // 409
-	KindRefused                 // 422: a business rule refused (INSUFFICIENT_CREDITS, …)
-	KindUnavailable             // 503: the ledger did not confirm; the payment stays PAYING and is reconciled
+	KindInternal         Kind = iota // 500
+	KindInvalid                      // 400
+	KindNotFound                     // 404
+	KindConflict                     // 409
+	KindRefused                      // 422: a business rule refused (INSUFFICIENT_CREDITS, …)
+	KindUnavailable                  // 503: the ledger did not confirm; the payment stays PAYING and is reconciled
+	KindUnauthenticated              // 401: no valid bearer token
+	KindPermissionDenied             // 403: the token's role or scopes do not allow the call
 )
 
 // Error is the invoicing service's error.
@@ -131,6 +133,10 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusUnprocessableEntity
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
+	case KindUnauthenticated:
+		return http.StatusUnauthorized
+	case KindPermissionDenied:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -144,6 +150,8 @@ const (
 	CodeInvoiceNotOpen    = "INVOICE_NOT_OPEN"
 	CodeLedgerUnavailable = "LEDGER_UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
+	CodeUnauthenticated   = "UNAUTHENTICATED"
+	CodePermissionDenied  = "PERMISSION_DENIED"
 )
 
 func invalidf(field, format string, args ...any) *Error {

@@ -1,0 +1,174 @@
+package checkout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/stripe/stripe-go/v82"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/type/money"
+
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+)
+
+// Metadata keys the Stripe Checkout Session (or PaymentIntent, through
+// payment_intent_data.metadata) must carry: the checkout's purchase the
+// payment is for, and its workspace. The purchase names the account and
+// the package; nothing else in the event is trusted to.
+const (
+	StripeMetadataWorkspace = "workspace"
+	StripeMetadataPurchase  = "purchase_id"
+)
+
+// StripePayment is what a verified Stripe event says was paid.
+type StripePayment struct {
+	EventID   string
+	EventType string
+	// PaymentID is the PaymentIntent's id (pi_…), or the Checkout
+	// Session's (cs_…) when it has none: the idempotency key of the credit
+	// is "stripe:<PaymentID>", the same for the session's event and the
+	// payment intent's.
+	PaymentID  string
+	Workspace  string
+	PurchaseID string
+	// Amount is in the currency's smallest unit, as Stripe gives it;
+	// Currency is Stripe's lower-case ISO code.
+	Amount   int64
+	Currency string
+}
+
+// stripePaymentOf reads the payment of a verified event. ignore, when not
+// empty, says why the event is acknowledged without crediting anything:
+// a type the checkout does not act on, a session not paid yet (an
+// asynchronous method; its async_payment_succeeded follows), or a payment
+// that is not a CreditLedger purchase.
+func stripePaymentOf(ev stripe.Event) (sp StripePayment, ignore string, err error) {
+	if ev.Data == nil {
+		return sp, "", errors.New("the event has no data object")
+	}
+	var md map[string]string
+	switch ev.Type {
+	case stripe.EventTypeCheckoutSessionCompleted, stripe.EventTypeCheckoutSessionAsyncPaymentSucceeded:
+		var s stripe.CheckoutSession
+		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil {
+			return sp, "", fmt.Errorf("checkout session: %w", err)
+		}
+		if s.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid {
+			return sp, "the session is not paid (payment_status " + string(s.PaymentStatus) + ")", nil
+		}
+		sp.PaymentID, sp.Amount, sp.Currency, md = s.ID, s.AmountTotal, string(s.Currency), s.Metadata
+		if s.PaymentIntent != nil && s.PaymentIntent.ID != "" {
+			sp.PaymentID = s.PaymentIntent.ID
+		}
+	case stripe.EventTypePaymentIntentSucceeded:
+		var pi stripe.PaymentIntent
+		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
+			return sp, "", fmt.Errorf("payment intent: %w", err)
+		}
+		sp.PaymentID, sp.Amount, sp.Currency, md = pi.ID, pi.AmountReceived, string(pi.Currency), pi.Metadata
+	default:
+		return sp, "event type " + string(ev.Type) + " is not handled", nil
+	}
+	sp.EventID, sp.EventType = ev.ID, string(ev.Type)
+	sp.Workspace, sp.PurchaseID = md[StripeMetadataWorkspace], md[StripeMetadataPurchase]
+	if sp.Workspace == "" && sp.PurchaseID == "" {
+		return sp, "no " + StripeMetadataPurchase + " metadata: not a CreditLedger purchase", nil
+	}
+	return sp, "", nil
+}
+
+// refusal is a permanent refusal of a verified payment: nothing is
+// credited, and a redelivery would be refused the same way.
+func refusal(code, format string, args ...any) *Error {
+	return &Error{Kind: KindRefused, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ConfirmStripePayment credits a verified Stripe payment: the purchase it
+// names must exist, be a STRIPE purchase of that workspace, and the amount
+// and currency paid must be exactly the package's price. Then it is
+// handled as every confirmation (see ConfirmPayment): stored, and credited
+// once with the key "stripe:<payment id>".
+//
+// A mismatch is refused with the payment not recorded, so nothing is ever
+// credited for it, and logged as an error for the operator (a refund or a
+// manual adjustment is a human decision).
+func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payment, error) {
+	if !validKey(sp.PaymentID) || len(sp.PaymentID) > 200 {
+		return Payment{}, refusal(CodeInvalidArgument, "the payment id is not usable")
+	}
+	if !validID(sp.Workspace) || !validID(sp.PurchaseID) {
+		return Payment{}, refusal(CodeUnknownPurchase, "metadata %s and %s must name a purchase", StripeMetadataWorkspace, StripeMetadataPurchase)
+	}
+	pur, err := a.store.GetPurchase(ctx, sp.Workspace, sp.PurchaseID)
+	if errors.Is(err, errNoRows) {
+		return Payment{}, refusal(CodeUnknownPurchase, "purchase %q not found", sp.PurchaseID)
+	}
+	if err != nil {
+		return Payment{}, internal(err)
+	}
+	if pur.Method != MethodStripe {
+		return Payment{}, refusal(CodePaymentMismatch, "purchase %q is not paid by card through Stripe", pur.ID)
+	}
+	pkg, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: pur.Workspace, PackageId: pur.PackageID})
+	if err != nil {
+		le := fromLedger(err)
+		if le.Kind == KindUnavailable {
+			return Payment{}, le
+		}
+		return Payment{}, refusal(CodePaymentMismatch, "the package %q of the purchase cannot be read: %s", pur.PackageID, le.Code)
+	}
+	price := pkg.GetCreditPackage().GetPrice()
+	want, err := stripeAmount(price)
+	if err != nil || !strings.EqualFold(sp.Currency, price.GetCurrencyCode()) || sp.Amount != want {
+		a.log.Error("stripe payment does not match the package's price; not credited",
+			zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))), zap.String("purchase_id", pur.ID),
+			zap.String("package_id", pur.PackageID), zap.Int64("paid_amount", sp.Amount), zap.String("paid_currency", sp.Currency),
+			zap.Int64("price_amount", want), zap.String("price_currency", price.GetCurrencyCode()), zap.NamedError("price_error", err))
+		return Payment{}, refusal(CodePaymentMismatch, "the amount or currency paid is not the package's price")
+	}
+	return a.confirm(ctx, Payment{
+		Provider: "stripe", PaymentID: sp.PaymentID, Workspace: pur.Workspace, Account: pur.Account,
+		PackageID: pur.PackageID, PurchaseID: pur.ID,
+	})
+}
+
+// zeroDecimal and threeDecimal are the currencies Stripe counts in whole
+// units and in thousandths; every other currency is counted in
+// hundredths (https://docs.stripe.com/currencies#zero-decimal).
+var (
+	zeroDecimal  = []string{"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
+	threeDecimal = []string{"BHD", "JOD", "KWD", "OMR", "TND"}
+)
+
+// stripeAmount is a price in Stripe's smallest unit of its currency. A
+// price finer than that unit cannot have been paid exactly: an error.
+func stripeAmount(m *money.Money) (int64, error) {
+	if m == nil || m.GetUnits() < 0 || m.GetNanos() < 0 {
+		return 0, errors.New("the package has no positive price")
+	}
+	code := strings.ToUpper(m.GetCurrencyCode())
+	digits := 2
+	switch {
+	case slices.Contains(zeroDecimal, code):
+		digits = 0
+	case slices.Contains(threeDecimal, code):
+		digits = 3
+	}
+	scale, step := int64(1), int64(1_000_000_000)
+	for range digits {
+		scale *= 10
+		step /= 10
+	}
+	if int64(m.GetNanos())%step != 0 {
+		return 0, fmt.Errorf("%s price %d.%09d is finer than its smallest unit", code, m.GetUnits(), m.GetNanos())
+	}
+	if m.GetUnits() > (math.MaxInt64-int64(m.GetNanos())/step)/scale {
+		return 0, errors.New("the price overflows")
+	}
+	return m.GetUnits()*scale + int64(m.GetNanos())/step, nil
+}
