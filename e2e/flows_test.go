@@ -58,6 +58,12 @@ type system struct {
 	ctl        ctl
 }
 
+// checkoutDevEnv runs checkout in its development modes, as ledgerd runs
+// here with LEDGER_AUTH=none: no tokens, and the unsigned payment
+// confirmations these flows post (loopback only). The signed Stripe path
+// and the authorization of both consumers are tested in their packages.
+var checkoutDevEnv = []string{envKV("CHECKOUT_AUTH", "none"), envKV("CHECKOUT_WEBHOOKS", "unsigned")}
+
 func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 	s := &system{t: t, bin: bin, dir: t.TempDir()}
 	ledgerd := startProc(t, filepath.Join(bin, exe("ledgerd")),
@@ -78,7 +84,7 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 		"--http-addr", "127.0.0.1:0",
 		"--db", filepath.Join(s.dir, "checkout.db"), "--ledger-addr", s.grpcAddr,
 	}
-	s.coProc = startProc(t, filepath.Join(bin, exe("checkout")), s.coArgs)
+	s.coProc = startProc(t, filepath.Join(bin, exe("checkout")), s.coArgs, checkoutDevEnv...)
 	s.checkout = api{t: t, base: "http://" + s.coProc.field(t, "http_addr")}
 	s.startInvoicing()
 
@@ -111,7 +117,7 @@ func (s *system) startInvoicing(env ...string) {
 	s.invProc = startProc(s.t, filepath.Join(s.bin, exe("invoicing")), []string{
 		"--http-addr", "127.0.0.1:0",
 		"--db", filepath.Join(s.dir, "invoicing.db"), "--ledger-addr", s.grpcAddr,
-	}, env...)
+	}, append([]string{envKV("INVOICING_AUTH", "none")}, env...)...)
 	s.invoicing = api{t: s.t, base: "http://" + s.invProc.field(s.t, "http_addr")}
 }
 
@@ -306,7 +312,7 @@ func checkoutRestarts(s *system) {
 	if code := s.coProc.stop(s.t); code != 0 {
 		s.t.Fatalf("checkout exited %d on SIGTERM", code)
 	}
-	s.coProc = startProc(s.t, filepath.Join(s.bin, exe("checkout")), s.coArgs)
+	s.coProc = startProc(s.t, filepath.Join(s.bin, exe("checkout")), s.coArgs, checkoutDevEnv...)
 	s.checkout = api{t: s.t, base: "http://" + s.coProc.field(s.t, "http_addr")}
 
 	var order checkout.Order
