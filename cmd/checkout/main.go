@@ -35,6 +35,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,7 @@ type config struct {
 	dbPath            string
 	ledgerAddr        string
 	ledgerToken       string
+	ledgerTLS         *tls.Config // nil: plaintext
 	reconcileInterval time.Duration
 	auth              authSettings
 	webhooks          string
@@ -128,6 +130,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	// Secrets: from the environment or a file, never a flag (a process
 	// listing shows flags to every user of the machine).
+	if c.ledgerTLS, err = ledgerclient.TLSFromEnv(getenv); err != nil {
+		return c, err
+	}
 	if c.ledgerToken, err = readSecret(getenv, "LEDGER_TOKEN"); err != nil {
 		return c, err
 	}
@@ -205,6 +210,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})}
 	if cfg.ledgerToken != "" {
 		opts = append(opts, ledgerclient.WithToken(cfg.ledgerToken))
+	}
+	if cfg.ledgerTLS != nil {
+		opts = append(opts, ledgerclient.WithTLS(cfg.ledgerTLS))
+	} else {
+		log.Warn("the connection to ledgerd is plaintext: set LEDGER_CA_FILE (and LEDGER_CLIENT_CERT_FILE/LEDGER_CLIENT_KEY_FILE for mTLS) outside development")
 	}
 	ledger, err := ledgerclient.Dial(ctx, cfg.ledgerAddr, opts...)
 	if err != nil {

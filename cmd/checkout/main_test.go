@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/fakeledger"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/internal/tlstest"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -417,4 +419,37 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestLedgerOverMTLS: checkout reaches ledgerd over TLS with a CA file and
+// presents its client certificate to an mTLS gRPC port.
+func TestLedgerOverMTLS(t *testing.T) {
+	t.Parallel()
+	p := tlstest.New(t)
+	srv := p.ServerConfig(t)
+	srv.ClientAuth, srv.ClientCAs = tls.RequireAndVerifyClientCert, p.Pool
+	f := fakeledger.Start(t, fakeledger.WithServerTLS(srv))
+	f.SetEnabled(ws, true)
+	f.SetRate(ws, "USD", "10")
+	f.Fund(ws, "client-1", 100)
+	k, jwks := keys(t)
+	admin := adminToken(t, k)
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_RECONCILE_INTERVAL": "1h",
+		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_WEBHOOKS": "off",
+		"LEDGER_CA_FILE": p.CAFile, "LEDGER_CLIENT_CERT_FILE": p.ClientCert, "LEDGER_CLIENT_KEY_FILE": p.ClientKey,
+	}
+	url, _ := start(t, env)
+	if code := do(t, admin, "PUT", url+"/v1/workspaces/"+ws+"/services/logo", map[string]any{
+		"name": "Logo", "price": checkout.Money{CurrencyCode: "USD", Units: 5}, "credit_eligible": true,
+	}, nil); code != 200 {
+		t.Fatalf("put service: %d", code)
+	}
+	var o checkout.Order
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
+		t.Fatalf("buy over mTLS: %d %+v", code, o)
+	}
+	if n := len(f.Calls("Debit")); n != 1 {
+		t.Fatalf("ledger saw %d debits, want 1", n)
+	}
 }

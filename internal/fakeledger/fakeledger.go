@@ -18,6 +18,7 @@ package fakeledger
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net"
@@ -27,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/genproto/googleapis/type/money"
@@ -70,6 +73,7 @@ type Server struct {
 	Addr string
 
 	token string
+	tls   *tls.Config // nil: plaintext
 
 	mu     sync.Mutex
 	ws     map[string]*workspace
@@ -107,6 +111,10 @@ type Option func(*Server)
 // WithToken makes the server refuse calls without "authorization: Bearer <token>".
 func WithToken(token string) Option { return func(s *Server) { s.token = token } }
 
+// WithServerTLS serves gRPC over TLS with cfg (set ClientAuth and
+// ClientCAs in it for mTLS).
+func WithServerTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
+
 // New returns a fake ledger that is not serving yet; see GRPCServer.
 // Tests use Start.
 func New(opts ...Option) *Server {
@@ -120,7 +128,11 @@ func New(opts ...Option) *Server {
 // GRPCServer returns a gRPC server serving the fake's CreditLedger and
 // CreditSettings, with its fault injection and call recording.
 func (s *Server) GRPCServer() *grpc.Server {
-	gs := grpc.NewServer(grpc.UnaryInterceptor(s.intercept))
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.intercept)}
+	if s.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
+	}
+	gs := grpc.NewServer(opts...)
 	pb.RegisterCreditLedgerServer(gs, ledgerService{s: s})
 	pb.RegisterCreditSettingsServer(gs, settingsService{s: s})
 	return gs

@@ -47,3 +47,41 @@ func TLSConfigFromFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Environment variables of a consumer (checkout, invoicing) that reaches
+// ledgerd over TLS.
+const (
+	// EnvTLS turns TLS on with the system's roots ("true"); a CA file
+	// turns it on by itself.
+	EnvTLS = "LEDGER_TLS"
+	// EnvCAFile names the CA certificates (PEM) that sign ledgerd's certificate.
+	EnvCAFile = "LEDGER_CA_FILE"
+	// EnvCertFile and EnvKeyFile name the client certificate and key for
+	// ledgerd's mTLS gRPC port.
+	EnvCertFile = "LEDGER_CLIENT_CERT_FILE"
+	EnvKeyFile  = "LEDGER_CLIENT_KEY_FILE"
+)
+
+// TLSFromEnv returns the TLS configuration the variables above describe,
+// or nil (plaintext) when none of them is set.
+func TLSFromEnv(getenv func(string) string) (*tls.Config, error) {
+	ca, cert, key := getenv(EnvCAFile), getenv(EnvCertFile), getenv(EnvKeyFile)
+	on := getenv(EnvTLS)
+	switch on {
+	case "", "false", "0":
+		if ca == "" && cert == "" && key == "" {
+			return nil, nil
+		}
+		if on != "" {
+			return nil, fmt.Errorf("%s=%s contradicts %s, %s and %s", EnvTLS, on, EnvCAFile, EnvCertFile, EnvKeyFile)
+		}
+	case "true", "1":
+	default:
+		return nil, fmt.Errorf("%s: %q is not a boolean", EnvTLS, on)
+	}
+	cfg, err := TLSConfigFromFiles(ca, cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("TLS to ledgerd (%s, %s, %s): %w", EnvCAFile, EnvCertFile, EnvKeyFile, err)
+	}
+	return cfg, nil
+}

@@ -86,3 +86,29 @@ func TestTLSConfigFromFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSFromEnv(t *testing.T) {
+	t.Parallel()
+	p := tlstest.New(t)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	if cfg, err := ledgerclient.TLSFromEnv(env(nil)); err != nil || cfg != nil {
+		t.Fatalf("nothing set: %v %v, want plaintext", cfg, err)
+	}
+	cfg, err := ledgerclient.TLSFromEnv(env(map[string]string{ledgerclient.EnvCAFile: p.CAFile, ledgerclient.EnvCertFile: p.ClientCert, ledgerclient.EnvKeyFile: p.ClientKey}))
+	if err != nil || cfg == nil || cfg.RootCAs == nil {
+		t.Fatalf("CA and client certificate: %+v %v", cfg, err)
+	}
+	if cfg, err := ledgerclient.TLSFromEnv(env(map[string]string{ledgerclient.EnvTLS: "true"})); err != nil || cfg == nil {
+		t.Fatalf("system roots: %v %v", cfg, err)
+	}
+	for name, m := range map[string]map[string]string{
+		"off but a CA":      {ledgerclient.EnvTLS: "false", ledgerclient.EnvCAFile: p.CAFile},
+		"not a boolean":     {ledgerclient.EnvTLS: "yes please"},
+		"missing CA file":   {ledgerclient.EnvCAFile: "/nonexistent/ca.pem"},
+		"certificate alone": {ledgerclient.EnvCAFile: p.CAFile, ledgerclient.EnvCertFile: p.ClientCert},
+	} {
+		if _, err := ledgerclient.TLSFromEnv(env(m)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
