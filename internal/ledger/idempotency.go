@@ -1,7 +1,5 @@
 package ledger
 
-import "strings"
-
 // Idempotency keys are scoped (spec §11): a caller's key is remembered
 // under its scope, so one client can neither squat another's key nor learn
 // whether it was used. The scopes:
@@ -24,13 +22,3 @@ func SubmitKey(account, key string) string { return "s:" + account + ":" + key }
 
 // DecideKey is the stored key of a DecideRequest on request.
 func DecideKey(request, key string) string { return "d:" + request + ":" + key }
-
-// unscopedKey returns the caller's key of a stored key and its scope.
-func unscopedKey(stored string) (scope, key string, ok bool) {
-	kind, rest, ok1 := strings.Cut(stored, ":")
-	id, key, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 || len(kind) != 1 || !strings.Contains("asd", kind) {
-		return "", "", false
-	}
-	return kind + ":" + id, key, true
-}

@@ -449,8 +449,10 @@ func TestMigrationNumbersExistingRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKeys := []string{"w1/" + ledger.DecideKey("r-b", "d-b"), "w1/" + ledger.DecideKey("r-c", "d-c"),
-		"w1/" + ledger.SubmitKey("acct", "s-a"), "w3/" + ledger.PostKey("acct", "k-3")}
+	wantKeys := []string{
+		"w1/" + ledger.DecideKey("r-b", "d-b"), "w1/" + ledger.DecideKey("r-c", "d-c"),
+		"w1/" + ledger.SubmitKey("acct", "s-a"), "w3/" + ledger.PostKey("acct", "k-3"),
+	}
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {
 		t.Errorf("keys after the migration (-want +got):\n%s", diff)
 	}
