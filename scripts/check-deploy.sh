@@ -7,8 +7,11 @@
 #     description and a runbook link to a section of deploy/README.md;
 #   - the Grafana dashboard and provisioning fit together;
 #   - the Kubernetes manifests are consistent (selectors, ports, probes,
-#     ConfigMap/Secret references, grace period vs drain) and kustomize builds;
-#   - compose.yaml references existing files and services, and
+#     ConfigMap/Secret references, grace period vs drain), run ledgerd with
+#     TLS, a JWKS and the runtime role's Secret only, and kustomize builds;
+#   - compose.yaml references existing files and services, keeps the schema
+#     owner's secrets out of ledgerd, runs ledgerd with TLS, a JWKS and the
+#     metrics listener, deploy/secrets-check.sh refuses placeholders, and
 #     `docker compose config -q` accepts it when the compose plugin exists;
 #   - the Dockerfile builds what exists and runs as non-root.
 # Installs Debian's prometheus (for promtool) and python3-yaml when missing
@@ -102,7 +105,7 @@ cfg = yaml.safe_load(src.read_text())
 cfg["rule_files"] = [str((src.parent / f).resolve()) for f in cfg.get("rule_files", [])]
 for sc in cfg["scrape_configs"]:
     if sc.pop("kubernetes_sd_configs", None) is not None:
-        sc["static_configs"] = [{"targets": ["ledgerd:8080"]}]
+        sc["static_configs"] = [{"targets": ["ledgerd:9464"]}]
 pathlib.Path(sys.argv[1]).write_text(yaml.safe_dump(cfg))
 PY
 	"$PROMTOOL" check config "$tmp/prometheus-kubernetes.yml"
@@ -283,7 +286,16 @@ for name, s in svcs.items():
             err(f"compose.yaml: {name}: env_file {f} does not exist")
     for v in s.get("volumes", []):
         src = v.split(":")[0] if isinstance(v, str) else v.get("source", "")
-        if src.startswith("."):
+        if src.rstrip("/") == "./secrets" or src.startswith("./secrets/"):
+            # Operator-made keys and certificates, absent from the repository:
+            # a missing one must stop the service, not become an empty
+            # directory (the short syntax creates one), and nothing writes them.
+            if isinstance(v, str) or v.get("bind", {}).get("create_host_path") is not False \
+                    or v.get("read_only") is not True:
+                err(f"compose.yaml: {name}: mount {src} with the long syntax, read_only and create_host_path: false")
+            if src.rstrip("/") in ("./secrets", "."):
+                err(f"compose.yaml: {name}: mounts all of ./secrets, private keys included; mount the files it needs")
+        elif src.startswith("."):
             if not (D / src).exists():
                 err(f"compose.yaml: {name}: mounted {src} does not exist")
         elif src and src not in (compose.get("volumes") or {}):
@@ -299,10 +311,60 @@ graf_mounts = {v.split(":")[1] for v in svcs.get("grafana", {}).get("volumes", [
 for p in dash_paths:
     if p not in graf_mounts:
         err(f"grafana provider path {p} is not mounted in compose.yaml")
-secrets_env = (D / "compose.secrets.env").read_text()
-for k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL"):
-    if not re.search(rf"^{k}=.*CHANGE-ME", secrets_env, re.M):
-        err(f"compose.secrets.env: {k} must hold a CHANGE-ME placeholder")
+# The serving ledgerd's secrets and the schema owner's live in two files;
+# ledgerd reads only the first.
+def env_keys(path):
+    text = (D / path).read_text() if (D / path).is_file() else ""
+    return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M))
+env_files = {"compose.secrets.env": ("LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"),
+             "compose.migrate.env": ("POSTGRES_PASSWORD", "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD")}
+for f, want in env_files.items():
+    kv = env_keys(f)
+    if sorted(kv) != sorted(want):
+        err(f"{f}: must set exactly {', '.join(want)}, sets {', '.join(sorted(kv)) or 'nothing'}")
+    for k in want:
+        if "CHANGE-ME" not in kv.get(k, ""):
+            err(f"{f}: {k} must hold a CHANGE-ME placeholder")
+if not env_keys("compose.secrets.env").get("LEDGER_DATABASE_URL", "").startswith("postgres://creditledger_app:"):
+    err("compose.secrets.env: LEDGER_DATABASE_URL must connect as the runtime role creditledger_app")
+def svc_env_files(name):
+    f = svcs.get(name, {}).get("env_file", [])
+    return sorted(x["path"] if isinstance(x, dict) else x for x in ([f] if isinstance(f, str) else f))
+for name, want in (("ledgerd", ["compose.secrets.env"]), ("migrate", ["compose.migrate.env"]),
+                   ("postgres", ["compose.migrate.env"])):
+    if svc_env_files(name) != want:
+        err(f"compose.yaml: {name} must read exactly {want} (the owner's credentials stay out of ledgerd)")
+if svcs.get("postgres", {}).get("depends_on", {}).get("secrets-check", {}).get("condition") \
+        != "service_completed_successfully":
+    err("compose.yaml: postgres must wait for secrets-check to complete successfully")
+if svcs.get("secrets-check", {}).get("network_mode") != "none":
+    err("compose.yaml: secrets-check holds every secret: network_mode none")
+for name, s in svcs.items():
+    env = s.get("environment", {})
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env) if isinstance(env, list) else env
+    for k in ("LEDGER_AUTH_SECRET", "LEDGER_DB_ALLOW_PRIVILEGED_ROLE", "LEDGER_AUTH_NONE_ALLOW_REMOTE"):
+        if k in env:
+            err(f"compose.yaml: {name} sets {k}")
+ld_env = ld.get("environment", {})
+if ld_env.get("LEDGER_AUTH") != "token" or not ld_env.get("LEDGER_AUTH_JWKS_FILE"):
+    err("compose.yaml: ledgerd needs LEDGER_AUTH=token with LEDGER_AUTH_JWKS_FILE")
+for k in ("LEDGER_TLS_CERT_FILE", "LEDGER_TLS_KEY_FILE", "LEDGER_TLS_CLIENT_CA_FILE"):
+    if not ld_env.get(k):
+        err(f"compose.yaml: ledgerd needs {k} (TLS)")
+ld_targets = [v.get("target", "") for v in ld.get("volumes", []) if isinstance(v, dict)]
+for k in ("LEDGER_AUTH_JWKS_FILE", "LEDGER_TLS_CERT_FILE", "LEDGER_TLS_KEY_FILE", "LEDGER_TLS_CLIENT_CA_FILE"):
+    path = ld_env.get(k, "")
+    if path and not any(path == t or path.startswith(t.rstrip("/") + "/") for t in ld_targets):
+        err(f"compose.yaml: ledgerd's {k} {path} is not in a mounted file or directory")
+if ld_env.get("LEDGER_METRICS_ADDR") != ":9464":
+    err("compose.yaml: ledgerd needs LEDGER_METRICS_ADDR \":9464\" (Prometheus scrapes it)")
+for p in ld.get("ports", []):
+    if str(p).split(":")[-1].split("/")[0] == "9464":
+        err("compose.yaml: ledgerd's metrics port 9464 must not be published on the host")
+prom_targets = [t for sc in load("prometheus/prometheus.yml")["scrape_configs"] if sc["job_name"] == "creditledger"
+                for c in sc.get("static_configs", []) for t in c.get("targets", [])]
+if prom_targets != ["ledgerd:9464"]:
+    err(f"prometheus.yml: job creditledger must scrape ledgerd:9464 (the metrics listener), not {prom_targets}")
 
 # --- Kubernetes manifests.
 kust = load("k8s/kustomization.yaml")
@@ -330,7 +392,20 @@ def one(kind):
         return {}
     return items[0][1]
 
-cm, sec, dep, job, pdb = one("ConfigMap"), one("Secret"), one("Deployment"), one("Job"), one("PodDisruptionBudget")
+cm, dep, job, pdb = one("ConfigMap"), one("Deployment"), one("Job"), one("PodDisruptionBudget")
+secrets = {d["metadata"]["name"]: d for _, d in docs.get("Secret", [])}
+if sorted(secrets) != ["ledgerd", "ledgerd-migrate"]:
+    err(f"k8s/secret.example.yaml: expected the Secrets ledgerd and ledgerd-migrate, found {sorted(secrets)}")
+sec, msec = secrets.get("ledgerd", {}), secrets.get("ledgerd-migrate", {})
+for d, want in ((sec, ["LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"]),
+                (msec, ["LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"])):
+    if d and sorted(d.get("stringData", {})) != want:
+        err(f"k8s: Secret {d['metadata']['name']} must hold exactly {want}")
+for d, k in ((sec, "LEDGER_DATABASE_URL"), (msec, "LEDGER_MIGRATE_DATABASE_URL")):
+    if "sslmode=verify-full" not in d.get("stringData", {}).get(k, "sslmode=verify-full"):
+        err(f"k8s: Secret {d['metadata']['name']}: {k} must use sslmode=verify-full")
+if not sec.get("stringData", {}).get("LEDGER_DATABASE_URL", "").startswith("postgres://creditledger_app:"):
+    err("k8s: Secret ledgerd: LEDGER_DATABASE_URL must connect as the runtime role creditledger_app")
 spec = dep.get("spec", {})
 pod = spec.get("template", {}).get("spec", {})
 pod_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
@@ -346,19 +421,24 @@ if spec.get("replicas", 1) < 3:
     err("k8s: Deployment needs at least 3 replicas")
 c = (pod.get("containers") or [{}])[0]
 ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-if ports != {"http": 8080, "grpc": 9090}:
-    err(f"k8s: container ports must be http 8080 and grpc 9090, got {ports}")
+if ports != {"http": 8080, "grpc": 9090, "metrics": 9464}:
+    err(f"k8s: container ports must be http 8080, grpc 9090 and metrics 9464, got {ports}")
+tls_on = bool(cm.get("data", {}).get("LEDGER_TLS_CERT_FILE"))
 for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")):
     g = c.get(probe, {}).get("httpGet", {})
     if g.get("path") != path or g.get("port") not in ("http", 8080):
         err(f"k8s: {probe} must GET {path} on the http port")
+    if g.get("scheme", "HTTP") != ("HTTPS" if tls_on else "HTTP"):
+        err(f"k8s: {probe} must use scheme {'HTTPS' if tls_on else 'HTTP'}")
 for _, s in docs.get("Service", []):
     for p in s["spec"].get("ports", []):
+        if p.get("targetPort") in ("metrics", 9464) or p.get("port") == 9464:
+            err(f"k8s: Service {s['metadata']['name']} exposes the metrics port; Prometheus scrapes the pods")
         if p.get("targetPort") not in ports and p.get("targetPort") not in ports.values():
             err(f"k8s: Service {s['metadata']['name']} targets unknown port {p.get('targetPort')}")
         if not p.get("appProtocol"):
             err(f"k8s: Service {s['metadata']['name']} port {p.get('name')} has no appProtocol")
-if ann.get("prometheus.io/scrape") != "true" or str(ann.get("prometheus.io/port")) != "8080":
+if ann.get("prometheus.io/scrape") != "true" or str(ann.get("prometheus.io/port")) != "9464":
     err("k8s: the pod template needs prometheus.io/scrape and prometheus.io/port annotations")
 res = c.get("resources", {})
 if not res.get("requests") or not res.get("limits"):
@@ -385,8 +465,10 @@ try:
 except ValueError as e:
     err(f"k8s: configmap durations must look like 10s or 1m30s: {e}")
 
-cm_name, sec_name = cm.get("metadata", {}).get("name"), sec.get("metadata", {}).get("name")
-def refs(podspec, where):
+cm_name = cm.get("metadata", {}).get("name")
+# Each pod reads its own Secret: the Deployment never the owner's.
+def refs(podspec, where, sec_name):
+    sd = secrets.get(sec_name, {}).get("stringData", {})
     for ctr in podspec.get("containers", []) + podspec.get("initContainers", []):
         for ef in ctr.get("envFrom", []):
             if "configMapRef" in ef and ef["configMapRef"]["name"] != cm_name:
@@ -397,31 +479,78 @@ def refs(podspec, where):
             vf = e.get("valueFrom", {})
             if "secretKeyRef" in vf:
                 r = vf["secretKeyRef"]
-                if r["name"] != sec_name or r["key"] not in sec.get("stringData", {}):
-                    err(f"k8s: {where} env {e['name']} refers to {r['name']}/{r['key']}, not in the example Secret")
+                if r["name"] != sec_name or r["key"] not in sd:
+                    err(f"k8s: {where} env {e['name']} refers to {r['name']}/{r['key']}, not in the example Secret {sec_name}")
             if "configMapKeyRef" in vf:
                 r = vf["configMapKeyRef"]
                 if r["name"] != cm_name or r["key"] not in cmdata:
                     err(f"k8s: {where} env {e['name']} refers to {r['name']}/{r['key']}")
-refs(pod, "Deployment")
+refs(pod, "Deployment", "ledgerd")
 jpod = job.get("spec", {}).get("template", {}).get("spec", {})
-refs(jpod, "Job")
+refs(jpod, "Job", "ledgerd-migrate")
 jc = (jpod.get("containers") or [{}])[0]
+dep_env = {e["name"] for ctr in pod.get("containers", []) + pod.get("initContainers", []) for e in ctr.get("env", [])}
+for k in ("LEDGER_AUTH_SECRET", "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD",
+          "LEDGER_DB_ALLOW_PRIVILEGED_ROLE", "LEDGER_AUTH_NONE_ALLOW_REMOTE"):
+    if k in dep_env or k in cmdata:
+        err(f"k8s: the Deployment must not receive {k}")
+for k in ("LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"):
+    if k not in dep_env:
+        err(f"k8s: the Deployment needs {k} from the Secret ledgerd")
+job_env = {e["name"] for e in jc.get("env", [])}
+if job_env != {"LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"}:
+    err(f"k8s: the Job must take exactly LEDGER_MIGRATE_DATABASE_URL and LEDGER_RUNTIME_ROLE_PASSWORD, got {sorted(job_env)}")
+if cmdata.get("LEDGER_AUTH") != "token" or not cmdata.get("LEDGER_AUTH_JWKS_FILE"):
+    err("k8s/configmap.yaml: LEDGER_AUTH must be token, with LEDGER_AUTH_JWKS_FILE")
+if cmdata.get("LEDGER_METRICS_ADDR") != ":9464":
+    err("k8s/configmap.yaml: LEDGER_METRICS_ADDR must be \":9464\" (the metrics container port)")
+# The JWKS and TLS files come from read-only whole-directory mounts (no
+# subPath, so renewals reach the pod) of the ConfigMap ledgerd-jwks and the
+# kubernetes.io/tls Secret ledgerd-tls.
+vols = {v["name"]: v for v in pod.get("volumes", [])}
+mounts = c.get("volumeMounts", [])
+want_src = {"LEDGER_AUTH_JWKS_FILE": ("configMap", "name", "ledgerd-jwks"),
+            "LEDGER_TLS_CERT_FILE": ("secret", "secretName", "ledgerd-tls"),
+            "LEDGER_TLS_KEY_FILE": ("secret", "secretName", "ledgerd-tls"),
+            "LEDGER_TLS_CLIENT_CA_FILE": ("secret", "secretName", "ledgerd-tls")}
+for k, (kind, field, name) in want_src.items():
+    path = cmdata.get(k, "")
+    if not path:
+        err(f"k8s/configmap.yaml: {k} is missing (TLS and the JWKS are required in production)")
+        continue
+    m = next((m for m in mounts if path.rsplit("/", 1)[0] == m.get("mountPath", "").rstrip("/")), None)
+    if m is None:
+        err(f"k8s: {k} {path} is not in a mounted directory")
+        continue
+    v = vols.get(m.get("name"), {})
+    if m.get("readOnly") is not True or "subPath" in m or v.get(kind, {}).get(field) != name:
+        err(f"k8s: {k} must come from a read-only mount, without subPath, of {kind} {name}")
+for _, cert in docs.get("Certificate", []):
+    cs = cert.get("spec", {})
+    if cs.get("secretName") != "ledgerd-tls" or not {"server auth", "client auth"} <= set(cs.get("usages", [])):
+        err("k8s/certificate.example.yaml: secretName ledgerd-tls with usages server auth and client auth "
+            "(the REST gateway presents it to the mTLS gRPC port)")
 if jc.get("args", jc.get("command")) != ["migrate"]:
     err("k8s: the Job must run `ledgerd migrate`")
 if jc.get("image") != c.get("image"):
     err("k8s: the Job and the Deployment must run the same image")
-for k, v in sec.get("stringData", {}).items():
-    if "CHANGE-ME" not in v:
-        err(f"k8s/secret.example.yaml: {k} must be a CHANGE-ME placeholder")
+for d in secrets.values():
+    for k, v in d.get("stringData", {}).items():
+        if "CHANGE-ME" not in v:
+            err(f"k8s/secret.example.yaml: {d['metadata']['name']} {k} must be a CHANGE-ME placeholder")
 for k in cmdata:
-    if k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL"):
-        err(f"k8s/configmap.yaml: {k} is a secret; it belongs in the Secret")
+    if k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL", "LEDGER_MIGRATE_DATABASE_URL",
+             "LEDGER_RUNTIME_ROLE_PASSWORD"):
+        err(f"k8s/configmap.yaml: {k} is a secret; it belongs in a Secret")
+for r in kust.get("resources", []):
+    if r.endswith(".example.yaml"):
+        err(f"k8s/kustomization.yaml: must not apply the example {r}")
 
 # --- Dockerfile.
 df = (D / "Dockerfile").read_text()
 for want in ("golang:${GO_VERSION}", "gcr.io/distroless/static-debian12:nonroot", "CGO_ENABLED=0", "-trimpath",
-             "-X main.version=${VERSION}", "USER 65532:65532", "EXPOSE 8080 9090",
+             "-X main.version=${VERSION}", "USER 65532:65532", "EXPOSE 8080 9090 9464",
+             "LEDGER_METRICS_ADDR=:9464",
              'ENTRYPOINT ["/ledgerd"]', 'CMD ["serve"]', 'VOLUME ["/var/lib/creditledger"]'):
     if want not in df:
         err(f"Dockerfile: {want!r} is missing")
@@ -438,6 +567,24 @@ if errors:
 print(f"  {len(alerts)} alerts, {len(ids)} dashboard panels, {len(used)} metric names, "
       f"{sum(len(v) for v in docs.values())} Kubernetes objects: ok")
 PY
+
+# The compose stack's guard against placeholder secrets: it must refuse the
+# committed env files and mismatched passwords, and accept filled-in ones.
+say "deploy/secrets-check.sh: refuses the placeholders, accepts real values"
+secrets_check() { env -i PATH=/usr/bin:/bin "$@" sh deploy/secrets-check.sh >/dev/null 2>&1; }
+mapfile -t placeholders < <(grep -hE '^[A-Z_][A-Z0-9_]*=' deploy/compose.migrate.env deploy/compose.secrets.env)
+secrets_check "${placeholders[@]}" && die "deploy/secrets-check.sh accepts the CHANGE-ME placeholders"
+owner=00112233445566778899aabbccddeeff app=ffeeddccbbaa99887766554433221100
+filled=(POSTGRES_PASSWORD=$owner
+	"LEDGER_MIGRATE_DATABASE_URL=postgres://creditledger:$owner@postgres:5432/creditledger?sslmode=disable"
+	LEDGER_RUNTIME_ROLE_PASSWORD=$app
+	"LEDGER_DATABASE_URL=postgres://creditledger_app:$app@postgres:5432/creditledger?sslmode=disable"
+	LEDGER_PAGE_TOKEN_KEY=$owner$app)
+secrets_check "${filled[@]}" || die "deploy/secrets-check.sh refuses valid secrets"
+secrets_check "${filled[@]}" LEDGER_RUNTIME_ROLE_PASSWORD=0123456789abcdef0123456789abcdef &&
+	die "deploy/secrets-check.sh accepts a runtime role password that LEDGER_DATABASE_URL does not carry"
+secrets_check "${filled[@]}" "LEDGER_DATABASE_URL=postgres://creditledger:$owner@postgres:5432/creditledger" &&
+	die "deploy/secrets-check.sh accepts ledgerd connecting as the schema owner"
 
 if command -v kubectl >/dev/null; then
 	say "kubectl kustomize deploy/k8s"
