@@ -627,6 +627,13 @@ func loadDatabaseRoles(c *Config, getenv func(string) string) []error {
 			errs = append(errs, fmt.Errorf("%s: %w", EnvMigrateDatabaseURL, err))
 		}
 	}
+	// The deploy examples' placeholders must never become a password.
+	if strings.Contains(strings.ToUpper(c.RuntimeRolePassword), "CHANGE-ME") {
+		errs = append(errs, fmt.Errorf("%s: still the placeholder of the deploy examples; set a real password (e.g. openssl rand -hex 24)",
+			EnvRuntimeRolePassword))
+	} else if p := c.RuntimeRolePassword; p != "" && len(p) < 16 {
+		errs = append(errs, fmt.Errorf("%s: at least 16 characters are required", EnvRuntimeRolePassword))
+	}
 	// A plain lower-case name: no quoting surprises, not a reserved pg_ role.
 	if c.RuntimeRole != "" && (!roleName.MatchString(c.RuntimeRole) || strings.HasPrefix(c.RuntimeRole, "pg_")) {
 		errs = append(errs, fmt.Errorf("%s %q: must be 1 to 63 of a-z, 0-9 and _, not starting with a digit or pg_",

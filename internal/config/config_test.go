@@ -159,6 +159,8 @@ func TestLoad(t *testing.T) {
 		{name: "no data dir for the embedded store", args: []string{"--data-dir="}, env: map[string]string{EnvAuth: "none"}, wantErr: "data dir"},
 		{name: "unknown flag", args: []string{"--colour"}, env: map[string]string{EnvAuth: "none"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"extra"}, env: map[string]string{EnvAuth: "none"}, wantErr: "unexpected arguments"},
+		{name: "placeholder runtime role password", env: map[string]string{EnvAuth: "none", EnvRuntimeRolePassword: "CHANGE-ME-APP"}, wantErr: "placeholder"},
+		{name: "short runtime role password", env: map[string]string{EnvAuth: "none", EnvRuntimeRolePassword: "app"}, wantErr: "at least 16"},
 		{name: "secrets are not flags", args: []string{"--auth-secret", secret}, env: map[string]string{EnvAuth: "none"}, wantErr: "not defined"},
 	}
 	for _, tt := range tests {
