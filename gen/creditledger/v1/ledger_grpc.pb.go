@@ -40,12 +40,16 @@ const (
 //
 // Errors are gRPC statuses carrying a google.rpc.ErrorInfo (domain
 // "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS) and,
-// for malformed input, a google.rpc.BadRequest with field violations.
+// for malformed input, a google.rpc.BadRequest with field violations. Every
+// call may be refused with RESOURCE_EXHAUSTED, reason RATE_LIMITED, carrying
+// a google.rpc.RetryInfo (REST: 429 with Retry-After). One operation moves at
+// most 10^12 credits, and a balance holds at most 10^15.
 type CreditLedgerClient interface {
 	// Credit adds credits to an account (instant purchase, refund, adjustment).
 	// The account is created on its first credit. Credit posts even while
 	// credit payments are disabled: a confirmed payment is never lost.
-	// Idempotent on idempotency_key.
+	// Refused with BALANCE_LIMIT_EXCEEDED when the balance would pass 10^15.
+	// Idempotent on idempotency_key (scoped to the account).
 	Credit(ctx context.Context, in *CreditRequest, opts ...grpc.CallOption) (*CreditResponse, error)
 	// Debit deducts credits (service purchase, invoice payment). Refused with
 	// INSUFFICIENT_CREDITS when the balance does not cover the amount and with
@@ -58,12 +62,17 @@ type CreditLedgerClient interface {
 	// ListTransactions returns an account's history, newest first, paginated.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
 	// SubmitRequest records a manual credit purchase (bank transfer, crypto)
-	// as a PENDING request for the agency to decide. Idempotent on
-	// idempotency_key.
+	// as a PENDING request for the agency to decide, recording the caller's
+	// subject as submitted_by. Refused with TOO_MANY_PENDING_REQUESTS when the
+	// account already holds the maximum of pending requests. Idempotent on
+	// idempotency_key (scoped to the account).
 	SubmitRequest(ctx context.Context, in *SubmitRequestRequest, opts ...grpc.CallOption) (*SubmitRequestResponse, error)
 	// DecideRequest accepts (posting exactly one REQUEST_APPROVED transaction
 	// in the same database transaction) or rejects a pending request. A
-	// decided request cannot be decided again. Idempotent on idempotency_key.
+	// decided request cannot be decided again. The decider is the caller's
+	// subject; with require_distinct_approver, the submitter is refused with
+	// APPROVER_IS_SUBMITTER. Idempotent on idempotency_key (scoped to the
+	// request).
 	DecideRequest(ctx context.Context, in *DecideRequestRequest, opts ...grpc.CallOption) (*DecideRequestResponse, error)
 	// GetRequest returns one credit request.
 	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error)
@@ -196,12 +205,16 @@ func (c *creditLedgerClient) ListAccounts(ctx context.Context, in *ListAccountsR
 //
 // Errors are gRPC statuses carrying a google.rpc.ErrorInfo (domain
 // "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS) and,
-// for malformed input, a google.rpc.BadRequest with field violations.
+// for malformed input, a google.rpc.BadRequest with field violations. Every
+// call may be refused with RESOURCE_EXHAUSTED, reason RATE_LIMITED, carrying
+// a google.rpc.RetryInfo (REST: 429 with Retry-After). One operation moves at
+// most 10^12 credits, and a balance holds at most 10^15.
 type CreditLedgerServer interface {
 	// Credit adds credits to an account (instant purchase, refund, adjustment).
 	// The account is created on its first credit. Credit posts even while
 	// credit payments are disabled: a confirmed payment is never lost.
-	// Idempotent on idempotency_key.
+	// Refused with BALANCE_LIMIT_EXCEEDED when the balance would pass 10^15.
+	// Idempotent on idempotency_key (scoped to the account).
 	Credit(context.Context, *CreditRequest) (*CreditResponse, error)
 	// Debit deducts credits (service purchase, invoice payment). Refused with
 	// INSUFFICIENT_CREDITS when the balance does not cover the amount and with
@@ -214,12 +227,17 @@ type CreditLedgerServer interface {
 	// ListTransactions returns an account's history, newest first, paginated.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
 	// SubmitRequest records a manual credit purchase (bank transfer, crypto)
-	// as a PENDING request for the agency to decide. Idempotent on
-	// idempotency_key.
+	// as a PENDING request for the agency to decide, recording the caller's
+	// subject as submitted_by. Refused with TOO_MANY_PENDING_REQUESTS when the
+	// account already holds the maximum of pending requests. Idempotent on
+	// idempotency_key (scoped to the account).
 	SubmitRequest(context.Context, *SubmitRequestRequest) (*SubmitRequestResponse, error)
 	// DecideRequest accepts (posting exactly one REQUEST_APPROVED transaction
 	// in the same database transaction) or rejects a pending request. A
-	// decided request cannot be decided again. Idempotent on idempotency_key.
+	// decided request cannot be decided again. The decider is the caller's
+	// subject; with require_distinct_approver, the submitter is refused with
+	// APPROVER_IS_SUBMITTER. Idempotent on idempotency_key (scoped to the
+	// request).
 	DecideRequest(context.Context, *DecideRequestRequest) (*DecideRequestResponse, error)
 	// GetRequest returns one credit request.
 	GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error)
