@@ -122,7 +122,7 @@ func (s *LedgerServer) GetRequest(ctx context.Context, r *pb.GetRequestRequest) 
 	// A client reads its own requests; another client's is as absent as
 	// an unknown one.
 	if acct := clientAccount(ctx); acct != "" && req.Account != acct {
-		return nil, ledger.NotFoundError("request", r.GetRequestId())
+		return nil, ledger.NotFoundError("credit request", r.GetRequestId())
 	}
 	return &pb.GetRequestResponse{Request: toProtoCreditRequest(req)}, nil
 }
