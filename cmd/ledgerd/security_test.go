@@ -97,10 +97,18 @@ type secLedgerd struct {
 // PostgreSQL when dbURL is set.
 func startSecLedgerd(tb testing.TB, keys secKeys, dbURL string) *secLedgerd {
 	tb.Helper()
-	env := map[string]string{"LEDGER_AUTH": "token", "LEDGER_AUTH_JWKS_FILE": keys.jwks}
+	env := map[string]string{
+		"LEDGER_AUTH": "token", "LEDGER_AUTH_JWKS_FILE": keys.jwks,
+		// Thousands of calls from a handful of subjects: authorization is
+		// under test here, not the rate limits (tested on their own).
+		"LEDGER_RATE_LIMIT_WORKSPACE": "0", "LEDGER_RATE_LIMIT_SUBJECT": "0",
+		"LEDGER_RATE_LIMIT_SUBJECT_WRITES": "0", "LEDGER_RATE_LIMIT_SUBMIT": "0",
+	}
 	args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}
 	if dbURL != "" {
-		env["LEDGER_DATABASE_URL"], env["LEDGER_MIGRATE_ON_START"] = dbURL, "true"
+		// Migrated as the owner, served as the runtime role.
+		env["LEDGER_MIGRATE_DATABASE_URL"], env["LEDGER_DATABASE_URL"] = dbURL, pgtest.RuntimeURL(dbURL)
+		env["LEDGER_MIGRATE_ON_START"] = "true"
 		env["LEDGER_PAGE_TOKEN_KEY"] = "000102030405060708090a0b0c0d0e0f"
 	} else {
 		args = append(args, "--data-dir", tb.TempDir())

@@ -15,15 +15,19 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
 	// ErrorInfo and BadRequest details must resolve when the gateway
 	// marshals a status to JSON; importing the package registers them.
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -130,6 +134,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMiddlewares(strictIntegers(bodyRoutes())),
 	)
 	if err := pb.RegisterCreditLedgerHandler(ctx, gw, conn); err != nil {
@@ -208,6 +213,11 @@ func (h *Handler) api(next http.Handler) http.Handler {
 			r.Header.Set("X-Request-Id", id)
 		}
 		w.Header().Set("X-Request-Id", id)
+		if field, ok := validURL(r); !ok {
+			// gRPC would refuse to marshal the string and answer INTERNAL.
+			writeStatus(w, http.StatusBadRequest, invalidUTF8(field))
+			return
+		}
 		if r.ContentLength > h.maxBody {
 			writeStatus(w, http.StatusRequestEntityTooLarge, tooLarge(h.maxBody))
 			return
@@ -233,6 +243,52 @@ func (h *Handler) api(next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// validURL reports whether every path segment and query parameter of r is
+// valid UTF-8 once unescaped, and names the first that is not.
+func validURL(r *http.Request) (string, bool) {
+	if !utf8.ValidString(r.URL.Path) {
+		return "path", false
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return "query", true // grpc-gateway answers a malformed query itself
+	}
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return "query", false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return k, false
+			}
+		}
+	}
+	return "", true
+}
+
+func invalidUTF8(field string) *status.Status {
+	st := status.New(codes.InvalidArgument, "the request URL is not valid UTF-8")
+	if d, err := st.WithDetails(
+		&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: "INVALID_ARGUMENT"},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
+			Field: field, Description: "must be valid UTF-8",
+		}}},
+	); err == nil {
+		st = d
+	}
+	return st
+}
+
+// routingError answers what no route serves: 404 for an unknown path, 405
+// (not grpc-gateway's 501) for a known path with another method.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		writeStatus(w, http.StatusMethodNotAllowed, status.New(codes.Unimplemented, "method not allowed on this route"))
+		return
+	}
+	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 }
 
 func tooLarge(limit int64) *status.Status {
@@ -286,7 +342,11 @@ func retryDelay(st *status.Status) time.Duration {
 func writeStatus(w http.ResponseWriter, httpCode int, st *status.Status) {
 	w.Header().Del("Trailer")
 	w.Header().Del("Transfer-Encoding")
-	buf, err := errorMarshaler.Marshal(st.Proto())
+	p := st.Proto()
+	// A message may quote the request (a query parameter); JSON needs it
+	// valid UTF-8.
+	p.Message = strings.ToValidUTF8(p.Message, "\uFFFD")
+	buf, err := errorMarshaler.Marshal(p)
 	if err != nil {
 		buf = []byte(`{"code":13,"message":"failed to marshal error message"}`)
 		httpCode = http.StatusInternalServerError

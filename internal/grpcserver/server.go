@@ -82,7 +82,7 @@ type Options struct {
 // NewServer returns a gRPC server serving CreditLedger and CreditSettings
 // over svc, with the interceptor chain (outermost first):
 //
-//	request id → metrics → log line → error to status → panic recovery → auth → rate limits → handler
+//	request id → metrics → log line → error to status → panic recovery → UTF-8 → auth → rate limits → handler
 //
 // so that metrics and the log line see the final status code, a panic
 // becomes INTERNAL with its own log line, and a refused call is counted and
@@ -129,12 +129,18 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		loggingInterceptor(o.Logger),
 		statusInterceptor(o.Logger),
 		recoveryInterceptor(),
+		utf8Interceptor,
 		authInterceptor(o.Authorizer),
 	}
 	if limiter != nil {
 		chain = append(chain, rateLimitInterceptor(limiter))
 	}
+	codec, err := codecOption()
+	if err != nil {
+		return nil, err
+	}
 	serverOpts := []grpc.ServerOption{
+		codec,
 		grpc.MaxConcurrentStreams(o.MaxConcurrentStreams),
 		grpc.KeepaliveParams(o.Keepalive),
 	}
