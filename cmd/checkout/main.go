@@ -46,6 +46,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/consumer"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -75,7 +77,7 @@ type config struct {
 	ledgerToken       string
 	ledgerTLS         *tls.Config // nil: plaintext
 	reconcileInterval time.Duration
-	auth              authSettings
+	auth              consumer.AuthSettings
 	webhooks          string
 	stripeSecret      string
 }
@@ -94,7 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
-	c := config{auth: authSettings{prefix: "CHECKOUT"}}
+	c := config{auth: consumer.AuthSettings{Prefix: "CHECKOUT"}}
 	fs := flag.NewFlagSet("checkout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.httpAddr, "http-addr", env("CHECKOUT_HTTP_ADDR", "127.0.0.1:8081"), "listen address [CHECKOUT_HTTP_ADDR]")
@@ -105,10 +107,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		interval = s
 		return nil
 	})
-	fs.StringVar(&c.auth.mode, "auth", env("CHECKOUT_AUTH", authToken), "authentication of the API: token, or none (development, loopback only) [CHECKOUT_AUTH]")
-	fs.StringVar(&c.auth.jwksFile, "auth-jwks-file", env("CHECKOUT_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [CHECKOUT_AUTH_JWKS_FILE]")
-	fs.StringVar(&c.auth.issuer, "auth-issuer", env("CHECKOUT_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [CHECKOUT_AUTH_ISSUER]")
-	fs.StringVar(&c.auth.audience, "auth-audience", env("CHECKOUT_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [CHECKOUT_AUTH_AUDIENCE]")
+	fs.StringVar(&c.auth.Mode, "auth", env("CHECKOUT_AUTH", consumer.AuthToken), "authentication of the API: token, or none (development, loopback only) [CHECKOUT_AUTH]")
+	fs.StringVar(&c.auth.JWKSFile, "auth-jwks-file", env("CHECKOUT_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [CHECKOUT_AUTH_JWKS_FILE]")
+	fs.StringVar(&c.auth.Issuer, "auth-issuer", env("CHECKOUT_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [CHECKOUT_AUTH_ISSUER]")
+	fs.StringVar(&c.auth.Audience, "auth-audience", env("CHECKOUT_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [CHECKOUT_AUTH_AUDIENCE]")
 	fs.StringVar(&c.webhooks, "webhooks", env("CHECKOUT_WEBHOOKS", webhooksStripe), "payment webhooks: stripe, off, or unsigned (development, loopback only) [CHECKOUT_WEBHOOKS]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -125,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
 	}
 	reload := env("CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL", "10s")
-	if c.auth.reload, err = time.ParseDuration(reload); err != nil {
+	if c.auth.Reload, err = time.ParseDuration(reload); err != nil {
 		return c, fmt.Errorf("CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL %q: want a duration like 10s", reload)
 	}
 	// Secrets: from the environment or a file, never a flag (a process
@@ -133,22 +135,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.ledgerTLS, err = ledgerclient.TLSFromEnv(getenv); err != nil {
 		return c, err
 	}
-	if c.ledgerToken, err = readSecret(getenv, "LEDGER_TOKEN"); err != nil {
+	if c.ledgerToken, err = consumer.ReadSecret(getenv, "LEDGER_TOKEN"); err != nil {
 		return c, err
 	}
-	if c.stripeSecret, err = readSecret(getenv, "CHECKOUT_STRIPE_WEBHOOK_SECRET"); err != nil {
+	if c.stripeSecret, err = consumer.ReadSecret(getenv, "CHECKOUT_STRIPE_WEBHOOK_SECRET"); err != nil {
 		return c, err
 	}
-	devSecret, err := readSecret(getenv, "CHECKOUT_AUTH_SECRET")
+	devSecret, err := consumer.ReadSecret(getenv, "CHECKOUT_AUTH_SECRET")
 	if err != nil {
 		return c, err
 	}
-	c.auth.secret = []byte(devSecret)
+	c.auth.Secret = []byte(devSecret)
 	if getenv("CHECKOUT_WEBHOOK_SECRET") != "" {
 		return c, errors.New("CHECKOUT_WEBHOOK_SECRET (an HMAC of our own) is no longer accepted: payment webhooks are Stripe's, " +
 			"signed with the endpoint's secret in CHECKOUT_STRIPE_WEBHOOK_SECRET")
 	}
-	if err := c.auth.check(c.httpAddr); err != nil {
+	if err := c.auth.Check(c.httpAddr); err != nil {
 		return c, err
 	}
 	switch c.webhooks {
@@ -162,7 +164,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, errors.New("CHECKOUT_WEBHOOKS=off with a CHECKOUT_STRIPE_WEBHOOK_SECRET: choose one")
 		}
 	case webhooksUnsigned:
-		if err := requireLoopback(c.httpAddr); err != nil {
+		if err := consumer.RequireLoopback(c.httpAddr); err != nil {
 			return c, fmt.Errorf("CHECKOUT_WEBHOOKS=unsigned lets anyone who reaches the endpoint credit any account: %w", err)
 		}
 	default:
@@ -193,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var watchers sync.WaitGroup
 	ctx, stopWatching := context.WithCancel(ctx)
 	defer func() { stopWatching(); watchers.Wait() }()
-	v, err := cfg.auth.verifier(ctx, log, &watchers)
+	v, err := cfg.auth.Verifier(ctx, log, &watchers)
 	if err != nil {
 		return err
 	}
@@ -252,7 +254,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		ListeningFields: []zap.Field{
 			zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr),
-			zap.String("auth", cfg.auth.mode), zap.String("webhooks", cfg.webhooks),
+			zap.String("auth", cfg.auth.Mode), zap.String("webhooks", cfg.webhooks),
 		},
 	})
 }

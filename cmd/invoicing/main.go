@@ -49,6 +49,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/consumer"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -85,7 +87,7 @@ type config struct {
 	ledgerTLS         *tls.Config // nil: plaintext
 	reconcileInterval time.Duration
 	crashAfterDebit   bool
-	auth              authSettings
+	auth              consumer.AuthSettings
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -95,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
-	c := config{auth: authSettings{prefix: "INVOICING"}}
+	c := config{auth: consumer.AuthSettings{Prefix: "INVOICING"}}
 	fs := flag.NewFlagSet("invoicing", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.httpAddr, "http-addr", env("INVOICING_HTTP_ADDR", "127.0.0.1:8082"), "listen address [INVOICING_HTTP_ADDR]")
@@ -106,10 +108,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		interval = s
 		return nil
 	})
-	fs.StringVar(&c.auth.mode, "auth", env("INVOICING_AUTH", authToken), "authentication of the API: token, or none (development, loopback only) [INVOICING_AUTH]")
-	fs.StringVar(&c.auth.jwksFile, "auth-jwks-file", env("INVOICING_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [INVOICING_AUTH_JWKS_FILE]")
-	fs.StringVar(&c.auth.issuer, "auth-issuer", env("INVOICING_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [INVOICING_AUTH_ISSUER]")
-	fs.StringVar(&c.auth.audience, "auth-audience", env("INVOICING_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [INVOICING_AUTH_AUDIENCE]")
+	fs.StringVar(&c.auth.Mode, "auth", env("INVOICING_AUTH", consumer.AuthToken), "authentication of the API: token, or none (development, loopback only) [INVOICING_AUTH]")
+	fs.StringVar(&c.auth.JWKSFile, "auth-jwks-file", env("INVOICING_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [INVOICING_AUTH_JWKS_FILE]")
+	fs.StringVar(&c.auth.Issuer, "auth-issuer", env("INVOICING_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [INVOICING_AUTH_ISSUER]")
+	fs.StringVar(&c.auth.Audience, "auth-audience", env("INVOICING_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [INVOICING_AUTH_AUDIENCE]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -126,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
 	}
 	reload := env("INVOICING_AUTH_JWKS_RELOAD_INTERVAL", "10s")
-	if c.auth.reload, err = time.ParseDuration(reload); err != nil {
+	if c.auth.Reload, err = time.ParseDuration(reload); err != nil {
 		return c, fmt.Errorf("INVOICING_AUTH_JWKS_RELOAD_INTERVAL %q: want a duration like 10s", reload)
 	}
 	// Secrets: from the environment or a file, never a flag (a process
@@ -134,15 +136,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.ledgerTLS, err = ledgerclient.TLSFromEnv(getenv); err != nil {
 		return c, err
 	}
-	if c.ledgerToken, err = readSecret(getenv, "LEDGER_TOKEN"); err != nil {
+	if c.ledgerToken, err = consumer.ReadSecret(getenv, "LEDGER_TOKEN"); err != nil {
 		return c, err
 	}
-	devSecret, err := readSecret(getenv, "INVOICING_AUTH_SECRET")
+	devSecret, err := consumer.ReadSecret(getenv, "INVOICING_AUTH_SECRET")
 	if err != nil {
 		return c, err
 	}
-	c.auth.secret = []byte(devSecret)
-	if err := c.auth.check(c.httpAddr); err != nil {
+	c.auth.Secret = []byte(devSecret)
+	if err := c.auth.Check(c.httpAddr); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -170,7 +172,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var watchers sync.WaitGroup
 	ctx, stopWatching := context.WithCancel(ctx)
 	defer func() { stopWatching(); watchers.Wait() }()
-	v, err := cfg.auth.verifier(ctx, log, &watchers)
+	v, err := cfg.auth.Verifier(ctx, log, &watchers)
 	if err != nil {
 		return err
 	}
@@ -226,6 +228,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_, err := app.Reconcile(ctx)
 			return err
 		},
-		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr), zap.String("auth", cfg.auth.mode)},
+		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr), zap.String("auth", cfg.auth.Mode)},
 	})
 }
