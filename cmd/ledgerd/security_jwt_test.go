@@ -230,9 +230,13 @@ func TestSecurityJWTAttacks(t *testing.T) {
 	}
 
 	ctx := testCtx(t)
+	// balance runs at the start and in a cleanup, after every parallel
+	// case: it takes a context of its own.
 	balance := func() string {
 		t.Helper()
-		b, err := s.ledger.ListTransactions(bearer(ctx, svc), &pb.ListTransactionsRequest{Workspace: ws, Account: "alice"})
+		bctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b, err := s.ledger.ListTransactions(bearer(bctx, svc), &pb.ListTransactionsRequest{Workspace: ws, Account: "alice"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +262,7 @@ func TestSecurityJWTAttacks(t *testing.T) {
 					t.Errorf("REST %s %s: %v %s", c.verb, c.path, err, r.body)
 				}
 			}
-			md := metadataAuth(ctx, auth)
+			md := metadataAuth(testCtx(t), auth) // the parent's may expire while parallel cases wait
 			_, err := s.ledger.Credit(md, &pb.CreditRequest{Workspace: ws, Account: "alice", Amount: 5, IdempotencyKey: key})
 			if status.Code(err) != codes.Unauthenticated {
 				t.Errorf("gRPC Credit: %v, want UNAUTHENTICATED", err)
