@@ -19,11 +19,13 @@ type Observer struct {
 	batchSize prometheus.Histogram
 	batchTime prometheus.Histogram
 	waiting   prometheus.Gauge
+	holds     *prometheus.CounterVec
+	reversals *prometheus.CounterVec
 
 	// Series of the hot path, resolved once (a label lookup per posting
 	// costs more than the increment): by type, then kind.
-	postedBy  [3][ledger.KindAdjustment + 1]prometheus.Counter
-	creditsBy [3][ledger.KindAdjustment + 1]prometheus.Counter
+	postedBy  [3][ledger.KindExpiry + 1]prometheus.Counter
+	creditsBy [3][ledger.KindExpiry + 1]prometheus.Counter
 }
 
 var _ ledger.Observer = (*Observer)(nil)
@@ -70,13 +72,21 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 			Help: "Write operations queued for a batch (all workspaces).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting} {
+	o.holds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "holds_total",
+		Help: "Holds created (status ACTIVE) and ended (CAPTURED, VOIDED, EXPIRED).",
+	}, []string{"status"})
+	o.reversals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "reversals_total",
+		Help: "REVERSAL entries posted, by the kind of the entry they reverse.",
+	}, []string{"kind"})
+	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting, o.holds, o.reversals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, typ := range []ledger.TxType{ledger.TypeIn, ledger.TypeOut} {
-		for k := ledger.KindPurchase; k <= ledger.KindAdjustment; k++ {
+		for k := ledger.KindPurchase; k <= ledger.KindExpiry; k++ {
 			o.postedBy[typ][k] = o.posted.WithLabelValues(typ.String(), k.String())
 			o.creditsBy[typ][k] = o.credits.WithLabelValues(typ.String(), k.String())
 		}
@@ -87,9 +97,17 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 	return o, nil
 }
 
+// Hold counts a hold created (HoldActive) or ended.
+func (o *Observer) Hold(status ledger.HoldStatus) { o.holds.WithLabelValues(status.String()).Inc() }
+
+// Reversed counts a reversal of an entry of kind original.
+func (o *Observer) Reversed(original ledger.Kind) {
+	o.reversals.WithLabelValues(original.String()).Inc()
+}
+
 // Posted counts a newly posted transaction and its credits.
 func (o *Observer) Posted(t ledger.Transaction) {
-	if t.Type > ledger.TypeUnspecified && t.Type <= ledger.TypeOut && t.Kind > ledger.KindUnspecified && t.Kind <= ledger.KindAdjustment {
+	if t.Type > ledger.TypeUnspecified && t.Type <= ledger.TypeOut && t.Kind > ledger.KindUnspecified && t.Kind <= ledger.KindExpiry {
 		o.postedBy[t.Type][t.Kind].Inc()
 		o.creditsBy[t.Type][t.Kind].Add(float64(t.Amount))
 		return

@@ -75,6 +75,8 @@ func (o *waitObserver) Refused(ledger.Operation, string) {}
 func (o *waitObserver) Replayed(ledger.Operation)        {}
 func (o *waitObserver) Batch(int, string, time.Duration) {}
 func (o *waitObserver) Conflict(ledger.Operation)        { o.mu.Lock(); o.conflicts++; o.mu.Unlock() }
+func (o *waitObserver) Hold(ledger.HoldStatus)           {}
+func (o *waitObserver) Reversed(ledger.Kind)             {}
 
 func (o *waitObserver) Waiting(d int) {
 	o.mu.Lock()

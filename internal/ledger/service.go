@@ -28,6 +28,12 @@ type Observer interface {
 	// Waiting is called with +n when ops join a workspace's queue and -n
 	// when they leave it (taken into a batch, or withdrawn).
 	Waiting(delta int)
+	// Hold is called when a hold is created (HoldActive) and when it ends
+	// (captured, voided or expired).
+	Hold(status HoldStatus)
+	// Reversed is called for each reversal posted, with the kind of the
+	// entry it reverses.
+	Reversed(original Kind)
 }
 
 type nopObserver struct{}
@@ -38,6 +44,8 @@ func (nopObserver) Replayed(Operation)               {}
 func (nopObserver) Conflict(Operation)               {}
 func (nopObserver) Batch(int, string, time.Duration) {}
 func (nopObserver) Waiting(int)                      {}
+func (nopObserver) Hold(HoldStatus)                  {}
+func (nopObserver) Reversed(Kind)                    {}
 
 // Service applies the ledger's rules on top of a Store. It is safe for
 // concurrent use and holds no state that correctness depends on: several
@@ -109,6 +117,9 @@ type CreditInput struct {
 	IdempotencyKey  string
 	ExpectedVersion *int64
 	Metadata        map[string]string
+	// ExpireTime makes the credits a grant that expires then (zero: the
+	// package's validity, else never).
+	ExpireTime time.Time
 }
 
 // DebitInput asks to deduct credits from an account.
@@ -327,7 +338,7 @@ func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput
 	if in.Type < TypeUnspecified || in.Type > TypeOut {
 		v.add("type", "unknown transaction type")
 	}
-	if in.Kind < KindUnspecified || in.Kind > KindAdjustment {
+	if in.Kind < KindUnspecified || in.Kind > KindExpiry {
 		v.add("kind", "unknown transaction kind")
 	}
 	if !in.Start.IsZero() && !in.End.IsZero() && !in.Start.Before(in.End) {

@@ -74,6 +74,18 @@ type WriteSet struct {
 	// that two batches cannot hold at once, even for an account that has
 	// no row yet: two batches never both add to a count they read alike.
 	Pending []string
+	// Holds are holds to read and lock; the accounts they belong to are
+	// read and locked with Accounts.
+	Holds []string
+	// Transactions are entries to read (a reversal's originals), with
+	// their ReversedAmount; the accounts they belong to are read and
+	// locked with Accounts, and ReversedAmount is read after those locks.
+	Transactions []string
+	// GrantsOf are accounts whose open grants (Remaining > 0, no expiry
+	// entry yet) the batch reads: it may draw from them or expire them.
+	// They are read after the account locks, which every change of a
+	// grant holds.
+	GrantsOf []string
 }
 
 // Snapshot is the state a batch decides on, read under the batch's locks.
@@ -99,6 +111,13 @@ type Snapshot struct {
 	// Pending holds the number of PENDING requests of the accounts of
 	// WriteSet.Pending, by account; absent (or a nil map) means none.
 	Pending map[string]int
+	// Holds holds the holds of WriteSet.Holds and those the records of
+	// Keys name, by ID.
+	Holds map[string]Hold
+	// Grants holds the open grants of the accounts of WriteSet.GrantsOf,
+	// by account, ordered by ExpireTime then TransactionID.
+	Grants map[string][]Grant
+	// (Transactions also holds the entries of WriteSet.Transactions.)
 }
 
 // Effects is everything a batch writes. Lists are in the order the store
@@ -124,18 +143,30 @@ type Effects struct {
 	// Rates each become their currency's active rate, in order; the rate
 	// they replace stays as history.
 	Rates []ConversionRate
+	// NewHolds are created (Active); HoldUpdates leave Active (status,
+	// captured amount, transaction, update time), each at most once.
+	NewHolds    []Hold
+	HoldUpdates []Hold
+	// NewGrants are created with the IN entries that grant them;
+	// GrantUpdates replace Remaining and ExpiryTransactionID of open
+	// grants.
+	NewGrants    []Grant
+	GrantUpdates []Grant
 }
 
 // Empty reports whether the batch writes nothing.
 func (e *Effects) Empty() bool {
 	return len(e.Accounts) == 0 && len(e.Transactions) == 0 && len(e.NewRequests) == 0 &&
 		len(e.Decisions) == 0 && len(e.Keys) == 0 && e.Settings == nil && len(e.NewPackages) == 0 &&
-		len(e.PackageUpdates) == 0 && len(e.Rates) == 0
+		len(e.PackageUpdates) == 0 && len(e.Rates) == 0 && len(e.NewHolds) == 0 && len(e.HoldUpdates) == 0 &&
+		len(e.NewGrants) == 0 && len(e.GrantUpdates) == 0
 }
 
-// AccountMove is an account's new state after a batch.
+// AccountMove is an account's new state after a batch. A move may change
+// Held alone (a hold created or released posts no entry): Version then
+// stays FromVersion.
 type AccountMove struct {
-	Account           // the new balance, version and update time
+	Account           // the new balance, held, version and update time
 	FromVersion int64 // the version the batch read (0 for a new account)
 	Create      bool  // the account does not exist in the store yet
 }
@@ -174,6 +205,31 @@ type ReadTx interface {
 	// ListRates returns the active rates ordered by currency, and with
 	// history also the replaced ones (newest first within a currency).
 	ListRates(ctx context.Context, workspace string, history bool) ([]ConversionRate, error)
+	// Hold returns one hold or an ErrNotFound-matching error.
+	Hold(ctx context.Context, workspace, id string) (Hold, error)
+	// ListHolds returns an account's holds by descending ID, filtered by q.
+	ListHolds(ctx context.Context, q HoldQuery) ([]Hold, error)
+	// Grants returns the account's open grants (Remaining > 0, no expiry
+	// entry), ordered by ExpireTime then TransactionID.
+	Grants(ctx context.Context, workspace, account string) ([]Grant, error)
+	// DueHolds returns up to limit Active holds with ExpireTime ≤ now.
+	DueHolds(ctx context.Context, workspace string, now time.Time, limit int) ([]Hold, error)
+	// DueGrants returns up to limit open grants with ExpireTime ≤ now,
+	// soonest first.
+	DueGrants(ctx context.Context, workspace string, now time.Time, limit int) ([]Grant, error)
+	// Statement sums the account's entries with Start ≤ create_time < End
+	// (see Statement); OpeningBalance and ClosingBalance are the balance
+	// after the entry of highest version created before Start and End.
+	Statement(ctx context.Context, workspace, account string, start, end time.Time) (Statement, error)
+}
+
+// HoldQuery selects a page of an account's holds.
+type HoldQuery struct {
+	Workspace string
+	Account   string
+	Status    HoldStatus // HoldUnspecified: any
+	BeforeID  string     // only IDs < BeforeID; "" means no bound
+	Limit     int
 }
 
 // TransactionQuery selects a page of an account's history.
@@ -186,6 +242,10 @@ type TransactionQuery struct {
 	Start         time.Time // create_time >= Start when not zero
 	End           time.Time // create_time < End when not zero
 	Limit         int
+	// Ascending pages oldest first: versions > AfterVersion, ascending
+	// (BeforeVersion is then ignored).
+	Ascending    bool
+	AfterVersion int64
 }
 
 // AccountQuery selects a page of a workspace's accounts.

@@ -51,9 +51,14 @@ const (
 	KindInvoicePayment
 	KindRefund
 	KindAdjustment
+	// KindReversal is the opposite of an earlier entry (ReverseTransaction).
+	KindReversal
+	// KindExpiry is the unspent remainder of a grant at its expiry, posted
+	// by the server.
+	KindExpiry
 )
 
-var kindNames = [...]string{"UNSPECIFIED", "PURCHASE", "REQUEST_APPROVED", "SERVICE_PURCHASE", "INVOICE_PAYMENT", "REFUND", "ADJUSTMENT"}
+var kindNames = [...]string{"UNSPECIFIED", "PURCHASE", "REQUEST_APPROVED", "SERVICE_PURCHASE", "INVOICE_PAYMENT", "REFUND", "ADJUSTMENT", "REVERSAL", "EXPIRY"}
 
 // String returns the stored name of the kind.
 func (k Kind) String() string {
@@ -89,6 +94,16 @@ type Transaction struct {
 	PackageID      string
 	RequestID      string
 	CreateTime     time.Time
+	// ReversesTransactionID links a REVERSAL entry to the entry it reverses.
+	ReversesTransactionID string
+	// HoldID links an entry posted by a capture to its hold.
+	HoldID string
+	// ExpireTime is when the unspent credits of an IN entry expire (zero:
+	// never); the entry is then a grant (see Grant).
+	ExpireTime time.Time
+	// ReversedAmount is what the REVERSAL entries of this entry sum to.
+	// Stores compute it when they read an entry; it is not written.
+	ReversedAmount int64
 }
 
 // Account is the stored state of one client's wallet.
@@ -98,13 +113,24 @@ type Account struct {
 	Balance    int64
 	Version    int64
 	UpdateTime time.Time // zero before the first transaction
+	// Held is the sum of the account's ACTIVE holds; 0 ≤ Held ≤ Balance.
+	// It changes with the account's moves but does not version them: a
+	// hold posts no entry.
+	Held int64
 }
+
+// Available is what the account can spend or hold now.
+func (a Account) Available() int64 { return a.Balance - a.Held }
 
 // Balance is an account's state as shown to callers.
 type Balance struct {
 	Account
 	CreditPaymentsEnabled bool
 	PendingRequestCredits int64
+	// NextExpireTime is when the next grant of the account expires (zero:
+	// none will); NextExpiringCredits what of it is still unspent.
+	NextExpireTime      time.Time
+	NextExpiringCredits int64
 }
 
 // Settings are a workspace's credit settings.
@@ -229,6 +255,10 @@ type CreditRequest struct {
 	CreateTime       time.Time
 	// SubmittedBy is the authenticated subject that submitted the request.
 	SubmittedBy string
+	// Validity is the package's validity when the request was submitted:
+	// the credits of the accepted request expire this long after the
+	// decision (zero: never).
+	Validity time.Duration
 	// Seq is the request's place in the workspace's request sequence,
 	// assigned when its batch commits: the queue's commit order.
 	Seq int64
@@ -244,6 +274,9 @@ type Package struct {
 	Active      bool
 	CreateTime  time.Time
 	UpdateTime  time.Time
+	// Validity is how long credits bought from the package last (zero:
+	// forever).
+	Validity time.Duration
 }
 
 // ConversionRate is how many credits one unit of a currency buys.
@@ -264,6 +297,10 @@ const (
 	OpDebit         Operation = "debit"
 	OpSubmitRequest Operation = "submit_request"
 	OpDecideRequest Operation = "decide_request"
+	OpCreateHold    Operation = "create_hold"
+	OpCaptureHold   Operation = "capture_hold"
+	OpVoidHold      Operation = "void_hold"
+	OpReverse       Operation = "reverse"
 )
 
 // IdempotencyRecord remembers a posted outcome under its key.
@@ -272,7 +309,8 @@ type IdempotencyRecord struct {
 	Key           string
 	Operation     Operation
 	Fingerprint   []byte // sha-256 of the request's meaning
-	TransactionID string // the posted transaction (credit, debit, accepted decision)
+	TransactionID string // the posted transaction (credit, debit, accepted decision, capture, reversal)
 	RequestID     string // the credit request (submit, decide)
+	HoldID        string // the hold (create, capture, void)
 	CreateTime    time.Time
 }

@@ -8,9 +8,11 @@ package creditledgerv1
 
 import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -48,7 +50,11 @@ type CreditRequest struct {
 	ExpectedVersion *int64 `protobuf:"varint,8,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Small string map stored with the transaction: at most 16 entries, keys
 	// 1-64 characters of [A-Za-z0-9._-], values at most 256 bytes.
-	Metadata      map[string]string `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// When the credited credits expire if unspent (the unspent remainder is
+	// posted as an EXPIRY entry by the server). Unset: the package's validity
+	// when package_id is given, else never. At most 10 years ahead.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -142,6 +148,13 @@ func (x *CreditRequest) GetExpectedVersion() int64 {
 func (x *CreditRequest) GetMetadata() map[string]string {
 	if x != nil {
 		return x.Metadata
+	}
+	return nil
+}
+
+func (x *CreditRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
 	}
 	return nil
 }
@@ -1562,11 +1575,1164 @@ func (x *ListAccountsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CreateHoldRequest reserves credits.
+type CreateHoldRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client) identifier.
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Credits to reserve; > 0.
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// SERVICE_PURCHASE (default), INVOICE_PAYMENT or ADJUSTMENT.
+	Kind TransactionKind `protobuf:"varint,4,opt,name=kind,proto3,enum=creditledger.v1.TransactionKind" json:"kind,omitempty"`
+	// Caller's reference; at most 256 characters.
+	Reference string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
+	// When the server releases the hold; at most 30 days ahead. Give this
+	// or ttl; without either, 15 minutes.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Time to live instead of expire_time; at most 30 days.
+	Ttl *durationpb.Duration `protobuf:"bytes,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Required idempotency key; see CreditRequest.idempotency_key.
+	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Small caller-defined string map (at most 16 entries).
+	Metadata      map[string]string `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateHoldRequest) Reset() {
+	*x = CreateHoldRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateHoldRequest) ProtoMessage() {}
+
+func (x *CreateHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateHoldRequest.ProtoReflect.Descriptor instead.
+func (*CreateHoldRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateHoldRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *CreateHoldRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CreateHoldRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *CreateHoldRequest) GetKind() TransactionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransactionKind_TRANSACTION_KIND_UNSPECIFIED
+}
+
+func (x *CreateHoldRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CreateHoldRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CreateHoldRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateHoldRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CreateHoldRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// CreateHoldResponse carries the hold and the account after it.
+type CreateHoldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hold.
+	Hold *Hold `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	// The account's available credits after the hold.
+	Available int64 `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	// True when an idempotent replay answered.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateHoldResponse) Reset() {
+	*x = CreateHoldResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateHoldResponse) ProtoMessage() {}
+
+func (x *CreateHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateHoldResponse.ProtoReflect.Descriptor instead.
+func (*CreateHoldResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateHoldResponse) GetHold() *Hold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *CreateHoldResponse) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *CreateHoldResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// CaptureHoldRequest spends a hold.
+type CaptureHoldRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The hold.
+	HoldId string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// Credits to spend, at most the hold's amount; 0: all of it.
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Required idempotency key, scoped to the hold.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CaptureHoldRequest) Reset() {
+	*x = CaptureHoldRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureHoldRequest) ProtoMessage() {}
+
+func (x *CaptureHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureHoldRequest.ProtoReflect.Descriptor instead.
+func (*CaptureHoldRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CaptureHoldRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *CaptureHoldRequest) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *CaptureHoldRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *CaptureHoldRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// CaptureHoldResponse carries the captured hold and its entry.
+type CaptureHoldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hold, CAPTURED.
+	Hold *Hold `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	// The OUT entry posted.
+	Transaction *Transaction `protobuf:"bytes,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// True when an idempotent replay answered.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureHoldResponse) Reset() {
+	*x = CaptureHoldResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureHoldResponse) ProtoMessage() {}
+
+func (x *CaptureHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureHoldResponse.ProtoReflect.Descriptor instead.
+func (*CaptureHoldResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CaptureHoldResponse) GetHold() *Hold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *CaptureHoldResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
+func (x *CaptureHoldResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// VoidHoldRequest releases a hold.
+type VoidHoldRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The hold.
+	HoldId string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// Required idempotency key, scoped to the hold.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VoidHoldRequest) Reset() {
+	*x = VoidHoldRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VoidHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VoidHoldRequest) ProtoMessage() {}
+
+func (x *VoidHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VoidHoldRequest.ProtoReflect.Descriptor instead.
+func (*VoidHoldRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VoidHoldRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *VoidHoldRequest) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *VoidHoldRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// VoidHoldResponse carries the voided hold.
+type VoidHoldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hold, VOIDED.
+	Hold *Hold `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	// True when an idempotent replay answered.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VoidHoldResponse) Reset() {
+	*x = VoidHoldResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VoidHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VoidHoldResponse) ProtoMessage() {}
+
+func (x *VoidHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VoidHoldResponse.ProtoReflect.Descriptor instead.
+func (*VoidHoldResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *VoidHoldResponse) GetHold() *Hold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+func (x *VoidHoldResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// GetHoldRequest names a hold.
+type GetHoldRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The hold.
+	HoldId        string `protobuf:"bytes,2,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHoldRequest) Reset() {
+	*x = GetHoldRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHoldRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHoldRequest) ProtoMessage() {}
+
+func (x *GetHoldRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHoldRequest.ProtoReflect.Descriptor instead.
+func (*GetHoldRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetHoldRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetHoldRequest) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+// GetHoldResponse carries the hold.
+type GetHoldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hold.
+	Hold          *Hold `protobuf:"bytes,1,opt,name=hold,proto3" json:"hold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHoldResponse) Reset() {
+	*x = GetHoldResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHoldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHoldResponse) ProtoMessage() {}
+
+func (x *GetHoldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHoldResponse.ProtoReflect.Descriptor instead.
+func (*GetHoldResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetHoldResponse) GetHold() *Hold {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+// ListHoldsRequest asks for an account's holds.
+type ListHoldsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client) identifier.
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Only holds in this status, when set.
+	Status HoldStatus `protobuf:"varint,3,opt,name=status,proto3,enum=creditledger.v1.HoldStatus" json:"status,omitempty"`
+	// Maximum holds to return: default 50, values above 500 are coerced to 500.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response; the other fields must be unchanged.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHoldsRequest) Reset() {
+	*x = ListHoldsRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHoldsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHoldsRequest) ProtoMessage() {}
+
+func (x *ListHoldsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHoldsRequest.ProtoReflect.Descriptor instead.
+func (*ListHoldsRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListHoldsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ListHoldsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ListHoldsRequest) GetStatus() HoldStatus {
+	if x != nil {
+		return x.Status
+	}
+	return HoldStatus_HOLD_STATUS_UNSPECIFIED
+}
+
+func (x *ListHoldsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListHoldsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListHoldsResponse is a page of holds, newest first.
+type ListHoldsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The holds.
+	Holds []*Hold `protobuf:"bytes,1,rep,name=holds,proto3" json:"holds,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListHoldsResponse) Reset() {
+	*x = ListHoldsResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListHoldsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListHoldsResponse) ProtoMessage() {}
+
+func (x *ListHoldsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListHoldsResponse.ProtoReflect.Descriptor instead.
+func (*ListHoldsResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListHoldsResponse) GetHolds() []*Hold {
+	if x != nil {
+		return x.Holds
+	}
+	return nil
+}
+
+func (x *ListHoldsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ReverseTransactionRequest reverses an entry.
+type ReverseTransactionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The entry to reverse.
+	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// Credits to reverse; 0: all that is not reversed yet.
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why; at most 1024 characters; becomes the REVERSAL entry's reference
+	// when reference is empty.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Required idempotency key, scoped to the entry's account.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Caller's reference for the REVERSAL entry; at most 256 characters.
+	Reference string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Small caller-defined string map (at most 16 entries).
+	Metadata      map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReverseTransactionRequest) Reset() {
+	*x = ReverseTransactionRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReverseTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReverseTransactionRequest) ProtoMessage() {}
+
+func (x *ReverseTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReverseTransactionRequest.ProtoReflect.Descriptor instead.
+func (*ReverseTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ReverseTransactionRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ReverseTransactionRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *ReverseTransactionRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *ReverseTransactionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReverseTransactionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ReverseTransactionRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *ReverseTransactionRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// ReverseTransactionResponse carries the REVERSAL entry.
+type ReverseTransactionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The REVERSAL entry.
+	Transaction *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// The reversed entry, with its reversed_amount after this reversal.
+	Original *Transaction `protobuf:"bytes,2,opt,name=original,proto3" json:"original,omitempty"`
+	// The account's balance after the reversal.
+	Balance int64 `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	// The account's version after the reversal.
+	Version int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// True when an idempotent replay answered.
+	Replayed      bool `protobuf:"varint,5,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReverseTransactionResponse) Reset() {
+	*x = ReverseTransactionResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReverseTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReverseTransactionResponse) ProtoMessage() {}
+
+func (x *ReverseTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReverseTransactionResponse.ProtoReflect.Descriptor instead.
+func (*ReverseTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReverseTransactionResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
+func (x *ReverseTransactionResponse) GetOriginal() *Transaction {
+	if x != nil {
+		return x.Original
+	}
+	return nil
+}
+
+func (x *ReverseTransactionResponse) GetBalance() int64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *ReverseTransactionResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ReverseTransactionResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// GetTransactionRequest names an entry.
+type GetTransactionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The entry.
+	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransactionRequest) Reset() {
+	*x = GetTransactionRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransactionRequest) ProtoMessage() {}
+
+func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransactionRequest.ProtoReflect.Descriptor instead.
+func (*GetTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetTransactionRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetTransactionRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+// GetTransactionResponse carries the entry.
+type GetTransactionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry.
+	Transaction   *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransactionResponse) Reset() {
+	*x = GetTransactionResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransactionResponse) ProtoMessage() {}
+
+func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransactionResponse.ProtoReflect.Descriptor instead.
+func (*GetTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetTransactionResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
+// GetStatementRequest asks for a statement.
+type GetStatementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client) identifier.
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Start of the period (inclusive); required.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the period (exclusive); required, after start_time.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatementRequest) Reset() {
+	*x = GetStatementRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatementRequest) ProtoMessage() {}
+
+func (x *GetStatementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatementRequest.ProtoReflect.Descriptor instead.
+func (*GetStatementRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetStatementRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *GetStatementRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *GetStatementRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetStatementRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// GetStatementResponse carries the statement.
+type GetStatementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The statement.
+	Statement     *Statement `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatementResponse) Reset() {
+	*x = GetStatementResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatementResponse) ProtoMessage() {}
+
+func (x *GetStatementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatementResponse.ProtoReflect.Descriptor instead.
+func (*GetStatementResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetStatementResponse) GetStatement() *Statement {
+	if x != nil {
+		return x.Statement
+	}
+	return nil
+}
+
+// ExportTransactionsRequest asks for an account's history as CSV.
+type ExportTransactionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client) identifier.
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Only entries created at or after this time, when set.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only entries created before this time, when set.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportTransactionsRequest) Reset() {
+	*x = ExportTransactionsRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportTransactionsRequest) ProtoMessage() {}
+
+func (x *ExportTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*ExportTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ExportTransactionsRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *ExportTransactionsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ExportTransactionsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExportTransactionsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 var File_creditledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccreditledger/v1/ledger.proto\x12\x0fcreditledger.v1\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xc7\x03\n" +
+	"\x1ccreditledger/v1/ledger.proto\x12\x0fcreditledger.v1\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x84\x04\n" +
 	"\rCreditRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
@@ -1577,7 +2743,10 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\treference\x18\x06 \x01(\tR\treference\x12'\n" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12.\n" +
 	"\x10expected_version\x18\b \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12H\n" +
-	"\bmetadata\x18\t \x03(\v2,.creditledger.v1.CreditRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\t \x03(\v2,.creditledger.v1.CreditRequest.MetadataEntryR\bmetadata\x12;\n" +
+	"\vexpire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +
@@ -1691,7 +2860,92 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
 	"\x14ListAccountsResponse\x124\n" +
 	"\baccounts\x18\x01 \x03(\v2\x18.creditledger.v1.BalanceR\baccounts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc1\f\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd5\x03\n" +
+	"\x11CreateHoldRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x124\n" +
+	"\x04kind\x18\x04 \x01(\x0e2 .creditledger.v1.TransactionKindR\x04kind\x12\x1c\n" +
+	"\treference\x18\x05 \x01(\tR\treference\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12+\n" +
+	"\x03ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12'\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12L\n" +
+	"\bmetadata\x18\t \x03(\v20.creditledger.v1.CreateHoldRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"y\n" +
+	"\x12CreateHoldResponse\x12)\n" +
+	"\x04hold\x18\x01 \x01(\v2\x15.creditledger.v1.HoldR\x04hold\x12\x1c\n" +
+	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\x8c\x01\n" +
+	"\x12CaptureHoldRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\ahold_id\x18\x02 \x01(\tR\x06holdId\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\x9c\x01\n" +
+	"\x13CaptureHoldResponse\x12)\n" +
+	"\x04hold\x18\x01 \x01(\v2\x15.creditledger.v1.HoldR\x04hold\x12>\n" +
+	"\vtransaction\x18\x02 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"q\n" +
+	"\x0fVoidHoldRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\ahold_id\x18\x02 \x01(\tR\x06holdId\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"Y\n" +
+	"\x10VoidHoldResponse\x12)\n" +
+	"\x04hold\x18\x01 \x01(\v2\x15.creditledger.v1.HoldR\x04hold\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"G\n" +
+	"\x0eGetHoldRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x17\n" +
+	"\ahold_id\x18\x02 \x01(\tR\x06holdId\"<\n" +
+	"\x0fGetHoldResponse\x12)\n" +
+	"\x04hold\x18\x01 \x01(\v2\x15.creditledger.v1.HoldR\x04hold\"\xbb\x01\n" +
+	"\x10ListHoldsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x123\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1b.creditledger.v1.HoldStatusR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"h\n" +
+	"\x11ListHoldsResponse\x12+\n" +
+	"\x05holds\x18\x01 \x03(\v2\x15.creditledger.v1.HoldR\x05holds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xea\x02\n" +
+	"\x19ReverseTransactionRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12%\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12'\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12\x1c\n" +
+	"\treference\x18\x06 \x01(\tR\treference\x12T\n" +
+	"\bmetadata\x18\a \x03(\v28.creditledger.v1.ReverseTransactionRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x01\n" +
+	"\x1aReverseTransactionResponse\x12>\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\x128\n" +
+	"\boriginal\x18\x02 \x01(\v2\x1c.creditledger.v1.TransactionR\boriginal\x12\x18\n" +
+	"\abalance\x18\x03 \x01(\x03R\abalance\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\x12\x1a\n" +
+	"\breplayed\x18\x05 \x01(\bR\breplayed\"\\\n" +
+	"\x15GetTransactionRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12%\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\"X\n" +
+	"\x16GetTransactionResponse\x12>\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\"\xbf\x01\n" +
+	"\x13GetStatementRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"P\n" +
+	"\x14GetStatementResponse\x128\n" +
+	"\tstatement\x18\x01 \x01(\v2\x1a.creditledger.v1.StatementR\tstatement\"\xc5\x01\n" +
+	"\x19ExportTransactionsRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime2\xdc\x17\n" +
 	"\fCreditLedger\x12\x8a\x01\n" +
 	"\x06Credit\x12\x1e.creditledger.v1.CreditRequest\x1a\x1f.creditledger.v1.CreditResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/workspaces/{workspace}/accounts/{account}:credit\x12\x86\x01\n" +
 	"\x05Debit\x12\x1d.creditledger.v1.DebitRequest\x1a\x1e.creditledger.v1.DebitResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/workspaces/{workspace}/accounts/{account}:debit\x12\x9d\x01\n" +
@@ -1704,7 +2958,17 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"GetRequest\x12\".creditledger.v1.GetRequestRequest\x1a#.creditledger.v1.GetRequestResponse\"G\x82\xd3\xe4\x93\x02Ab\arequest\x126/v1/workspaces/{workspace}/creditRequests/{request_id}\x12\x8e\x01\n" +
 	"\fListRequests\x12$.creditledger.v1.ListRequestsRequest\x1a%.creditledger.v1.ListRequestsResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/workspaces/{workspace}/creditRequests\x12\xba\x01\n" +
 	"\x12CheckCreditPayment\x12*.creditledger.v1.CheckCreditPaymentRequest\x1a+.creditledger.v1.CheckCreditPaymentResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/workspaces/{workspace}/accounts/{account}:checkCreditPayment\x12\x88\x01\n" +
-	"\fListAccounts\x12$.creditledger.v1.ListAccountsRequest\x1a%.creditledger.v1.ListAccountsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/workspaces/{workspace}/accountsB\xc8\x01\n" +
+	"\fListAccounts\x12$.creditledger.v1.ListAccountsRequest\x1a%.creditledger.v1.ListAccountsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/workspaces/{workspace}/accounts\x12\x95\x01\n" +
+	"\n" +
+	"CreateHold\x12\".creditledger.v1.CreateHoldRequest\x1a#.creditledger.v1.CreateHoldResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/workspaces/{workspace}/accounts/{account}/holds\x12\x97\x01\n" +
+	"\vCaptureHold\x12#.creditledger.v1.CaptureHoldRequest\x1a$.creditledger.v1.CaptureHoldResponse\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/workspaces/{workspace}/holds/{hold_id}:capture\x12\x8b\x01\n" +
+	"\bVoidHold\x12 .creditledger.v1.VoidHoldRequest\x1a!.creditledger.v1.VoidHoldResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/workspaces/{workspace}/holds/{hold_id}:void\x12\x86\x01\n" +
+	"\aGetHold\x12\x1f.creditledger.v1.GetHoldRequest\x1a .creditledger.v1.GetHoldResponse\"8\x82\xd3\xe4\x93\x022b\x04hold\x12*/v1/workspaces/{workspace}/holds/{hold_id}\x12\x8f\x01\n" +
+	"\tListHolds\x12!.creditledger.v1.ListHoldsRequest\x1a\".creditledger.v1.ListHoldsResponse\";\x82\xd3\xe4\x93\x025\x123/v1/workspaces/{workspace}/accounts/{account}/holds\x12\xba\x01\n" +
+	"\x12ReverseTransaction\x12*.creditledger.v1.ReverseTransactionRequest\x1a+.creditledger.v1.ReverseTransactionResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/workspaces/{workspace}/transactions/{transaction_id}:reverse\x12\xb0\x01\n" +
+	"\x0eGetTransaction\x12&.creditledger.v1.GetTransactionRequest\x1a'.creditledger.v1.GetTransactionResponse\"M\x82\xd3\xe4\x93\x02Gb\vtransaction\x128/v1/workspaces/{workspace}/transactions/{transaction_id}\x12\xa7\x01\n" +
+	"\fGetStatement\x12$.creditledger.v1.GetStatementRequest\x1a%.creditledger.v1.GetStatementResponse\"J\x82\xd3\xe4\x93\x02Db\tstatement\x127/v1/workspaces/{workspace}/accounts/{account}/statement\x12\xa3\x01\n" +
+	"\x12ExportTransactions\x12*.creditledger.v1.ExportTransactionsRequest\x1a\x14.google.api.HttpBody\"I\x82\xd3\xe4\x93\x02C\x12A/v1/workspaces/{workspace}/accounts/{account}/transactions:export0\x01B\xc8\x01\n" +
 	"\x13com.creditledger.v1B\vLedgerProtoP\x01ZGgithub.com/creditledger/creditledger/gen/creditledger/v1;creditledgerv1\xa2\x02\x03CXX\xaa\x02\x0fCreditledger.V1\xca\x02\x0fCreditledger\\V1\xe2\x02\x1bCreditledger\\V1\\GPBMetadata\xea\x02\x10Creditledger::V1b\x06proto3"
 
 var (
@@ -1719,7 +2983,7 @@ func file_creditledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_creditledger_v1_ledger_proto_rawDescData
 }
 
-var file_creditledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_creditledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_creditledger_v1_ledger_proto_goTypes = []any{
 	(*CreditRequest)(nil),              // 0: creditledger.v1.CreditRequest
 	(*CreditResponse)(nil),             // 1: creditledger.v1.CreditResponse
@@ -1741,69 +3005,132 @@ var file_creditledger_v1_ledger_proto_goTypes = []any{
 	(*CheckCreditPaymentResponse)(nil), // 17: creditledger.v1.CheckCreditPaymentResponse
 	(*ListAccountsRequest)(nil),        // 18: creditledger.v1.ListAccountsRequest
 	(*ListAccountsResponse)(nil),       // 19: creditledger.v1.ListAccountsResponse
-	nil,                                // 20: creditledger.v1.CreditRequest.MetadataEntry
-	nil,                                // 21: creditledger.v1.DebitRequest.MetadataEntry
-	nil,                                // 22: creditledger.v1.SubmitRequestRequest.MetadataEntry
-	(TransactionKind)(0),               // 23: creditledger.v1.TransactionKind
-	(*Transaction)(nil),                // 24: creditledger.v1.Transaction
-	(*Balance)(nil),                    // 25: creditledger.v1.Balance
-	(TransactionType)(0),               // 26: creditledger.v1.TransactionType
-	(*timestamppb.Timestamp)(nil),      // 27: google.protobuf.Timestamp
-	(PaymentMethod)(0),                 // 28: creditledger.v1.PaymentMethod
-	(*CreditPurchaseRequest)(nil),      // 29: creditledger.v1.CreditPurchaseRequest
-	(Decision)(0),                      // 30: creditledger.v1.Decision
-	(RequestStatus)(0),                 // 31: creditledger.v1.RequestStatus
-	(*money.Money)(nil),                // 32: google.type.Money
+	(*CreateHoldRequest)(nil),          // 20: creditledger.v1.CreateHoldRequest
+	(*CreateHoldResponse)(nil),         // 21: creditledger.v1.CreateHoldResponse
+	(*CaptureHoldRequest)(nil),         // 22: creditledger.v1.CaptureHoldRequest
+	(*CaptureHoldResponse)(nil),        // 23: creditledger.v1.CaptureHoldResponse
+	(*VoidHoldRequest)(nil),            // 24: creditledger.v1.VoidHoldRequest
+	(*VoidHoldResponse)(nil),           // 25: creditledger.v1.VoidHoldResponse
+	(*GetHoldRequest)(nil),             // 26: creditledger.v1.GetHoldRequest
+	(*GetHoldResponse)(nil),            // 27: creditledger.v1.GetHoldResponse
+	(*ListHoldsRequest)(nil),           // 28: creditledger.v1.ListHoldsRequest
+	(*ListHoldsResponse)(nil),          // 29: creditledger.v1.ListHoldsResponse
+	(*ReverseTransactionRequest)(nil),  // 30: creditledger.v1.ReverseTransactionRequest
+	(*ReverseTransactionResponse)(nil), // 31: creditledger.v1.ReverseTransactionResponse
+	(*GetTransactionRequest)(nil),      // 32: creditledger.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),     // 33: creditledger.v1.GetTransactionResponse
+	(*GetStatementRequest)(nil),        // 34: creditledger.v1.GetStatementRequest
+	(*GetStatementResponse)(nil),       // 35: creditledger.v1.GetStatementResponse
+	(*ExportTransactionsRequest)(nil),  // 36: creditledger.v1.ExportTransactionsRequest
+	nil,                                // 37: creditledger.v1.CreditRequest.MetadataEntry
+	nil,                                // 38: creditledger.v1.DebitRequest.MetadataEntry
+	nil,                                // 39: creditledger.v1.SubmitRequestRequest.MetadataEntry
+	nil,                                // 40: creditledger.v1.CreateHoldRequest.MetadataEntry
+	nil,                                // 41: creditledger.v1.ReverseTransactionRequest.MetadataEntry
+	(TransactionKind)(0),               // 42: creditledger.v1.TransactionKind
+	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
+	(*Transaction)(nil),                // 44: creditledger.v1.Transaction
+	(*Balance)(nil),                    // 45: creditledger.v1.Balance
+	(TransactionType)(0),               // 46: creditledger.v1.TransactionType
+	(PaymentMethod)(0),                 // 47: creditledger.v1.PaymentMethod
+	(*CreditPurchaseRequest)(nil),      // 48: creditledger.v1.CreditPurchaseRequest
+	(Decision)(0),                      // 49: creditledger.v1.Decision
+	(RequestStatus)(0),                 // 50: creditledger.v1.RequestStatus
+	(*money.Money)(nil),                // 51: google.type.Money
+	(*durationpb.Duration)(nil),        // 52: google.protobuf.Duration
+	(*Hold)(nil),                       // 53: creditledger.v1.Hold
+	(HoldStatus)(0),                    // 54: creditledger.v1.HoldStatus
+	(*Statement)(nil),                  // 55: creditledger.v1.Statement
+	(*httpbody.HttpBody)(nil),          // 56: google.api.HttpBody
 }
 var file_creditledger_v1_ledger_proto_depIdxs = []int32{
-	23, // 0: creditledger.v1.CreditRequest.kind:type_name -> creditledger.v1.TransactionKind
-	20, // 1: creditledger.v1.CreditRequest.metadata:type_name -> creditledger.v1.CreditRequest.MetadataEntry
-	24, // 2: creditledger.v1.CreditResponse.transaction:type_name -> creditledger.v1.Transaction
-	23, // 3: creditledger.v1.DebitRequest.kind:type_name -> creditledger.v1.TransactionKind
-	21, // 4: creditledger.v1.DebitRequest.metadata:type_name -> creditledger.v1.DebitRequest.MetadataEntry
-	24, // 5: creditledger.v1.DebitResponse.transaction:type_name -> creditledger.v1.Transaction
-	25, // 6: creditledger.v1.GetBalanceResponse.balance:type_name -> creditledger.v1.Balance
-	26, // 7: creditledger.v1.ListTransactionsRequest.type:type_name -> creditledger.v1.TransactionType
-	23, // 8: creditledger.v1.ListTransactionsRequest.kind:type_name -> creditledger.v1.TransactionKind
-	27, // 9: creditledger.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	27, // 10: creditledger.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	24, // 11: creditledger.v1.ListTransactionsResponse.transactions:type_name -> creditledger.v1.Transaction
-	28, // 12: creditledger.v1.SubmitRequestRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
-	22, // 13: creditledger.v1.SubmitRequestRequest.metadata:type_name -> creditledger.v1.SubmitRequestRequest.MetadataEntry
-	29, // 14: creditledger.v1.SubmitRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	30, // 15: creditledger.v1.DecideRequestRequest.decision:type_name -> creditledger.v1.Decision
-	29, // 16: creditledger.v1.DecideRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	24, // 17: creditledger.v1.DecideRequestResponse.transaction:type_name -> creditledger.v1.Transaction
-	29, // 18: creditledger.v1.GetRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	31, // 19: creditledger.v1.ListRequestsRequest.status:type_name -> creditledger.v1.RequestStatus
-	29, // 20: creditledger.v1.ListRequestsResponse.requests:type_name -> creditledger.v1.CreditPurchaseRequest
-	32, // 21: creditledger.v1.CheckCreditPaymentRequest.price:type_name -> google.type.Money
-	25, // 22: creditledger.v1.ListAccountsResponse.accounts:type_name -> creditledger.v1.Balance
-	0,  // 23: creditledger.v1.CreditLedger.Credit:input_type -> creditledger.v1.CreditRequest
-	2,  // 24: creditledger.v1.CreditLedger.Debit:input_type -> creditledger.v1.DebitRequest
-	4,  // 25: creditledger.v1.CreditLedger.GetBalance:input_type -> creditledger.v1.GetBalanceRequest
-	6,  // 26: creditledger.v1.CreditLedger.ListTransactions:input_type -> creditledger.v1.ListTransactionsRequest
-	8,  // 27: creditledger.v1.CreditLedger.SubmitRequest:input_type -> creditledger.v1.SubmitRequestRequest
-	10, // 28: creditledger.v1.CreditLedger.DecideRequest:input_type -> creditledger.v1.DecideRequestRequest
-	12, // 29: creditledger.v1.CreditLedger.GetRequest:input_type -> creditledger.v1.GetRequestRequest
-	14, // 30: creditledger.v1.CreditLedger.ListRequests:input_type -> creditledger.v1.ListRequestsRequest
-	16, // 31: creditledger.v1.CreditLedger.CheckCreditPayment:input_type -> creditledger.v1.CheckCreditPaymentRequest
-	18, // 32: creditledger.v1.CreditLedger.ListAccounts:input_type -> creditledger.v1.ListAccountsRequest
-	1,  // 33: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
-	3,  // 34: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
-	5,  // 35: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
-	7,  // 36: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
-	9,  // 37: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
-	11, // 38: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
-	13, // 39: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
-	15, // 40: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
-	17, // 41: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
-	19, // 42: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
-	33, // [33:43] is the sub-list for method output_type
-	23, // [23:33] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	42, // 0: creditledger.v1.CreditRequest.kind:type_name -> creditledger.v1.TransactionKind
+	37, // 1: creditledger.v1.CreditRequest.metadata:type_name -> creditledger.v1.CreditRequest.MetadataEntry
+	43, // 2: creditledger.v1.CreditRequest.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 3: creditledger.v1.CreditResponse.transaction:type_name -> creditledger.v1.Transaction
+	42, // 4: creditledger.v1.DebitRequest.kind:type_name -> creditledger.v1.TransactionKind
+	38, // 5: creditledger.v1.DebitRequest.metadata:type_name -> creditledger.v1.DebitRequest.MetadataEntry
+	44, // 6: creditledger.v1.DebitResponse.transaction:type_name -> creditledger.v1.Transaction
+	45, // 7: creditledger.v1.GetBalanceResponse.balance:type_name -> creditledger.v1.Balance
+	46, // 8: creditledger.v1.ListTransactionsRequest.type:type_name -> creditledger.v1.TransactionType
+	42, // 9: creditledger.v1.ListTransactionsRequest.kind:type_name -> creditledger.v1.TransactionKind
+	43, // 10: creditledger.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	43, // 11: creditledger.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	44, // 12: creditledger.v1.ListTransactionsResponse.transactions:type_name -> creditledger.v1.Transaction
+	47, // 13: creditledger.v1.SubmitRequestRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
+	39, // 14: creditledger.v1.SubmitRequestRequest.metadata:type_name -> creditledger.v1.SubmitRequestRequest.MetadataEntry
+	48, // 15: creditledger.v1.SubmitRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	49, // 16: creditledger.v1.DecideRequestRequest.decision:type_name -> creditledger.v1.Decision
+	48, // 17: creditledger.v1.DecideRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	44, // 18: creditledger.v1.DecideRequestResponse.transaction:type_name -> creditledger.v1.Transaction
+	48, // 19: creditledger.v1.GetRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	50, // 20: creditledger.v1.ListRequestsRequest.status:type_name -> creditledger.v1.RequestStatus
+	48, // 21: creditledger.v1.ListRequestsResponse.requests:type_name -> creditledger.v1.CreditPurchaseRequest
+	51, // 22: creditledger.v1.CheckCreditPaymentRequest.price:type_name -> google.type.Money
+	45, // 23: creditledger.v1.ListAccountsResponse.accounts:type_name -> creditledger.v1.Balance
+	42, // 24: creditledger.v1.CreateHoldRequest.kind:type_name -> creditledger.v1.TransactionKind
+	43, // 25: creditledger.v1.CreateHoldRequest.expire_time:type_name -> google.protobuf.Timestamp
+	52, // 26: creditledger.v1.CreateHoldRequest.ttl:type_name -> google.protobuf.Duration
+	40, // 27: creditledger.v1.CreateHoldRequest.metadata:type_name -> creditledger.v1.CreateHoldRequest.MetadataEntry
+	53, // 28: creditledger.v1.CreateHoldResponse.hold:type_name -> creditledger.v1.Hold
+	53, // 29: creditledger.v1.CaptureHoldResponse.hold:type_name -> creditledger.v1.Hold
+	44, // 30: creditledger.v1.CaptureHoldResponse.transaction:type_name -> creditledger.v1.Transaction
+	53, // 31: creditledger.v1.VoidHoldResponse.hold:type_name -> creditledger.v1.Hold
+	53, // 32: creditledger.v1.GetHoldResponse.hold:type_name -> creditledger.v1.Hold
+	54, // 33: creditledger.v1.ListHoldsRequest.status:type_name -> creditledger.v1.HoldStatus
+	53, // 34: creditledger.v1.ListHoldsResponse.holds:type_name -> creditledger.v1.Hold
+	41, // 35: creditledger.v1.ReverseTransactionRequest.metadata:type_name -> creditledger.v1.ReverseTransactionRequest.MetadataEntry
+	44, // 36: creditledger.v1.ReverseTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
+	44, // 37: creditledger.v1.ReverseTransactionResponse.original:type_name -> creditledger.v1.Transaction
+	44, // 38: creditledger.v1.GetTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
+	43, // 39: creditledger.v1.GetStatementRequest.start_time:type_name -> google.protobuf.Timestamp
+	43, // 40: creditledger.v1.GetStatementRequest.end_time:type_name -> google.protobuf.Timestamp
+	55, // 41: creditledger.v1.GetStatementResponse.statement:type_name -> creditledger.v1.Statement
+	43, // 42: creditledger.v1.ExportTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	43, // 43: creditledger.v1.ExportTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 44: creditledger.v1.CreditLedger.Credit:input_type -> creditledger.v1.CreditRequest
+	2,  // 45: creditledger.v1.CreditLedger.Debit:input_type -> creditledger.v1.DebitRequest
+	4,  // 46: creditledger.v1.CreditLedger.GetBalance:input_type -> creditledger.v1.GetBalanceRequest
+	6,  // 47: creditledger.v1.CreditLedger.ListTransactions:input_type -> creditledger.v1.ListTransactionsRequest
+	8,  // 48: creditledger.v1.CreditLedger.SubmitRequest:input_type -> creditledger.v1.SubmitRequestRequest
+	10, // 49: creditledger.v1.CreditLedger.DecideRequest:input_type -> creditledger.v1.DecideRequestRequest
+	12, // 50: creditledger.v1.CreditLedger.GetRequest:input_type -> creditledger.v1.GetRequestRequest
+	14, // 51: creditledger.v1.CreditLedger.ListRequests:input_type -> creditledger.v1.ListRequestsRequest
+	16, // 52: creditledger.v1.CreditLedger.CheckCreditPayment:input_type -> creditledger.v1.CheckCreditPaymentRequest
+	18, // 53: creditledger.v1.CreditLedger.ListAccounts:input_type -> creditledger.v1.ListAccountsRequest
+	20, // 54: creditledger.v1.CreditLedger.CreateHold:input_type -> creditledger.v1.CreateHoldRequest
+	22, // 55: creditledger.v1.CreditLedger.CaptureHold:input_type -> creditledger.v1.CaptureHoldRequest
+	24, // 56: creditledger.v1.CreditLedger.VoidHold:input_type -> creditledger.v1.VoidHoldRequest
+	26, // 57: creditledger.v1.CreditLedger.GetHold:input_type -> creditledger.v1.GetHoldRequest
+	28, // 58: creditledger.v1.CreditLedger.ListHolds:input_type -> creditledger.v1.ListHoldsRequest
+	30, // 59: creditledger.v1.CreditLedger.ReverseTransaction:input_type -> creditledger.v1.ReverseTransactionRequest
+	32, // 60: creditledger.v1.CreditLedger.GetTransaction:input_type -> creditledger.v1.GetTransactionRequest
+	34, // 61: creditledger.v1.CreditLedger.GetStatement:input_type -> creditledger.v1.GetStatementRequest
+	36, // 62: creditledger.v1.CreditLedger.ExportTransactions:input_type -> creditledger.v1.ExportTransactionsRequest
+	1,  // 63: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
+	3,  // 64: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
+	5,  // 65: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
+	7,  // 66: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
+	9,  // 67: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
+	11, // 68: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
+	13, // 69: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
+	15, // 70: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
+	17, // 71: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
+	19, // 72: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
+	21, // 73: creditledger.v1.CreditLedger.CreateHold:output_type -> creditledger.v1.CreateHoldResponse
+	23, // 74: creditledger.v1.CreditLedger.CaptureHold:output_type -> creditledger.v1.CaptureHoldResponse
+	25, // 75: creditledger.v1.CreditLedger.VoidHold:output_type -> creditledger.v1.VoidHoldResponse
+	27, // 76: creditledger.v1.CreditLedger.GetHold:output_type -> creditledger.v1.GetHoldResponse
+	29, // 77: creditledger.v1.CreditLedger.ListHolds:output_type -> creditledger.v1.ListHoldsResponse
+	31, // 78: creditledger.v1.CreditLedger.ReverseTransaction:output_type -> creditledger.v1.ReverseTransactionResponse
+	33, // 79: creditledger.v1.CreditLedger.GetTransaction:output_type -> creditledger.v1.GetTransactionResponse
+	35, // 80: creditledger.v1.CreditLedger.GetStatement:output_type -> creditledger.v1.GetStatementResponse
+	56, // 81: creditledger.v1.CreditLedger.ExportTransactions:output_type -> google.api.HttpBody
+	63, // [63:82] is the sub-list for method output_type
+	44, // [44:63] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_creditledger_v1_ledger_proto_init() }
@@ -1824,7 +3151,7 @@ func file_creditledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_creditledger_v1_ledger_proto_rawDesc), len(file_creditledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -8,6 +8,7 @@ package creditledgerv1
 
 import (
 	context "context"
+	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -29,6 +30,15 @@ const (
 	CreditLedger_ListRequests_FullMethodName       = "/creditledger.v1.CreditLedger/ListRequests"
 	CreditLedger_CheckCreditPayment_FullMethodName = "/creditledger.v1.CreditLedger/CheckCreditPayment"
 	CreditLedger_ListAccounts_FullMethodName       = "/creditledger.v1.CreditLedger/ListAccounts"
+	CreditLedger_CreateHold_FullMethodName         = "/creditledger.v1.CreditLedger/CreateHold"
+	CreditLedger_CaptureHold_FullMethodName        = "/creditledger.v1.CreditLedger/CaptureHold"
+	CreditLedger_VoidHold_FullMethodName           = "/creditledger.v1.CreditLedger/VoidHold"
+	CreditLedger_GetHold_FullMethodName            = "/creditledger.v1.CreditLedger/GetHold"
+	CreditLedger_ListHolds_FullMethodName          = "/creditledger.v1.CreditLedger/ListHolds"
+	CreditLedger_ReverseTransaction_FullMethodName = "/creditledger.v1.CreditLedger/ReverseTransaction"
+	CreditLedger_GetTransaction_FullMethodName     = "/creditledger.v1.CreditLedger/GetTransaction"
+	CreditLedger_GetStatement_FullMethodName       = "/creditledger.v1.CreditLedger/GetStatement"
+	CreditLedger_ExportTransactions_FullMethodName = "/creditledger.v1.CreditLedger/ExportTransactions"
 )
 
 // CreditLedgerClient is the client API for CreditLedger service.
@@ -86,6 +96,43 @@ type CreditLedgerClient interface {
 	// ListAccounts lists every client account of the workspace with its
 	// balance: the agency's view.
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
+	// CreateHold reserves credits of an account: available (balance − held)
+	// must cover the amount (INSUFFICIENT_CREDITS), credit payments must be
+	// on (CREDIT_PAYMENTS_DISABLED). The hold ends CAPTURED, VOIDED, or
+	// EXPIRED at expire_time (released by the server, with no call).
+	// Idempotent on idempotency_key (scoped to the account).
+	CreateHold(ctx context.Context, in *CreateHoldRequest, opts ...grpc.CallOption) (*CreateHoldResponse, error)
+	// CaptureHold spends amount (default: all) of an ACTIVE hold as one OUT
+	// entry of the hold's kind and releases the rest. It cannot fail for lack
+	// of credits. HOLD_NOT_ACTIVE once captured, voided or expired.
+	// Idempotent on idempotency_key (scoped to the hold).
+	CaptureHold(ctx context.Context, in *CaptureHoldRequest, opts ...grpc.CallOption) (*CaptureHoldResponse, error)
+	// VoidHold releases an ACTIVE hold; nothing is posted. HOLD_NOT_ACTIVE
+	// once captured, voided or expired. Idempotent on idempotency_key (scoped
+	// to the hold).
+	VoidHold(ctx context.Context, in *VoidHoldRequest, opts ...grpc.CallOption) (*VoidHoldResponse, error)
+	// GetHold returns one hold.
+	GetHold(ctx context.Context, in *GetHoldRequest, opts ...grpc.CallOption) (*GetHoldResponse, error)
+	// ListHolds returns an account's holds, newest first, paginated.
+	ListHolds(ctx context.Context, in *ListHoldsRequest, opts ...grpc.CallOption) (*ListHoldsResponse, error)
+	// ReverseTransaction posts the opposite of an entry, in whole or in part,
+	// as a REVERSAL entry linked to it: a refund of a service bought with
+	// credits, the claw-back of a credit. The reversals of an entry never sum
+	// to more than it (REVERSAL_EXCEEDS_ORIGINAL); reversing credits already
+	// spent is INSUFFICIENT_CREDITS. EXPIRY and REVERSAL entries cannot be
+	// reversed (NOT_REVERSIBLE). Idempotent on idempotency_key (scoped to the
+	// account).
+	ReverseTransaction(ctx context.Context, in *ReverseTransactionRequest, opts ...grpc.CallOption) (*ReverseTransactionResponse, error)
+	// GetTransaction returns one entry, with what of it was reversed.
+	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error)
+	// GetStatement sums an account's entries over a period: opening and
+	// closing balance, totals in and out, totals per kind, entry count.
+	GetStatement(ctx context.Context, in *GetStatementRequest, opts ...grpc.CallOption) (*GetStatementResponse, error)
+	// ExportTransactions streams an account's history as CSV (text/csv),
+	// oldest first, with the columns of the portal's table: date, type, kind,
+	// reference, amount, balance after, then id, version, package, request,
+	// reverses, hold.
+	ExportTransactions(ctx context.Context, in *ExportTransactionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
 }
 
 type creditLedgerClient struct {
@@ -196,6 +243,105 @@ func (c *creditLedgerClient) ListAccounts(ctx context.Context, in *ListAccountsR
 	return out, nil
 }
 
+func (c *creditLedgerClient) CreateHold(ctx context.Context, in *CreateHoldRequest, opts ...grpc.CallOption) (*CreateHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateHoldResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_CreateHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) CaptureHold(ctx context.Context, in *CaptureHoldRequest, opts ...grpc.CallOption) (*CaptureHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaptureHoldResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_CaptureHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) VoidHold(ctx context.Context, in *VoidHoldRequest, opts ...grpc.CallOption) (*VoidHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoidHoldResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_VoidHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) GetHold(ctx context.Context, in *GetHoldRequest, opts ...grpc.CallOption) (*GetHoldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHoldResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_GetHold_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) ListHolds(ctx context.Context, in *ListHoldsRequest, opts ...grpc.CallOption) (*ListHoldsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListHoldsResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_ListHolds_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) ReverseTransaction(ctx context.Context, in *ReverseTransactionRequest, opts ...grpc.CallOption) (*ReverseTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReverseTransactionResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_ReverseTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTransactionResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_GetTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) GetStatement(ctx context.Context, in *GetStatementRequest, opts ...grpc.CallOption) (*GetStatementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatementResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_GetStatement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) ExportTransactions(ctx context.Context, in *ExportTransactionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CreditLedger_ServiceDesc.Streams[0], CreditLedger_ExportTransactions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportTransactionsRequest, httpbody.HttpBody]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CreditLedger_ExportTransactionsClient = grpc.ServerStreamingClient[httpbody.HttpBody]
+
 // CreditLedgerServer is the server API for CreditLedger service.
 // All implementations must embed UnimplementedCreditLedgerServer
 // for forward compatibility.
@@ -251,6 +397,43 @@ type CreditLedgerServer interface {
 	// ListAccounts lists every client account of the workspace with its
 	// balance: the agency's view.
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
+	// CreateHold reserves credits of an account: available (balance − held)
+	// must cover the amount (INSUFFICIENT_CREDITS), credit payments must be
+	// on (CREDIT_PAYMENTS_DISABLED). The hold ends CAPTURED, VOIDED, or
+	// EXPIRED at expire_time (released by the server, with no call).
+	// Idempotent on idempotency_key (scoped to the account).
+	CreateHold(context.Context, *CreateHoldRequest) (*CreateHoldResponse, error)
+	// CaptureHold spends amount (default: all) of an ACTIVE hold as one OUT
+	// entry of the hold's kind and releases the rest. It cannot fail for lack
+	// of credits. HOLD_NOT_ACTIVE once captured, voided or expired.
+	// Idempotent on idempotency_key (scoped to the hold).
+	CaptureHold(context.Context, *CaptureHoldRequest) (*CaptureHoldResponse, error)
+	// VoidHold releases an ACTIVE hold; nothing is posted. HOLD_NOT_ACTIVE
+	// once captured, voided or expired. Idempotent on idempotency_key (scoped
+	// to the hold).
+	VoidHold(context.Context, *VoidHoldRequest) (*VoidHoldResponse, error)
+	// GetHold returns one hold.
+	GetHold(context.Context, *GetHoldRequest) (*GetHoldResponse, error)
+	// ListHolds returns an account's holds, newest first, paginated.
+	ListHolds(context.Context, *ListHoldsRequest) (*ListHoldsResponse, error)
+	// ReverseTransaction posts the opposite of an entry, in whole or in part,
+	// as a REVERSAL entry linked to it: a refund of a service bought with
+	// credits, the claw-back of a credit. The reversals of an entry never sum
+	// to more than it (REVERSAL_EXCEEDS_ORIGINAL); reversing credits already
+	// spent is INSUFFICIENT_CREDITS. EXPIRY and REVERSAL entries cannot be
+	// reversed (NOT_REVERSIBLE). Idempotent on idempotency_key (scoped to the
+	// account).
+	ReverseTransaction(context.Context, *ReverseTransactionRequest) (*ReverseTransactionResponse, error)
+	// GetTransaction returns one entry, with what of it was reversed.
+	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error)
+	// GetStatement sums an account's entries over a period: opening and
+	// closing balance, totals in and out, totals per kind, entry count.
+	GetStatement(context.Context, *GetStatementRequest) (*GetStatementResponse, error)
+	// ExportTransactions streams an account's history as CSV (text/csv),
+	// oldest first, with the columns of the portal's table: date, type, kind,
+	// reference, amount, balance after, then id, version, package, request,
+	// reverses, hold.
+	ExportTransactions(*ExportTransactionsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
 	mustEmbedUnimplementedCreditLedgerServer()
 }
 
@@ -290,6 +473,33 @@ func (UnimplementedCreditLedgerServer) CheckCreditPayment(context.Context, *Chec
 }
 func (UnimplementedCreditLedgerServer) ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAccounts not implemented")
+}
+func (UnimplementedCreditLedgerServer) CreateHold(context.Context, *CreateHoldRequest) (*CreateHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateHold not implemented")
+}
+func (UnimplementedCreditLedgerServer) CaptureHold(context.Context, *CaptureHoldRequest) (*CaptureHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CaptureHold not implemented")
+}
+func (UnimplementedCreditLedgerServer) VoidHold(context.Context, *VoidHoldRequest) (*VoidHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoidHold not implemented")
+}
+func (UnimplementedCreditLedgerServer) GetHold(context.Context, *GetHoldRequest) (*GetHoldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHold not implemented")
+}
+func (UnimplementedCreditLedgerServer) ListHolds(context.Context, *ListHoldsRequest) (*ListHoldsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListHolds not implemented")
+}
+func (UnimplementedCreditLedgerServer) ReverseTransaction(context.Context, *ReverseTransactionRequest) (*ReverseTransactionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReverseTransaction not implemented")
+}
+func (UnimplementedCreditLedgerServer) GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTransaction not implemented")
+}
+func (UnimplementedCreditLedgerServer) GetStatement(context.Context, *GetStatementRequest) (*GetStatementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatement not implemented")
+}
+func (UnimplementedCreditLedgerServer) ExportTransactions(*ExportTransactionsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
+	return status.Error(codes.Unimplemented, "method ExportTransactions not implemented")
 }
 func (UnimplementedCreditLedgerServer) mustEmbedUnimplementedCreditLedgerServer() {}
 func (UnimplementedCreditLedgerServer) testEmbeddedByValue()                      {}
@@ -492,6 +702,161 @@ func _CreditLedger_ListAccounts_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CreditLedger_CreateHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).CreateHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_CreateHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).CreateHold(ctx, req.(*CreateHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_CaptureHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CaptureHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).CaptureHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_CaptureHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).CaptureHold(ctx, req.(*CaptureHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_VoidHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoidHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).VoidHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_VoidHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).VoidHold(ctx, req.(*VoidHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_GetHold_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHoldRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).GetHold(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_GetHold_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).GetHold(ctx, req.(*GetHoldRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_ListHolds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListHoldsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).ListHolds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_ListHolds_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).ListHolds(ctx, req.(*ListHoldsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_ReverseTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReverseTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).ReverseTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_ReverseTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).ReverseTransaction(ctx, req.(*ReverseTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_GetTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).GetTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_GetTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).GetTransaction(ctx, req.(*GetTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_GetStatement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).GetStatement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_GetStatement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).GetStatement(ctx, req.(*GetStatementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_ExportTransactions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportTransactionsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CreditLedgerServer).ExportTransactions(m, &grpc.GenericServerStream[ExportTransactionsRequest, httpbody.HttpBody]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CreditLedger_ExportTransactionsServer = grpc.ServerStreamingServer[httpbody.HttpBody]
+
 // CreditLedger_ServiceDesc is the grpc.ServiceDesc for CreditLedger service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -539,7 +904,45 @@ var CreditLedger_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAccounts",
 			Handler:    _CreditLedger_ListAccounts_Handler,
 		},
+		{
+			MethodName: "CreateHold",
+			Handler:    _CreditLedger_CreateHold_Handler,
+		},
+		{
+			MethodName: "CaptureHold",
+			Handler:    _CreditLedger_CaptureHold_Handler,
+		},
+		{
+			MethodName: "VoidHold",
+			Handler:    _CreditLedger_VoidHold_Handler,
+		},
+		{
+			MethodName: "GetHold",
+			Handler:    _CreditLedger_GetHold_Handler,
+		},
+		{
+			MethodName: "ListHolds",
+			Handler:    _CreditLedger_ListHolds_Handler,
+		},
+		{
+			MethodName: "ReverseTransaction",
+			Handler:    _CreditLedger_ReverseTransaction_Handler,
+		},
+		{
+			MethodName: "GetTransaction",
+			Handler:    _CreditLedger_GetTransaction_Handler,
+		},
+		{
+			MethodName: "GetStatement",
+			Handler:    _CreditLedger_GetStatement_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportTransactions",
+			Handler:       _CreditLedger_ExportTransactions_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "creditledger/v1/ledger.proto",
 }

@@ -10,6 +10,7 @@ import (
 	money "google.golang.org/genproto/googleapis/type/money"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -95,6 +96,13 @@ const (
 	TransactionKind_TRANSACTION_KIND_REFUND TransactionKind = 5
 	// Manual correction by the agency. IN or OUT.
 	TransactionKind_TRANSACTION_KIND_ADJUSTMENT TransactionKind = 6
+	// The opposite of an earlier entry (ReverseTransaction), linked by
+	// reverses_transaction_id. OUT for a reversed credit, IN for a reversed
+	// debit.
+	TransactionKind_TRANSACTION_KIND_REVERSAL TransactionKind = 7
+	// The unspent remainder of a credit grant at its expire_time, posted by
+	// the server. OUT.
+	TransactionKind_TRANSACTION_KIND_EXPIRY TransactionKind = 8
 )
 
 // Enum value maps for TransactionKind.
@@ -107,6 +115,8 @@ var (
 		4: "TRANSACTION_KIND_INVOICE_PAYMENT",
 		5: "TRANSACTION_KIND_REFUND",
 		6: "TRANSACTION_KIND_ADJUSTMENT",
+		7: "TRANSACTION_KIND_REVERSAL",
+		8: "TRANSACTION_KIND_EXPIRY",
 	}
 	TransactionKind_value = map[string]int32{
 		"TRANSACTION_KIND_UNSPECIFIED":      0,
@@ -116,6 +126,8 @@ var (
 		"TRANSACTION_KIND_INVOICE_PAYMENT":  4,
 		"TRANSACTION_KIND_REFUND":           5,
 		"TRANSACTION_KIND_ADJUSTMENT":       6,
+		"TRANSACTION_KIND_REVERSAL":         7,
+		"TRANSACTION_KIND_EXPIRY":           8,
 	}
 )
 
@@ -144,6 +156,68 @@ func (x TransactionKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use TransactionKind.Descriptor instead.
 func (TransactionKind) EnumDescriptor() ([]byte, []int) {
 	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+// HoldStatus is where a hold is in its life: ACTIVE, then exactly one of
+// the others, once.
+type HoldStatus int32
+
+const (
+	// Not set; as a filter, any status.
+	HoldStatus_HOLD_STATUS_UNSPECIFIED HoldStatus = 0
+	// The credits are reserved.
+	HoldStatus_HOLD_STATUS_ACTIVE HoldStatus = 1
+	// Captured (in whole or in part): one OUT entry was posted.
+	HoldStatus_HOLD_STATUS_CAPTURED HoldStatus = 2
+	// Released by VoidHold; nothing was posted.
+	HoldStatus_HOLD_STATUS_VOIDED HoldStatus = 3
+	// Released by the server at expire_time; nothing was posted.
+	HoldStatus_HOLD_STATUS_EXPIRED HoldStatus = 4
+)
+
+// Enum value maps for HoldStatus.
+var (
+	HoldStatus_name = map[int32]string{
+		0: "HOLD_STATUS_UNSPECIFIED",
+		1: "HOLD_STATUS_ACTIVE",
+		2: "HOLD_STATUS_CAPTURED",
+		3: "HOLD_STATUS_VOIDED",
+		4: "HOLD_STATUS_EXPIRED",
+	}
+	HoldStatus_value = map[string]int32{
+		"HOLD_STATUS_UNSPECIFIED": 0,
+		"HOLD_STATUS_ACTIVE":      1,
+		"HOLD_STATUS_CAPTURED":    2,
+		"HOLD_STATUS_VOIDED":      3,
+		"HOLD_STATUS_EXPIRED":     4,
+	}
+)
+
+func (x HoldStatus) Enum() *HoldStatus {
+	p := new(HoldStatus)
+	*p = x
+	return p
+}
+
+func (x HoldStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HoldStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_creditledger_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (HoldStatus) Type() protoreflect.EnumType {
+	return &file_creditledger_v1_types_proto_enumTypes[2]
+}
+
+func (x HoldStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HoldStatus.Descriptor instead.
+func (HoldStatus) EnumDescriptor() ([]byte, []int) {
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 // PaymentMethod is how a manual credit purchase is paid outside the ledger.
@@ -183,11 +257,11 @@ func (x PaymentMethod) String() string {
 }
 
 func (PaymentMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_creditledger_v1_types_proto_enumTypes[2].Descriptor()
+	return file_creditledger_v1_types_proto_enumTypes[3].Descriptor()
 }
 
 func (PaymentMethod) Type() protoreflect.EnumType {
-	return &file_creditledger_v1_types_proto_enumTypes[2]
+	return &file_creditledger_v1_types_proto_enumTypes[3]
 }
 
 func (x PaymentMethod) Number() protoreflect.EnumNumber {
@@ -196,7 +270,7 @@ func (x PaymentMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PaymentMethod.Descriptor instead.
 func (PaymentMethod) EnumDescriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 // RequestStatus is the life cycle of a manual credit request.
@@ -240,11 +314,11 @@ func (x RequestStatus) String() string {
 }
 
 func (RequestStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_creditledger_v1_types_proto_enumTypes[3].Descriptor()
+	return file_creditledger_v1_types_proto_enumTypes[4].Descriptor()
 }
 
 func (RequestStatus) Type() protoreflect.EnumType {
-	return &file_creditledger_v1_types_proto_enumTypes[3]
+	return &file_creditledger_v1_types_proto_enumTypes[4]
 }
 
 func (x RequestStatus) Number() protoreflect.EnumNumber {
@@ -253,7 +327,7 @@ func (x RequestStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RequestStatus.Descriptor instead.
 func (RequestStatus) EnumDescriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 // Decision is the agency's verdict on a pending credit request.
@@ -293,11 +367,11 @@ func (x Decision) String() string {
 }
 
 func (Decision) Descriptor() protoreflect.EnumDescriptor {
-	return file_creditledger_v1_types_proto_enumTypes[4].Descriptor()
+	return file_creditledger_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (Decision) Type() protoreflect.EnumType {
-	return &file_creditledger_v1_types_proto_enumTypes[4]
+	return &file_creditledger_v1_types_proto_enumTypes[5]
 }
 
 func (x Decision) Number() protoreflect.EnumNumber {
@@ -306,7 +380,7 @@ func (x Decision) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Decision.Descriptor instead.
 func (Decision) EnumDescriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 // Transaction is one immutable ledger entry on one account.
@@ -339,7 +413,15 @@ type Transaction struct {
 	// Credit request this entry accepted, for REQUEST_APPROVED entries.
 	RequestId string `protobuf:"bytes,13,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// When the entry was posted.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// For a REVERSAL: the entry it reverses.
+	ReversesTransactionId string `protobuf:"bytes,15,opt,name=reverses_transaction_id,json=reversesTransactionId,proto3" json:"reverses_transaction_id,omitempty"`
+	// Credits of this entry reversed so far (the sum of its REVERSAL entries).
+	ReversedAmount int64 `protobuf:"varint,16,opt,name=reversed_amount,json=reversedAmount,proto3" json:"reversed_amount,omitempty"`
+	// For an IN entry whose credits expire: when the unspent remainder expires.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// For an entry posted by CaptureHold: the hold.
+	HoldId        string `protobuf:"bytes,18,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -472,6 +554,34 @@ func (x *Transaction) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Transaction) GetReversesTransactionId() string {
+	if x != nil {
+		return x.ReversesTransactionId
+	}
+	return ""
+}
+
+func (x *Transaction) GetReversedAmount() int64 {
+	if x != nil {
+		return x.ReversedAmount
+	}
+	return 0
+}
+
+func (x *Transaction) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Transaction) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
 // Balance is an account's current state.
 type Balance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -488,9 +598,17 @@ type Balance struct {
 	// Sum of the credits of this account's PENDING credit requests.
 	PendingRequestCredits int64 `protobuf:"varint,6,opt,name=pending_request_credits,json=pendingRequestCredits,proto3" json:"pending_request_credits,omitempty"`
 	// Time of the last posted transaction; unset for an account never credited.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// What can be spent or held now: balance − held.
+	Available int64 `protobuf:"varint,8,opt,name=available,proto3" json:"available,omitempty"`
+	// Sum of the account's ACTIVE holds.
+	Held int64 `protobuf:"varint,9,opt,name=held,proto3" json:"held,omitempty"`
+	// When the next credits expire; unset when none will.
+	NextExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=next_expire_time,json=nextExpireTime,proto3" json:"next_expire_time,omitempty"`
+	// Credits that expire at next_expire_time unless spent before.
+	NextExpiringCredits int64 `protobuf:"varint,11,opt,name=next_expiring_credits,json=nextExpiringCredits,proto3" json:"next_expiring_credits,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
@@ -572,6 +690,399 @@ func (x *Balance) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Balance) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *Balance) GetHeld() int64 {
+	if x != nil {
+		return x.Held
+	}
+	return 0
+}
+
+func (x *Balance) GetNextExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextExpireTime
+	}
+	return nil
+}
+
+func (x *Balance) GetNextExpiringCredits() int64 {
+	if x != nil {
+		return x.NextExpiringCredits
+	}
+	return 0
+}
+
+// Hold reserves credits of an account now, to be captured (spent) or
+// released later: a cart, a long order, an invoice being paid.
+type Hold struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-generated, time-sortable identifier.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Workspace (agency) that owns the account.
+	Workspace string `protobuf:"bytes,2,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client wallet) the credits are reserved on.
+	Account string `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// Credits reserved; > 0.
+	Amount int64 `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	// What the credits will be spent on: SERVICE_PURCHASE (default),
+	// INVOICE_PAYMENT or ADJUSTMENT; the kind of the captured entry.
+	Kind TransactionKind `protobuf:"varint,5,opt,name=kind,proto3,enum=creditledger.v1.TransactionKind" json:"kind,omitempty"`
+	// Caller's reference, e.g. "order:1042"; at most 256 characters.
+	Reference string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	// ACTIVE, then CAPTURED, VOIDED or EXPIRED.
+	Status HoldStatus `protobuf:"varint,7,opt,name=status,proto3,enum=creditledger.v1.HoldStatus" json:"status,omitempty"`
+	// When the server releases the hold if it is still ACTIVE.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Credits posted by the capture.
+	CapturedAmount int64 `protobuf:"varint,9,opt,name=captured_amount,json=capturedAmount,proto3" json:"captured_amount,omitempty"`
+	// The OUT entry posted by the capture.
+	TransactionId string `protobuf:"bytes,10,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// Small caller-defined string map (at most 16 entries).
+	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Idempotency key of the call that created the hold.
+	IdempotencyKey string `protobuf:"bytes,12,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// When the hold was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the hold left ACTIVE; unset while ACTIVE.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hold) Reset() {
+	*x = Hold{}
+	mi := &file_creditledger_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hold) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hold) ProtoMessage() {}
+
+func (x *Hold) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hold.ProtoReflect.Descriptor instead.
+func (*Hold) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Hold) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Hold) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *Hold) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Hold) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Hold) GetKind() TransactionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransactionKind_TRANSACTION_KIND_UNSPECIFIED
+}
+
+func (x *Hold) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *Hold) GetStatus() HoldStatus {
+	if x != nil {
+		return x.Status
+	}
+	return HoldStatus_HOLD_STATUS_UNSPECIFIED
+}
+
+func (x *Hold) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Hold) GetCapturedAmount() int64 {
+	if x != nil {
+		return x.CapturedAmount
+	}
+	return 0
+}
+
+func (x *Hold) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *Hold) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Hold) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Hold) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Hold) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// Statement sums an account's entries over a period.
+type Statement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency).
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Account (client wallet).
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Start of the period (inclusive).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the period (exclusive).
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Balance just before start_time.
+	OpeningBalance int64 `protobuf:"varint,5,opt,name=opening_balance,json=openingBalance,proto3" json:"opening_balance,omitempty"`
+	// Balance just before end_time.
+	ClosingBalance int64 `protobuf:"varint,6,opt,name=closing_balance,json=closingBalance,proto3" json:"closing_balance,omitempty"`
+	// Credits added in the period (IN entries).
+	TotalIn int64 `protobuf:"varint,7,opt,name=total_in,json=totalIn,proto3" json:"total_in,omitempty"`
+	// Credits removed in the period (OUT entries).
+	TotalOut int64 `protobuf:"varint,8,opt,name=total_out,json=totalOut,proto3" json:"total_out,omitempty"`
+	// Entries in the period.
+	TransactionCount int64 `protobuf:"varint,9,opt,name=transaction_count,json=transactionCount,proto3" json:"transaction_count,omitempty"`
+	// The period's entries summed per type and kind.
+	Lines         []*StatementLine `protobuf:"bytes,10,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Statement) Reset() {
+	*x = Statement{}
+	mi := &file_creditledger_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Statement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Statement) ProtoMessage() {}
+
+func (x *Statement) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Statement.ProtoReflect.Descriptor instead.
+func (*Statement) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Statement) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *Statement) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Statement) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *Statement) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Statement) GetOpeningBalance() int64 {
+	if x != nil {
+		return x.OpeningBalance
+	}
+	return 0
+}
+
+func (x *Statement) GetClosingBalance() int64 {
+	if x != nil {
+		return x.ClosingBalance
+	}
+	return 0
+}
+
+func (x *Statement) GetTotalIn() int64 {
+	if x != nil {
+		return x.TotalIn
+	}
+	return 0
+}
+
+func (x *Statement) GetTotalOut() int64 {
+	if x != nil {
+		return x.TotalOut
+	}
+	return 0
+}
+
+func (x *Statement) GetTransactionCount() int64 {
+	if x != nil {
+		return x.TransactionCount
+	}
+	return 0
+}
+
+func (x *Statement) GetLines() []*StatementLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+// StatementLine is one type and kind of a statement.
+type StatementLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// IN or OUT.
+	Type TransactionType `protobuf:"varint,1,opt,name=type,proto3,enum=creditledger.v1.TransactionType" json:"type,omitempty"`
+	// The kind.
+	Kind TransactionKind `protobuf:"varint,2,opt,name=kind,proto3,enum=creditledger.v1.TransactionKind" json:"kind,omitempty"`
+	// Credits moved by these entries.
+	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Number of entries.
+	Count         int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatementLine) Reset() {
+	*x = StatementLine{}
+	mi := &file_creditledger_v1_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatementLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatementLine) ProtoMessage() {}
+
+func (x *StatementLine) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatementLine.ProtoReflect.Descriptor instead.
+func (*StatementLine) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StatementLine) GetType() TransactionType {
+	if x != nil {
+		return x.Type
+	}
+	return TransactionType_TRANSACTION_TYPE_UNSPECIFIED
+}
+
+func (x *StatementLine) GetKind() TransactionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransactionKind_TRANSACTION_KIND_UNSPECIFIED
+}
+
+func (x *StatementLine) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *StatementLine) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // CreditPurchaseRequest is a manual purchase of credits (bank transfer,
 // crypto) waiting for, or decided by, the agency.
 type CreditPurchaseRequest struct {
@@ -615,7 +1126,7 @@ type CreditPurchaseRequest struct {
 
 func (x *CreditPurchaseRequest) Reset() {
 	*x = CreditPurchaseRequest{}
-	mi := &file_creditledger_v1_types_proto_msgTypes[2]
+	mi := &file_creditledger_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1138,7 @@ func (x *CreditPurchaseRequest) String() string {
 func (*CreditPurchaseRequest) ProtoMessage() {}
 
 func (x *CreditPurchaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_types_proto_msgTypes[2]
+	mi := &file_creditledger_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1151,7 @@ func (x *CreditPurchaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditPurchaseRequest.ProtoReflect.Descriptor instead.
 func (*CreditPurchaseRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreditPurchaseRequest) GetId() string {
@@ -773,7 +1284,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_creditledger_v1_types_proto_msgTypes[3]
+	mi := &file_creditledger_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1296,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_types_proto_msgTypes[3]
+	mi := &file_creditledger_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1309,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Settings) GetWorkspace() string {
@@ -847,14 +1358,18 @@ type CreditPackage struct {
 	// Creation time (output only).
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Last change (output only).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How long credits bought from this package last: they expire this long
+	// after they are credited (or the request is accepted). Unset: they never
+	// expire. Whole seconds, at most 10 years.
+	Validity      *durationpb.Duration `protobuf:"bytes,9,opt,name=validity,proto3" json:"validity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreditPackage) Reset() {
 	*x = CreditPackage{}
-	mi := &file_creditledger_v1_types_proto_msgTypes[4]
+	mi := &file_creditledger_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1381,7 @@ func (x *CreditPackage) String() string {
 func (*CreditPackage) ProtoMessage() {}
 
 func (x *CreditPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_types_proto_msgTypes[4]
+	mi := &file_creditledger_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1394,7 @@ func (x *CreditPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditPackage.ProtoReflect.Descriptor instead.
 func (*CreditPackage) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreditPackage) GetId() string {
@@ -938,6 +1453,13 @@ func (x *CreditPackage) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreditPackage) GetValidity() *durationpb.Duration {
+	if x != nil {
+		return x.Validity
+	}
+	return nil
+}
+
 // ConversionRate says how many credits one unit of a currency buys.
 type ConversionRate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -957,7 +1479,7 @@ type ConversionRate struct {
 
 func (x *ConversionRate) Reset() {
 	*x = ConversionRate{}
-	mi := &file_creditledger_v1_types_proto_msgTypes[5]
+	mi := &file_creditledger_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1491,7 @@ func (x *ConversionRate) String() string {
 func (*ConversionRate) ProtoMessage() {}
 
 func (x *ConversionRate) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_types_proto_msgTypes[5]
+	mi := &file_creditledger_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1504,7 @@ func (x *ConversionRate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversionRate.ProtoReflect.Descriptor instead.
 func (*ConversionRate) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConversionRate) GetWorkspace() string {
@@ -1024,7 +1546,7 @@ var File_creditledger_v1_types_proto protoreflect.FileDescriptor
 
 const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1bcreditledger/v1/types.proto\x12\x0fcreditledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xee\x04\n" +
+	"\x1bcreditledger/v1/types.proto\x12\x0fcreditledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\xa5\x06\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12\x18\n" +
@@ -1043,10 +1565,15 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\r \x01(\tR\trequestId\x12;\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a;\n" +
+	"createTime\x126\n" +
+	"\x17reverses_transaction_id\x18\x0f \x01(\tR\x15reversesTransactionId\x12'\n" +
+	"\x0freversed_amount\x18\x10 \x01(\x03R\x0ereversedAmount\x12;\n" +
+	"\vexpire_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x17\n" +
+	"\ahold_id\x18\x12 \x01(\tR\x06holdId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x03\n" +
 	"\aBalance\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x18\n" +
@@ -1055,7 +1582,52 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x17credit_payments_enabled\x18\x05 \x01(\bR\x15creditPaymentsEnabled\x126\n" +
 	"\x17pending_request_credits\x18\x06 \x01(\x03R\x15pendingRequestCredits\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xf1\x05\n" +
+	"updateTime\x12\x1c\n" +
+	"\tavailable\x18\b \x01(\x03R\tavailable\x12\x12\n" +
+	"\x04held\x18\t \x01(\x03R\x04held\x12D\n" +
+	"\x10next_expire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0enextExpireTime\x122\n" +
+	"\x15next_expiring_credits\x18\v \x01(\x03R\x13nextExpiringCredits\"\x9d\x05\n" +
+	"\x04Hold\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x03R\x06amount\x124\n" +
+	"\x04kind\x18\x05 \x01(\x0e2 .creditledger.v1.TransactionKindR\x04kind\x12\x1c\n" +
+	"\treference\x18\x06 \x01(\tR\treference\x123\n" +
+	"\x06status\x18\a \x01(\x0e2\x1b.creditledger.v1.HoldStatusR\x06status\x12;\n" +
+	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12'\n" +
+	"\x0fcaptured_amount\x18\t \x01(\x03R\x0ecapturedAmount\x12%\n" +
+	"\x0etransaction_id\x18\n" +
+	" \x01(\tR\rtransactionId\x12?\n" +
+	"\bmetadata\x18\v \x03(\v2#.creditledger.v1.Hold.MetadataEntryR\bmetadata\x12'\n" +
+	"\x0fidempotency_key\x18\f \x01(\tR\x0eidempotencyKey\x12;\n" +
+	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x03\n" +
+	"\tStatement\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12'\n" +
+	"\x0fopening_balance\x18\x05 \x01(\x03R\x0eopeningBalance\x12'\n" +
+	"\x0fclosing_balance\x18\x06 \x01(\x03R\x0eclosingBalance\x12\x19\n" +
+	"\btotal_in\x18\a \x01(\x03R\atotalIn\x12\x1b\n" +
+	"\ttotal_out\x18\b \x01(\x03R\btotalOut\x12+\n" +
+	"\x11transaction_count\x18\t \x01(\x03R\x10transactionCount\x124\n" +
+	"\x05lines\x18\n" +
+	" \x03(\v2\x1e.creditledger.v1.StatementLineR\x05lines\"\xa9\x01\n" +
+	"\rStatementLine\x124\n" +
+	"\x04type\x18\x01 \x01(\x0e2 .creditledger.v1.TransactionTypeR\x04type\x124\n" +
+	"\x04kind\x18\x02 \x01(\x0e2 .creditledger.v1.TransactionKindR\x04kind\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\"\xf1\x05\n" +
 	"\x15CreditPurchaseRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12\x18\n" +
@@ -1086,7 +1658,7 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x17credit_payments_enabled\x18\x02 \x01(\bR\x15creditPaymentsEnabled\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12:\n" +
-	"\x19require_distinct_approver\x18\x04 \x01(\bR\x17requireDistinctApprover\"\xb6\x02\n" +
+	"\x19require_distinct_approver\x18\x04 \x01(\bR\x17requireDistinctApprover\"\xed\x02\n" +
 	"\rCreditPackage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12!\n" +
@@ -1097,7 +1669,8 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbc\x01\n" +
+	"updateTime\x125\n" +
+	"\bvalidity\x18\t \x01(\v2\x19.google.protobuf.DurationR\bvalidity\"\xbc\x01\n" +
 	"\x0eConversionRate\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12#\n" +
 	"\rcurrency_code\x18\x02 \x01(\tR\fcurrencyCode\x12\x12\n" +
@@ -1108,7 +1681,7 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x0fTransactionType\x12 \n" +
 	"\x1cTRANSACTION_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRANSACTION_TYPE_IN\x10\x01\x12\x18\n" +
-	"\x14TRANSACTION_TYPE_OUT\x10\x02*\x84\x02\n" +
+	"\x14TRANSACTION_TYPE_OUT\x10\x02*\xc0\x02\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TRANSACTION_KIND_PURCHASE\x10\x01\x12%\n" +
@@ -1116,7 +1689,16 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"!TRANSACTION_KIND_SERVICE_PURCHASE\x10\x03\x12$\n" +
 	" TRANSACTION_KIND_INVOICE_PAYMENT\x10\x04\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_REFUND\x10\x05\x12\x1f\n" +
-	"\x1bTRANSACTION_KIND_ADJUSTMENT\x10\x06*l\n" +
+	"\x1bTRANSACTION_KIND_ADJUSTMENT\x10\x06\x12\x1d\n" +
+	"\x19TRANSACTION_KIND_REVERSAL\x10\a\x12\x1b\n" +
+	"\x17TRANSACTION_KIND_EXPIRY\x10\b*\x8c\x01\n" +
+	"\n" +
+	"HoldStatus\x12\x1b\n" +
+	"\x17HOLD_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12HOLD_STATUS_ACTIVE\x10\x01\x12\x18\n" +
+	"\x14HOLD_STATUS_CAPTURED\x10\x02\x12\x16\n" +
+	"\x12HOLD_STATUS_VOIDED\x10\x03\x12\x17\n" +
+	"\x13HOLD_STATUS_EXPIRED\x10\x04*l\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x01\x12\x19\n" +
@@ -1145,46 +1727,66 @@ func file_creditledger_v1_types_proto_rawDescGZIP() []byte {
 	return file_creditledger_v1_types_proto_rawDescData
 }
 
-var file_creditledger_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_creditledger_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_creditledger_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_creditledger_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_creditledger_v1_types_proto_goTypes = []any{
 	(TransactionType)(0),          // 0: creditledger.v1.TransactionType
 	(TransactionKind)(0),          // 1: creditledger.v1.TransactionKind
-	(PaymentMethod)(0),            // 2: creditledger.v1.PaymentMethod
-	(RequestStatus)(0),            // 3: creditledger.v1.RequestStatus
-	(Decision)(0),                 // 4: creditledger.v1.Decision
-	(*Transaction)(nil),           // 5: creditledger.v1.Transaction
-	(*Balance)(nil),               // 6: creditledger.v1.Balance
-	(*CreditPurchaseRequest)(nil), // 7: creditledger.v1.CreditPurchaseRequest
-	(*Settings)(nil),              // 8: creditledger.v1.Settings
-	(*CreditPackage)(nil),         // 9: creditledger.v1.CreditPackage
-	(*ConversionRate)(nil),        // 10: creditledger.v1.ConversionRate
-	nil,                           // 11: creditledger.v1.Transaction.MetadataEntry
-	nil,                           // 12: creditledger.v1.CreditPurchaseRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*money.Money)(nil),           // 14: google.type.Money
+	(HoldStatus)(0),               // 2: creditledger.v1.HoldStatus
+	(PaymentMethod)(0),            // 3: creditledger.v1.PaymentMethod
+	(RequestStatus)(0),            // 4: creditledger.v1.RequestStatus
+	(Decision)(0),                 // 5: creditledger.v1.Decision
+	(*Transaction)(nil),           // 6: creditledger.v1.Transaction
+	(*Balance)(nil),               // 7: creditledger.v1.Balance
+	(*Hold)(nil),                  // 8: creditledger.v1.Hold
+	(*Statement)(nil),             // 9: creditledger.v1.Statement
+	(*StatementLine)(nil),         // 10: creditledger.v1.StatementLine
+	(*CreditPurchaseRequest)(nil), // 11: creditledger.v1.CreditPurchaseRequest
+	(*Settings)(nil),              // 12: creditledger.v1.Settings
+	(*CreditPackage)(nil),         // 13: creditledger.v1.CreditPackage
+	(*ConversionRate)(nil),        // 14: creditledger.v1.ConversionRate
+	nil,                           // 15: creditledger.v1.Transaction.MetadataEntry
+	nil,                           // 16: creditledger.v1.Hold.MetadataEntry
+	nil,                           // 17: creditledger.v1.CreditPurchaseRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*money.Money)(nil),           // 19: google.type.Money
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_creditledger_v1_types_proto_depIdxs = []int32{
 	0,  // 0: creditledger.v1.Transaction.type:type_name -> creditledger.v1.TransactionType
 	1,  // 1: creditledger.v1.Transaction.kind:type_name -> creditledger.v1.TransactionKind
-	11, // 2: creditledger.v1.Transaction.metadata:type_name -> creditledger.v1.Transaction.MetadataEntry
-	13, // 3: creditledger.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
-	13, // 4: creditledger.v1.Balance.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: creditledger.v1.CreditPurchaseRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
-	3,  // 6: creditledger.v1.CreditPurchaseRequest.status:type_name -> creditledger.v1.RequestStatus
-	13, // 7: creditledger.v1.CreditPurchaseRequest.decide_time:type_name -> google.protobuf.Timestamp
-	12, // 8: creditledger.v1.CreditPurchaseRequest.metadata:type_name -> creditledger.v1.CreditPurchaseRequest.MetadataEntry
-	13, // 9: creditledger.v1.CreditPurchaseRequest.create_time:type_name -> google.protobuf.Timestamp
-	13, // 10: creditledger.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	14, // 11: creditledger.v1.CreditPackage.price:type_name -> google.type.Money
-	13, // 12: creditledger.v1.CreditPackage.create_time:type_name -> google.protobuf.Timestamp
-	13, // 13: creditledger.v1.CreditPackage.update_time:type_name -> google.protobuf.Timestamp
-	13, // 14: creditledger.v1.ConversionRate.create_time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 2: creditledger.v1.Transaction.metadata:type_name -> creditledger.v1.Transaction.MetadataEntry
+	18, // 3: creditledger.v1.Transaction.create_time:type_name -> google.protobuf.Timestamp
+	18, // 4: creditledger.v1.Transaction.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 5: creditledger.v1.Balance.update_time:type_name -> google.protobuf.Timestamp
+	18, // 6: creditledger.v1.Balance.next_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: creditledger.v1.Hold.kind:type_name -> creditledger.v1.TransactionKind
+	2,  // 8: creditledger.v1.Hold.status:type_name -> creditledger.v1.HoldStatus
+	18, // 9: creditledger.v1.Hold.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 10: creditledger.v1.Hold.metadata:type_name -> creditledger.v1.Hold.MetadataEntry
+	18, // 11: creditledger.v1.Hold.create_time:type_name -> google.protobuf.Timestamp
+	18, // 12: creditledger.v1.Hold.update_time:type_name -> google.protobuf.Timestamp
+	18, // 13: creditledger.v1.Statement.start_time:type_name -> google.protobuf.Timestamp
+	18, // 14: creditledger.v1.Statement.end_time:type_name -> google.protobuf.Timestamp
+	10, // 15: creditledger.v1.Statement.lines:type_name -> creditledger.v1.StatementLine
+	0,  // 16: creditledger.v1.StatementLine.type:type_name -> creditledger.v1.TransactionType
+	1,  // 17: creditledger.v1.StatementLine.kind:type_name -> creditledger.v1.TransactionKind
+	3,  // 18: creditledger.v1.CreditPurchaseRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
+	4,  // 19: creditledger.v1.CreditPurchaseRequest.status:type_name -> creditledger.v1.RequestStatus
+	18, // 20: creditledger.v1.CreditPurchaseRequest.decide_time:type_name -> google.protobuf.Timestamp
+	17, // 21: creditledger.v1.CreditPurchaseRequest.metadata:type_name -> creditledger.v1.CreditPurchaseRequest.MetadataEntry
+	18, // 22: creditledger.v1.CreditPurchaseRequest.create_time:type_name -> google.protobuf.Timestamp
+	18, // 23: creditledger.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	19, // 24: creditledger.v1.CreditPackage.price:type_name -> google.type.Money
+	18, // 25: creditledger.v1.CreditPackage.create_time:type_name -> google.protobuf.Timestamp
+	18, // 26: creditledger.v1.CreditPackage.update_time:type_name -> google.protobuf.Timestamp
+	20, // 27: creditledger.v1.CreditPackage.validity:type_name -> google.protobuf.Duration
+	18, // 28: creditledger.v1.ConversionRate.create_time:type_name -> google.protobuf.Timestamp
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_creditledger_v1_types_proto_init() }
@@ -1197,8 +1799,8 @@ func file_creditledger_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_creditledger_v1_types_proto_rawDesc), len(file_creditledger_v1_types_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   8,
+			NumEnums:      6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

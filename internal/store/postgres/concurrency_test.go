@@ -233,6 +233,8 @@ func (*countingObserver) Posted(ledger.Transaction)        {}
 func (*countingObserver) Refused(ledger.Operation, string) {}
 func (*countingObserver) Replayed(ledger.Operation)        {}
 func (*countingObserver) Waiting(int)                      {}
+func (*countingObserver) Hold(ledger.HoldStatus)           {}
+func (*countingObserver) Reversed(ledger.Kind)             {}
 func (o *countingObserver) Conflict(ledger.Operation)      { o.conflicts.Add(1) }
 func (o *countingObserver) Batch(ops int, outcome string, _ time.Duration) {
 	o.batches.Add(1)
