@@ -49,6 +49,37 @@ type Store interface {
 	Close() error
 }
 
+// What every store must hold for holds, grants and reversals (SPEC §9).
+// The domain produces Effects that respect it; the database must refuse
+// what breaks it too, as it does for balances and version chains:
+//
+//   - A hold is created ACTIVE and leaves ACTIVE exactly once, to CAPTURED,
+//     VOIDED or EXPIRED; a later status change is refused by the database.
+//     A HoldUpdates row whose stored status is no longer ACTIVE makes the
+//     batch a conflict (ErrConflict), like an account whose version moved.
+//     Only status, captured amount, transaction and update time change.
+//   - Account.Held = Σ amounts of the account's ACTIVE holds, and
+//     0 ≤ Held ≤ Balance. An AccountMove may change Held alone: Version
+//     then equals FromVersion, and the conditional update still checks the
+//     version read; no entry is required for such a move.
+//   - A grant is created with its IN entry (NewGrants in the same batch)
+//     with Remaining = Amount. GrantUpdates only lower Remaining (≥ 0) and
+//     set ExpiryTransactionID once (Remaining is then 0). Σ Remaining of an
+//     account's open grants ≤ its balance. Open: Remaining > 0 and no
+//     ExpiryTransactionID.
+//   - A REVERSAL entry names ReversesTransactionID, an entry of the same
+//     account; the reversals of an entry sum to at most its amount; EXPIRY
+//     and REVERSAL entries are never reversed. ReversedAmount is computed
+//     on every read of an entry.
+//   - Idempotency records may name a hold: create_hold (HoldID),
+//     capture_hold (HoldID and TransactionID), void_hold (HoldID), reverse
+//     (TransactionID). Replays read the holds and entries records name.
+//   - Holds and grants are tenant tables like the others (workspace first
+//     in every key and index; row-level security on PostgreSQL).
+//
+// Stores also offer HoldStats(ctx) (active holds and held credits over
+// every workspace), beside PendingRequestStats, for the metrics gauges.
+
 // WriteSet names what a batch reads, and locks, before it decides. Every
 // list is sorted and free of duplicates (the batcher builds it so).
 type WriteSet struct {
