@@ -40,6 +40,8 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"packages", "SELECT, INSERT, UPDATE"},
 	{"conversion_rates", "SELECT, INSERT, UPDATE"},
 	{"workspace_sequences", "SELECT, INSERT, UPDATE"},
+	{"holds", "SELECT, INSERT, UPDATE"},
+	{"grants", "SELECT, INSERT, UPDATE"},
 	{"ledger_workspaces", "SELECT, INSERT"},
 	{"schema_migrations", "SELECT"},
 }
