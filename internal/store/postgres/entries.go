@@ -61,6 +61,14 @@ const (
 	qTransactionsByID = `SELECT t.* FROM unnest($2::text[]) AS q(id)
 		CROSS JOIN LATERAL (SELECT ` + transactionSelect + ` FROM transactions t
 			WHERE t.id = q.id AND t.workspace = $1 OFFSET 0) t`
+	qInsertPlainTransactions = `INSERT INTO transactions (id, workspace, account, type, kind, amount, balance_after,
+		account_version, reference, idempotency_key, metadata, package_id, request_id, create_time)
+		SELECT u.id, $1, u.account, u.type, u.kind, u.amount, u.balance_after, u.account_version, u.reference,
+			u.idempotency_key, u.metadata::jsonb, u.package_id, u.request_id, u.create_time
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+			$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[])
+			AS u(id, account, type, kind, amount, balance_after, account_version, reference, idempotency_key,
+			     metadata, package_id, request_id, create_time)`
 	qInsertTransactions = `INSERT INTO transactions (` + transactionColumns + `)
 		SELECT u.id, $1, u.account, u.type, u.kind, u.amount, u.balance_after, u.account_version, u.reference,
 			u.idempotency_key, u.metadata::jsonb, u.package_id, u.request_id, u.create_time,

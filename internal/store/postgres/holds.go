@@ -228,9 +228,11 @@ const (
 		SELECT $1, u.transaction_id, u.account, u.amount, u.remaining, u.expire_time, NULL
 		FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[])
 			AS u(transaction_id, account, amount, remaining, expire_time)`
+	// (remaining <> 0 rather than > 0, the same under the schema's check:
+	// the partial indexes of open grants cannot serve it, only the key.)
 	qUpdateGrant = `WITH drawn AS (
 		UPDATE grants SET remaining = $3, expiry_transaction_id = $4
-		WHERE workspace = $1 AND transaction_id = $2 AND remaining > 0
+		WHERE workspace = $1 AND transaction_id = $2 AND remaining <> 0
 		RETURNING 1
 	)
 	SELECT ledger_expect(1, count(*), 'grant ' || $2::text) FROM drawn`

@@ -542,6 +542,8 @@ func TestDatabaseRefusesBadHoldsAndGrants(t *testing.T) {
 		{"expiry without its entry", `UPDATE grants SET remaining = 0, expiry_transaction_id = 't2'`, "23514"},
 		{"expiry entry closing no grant", mv(120) + entry + `('ws', 'x', 'a', 'OUT', 'EXPIRY', 40, 120, 5, now(), NULL, NULL, NULL)`, "23514"},
 		{"expiry of an IN", mv(200) + entry + `('ws', 'x', 'a', 'IN', 'EXPIRY', 40, 200, 5, now(), NULL, NULL, NULL)`, "23514"},
+		{"open grants counted short", `UPDATE accounts SET granted = 0 WHERE id = 'a'`, "23514"},
+		{"open grants over the balance", `UPDATE accounts SET granted = 161 WHERE id = 'a'`, "23514"},
 		{"debit leaving the grant over the balance", mv(30) + entry + `('ws', 'd', 'a', 'OUT', 'ADJUSTMENT', 130, 30, 5, now(), NULL, NULL, NULL)`, "23514"},
 		{"delete a grant", `DELETE FROM grants`, "23000"},
 

@@ -46,9 +46,10 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"schema_migrations", "SELECT"},
 }
 
-// runtimeFunctions are the functions the store calls itself (triggers need
-// no grant).
-var runtimeFunctions = []string{"ledger_expect(bigint, bigint, text)"}
+// runtimeFunctions are the functions the store calls itself, and those the
+// triggers call (a trigger function itself needs no grant, but what it
+// calls runs with the session's privileges).
+var runtimeFunctions = []string{"ledger_expect(bigint, bigint, text)", "ledger_held(text, text)", "ledger_granted(text, text)"}
 
 const codeDuplicateObject = "42710"
 

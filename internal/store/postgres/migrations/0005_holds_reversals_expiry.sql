@@ -7,37 +7,57 @@
 --     one OUT entry of its kind that spent captured_amount of it), VOIDED
 --     or EXPIRED; accounts.held is, at commit, the sum of the account's
 --     ACTIVE holds, and 0 ≤ held ≤ balance. A move of held alone keeps the
---     version and the balance;
+--     version, the balance and the update time;
 --   * a grant is born with its expiring IN entry (and every expiring IN
 --     entry has its grant); remaining only goes down, and a closed grant
 --     (remaining 0) never changes again; its expiry is one EXPIRY entry of
---     the account; at commit an account's open grants sum to at most its
---     balance;
+--     the account; an account's open grants never sum to more than its
+--     balance (accounts.granted keeps their sum, see below);
 --   * a REVERSAL opposes an entry of its own account that is neither a
 --     reversal nor an expiry, and the reversals of an entry sum to at most
 --     its amount.
 --
--- The hot path (a batch of plain credits and debits) pays for none of it
--- beyond constant-time row checks: every new trigger on transactions and
--- accounts has a WHEN clause that plain entries and moves do not meet,
--- except the one probe of grants_open (an index of open grants only, which
--- most accounts have none of) when a debit lowers a balance.
+-- The hot path (a batch of plain credits and debits) must not get slower,
+-- so it pays for none of this beyond a few comparisons: the new rules of
+-- accounts and entries go into the triggers that every batch already
+-- fires (a CHECK constraint, or a trigger's WHEN, is parsed again by every
+-- statement that writes the table, and a batch updates its accounts one
+-- statement each), and the row triggers added to entries have WHEN
+-- clauses that plain entries do not meet. Holds and grants pay for their
+-- own checks.
 --
--- Indexes lead with the account or the ID, for the reason given in
--- version 2 (a foreign-key check planned on a nearly empty table must find
--- exactly one index that fits it); those that lead with the workspace are
--- partial, which no foreign-key check can use.
+-- Indexes and the statements that use them are made so that a generic
+-- plan (pgx prepares every statement, and PostgreSQL caches a generic plan
+-- per connection) probes by key, as in version 2; plan_test.go checks the
+-- plans of the new statements on empty tables and on analysed ones.
 
 -- ---------------------------------------------------------------------------
--- Accounts: held credits.
+-- Accounts: held credits, and what the account's open grants hold.
+--
+-- granted is the sum of the remaining credits of the account's grants,
+-- kept by the grants' own trigger (grants_granted, below), so that the
+-- rule "open grants ≤ balance" is one comparison of two columns of the
+-- row that every move writes anyway; a batch lowers the grants it draws
+-- before it moves its accounts (batch.go).
 
 ALTER TABLE accounts
     ADD COLUMN held bigint NOT NULL DEFAULT 0,
-    ADD CONSTRAINT accounts_held_in_balance CHECK (held >= 0 AND held <= balance);
+    ADD COLUMN granted bigint NOT NULL DEFAULT 0;
 
--- Moved forward, or held alone changed in place (version and balance stay).
+-- 0 ≤ held ≤ balance and 0 ≤ granted ≤ balance (a negative balance is its
+-- CHECK's); moved forward, or held or granted alone changed in place
+-- (version, balance and update time stay).
+-- (One test on the path every move takes: each costs it a little.)
 CREATE OR REPLACE FUNCTION accounts_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF (LEAST(NEW.held, NEW.granted) < 0 OR GREATEST(NEW.held, NEW.granted) > NEW.balance) AND NEW.balance >= 0 THEN
+        IF NEW.held < 0 OR NEW.held > NEW.balance THEN
+            RAISE EXCEPTION 'accounts: %/% holds % of its % credits', NEW.workspace, NEW.id, NEW.held, NEW.balance
+                USING ERRCODE = 'check_violation';
+        END IF;
+        RAISE EXCEPTION 'accounts: the open grants of %/% (% credits) exceed its balance of %',
+            NEW.workspace, NEW.id, NEW.granted, NEW.balance USING ERRCODE = 'check_violation';
+    END IF;
     IF TG_OP = 'INSERT' THEN
         IF NEW.version = 0 AND NEW.balance <> 0 THEN
             RAISE EXCEPTION 'accounts: an account at version 0 has balance 0'
@@ -53,15 +73,23 @@ BEGIN
 END;
 $$;
 
--- At commit, as in version 2, plus: when the batch lowered the balance, the
--- account's open grants still fit in it (one probe of grants_open, below;
--- a batch that opens grants is checked by grants_fit).
+-- At commit, as in version 2, plus: an account whose held changed holds
+-- exactly its ACTIVE holds, and one whose granted changed counts exactly
+-- its grants (ledger_held and ledger_granted, below).
 CREATE OR REPLACE FUNCTION accounts_explained() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     cur_version bigint;
     cur_balance bigint;
-    granted     numeric;
 BEGIN
+    -- (OLD is NULL for an INSERT.)
+    IF NEW.held <> COALESCE(OLD.held, 0) OR NEW.granted <> COALESCE(OLD.granted, 0) THEN
+        IF NEW.held <> COALESCE(OLD.held, 0) THEN
+            PERFORM ledger_held(NEW.workspace, NEW.id);
+        END IF;
+        IF NEW.granted <> COALESCE(OLD.granted, 0) THEN
+            PERFORM ledger_granted(NEW.workspace, NEW.id);
+        END IF;
+    END IF;
     IF NEW.version = 0 THEN
         RETURN NULL;
     END IF;
@@ -73,14 +101,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'accounts: %/% moved to version % without its entry', NEW.workspace, NEW.id, cur_version
             USING ERRCODE = 'check_violation';
-    END IF;
-    IF TG_OP = 'UPDATE' AND NEW.balance < OLD.balance THEN
-        SELECT sum(remaining) INTO granted FROM grants
-        WHERE account = NEW.id AND workspace = NEW.workspace AND remaining > 0;
-        IF granted > cur_balance THEN
-            RAISE EXCEPTION 'accounts: the open grants of %/% (% credits) exceed its balance of %',
-                NEW.workspace, NEW.id, granted, cur_balance USING ERRCODE = 'check_violation';
-        END IF;
     END IF;
     RETURN NULL;
 END;
@@ -105,21 +125,16 @@ CREATE TRIGGER credit_requests_validity_fixed BEFORE UPDATE ON credit_requests
 -- ---------------------------------------------------------------------------
 -- Entries: reversals, captures, expiring credits.
 --
--- The new checks in one ALTER, so that the table is scanned once to
--- validate them (the new columns are NULL in every existing row, which
--- meets them all).
+-- The rules of the new columns are checked with the balance chain, in the
+-- one statement-level query that every insert runs (transactions_check).
 
 ALTER TABLE transactions DROP CONSTRAINT transactions_kind_check;
 ALTER TABLE transactions
-    ADD COLUMN reverses_transaction_id text COLLATE "C" CHECK (reverses_transaction_id <> ''),
-    ADD COLUMN hold_id text COLLATE "C" CHECK (hold_id <> ''),
+    ADD COLUMN reverses_transaction_id text COLLATE "C",
+    ADD COLUMN hold_id text COLLATE "C",
     ADD COLUMN expire_time timestamptz,
     ADD CONSTRAINT transactions_kind_check CHECK (kind IN ('PURCHASE', 'REQUEST_APPROVED', 'SERVICE_PURCHASE',
-        'INVOICE_PAYMENT', 'REFUND', 'ADJUSTMENT', 'REVERSAL', 'EXPIRY')),
-    ADD CONSTRAINT transactions_reversal_names_entry CHECK ((kind = 'REVERSAL') = (reverses_transaction_id IS NOT NULL)),
-    ADD CONSTRAINT transactions_expiry_is_out CHECK (kind <> 'EXPIRY' OR type = 'OUT'),
-    ADD CONSTRAINT transactions_capture_is_out CHECK (hold_id IS NULL OR type = 'OUT'),
-    ADD CONSTRAINT transactions_expiring_is_in CHECK (expire_time IS NULL OR type = 'IN');
+        'INVOICE_PAYMENT', 'REFUND', 'ADJUSTMENT', 'REVERSAL', 'EXPIRY'));
 
 -- The reversals of an entry: ReversedAmount on every read, and the check
 -- below. Only reversals are in it.
@@ -127,6 +142,54 @@ CREATE INDEX transactions_reversals ON transactions (reverses_transaction_id, wo
     WHERE reverses_transaction_id IS NOT NULL;
 -- A hold is captured by one entry.
 CREATE UNIQUE INDEX transactions_one_per_hold ON transactions (hold_id, workspace) WHERE hold_id IS NOT NULL;
+
+-- The statement-level check of version 2, plus the rules of the new
+-- columns, row by row: a REVERSAL, and only a REVERSAL, names the entry it
+-- reverses; an EXPIRY, and a capture (which names its hold), is OUT; an
+-- entry that expires is IN.
+CREATE OR REPLACE FUNCTION transactions_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    SELECT n.workspace, n.account, n.account_version, n.misfit INTO bad
+    FROM (SELECT e.workspace, e.account, e.account_version, e.type, e.amount, e.balance_after, e.last,
+                 CASE
+                     WHEN e.account_version = 1 THEN 0
+                     WHEN e.prev_version = e.account_version - 1 THEN e.prev_balance
+                     ELSE (SELECT p.balance_after FROM transactions p
+                           WHERE p.account = e.account AND p.workspace = e.workspace
+                             AND p.account_version = e.account_version - 1)
+                 END AS prev,
+                 CASE WHEN e.last THEN
+                     (SELECT a.version FROM accounts a WHERE a.workspace = e.workspace AND a.id = e.account)
+                 END AS at,
+                 (e.kind = 'REVERSAL') <> (e.reverses_transaction_id IS NOT NULL)
+                 OR (e.type <> 'OUT' AND (e.kind = 'EXPIRY' OR e.hold_id IS NOT NULL))
+                 OR (e.type <> 'IN' AND e.expire_time IS NOT NULL) AS misfit
+          FROM (SELECT ne.*,
+                       lag(ne.account_version) OVER w AS prev_version,
+                       lag(ne.balance_after) OVER w AS prev_balance,
+                       lead(ne.account_version) OVER w IS NULL AS last
+                FROM new_entries ne
+                WINDOW w AS (PARTITION BY ne.workspace, ne.account ORDER BY ne.account_version)) e) n
+    WHERE n.prev IS NULL
+       OR NOT ((n.type = 'IN' AND n.prev = n.balance_after - n.amount)
+            OR (n.type = 'OUT' AND n.prev - n.amount = n.balance_after))
+       OR (n.last AND (n.at IS NULL OR n.at < n.account_version))
+       OR n.misfit
+    LIMIT 1;
+    IF FOUND THEN
+        IF bad.misfit THEN
+            RAISE EXCEPTION 'transactions: entry v% of %/% breaks the rules of its kind (a REVERSAL names the entry '
+                'it reverses, an EXPIRY or a capture is OUT, an expiring entry is IN)',
+                bad.account_version, bad.workspace, bad.account USING ERRCODE = 'check_violation';
+        END IF;
+        RAISE EXCEPTION 'transactions: entry v% of %/% does not continue the balance chain of its account',
+            bad.account_version, bad.workspace, bad.account USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
 
 -- A reversal opposes an entry of its own account that is neither a
 -- reversal nor an expiry, and the reversals of an entry sum to at most its
@@ -215,11 +278,13 @@ CREATE TABLE holds (
     FOREIGN KEY (workspace, transaction_id) REFERENCES transactions (workspace, id)
 );
 
--- An account's holds, newest first (ListHolds); its ACTIVE ones (ListHolds
--- by status, and the held check); the due ones (the sweep, the gauge).
+-- The due holds (the sweep, the gauge); an account's holds, newest first
+-- (ListHolds); its ACTIVE ones (ListHolds by status, the held check). In
+-- this order: on a table that was never analysed every index costs alike,
+-- and the planner keeps the one created last among those that fit.
+CREATE INDEX holds_due ON holds (workspace, expire_time, id) WHERE status = 'ACTIVE';
 CREATE INDEX holds_by_account ON holds (account, workspace, id);
 CREATE INDEX holds_active ON holds (account, workspace, id) WHERE status = 'ACTIVE';
-CREATE INDEX holds_due ON holds (workspace, expire_time, id) WHERE status = 'ACTIVE';
 
 CREATE FUNCTION holds_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -259,43 +324,37 @@ CREATE TRIGGER holds_no_delete BEFORE DELETE ON holds
 CREATE TRIGGER holds_no_truncate BEFORE TRUNCATE ON holds
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse('holds are never deleted');
 
--- At commit, the account of a hold that changed, or whose held changed,
--- holds exactly its ACTIVE holds.
-CREATE FUNCTION ledger_held_check() RETURNS trigger LANGUAGE plpgsql AS $$
+-- At commit, the account of a hold that changed (and, see
+-- accounts_explained, an account whose held changed) holds exactly its
+-- ACTIVE holds.
+CREATE FUNCTION ledger_held(ws text, acct text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    acct   text;
     held_  bigint;
     active numeric;
 BEGIN
-    IF TG_TABLE_NAME = 'accounts' THEN
-        acct := NEW.id;
-    ELSE
-        acct := NEW.account;
-    END IF;
-    SELECT held INTO held_ FROM accounts WHERE workspace = NEW.workspace AND id = acct;
+    SELECT held INTO held_ FROM accounts WHERE workspace = ws AND id = acct;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'holds: hold % of %/% has no account', NEW.id, NEW.workspace, acct
-            USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'holds: a hold of %/% has no account', ws, acct USING ERRCODE = 'check_violation';
     END IF;
     SELECT COALESCE(sum(amount), 0) INTO active FROM holds
-    WHERE account = acct AND workspace = NEW.workspace AND status = 'ACTIVE';
+    WHERE account = acct AND workspace = ws AND status = 'ACTIVE';
     IF held_ <> active THEN
-        RAISE EXCEPTION 'accounts: %/% holds % credits, its ACTIVE holds %', NEW.workspace, acct, held_, active
+        RAISE EXCEPTION 'accounts: %/% holds % credits, its ACTIVE holds %', ws, acct, held_, active
             USING ERRCODE = 'check_violation';
     END IF;
+END;
+$$;
+
+CREATE FUNCTION holds_held() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ledger_held(NEW.workspace, NEW.account);
     RETURN NULL;
 END;
 $$;
 
 CREATE CONSTRAINT TRIGGER holds_held AFTER INSERT OR UPDATE ON holds
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION ledger_held_check();
-CREATE CONSTRAINT TRIGGER accounts_held AFTER UPDATE ON accounts
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.held IS DISTINCT FROM OLD.held) EXECUTE FUNCTION ledger_held_check();
-CREATE CONSTRAINT TRIGGER accounts_held_new AFTER INSERT ON accounts
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.held <> 0) EXECUTE FUNCTION ledger_held_check();
+    FOR EACH ROW EXECUTE FUNCTION holds_held();
 
 -- ---------------------------------------------------------------------------
 -- Grants: the unspent part of credits that expire. Its ID is its IN
@@ -313,12 +372,14 @@ CREATE TABLE grants (
     CONSTRAINT grants_expired_empty CHECK (expiry_transaction_id IS NULL OR remaining = 0)
 );
 
--- Open grants only: a batch that debits reads its accounts' open grants in
--- its first round trip, one probe per account, and most accounts have none.
-CREATE INDEX grants_open ON grants (account, workspace, expire_time, transaction_id) WHERE remaining > 0;
+-- The due grants (the sweep); the grant an expiry closed; and last (see
+-- holds), the open grants of an account: a batch that debits reads its
+-- accounts' open grants in its first round trip, one probe each, and most
+-- accounts have none.
 CREATE INDEX grants_due ON grants (workspace, expire_time, transaction_id) WHERE remaining > 0;
 CREATE UNIQUE INDEX grants_one_expiry ON grants (expiry_transaction_id, workspace)
     WHERE expiry_transaction_id IS NOT NULL;
+CREATE INDEX grants_open ON grants (account, workspace, expire_time, transaction_id) WHERE remaining > 0;
 
 CREATE FUNCTION grants_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -339,16 +400,6 @@ BEGIN
         RAISE EXCEPTION 'grants: only an open grant changes, and only its remaining goes down'
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NEW.expiry_transaction_id IS NOT NULL THEN
-        -- Within what remained: the same batch may have spent some of it.
-        PERFORM 1 FROM transactions t
-        WHERE t.id = NEW.expiry_transaction_id AND t.workspace = NEW.workspace AND t.account = NEW.account
-          AND t.kind = 'EXPIRY' AND t.amount <= OLD.remaining;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'grants: grant % expires with an EXPIRY entry of its account within what remained',
-                NEW.transaction_id USING ERRCODE = 'check_violation';
-        END IF;
-    END IF;
     RETURN NEW;
 END;
 $$;
@@ -360,27 +411,60 @@ CREATE TRIGGER grants_no_delete BEFORE DELETE ON grants
 CREATE TRIGGER grants_no_truncate BEFORE TRUNCATE ON grants
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse('grants are never deleted');
 
--- At commit, an account that got a grant still covers its open grants
--- (a batch that lowers a balance is checked by accounts_explained).
-CREATE FUNCTION grants_fit() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bal     bigint;
-    granted numeric;
+-- At commit, an expired grant names an EXPIRY entry of its account of at
+-- most what remained of it (the same batch may have spent some of it).
+-- Deferred: a batch changes the grants it draws or expires before it
+-- inserts its entries.
+CREATE FUNCTION grants_expiry() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT balance INTO bal FROM accounts WHERE workspace = NEW.workspace AND id = NEW.account;
-    SELECT COALESCE(sum(remaining), 0) INTO granted FROM grants
-    WHERE account = NEW.account AND workspace = NEW.workspace AND remaining > 0;
-    IF bal IS NULL OR granted > bal THEN
-        RAISE EXCEPTION 'grants: the open grants of %/% (% credits) exceed its balance of %',
-            NEW.workspace, NEW.account, granted, bal USING ERRCODE = 'check_violation';
+    PERFORM 1 FROM transactions t
+    WHERE t.id = NEW.expiry_transaction_id AND t.workspace = NEW.workspace AND t.account = NEW.account
+      AND t.kind = 'EXPIRY' AND t.amount <= OLD.remaining;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'grants: grant % expires with an EXPIRY entry of its account within what remained',
+            NEW.transaction_id USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
 END;
 $$;
 
-CREATE CONSTRAINT TRIGGER grants_fit AFTER INSERT ON grants
+CREATE CONSTRAINT TRIGGER grants_expiry AFTER UPDATE ON grants
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION grants_fit();
+    FOR EACH ROW WHEN (NEW.expiry_transaction_id IS NOT NULL) EXECUTE FUNCTION grants_expiry();
+
+-- accounts.granted follows its grants' remaining credits; the account's
+-- guard then refuses more than its balance, now and at every later move.
+CREATE FUNCTION grants_granted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE accounts SET granted = granted + NEW.remaining - CASE WHEN TG_OP = 'UPDATE' THEN OLD.remaining ELSE 0 END
+    WHERE workspace = NEW.workspace AND id = NEW.account;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'grants: grant % of %/% has no account', NEW.transaction_id, NEW.workspace, NEW.account
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER grants_granted AFTER INSERT OR UPDATE ON grants
+    FOR EACH ROW EXECUTE FUNCTION grants_granted();
+
+-- At commit (see accounts_explained), an account whose granted changed
+-- counts exactly its grants: nothing else may write it.
+CREATE FUNCTION ledger_granted(ws text, acct text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    granted_ bigint;
+    open_    numeric;
+BEGIN
+    SELECT granted INTO granted_ FROM accounts WHERE workspace = ws AND id = acct;
+    SELECT COALESCE(sum(remaining), 0) INTO open_ FROM grants
+    WHERE account = acct AND workspace = ws AND remaining > 0;
+    IF granted_ <> open_ THEN
+        RAISE EXCEPTION 'accounts: %/% counts % credits of open grants, its grants hold %', ws, acct, granted_, open_
+            USING ERRCODE = 'check_violation';
+    END IF;
+END;
+$$;
 
 -- ---------------------------------------------------------------------------
 -- Idempotency records: the new operations, and what each one's record
