@@ -304,18 +304,19 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 			return err
 		}
 	}
-	if len(eff.Transactions) > 0 {
-		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
-			return err
-		}
-	}
-	// After the entries, which the schema checks them against: the holds
-	// they capture, the grants they open.
+	// The holds the entries capture and the grants they open, before the
+	// entries, which the schema checks against them (and they against the
+	// entries, at COMMIT).
 	for _, h := range eff.HoldUpdates {
 		b.Queue(qEndHold, ws, h.ID, h.Status.String(), h.CapturedAmount, optText(h.TransactionID), toTime(h.UpdateTime))
 	}
 	if len(eff.NewGrants) > 0 {
 		queueNewGrants(b, ws, eff.NewGrants)
+	}
+	if len(eff.Transactions) > 0 {
+		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
+			return err
+		}
 	}
 	for _, r := range eff.Decisions {
 		b.Queue(qDecideRequest, ws, r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy, r.DecideTime.UTC(),

@@ -496,16 +496,17 @@ func TestDatabaseRefusesBadHoldsAndGrants(t *testing.T) {
 		code      string // SQLSTATE; "" means the database accepts it
 	}{
 		// Controls.
-		{"capture", mv(150) + entry + `('ws', 'c', 'a', 'OUT', 'SERVICE_PURCHASE', 10, 150, 5, now(), NULL, 'h1', NULL);
-			UPDATE holds SET status = 'CAPTURED', captured_amount = 10, transaction_id = 'c', update_time = now() WHERE id = 'h1';
-			UPDATE accounts SET held = 0 WHERE id = 'a'`, ""},
+		// (In the order of a batch: moves, holds and grants, then entries.)
+		{"capture", mv(150) + `UPDATE accounts SET held = 0 WHERE id = 'a';
+			UPDATE holds SET status = 'CAPTURED', captured_amount = 10, transaction_id = 'c', update_time = now() WHERE id = 'h1';` +
+			entry + `('ws', 'c', 'a', 'OUT', 'SERVICE_PURCHASE', 10, 150, 5, now(), NULL, 'h1', NULL)`, ""},
 		{"void", `UPDATE holds SET status = 'VOIDED', update_time = now() WHERE id = 'h1'; UPDATE accounts SET held = 0 WHERE id = 'a'`, ""},
 		{"new hold, held alone", hold + `('ws', 'h9', 'a', 5, 'ADJUSTMENT', 'ACTIVE', now(), now()); UPDATE accounts SET held = 35 WHERE id = 'a'`, ""},
 		{"reversal", mv(180) + entry + `('ws', 'rv', 'a', 'IN', 'REVERSAL', 20, 180, 5, now(), 't2', NULL, NULL)`, ""},
-		{"expiring credit", mv(165) + entry + `('ws', 'g2', 'a', 'IN', 'PURCHASE', 5, 165, 5, now(), NULL, NULL, now());
-			INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time) SELECT 'ws', 'g2', 'a', 5, 5, now()`, ""},
-		{"expiry", mv(120) + entry + `('ws', 'x', 'a', 'OUT', 'EXPIRY', 40, 120, 5, now(), NULL, NULL, NULL);
-			UPDATE grants SET remaining = 0, expiry_transaction_id = 'x' WHERE transaction_id = 'g1'`, ""},
+		{"expiring credit", mv(165) + `INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time)
+			SELECT 'ws', 'g2', 'a', 5, 5, now();` + entry + `('ws', 'g2', 'a', 'IN', 'PURCHASE', 5, 165, 5, now(), NULL, NULL, now())`, ""},
+		{"expiry", `UPDATE grants SET remaining = 0, expiry_transaction_id = 'x' WHERE transaction_id = 'g1';` + mv(120) +
+			entry + `('ws', 'x', 'a', 'OUT', 'EXPIRY', 40, 120, 5, now(), NULL, NULL, NULL)`, ""},
 		{"debit drawing the grant", mv(130) + entry + `('ws', 'd', 'a', 'OUT', 'ADJUSTMENT', 30, 130, 5, now(), NULL, NULL, NULL);
 			UPDATE grants SET remaining = 10 WHERE transaction_id = 'g1'`, ""},
 
@@ -520,9 +521,9 @@ func TestDatabaseRefusesBadHoldsAndGrants(t *testing.T) {
 		{"captured without its entry", `UPDATE holds SET status = 'CAPTURED', captured_amount = 10, transaction_id = 't1', update_time = now() WHERE id = 'h1';
 			UPDATE accounts SET held = 0 WHERE id = 'a'`, "23514"},
 		{"entry naming a hold it did not capture", mv(150) + entry + `('ws', 'c', 'a', 'OUT', 'SERVICE_PURCHASE', 10, 150, 5, now(), NULL, 'h1', NULL)`, "23514"},
-		{"capture of another kind", mv(150) + entry + `('ws', 'c', 'a', 'OUT', 'ADJUSTMENT', 10, 150, 5, now(), NULL, 'h1', NULL);
-			UPDATE holds SET status = 'CAPTURED', captured_amount = 10, transaction_id = 'c', update_time = now() WHERE id = 'h1';
-			UPDATE accounts SET held = 0 WHERE id = 'a'`, "23514"},
+		{"capture of another kind", mv(150) + `UPDATE accounts SET held = 0 WHERE id = 'a';
+			UPDATE holds SET status = 'CAPTURED', captured_amount = 10, transaction_id = 'c', update_time = now() WHERE id = 'h1';` +
+			entry + `('ws', 'c', 'a', 'OUT', 'ADJUSTMENT', 10, 150, 5, now(), NULL, 'h1', NULL)`, "23514"},
 		{"hold ended twice", `UPDATE holds SET status = 'VOIDED', update_time = now() WHERE id = 'h1';
 			UPDATE holds SET status = 'EXPIRED' WHERE id = 'h1'; UPDATE accounts SET held = 0 WHERE id = 'a'`, "23514"},
 		{"hold amount changed", `UPDATE holds SET amount = 1, status = 'VOIDED', update_time = now() WHERE id = 'h1'; UPDATE accounts SET held = 0 WHERE id = 'a'`, "23514"},
@@ -530,12 +531,14 @@ func TestDatabaseRefusesBadHoldsAndGrants(t *testing.T) {
 		{"truncate holds", `TRUNCATE holds CASCADE`, "23000"},
 		{"capture key without its entry", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, hold_id, create_time) VALUES ('ws', 'k', 'capture_hold', '\x01', 'h1', now())`, "23514"},
 		{"key naming a missing hold", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, hold_id, create_time) VALUES ('ws', 'k', 'void_hold', '\x01', 'nope', now())`, "23503"},
+		{"key of an unknown operation", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, create_time) VALUES ('ws', 'k', 'nope', '\x01', 't2', now())`, "23514"},
+		{"key of an unknown operation naming nothing", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, create_time) VALUES ('ws', 'k', 'nope', '\x01', now())`, "23514"},
 		{"debit key naming a hold", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, hold_id, create_time) VALUES ('ws', 'k', 'debit', '\x01', 't2', 'h1', now())`, "23514"},
 
 		{"expiring entry without its grant", mv(165) + entry + `('ws', 'g2', 'a', 'IN', 'PURCHASE', 5, 165, 5, now(), NULL, NULL, now())`, "23514"},
 		{"grant without its entry", `INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time) VALUES ('ws', 't1', 'a', 100, 100, now())`, "23514"},
-		{"grant over its entry", mv(165) + entry + `('ws', 'g2', 'a', 'IN', 'PURCHASE', 5, 165, 5, now(), NULL, NULL, '2030-01-01');
-			INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time) VALUES ('ws', 'g2', 'a', 6, 6, '2030-01-01')`, "23514"},
+		{"grant over its entry", mv(165) + `INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time)
+			VALUES ('ws', 'g2', 'a', 6, 6, '2030-01-01');` + entry + `('ws', 'g2', 'a', 'IN', 'PURCHASE', 5, 165, 5, now(), NULL, NULL, '2030-01-01')`, "23514"},
 		{"grant raised", `UPDATE grants SET remaining = 10; UPDATE grants SET remaining = 20`, "23514"},
 		{"grant refilled", `UPDATE grants SET remaining = 0; UPDATE grants SET remaining = 5`, "23514"},
 		{"grant moved", `UPDATE grants SET expire_time = now()`, "23514"},
