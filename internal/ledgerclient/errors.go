@@ -33,6 +33,14 @@ const (
 	ReasonAlreadyExists          = ledger.ReasonAlreadyExists
 )
 
+// Reasons of holds and reversals (SPEC §9). The domain package does not
+// name them yet; they are the strings of the API contract (ledger.proto).
+const (
+	ReasonHoldNotActive           = "HOLD_NOT_ACTIVE"
+	ReasonReversalExceedsOriginal = "REVERSAL_EXCEEDS_ORIGINAL"
+	ReasonNotReversible           = "NOT_REVERSIBLE"
+)
+
 // FieldViolation is one invalid request field (google.rpc.BadRequest).
 type FieldViolation struct {
 	Field       string
@@ -121,6 +129,11 @@ var (
 	ErrVersionMismatch        = &Error{Code: codes.Aborted, Reason: ReasonVersionMismatch}
 	ErrIdempotencyKeyInUse    = &Error{Code: codes.Aborted, Reason: ReasonIdempotencyKeyInUse}
 	ErrIdempotencyKeyReused   = &Error{Code: codes.InvalidArgument, Reason: ReasonIdempotencyKeyReused}
+	// ErrHoldNotActive: the hold was already captured, voided or expired
+	// (GetHold says which).
+	ErrHoldNotActive           = &Error{Code: codes.FailedPrecondition, Reason: ReasonHoldNotActive}
+	ErrReversalExceedsOriginal = &Error{Code: codes.FailedPrecondition, Reason: ReasonReversalExceedsOriginal}
+	ErrNotReversible           = &Error{Code: codes.FailedPrecondition, Reason: ReasonNotReversible}
 
 	ErrNotFound         = &Error{Code: codes.NotFound}
 	ErrAlreadyExists    = &Error{Code: codes.AlreadyExists}
