@@ -538,7 +538,7 @@ func (s *Store) InsertRefund(ctx context.Context, r Refund) (_ Refund, existing 
 	if err != nil {
 		return Refund{}, false, fmt.Errorf("insert refund: %w", err)
 	}
-	if status != OrderConfirmed && status != OrderPartiallyRefunded {
+	if status != OrderConfirmed && status != OrderPartiallyRefunded && status != OrderRefunded {
 		return Refund{}, false, errNotRefundable
 	}
 	left := credits - committed
