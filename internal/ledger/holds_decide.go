@@ -193,7 +193,7 @@ func (o *endHoldOp) apply(b *batchState) {
 	amount := h.Amount
 	if o.capture && o.amount != 0 {
 		if o.amount > h.Amount {
-			o.err = invalid("amount", "must not exceed the hold's "+strconv.FormatInt(h.Amount, 10)+" credits")
+			o.err = invalid("amount", "must not exceed the hold's %d credits", h.Amount)
 			return
 		}
 		amount = o.amount
@@ -316,3 +316,108 @@ func (o *expireGrantOp) apply(b *batchState) {
 }
 
 func (o *expireGrantOp) report(Observer) {}
+
+// ---------------------------------------------------------------------------
+// ReverseTransaction
+
+type reverseOp struct {
+	opBase
+	in  ReverseInput
+	ref string
+	md  map[string]string
+	fp  []byte
+	res ReverseResult
+}
+
+func (o *reverseOp) need(w *setBuilder) {
+	w.transaction(o.in.TransactionID) // locks its account, reads its grants
+	w.key(o.key)
+}
+
+// original returns the entry with what the store and this batch reversed of it.
+func (b *batchState) original(id string) (Transaction, bool) {
+	t, ok := b.transaction(id)
+	if !ok {
+		return Transaction{}, false
+	}
+	if snap, ok := b.snap.Transactions[id]; ok {
+		t.ReversedAmount = snap.ReversedAmount
+	}
+	t.ReversedAmount += b.reversed[id]
+	return t, true
+}
+
+func (o *reverseOp) apply(b *batchState) {
+	in := &o.in
+	o.res = ReverseResult{}
+	if rec, ok := b.record(o.key); ok {
+		if o.err = sameRequest(rec, OpReverse, o.fp); o.err != nil {
+			return
+		}
+		t, ok1 := b.transaction(rec.TransactionID)
+		orig, ok2 := b.original(in.TransactionID)
+		if !ok1 || !ok2 {
+			o.err = replayError(rec)
+			return
+		}
+		o.res = ReverseResult{Transaction: t, Original: orig, Balance: t.BalanceAfter, Version: t.AccountVersion, Replayed: true}
+		return
+	}
+	orig, ok := b.original(in.TransactionID)
+	if !ok {
+		o.err = NotFoundError("transaction", in.TransactionID)
+		return
+	}
+	if orig.Kind == KindReversal || orig.Kind == KindExpiry {
+		o.err = newErr(CodeFailedPrecondition, ReasonNotReversible,
+			"a "+strings.ToLower(orig.Kind.String())+" entry cannot be reversed", map[string]string{"transaction_id": orig.ID, "kind": orig.Kind.String()})
+		return
+	}
+	left := orig.Amount - orig.ReversedAmount
+	amount := in.Amount
+	if amount == 0 {
+		amount = left
+	}
+	if amount > left || amount == 0 {
+		o.err = newErr(CodeFailedPrecondition, ReasonReversalExceeds,
+			"the entry has "+strconv.FormatInt(left, 10)+" credits left to reverse",
+			map[string]string{"transaction_id": orig.ID, "amount": strconv.FormatInt(orig.Amount, 10),
+				"reversed_amount": strconv.FormatInt(orig.ReversedAmount, 10), "requested": strconv.FormatInt(amount, 10)})
+		return
+	}
+	a := b.account(orig.Account)
+	typ := TypeOut
+	if orig.Type == TypeOut {
+		typ = TypeIn
+	}
+	t, err := b.s.nextEntry(a.Account, typ, amount, nil)
+	if err != nil {
+		o.err = err
+		return
+	}
+	t.Kind, t.Reference, t.IdempotencyKey, t.Metadata = KindReversal, o.ref, in.IdempotencyKey, o.md
+	t.ReversesTransactionID = orig.ID
+	if typ == TypeOut {
+		// Taking back credits takes back those of the reversed entry first.
+		b.book(a.ID).draw(amount, orig.ID)
+	}
+	b.post(a, t)
+	b.reversed[orig.ID] += amount
+	orig.ReversedAmount += amount
+	b.remember(IdempotencyRecord{
+		Workspace: in.Workspace, Key: o.key, Operation: OpReverse, Fingerprint: o.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
+	})
+	o.res = ReverseResult{Transaction: t, Original: orig, Balance: t.BalanceAfter, Version: t.AccountVersion}
+}
+
+func (o *reverseOp) report(obs Observer) {
+	switch {
+	case o.err != nil:
+		observeRefusal(obs, OpReverse, o.err)
+	case o.res.Replayed:
+		obs.Replayed(OpReverse)
+	default:
+		obs.Posted(o.res.Transaction)
+		obs.Reversed(o.res.Original.Kind)
+	}
+}
