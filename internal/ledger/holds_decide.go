@@ -127,7 +127,7 @@ func (o *createHoldOp) report(obs Observer) {
 
 type endHoldOp struct {
 	opBase
-	ws, id string
+	ws, id  string
 	capture bool  // else void
 	amount  int64 // capture: 0 means the whole hold
 	fp      []byte
@@ -381,8 +381,10 @@ func (o *reverseOp) apply(b *batchState) {
 	if amount > left || amount == 0 {
 		o.err = newErr(CodeFailedPrecondition, ReasonReversalExceeds,
 			"the entry has "+strconv.FormatInt(left, 10)+" credits left to reverse",
-			map[string]string{"transaction_id": orig.ID, "amount": strconv.FormatInt(orig.Amount, 10),
-				"reversed_amount": strconv.FormatInt(orig.ReversedAmount, 10), "requested": strconv.FormatInt(amount, 10)})
+			map[string]string{
+				"transaction_id": orig.ID, "amount": strconv.FormatInt(orig.Amount, 10),
+				"reversed_amount": strconv.FormatInt(orig.ReversedAmount, 10), "requested": strconv.FormatInt(amount, 10),
+			})
 		return
 	}
 	a := b.account(orig.Account)

@@ -382,4 +382,3 @@ func (s *Service) RunExpiry(ctx context.Context, interval time.Duration, report 
 		}
 	}
 }
-
