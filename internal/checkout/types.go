@@ -123,8 +123,8 @@ type Order struct {
 	RefundedCredits int64     `json:"refunded_credits,omitempty"`
 	Method          string    `json:"-"`
 	ClientKey       string    `json:"-"`
-	CreateTime    time.Time `json:"create_time"`
-	UpdateTime    time.Time `json:"update_time"`
+	CreateTime      time.Time `json:"create_time"`
+	UpdateTime      time.Time `json:"update_time"`
 }
 
 // RefundStatus is the life cycle of a refund.
@@ -323,7 +323,7 @@ const (
 	// could be captured.
 	CodeHoldExpired = "HOLD_EXPIRED"
 	CodeHoldVoided  = "HOLD_VOIDED"
-	CodeInternal           = "INTERNAL"
+	CodeInternal    = "INTERNAL"
 )
 
 func invalidf(field, format string, args ...any) *Error {

@@ -18,8 +18,8 @@ import (
 // balance − Σ ACTIVE holds; a hold ends once (CAPTURED, VOIDED or
 // EXPIRED); expiry happens lazily, at the next call after the fake's
 // clock (see Advance) passed expire_time. Capture and void keys are
-// scoped to the hold, create and reverse keys to the workspace like the
-// fake's other writes.
+// scoped to the hold, reverse keys to the reversed entry, create keys to
+// the workspace like the fake's other writes.
 
 const (
 	maxHoldTTL     = 30 * 24 * time.Hour
@@ -129,9 +129,9 @@ func (l ledgerService) CreateHold(_ context.Context, req *pb.CreateHoldRequest) 
 	w := s.workspace(req.GetWorkspace())
 	if prev, err := replay(w, "CreateHold", req.GetIdempotencyKey(), req); err != nil || prev != nil {
 		if prev != nil {
-			// The original answer, as the spec says, even if the hold
-			// ended since: callers read its state with GetHold.
+			// The hold as it is now, as the real ledger answers a replay.
 			r := prev.(*pb.CreateHoldResponse)
+			r.Hold = proto.CloneOf(w.holds[r.GetHold().GetId()])
 			r.Replayed = true
 			return r, nil
 		}
@@ -303,7 +303,8 @@ func (l ledgerService) ReverseTransaction(_ context.Context, req *pb.ReverseTran
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.workspace(req.GetWorkspace())
-	if prev, err := replay(w, "ReverseTransaction", req.GetIdempotencyKey(), req); err != nil || prev != nil {
+	key := "tx/" + req.GetTransactionId() + "/" + req.GetIdempotencyKey()
+	if prev, err := replay(w, "ReverseTransaction", key, req); err != nil || prev != nil {
 		if prev != nil {
 			r := prev.(*pb.ReverseTransactionResponse)
 			r.Replayed = true
@@ -354,7 +355,7 @@ func (l ledgerService) ReverseTransaction(_ context.Context, req *pb.ReverseTran
 	res := &pb.ReverseTransactionResponse{
 		Transaction: proto.CloneOf(t), Original: w.view(orig), Balance: a.balance, Version: a.version,
 	}
-	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "ReverseTransaction", fingerprint: fingerprint(req), response: proto.Clone(res)}
+	w.keys[key] = keyRecord{method: "ReverseTransaction", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
 }
 

@@ -31,14 +31,10 @@ const (
 	ReasonIdempotencyKeyInUse    = ledger.ReasonIdempotencyKeyInUse
 	ReasonNotFound               = ledger.ReasonNotFound
 	ReasonAlreadyExists          = ledger.ReasonAlreadyExists
-)
-
-// Reasons of holds and reversals (SPEC §9). The domain package does not
-// name them yet; they are the strings of the API contract (ledger.proto).
-const (
-	ReasonHoldNotActive           = "HOLD_NOT_ACTIVE"
-	ReasonReversalExceedsOriginal = "REVERSAL_EXCEEDS_ORIGINAL"
-	ReasonNotReversible           = "NOT_REVERSIBLE"
+	// Holds and reversals (SPEC §9).
+	ReasonHoldNotActive           = ledger.ReasonHoldNotActive
+	ReasonReversalExceedsOriginal = ledger.ReasonReversalExceeds
+	ReasonNotReversible           = ledger.ReasonNotReversible
 )
 
 // FieldViolation is one invalid request field (google.rpc.BadRequest).
