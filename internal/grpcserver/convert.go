@@ -454,7 +454,7 @@ func fromProtoListHolds(r *pb.ListHoldsRequest) (ledger.ListHoldsInput, error) {
 		Workspace: r.GetWorkspace(),
 		Account:   r.GetAccount(),
 		Status:    fromProtoHoldStatus(&f, "status", r.GetStatus()),
-		PageSize:  int(r.GetPageSize()),
+		PageSize:  r.GetPageSize(),
 		PageToken: r.GetPageToken(),
 	}
 	return in, f.err()
@@ -472,21 +472,12 @@ func fromProtoReverse(r *pb.ReverseTransactionRequest) ledger.ReverseInput {
 	}
 }
 
-// fromProtoPeriod reads a statement's period: both ends are required
-// (unset would be the domain's "unbounded", which a statement is not).
+// fromProtoPeriod reads a statement's period; the domain requires both
+// ends (unset is the zero time) and their order.
 func fromProtoPeriod(start, end *timestamppb.Timestamp) (time.Time, time.Time, error) {
 	var f fieldErrors
-	if start == nil {
-		f.add("start_time", "is required")
-	}
-	if end == nil {
-		f.add("end_time", "is required")
-	}
 	s := fromProtoTime(&f, "start_time", start)
 	e := fromProtoTime(&f, "end_time", end)
-	if len(f) == 0 && !e.After(s) {
-		f.add("end_time", "must be after start_time")
-	}
 	return s, e, f.err()
 }
 
