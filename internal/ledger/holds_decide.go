@@ -283,6 +283,7 @@ type expireGrantOp struct {
 	account, grant string
 	expired        bool
 	deferred       bool
+	entry          Transaction
 }
 
 func (o *expireGrantOp) need(w *setBuilder) {
@@ -313,10 +314,14 @@ func (o *expireGrantOp) apply(b *batchState) {
 	g.list[i].Remaining, g.list[i].ExpiryTransactionID = 0, t.ID
 	g.touch(i)
 	b.post(a, t)
-	o.expired = true
+	o.expired, o.entry = true, t
 }
 
-func (o *expireGrantOp) report(Observer) {}
+func (o *expireGrantOp) report(obs Observer) {
+	if o.expired {
+		obs.Posted(o.entry)
+	}
+}
 
 // ---------------------------------------------------------------------------
 // ReverseTransaction
