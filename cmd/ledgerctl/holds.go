@@ -355,8 +355,10 @@ func printStatement(w io.Writer, st *pb.Statement) error {
 		rows = append(rows, []string{"  " + kindName(line.GetKind()), strconv.FormatInt(line.GetCount(), 10), in, out, ""})
 	}
 	rows = append(rows,
-		[]string{"total", strconv.FormatInt(st.GetTransactionCount(), 10),
-			"+" + strconv.FormatInt(st.GetTotalIn(), 10), "-" + strconv.FormatInt(st.GetTotalOut(), 10), ""},
+		[]string{
+			"total", strconv.FormatInt(st.GetTransactionCount(), 10),
+			"+" + strconv.FormatInt(st.GetTotalIn(), 10), "-" + strconv.FormatInt(st.GetTotalOut(), 10), "",
+		},
 		[]string{"closing balance", "", "", "", strconv.FormatInt(st.GetClosingBalance(), 10)},
 	)
 	return table(w, "\tENTRIES\tIN\tOUT\tBALANCE", rows)

@@ -174,7 +174,9 @@ func startStub(t *testing.T) (*stub, string) {
 func TestHoldsReversalsStatementsExport(t *testing.T) {
 	t.Parallel()
 	s, a := startStub(t)
-	day := func(n int) *timestamppb.Timestamp { return timestamppb.New(time.Date(2026, 3, n, 0, 0, 0, 0, time.UTC)) }
+	day := func(n int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 3, n, 0, 0, 0, 0, time.UTC))
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -182,47 +184,56 @@ func TestHoldsReversalsStatementsExport(t *testing.T) {
 		wantOut []string
 	}{
 		{
-			"holds create", []string{"holds", "create", "--account", "client-1", "--amount", "30", "--idempotency-key", "k1", "--ttl", "2d", "--kind", "invoice_payment", "--reference", "order:1"},
+			"holds create",
+			[]string{"holds", "create", "--account", "client-1", "--amount", "30", "--idempotency-key", "k1", "--ttl", "2d", "--kind", "invoice_payment", "--reference", "order:1"},
 			&pb.CreateHoldRequest{Workspace: ws, Account: "client-1", Amount: 30, Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Reference: "order:1", Ttl: durationpb.New(48 * time.Hour), IdempotencyKey: "k1"},
 			[]string{"hold h1: 30 credits held on client-1 until 2026-03-01T12:15:00Z; available 70"},
 		},
 		{
-			"holds create until a time", []string{"holds", "create", "--account", "client-1", "--amount", "30", "--idempotency-key", "k1", "--expire-time", "2026-03-02T00:00:00Z"},
+			"holds create until a time",
+			[]string{"holds", "create", "--account", "client-1", "--amount", "30", "--idempotency-key", "k1", "--expire-time", "2026-03-02T00:00:00Z"},
 			&pb.CreateHoldRequest{Workspace: ws, Account: "client-1", Amount: 30, ExpireTime: day(2), IdempotencyKey: "k1"},
 			[]string{"hold h1"},
 		},
 		{
-			"holds capture", []string{"holds", "capture", "h1", "--amount", "20", "--idempotency-key", "c1"},
+			"holds capture",
+			[]string{"holds", "capture", "h1", "--amount", "20", "--idempotency-key", "c1"},
 			&pb.CaptureHoldRequest{Workspace: ws, HoldId: "h1", Amount: 20, IdempotencyKey: "c1"},
 			[]string{"hold h1 captured: 20 of 30 credits", "posted OUT 20 credits (SERVICE_PURCHASE) on client-1: transaction t2, balance 80"},
 		},
 		{
-			"holds void", []string{"holds", "void", "h1", "--idempotency-key", "v1"},
+			"holds void",
+			[]string{"holds", "void", "h1", "--idempotency-key", "v1"},
 			&pb.VoidHoldRequest{Workspace: ws, HoldId: "h1", IdempotencyKey: "v1"},
 			[]string{"hold h1 voided: 30 credits released (replayed"},
 		},
 		{
-			"holds get", []string{"holds", "get", "h1"},
+			"holds get",
+			[]string{"holds", "get", "h1"},
 			&pb.GetHoldRequest{Workspace: ws, HoldId: "h1"},
 			[]string{"status       ACTIVE", "expires      2026-03-01T12:15:00Z", "transaction  -"},
 		},
 		{
-			"holds list", []string{"holds", "list", "--account", "client-1", "--status", "active"},
+			"holds list",
+			[]string{"holds", "list", "--account", "client-1", "--status", "active"},
 			&pb.ListHoldsRequest{Workspace: ws, Account: "client-1", Status: pb.HoldStatus_HOLD_STATUS_ACTIVE, PageSize: 500, PageToken: "p2"},
 			[]string{"HOLD  STATUS", "h1    ACTIVE", "h0    EXPIRED"},
 		},
 		{
-			"reverse", []string{"reverse", "t2", "--amount", "5", "--reason", "refund order 1", "--idempotency-key", "r1"},
+			"reverse",
+			[]string{"reverse", "t2", "--amount", "5", "--reason", "refund order 1", "--idempotency-key", "r1"},
 			&pb.ReverseTransactionRequest{Workspace: ws, TransactionId: "t2", Amount: 5, Reason: "refund order 1", IdempotencyKey: "r1"},
 			[]string{"posted IN 5 credits (REVERSAL) on client-1: transaction t3, balance 85, version 3", "transaction t2: 5 of 20 credits reversed"},
 		},
 		{
-			"transaction", []string{"transaction", "t2"},
+			"transaction",
+			[]string{"transaction", "t2"},
 			&pb.GetTransactionRequest{Workspace: ws, TransactionId: "t2"},
 			[]string{"amount         -20", "reversed       5 credits", "hold           h1"},
 		},
 		{
-			"statement", []string{"statement", "--account", "client-1", "--from", "2026-03-01", "--to", "2026-04-01T00:00:00Z"},
+			"statement",
+			[]string{"statement", "--account", "client-1", "--from", "2026-03-01", "--to", "2026-04-01T00:00:00Z"},
 			&pb.GetStatementRequest{Workspace: ws, Account: "client-1", StartTime: day(1), EndTime: timestamppb.New(time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))},
 			[]string{
 				"statement of client-1, 2026-03-01T00:00:00Z to 2026-04-01T00:00:00Z (4 entries)",
@@ -234,26 +245,34 @@ func TestHoldsReversalsStatementsExport(t *testing.T) {
 			},
 		},
 		{
-			"history --csv", []string{"history", "--account", "client-1", "--csv", "--since", "2026-03-01T00:00:00Z"},
+			"history --csv",
+			[]string{"history", "--account", "client-1", "--csv", "--since", "2026-03-01T00:00:00Z"},
 			&pb.ExportTransactionsRequest{Workspace: ws, Account: "client-1", StartTime: day(1)},
 			[]string{stubCSV},
 		},
 		{
-			"credit expiring", []string{"credit", "--account", "client-1", "--amount", "100", "--idempotency-key", "c1", "--expire-time", "2026-03-02T00:00:00Z"},
+			"credit expiring",
+			[]string{"credit", "--account", "client-1", "--amount", "100", "--idempotency-key", "c1", "--expire-time", "2026-03-02T00:00:00Z"},
 			&pb.CreditRequest{Workspace: ws, Account: "client-1", Amount: 100, IdempotencyKey: "c1", ExpireTime: day(2)},
 			[]string{"posted IN 100 credits", "the credits expire at 2026-03-02T00:00:00Z if unspent"},
 		},
 		{
-			"package with validity", []string{"packages", "create", "--id", "starter", "--name", "Starter", "--credits", "100", "--price", "USD 10", "--validity", "90d"},
-			nil, []string{`package starter created: "Starter", 100 credits for USD 10, credits last 90d`},
+			"package with validity",
+			[]string{"packages", "create", "--id", "starter", "--name", "Starter", "--credits", "100", "--price", "USD 10", "--validity", "90d"},
+			nil,
+			[]string{`package starter created: "Starter", 100 credits for USD 10, credits last 90d`},
 		},
 		{
-			"package validity changed", []string{"packages", "update", "starter", "--validity", "30d"},
-			nil, []string{"package starter updated", "credits last 30d"},
+			"package validity changed",
+			[]string{"packages", "update", "starter", "--validity", "30d"},
+			nil,
+			[]string{"package starter updated", "credits last 30d"},
 		},
 		{
-			"package validity removed", []string{"packages", "update", "starter", "--validity", "never"},
-			nil, []string{"package starter updated", "credits never expire"},
+			"package validity removed",
+			[]string{"packages", "update", "starter", "--validity", "never"},
+			nil,
+			[]string{"package starter updated", "credits never expire"},
 		},
 	}
 	for _, tt := range tests {

@@ -25,7 +25,9 @@ import (
 // exportStub answers ExportTransactions by the account's name: "ok" three
 // chunks, "denied" UNAUTHENTICATED, "limited" RESOURCE_EXHAUSTED with a
 // retry delay, "broken" one chunk then UNAVAILABLE.
-type exportStub struct{ pb.UnimplementedCreditLedgerServer }
+type exportStub struct {
+	pb.UnimplementedCreditLedgerServer
+}
 
 var stubChunks = []string{"date,type\n", "2026-03-01T12:00:00Z,IN\n", "2026-03-02T12:00:00Z,OUT\n"}
 
@@ -76,17 +78,21 @@ func TestRESTStreamsHttpBodyRaw(t *testing.T) {
 	hs := httptest.NewServer(gw)
 	t.Cleanup(hs.Close)
 
-	get := func(account string) (*http.Response, string, error) {
+	type answer struct {
+		StatusCode int
+		Header     http.Header
+	}
+	get := func(account string) (answer, string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/v1/workspaces/acme/accounts/"+account+"/transactions:export", nil)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return nil, "", err
+			return answer{}, "", err
 		}
 		defer res.Body.Close()
 		b, err := io.ReadAll(res.Body)
-		return res, string(b), err
+		return answer{res.StatusCode, res.Header}, string(b), err
 	}
 
 	res, body, err := get("ok")
