@@ -128,6 +128,23 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 			if rec.Operation == OpDecideRequest && rec.TransactionID != r.TransactionID {
 				rep.problem("%s: decision key %q names transaction %q, request %s has %q", ws, truncate(rec.Key, 32), rec.TransactionID, r.ID, r.TransactionID)
 			}
+		case OpCreateHold, OpCaptureHold, OpVoidHold:
+			h, err := tx.Hold(ctx, ws, rec.HoldID)
+			if err != nil {
+				rep.problem("%s: key %q (%s) points at missing hold %q", ws, truncate(rec.Key, 32), rec.Operation, rec.HoldID)
+				return nil
+			}
+			switch {
+			case rec.Operation == OpCaptureHold && (h.Status != HoldCaptured || h.TransactionID != rec.TransactionID):
+				rep.problem("%s: capture key %q names entry %q, hold %s is %s with %q", ws, truncate(rec.Key, 32), rec.TransactionID, h.ID, h.Status, h.TransactionID)
+			case rec.Operation == OpVoidHold && h.Status != HoldVoided:
+				rep.problem("%s: void key %q points at hold %s that is %s", ws, truncate(rec.Key, 32), h.ID, h.Status)
+			}
+		case OpReverse:
+			t, err := tx.Transaction(ctx, ws, rec.TransactionID)
+			if err != nil || t.Kind != KindReversal {
+				rep.problem("%s: reversal key %q does not point at a REVERSAL entry (%q)", ws, truncate(rec.Key, 32), rec.TransactionID)
+			}
 		default:
 			rep.problem("%s: key %q has unknown operation %q", ws, truncate(rec.Key, 32), rec.Operation)
 		}
