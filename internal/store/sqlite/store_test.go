@@ -393,10 +393,10 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 			`UPDATE accounts SET balance = 131, version = 4 WHERE id = 'a'`,
 			entryCols + `('x', 'ws', 'a', 'IN', 'REFUND', 10, 130, 4, 0)`,
 		}},
-		{"account born without entries", []string{`INSERT INTO accounts VALUES ('ws', 'b', 5, 1, NULL)`}},
-		{"account born empty", []string{`INSERT INTO accounts VALUES ('ws', 'b', 0, 0, NULL)`}},
+		{"account born without entries", []string{`INSERT INTO accounts (workspace, id, balance, version, update_time) VALUES ('ws', 'b', 5, 1, NULL)`}},
+		{"account born empty", []string{`INSERT INTO accounts (workspace, id, balance, version, update_time) VALUES ('ws', 'b', 0, 0, NULL)`}},
 		{"new account's chain not starting at zero", []string{
-			`INSERT INTO accounts VALUES ('ws', 'b', 15, 1, NULL)`,
+			`INSERT INTO accounts (workspace, id, balance, version, update_time) VALUES ('ws', 'b', 15, 1, NULL)`,
 			entryCols + `('x', 'ws', 'b', 'IN', 'REFUND', 10, 15, 1, 0)`,
 		}},
 		{"delete an account", []string{`DELETE FROM accounts WHERE id = 'a'`}},
@@ -475,7 +475,7 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		`UPDATE accounts SET balance = 100, version = 5 WHERE id = 'a'`,
 		entryCols+`('x4', 'ws', 'a', 'OUT', 'REFUND', 30, 90, 4, 0)`,
 		entryCols+`('x5', 'ws', 'a', 'IN', 'REFUND', 10, 100, 5, 0)`,
-		`INSERT INTO accounts VALUES ('ws', 'b', 3, 2, NULL)`,
+		`INSERT INTO accounts (workspace, id, balance, version, update_time) VALUES ('ws', 'b', 3, 2, NULL)`,
 		entryCols+`('y1', 'ws', 'b', 'IN', 'REFUND', 5, 5, 1, 0)`,
 		entryCols+`('y2', 'ws', 'b', 'OUT', 'REFUND', 2, 3, 2, 0)`,
 	); err != nil {
@@ -852,7 +852,7 @@ func TestMigrateFrom0001(t *testing.T) {
 		string(v1),
 		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
 		// Version 1's way: born empty, one version per UPDATE, entry after.
-		`INSERT INTO accounts VALUES ('ws', 'a', 0, 0, NULL)`,
+		`INSERT INTO accounts (workspace, id, balance, version, update_time) VALUES ('ws', 'a', 0, 0, NULL)`,
 		`UPDATE accounts SET balance = 100, version = 1, update_time = 1 WHERE id = 'a'`,
 		entryCols + `('t1', 'ws', 'a', 'IN', 'PURCHASE', 100, 100, 1, NULL, 1)`,
 		requestCols + `('0002', 'ws', 'a', 50, 'CRYPTO', 'PENDING', 1), ('0001', 'ws', 'a', 20, 'CRYPTO', 'PENDING', 2),
