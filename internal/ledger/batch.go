@@ -353,6 +353,7 @@ func (b *batcher) write(ws string, batch []op) error {
 type setBuilder struct {
 	set                                                     WriteSet
 	requests, accounts, keys, packages, currencies, pending map[string]bool
+	holds, transactions, grants                             map[string]bool
 }
 
 func newSetBuilder(ws string) *setBuilder {
@@ -360,6 +361,7 @@ func newSetBuilder(ws string) *setBuilder {
 		set:      WriteSet{Workspace: ws},
 		requests: map[string]bool{}, accounts: map[string]bool{}, keys: map[string]bool{},
 		packages: map[string]bool{}, currencies: map[string]bool{}, pending: map[string]bool{},
+		holds: map[string]bool{}, transactions: map[string]bool{}, grants: map[string]bool{},
 	}
 }
 
@@ -370,6 +372,9 @@ func (w *setBuilder) pkg(id string)         { w.packages[id] = true }
 func (w *setBuilder) currency(c string)     { w.currencies[c] = true }
 func (w *setBuilder) pendingOf(acct string) { w.pending[acct] = true }
 func (w *setBuilder) lockSettings()         { w.set.LockSettings = true }
+func (w *setBuilder) hold(id string)        { w.holds[id] = true }
+func (w *setBuilder) transaction(id string) { w.transactions[id] = true }
+func (w *setBuilder) grantsOf(acct string)  { w.grants[acct] = true }
 func (w *setBuilder) lockPackages()         { w.set.LockPackages = true }
 func sortedKeys(m map[string]bool) []string {
 	if len(m) == 0 {
@@ -387,5 +392,6 @@ func (w *setBuilder) build() WriteSet {
 	s := w.set
 	s.Requests, s.Accounts, s.Keys = sortedKeys(w.requests), sortedKeys(w.accounts), sortedKeys(w.keys)
 	s.Packages, s.Currencies, s.Pending = sortedKeys(w.packages), sortedKeys(w.currencies), sortedKeys(w.pending)
+	s.Holds, s.Transactions, s.GrantsOf = sortedKeys(w.holds), sortedKeys(w.transactions), sortedKeys(w.grants)
 	return s
 }

@@ -24,6 +24,13 @@ type batchState struct {
 	// pendingDelta is how this batch changed each account's PENDING
 	// requests (limits.go).
 	pendingDelta map[string]int
+	// holds created or changed by this batch; newHolds names the created.
+	holds    map[string]Hold
+	newHolds map[string]bool
+	// grants are the accounts' grants as the batch draws them (grants.go).
+	grants map[string]*grantBook
+	// reversed is what this batch reversed of each entry.
+	reversed map[string]int64
 }
 
 // accountState is an account as the batch moves it.
@@ -43,6 +50,7 @@ func newBatchState(s *Service, ws string, snap *Snapshot) *batchState {
 		s: s, ws: ws, snap: snap, settings: st,
 		accounts: map[string]*accountState{}, keys: map[string]IdempotencyRecord{},
 		txs: map[string]Transaction{}, requests: map[string]CreditRequest{}, packages: map[string]Package{},
+		holds: map[string]Hold{}, newHolds: map[string]bool{}, grants: map[string]*grantBook{}, reversed: map[string]int64{},
 	}
 }
 
@@ -113,11 +121,18 @@ func (b *batchState) account(id string) *accountState {
 	return a
 }
 
-// post appends t, the account's next entry, and moves the account.
+// post appends t, the account's next entry, and moves the account. An IN
+// entry with an ExpireTime opens a grant.
 func (b *batchState) post(a *accountState, t Transaction) {
 	a.Balance, a.Version, a.UpdateTime, a.moved = t.BalanceAfter, t.AccountVersion, t.CreateTime, true
 	b.txs[t.ID] = t
 	b.eff.Transactions = append(b.eff.Transactions, t)
+	if t.Type == TypeIn && !t.ExpireTime.IsZero() {
+		b.book(a.ID).open(Grant{
+			Workspace: t.Workspace, Account: t.Account, TransactionID: t.ID,
+			Amount: t.Amount, Remaining: t.Amount, ExpireTime: t.ExpireTime,
+		})
+	}
 }
 
 // effects returns what the batch writes, in the store's order.
@@ -128,6 +143,8 @@ func (b *batchState) effects() *Effects {
 		}
 	}
 	slices.SortFunc(b.eff.Accounts, func(x, y AccountMove) int { return strings.Compare(x.ID, y.ID) })
+	b.holdEffects()
+	b.grantEffects()
 	slices.SortStableFunc(b.eff.Transactions, func(x, y Transaction) int {
 		return cmp.Or(strings.Compare(x.Account, y.Account), cmp.Compare(x.AccountVersion, y.AccountVersion))
 	})
@@ -155,6 +172,9 @@ func (o *postOp) need(w *setBuilder) {
 	w.key(o.key)
 	if o.p.pkg != "" {
 		w.pkg(o.p.pkg)
+	}
+	if o.p.typ == TypeOut {
+		w.grantsOf(o.p.acct) // a debit draws the soonest-expiring credits first
 	}
 }
 
@@ -189,6 +209,16 @@ func (o *postOp) apply(b *batchState) {
 		return
 	}
 	t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.PackageID = p.kind, p.ref, p.key, p.md, p.pkg
+	if p.typ == TypeIn {
+		t.ExpireTime = p.expire
+		if t.ExpireTime.IsZero() && p.pkg != "" {
+			if pkg, _ := b.pkg(p.pkg); pkg.Validity > 0 {
+				t.ExpireTime = t.CreateTime.Add(pkg.Validity)
+			}
+		}
+	} else {
+		b.book(a.ID).draw(t.Amount, "")
+	}
 	b.post(a, t)
 	b.remember(IdempotencyRecord{
 		Workspace: p.ws, Key: o.key, Operation: p.op, Fingerprint: p.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
@@ -260,6 +290,10 @@ func (o *submitOp) apply(b *batchState) {
 		PaymentMethod: in.PaymentMethod, PaymentReference: in.PaymentReference, Note: in.Note,
 		Status: StatusPending, Metadata: o.md, IdempotencyKey: in.IdempotencyKey, CreateTime: b.s.clock(),
 		SubmittedBy: in.SubmittedBy,
+	}
+	if in.PackageID != "" {
+		pkg, _ := b.pkg(in.PackageID)
+		r.Validity = pkg.Validity // the credits, once accepted, last as the package said when bought
 	}
 	b.requests[r.ID] = r
 	b.eff.NewRequests = append(b.eff.NewRequests, r)
@@ -343,6 +377,9 @@ func (o *decideOp) apply(b *batchState) {
 		}
 		t.Kind, t.Reference, t.IdempotencyKey = KindRequestApproved, "creditRequest:"+r.ID, in.IdempotencyKey
 		t.PackageID, t.RequestID, t.CreateTime = r.PackageID, r.ID, now
+		if r.Validity > 0 {
+			t.ExpireTime = now.Add(r.Validity)
+		}
 		b.post(a, t)
 		r.Status, r.TransactionID = StatusAccepted, t.ID
 		posted = &t

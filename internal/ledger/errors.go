@@ -72,6 +72,9 @@ const (
 	ReasonPermissionDenied       = "PERMISSION_DENIED"
 	ReasonAmountOverflow         = "AMOUNT_OVERFLOW"
 	ReasonBalanceLimitExceeded   = "BALANCE_LIMIT_EXCEEDED"
+	ReasonHoldNotActive          = "HOLD_NOT_ACTIVE"
+	ReasonReversalExceeds        = "REVERSAL_EXCEEDS_ORIGINAL"
+	ReasonNotReversible          = "NOT_REVERSIBLE"
 	ReasonTooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS"
 	ReasonRateLimited            = "RATE_LIMITED"
 )

@@ -8,7 +8,10 @@ package ledger
 //   - SubmitRequest: the workspace and the account, apart from the
 //     postings ("s:<account>:<key>"), so that a client cannot claim the key
 //     its checkout will credit a purchase with;
-//   - DecideRequest: the workspace and the request ("d:<request>:<key>").
+//   - DecideRequest: the workspace and the request ("d:<request>:<key>");
+//   - CreateHold: the account, like the postings ("a:<account>:<key>");
+//   - CaptureHold and VoidHold: the hold ("h:<hold>:<key>");
+//   - ReverseTransaction: the reversed entry ("r:<entry>:<key>").
 //
 // Identifiers never contain ':' (see validID), so a scoped key names its
 // scope unambiguously. Records hold the scoped key; transactions and
@@ -22,3 +25,9 @@ func SubmitKey(account, key string) string { return "s:" + account + ":" + key }
 
 // DecideKey is the stored key of a DecideRequest on request.
 func DecideKey(request, key string) string { return "d:" + request + ":" + key }
+
+// HoldKey is the stored key of a CaptureHold or VoidHold on hold.
+func HoldKey(hold, key string) string { return "h:" + hold + ":" + key }
+
+// ReverseKey is the stored key of a ReverseTransaction of entry.
+func ReverseKey(entry, key string) string { return "r:" + entry + ":" + key }

@@ -154,6 +154,7 @@ type posting struct {
 	expected *int64
 	md       map[string]string
 	fp       []byte
+	expire   time.Time // Credit: the grant's expiry (zero: the package's validity, else never)
 }
 
 func validatePostingCommon(v *violations, ws, acct, ref, key string, expected *int64, md map[string]string) {
@@ -182,16 +183,36 @@ func (s *Service) Credit(ctx context.Context, in CreditInput) (PostResult, error
 	default:
 		checkAmount(&v, "amount", in.Amount)
 	}
+	expire := in.ExpireTime.UTC().Truncate(time.Microsecond)
+	if !expire.IsZero() {
+		checkExpiry(&v, "expire_time", expire, s.clock())
+	}
 	if err := v.err(); err != nil {
 		return PostResult{}, err
 	}
 	p := posting{
 		op: OpCredit, typ: TypeIn, ws: in.Workspace, acct: in.Account, amount: in.Amount, pkg: in.PackageID,
 		kind: kind, ref: in.Reference, key: in.IdempotencyKey, expected: in.ExpectedVersion, md: normMap(in.Metadata),
+		expire: expire,
 	}
-	p.fp = newFingerprint(OpCredit).str(p.ws).str(p.acct).int(p.amount).str(p.pkg).str(kind.String()).
-		str(p.ref).optInt(p.expected).strMap(p.md).sum()
+	f := newFingerprint(OpCredit).str(p.ws).str(p.acct).int(p.amount).str(p.pkg).str(kind.String()).
+		str(p.ref).optInt(p.expected).strMap(p.md)
+	if !expire.IsZero() {
+		f.str(expire.Format(time.RFC3339Nano)) // only then: earlier records keep their fingerprints
+	}
+	p.fp = f.sum()
 	return s.post(ctx, p)
+}
+
+// checkExpiry refuses an expiry that is not ahead of now, or further
+// ahead than MaxValidity.
+func checkExpiry(v *violations, field string, at, now time.Time) {
+	switch {
+	case !at.After(now):
+		v.add(field, "must be in the future")
+	case at.Sub(now) > MaxValidity:
+		v.add(field, "must be at most 10 years ahead")
+	}
 }
 
 // Debit deducts credits; refused when credit payments are disabled or the
@@ -240,10 +261,8 @@ func (s *Service) nextEntry(acct Account, typ TxType, amount int64, expected *in
 			return Transaction{}, err
 		}
 	case TypeOut:
-		if acct.Balance < amount {
-			return Transaction{}, newErr(CodeFailedPrecondition, ReasonInsufficientCredits,
-				"the balance of "+strconv.FormatInt(acct.Balance, 10)+" credits does not cover "+strconv.FormatInt(amount, 10),
-				map[string]string{"balance": strconv.FormatInt(acct.Balance, 10), "required": strconv.FormatInt(amount, 10)})
+		if acct.Available() < amount {
+			return Transaction{}, errInsufficient(acct, amount)
 		}
 		bal = acct.Balance - amount
 	}
@@ -251,6 +270,20 @@ func (s *Service) nextEntry(acct Account, typ TxType, amount int64, expected *in
 		ID: s.newID(), Workspace: acct.Workspace, Account: acct.ID, Type: typ, Amount: amount,
 		BalanceAfter: bal, AccountVersion: acct.Version + 1, CreateTime: s.clock(),
 	}, nil
+}
+
+// errInsufficient refuses amount on acct: what is available (the balance
+// less its holds) does not cover it.
+func errInsufficient(acct Account, amount int64) error {
+	bal, req := strconv.FormatInt(acct.Balance, 10), strconv.FormatInt(amount, 10)
+	md := map[string]string{"balance": bal, "required": req}
+	msg := "the balance of " + bal + " credits does not cover " + req
+	if acct.Held > 0 {
+		avail := strconv.FormatInt(acct.Available(), 10)
+		md["available"], md["held"] = avail, strconv.FormatInt(acct.Held, 10)
+		msg = "the " + avail + " credits available (balance " + bal + ", held " + md["held"] + ") do not cover " + req
+	}
+	return newErr(CodeFailedPrecondition, ReasonInsufficientCredits, msg, md)
 }
 
 func sameRequest(rec IdempotencyRecord, op Operation, fp []byte) error {
@@ -306,6 +339,14 @@ func (s *Service) GetBalance(ctx context.Context, workspace, account string) (Ba
 			return err
 		}
 		b = Balance{Account: acct, CreditPaymentsEnabled: st.CreditPaymentsEnabled, PendingRequestCredits: pending}
+		if acct.Version == 0 {
+			return nil // never credited: no grants
+		}
+		grants, err := tx.Grants(ctx, workspace, account)
+		if err != nil {
+			return err
+		}
+		b.NextExpireTime, b.NextExpiringCredits = nextExpiry(grants)
 		return nil
 	})
 	return b, err

@@ -356,7 +356,7 @@ func (s *Service) CheckCreditPayment(ctx context.Context, in CheckInput) (CheckR
 			res.Reason = ReasonCreditPaymentsDisabled
 		case noRate:
 			res.Reason = ReasonNoConversionRate
-		case acct.Balance < res.CreditsRequired:
+		case acct.Available() < res.CreditsRequired:
 			res.Reason = ReasonInsufficientCredits
 		default:
 			res.Allowed = true

@@ -63,7 +63,7 @@ type Store interface {
 //     then equals FromVersion, and the conditional update still checks the
 //     version read; no entry is required for such a move.
 //   - A grant is created with its IN entry (NewGrants in the same batch)
-//     with Remaining = Amount. GrantUpdates only lower Remaining (≥ 0) and
+//     with Remaining ≤ Amount. GrantUpdates only lower Remaining (≥ 0) and
 //     set ExpiryTransactionID once (Remaining is then 0). Σ Remaining of an
 //     account's open grants ≤ its balance. Open: Remaining > 0 and no
 //     ExpiryTransactionID.
@@ -114,8 +114,10 @@ type WriteSet struct {
 	Transactions []string
 	// GrantsOf are accounts whose open grants (Remaining > 0, no expiry
 	// entry yet) the batch reads: it may draw from them or expire them.
-	// They are read after the account locks, which every change of a
-	// grant holds.
+	// The open grants of the accounts of Holds and Transactions are read
+	// too (a capture or a reversal draws from them, and the batch learns
+	// their account only from the snapshot). They are read after the
+	// account locks, which every change of a grant holds.
 	GrantsOf []string
 }
 
@@ -145,8 +147,9 @@ type Snapshot struct {
 	// Holds holds the holds of WriteSet.Holds and those the records of
 	// Keys name, by ID.
 	Holds map[string]Hold
-	// Grants holds the open grants of the accounts of WriteSet.GrantsOf,
-	// by account, ordered by ExpireTime then TransactionID.
+	// Grants holds the open grants of the accounts of WriteSet.GrantsOf
+	// and of the accounts of WriteSet.Holds and WriteSet.Transactions, by
+	// account, ordered by ExpireTime then TransactionID.
 	Grants map[string][]Grant
 	// (Transactions also holds the entries of WriteSet.Transactions.)
 }
@@ -178,9 +181,10 @@ type Effects struct {
 	// captured amount, transaction, update time), each at most once.
 	NewHolds    []Hold
 	HoldUpdates []Hold
-	// NewGrants are created with the IN entries that grant them;
-	// GrantUpdates replace Remaining and ExpiryTransactionID of open
-	// grants.
+	// NewGrants are created with the IN entries that grant them, with
+	// what is left of them after the batch (Remaining ≤ Amount: the batch
+	// that grants credits may spend them); GrantUpdates replace Remaining
+	// and ExpiryTransactionID of open grants.
 	NewGrants    []Grant
 	GrantUpdates []Grant
 }

@@ -8,33 +8,33 @@ import (
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
-// errNotYet marks the reads of holds, grants and statements this store
-// does not serve yet.
+// errNotYet marks the statement this store does not serve yet; until
+// holds and grants are stored, their reads answer empty.
 var errNotYet = errors.New("postgres: holds, grants and statements are not implemented in this store yet")
 
 // Hold implements ledger.ReadTx.
-func (t *readTx) Hold(context.Context, string, string) (ledger.Hold, error) {
-	return ledger.Hold{}, errNotYet
+func (t *readTx) Hold(_ context.Context, _, id string) (ledger.Hold, error) {
+	return ledger.Hold{}, ledger.NotFoundError("hold", id)
 }
 
 // ListHolds implements ledger.ReadTx.
 func (t *readTx) ListHolds(context.Context, ledger.HoldQuery) ([]ledger.Hold, error) {
-	return nil, errNotYet
+	return nil, nil
 }
 
 // Grants implements ledger.ReadTx.
 func (t *readTx) Grants(context.Context, string, string) ([]ledger.Grant, error) {
-	return nil, errNotYet
+	return nil, nil
 }
 
 // DueHolds implements ledger.ReadTx.
 func (t *readTx) DueHolds(context.Context, string, time.Time, int) ([]ledger.Hold, error) {
-	return nil, errNotYet
+	return nil, nil
 }
 
 // DueGrants implements ledger.ReadTx.
 func (t *readTx) DueGrants(context.Context, string, time.Time, int) ([]ledger.Grant, error) {
-	return nil, errNotYet
+	return nil, nil
 }
 
 // Statement implements ledger.ReadTx.

@@ -1,0 +1,138 @@
+package ledger
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// grantBook is an account's grants as a batch draws them: the open grants
+// the store read (WriteSet.GrantsOf) and those the batch opened, in
+// spending order (soonest expiry first).
+type grantBook struct {
+	list    []Grant
+	opened  map[string]bool // opened by this batch
+	changed map[string]bool // read from the store and changed
+}
+
+func grantOrder(x, y Grant) int {
+	return cmp.Or(x.ExpireTime.Compare(y.ExpireTime), strings.Compare(x.TransactionID, y.TransactionID))
+}
+
+// book returns the account's grant book, starting from the snapshot.
+func (b *batchState) book(account string) *grantBook {
+	if g, ok := b.grants[account]; ok {
+		return g
+	}
+	g := &grantBook{list: slices.Clone(b.snap.Grants[account]), opened: map[string]bool{}, changed: map[string]bool{}}
+	slices.SortFunc(g.list, grantOrder)
+	b.grants[account] = g
+	return g
+}
+
+func (g *grantBook) open(gr Grant) {
+	g.list = append(g.list, gr)
+	slices.SortFunc(g.list, grantOrder)
+	g.opened[gr.TransactionID] = true
+}
+
+func (g *grantBook) touch(i int) {
+	if !g.opened[g.list[i].TransactionID] {
+		g.changed[g.list[i].TransactionID] = true
+	}
+}
+
+// draw spends amount from the grants: first from the grant of entry first
+// (when it is open: a reversed credit takes back its own credits), then
+// soonest-expiring first. What the grants do not cover comes from the
+// account's non-expiring credits.
+func (g *grantBook) draw(amount int64, first string) {
+	take := func(i int) {
+		n := min(amount, g.list[i].Remaining)
+		if n <= 0 {
+			return
+		}
+		g.list[i].Remaining -= n
+		amount -= n
+		g.touch(i)
+	}
+	if first != "" {
+		for i := range g.list {
+			if g.list[i].TransactionID == first && g.list[i].ExpiryTransactionID == "" {
+				take(i)
+			}
+		}
+	}
+	for i := range g.list {
+		if amount == 0 {
+			return
+		}
+		if g.list[i].ExpiryTransactionID == "" {
+			take(i)
+		}
+	}
+}
+
+// find returns the index of the open grant of entry id, or -1.
+func (g *grantBook) find(id string) int {
+	for i, gr := range g.list {
+		if gr.TransactionID == id && gr.Remaining > 0 && gr.ExpiryTransactionID == "" {
+			return i
+		}
+	}
+	return -1
+}
+
+// reserved is what of grant i the account's holds reserve: holds take an
+// account's credits in spending order, so they cover the first held
+// credits of the open grants (then the non-expiring rest).
+func (g *grantBook) reserved(i int, held int64) int64 {
+	before := int64(0)
+	for j := 0; j < i; j++ {
+		if g.list[j].ExpiryTransactionID == "" {
+			before += g.list[j].Remaining
+		}
+	}
+	return max(0, min(held-before, g.list[i].Remaining))
+}
+
+// next returns the soonest expire time of the open grants and what of
+// them expires then.
+func nextExpiry(grants []Grant) (time.Time, int64) {
+	var at time.Time
+	var n int64
+	for _, gr := range grants {
+		if gr.Remaining <= 0 || gr.ExpiryTransactionID != "" {
+			continue
+		}
+		switch {
+		case at.IsZero() || gr.ExpireTime.Before(at):
+			at, n = gr.ExpireTime, gr.Remaining
+		case gr.ExpireTime.Equal(at):
+			n += gr.Remaining
+		}
+	}
+	return at, n
+}
+
+// grantEffects adds the batch's grants to its effects: those it opened
+// (with what is left of them), and the changes to those it read.
+func (b *batchState) grantEffects() {
+	accts := make([]string, 0, len(b.grants))
+	for a := range b.grants {
+		accts = append(accts, a)
+	}
+	slices.Sort(accts)
+	for _, a := range accts {
+		g := b.grants[a]
+		for _, gr := range g.list {
+			switch {
+			case g.opened[gr.TransactionID]:
+				b.eff.NewGrants = append(b.eff.NewGrants, gr)
+			case g.changed[gr.TransactionID]:
+				b.eff.GrantUpdates = append(b.eff.GrantUpdates, gr)
+			}
+		}
+	}
+}
