@@ -118,7 +118,20 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 	if err := t.accountsIn(ctx, ws, acctIDs, snap.Accounts); err != nil {
 		return nil, err
 	}
-	if err := t.grantsIn(ctx, ws, set.GrantsOf, snap.Grants); err != nil {
+	// The open grants of the accounts named, and of those of the holds and
+	// entries named (a capture or a reversal draws from them).
+	grantsOf := slices.Clone(set.GrantsOf)
+	for _, id := range set.Holds {
+		if h, ok := snap.Holds[id]; ok {
+			grantsOf = append(grantsOf, h.Account)
+		}
+	}
+	for _, id := range set.Transactions {
+		if tr, ok := snap.Transactions[id]; ok {
+			grantsOf = append(grantsOf, tr.Account)
+		}
+	}
+	if err := t.grantsIn(ctx, ws, grantsOf, snap.Grants); err != nil {
 		return nil, err
 	}
 	if len(set.Pending) > 0 {

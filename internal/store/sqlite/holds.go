@@ -42,10 +42,13 @@ const (
 	// hold nothing else.
 	qGrants = `SELECT ` + grantColumns + ` FROM grants
 		WHERE workspace = ? AND account = ? AND remaining > 0 ORDER BY expire_time, transaction_id`
-	// The batch's open grants: one probe of grants_open per account, and
-	// accounts without expiring credits (most) find nothing. Ordered in Go.
-	qGrantsIn = `SELECT ` + grantColumns + ` FROM grants
-		WHERE workspace = ? AND account IN (SELECT value FROM json_each(?)) AND remaining > 0`
+	// The batch's open grants: one probe of grants_open per account (the
+	// CROSS JOIN keeps the list as the outer loop), and accounts without
+	// expiring credits (most) find nothing. Ordered in Go.
+	qGrantsIn = `SELECT g.workspace, g.transaction_id, g.account, g.amount, g.remaining, g.expire_time,
+		g.expiry_transaction_id
+		FROM json_each(?2) AS k CROSS JOIN grants AS g
+		WHERE g.workspace = ?1 AND g.account = k.value AND g.remaining > 0`
 	qDueGrants = `SELECT ` + grantColumns + ` FROM grants
 		WHERE workspace = ? AND remaining > 0 AND expire_time <= ? ORDER BY expire_time, transaction_id LIMIT ?`
 	qInsertGrant = `INSERT INTO grants (` + grantColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
@@ -63,11 +66,18 @@ const (
 )
 
 // holdsQuery lists an account's holds newest first, with the filters that
-// are set, along holds_by_account or holds_by_account_status. Every
-// variant is prepared at Open.
+// are set, along holds_by_account or holds_by_account_status (named: on a
+// young table the planner would rather range over the workspace's IDs).
+// Every variant is prepared at Open.
 func holdsQuery(status, before bool) string {
 	var b strings.Builder
-	b.WriteString(`SELECT ` + holdColumns + ` FROM holds WHERE workspace = :ws AND account = :account`)
+	b.WriteString(`SELECT ` + holdColumns + ` FROM holds`)
+	if status {
+		b.WriteString(` INDEXED BY holds_by_account_status`)
+	} else {
+		b.WriteString(` INDEXED BY holds_by_account`)
+	}
+	b.WriteString(` WHERE workspace = :ws AND account = :account`)
 	if status {
 		b.WriteString(` AND status = :status`)
 	}
@@ -305,6 +315,11 @@ func (t *writeTx) holdsIn(ctx context.Context, workspace string, ids []string, i
 // grantsIn sets into[account] to the open grants of each account of
 // accounts that has any, in the order they are drawn.
 func (t *writeTx) grantsIn(ctx context.Context, workspace string, accounts []string, into map[string][]ledger.Grant) error {
+	if !slices.IsSorted(accounts) {
+		accounts = slices.Clone(accounts)
+		slices.Sort(accounts)
+	}
+	accounts = slices.Compact(accounts) // the list is the join's outer loop
 	err := t.eachIn(ctx, qGrantsIn, workspace, accounts, func(row scanner) error {
 		g, err := scanGrant(row)
 		into[g.Account] = append(into[g.Account], g)

@@ -222,10 +222,11 @@ END;
 -- Grants: the unspent part of credits that expire.
 --
 -- A grant is born with its IN entry (same id, account, amount and
--- expire_time), whole. Afterwards remaining only goes down, and once the
--- grant is closed (remaining 0, or expired by its EXPIRY entry) it never
--- changes again. Open grants (remaining > 0) sit in a partial index: most
--- accounts have none, and reading them is one probe per account.
+-- expire_time), with what is left of it after its batch (that batch may
+-- spend some). Afterwards remaining only goes down, and once the grant is
+-- closed (remaining 0, or expired by its EXPIRY entry) it never changes
+-- again. Open grants (remaining > 0) sit in a partial index: most accounts
+-- have none, and reading them is one probe per account.
 
 CREATE TABLE grants (
     workspace             TEXT    NOT NULL CHECK (workspace <> ''),
@@ -241,20 +242,21 @@ CREATE TABLE grants (
     FOREIGN KEY (workspace, expiry_transaction_id) REFERENCES transactions (workspace, id)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX grants_open ON grants (workspace, account, expire_time, transaction_id, amount, remaining)
+CREATE INDEX grants_open ON grants (workspace, account, expire_time, transaction_id, amount, remaining,
+                                   expiry_transaction_id)
     WHERE remaining > 0;
 CREATE INDEX grants_open_due ON grants (workspace, expire_time, transaction_id) WHERE remaining > 0;
 CREATE UNIQUE INDEX grants_one_expiry ON grants (workspace, expiry_transaction_id)
     WHERE expiry_transaction_id IS NOT NULL;
 
-CREATE TRIGGER grants_born_whole BEFORE INSERT ON grants
-WHEN NEW.remaining <> NEW.amount OR NEW.expiry_transaction_id IS NOT NULL OR NOT EXISTS (
+CREATE TRIGGER grants_born_with_entry BEFORE INSERT ON grants
+WHEN NEW.expiry_transaction_id IS NOT NULL OR NOT EXISTS (
     SELECT 1 FROM transactions t
     WHERE t.workspace = NEW.workspace AND t.id = NEW.transaction_id AND t.account = NEW.account
       AND t.type = 'IN' AND t.amount = NEW.amount AND t.expire_time = NEW.expire_time
 )
 BEGIN
-    SELECT RAISE(ABORT, 'grants: a grant is born whole, with its IN entry of the same amount and expiry');
+    SELECT RAISE(ABORT, 'grants: a grant is born open, with its IN entry of the same amount and expiry');
 END;
 
 CREATE TRIGGER grants_only_spent BEFORE UPDATE ON grants
