@@ -1855,8 +1855,10 @@ func TestDatabaseRefusesBadHoldsGrantsReversals(t *testing.T) {
 		{"change an active hold's amount", []string{activeH3, `UPDATE holds SET amount = 1 WHERE id = 'h3'`}},
 		{"void an active hold and change its amount", []string{activeH3, `UPDATE holds SET status = 'VOIDED', update_time = 1, amount = 1 WHERE id = 'h3'`}},
 		{"capture without an entry", []string{activeH3, `UPDATE holds SET status = 'CAPTURED', captured_amount = 20, transaction_id = 't1', update_time = 1 WHERE id = 'h3'`}},
-		{"capture for more than the entry", []string{activeH3, next("OUT", 20), entryAt9("OUT", "SERVICE_PURCHASE", 20, "", "h3"),
-			`UPDATE holds SET status = 'CAPTURED', captured_amount = 30, transaction_id = 'x', update_time = 1 WHERE id = 'h3'`}},
+		{"capture for more than the entry", []string{
+			activeH3, next("OUT", 20), entryAt9("OUT", "SERVICE_PURCHASE", 20, "", "h3"),
+			`UPDATE holds SET status = 'CAPTURED', captured_amount = 30, transaction_id = 'x', update_time = 1 WHERE id = 'h3'`,
+		}},
 		{"capture entry over the hold", []string{activeH3, next("OUT", 51), entryAt9("OUT", "SERVICE_PURCHASE", 51, "", "h3")}},
 		{"capture entry of another kind", []string{activeH3, next("OUT", 20), entryAt9("OUT", "INVOICE_PAYMENT", 20, "", "h3")}},
 		{"capture entry of a captured hold", []string{next("OUT", 5), entryAt9("OUT", "SERVICE_PURCHASE", 5, "", "h1")}},
@@ -2033,12 +2035,21 @@ func TestHoldAndGrantQueriesUseIndexes(t *testing.T) {
 		{"due holds", qDueHolds, []any{"ws", 1, 5}, []string{"holds_active_due (workspace=? AND expire_time<?)"}},
 		{"hold stats", qHoldStats, nil, []string{"COVERING INDEX holds_active_due"}},
 		{"transaction", qTransaction, []any{"ws", "t1"}, []string{"COVERING INDEX transactions_reversals (workspace=? AND reverses_transaction_id=?)"}},
-		{"holds", holdsQuery(false, true), []any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("before", "h"), sql.Named("limit", 5)},
-			[]string{"holds_by_account (workspace=? AND account=? AND id<?)"}},
-		{"holds by status", holdsQuery(true, true), []any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("status", "ACTIVE"), sql.Named("before", "h"), sql.Named("limit", 5)},
-			[]string{"holds_by_account_status (workspace=? AND account=? AND status=? AND id<?)"}},
-		{"history, oldest first", transactionsQuery(false, false, false, false, true), []any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("after", 3), sql.Named("limit", 5)},
-			[]string{"(workspace=? AND account=? AND account_version>?)"}},
+		{
+			"holds", holdsQuery(false, true),
+			[]any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("before", "h"), sql.Named("limit", 5)},
+			[]string{"holds_by_account (workspace=? AND account=? AND id<?)"},
+		},
+		{
+			"holds by status", holdsQuery(true, true),
+			[]any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("status", "ACTIVE"), sql.Named("before", "h"), sql.Named("limit", 5)},
+			[]string{"holds_by_account_status (workspace=? AND account=? AND status=? AND id<?)"},
+		},
+		{
+			"history, oldest first", transactionsQuery(false, false, false, false, true),
+			[]any{sql.Named("ws", "ws"), sql.Named("account", "a"), sql.Named("after", 3), sql.Named("limit", 5)},
+			[]string{"(workspace=? AND account=? AND account_version>?)"},
+		},
 	} {
 		got := plan(c.q, c.args...)
 		for _, w := range c.want {
