@@ -66,6 +66,7 @@ type createHoldOp struct {
 func (o *createHoldOp) need(w *setBuilder) {
 	w.account(o.in.Account)
 	w.key(o.key)
+	w.grantsOf(o.in.Account) // credits that expired are not available
 }
 
 func (o *createHoldOp) apply(b *batchState) {
@@ -88,8 +89,8 @@ func (o *createHoldOp) apply(b *batchState) {
 		return
 	}
 	a := b.account(in.Account)
-	if a.Available() < in.Amount {
-		o.err = errInsufficient(a.Account, in.Amount)
+	if acct := b.spendable(a); acct.Available() < in.Amount {
+		o.err = errInsufficient(acct, in.Amount)
 		return
 	}
 	now := b.s.clock()
@@ -212,7 +213,7 @@ func (o *endHoldOp) apply(b *batchState) {
 			return
 		}
 		t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.HoldID = h.Kind, h.Reference, h.IdempotencyKey, h.Metadata, h.ID
-		b.book(a.ID).draw(amount, "")
+		b.book(a.ID).draw(amount, "", time.Time{})
 		b.post(a, t)
 		h.Status, h.CapturedAmount, h.TransactionID = HoldCaptured, amount, t.ID
 		rec.TransactionID = t.ID
@@ -282,6 +283,7 @@ type expireGrantOp struct {
 	account, grant string
 	expired        bool
 	deferred       bool
+	entry          Transaction
 }
 
 func (o *expireGrantOp) need(w *setBuilder) {
@@ -312,10 +314,14 @@ func (o *expireGrantOp) apply(b *batchState) {
 	g.list[i].Remaining, g.list[i].ExpiryTransactionID = 0, t.ID
 	g.touch(i)
 	b.post(a, t)
-	o.expired = true
+	o.expired, o.entry = true, t
 }
 
-func (o *expireGrantOp) report(Observer) {}
+func (o *expireGrantOp) report(obs Observer) {
+	if o.expired {
+		obs.Posted(o.entry)
+	}
+}
 
 // ---------------------------------------------------------------------------
 // ReverseTransaction
@@ -392,6 +398,10 @@ func (o *reverseOp) apply(b *batchState) {
 	if orig.Type == TypeOut {
 		typ = TypeIn
 	}
+	if acct := b.spendable(a); typ == TypeOut && acct.Available() < amount {
+		o.err = errInsufficient(acct, amount)
+		return
+	}
 	t, err := b.s.nextEntry(a.Account, typ, amount, nil)
 	if err != nil {
 		o.err = err
@@ -401,7 +411,7 @@ func (o *reverseOp) apply(b *batchState) {
 	t.ReversesTransactionID = orig.ID
 	if typ == TypeOut {
 		// Taking back credits takes back those of the reversed entry first.
-		b.book(a.ID).draw(amount, orig.ID)
+		b.book(a.ID).draw(amount, orig.ID, t.CreateTime)
 	}
 	b.post(a, t)
 	b.reversed[orig.ID] += amount
