@@ -9,6 +9,7 @@ package e2e
 import (
 	"encoding/csv"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -635,14 +636,15 @@ func history(s *system) {
 	if err != nil || len(recs) != len(want)+1 {
 		s.t.Fatalf("ledgerctl history --csv: %v\n%s", err, out)
 	}
+	// The export runs oldest first, with the stored type names.
 	var fromCSV []row
-	for _, r := range recs[1:] {
+	for _, r := range slices.Backward(recs[1:]) {
 		amount, _ := strconv.ParseInt(strings.TrimLeft(r[4], "+-"), 10, 64)
 		bal, _ := strconv.ParseInt(r[5], 10, 64)
 		if _, err := time.Parse(time.RFC3339, r[0]); err != nil {
 			s.t.Errorf("CSV date %q: %v", r[0], err)
 		}
-		fromCSV = append(fromCSV, row{r[1], r[2], r[3], amount, bal})
+		fromCSV = append(fromCSV, row{map[string]string{"IN": "In", "OUT": "Out"}[r[1]], r[2], r[3], amount, bal})
 	}
 	if diff := cmp.Diff(want, fromCSV); diff != "" {
 		s.t.Errorf("ledgerctl history --csv (-want +got):\n%s", diff)
