@@ -476,7 +476,7 @@ func (s *Store) SetOrderAction(ctx context.Context, workspace, id string, action
 // the stored order is returned either way.
 func (s *Store) FinishOrder(ctx context.Context, workspace, id string, status OrderStatus, txID, reason string, now time.Time) (Order, error) {
 	_, err := s.db.ExecContext(ctx, `
-		UPDATE orders SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?
+		UPDATE orders SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?, action = ''
 		WHERE workspace = ? AND id = ? AND status IN ('PENDING', 'HELD')`,
 		status, txID, reason, fmtTime(now), workspace, id)
 	if err != nil {
