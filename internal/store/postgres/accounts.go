@@ -12,7 +12,7 @@ import (
 // ---------------------------------------------------------------------------
 // Accounts
 
-const accountColumns = `workspace, id, balance, version, update_time`
+const accountColumns = `workspace, id, balance, version, update_time, held`
 
 const (
 	qAccount      = `SELECT ` + accountColumns + ` FROM accounts WHERE workspace = $1 AND id = $2`
@@ -29,13 +29,19 @@ const (
 	qLockAccounts = `SELECT a.* FROM unnest($2::text[]) AS q(id)
 		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
 			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
-	// ... and with the accounts of the batch's credit requests (locked
-	// just before, in the same round trip).
-	qLockAccountsOfRequests = `SELECT a.* FROM (
+	// ... and with the accounts of the batch's credit requests, holds
+	// (both locked just before, in the same round trip) and entries.
+	qLockAccountsOf = `SELECT a.* FROM (
 			SELECT id FROM unnest($2::text[]) AS q(id)
 			UNION
 			SELECT r.account FROM unnest($3::text[]) AS q(id)
 			CROSS JOIN LATERAL (SELECT account FROM credit_requests WHERE workspace = $1 AND id = q.id OFFSET 0) r
+			UNION
+			SELECT h.account FROM unnest($4::text[]) AS q(id)
+			CROSS JOIN LATERAL (SELECT account FROM holds WHERE workspace = $1 AND id = q.id OFFSET 0) h
+			UNION
+			SELECT t.account FROM unnest($5::text[]) AS q(id)
+			CROSS JOIN LATERAL (SELECT account FROM transactions WHERE id = q.id AND workspace = $1 OFFSET 0) t
 			ORDER BY 1) AS q(id)
 		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
 			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
@@ -43,17 +49,27 @@ const (
 	// one primary-key update each. Should it not be there, the batch's
 	// entries fail the chain check or the unique version before COMMIT,
 	// and the batch is a conflict (batch.go).
-	qMoveAccount = `UPDATE accounts SET balance = $3, version = $4, update_time = $5
+	qMoveAccount = `UPDATE accounts SET balance = $3, version = $4, update_time = $5, held = $7
 		WHERE workspace = $1 AND id = $2 AND version = $6`
-	qCreateAccounts = `INSERT INTO accounts (workspace, id, balance, version, update_time)
-		SELECT $1, u.id, u.balance, u.version, u.update_time
-		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[]) AS u(id, balance, version, update_time)`
+	// A move of held alone (a hold created or ended) posts no entry that
+	// could fail in its place: the batch asserts that it found the
+	// account at the version it read.
+	qMoveAccountHeld = `WITH moved AS (
+		UPDATE accounts SET balance = $3, version = $4, update_time = $5, held = $7
+		WHERE workspace = $1 AND id = $2 AND version = $6
+		RETURNING 1
+	)
+	SELECT ledger_expect(1, count(*), 'account ' || $2::text) FROM moved`
+	qCreateAccounts = `INSERT INTO accounts (workspace, id, balance, version, update_time, held)
+		SELECT $1, u.id, u.balance, u.version, u.update_time, u.held
+		FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[])
+			AS u(id, balance, version, update_time, held)`
 )
 
 func scanAccount(row pgx.Row) (ledger.Account, error) {
 	var a ledger.Account
 	var upd pgtype.Timestamptz
-	if err := row.Scan(&a.Workspace, &a.ID, &a.Balance, &a.Version, &upd); err != nil {
+	if err := row.Scan(&a.Workspace, &a.ID, &a.Balance, &a.Version, &upd, &a.Held); err != nil {
 		return ledger.Account{}, err
 	}
 	a.UpdateTime = fromTime(upd)

@@ -19,13 +19,16 @@ import (
 // transaction, in two round trips.
 //
 //  1. BEGIN, the workspace for row-level security, and every read,
-//     pipelined: the settings, the requests, the accounts, the
-//     pending-request counts of submits (under advisory locks, see
-//     qLockPending), the packages and the rates, each locked FOR UPDATE in
-//     ID order when the batch changes them, then the idempotency records.
-//     The records are read after the locks, so each sees what the batches
-//     it waited for committed. A batch that finds records (a replay) reads
-//     the transactions and requests they name in one more round trip.
+//     pipelined: the settings, the requests, the holds, the accounts (with
+//     those of the requests, holds and entries the batch names), the
+//     entries it names (a reversal's originals) and the open grants of its
+//     accounts, the pending-request counts of submits (under advisory
+//     locks, see qLockPending), the packages and the rates, each locked
+//     FOR UPDATE in ID order when the batch changes them, then the
+//     idempotency records. What follows a lock is read after it, so each
+//     read sees what the batches it waited for committed. A batch that
+//     finds records (a replay) reads the transactions, requests and holds
+//     they name in one more round trip.
 //  2. Every write and COMMIT, pipelined. A statement that fails makes the
 //     server skip the rest of the pipeline, COMMIT included: an error
 //     from the server means nothing was committed. An error of the
@@ -33,12 +36,13 @@ import (
 //     is reported as unavailable.
 //
 // Global lock order, the same for every batch of every replica: settings,
-// requests, accounts, pending counts (by key), packages, rates (each by
-// ID), then, first among the writes, the workspace's row in the registry
+// requests, holds, accounts, pending counts (by key), packages, rates (each
+// by ID), then, first among the writes, the workspace's row in the registry
 // (only a new workspace's first batches wait for it) and its request
-// counter. Inserts that may wait on another batch's uncommitted row (a new
-// account, a new key) come after every lock, so no cycle can form; a
-// duplicate they meet is a conflict and the batch is decided again.
+// counter. Grants are not locked: every change of a grant holds its
+// account's lock. Inserts that may wait on another batch's uncommitted row
+// (a new account, a new key) come after every lock, so no cycle can form;
+// a duplicate they meet is a conflict and the batch is decided again.
 func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*ledger.Snapshot) (*ledger.Effects, error)) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -119,12 +123,33 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	if len(set.Requests) > 0 {
 		b.Queue(qLockRequests, ws, set.Requests).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
 	}
+	if len(set.Holds) > 0 {
+		snap.Holds = make(map[string]ledger.Hold, len(set.Holds))
+		b.Queue(qLockHolds, ws, set.Holds).Query(collect(scanHold, func(h ledger.Hold) { snap.Holds[h.ID] = h }))
+	}
 	addAccount := func(a ledger.Account) { snap.Accounts[a.ID] = a }
+	// Holds and entries name accounts the batch learns only here.
+	derived := len(set.Holds) > 0 || len(set.Transactions) > 0
 	switch {
-	case len(set.Requests) > 0:
-		b.Queue(qLockAccountsOfRequests, ws, nonNil(set.Accounts), set.Requests).Query(collect(scanAccount, addAccount))
+	case len(set.Requests) > 0 || derived:
+		b.Queue(qLockAccountsOf, ws, nonNil(set.Accounts), nonNil(set.Requests), nonNil(set.Holds), nonNil(set.Transactions)).
+			Query(collect(scanAccount, addAccount))
 	case len(set.Accounts) > 0:
 		b.Queue(qLockAccounts, ws, set.Accounts).Query(collect(scanAccount, addAccount))
+	}
+	// Read under the account locks: every reversal of an entry, and every
+	// change of a grant, holds its account's lock.
+	if len(set.Transactions) > 0 {
+		b.Queue(qTransactionsByID, ws, set.Transactions).Query(collect(scanTransaction, func(t ledger.Transaction) { snap.Transactions[t.ID] = t }))
+	}
+	if len(set.GrantsOf) > 0 || derived {
+		snap.Grants = make(map[string][]ledger.Grant)
+		addGrant := func(g ledger.Grant) { snap.Grants[g.Account] = append(snap.Grants[g.Account], g) }
+		if derived {
+			b.Queue(qGrantsOfAll, ws, nonNil(set.GrantsOf), nonNil(set.Holds), nonNil(set.Transactions)).Query(collect(scanGrant, addGrant))
+		} else {
+			b.Queue(qGrantsOf, ws, set.GrantsOf).Query(collect(scanGrant, addGrant))
+		}
 	}
 	if len(set.Pending) > 0 {
 		snap.Pending = make(map[string]int, len(set.Pending))
@@ -171,13 +196,16 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 // readReplays reads what the batch's existing idempotency records name, in
 // one more round trip; only batches that replay an earlier outcome need it.
 func readReplays(ctx context.Context, conn *pgx.Conn, ws string, snap *ledger.Snapshot) error {
-	var txIDs, reqIDs []string
+	var txIDs, reqIDs, holdIDs []string
 	for _, rec := range snap.Keys {
 		if rec.TransactionID != "" {
 			txIDs = append(txIDs, rec.TransactionID)
 		}
 		if rec.RequestID != "" {
 			reqIDs = append(reqIDs, rec.RequestID)
+		}
+		if rec.HoldID != "" {
+			holdIDs = append(holdIDs, rec.HoldID)
 		}
 	}
 	b := &pgx.Batch{}
@@ -186,6 +214,12 @@ func readReplays(ctx context.Context, conn *pgx.Conn, ws string, snap *ledger.Sn
 	}
 	if len(reqIDs) > 0 {
 		b.Queue(qRequestsByID, ws, reqIDs).Query(collect(scanRequest, func(r ledger.CreditRequest) { snap.Requests[r.ID] = r }))
+	}
+	if len(holdIDs) > 0 {
+		if snap.Holds == nil {
+			snap.Holds = make(map[string]ledger.Hold, len(holdIDs))
+		}
+		b.Queue(qHoldsByID, ws, holdIDs).Query(collect(scanHold, func(h ledger.Hold) { snap.Holds[h.ID] = h }))
 	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return mapErr(ctx, "read replays", err)
@@ -248,21 +282,40 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 	slices.SortStableFunc(rates, func(x, y ledger.ConversionRate) int { return strings.Compare(x.Currency, y.Currency) })
 	for _, p := range newPackages {
 		b.Queue(qInsertPackage, ws, p.ID, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
-			p.Active, toTime(p.CreateTime), toTime(p.UpdateTime))
+			p.Active, toTime(p.CreateTime), toTime(p.UpdateTime), int64(p.Validity))
 	}
 	for _, p := range eff.PackageUpdates {
 		b.Queue(qUpdatePackage, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, p.Price.Nanos,
-			p.Active, toTime(p.UpdateTime), ws, p.ID)
+			p.Active, toTime(p.UpdateTime), ws, p.ID, int64(p.Validity))
 	}
 	for _, r := range rates {
 		b.Queue(qDeactivateRate, ws, r.Currency)
 		b.Queue(qInsertRate, ws, r.Currency, r.Rate.String(), toTime(r.CreateTime))
 	}
+	// The grants the batch draws or expires, before its accounts move: the
+	// schema keeps each account's open grants within its balance at every
+	// write (migration 0005).
+	for _, g := range eff.GrantUpdates {
+		b.Queue(qUpdateGrant, ws, g.TransactionID, g.Remaining, optText(g.ExpiryTransactionID))
+	}
 	queueAccountMoves(b, ws, eff.Accounts, moved)
+	if len(eff.NewHolds) > 0 {
+		if err := queueNewHolds(b, ws, eff.NewHolds); err != nil {
+			return err
+		}
+	}
 	if len(eff.Transactions) > 0 {
 		if err := queueTransactions(b, ws, eff.Transactions); err != nil {
 			return err
 		}
+	}
+	// After the entries, which the schema checks them against: the holds
+	// they capture, the grants they open.
+	for _, h := range eff.HoldUpdates {
+		b.Queue(qEndHold, ws, h.ID, h.Status.String(), h.CapturedAmount, optText(h.TransactionID), toTime(h.UpdateTime))
+	}
+	if len(eff.NewGrants) > 0 {
+		queueNewGrants(b, ws, eff.NewGrants)
 	}
 	for _, r := range eff.Decisions {
 		b.Queue(qDecideRequest, ws, r.ID, r.Status.String(), r.DecisionReason, r.DecidedBy, r.DecideTime.UTC(),
@@ -302,7 +355,7 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 	n := len(rs)
 	ids, accts, pkgs, methods := make([]string, n), make([]string, n), make([]*string, n), make([]string, n)
 	amounts, refs, notes, mds := make([]int64, n), make([]string, n), make([]string, n), make([]*string, n)
-	keys, times, subs := make([]string, n), make([]time.Time, n), make([]string, n)
+	keys, times, subs, validity := make([]string, n), make([]time.Time, n), make([]string, n), make([]int64, n)
 	for i, r := range rs {
 		md, err := metadataText(r.Metadata)
 		if err != nil {
@@ -310,28 +363,61 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 		}
 		ids[i], accts[i], amounts[i], pkgs[i], methods[i] = r.ID, r.Account, r.Amount, optText(r.PackageID), r.PaymentMethod.String()
 		refs[i], notes[i], mds[i], keys[i], times[i] = r.PaymentReference, r.Note, md, r.IdempotencyKey, r.CreateTime.UTC()
-		subs[i] = r.SubmittedBy
+		subs[i], validity[i] = r.SubmittedBy, int64(r.Validity)
 	}
-	b.Queue(qInsertRequests, ws, ids, accts, amounts, pkgs, methods, refs, notes, mds, keys, times, subs)
+	b.Queue(qInsertRequests, ws, ids, accts, amounts, pkgs, methods, refs, notes, mds, keys, times, subs, validity)
 	return nil
 }
 
 // queueAccountMoves updates moved accounts one by one (moved sees each
-// update's row count) and inserts the new ones together.
+// update's row count) and inserts the new ones together. A move of held
+// alone asserts its row count itself: no entry follows it.
 func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, moved func(pgconn.CommandTag) error) {
 	var cIDs []string
-	var cBal, cVer []int64
+	var cBal, cVer, cHeld []int64
 	var cTime []time.Time
 	for _, m := range moves {
 		if m.Create {
 			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
+			cHeld = append(cHeld, m.Held)
 			continue
 		}
-		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion).Exec(moved)
+		if m.Version == m.FromVersion {
+			b.Queue(qMoveAccountHeld, ws, m.ID, m.Balance, m.Version, toTime(m.UpdateTime), m.FromVersion, m.Held)
+			continue
+		}
+		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion, m.Held).Exec(moved)
 	}
 	if len(cIDs) > 0 {
-		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime)
+		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime, cHeld)
 	}
+}
+
+func queueNewHolds(b *pgx.Batch, ws string, hs []ledger.Hold) error {
+	n := len(hs)
+	ids, accts, kinds, refs, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts, mds, expires, times := make([]int64, n), make([]*string, n), make([]time.Time, n), make([]time.Time, n)
+	statuses := make([]string, n)
+	for i, h := range hs {
+		md, err := metadataText(h.Metadata)
+		if err != nil {
+			return err
+		}
+		ids[i], accts[i], amounts[i], kinds[i], refs[i] = h.ID, h.Account, h.Amount, h.Kind.String(), h.Reference
+		mds[i], expires[i], keys[i], times[i] = md, h.ExpireTime.UTC(), h.IdempotencyKey, h.CreateTime.UTC()
+		statuses[i] = h.Status.String() // ACTIVE; the schema refuses any other
+	}
+	b.Queue(qInsertHolds, ws, ids, accts, amounts, kinds, refs, mds, expires, keys, times, statuses)
+	return nil
+}
+
+func queueNewGrants(b *pgx.Batch, ws string, gs []ledger.Grant) {
+	n := len(gs)
+	ids, accts, amounts, remaining, expires := make([]string, n), make([]string, n), make([]int64, n), make([]int64, n), make([]time.Time, n)
+	for i, g := range gs {
+		ids[i], accts[i], amounts[i], remaining[i], expires[i] = g.TransactionID, g.Account, g.Amount, g.Remaining, g.ExpireTime.UTC()
+	}
+	b.Queue(qInsertGrants, ws, ids, accts, amounts, remaining, expires)
 }
 
 func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
@@ -339,7 +425,9 @@ func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
 	ids, accts, types, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	amounts, bals, vers := make([]int64, n), make([]int64, n), make([]int64, n)
 	refs, keys, mds, pkgs, reqs := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	revs, holds, expires := make([]*string, n), make([]*string, n), make([]*time.Time, n)
 	times := make([]time.Time, n)
+	linked := false // an entry reverses one, captures a hold or expires
 	for i, t := range ts {
 		if t.Type != ledger.TypeIn && t.Type != ledger.TypeOut {
 			return fmt.Errorf("postgres: transaction %s: unspecified type", t.ID)
@@ -351,9 +439,17 @@ func queueTransactions(b *pgx.Batch, ws string, ts []ledger.Transaction) error {
 		ids[i], accts[i], types[i], kinds[i] = t.ID, t.Account, t.Type.String(), t.Kind.String()
 		amounts[i], bals[i], vers[i] = t.Amount, t.BalanceAfter, t.AccountVersion
 		refs[i], keys[i], mds[i], pkgs[i], reqs[i] = t.Reference, t.IdempotencyKey, md, optText(t.PackageID), optText(t.RequestID)
+		revs[i], holds[i], expires[i] = optText(t.ReversesTransactionID), optText(t.HoldID), optTime(t.ExpireTime)
+		linked = linked || revs[i] != nil || holds[i] != nil || expires[i] != nil
 		times[i] = t.CreateTime.UTC()
 	}
-	b.Queue(qInsertTransactions, ws, ids, accts, types, kinds, amounts, bals, vers, refs, keys, mds, pkgs, reqs, times)
+	if !linked {
+		// Plain entries, the hot path: three arrays of NULLs less.
+		b.Queue(qInsertPlainTransactions, ws, ids, accts, types, kinds, amounts, bals, vers, refs, keys, mds, pkgs, reqs, times)
+		return nil
+	}
+	b.Queue(qInsertTransactions, ws, ids, accts, types, kinds, amounts, bals, vers, refs, keys, mds, pkgs, reqs, times,
+		revs, holds, expires)
 	return nil
 }
 
@@ -361,12 +457,13 @@ func queueKeys(b *pgx.Batch, ws string, recs []ledger.IdempotencyRecord) {
 	recs = slices.SortedFunc(slices.Values(recs), func(x, y ledger.IdempotencyRecord) int { return strings.Compare(x.Key, y.Key) })
 	n := len(recs)
 	keys, ops, txs, reqs := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
-	fps, times := make([][]byte, n), make([]time.Time, n)
+	fps, times, holds := make([][]byte, n), make([]time.Time, n), make([]*string, n)
 	for i, r := range recs {
 		keys[i], ops[i], fps[i] = r.Key, string(r.Operation), r.Fingerprint
 		txs[i], reqs[i], times[i] = optText(r.TransactionID), optText(r.RequestID), r.CreateTime.UTC()
+		holds[i] = optText(r.HoldID)
 	}
-	b.Queue(qInsertKeys, ws, keys, ops, fps, txs, reqs, times)
+	b.Queue(qInsertKeys, ws, keys, ops, fps, txs, reqs, times, holds)
 }
 
 // optText is "" as NULL, for array parameters.
@@ -375,4 +472,13 @@ func optText(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// optTime is the zero time as NULL (else UTC), for array parameters.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

@@ -12,7 +12,7 @@ import (
 // ---------------------------------------------------------------------------
 // Idempotency
 
-const idempotencyColumns = `workspace, key, operation, fingerprint, transaction_id, request_id, create_time`
+const idempotencyColumns = `workspace, key, operation, fingerprint, transaction_id, request_id, create_time, hold_id`
 
 const (
 	qIdempotency     = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys WHERE workspace = $1 AND key = $2`
@@ -25,20 +25,21 @@ const (
 		CROSS JOIN LATERAL (SELECT ` + idempotencyColumns + ` FROM idempotency_keys
 			WHERE workspace = $1 AND key = q.key OFFSET 0) k`
 	qInsertKeys = `INSERT INTO idempotency_keys (` + idempotencyColumns + `)
-		SELECT $1, u.key, u.operation, u.fingerprint, u.transaction_id, u.request_id, u.create_time
-		FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[])
-			AS u(key, operation, fingerprint, transaction_id, request_id, create_time)`
+		SELECT $1, u.key, u.operation, u.fingerprint, u.transaction_id, u.request_id, u.create_time, u.hold_id
+		FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])
+			AS u(key, operation, fingerprint, transaction_id, request_id, create_time, hold_id)`
 )
 
 func scanIdempotency(row pgx.Row) (ledger.IdempotencyRecord, error) {
 	var rec ledger.IdempotencyRecord
 	var op string
-	var txID, reqID pgtype.Text
-	if err := row.Scan(&rec.Workspace, &rec.Key, &op, &rec.Fingerprint, &txID, &reqID, &rec.CreateTime); err != nil {
+	var txID, reqID, holdID pgtype.Text
+	if err := row.Scan(&rec.Workspace, &rec.Key, &op, &rec.Fingerprint, &txID, &reqID, &rec.CreateTime, &holdID); err != nil {
 		return ledger.IdempotencyRecord{}, err
 	}
 	rec.Operation = ledger.Operation(op)
 	rec.TransactionID, rec.RequestID, rec.CreateTime = txID.String, reqID.String, rec.CreateTime.UTC()
+	rec.HoldID = holdID.String
 	return rec, nil
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,7 @@ import (
 // Packages
 
 const packageColumns = `workspace, id, display_name, credits, price_currency, price_units, price_nanos,
-	active, create_time, update_time`
+	active, create_time, update_time, validity_nanos`
 
 const (
 	qPackage = `SELECT ` + packageColumns + ` FROM packages WHERE workspace = $1 AND id = $2`
@@ -24,21 +25,22 @@ const (
 		WHERE workspace = $1 AND id > $2 AND (active OR $3::boolean)
 		ORDER BY id
 		LIMIT $4`
-	qInsertPackage = `INSERT INTO packages (` + packageColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	qInsertPackage = `INSERT INTO packages (` + packageColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	qUpdatePackage = `UPDATE packages
 		SET display_name = $1, credits = $2, price_currency = $3, price_units = $4, price_nanos = $5,
-		    active = $6, update_time = $7
+		    active = $6, update_time = $7, validity_nanos = $10
 		WHERE workspace = $8 AND id = $9`
 )
 
 func scanPackage(row pgx.Row) (ledger.Package, error) {
 	var p ledger.Package
 	var upd pgtype.Timestamptz
+	var validity int64
 	if err := row.Scan(&p.Workspace, &p.ID, &p.DisplayName, &p.Credits, &p.Price.Currency, &p.Price.Units,
-		&p.Price.Nanos, &p.Active, &p.CreateTime, &upd); err != nil {
+		&p.Price.Nanos, &p.Active, &p.CreateTime, &upd, &validity); err != nil {
 		return ledger.Package{}, err
 	}
-	p.CreateTime, p.UpdateTime = p.CreateTime.UTC(), fromTime(upd)
+	p.CreateTime, p.UpdateTime, p.Validity = p.CreateTime.UTC(), fromTime(upd), time.Duration(validity)
 	return p, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,8 @@ import (
 // Credit requests
 
 const requestColumns = `id, workspace, account, amount, package_id, payment_method, payment_reference, note,
-	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by`
+	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by,
+	validity_nanos`
 
 const (
 	qRequest = `SELECT ` + requestColumns + ` FROM credit_requests WHERE workspace = $1 AND id = $2`
@@ -66,12 +68,13 @@ const (
 		RETURNING value - cardinality($2::text[]) AS base
 	)
 	INSERT INTO credit_requests (workspace, id, account, amount, package_id, payment_method, payment_reference,
-		note, status, metadata, idempotency_key, create_time, seq, submitted_by)
+		note, status, metadata, idempotency_key, create_time, seq, submitted_by, validity_nanos)
 	SELECT $1, u.id, u.account, u.amount, u.package_id, u.method, u.payment_reference, u.note, 'PENDING',
-		u.metadata::jsonb, u.key, u.create_time, counter.base + u.n, u.submitted_by
+		u.metadata::jsonb, u.key, u.create_time, counter.base + u.n, u.submitted_by, u.validity
 	FROM counter, unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
-		$9::text[], $10::text[], $11::timestamptz[], $12::text[]) WITH ORDINALITY
-		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, submitted_by, n)`
+		$9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bigint[]) WITH ORDINALITY
+		AS u(id, account, amount, package_id, method, payment_reference, note, metadata, key, create_time, submitted_by,
+		     validity, n)`
 	// One statement per decision: a primary-key update of a PENDING row.
 	qDecideRequest = `WITH decided AS (
 		UPDATE credit_requests
@@ -88,8 +91,10 @@ func scanRequest(row pgx.Row) (ledger.CreditRequest, error) {
 	var pkg, txID pgtype.Text
 	var md []byte
 	var decided pgtype.Timestamptz
+	var validity int64
 	if err := row.Scan(&r.ID, &r.Workspace, &r.Account, &r.Amount, &pkg, &method, &r.PaymentReference, &r.Note,
-		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &r.CreateTime, &r.Seq, &r.SubmittedBy); err != nil {
+		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &r.CreateTime, &r.Seq, &r.SubmittedBy,
+		&validity); err != nil {
 		return ledger.CreditRequest{}, err
 	}
 	var ok bool
@@ -103,7 +108,7 @@ func scanRequest(row pgx.Row) (ledger.CreditRequest, error) {
 	if r.Metadata, err = fromMetadata(md); err != nil {
 		return ledger.CreditRequest{}, err
 	}
-	r.PackageID, r.TransactionID = pkg.String, txID.String
+	r.PackageID, r.TransactionID, r.Validity = pkg.String, txID.String, time.Duration(validity)
 	r.DecideTime, r.CreateTime = fromTime(decided), r.CreateTime.UTC()
 	return r, nil
 }

@@ -40,13 +40,16 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"packages", "SELECT, INSERT, UPDATE"},
 	{"conversion_rates", "SELECT, INSERT, UPDATE"},
 	{"workspace_sequences", "SELECT, INSERT, UPDATE"},
+	{"holds", "SELECT, INSERT, UPDATE"},
+	{"grants", "SELECT, INSERT, UPDATE"},
 	{"ledger_workspaces", "SELECT, INSERT"},
 	{"schema_migrations", "SELECT"},
 }
 
-// runtimeFunctions are the functions the store calls itself (triggers need
-// no grant).
-var runtimeFunctions = []string{"ledger_expect(bigint, bigint, text)"}
+// runtimeFunctions are the functions the store calls itself, and those the
+// triggers call (a trigger function itself needs no grant, but what it
+// calls runs with the session's privileges).
+var runtimeFunctions = []string{"ledger_expect(bigint, bigint, text)", "ledger_held(text, text)", "ledger_granted(text, text)"}
 
 const codeDuplicateObject = "42710"
 

@@ -252,7 +252,10 @@ func TestMigrationsOnDisk(t *testing.T) {
 	for _, m := range all {
 		names = append(names, fmt.Sprintf("%d %s", m.Version, m.Name))
 	}
-	if diff := cmp.Diff([]string{"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql"}, names); diff != "" {
+	if diff := cmp.Diff([]string{
+		"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql",
+		"5 0005_holds_reversals_expiry.sql",
+	}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
 }
