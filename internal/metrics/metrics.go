@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -258,3 +259,24 @@ func (c *holdCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(heldCreditsDesc, prometheus.GaugeValue, float64(c.held))
 	ch <- prometheus.MustNewConstMetric(holdsErrDesc, prometheus.CounterValue, c.errors)
 }
+
+// Workspaces passes ledger.Auditor through to the wrapped store, so that
+// what needs it (ledger.Verify, the expiry sweep) works on the wrapper.
+func (s *Store) Workspaces(ctx context.Context, tx ledger.ReadTx) ([]string, error) {
+	a, ok := s.Store.(ledger.Auditor)
+	if !ok {
+		return nil, fmt.Errorf("metrics: store %T cannot list its workspaces", s.Store)
+	}
+	return a.Workspaces(ctx, tx)
+}
+
+// IdempotencyRecords passes ledger.Auditor through to the wrapped store.
+func (s *Store) IdempotencyRecords(ctx context.Context, tx ledger.ReadTx, workspace string, fn func(ledger.IdempotencyRecord) error) error {
+	a, ok := s.Store.(ledger.Auditor)
+	if !ok {
+		return fmt.Errorf("metrics: store %T cannot list its idempotency records", s.Store)
+	}
+	return a.IdempotencyRecords(ctx, tx, workspace, fn)
+}
+
+var _ ledger.Auditor = (*Store)(nil)
