@@ -223,7 +223,7 @@ func (o *postOp) apply(b *batchState) {
 			}
 		}
 	} else {
-		b.book(a.ID).draw(t.Amount, "", t.CreateTime)
+		b.draw(a.ID, t.Amount, "", t.CreateTime)
 	}
 	b.post(a, t)
 	b.remember(IdempotencyRecord{

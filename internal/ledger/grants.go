@@ -20,6 +20,13 @@ func grantOrder(x, y Grant) int {
 	return cmp.Or(x.ExpireTime.Compare(y.ExpireTime), strings.Compare(x.TransactionID, y.TransactionID))
 }
 
+// hasGrants reports whether the account has grants in this batch: most
+// accounts have none, and then spending needs no book.
+func (b *batchState) hasGrants(account string) bool {
+	_, ok := b.grants[account]
+	return ok || len(b.snap.Grants[account]) > 0
+}
+
 // book returns the account's grant book, starting from the snapshot.
 func (b *batchState) book(account string) *grantBook {
 	if g, ok := b.grants[account]; ok {
@@ -96,8 +103,17 @@ func (g *grantBook) expired(now time.Time, held int64) int64 {
 // credits that expired and wait for the sweep.
 func (b *batchState) spendable(a *accountState) Account {
 	acct := a.Account
-	acct.Balance -= b.book(a.ID).expired(b.s.clock(), a.Held)
+	if b.hasGrants(a.ID) {
+		acct.Balance -= b.book(a.ID).expired(b.s.clock(), a.Held)
+	}
 	return acct
+}
+
+// draw spends amount of the account's grants (see grantBook.draw).
+func (b *batchState) draw(account string, amount int64, first string, now time.Time) {
+	if b.hasGrants(account) {
+		b.book(account).draw(amount, first, now)
+	}
 }
 
 // find returns the index of the open grant of entry id, or -1.

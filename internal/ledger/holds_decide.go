@@ -213,7 +213,7 @@ func (o *endHoldOp) apply(b *batchState) {
 			return
 		}
 		t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.HoldID = h.Kind, h.Reference, h.IdempotencyKey, h.Metadata, h.ID
-		b.book(a.ID).draw(amount, "", time.Time{})
+		b.draw(a.ID, amount, "", time.Time{})
 		b.post(a, t)
 		h.Status, h.CapturedAmount, h.TransactionID = HoldCaptured, amount, t.ID
 		rec.TransactionID = t.ID
@@ -411,7 +411,7 @@ func (o *reverseOp) apply(b *batchState) {
 	t.ReversesTransactionID = orig.ID
 	if typ == TypeOut {
 		// Taking back credits takes back those of the reversed entry first.
-		b.book(a.ID).draw(amount, orig.ID, t.CreateTime)
+		b.draw(a.ID, amount, orig.ID, t.CreateTime)
 	}
 	b.post(a, t)
 	b.reversed[orig.ID] += amount
