@@ -9,6 +9,7 @@ package e2e
 import (
 	"encoding/csv"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,7 +96,9 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 		{"agency enables credits, creates packages and a rate", agencySetsUp},
 		{"card purchase: webhook delivered three times, credited once", cardPurchase},
 		{"bank transfer accepted, crypto rejected", manualPurchases},
-		{"buy an eligible service with credits", buyWithCredit},
+		{"buy an eligible service with credits: hold, then confirm", buyWithCredit},
+		{"cancel an order: hold voided, balance unchanged", cancelOrder},
+		{"refund a confirmed order in part: a REVERSAL entry", refundOrder},
 		{"checkout restarts: orders and payments kept, a late webhook credits nothing", checkoutRestarts},
 		{"no Buy with Credit: ineligible, above the balance", notOffered},
 		{"pay an invoice with credits", payInvoice},
@@ -293,16 +296,118 @@ func buyWithCredit(s *system) {
 	}
 	var order checkout.Order
 	s.checkout.must(201, "POST", "/v1/workspaces/"+ws+"/accounts/alice/orders", map[string]string{"service_id": "logo"}, &order)
-	if order.Status != checkout.OrderConfirmed || order.Credits != 50 || order.TransactionID == "" {
+	if order.Status != checkout.OrderHeld || order.Credits != 50 || order.HoldID == "" || order.TransactionID != "" {
 		s.t.Fatalf("order: %+v", order)
 	}
+	// Placed: the credits are held, nothing is spent.
+	s.wantBalance("alice", 100, 1)
+	if b := s.balance("alice"); b.GetHeld() != 50 || b.GetAvailable() != 50 {
+		s.t.Errorf("alice with the order held: %v, want 50 held, 50 available", b)
+	}
+	h := s.hold(order.HoldID)
+	if h.GetStatus() != pb.HoldStatus_HOLD_STATUS_ACTIVE || h.GetAmount() != 50 || h.GetReference() != "order:"+order.ID ||
+		h.GetIdempotencyKey() != "checkout-order:"+order.ID || h.GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE {
+		s.t.Errorf("the order's hold: %v", h)
+	}
+
+	s.checkout.must(200, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":confirm", nil, &order)
+	if order.Status != checkout.OrderConfirmed || order.TransactionID == "" {
+		s.t.Fatalf("confirmed order: %+v", order)
+	}
+	s.wantBalance("alice", 50, 2)
+	if b := s.balance("alice"); b.GetHeld() != 0 || b.GetAvailable() != 50 {
+		s.t.Errorf("alice after the capture: %v", b)
+	}
+	if h := s.hold(order.HoldID); h.GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED || h.GetTransactionId() != order.TransactionID {
+		s.t.Errorf("the captured hold: %v", h)
+	}
+	// Confirming again changes nothing.
+	s.checkout.must(200, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":confirm", nil, nil)
 	s.wantBalance("alice", 50, 2)
 	s.orderID, s.orderTx = order.ID, order.TransactionID
 	txs := s.transactions("alice")
-	if txs[0].GetId() != order.TransactionID || txs[0].GetIdempotencyKey() != "checkout-order:"+order.ID ||
+	if txs[0].GetId() != order.TransactionID || txs[0].GetHoldId() != order.HoldID || txs[0].GetAmount() != 50 ||
 		txs[0].GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE || txs[0].GetReference() != "order:"+order.ID {
 		s.t.Errorf("the order's debit: %v", txs[0])
 	}
+}
+
+// cancelOrder places an order for bob and cancels it: the hold is voided
+// and bob's balance is as before.
+func cancelOrder(s *system) {
+	var order checkout.Order
+	s.checkout.must(201, "POST", "/v1/workspaces/"+ws+"/accounts/bob/orders", map[string]string{"service_id": "logo"}, &order)
+	if order.Status != checkout.OrderHeld {
+		s.t.Fatalf("bob's order: %+v", order)
+	}
+	if b := s.balance("bob"); b.GetBalance() != 500 || b.GetAvailable() != 450 {
+		s.t.Errorf("bob with the order held: %v", b)
+	}
+	s.checkout.must(200, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":cancel", nil, &order)
+	if order.Status != checkout.OrderCancelled {
+		s.t.Fatalf("cancelled order: %+v", order)
+	}
+	if h := s.hold(order.HoldID); h.GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
+		s.t.Errorf("the cancelled order's hold: %v", h)
+	}
+	s.wantBalance("bob", 500, 1)
+	if b := s.balance("bob"); b.GetHeld() != 0 || b.GetAvailable() != 500 {
+		s.t.Errorf("bob after the cancel: %v", b)
+	}
+	var e errBody
+	s.checkout.must(409, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":confirm", nil, &e)
+	if e.Error.Code != checkout.CodeOrderNotHeld {
+		s.t.Errorf("confirming a cancelled order: %+v", e.Error)
+	}
+	s.wantBalance("bob", 500, 1)
+}
+
+// refundOrder has bob buy the website in one step, then refunds 80 of its
+// 200 credits: a REVERSAL entry on bob's history, linked to the purchase.
+func refundOrder(s *system) {
+	var order checkout.Order
+	s.checkout.must(201, "POST", "/v1/workspaces/"+ws+"/accounts/bob/orders", map[string]any{"service_id": "website", "confirm": true}, &order)
+	if order.Status != checkout.OrderConfirmed || order.Credits != 200 {
+		s.t.Fatalf("bob's website: %+v", order)
+	}
+	s.wantBalance("bob", 300, 2)
+	var res struct {
+		Refund checkout.Refund `json:"refund"`
+		Order  checkout.Order  `json:"order"`
+	}
+	s.checkout.must(201, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":refund", map[string]int64{"credits": 80}, &res)
+	if res.Refund.Status != checkout.RefundRefunded || res.Refund.Credits != 80 || res.Order.Status != checkout.OrderPartiallyRefunded ||
+		res.Order.RefundedCredits != 80 {
+		s.t.Fatalf("refund: %+v", res)
+	}
+	s.wantBalance("bob", 380, 3)
+	txs := s.transactions("bob")
+	rev := txs[0]
+	if rev.GetId() != res.Refund.TransactionID || rev.GetKind() != pb.TransactionKind_TRANSACTION_KIND_REVERSAL ||
+		rev.GetType() != pb.TransactionType_TRANSACTION_TYPE_IN || rev.GetAmount() != 80 || rev.GetBalanceAfter() != 380 ||
+		rev.GetReversesTransactionId() != order.TransactionID || rev.GetIdempotencyKey() != checkout.RefundKey(res.Refund.ID) {
+		s.t.Errorf("bob's REVERSAL entry: %v", rev)
+	}
+	orig, err := s.ledger.GetTransaction(s.t.Context(), &pb.GetTransactionRequest{Workspace: ws, TransactionId: order.TransactionID})
+	if err != nil || orig.GetTransaction().GetReversedAmount() != 80 {
+		s.t.Errorf("the refunded purchase: %v, %v; want reversed_amount 80", orig, err)
+	}
+	// More than what remains is refused; nothing moves.
+	var e errBody
+	s.checkout.must(422, "POST", "/v1/workspaces/"+ws+"/orders/"+order.ID+":refund", map[string]int64{"credits": 121}, &e)
+	if e.Error.Code != checkout.CodeRefundExceedsOrder {
+		s.t.Errorf("refunding beyond the order: %+v", e.Error)
+	}
+	s.wantBalance("bob", 380, 3)
+}
+
+func (s *system) hold(id string) *pb.Hold {
+	s.t.Helper()
+	h, err := s.ledger.Hold(s.t.Context(), ws, id)
+	if err != nil {
+		s.t.Fatalf("hold %s: %v", id, err)
+	}
+	return h
 }
 
 // checkoutRestarts stops checkout (SIGTERM) and starts it again on the same
@@ -367,9 +472,13 @@ func payInvoice(s *system) {
 	}
 	s.wantBalance("alice", 14, 3)
 	tx := s.transactions("alice")[0]
-	if tx.GetId() != paid.TransactionID || tx.GetReference() != "invoice:INV-1001" || tx.GetIdempotencyKey() != "invoice:"+inv.ID ||
+	if tx.GetId() != paid.TransactionID || tx.GetReference() != "invoice:INV-1001" || tx.GetHoldId() != paid.HoldID || paid.HoldID == "" ||
 		tx.GetKind() != pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT || tx.GetAmount() != 36 {
 		s.t.Errorf("the invoice's debit: %v", tx)
+	}
+	if h := s.hold(paid.HoldID); h.GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED || h.GetIdempotencyKey() != "invoice:"+inv.ID ||
+		h.GetAmount() != 36 || h.GetTransactionId() != paid.TransactionID {
+		s.t.Errorf("the invoice's hold: %v", h)
 	}
 	// A larger invoice is refused and stays open.
 	var big invoicing.Invoice
@@ -405,12 +514,12 @@ func crashAfterDebit(s *system) {
 	s.invoicing.must(200, "GET", "/v1/workspaces/"+ws+"/invoices/"+inv.ID, nil, &got)
 	var debits []*pb.Transaction
 	for _, tx := range s.transactions("alice") {
-		if tx.GetIdempotencyKey() == "invoice:"+inv.ID {
+		if got.HoldID != "" && tx.GetHoldId() == got.HoldID {
 			debits = append(debits, tx)
 		}
 	}
 	if got.Status != invoicing.StatusPaid || len(debits) != 1 || got.TransactionID != debits[0].GetId() {
-		s.t.Fatalf("after restart: invoice %+v, debits with its key %v: want PAID with exactly one", got, debits)
+		s.t.Fatalf("after restart: invoice %+v, entries of its hold %v: want PAID with exactly one", got, debits)
 	}
 	s.wantBalance("alice", 4, 4)
 	// Paying again is a no-op.
@@ -527,14 +636,15 @@ func history(s *system) {
 	if err != nil || len(recs) != len(want)+1 {
 		s.t.Fatalf("ledgerctl history --csv: %v\n%s", err, out)
 	}
+	// The export runs oldest first, with the stored type names.
 	var fromCSV []row
-	for _, r := range recs[1:] {
+	for _, r := range slices.Backward(recs[1:]) {
 		amount, _ := strconv.ParseInt(strings.TrimLeft(r[4], "+-"), 10, 64)
 		bal, _ := strconv.ParseInt(r[5], 10, 64)
 		if _, err := time.Parse(time.RFC3339, r[0]); err != nil {
 			s.t.Errorf("CSV date %q: %v", r[0], err)
 		}
-		fromCSV = append(fromCSV, row{r[1], r[2], r[3], amount, bal})
+		fromCSV = append(fromCSV, row{map[string]string{"IN": "In", "OUT": "Out"}[r[1]], r[2], r[3], amount, bal})
 	}
 	if diff := cmp.Diff(want, fromCSV); diff != "" {
 		s.t.Errorf("ledgerctl history --csv (-want +got):\n%s", diff)
@@ -542,7 +652,7 @@ func history(s *system) {
 
 	// The agency sees every client's balance.
 	accounts := s.ctl.must("accounts")
-	for _, want := range []string{"alice", "104", "bob", "500"} {
+	for _, want := range []string{"alice", "104", "bob", "380"} {
 		if !strings.Contains(accounts, want) {
 			s.t.Errorf("ledgerctl accounts lacks %q:\n%s", want, accounts)
 		}

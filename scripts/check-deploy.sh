@@ -170,6 +170,8 @@ EXPORTED = {
     "creditledger_pending_requests",
     "creditledger_pending_requests_oldest_age_seconds",
     "creditledger_pending_requests_scrape_errors_total",
+    "creditledger_holds_total", "creditledger_reversals_total",
+    "creditledger_holds_active", "creditledger_held_credits", "creditledger_holds_scrape_errors_total",
     "creditledger_store_up",
     "creditledger_store_transaction_seconds_bucket",
     "creditledger_store_transaction_seconds_sum",

@@ -77,6 +77,7 @@ type config struct {
 	ledgerToken       string
 	ledgerTLS         *tls.Config // nil: plaintext
 	reconcileInterval time.Duration
+	holdTTL           time.Duration
 	auth              consumer.AuthSettings
 	webhooks          string
 	stripeSecret      string
@@ -107,6 +108,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		interval = s
 		return nil
 	})
+	holdTTL := env("CHECKOUT_HOLD_TTL", "24h")
+	fs.Func("hold-ttl", "how long an order's credits stay held waiting for its confirmation, at most 720h [CHECKOUT_HOLD_TTL] (default 24h)", func(s string) error {
+		holdTTL = s
+		return nil
+	})
 	fs.StringVar(&c.auth.Mode, "auth", env("CHECKOUT_AUTH", consumer.AuthToken), "authentication of the API: token, or none (development, loopback only) [CHECKOUT_AUTH]")
 	fs.StringVar(&c.auth.JWKSFile, "auth-jwks-file", env("CHECKOUT_AUTH_JWKS_FILE", ""), "JWKS file of the token verification keys, re-read on change [CHECKOUT_AUTH_JWKS_FILE]")
 	fs.StringVar(&c.auth.Issuer, "auth-issuer", env("CHECKOUT_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [CHECKOUT_AUTH_ISSUER]")
@@ -123,6 +129,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("reconcile interval %q: want a positive duration like 30s", interval)
 	}
 	c.reconcileInterval = d
+	if c.holdTTL, err = time.ParseDuration(holdTTL); err != nil || c.holdTTL < time.Second || c.holdTTL > checkout.MaxHoldTTL || c.holdTTL%time.Second != 0 {
+		return c, fmt.Errorf("hold TTL %q: want whole seconds between 1s and 720h, like 24h", holdTTL)
+	}
 	if c.ledgerAddr == "" {
 		return c, errors.New("the ledger address is required: --ledger-addr or LEDGER_ADDR")
 	}
@@ -226,7 +235,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	appCfg := checkout.Config{
 		Store: store, Ledger: ledger, Logger: log,
-		StripeWebhookSecret: cfg.stripeSecret, UnsignedWebhooks: cfg.webhooks == webhooksUnsigned,
+		StripeWebhookSecret: cfg.stripeSecret, UnsignedWebhooks: cfg.webhooks == webhooksUnsigned, HoldTTL: cfg.holdTTL,
 	}
 	if v != nil {
 		appCfg.Verifier = v

@@ -182,7 +182,7 @@ func TestServeAndRestartKeepsState(t *testing.T) {
 		t.Fatalf("put service: %d", code)
 	}
 	var o checkout.Order
-	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderHeld {
 		t.Fatalf("buy: %d %+v", code, o)
 	}
 	if err := stop(); err != nil {
@@ -191,8 +191,11 @@ func TestServeAndRestartKeepsState(t *testing.T) {
 
 	url, _ = start(t, env)
 	var got checkout.Order
-	if code := do(t, admin, "GET", url+"/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != 200 || got.Status != checkout.OrderConfirmed || got.TransactionID != o.TransactionID {
+	if code := do(t, admin, "GET", url+"/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != 200 || got.Status != checkout.OrderHeld || got.HoldID != o.HoldID {
 		t.Errorf("after restart: %d %+v", code, got)
+	}
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/orders/"+o.ID+":confirm", nil, &got); code != 200 || got.Status != checkout.OrderConfirmed || got.TransactionID == "" {
+		t.Errorf("confirm after restart: %d %+v", code, got)
 	}
 	var health map[string]string
 	if code := do(t, "", "GET", url+"/healthz", nil, &health); code != 200 || health["status"] != "ok" {
@@ -415,10 +418,10 @@ func TestLedgerOverMTLS(t *testing.T) {
 		t.Fatalf("put service: %d", code)
 	}
 	var o checkout.Order
-	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
+	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &o); code != 201 || o.Status != checkout.OrderConfirmed {
 		t.Fatalf("buy over mTLS: %d %+v", code, o)
 	}
-	if n := len(f.Calls("Debit")); n != 1 {
-		t.Fatalf("ledger saw %d debits, want 1", n)
+	if n := len(f.Calls("CaptureHold")); n != 1 {
+		t.Fatalf("ledger saw %d captures, want 1", n)
 	}
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +89,7 @@ func historyCmd() *command {
 			since := fs.String("since", "", "only entries at or after this RFC 3339 time")
 			until := fs.String("until", "", "only entries before this RFC 3339 time")
 			limit := fs.Int("limit", 50, "at most this many entries; 0 for all")
-			asCSV := fs.Bool("csv", false, "write CSV instead of a table")
+			asCSV := fs.Bool("csv", false, "write the server's CSV export instead of a table: every entry of the period, oldest first (--type, --kind and --limit do not apply)")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -140,6 +140,16 @@ func historyCmd() *command {
 				if err != nil {
 					return err
 				}
+				if *asCSV {
+					limited := false
+					fs.Visit(func(f *flag.Flag) { limited = limited || f.Name == "limit" && *limit != 0 })
+					if *typ != "" || *kind != "" || limited {
+						return usagef("--csv exports every entry of the period: --type, --kind and --limit do not apply")
+					}
+					return exportCSV(ctx, c, l, &pb.ExportTransactionsRequest{
+						Workspace: ws, Account: *account, StartTime: req.GetStartTime(), EndTime: req.GetEndTime(),
+					})
+				}
 				var txs []*pb.Transaction
 				for t, err := range l.Transactions(ctx, req) {
 					if err != nil {
@@ -149,9 +159,6 @@ func historyCmd() *command {
 					if *limit > 0 && len(txs) == *limit {
 						break
 					}
-				}
-				if *asCSV {
-					return writeHistoryCSV(c, txs)
 				}
 				rows := make([][]string, 0, len(txs))
 				for _, t := range txs {
@@ -166,18 +173,27 @@ func historyCmd() *command {
 	}
 }
 
-func writeHistoryCSV(c *cli, txs []*pb.Transaction) error {
-	w := csv.NewWriter(c.stdout)
-	_ = w.Write([]string{"date", "type", "kind", "reference", "amount", "balance_after", "version", "transaction_id", "idempotency_key"})
-	for _, t := range txs {
-		_ = w.Write([]string{
-			formatTime(t.GetCreateTime()), inOut(t.GetType()), kindName(t.GetKind()), t.GetReference(),
-			signedAmount(t), strconv.FormatInt(t.GetBalanceAfter(), 10), strconv.FormatInt(t.GetAccountVersion(), 10),
-			t.GetId(), t.GetIdempotencyKey(),
-		})
+// exportCSV writes the server's CSV export (ExportTransactions) as it
+// streams in.
+func exportCSV(ctx context.Context, c *cli, l *ledgerclient.Client, req *pb.ExportTransactionsRequest) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := l.Ledger().ExportTransactions(ctx, req)
+	if err != nil {
+		return err
 	}
-	w.Flush()
-	return w.Error()
+	for {
+		chunk, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := c.stdout.Write(chunk.GetData()); err != nil {
+			return err
+		}
+	}
 }
 
 func accountsCmd() *command {
@@ -421,13 +437,14 @@ func packagesListCmd() *command {
 
 func packagesCreateCmd() *command {
 	return &command{
-		name: "packages create", synopsis: "--id ID --name NAME --credits N --price \"USD 10.00\"",
+		name: "packages create", synopsis: "--id ID --name NAME --credits N --price \"USD 10.00\" [--validity D]",
 		summary: "create a credit package",
 		setup: func(fs *flag.FlagSet) runFunc {
 			id := fs.String("id", "", "package identifier; required (it makes the call safe to retry)")
 			name := fs.String("name", "", "display name; required")
 			credits := fs.Int64("credits", 0, "credits granted; required, > 0")
 			price := fs.String("price", "", "price, e.g. \"USD 10.00\"; required")
+			validity := fs.String("validity", "never", "how long bought credits last, e.g. 90d or 8760h; never: they do not expire")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -439,9 +456,13 @@ func packagesCreateCmd() *command {
 				if *id == "" || *name == "" || *credits <= 0 || *price == "" {
 					return usagef("--id, --name, --credits (> 0) and --price are required")
 				}
-				m, err := ledgerclient.ParseMoney(*price)
+				m, err := parseMoneyFlag(*price)
 				if err != nil {
-					return usagef("--price: %v", err)
+					return err
+				}
+				v, err := parseValidity(*validity)
+				if err != nil {
+					return err
 				}
 				l, err := c.ledger(ctx)
 				if err != nil {
@@ -449,13 +470,12 @@ func packagesCreateCmd() *command {
 				}
 				res, err := l.CreatePackage(ctx, &pb.CreatePackageRequest{
 					Workspace: ws, PackageId: *id,
-					CreditPackage: &pb.CreditPackage{DisplayName: *name, Credits: *credits, Price: m},
+					CreditPackage: &pb.CreditPackage{DisplayName: *name, Credits: *credits, Price: m, Validity: v},
 				})
 				if err != nil {
 					return err
 				}
-				p := res.GetCreditPackage()
-				_, _ = fmt.Fprintf(c.stdout, "package %s created: %q, %d credits for %s\n", p.GetId(), p.GetDisplayName(), p.GetCredits(), ledgerclient.FormatMoney(p.GetPrice()))
+				printPackage(c, "created", res.GetCreditPackage())
 				return nil
 			}
 		},
@@ -563,11 +583,13 @@ func quoteCmd() *command {
 
 func creditCmd() *command {
 	return &command{
-		name: "credit", synopsis: "--account ACCOUNT (--amount N | --package ID) --idempotency-key KEY [--kind purchase|refund|adjustment] [--reference REF]",
+		name: "credit", synopsis: "--account ACCOUNT (--amount N | --package ID) --idempotency-key KEY [--kind purchase|refund|adjustment] [--reference REF] [--expire-time T | --expires-in D]",
 		summary: "add credits to an account (refund, adjustment, manual top-up)",
 		setup: func(fs *flag.FlagSet) runFunc {
 			p := movementFlags(fs, "purchase, refund or adjustment (default purchase)")
 			pkg := fs.String("package", "", "take the credits from this active package instead of --amount")
+			expireTime := fs.String("expire-time", "", "the credits expire at this RFC 3339 time if unspent (default: the package's validity, else never)")
+			expiresIn := fs.String("expires-in", "", "the credits expire this long from now if unspent, e.g. 30d, instead of --expire-time")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -576,6 +598,24 @@ func creditCmd() *command {
 				if err := p.check(args, *pkg != ""); err != nil {
 					return err
 				}
+				var expire *timestamppb.Timestamp
+				switch {
+				case *expireTime != "" && *expiresIn != "":
+					return usagef("give --expire-time or --expires-in, not both")
+				case *expireTime != "":
+					if expire, err = parseTimeFlag("--expire-time", *expireTime); err != nil {
+						return err
+					}
+				case *expiresIn != "":
+					d, err := parseLongDuration("--expires-in", *expiresIn)
+					if err != nil {
+						return err
+					}
+					// Whole seconds: a retry with the same key computes
+					// the same time within the second only if it is quick;
+					// give --expire-time for a retry-safe command.
+					expire = timestamppb.New(time.Now().Add(d).Truncate(time.Second))
+				}
 				l, err := c.ledger(ctx)
 				if err != nil {
 					return err
@@ -583,11 +623,15 @@ func creditCmd() *command {
 				res, err := l.Credit(ctx, &pb.CreditRequest{
 					Workspace: ws, Account: *p.account, Amount: *p.amount, PackageId: *pkg,
 					Kind: p.kindValue, Reference: *p.reference, IdempotencyKey: *p.key, ExpectedVersion: p.expected,
+					ExpireTime: expire,
 				})
 				if err != nil {
 					return err
 				}
 				printPosted(c, res.GetTransaction(), res.GetReplayed())
+				if t := res.GetTransaction().GetExpireTime(); t != nil {
+					_, _ = fmt.Fprintf(c.stdout, "the credits expire at %s if unspent\n", formatTime(t))
+				}
 				return nil
 			}
 		},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/pgtest"
@@ -188,8 +191,37 @@ func (s *secLedgerd) invoke(ctx context.Context, tok string, md protoreflect.Met
 	if tok != "" {
 		ctx = bearer(ctx, tok)
 	}
-	err = s.conn.Invoke(ctx, "/"+string(md.Parent().FullName())+"/"+string(md.Name()), req, resp)
+	method := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
+	if md.IsStreamingServer() {
+		return resp, invokeStream(ctx, s.conn, method, req, func() any { return mt.New().Interface() })
+	}
+	err = s.conn.Invoke(ctx, method, req, resp)
 	return resp, err
+}
+
+// invokeStream calls a server-streaming method with req and reads every
+// message to the end; the call's error, if any.
+func invokeStream(ctx context.Context, conn *grpc.ClientConn, method string, req any, newResp func() any, opts ...grpc.CallOption) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, opts...)
+	if err != nil {
+		return err
+	}
+	if err := st.SendMsg(req); err != nil {
+		return err
+	}
+	if err := st.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		if err := st.RecvMsg(newResp()); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // restRoute is an RPC's REST binding, read from its google.api.http option.
@@ -275,7 +307,13 @@ func restRequest(tb testing.TB, md protoreflect.MethodDescriptor, req proto.Mess
 	case "":
 		q := url.Values{}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if _, inPath := segs[string(fd.Name())]; inPath || fd.Message() != nil || fd.IsList() || fd.IsMap() {
+			if _, inPath := segs[string(fd.Name())]; inPath || fd.IsList() || fd.IsMap() {
+				return true
+			}
+			if fd.Message() != nil {
+				if ts, ok := v.Message().Interface().(*timestamppb.Timestamp); ok {
+					q.Set(fd.JSONName(), ts.AsTime().Format(time.RFC3339Nano))
+				}
 				return true
 			}
 			if fd.Enum() != nil {
@@ -456,6 +494,10 @@ type fixture struct {
 	decideReq   string // a pending request, decided by the allowed cell
 	pkg         string // an active package
 	archivePkg  string // archived by the allowed cell
+	hold        string // alice's active hold, read by the matrix
+	captureHold string // alice's active hold, captured by the allowed cell
+	voidHold    string // alice's active hold, voided by the allowed cell
+	aliceTx     string // alice's seed credit: read, and reversed in part by the allowed cells
 }
 
 // mutating are the RPCs that change state: a refused call must leave the
@@ -464,6 +506,8 @@ var mutating = map[string]bool{
 	"CreditLedger.Credit": true, "CreditLedger.Debit": true, "CreditLedger.SubmitRequest": true,
 	"CreditLedger.DecideRequest": true, "CreditSettings.UpdateSettings": true, "CreditSettings.CreatePackage": true,
 	"CreditSettings.UpdatePackage": true, "CreditSettings.ArchivePackage": true, "CreditSettings.SetConversionRate": true,
+	"CreditLedger.CreateHold": true, "CreditLedger.CaptureHold": true, "CreditLedger.VoidHold": true,
+	"CreditLedger.ReverseTransaction": true,
 }
 
 func usd(units int64, nanos int32) *money.Money {
@@ -534,6 +578,40 @@ var matrix = map[string]matrixRow{
 	"CreditLedger.ListAccounts": {func(fx *fixture, _ string) proto.Message {
 		return &pb.ListAccountsRequest{Workspace: fx.ws}
 	}, want(U, D, D, H, A, H, A)},
+	// Holds are the internal services' (checkout, invoicing); a client's
+	// role never makes these calls, so 403 whoever's hold is named.
+	"CreditLedger.CreateHold": {func(fx *fixture, key string) proto.Message {
+		return &pb.CreateHoldRequest{Workspace: fx.ws, Account: "alice", Amount: 3, IdempotencyKey: key, Reference: "sec:hold"}
+	}, want(U, D, D, H, D, H, A)},
+	"CreditLedger.CaptureHold": {func(fx *fixture, key string) proto.Message {
+		return &pb.CaptureHoldRequest{Workspace: fx.ws, HoldId: fx.captureHold, IdempotencyKey: key}
+	}, want(U, D, D, H, D, H, A)},
+	"CreditLedger.VoidHold": {func(fx *fixture, key string) proto.Message {
+		return &pb.VoidHoldRequest{Workspace: fx.ws, HoldId: fx.voidHold, IdempotencyKey: key}
+	}, want(U, D, D, H, D, H, A)},
+	"CreditLedger.GetHold": {func(fx *fixture, _ string) proto.Message {
+		return &pb.GetHoldRequest{Workspace: fx.ws, HoldId: fx.hold}
+	}, want(U, A, H, H, A, H, A)},
+	"CreditLedger.ListHolds": {func(fx *fixture, _ string) proto.Message {
+		return &pb.ListHoldsRequest{Workspace: fx.ws, Account: "alice"}
+	}, want(U, A, H, H, A, H, A)},
+	// A service's refund, or the agency admins' claw-back.
+	"CreditLedger.ReverseTransaction": {func(fx *fixture, key string) proto.Message {
+		return &pb.ReverseTransactionRequest{Workspace: fx.ws, TransactionId: fx.aliceTx, Amount: 1, Reason: "sec:reverse", IdempotencyKey: key}
+	}, want(U, D, D, H, A, H, A)},
+	"CreditLedger.GetTransaction": {func(fx *fixture, _ string) proto.Message {
+		return &pb.GetTransactionRequest{Workspace: fx.ws, TransactionId: fx.aliceTx}
+	}, want(U, A, H, H, A, H, A)},
+	"CreditLedger.GetStatement": {func(fx *fixture, _ string) proto.Message {
+		return &pb.GetStatementRequest{
+			Workspace: fx.ws, Account: "alice",
+			StartTime: timestamppb.New(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)),
+			EndTime:   timestamppb.New(time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)),
+		}
+	}, want(U, A, H, H, A, H, A)},
+	"CreditLedger.ExportTransactions": {func(fx *fixture, _ string) proto.Message {
+		return &pb.ExportTransactionsRequest{Workspace: fx.ws, Account: "alice"}
+	}, want(U, A, H, H, A, H, A)},
 	"CreditSettings.GetSettings": {func(fx *fixture, _ string) proto.Message {
 		return &pb.GetSettingsRequest{Workspace: fx.ws}
 	}, want(U, A, A, H, A, H, A)},
@@ -611,8 +689,22 @@ func (s *secLedgerd) seed(t *testing.T, ws string) *fixture {
 			must("package "+id, err)
 		}
 		for _, acct := range []string{"alice", "bob"} {
-			_, err = s.ledger.Credit(svc, &pb.CreditRequest{Workspace: w, Account: acct, Amount: 1000, IdempotencyKey: "seed-" + acct})
+			res, err := s.ledger.Credit(svc, &pb.CreditRequest{Workspace: w, Account: acct, Amount: 1000, IdempotencyKey: "seed-" + acct})
 			must("credit "+acct, err)
+			if w == fx.ws && acct == "alice" {
+				fx.aliceTx = res.GetTransaction().GetId()
+			}
+		}
+		var holds []string
+		for i := range 3 {
+			res, err := s.ledger.CreateHold(svc, &pb.CreateHoldRequest{
+				Workspace: w, Account: "alice", Amount: 10, Ttl: durationpb.New(time.Hour), IdempotencyKey: "seed-hold-" + strconv.Itoa(i),
+			})
+			must("hold", err)
+			holds = append(holds, res.GetHold().GetId())
+		}
+		if w == fx.ws {
+			fx.hold, fx.captureHold, fx.voidHold = holds[0], holds[1], holds[2]
 		}
 		var reqs []string
 		for i, acct := range []string{"alice", "alice", "bob"} {
@@ -645,6 +737,7 @@ func (s *secLedgerd) snapshot(t *testing.T, fx *fixture) string {
 	add(s.ledger.ListAccounts(ctx, &pb.ListAccountsRequest{Workspace: fx.ws}))
 	add(s.ledger.ListTransactions(ctx, &pb.ListTransactionsRequest{Workspace: fx.ws, Account: "alice"}))
 	add(s.ledger.ListRequests(ctx, &pb.ListRequestsRequest{Workspace: fx.ws}))
+	add(s.ledger.ListHolds(ctx, &pb.ListHoldsRequest{Workspace: fx.ws, Account: "alice"}))
 	add(s.settings.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: fx.ws}))
 	add(s.settings.ListPackages(ctx, &pb.ListPackagesRequest{Workspace: fx.ws, ShowInactive: true}))
 	add(s.settings.ListConversionRates(ctx, &pb.ListConversionRatesRequest{Workspace: fx.ws, ShowHistory: true}))
@@ -860,6 +953,7 @@ func TestSecurityNoExistenceOracle(t *testing.T) {
 	fx := s.seed(t, "sec-oracle")
 	ghosts := map[string]string{
 		"account": "nobody", "request_id": "01a00000-0000-7000-8000-000000000000",
+		"hold_id": "01a00000-0000-7000-8000-000000000001", "transaction_id": "01a00000-0000-7000-8000-000000000002",
 		"package_id": "no-such-package", "currency_code": "JPY",
 	}
 	for _, md := range apiMethods() {

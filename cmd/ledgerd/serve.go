@@ -116,6 +116,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		defer stop()
 	}
 
+	// Stopped when the drain begins, and on any early return: before the
+	// store closes (its Close was deferred earlier).
+	stopExpiry := sync.OnceFunc(startExpiry(svc, cfg.Expiry.Interval, log))
+	defer stopExpiry()
+
 	tr, err := newTransport(cfg, log)
 	if err != nil {
 		return err
@@ -211,9 +216,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		log.Error("server failed; shutting down", zap.Error(serveErr))
 	}
 
-	// Stop taking new work: readiness and health report NOT_SERVING first.
+	// Stop taking new work: readiness and health report NOT_SERVING first,
+	// and this replica sweeps no more (the others, if any, go on).
 	stopHealth()
 	healthDone.Wait()
+	stopExpiry()
 	gw.Drain()
 	healthSrv.Shutdown()
 	if cfg.DrainDelay > 0 && serveErr == nil {

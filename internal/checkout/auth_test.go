@@ -167,8 +167,8 @@ func TestAuthorizationTable(t *testing.T) {
 			})
 		}
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 10_000-4*10 {
-		t.Errorf("balance %d: want four orders of 10 credits (the setup's and three allowed callers')", bal)
+	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetBalance() != 10_000 || b.GetHeld() != 4*10 {
+		t.Errorf("balance %v: want four orders of 10 credits held (the setup's and three allowed callers')", b)
 	}
 	if n := len(e.ledger.Calls("Credit")); n != 0 {
 		t.Errorf("%d credits through the webhook", n)

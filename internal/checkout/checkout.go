@@ -3,6 +3,12 @@
 // packages (instantly by card/PayPal through a payment webhook, or manually
 // by bank transfer/crypto through a credit request the agency decides).
 //
+// "Buy with Credit" reserves the credits when the order is placed (a
+// ledger hold: the order is HELD), spends them when it is confirmed (the
+// hold's capture: CONFIRMED) or releases them when it is cancelled (the
+// hold's void: CANCELLED); a confirmed order can be refunded, in whole or
+// in part, by reversing its entry.
+//
 // Its own state lives in a SQLite file (Store). Every ledger write carries
 // an idempotency key derived from a row committed before the call, so a
 // crash, a timeout or a redelivery never loses or doubles a movement: what
@@ -13,11 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
@@ -28,6 +36,11 @@ import (
 type Ledger interface {
 	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
 	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
+	CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error)
+	CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error)
+	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
+	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
+	ReverseTransaction(ctx context.Context, req *pb.ReverseTransactionRequest) (*pb.ReverseTransactionResponse, error)
 	Credit(ctx context.Context, req *pb.CreditRequest) (*pb.CreditResponse, error)
 	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
 	GetRequest(ctx context.Context, req *pb.GetRequestRequest) (*pb.GetRequestResponse, error)
@@ -53,9 +66,18 @@ type Config struct {
 	// without a Stripe-Signature): development only, since anyone who can
 	// reach the endpoint can then credit any account.
 	UnsignedWebhooks bool
+	// HoldTTL is how long an order's credits stay held waiting for its
+	// confirmation (DefaultHoldTTL when zero; at most MaxHoldTTL).
+	HoldTTL time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
+
+// Bounds of an order's hold.
+const (
+	DefaultHoldTTL = 24 * time.Hour
+	MaxHoldTTL     = 30 * 24 * time.Hour
+)
 
 // App is the checkout's logic over its store and the ledger.
 type App struct {
@@ -65,6 +87,7 @@ type App struct {
 	verifier     Verifier // nil: no authentication (development)
 	stripeSecret string
 	unsigned     bool
+	holdTTL      time.Duration
 	now          func() time.Time
 }
 
@@ -79,9 +102,15 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Verifier != nil && cfg.NoAuth {
 		return nil, errors.New("checkout: Verifier and NoAuth are exclusive")
 	}
+	if cfg.HoldTTL < 0 || cfg.HoldTTL > MaxHoldTTL || cfg.HoldTTL%time.Second != 0 {
+		return nil, fmt.Errorf("checkout: HoldTTL %v: want whole seconds, at most %v", cfg.HoldTTL, MaxHoldTTL)
+	}
 	a := &App{
 		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, verifier: cfg.Verifier,
-		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, now: cfg.Now,
+		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL, now: cfg.Now,
+	}
+	if a.holdTTL == 0 {
+		a.holdTTL = DefaultHoldTTL
 	}
 	if a.log == nil {
 		a.log = zap.NewNop()
@@ -96,8 +125,13 @@ func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// OrderKey is the ledger idempotency key of an order's debit.
+// OrderKey is the ledger idempotency key of an order's hold (or, for an
+// order placed before holds, of its debit). The hold's capture takes
+// OrderKey+":capture", its void OrderKey+":void".
 func OrderKey(orderID string) string { return "checkout-order:" + orderID }
+
+// RefundKey is the ledger idempotency key of a refund's reversal.
+func RefundKey(refundID string) string { return "checkout-refund:" + refundID }
 
 // PurchaseKey is the ledger idempotency key of a manual purchase's credit request.
 func PurchaseKey(purchaseID string) string { return "checkout-purchase:" + purchaseID }
@@ -212,18 +246,21 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 	return out, nil
 }
 
-// BuyWithCredits buys a service with credits: the option must be offered
-// (see CheckoutOptions); an order is recorded PENDING with the converted
-// credits, then the SERVICE_PURCHASE debit is posted with the key
-// "checkout-order:<id>", and only then is the order CONFIRMED. A refusal
-// marks it FAILED with the reason. When the ledger does not confirm, the
-// order stays PENDING (error kind Unavailable) and Reconcile replays it.
+// BuyWithCredits places an order for a service, paid with credits: the
+// option must be offered (see CheckoutOptions); the order is recorded
+// PENDING with the converted credits, then a SERVICE_PURCHASE hold of them
+// is placed with the key "checkout-order:<id>", and only then is the order
+// HELD (the credits reserved, not spent): ConfirmOrder spends them,
+// CancelOrder releases them. With confirm, the order is confirmed at once
+// (hold, then capture: the one-step "Buy with Credit"). A refusal marks it
+// FAILED with the reason. When the ledger does not confirm, the order
+// stays where it is (error kind Unavailable) and Reconcile finishes it.
 //
 // clientKey, when set, makes the call idempotent for the client: the same
-// key returns the same order (and finishes it if still pending).
+// key returns the same order (and finishes it if still in flight).
 //
 // The returned order is set whenever one exists, also with an error.
-func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID, clientKey string) (Order, bool, error) {
+func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID, clientKey string, confirm bool) (Order, bool, error) {
 	if err := checkIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
 		return Order{}, false, err
 	}
@@ -268,9 +305,14 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 	}
 	now := a.clock()
 	id := newID()
+	action := ActionNone
+	if confirm {
+		action = ActionConfirm
+	}
 	o, existing, err := a.store.InsertOrder(ctx, Order{
 		ID: id, Workspace: workspace, Account: account, ServiceID: svc.ID, ServiceName: svc.Name, Price: svc.Price,
 		Credits: chk.GetCreditsRequired(), IdempotencyKey: OrderKey(id), ClientKey: clientKey, CreateTime: now,
+		Action: action, HoldTTL: a.holdTTL,
 	})
 	if err != nil {
 		return Order{}, false, internal(err)
@@ -280,7 +322,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		return o, true, err
 	}
 	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
-		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits))
+		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits), zap.Bool("confirm", confirm))
 	o, err = a.settleOrder(ctx, o)
 	return o, false, err
 }
@@ -296,43 +338,333 @@ func (a *App) replayedOrder(ctx context.Context, o Order, serviceID string) (Ord
 	return a.settleOrder(ctx, o)
 }
 
-// settleOrder drives a PENDING order to its end by posting (or replaying)
-// its debit; a finished order is returned as it is, with the refusal as
-// error when it FAILED.
+// inFlight says whether an order waits on the ledger: its hold (or debit)
+// not yet answered, or its confirm or cancel.
+func inFlight(o Order) bool {
+	return o.Status == OrderPending || (o.Status == OrderHeld && o.Action != ActionNone)
+}
+
+// settleOrder drives an order as far as the ledger lets it: a PENDING
+// order gets its hold (or, placed before holds, its debit), a HELD one
+// with an action its capture or void. Anything else is returned as it is,
+// with the refusal as error when it FAILED.
 func (a *App) settleOrder(ctx context.Context, o Order) (Order, error) {
 	switch o.Status {
-	case OrderConfirmed:
-		return o, nil
 	case OrderFailed:
 		return o, &Error{Kind: KindRefused, Code: o.FailureReason, Message: "the order failed"}
+	case OrderPending:
+		if o.Method == MethodDebit {
+			return a.debitOrder(ctx, o)
+		}
+		var err error
+		if o, err = a.holdOrder(ctx, o); err != nil || o.Status != OrderHeld {
+			return o, err
+		}
 	}
+	if o.Status != OrderHeld {
+		return o, nil
+	}
+	switch o.Action {
+	case ActionConfirm:
+		return a.captureOrder(ctx, o)
+	case ActionCancel:
+		return a.voidOrder(ctx, o)
+	default:
+		return o, nil
+	}
+}
+
+// holdOrder places (or replays) the hold of a PENDING order.
+func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
+	res, err := a.ledger.CreateHold(ctx, &pb.CreateHoldRequest{
+		Workspace: o.Workspace, Account: o.Account, Amount: o.Credits,
+		Kind: pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE, Reference: "order:" + o.ID,
+		Ttl: durationpb.New(o.HoldTTL), IdempotencyKey: o.IdempotencyKey,
+		Metadata: map[string]string{"order_id": o.ID, "service_id": o.ServiceID},
+	})
+	if err != nil {
+		return a.orderRefused(ctx, o, err, "order hold not confirmed; left pending")
+	}
+	h := res.GetHold()
+	held, err := a.store.HoldOrder(ctx, o.Workspace, o.ID, h.GetId(), h.GetExpireTime().AsTime(), a.clock())
+	if err != nil {
+		return o, internal(err)
+	}
+	a.log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
+		zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
+	return held, nil
+}
+
+// orderRefused records a ledger refusal as the order's failure; an answer
+// that leaves the outcome unknown leaves the order as it is, for
+// reconciliation.
+func (a *App) orderRefused(ctx context.Context, o Order, err error, unknown string) (Order, error) {
+	le := fromLedger(err)
+	if !ledgerclient.IsRefused(err) {
+		a.log.Warn(unknown, zap.String("order_id", o.ID), zap.Error(err))
+		return o, le
+	}
+	failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
+	if ferr != nil {
+		return o, internal(ferr)
+	}
+	a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
+	return failed, le
+}
+
+// debitOrder posts (or replays) the one-step debit of a PENDING order
+// placed before holds.
+func (a *App) debitOrder(ctx context.Context, o Order) (Order, error) {
 	res, err := a.ledger.Debit(ctx, &pb.DebitRequest{
 		Workspace: o.Workspace, Account: o.Account, Amount: o.Credits,
 		Kind: pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE, Reference: "order:" + o.ID,
 		IdempotencyKey: o.IdempotencyKey, Metadata: map[string]string{"order_id": o.ID, "service_id": o.ServiceID},
 	})
 	if err != nil {
-		le := fromLedger(err)
-		if !ledgerclient.IsRefused(err) {
-			// Outcome unknown (or the key names another debit): the order
-			// stays PENDING; replaying the same key settles it later.
-			a.log.Warn("order debit not confirmed; left pending", zap.String("order_id", o.ID), zap.Error(err))
-			return o, le
-		}
-		failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
-		if ferr != nil {
-			return o, internal(ferr)
-		}
-		a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
-		return failed, le
+		return a.orderRefused(ctx, o, err, "order debit not confirmed; left pending")
 	}
-	done, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderConfirmed, res.GetTransaction().GetId(), "", a.clock())
+	return a.confirmed(ctx, o, res.GetTransaction().GetId(), res.GetReplayed())
+}
+
+func (a *App) confirmed(ctx context.Context, o Order, txID string, replayed bool) (Order, error) {
+	done, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderConfirmed, txID, "", a.clock())
 	if err != nil {
 		return o, internal(err)
 	}
-	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", res.GetTransaction().GetId()),
-		zap.Bool("replayed", res.GetReplayed()), zap.Int64("balance", res.GetBalance()))
+	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
 	return done, nil
+}
+
+// captureOrder captures (or replays the capture of) a HELD order's hold.
+func (a *App) captureOrder(ctx context.Context, o Order) (Order, error) {
+	res, err := a.ledger.CaptureHold(ctx, &pb.CaptureHoldRequest{
+		Workspace: o.Workspace, HoldId: o.HoldID, IdempotencyKey: o.IdempotencyKey + ":capture",
+	})
+	switch {
+	case err == nil:
+		return a.confirmed(ctx, o, res.GetTransaction().GetId(), res.GetReplayed())
+	case errors.Is(err, ledgerclient.ErrHoldNotActive):
+		return a.holdEnded(ctx, o)
+	case ledgerclient.IsRefused(err):
+		// Nothing was posted: release the credits now rather than at the
+		// hold's expiry, then record the refusal.
+		if _, verr := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{
+			Workspace: o.Workspace, HoldId: o.HoldID, IdempotencyKey: o.IdempotencyKey + ":void",
+		}); verr != nil && !errors.Is(verr, ledgerclient.ErrHoldNotActive) {
+			a.log.Warn("order hold not voided after a refused capture; left held", zap.String("order_id", o.ID), zap.Error(verr))
+			return o, fromLedger(verr)
+		}
+		return a.orderRefused(ctx, o, err, "")
+	default:
+		a.log.Warn("order capture not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		return o, fromLedger(err)
+	}
+}
+
+// voidOrder voids (or replays the void of) a HELD order's hold.
+func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
+	_, err := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{Workspace: o.Workspace, HoldId: o.HoldID, IdempotencyKey: o.IdempotencyKey + ":void"})
+	switch {
+	case err == nil:
+		out, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderCancelled, "", "", a.clock())
+		if ferr != nil {
+			return o, internal(ferr)
+		}
+		a.log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
+		return out, nil
+	case errors.Is(err, ledgerclient.ErrHoldNotActive):
+		return a.holdEnded(ctx, o)
+	default:
+		a.log.Warn("order void not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		return o, fromLedger(err)
+	}
+}
+
+// holdEnded records what became of a HELD order's hold that is no longer
+// active: captured (only this order knows the hold: by its own capture),
+// voided, or expired. The error says why when that is not what the
+// order's action asked for.
+func (a *App) holdEnded(ctx context.Context, o Order) (Order, error) {
+	res, err := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: o.Workspace, HoldId: o.HoldID})
+	if err != nil {
+		a.log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
+		return o, fromLedger(err)
+	}
+	h := res.GetHold()
+	var status OrderStatus
+	var code string
+	switch h.GetStatus() {
+	case pb.HoldStatus_HOLD_STATUS_CAPTURED:
+		return a.confirmed(ctx, o, h.GetTransactionId(), true)
+	case pb.HoldStatus_HOLD_STATUS_VOIDED:
+		status, code = OrderCancelled, CodeHoldVoided
+	case pb.HoldStatus_HOLD_STATUS_EXPIRED:
+		status, code = OrderExpired, CodeHoldExpired
+	default:
+		return o, nil // still active (a stale answer): left as it is
+	}
+	out, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, status, "", "", a.clock())
+	if err != nil {
+		return o, internal(err)
+	}
+	a.log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
+	if o.Action == ActionConfirm {
+		return out, &Error{
+			Kind: KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
+			Metadata: map[string]string{"order_id": o.ID, "status": string(status)},
+		}
+	}
+	return out, nil
+}
+
+// ConfirmOrder spends the credits a HELD order holds: the intent is
+// recorded first (action CONFIRM), then the hold is captured with the key
+// "checkout-order:<id>:capture", and only then is the order CONFIRMED
+// with the captured entry. A confirmed order is returned as it is. When
+// the ledger does not answer, the order stays HELD with its action and
+// Reconcile finishes it; a hold that expired makes the order EXPIRED
+// (HOLD_EXPIRED).
+func (a *App) ConfirmOrder(ctx context.Context, workspace, id string) (Order, error) {
+	return a.act(ctx, workspace, id, ActionConfirm)
+}
+
+// CancelOrder releases the credits a HELD order holds: the intent is
+// recorded first (action CANCEL), then the hold is voided with the key
+// "checkout-order:<id>:void", and only then is the order CANCELLED. A
+// cancelled or expired order is returned as it is.
+func (a *App) CancelOrder(ctx context.Context, workspace, id string) (Order, error) {
+	return a.act(ctx, workspace, id, ActionCancel)
+}
+
+func (a *App) act(ctx context.Context, workspace, id string, action OrderAction) (Order, error) {
+	o, err := a.GetOrder(ctx, workspace, id)
+	if err != nil {
+		return Order{}, err
+	}
+	done := map[OrderAction][]OrderStatus{
+		ActionConfirm: {OrderConfirmed, OrderPartiallyRefunded, OrderRefunded},
+		ActionCancel:  {OrderCancelled, OrderExpired},
+	}[action]
+	if slices.Contains(done, o.Status) {
+		return o, nil
+	}
+	if o.Status == OrderPending || o.Status == OrderHeld {
+		if o, err = a.store.SetOrderAction(ctx, workspace, id, action, a.clock()); err != nil {
+			return o, internal(err)
+		}
+	}
+	if (o.Status != OrderPending && o.Status != OrderHeld) || o.Action != action {
+		if slices.Contains(done, o.Status) {
+			return o, nil
+		}
+		return o, &Error{
+			Kind: KindConflict, Code: CodeOrderNotHeld, Message: "the order is not held, or another action on it is in progress",
+			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status), "pending_action": string(o.Action)},
+		}
+	}
+	a.log.Info("order action", zap.String("order_id", o.ID), zap.String("action", string(action)))
+	return a.settleOrder(ctx, o)
+}
+
+// RefundOrder gives back credits of a confirmed order: all that remains
+// of it when credits is 0. The refund is recorded PENDING first (with the
+// check that the order's credits not yet refunded cover it), then the
+// order's entry is reversed with the key "checkout-refund:<refund id>",
+// and only then is the refund REFUNDED and the order PARTIALLY_REFUNDED or
+// REFUNDED. When the ledger does not answer, the refund stays PENDING and
+// Reconcile finishes it. clientKey makes a retry return the same refund.
+//
+// The returned refund is set whenever one exists, also with an error; the
+// order is the stored one after it.
+func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credits int64, clientKey string) (Refund, Order, bool, error) {
+	if credits < 0 {
+		return Refund{}, Order{}, false, invalidf("credits", "must not be negative (0 or absent: all that remains)")
+	}
+	if clientKey != "" && !validKey(clientKey) {
+		return Refund{}, Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+	}
+	o, err := a.GetOrder(ctx, workspace, orderID)
+	if err != nil {
+		return Refund{}, Order{}, false, err
+	}
+	id := newID()
+	r, existing, err := a.store.InsertRefund(ctx, Refund{
+		ID: id, Workspace: workspace, OrderID: o.ID, Credits: credits, IdempotencyKey: RefundKey(id),
+		ClientKey: clientKey, CreateTime: a.clock(),
+	})
+	switch {
+	case errors.Is(err, errNotRefundable):
+		return Refund{}, o, false, &Error{
+			Kind: KindConflict, Code: CodeOrderNotConfirmed, Message: "only a confirmed order can be refunded",
+			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status)},
+		}
+	case errors.Is(err, errRefundExceeds):
+		return Refund{}, o, false, &Error{
+			Kind: KindRefused, Code: CodeRefundExceedsOrder, Message: "the refund is more than what remains of the order",
+			Metadata: map[string]string{"order_id": o.ID, "refundable": fmt.Sprint(r.Credits)},
+		}
+	case err != nil:
+		return Refund{}, o, false, internal(err)
+	}
+	if existing && credits != 0 && r.Credits != credits {
+		return r, o, true, &Error{
+			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another refund",
+			Metadata: map[string]string{"refund_id": r.ID},
+		}
+	}
+	if !existing {
+		a.log.Info("refund created", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.Int64("credits", r.Credits))
+	}
+	r, err = a.settleRefund(ctx, r, o)
+	if o2, gerr := a.store.GetOrder(ctx, workspace, o.ID); gerr == nil {
+		o = o2
+	}
+	return r, o, existing, err
+}
+
+// settleRefund posts (or replays) a PENDING refund's reversal and records
+// the ledger's answer.
+func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, error) {
+	switch r.Status {
+	case RefundRefunded:
+		return r, nil
+	case RefundFailed:
+		return r, &Error{Kind: KindRefused, Code: r.FailureReason, Message: "the refund failed"}
+	}
+	res, err := a.ledger.ReverseTransaction(ctx, &pb.ReverseTransactionRequest{
+		Workspace: r.Workspace, TransactionId: o.TransactionID, Amount: r.Credits,
+		Reason: "refund of order " + o.ID, Reference: "order:" + o.ID + ":refund:" + r.ID, IdempotencyKey: r.IdempotencyKey,
+		Metadata: map[string]string{"order_id": o.ID, "refund_id": r.ID},
+	})
+	if err != nil {
+		le := fromLedger(err)
+		if !ledgerclient.IsRefused(err) {
+			a.log.Warn("refund not confirmed; left pending", zap.String("refund_id", r.ID), zap.Error(err))
+			return r, le
+		}
+		failed, ferr := a.store.FinishRefund(ctx, r, RefundFailed, "", le.Code, a.clock())
+		if ferr != nil {
+			return r, internal(ferr)
+		}
+		a.log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
+		return failed, le
+	}
+	done, err := a.store.FinishRefund(ctx, r, RefundRefunded, res.GetTransaction().GetId(), "", a.clock())
+	if err != nil {
+		return r, internal(err)
+	}
+	a.log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
+		zap.String("transaction_id", res.GetTransaction().GetId()), zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", r.Credits))
+	return done, nil
+}
+
+// ListRefunds returns an order's refunds, oldest first.
+func (a *App) ListRefunds(ctx context.Context, workspace, orderID string) ([]Refund, error) {
+	out, err := a.store.ListRefunds(ctx, workspace, orderID)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
 }
 
 // GetOrder returns an order.
@@ -658,27 +990,56 @@ func (a *App) linkPurchase(ctx context.Context, p Payment) {
 
 // ReconcileReport counts what a Reconcile pass found and settled.
 type ReconcileReport struct {
-	Orders, OrdersSettled     int
+	// Orders waiting on the ledger (PENDING, or HELD with a confirm or
+	// cancel in flight), and those no longer waiting after the pass.
+	Orders, OrdersSettled int
+	// OrdersExpired: HELD orders whose hold was found expired.
+	OrdersExpired             int
+	Refunds, RefundsSettled   int
 	Payments, PaymentsSettled int
 	Purchases                 int
 }
 
 // Reconcile settles everything a crash or an unreachable ledger left
-// unfinished, by replaying the same idempotency keys: PENDING orders
-// (debit), RECEIVED payments (credit), SUBMITTING purchases (credit request)
-// and PENDING_APPROVAL purchases (read the decision). It runs at start and
-// periodically; each item is independent, and an item the ledger still does
-// not confirm is left for the next pass.
+// unfinished, by replaying the same idempotency keys: PENDING orders (the
+// hold, or the debit of an order placed before holds), HELD orders with a
+// confirm or cancel in flight (the capture or void), PENDING refunds (the
+// reversal), RECEIVED payments (credit), SUBMITTING purchases (credit
+// request) and PENDING_APPROVAL purchases (read the decision). A HELD order
+// whose hold's expire time passed is asked about its hold: EXPIRED when
+// the ledger released it. It runs at start and periodically; each item is
+// independent, and an item the ledger still does not confirm is left for
+// the next pass.
 func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
-	orders, err := a.store.PendingOrders(ctx)
+	orders, err := a.store.OpenOrders(ctx, a.clock())
 	if err != nil {
 		return rep, err
 	}
 	for _, o := range orders {
+		if !inFlight(o) { // HELD, its hold due to expire
+			if out, _ := a.holdEnded(ctx, o); out.Status == OrderExpired {
+				rep.OrdersExpired++
+			}
+			continue
+		}
 		rep.Orders++
-		if out, _ := a.settleOrder(ctx, o); out.Status != OrderPending {
+		if out, _ := a.settleOrder(ctx, o); !inFlight(out) {
 			rep.OrdersSettled++
+		}
+	}
+	refunds, err := a.store.PendingRefunds(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range refunds {
+		rep.Refunds++
+		o, err := a.store.GetOrder(ctx, r.Workspace, r.OrderID)
+		if err != nil {
+			return rep, err
+		}
+		if out, _ := a.settleRefund(ctx, r, o); out.Status != RefundPending {
+			rep.RefundsSettled++
 		}
 	}
 	payments, err := a.store.ReceivedPayments(ctx)
@@ -699,8 +1060,9 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		rep.Purchases++
 		_, _ = a.advancePurchase(ctx, p)
 	}
-	if rep.Orders+rep.Payments > 0 {
+	if rep.Orders+rep.OrdersExpired+rep.Refunds+rep.Payments > 0 {
 		a.log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
+			zap.Int("orders_expired", rep.OrdersExpired), zap.Int("refunds", rep.Refunds), zap.Int("refunds_settled", rep.RefundsSettled),
 			zap.Int("payments", rep.Payments), zap.Int("payments_settled", rep.PaymentsSettled), zap.Int("purchases", rep.Purchases))
 	}
 	return rep, ctx.Err()

@@ -267,7 +267,7 @@ func TestCheckoutOptions(t *testing.T) {
 	}
 }
 
-func TestBuyWithCreditsConfirmsAfterTheDebit(t *testing.T) {
+func TestBuyWithCreditsHoldsThenConfirmCaptures(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
@@ -278,26 +278,78 @@ func TestBuyWithCreditsConfirmsAfterTheDebit(t *testing.T) {
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != http.StatusCreated {
 		t.Fatalf("HTTP %d: %+v", code, o)
 	}
-	if o.Status != OrderConfirmed || o.Credits != 36 || o.IdempotencyKey != "checkout-order:"+o.ID || o.TransactionID == "" {
+	if o.Status != OrderHeld || o.Credits != 36 || o.IdempotencyKey != "checkout-order:"+o.ID || o.HoldID == "" || o.HoldExpireTime == nil || o.TransactionID != "" {
 		t.Errorf("order = %+v", o)
+	}
+	h := e.ledger.Hold(ws, o.HoldID)
+	if h.GetAmount() != 36 || h.GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE || h.GetReference() != "order:"+o.ID ||
+		h.GetIdempotencyKey() != o.IdempotencyKey || h.GetStatus() != pb.HoldStatus_HOLD_STATUS_ACTIVE || !h.GetExpireTime().AsTime().Truncate(time.Microsecond).Equal(*o.HoldExpireTime) {
+		t.Errorf("hold = %v", h)
+	}
+	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetBalance() != 100 || b.GetAvailable() != 64 || len(outs(e.ledger.Transactions(ws, "client-1"))) != 0 {
+		t.Errorf("after placing: %v, want the 36 credits held, nothing spent", b)
+	}
+	var got Order
+	if code := e.do("GET", "/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != http.StatusOK || got.Status != OrderHeld {
+		t.Errorf("GET order: HTTP %d %+v", code, got)
+	}
+
+	var conf Order
+	if code := e.do("POST", "/v1/workspaces/"+ws+"/orders/"+o.ID+":confirm", nil, &conf); code != http.StatusOK {
+		t.Fatalf("confirm: HTTP %d %+v", code, conf)
 	}
 	debits := outs(e.ledger.Transactions(ws, "client-1"))
 	if len(debits) != 1 {
 		t.Fatalf("%d debits, want 1", len(debits))
 	}
 	d := debits[0]
-	if d.GetAmount() != 36 || d.GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE ||
-		d.GetIdempotencyKey() != "checkout-order:"+o.ID || d.GetReference() != "order:"+o.ID || d.GetId() != o.TransactionID {
-		t.Errorf("debit = %v", d)
+	if conf.Status != OrderConfirmed || conf.TransactionID != d.GetId() || d.GetAmount() != 36 || d.GetHoldId() != o.HoldID ||
+		d.GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE || d.GetReference() != "order:"+o.ID {
+		t.Errorf("confirmed %+v, debit %v", conf, d)
 	}
-	var got Order
-	if code := e.do("GET", "/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != http.StatusOK || got.Status != OrderConfirmed {
-		t.Errorf("GET order: HTTP %d %+v", code, got)
+	if calls := e.ledger.Calls("CaptureHold"); len(calls) != 1 || calls[0].IdempotencyKey != o.IdempotencyKey+":capture" {
+		t.Errorf("CaptureHold calls %+v", calls)
+	}
+	// Confirming again answers the same order; cancelling it is refused.
+	var again Order
+	if code := e.do("POST", "/v1/workspaces/"+ws+"/orders/"+o.ID+":confirm", nil, &again); code != 200 || again.TransactionID != conf.TransactionID {
+		t.Errorf("confirm again: HTTP %d %+v", code, again)
+	}
+	var body apiError
+	if code := e.do("POST", "/v1/workspaces/"+ws+"/orders/"+o.ID+":cancel", nil, &body); code != 409 || body.Error.Code != CodeOrderNotHeld || body.Order.Status != OrderConfirmed {
+		t.Errorf("cancel a confirmed order: HTTP %d %+v", code, body)
+	}
+	if n := len(e.ledger.Calls("CaptureHold")) + len(e.ledger.Calls("VoidHold")); n != 1 {
+		t.Errorf("%d capture/void calls, want 1", n)
+	}
+	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 64 {
+		t.Errorf("balance %d, want 64", bal)
 	}
 	var list struct{ Orders []Order }
 	e.do("GET", "/v1/workspaces/"+ws+"/accounts/client-1/orders", nil, &list)
 	if len(list.Orders) != 1 || list.Orders[0].ID != o.ID {
 		t.Errorf("orders = %+v", list.Orders)
+	}
+}
+
+// The one-step "Buy with Credit": "confirm": true places and captures.
+func TestBuyWithConfirmCapturesAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agency()
+	e.ledger.Fund(ws, "client-1", 100)
+	e.putService("logo", usd(3, 510_000_000), true)
+	var o Order
+	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &o); code != 201 {
+		t.Fatalf("HTTP %d: %+v", code, o)
+	}
+	debits := outs(e.ledger.Transactions(ws, "client-1"))
+	if o.Status != OrderConfirmed || len(debits) != 1 || debits[0].GetId() != o.TransactionID || debits[0].GetAmount() != 36 ||
+		debits[0].GetReference() != "order:"+o.ID || o.HoldID == "" || debits[0].GetHoldId() != o.HoldID {
+		t.Errorf("order %+v, debits %v", o, debits)
+	}
+	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetBalance() != 64 || b.GetHeld() != 0 {
+		t.Errorf("balance %v, want 64 and nothing held", b)
 	}
 }
 
@@ -329,32 +381,32 @@ func TestBuyIsRefusedWithoutAnOrderWhenNotOffered(t *testing.T) {
 			if body.Error.Code != tt.code || body.Order != nil {
 				t.Errorf("body = %+v, want code %s and no order", body, tt.code)
 			}
-			if n := len(e.ledger.Calls("Debit")); n != 0 {
-				t.Errorf("%d debits attempted, want 0", n)
+			if n := len(e.ledger.Calls("CreateHold")) + len(e.ledger.Calls("Debit")); n != 0 {
+				t.Errorf("%d holds or debits attempted, want 0", n)
 			}
 		})
 	}
 }
 
-func TestDebitRefusalMarksTheOrderFailed(t *testing.T) {
+func TestHoldRefusalMarksTheOrderFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
 	e.ledger.Fund(ws, "client-1", 100)
 	e.putService("logo", usd(5, 0), true)
-	// The balance is spent elsewhere between the check and the debit.
-	e.ledger.InjectFault("Debit", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
+	// The balance is spent elsewhere between the check and the hold.
+	e.ledger.InjectFault("CreateHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
 
 	var body apiError
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &body); code != 422 {
 		t.Fatalf("HTTP %d: %+v", code, body)
 	}
 	if body.Error.Code != "INSUFFICIENT_CREDITS" || body.Order == nil || body.Order.Status != OrderFailed ||
-		body.Order.FailureReason != "INSUFFICIENT_CREDITS" || body.Order.TransactionID != "" {
+		body.Order.FailureReason != "INSUFFICIENT_CREDITS" || body.Order.TransactionID != "" || body.Order.HoldID != "" {
 		t.Errorf("body = %+v / order %+v", body.Error, body.Order)
 	}
-	if n := len(e.ledger.Calls("Debit")); n != 1 {
-		t.Errorf("%d Debit calls, want 1 (a refusal is not retried)", n)
+	if n := len(e.ledger.Calls("CreateHold")); n != 1 {
+		t.Errorf("%d CreateHold calls, want 1 (a refusal is not retried)", n)
 	}
 	// A failed order is final: reconciliation leaves it alone.
 	rep, err := e.app.Reconcile(t.Context())
@@ -363,58 +415,67 @@ func TestDebitRefusalMarksTheOrderFailed(t *testing.T) {
 	}
 }
 
-func TestUnconfirmedDebitStaysPendingAndIsReconciledOnce(t *testing.T) {
+func TestUnconfirmedLedgerWriteIsFinishedOnceByReconcile(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
-	e.putService("logo", usd(5, 0), true)
-	// Attempt 1 posts but its answer is lost; attempts 2 and 3 find the
-	// ledger unreachable: the client gives up, the outcome is unknown.
-	e.ledger.InjectFault("Debit",
-		fakeledger.Fault{After: true, Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable})
+	for _, method := range []string{"CreateHold", "CaptureHold"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.agency()
+			e.ledger.Fund(ws, "client-1", 100)
+			e.putService("logo", usd(5, 0), true)
+			// Attempt 1 takes effect but its answer is lost; attempts 2 and 3
+			// find the ledger unreachable: the client gives up, the outcome is unknown.
+			e.ledger.InjectFault(method,
+				fakeledger.Fault{After: true, Code: codes.Unavailable},
+				fakeledger.Fault{Code: codes.Unavailable},
+				fakeledger.Fault{Code: codes.Unavailable})
 
-	var body apiError
-	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &body); code != 503 {
-		t.Fatalf("HTTP %d: %+v", code, body)
-	}
-	if body.Error.Code != CodeLedgerUnavailable || body.Order == nil || body.Order.Status != OrderPending {
-		t.Fatalf("body = %+v / order %+v", body.Error, body.Order)
-	}
-	id := body.Order.ID
+			var body apiError
+			if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &body); code != 503 {
+				t.Fatalf("HTTP %d: %+v", code, body)
+			}
+			want := map[string]OrderStatus{"CreateHold": OrderPending, "CaptureHold": OrderHeld}[method]
+			if body.Error.Code != CodeLedgerUnavailable || body.Order == nil || body.Order.Status != want || body.Order.Action != ActionConfirm {
+				t.Fatalf("body = %+v / order %+v, want %s with the confirm in flight", body.Error, body.Order, want)
+			}
+			id := body.Order.ID
 
-	e.restart() // the process dies; the order is on disk
-	rep, err := e.app.Reconcile(t.Context())
-	if err != nil || rep.Orders != 1 || rep.OrdersSettled != 1 {
-		t.Fatalf("Reconcile = %+v, %v", rep, err)
-	}
-	var o Order
-	e.do("GET", "/v1/workspaces/"+ws+"/orders/"+id, nil, &o)
-	debits := outs(e.ledger.Transactions(ws, "client-1"))
-	if len(debits) != 1 || o.Status != OrderConfirmed || o.TransactionID != debits[0].GetId() {
-		t.Fatalf("order %+v, debits %v: want CONFIRMED with the one debit", o, debits)
-	}
-	for _, c := range e.ledger.Calls("Debit") {
-		if c.IdempotencyKey != "checkout-order:"+id {
-			t.Errorf("Debit with key %q, want only %q", c.IdempotencyKey, "checkout-order:"+id)
-		}
-	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 50 {
-		t.Errorf("balance = %d, want 50", bal)
+			e.restart() // the process dies; the order is on disk
+			rep, err := e.app.Reconcile(t.Context())
+			if err != nil || rep.Orders != 1 || rep.OrdersSettled != 1 {
+				t.Fatalf("Reconcile = %+v, %v", rep, err)
+			}
+			var o Order
+			e.do("GET", "/v1/workspaces/"+ws+"/orders/"+id, nil, &o)
+			debits := outs(e.ledger.Transactions(ws, "client-1"))
+			if len(debits) != 1 || o.Status != OrderConfirmed || o.TransactionID != debits[0].GetId() {
+				t.Fatalf("order %+v, debits %v: want CONFIRMED with the one debit", o, debits)
+			}
+			if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+				t.Errorf("%d holds, want 1", n)
+			}
+			for _, c := range e.ledger.Calls(method) {
+				if want := map[string]string{"CreateHold": OrderKey(id), "CaptureHold": OrderKey(id) + ":capture"}[method]; c.IdempotencyKey != want {
+					t.Errorf("%s with key %q, want only %q", method, c.IdempotencyKey, want)
+				}
+			}
+			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 50 {
+				t.Errorf("balance = %d, want 50", bal)
+			}
+		})
 	}
 }
 
-func TestPendingOrderFromACrashBeforeTheDebitIsPostedOnRestart(t *testing.T) {
+func TestPendingOrderFromACrashBeforeTheHoldIsFinishedOnRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
 	e.ledger.Fund(ws, "client-1", 100)
 	// The process died right after recording the order.
 	o, _, err := e.store.InsertOrder(t.Context(), Order{
-		ID: "o-1", Workspace: ws, Account: "client-1", ServiceID: "logo",
-		ServiceName: "Logo", Price: usd(5, 0), Credits: 50, IdempotencyKey: OrderKey("o-1"), CreateTime: time.Now(),
+		ID: "o-1", Workspace: ws, Account: "client-1", ServiceID: "logo", ServiceName: "Logo", Price: usd(5, 0), Credits: 50,
+		IdempotencyKey: OrderKey("o-1"), CreateTime: time.Now(), Action: ActionConfirm, HoldTTL: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -442,10 +503,10 @@ func TestClientIdempotencyKeyReturnsTheSameOrder(t *testing.T) {
 	path := "/v1/workspaces/" + ws + "/accounts/client-1/orders"
 
 	var first, second Order
-	if code := e.do("POST", path, map[string]string{"service_id": "logo"}, &first, "Idempotency-Key", "cart-42"); code != 201 {
+	if code := e.do("POST", path, map[string]any{"service_id": "logo", "confirm": true}, &first, "Idempotency-Key", "cart-42"); code != 201 {
 		t.Fatalf("first: HTTP %d", code)
 	}
-	if code := e.do("POST", path, map[string]string{"service_id": "logo"}, &second, "Idempotency-Key", "cart-42"); code != 200 {
+	if code := e.do("POST", path, map[string]any{"service_id": "logo", "confirm": true}, &second, "Idempotency-Key", "cart-42"); code != 200 {
 		t.Fatalf("retry: HTTP %d", code)
 	}
 	if first.ID != second.ID || second.Status != OrderConfirmed {
@@ -471,7 +532,7 @@ func TestConcurrentBuysWithOneClientKeyDebitOnce(t *testing.T) {
 	for i := range ids {
 		wg.Go(func() {
 			var o Order
-			e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o, "Idempotency-Key", "k")
+			e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &o, "Idempotency-Key", "k")
 			ids[i] = o.ID
 		})
 	}
@@ -483,6 +544,9 @@ func TestConcurrentBuysWithOneClientKeyDebitOnce(t *testing.T) {
 	}
 	if n := len(outs(e.ledger.Transactions(ws, "client-1"))); n != 1 {
 		t.Errorf("%d debits, want 1", n)
+	}
+	if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+		t.Errorf("%d holds, want 1", n)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
+
+	"github.com/creditledger/creditledger/internal/token"
 )
 
 // maxBody bounds every request body.
@@ -27,6 +30,10 @@ const maxWebhookBody = 512 << 10
 //	POST /v1/workspaces/{workspace}/accounts/{account}/orders
 //	GET  /v1/workspaces/{workspace}/accounts/{account}/orders
 //	GET  /v1/workspaces/{workspace}/orders/{order}
+//	POST /v1/workspaces/{workspace}/orders/{order}:confirm
+//	POST /v1/workspaces/{workspace}/orders/{order}:cancel
+//	POST /v1/workspaces/{workspace}/orders/{order}:refund
+//	GET  /v1/workspaces/{workspace}/orders/{order}/refunds
 //	POST /v1/workspaces/{workspace}/accounts/{account}/credit-purchases
 //	GET  /v1/workspaces/{workspace}/credit-purchases/{purchase}
 //	POST /webhooks/payments
@@ -37,9 +44,10 @@ const maxWebhookBody = 512 << 10
 // its own account only: another account, or another workspace, is 404
 // as if it did not exist. Admin and service tokens act on every account of
 // their workspace. The catalog is read by all and written by admins
-// (settings:admin); reads need ledger:read; orders and purchases need
-// requests:submit (or ledger:write for a service). A missing role or scope
-// is 403. The webhook is authenticated by the provider's signature, not
+// (settings:admin); reads need ledger:read; orders (placing, confirming,
+// cancelling) and purchases need requests:submit (or ledger:write for a
+// service). Refunds are the agency's: admin (settings:admin) or service
+// (ledger:write) only. A missing role or scope is 403. The webhook is authenticated by the provider's signature, not
 // by a token; /healthz is open.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -50,6 +58,10 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/accounts/{account}/orders", a.handleBuy)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/accounts/{account}/orders", a.handleListOrders)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/orders/{order}", a.handleGetOrder)
+	// "{order}:confirm" is not a pattern ServeMux accepts: the verb is
+	// split off in the handler.
+	mux.HandleFunc("POST /v1/workspaces/{workspace}/orders/{order}", a.handleOrderAction)
+	mux.HandleFunc("GET /v1/workspaces/{workspace}/orders/{order}/refunds", a.handleListRefunds)
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/accounts/{account}/credit-purchases", a.handleStartPurchase)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/credit-purchases/{purchase}", a.handleGetPurchase)
 	mux.HandleFunc("POST /webhooks/payments", a.handleWebhook)
@@ -115,11 +127,13 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 	a.respond(w, http.StatusOK, o, err)
 }
 
-// handleBuy buys a service with credits. Body: {"service_id": "logo"};
-// optional header Idempotency-Key makes client retries return the same
-// order. 201 with the CONFIRMED order (200 for a retry); 422 with the
-// reason (and the FAILED order when one was created); 503 when the ledger
-// did not confirm (the order stays PENDING and is reconciled).
+// handleBuy places an order for a service, paid with credits. Body:
+// {"service_id": "logo", "confirm": false}; optional header Idempotency-Key
+// makes client retries return the same order. 201 with the HELD order
+// (the credits reserved; confirm or cancel it), or the CONFIRMED order
+// with "confirm": true (200 for a retry); 422 with the reason (and the
+// FAILED order when one was created); 503 when the ledger did not confirm
+// (the order stays PENDING, or HELD, and is reconciled).
 func (a *App) handleBuy(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
 	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
@@ -127,11 +141,12 @@ func (a *App) handleBuy(w http.ResponseWriter, r *http.Request) {
 	}
 	var in struct {
 		ServiceID string `json:"service_id"`
+		Confirm   bool   `json:"confirm"`
 	}
 	if !a.decode(w, r, &in) {
 		return
 	}
-	o, existing, err := a.BuyWithCredits(r.Context(), ws, acct, in.ServiceID, r.Header.Get("Idempotency-Key"))
+	o, existing, err := a.BuyWithCredits(r.Context(), ws, acct, in.ServiceID, r.Header.Get("Idempotency-Key"), in.Confirm)
 	a.respondWith(w, created(existing), "order", o, o.ID != "", err)
 }
 
@@ -157,6 +172,107 @@ func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 		err = authorize(c, readAccess, ws, o.Account, notFound("order", id))
 	}
 	a.respond(w, http.StatusOK, o, err)
+}
+
+// refundAccess: giving credits back is the agency's decision (its admins)
+// or its systems' (a service), never the client's.
+var refundAccess = access{roles: []token.Role{token.RoleAdmin, token.RoleService}, scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
+
+// handleOrderAction is POST …/orders/{order}:confirm, :cancel and :refund.
+//
+//   - :confirm (no body): captures the HELD order's hold. 200 with the
+//     CONFIRMED order (also when it already was); 409 ORDER_NOT_HELD when
+//     the order is not HELD or is being cancelled; 422 HOLD_EXPIRED (the
+//     order is EXPIRED) or the ledger's refusal; 503 when the ledger did not
+//     answer (the order stays HELD and the capture is reconciled).
+//   - :cancel (no body): voids the HELD order's hold. 200 with the
+//     CANCELLED order (or EXPIRED: the hold ended by itself); 409
+//     ORDER_NOT_HELD for an order confirmed or being confirmed; 503 as above.
+//   - :refund (admin or service only; body {"credits": 20}, optional:
+//     absent or 0 refunds all that remains; optional header
+//     Idempotency-Key): reverses the order's entry for that many credits.
+//     201 with {"refund": …, "order": …} (200 for a retry); 409
+//     ORDER_NOT_CONFIRMED; 422 REFUND_EXCEEDS_ORDER or the ledger's
+//     refusal; 503 when the ledger did not answer (the refund stays PENDING
+//     and is reconciled).
+//
+// Confirm and cancel follow the rules of placing an order: the client of
+// the order's account, an admin or a service of the workspace.
+func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
+	id, verb, _ := strings.Cut(r.PathValue("order"), ":")
+	acc := spendAccess
+	switch verb {
+	case "confirm", "cancel":
+	case "refund":
+		acc = refundAccess
+	default:
+		writeError(w, notFound("route", r.URL.Path))
+		return
+	}
+	c, ok := a.allow(w, r, acc, ws, "", notFound("order", id))
+	if !ok {
+		return
+	}
+	o, err := a.GetOrder(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, acc, ws, o.Account, notFound("order", id))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch verb {
+	case "confirm", "cancel":
+		if !a.decodeOptional(w, r, &struct{}{}) {
+			return
+		}
+		if verb == "confirm" {
+			o, err = a.ConfirmOrder(r.Context(), ws, id)
+		} else {
+			o, err = a.CancelOrder(r.Context(), ws, id)
+		}
+		a.respondWith(w, http.StatusOK, "order", o, true, err)
+	case "refund":
+		var in struct {
+			Credits int64 `json:"credits"`
+		}
+		if !a.decodeOptional(w, r, &in) {
+			return
+		}
+		ref, o, existing, err := a.RefundOrder(r.Context(), ws, id, in.Credits, r.Header.Get("Idempotency-Key"))
+		body := map[string]any{"order": o}
+		if ref.ID != "" {
+			body["refund"] = ref
+		}
+		if err == nil {
+			writeJSON(w, created(existing), body)
+			return
+		}
+		a.logInternal(err)
+		e := asError(err)
+		body["error"] = errorBody(e)
+		writeJSON(w, e.HTTPStatus(), body)
+	}
+}
+
+// handleListRefunds lists an order's refunds, oldest first: {"refunds":
+// [...]}; readable by whoever may read the order.
+func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
+	ws, id := r.PathValue("workspace"), r.PathValue("order")
+	c, ok := a.allow(w, r, readAccess, ws, "", notFound("order", id))
+	if !ok {
+		return
+	}
+	o, err := a.GetOrder(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, readAccess, ws, o.Account, notFound("order", id))
+	}
+	var out []Refund
+	if err == nil {
+		out, err = a.ListRefunds(r.Context(), ws, o.ID)
+	}
+	a.respond(w, http.StatusOK, map[string]any{"refunds": out}, err)
 }
 
 // handleStartPurchase starts buying a credit package. Body:
@@ -309,6 +425,19 @@ func strictUnmarshal(body []byte, v any) error {
 func (a *App) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err == nil {
+		err = strictUnmarshal(body, v)
+	}
+	if err != nil {
+		writeError(w, invalidf("body", "%v", err))
+		return false
+	}
+	return true
+}
+
+// decodeOptional is decode for a body that may be empty.
+func (a *App) decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
 		err = strictUnmarshal(body, v)
 	}
 	if err != nil {

@@ -107,8 +107,74 @@ CREATE TABLE payments (
 CREATE INDEX payments_received ON payments (create_time) WHERE status = 'RECEIVED';
 `
 
+// migrations[i] brings the schema from version i+1 to i+2.
+var migrations = []string{
+	// 2: "Buy with Credit" reserves the credits (a hold) when the order is
+	// placed and spends them when it is confirmed; a confirmed order can be
+	// refunded (a reversal). SQLite cannot change a CHECK, so the orders
+	// table is rebuilt. Orders from before were one-step debits (method
+	// DEBIT): one still PENDING is finished by replaying its debit.
+	`CREATE TABLE orders_v2 (
+	id               TEXT PRIMARY KEY,
+	workspace        TEXT NOT NULL,
+	account          TEXT NOT NULL,
+	service_id       TEXT NOT NULL,
+	service_name     TEXT NOT NULL,
+	currency         TEXT NOT NULL,
+	units            INTEGER NOT NULL,
+	nanos            INTEGER NOT NULL,
+	credits          INTEGER NOT NULL CHECK (credits > 0),
+	status           TEXT NOT NULL CHECK (status IN ('PENDING', 'HELD', 'CONFIRMED', 'CANCELLED', 'EXPIRED', 'FAILED',
+	                                                 'PARTIALLY_REFUNDED', 'REFUNDED')),
+	method           TEXT NOT NULL DEFAULT 'HOLD' CHECK (method IN ('HOLD', 'DEBIT')),
+	action           TEXT NOT NULL DEFAULT '' CHECK (action IN ('', 'CONFIRM', 'CANCEL')),
+	hold_ttl_seconds INTEGER NOT NULL DEFAULT 0,
+	hold_id          TEXT NOT NULL DEFAULT '',
+	hold_expire_time TEXT NOT NULL DEFAULT '',
+	refunded_credits INTEGER NOT NULL DEFAULT 0 CHECK (refunded_credits >= 0 AND refunded_credits <= credits),
+	failure_reason   TEXT NOT NULL DEFAULT '',
+	idempotency_key  TEXT NOT NULL UNIQUE,
+	transaction_id   TEXT NOT NULL DEFAULT '',
+	client_key       TEXT,
+	create_time      TEXT NOT NULL,
+	update_time      TEXT NOT NULL,
+	UNIQUE (workspace, account, client_key),
+	-- a hold is placed before an order is HELD; the debit or capture is
+	-- posted before it is CONFIRMED (or refunded)
+	CHECK (status <> 'HELD' OR hold_id <> ''),
+	CHECK (status NOT IN ('CONFIRMED', 'PARTIALLY_REFUNDED', 'REFUNDED') OR transaction_id <> ''),
+	CHECK (method = 'DEBIT' OR hold_ttl_seconds > 0)
+) STRICT;
+INSERT INTO orders_v2 (id, workspace, account, service_id, service_name, currency, units, nanos, credits, status, method,
+	failure_reason, idempotency_key, transaction_id, client_key, create_time, update_time)
+SELECT id, workspace, account, service_id, service_name, currency, units, nanos, credits, status, 'DEBIT',
+	failure_reason, idempotency_key, transaction_id, client_key, create_time, update_time FROM orders;
+DROP TABLE orders;
+ALTER TABLE orders_v2 RENAME TO orders;
+CREATE INDEX orders_by_account ON orders (workspace, account, create_time);
+CREATE INDEX orders_open ON orders (create_time) WHERE status IN ('PENDING', 'HELD');
+
+CREATE TABLE refunds (
+	id              TEXT PRIMARY KEY,
+	workspace       TEXT NOT NULL,
+	order_id        TEXT NOT NULL REFERENCES orders (id),
+	credits         INTEGER NOT NULL CHECK (credits > 0),
+	status          TEXT NOT NULL CHECK (status IN ('PENDING', 'REFUNDED', 'FAILED')),
+	idempotency_key TEXT NOT NULL UNIQUE,
+	transaction_id  TEXT NOT NULL DEFAULT '',
+	failure_reason  TEXT NOT NULL DEFAULT '',
+	client_key      TEXT,
+	create_time     TEXT NOT NULL,
+	update_time     TEXT NOT NULL,
+	UNIQUE (workspace, order_id, client_key),
+	CHECK (status <> 'REFUNDED' OR transaction_id <> '')
+) STRICT;
+CREATE INDEX refunds_by_order ON refunds (workspace, order_id, create_time);
+CREATE INDEX refunds_pending ON refunds (create_time) WHERE status = 'PENDING';`,
+}
+
 // schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // OpenStore opens (creating if needed) the SQLite file at path.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
@@ -176,8 +242,16 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("checkout store: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("checkout store: migrate: %w", err)
+	if v == 0 {
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("checkout store: migrate: %w", err)
+		}
+		v = 1
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("checkout store: migrate to version %d: %w", v+1, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("checkout store: migrate: %w", err)
@@ -270,18 +344,27 @@ func (s *Store) ListServices(ctx context.Context, workspace string) ([]Service, 
 // --- orders ---
 
 const orderColumns = `id, workspace, account, service_id, service_name, currency, units, nanos, credits, status,
-	failure_reason, idempotency_key, transaction_id, COALESCE(client_key, ''), create_time, update_time`
+	failure_reason, idempotency_key, transaction_id, COALESCE(client_key, ''), create_time, update_time,
+	method, action, hold_ttl_seconds, hold_id, hold_expire_time, refunded_credits`
 
 func scanOrder(row interface{ Scan(...any) error }) (Order, error) {
 	var o Order
-	var ct, ut string
+	var ct, ut, het string
+	var ttl int64
 	err := row.Scan(&o.ID, &o.Workspace, &o.Account, &o.ServiceID, &o.ServiceName, &o.Price.CurrencyCode, &o.Price.Units,
-		&o.Price.Nanos, &o.Credits, &o.Status, &o.FailureReason, &o.IdempotencyKey, &o.TransactionID, &o.ClientKey, &ct, &ut)
+		&o.Price.Nanos, &o.Credits, &o.Status, &o.FailureReason, &o.IdempotencyKey, &o.TransactionID, &o.ClientKey, &ct, &ut,
+		&o.Method, &o.Action, &ttl, &o.HoldID, &het, &o.RefundedCredits)
 	o.CreateTime, o.UpdateTime = parseTime(ct), parseTime(ut)
+	o.HoldTTL = time.Duration(ttl) * time.Second
+	if het != "" {
+		t := parseTime(het)
+		o.HoldExpireTime = &t
+	}
 	return o, err
 }
 
-// InsertOrder records a new PENDING order. When the order carries a client
+// InsertOrder records a new PENDING order (with its action when it is to
+// be confirmed at once). When the order carries a client
 // key already used for an order of the same account, nothing is inserted
 // and the existing order is returned with existing=true.
 func (s *Store) InsertOrder(ctx context.Context, o Order) (_ Order, existing bool, err error) {
@@ -302,17 +385,17 @@ func (s *Store) InsertOrder(ctx context.Context, o Order) (_ Order, existing boo
 	}
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO orders (id, workspace, account, service_id, service_name, currency, units, nanos, credits, status,
-			idempotency_key, client_key, create_time, update_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)`,
+			method, action, hold_ttl_seconds, idempotency_key, client_key, create_time, update_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 'HOLD', ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.Workspace, o.Account, o.ServiceID, o.ServiceName, o.Price.CurrencyCode, o.Price.Units, o.Price.Nanos, o.Credits,
-		o.IdempotencyKey, nullable(o.ClientKey), fmtTime(o.CreateTime), fmtTime(o.CreateTime))
+		o.Action, int64(o.HoldTTL/time.Second), o.IdempotencyKey, nullable(o.ClientKey), fmtTime(o.CreateTime), fmtTime(o.CreateTime))
 	if err != nil {
 		return Order{}, false, fmt.Errorf("insert order: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Order{}, false, fmt.Errorf("insert order: %w", err)
 	}
-	o.Status, o.UpdateTime = OrderPending, o.CreateTime
+	o.Status, o.Method, o.UpdateTime = OrderPending, MethodHold, o.CreateTime
 	return o, false, nil
 }
 
@@ -351,23 +434,203 @@ func (s *Store) ListOrders(ctx context.Context, workspace, account string) ([]Or
 		workspace, account)
 }
 
-// PendingOrders returns every PENDING order, oldest first.
-func (s *Store) PendingOrders(ctx context.Context) ([]Order, error) {
-	return s.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE status = 'PENDING' ORDER BY create_time`)
+// OpenOrders returns the orders reconciliation looks at, oldest first:
+// PENDING ones (the hold or the debit in flight), HELD ones whose confirm
+// or cancel is in flight, and HELD ones whose hold's expire time passed.
+func (s *Store) OpenOrders(ctx context.Context, now time.Time) ([]Order, error) {
+	return s.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE status = 'PENDING' OR (status = 'HELD' AND (action <> '' OR hold_expire_time <= ?)) ORDER BY create_time`,
+		fmtTime(now))
 }
 
-// FinishOrder moves a PENDING order to CONFIRMED (with the debit's
-// transaction id) or FAILED (with the reason). An order that is no longer
-// pending is left as it is; the stored order is returned either way.
+// HoldOrder records the hold of a PENDING order: it is HELD.
+func (s *Store) HoldOrder(ctx context.Context, workspace, id, holdID string, expire, now time.Time) (Order, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET status = 'HELD', hold_id = ?, hold_expire_time = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'PENDING'`,
+		holdID, fmtTime(expire), fmtTime(now), workspace, id)
+	if err != nil {
+		return Order{}, fmt.Errorf("hold order: %w", err)
+	}
+	return s.GetOrder(ctx, workspace, id)
+}
+
+// SetOrderAction durably records that the order's hold is to be captured
+// (CONFIRM) or voided (CANCEL), before the ledger is called. It applies
+// only to a PENDING or HELD order with no other action recorded; the
+// stored order is returned either way, for the caller to compare.
+func (s *Store) SetOrderAction(ctx context.Context, workspace, id string, action OrderAction, now time.Time) (Order, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET action = ?1, update_time = ?2
+		WHERE workspace = ?3 AND id = ?4 AND status IN ('PENDING', 'HELD') AND action = '' AND method = 'HOLD'`,
+		action, fmtTime(now), workspace, id)
+	if err != nil {
+		return Order{}, fmt.Errorf("set order action: %w", err)
+	}
+	return s.GetOrder(ctx, workspace, id)
+}
+
+// FinishOrder moves a PENDING or HELD order to where the ledger's answer
+// puts it: CONFIRMED (with the posted entry's id), CANCELLED, EXPIRED or
+// FAILED (with the reason). An order already past those is left as it is;
+// the stored order is returned either way.
 func (s *Store) FinishOrder(ctx context.Context, workspace, id string, status OrderStatus, txID, reason string, now time.Time) (Order, error) {
 	_, err := s.db.ExecContext(ctx, `
-		UPDATE orders SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?
-		WHERE workspace = ? AND id = ? AND status = 'PENDING'`,
+		UPDATE orders SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?, action = ''
+		WHERE workspace = ? AND id = ? AND status IN ('PENDING', 'HELD')`,
 		status, txID, reason, fmtTime(now), workspace, id)
 	if err != nil {
 		return Order{}, fmt.Errorf("finish order: %w", err)
 	}
 	return s.GetOrder(ctx, workspace, id)
+}
+
+// --- refunds ---
+
+const refundColumns = `id, workspace, order_id, credits, status, idempotency_key, transaction_id, failure_reason,
+	COALESCE(client_key, ''), create_time, update_time`
+
+func scanRefund(row interface{ Scan(...any) error }) (Refund, error) {
+	var r Refund
+	var ct, ut string
+	err := row.Scan(&r.ID, &r.Workspace, &r.OrderID, &r.Credits, &r.Status, &r.IdempotencyKey, &r.TransactionID, &r.FailureReason,
+		&r.ClientKey, &ct, &ut)
+	r.CreateTime, r.UpdateTime = parseTime(ct), parseTime(ut)
+	return r, err
+}
+
+// errRefundExceeds is InsertRefund's answer when the order's credits not
+// yet refunded (or being refunded) do not cover the refund.
+var errRefundExceeds = errors.New("refund exceeds what remains of the order")
+
+// errNotRefundable is InsertRefund's answer for an order not confirmed.
+var errNotRefundable = errors.New("order not confirmed")
+
+// InsertRefund records a PENDING refund of an order, in one transaction
+// with the check that the order is confirmed and that its credits not yet
+// refunded nor being refunded cover it; credits 0 refunds all of those.
+// With a client key already used for a refund of the order, nothing is
+// inserted and that refund is returned with existing=true.
+func (s *Store) InsertRefund(ctx context.Context, r Refund) (_ Refund, existing bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Refund{}, false, fmt.Errorf("insert refund: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if r.ClientKey != "" {
+		prev, err := scanRefund(tx.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE workspace = ? AND order_id = ? AND client_key = ?`,
+			r.Workspace, r.OrderID, r.ClientKey))
+		switch {
+		case err == nil:
+			return prev, true, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return Refund{}, false, fmt.Errorf("insert refund: %w", err)
+		}
+	}
+	var status OrderStatus
+	var credits, committed int64
+	err = tx.QueryRowContext(ctx, `
+		SELECT o.status, o.credits, COALESCE((SELECT SUM(credits) FROM refunds f WHERE f.order_id = o.id AND f.status <> 'FAILED'), 0)
+		FROM orders o WHERE o.workspace = ? AND o.id = ?`, r.Workspace, r.OrderID).Scan(&status, &credits, &committed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Refund{}, false, errNoRows
+	}
+	if err != nil {
+		return Refund{}, false, fmt.Errorf("insert refund: %w", err)
+	}
+	if status != OrderConfirmed && status != OrderPartiallyRefunded && status != OrderRefunded {
+		return Refund{}, false, errNotRefundable
+	}
+	left := credits - committed
+	if r.Credits == 0 {
+		r.Credits = left
+	}
+	if r.Credits <= 0 || r.Credits > left {
+		return Refund{Credits: left}, false, errRefundExceeds
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO refunds (id, workspace, order_id, credits, status, idempotency_key, client_key, create_time, update_time)
+		VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)`,
+		r.ID, r.Workspace, r.OrderID, r.Credits, r.IdempotencyKey, nullable(r.ClientKey), fmtTime(r.CreateTime), fmtTime(r.CreateTime))
+	if err != nil {
+		return Refund{}, false, fmt.Errorf("insert refund: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Refund{}, false, fmt.Errorf("insert refund: %w", err)
+	}
+	r.Status, r.UpdateTime = RefundPending, r.CreateTime
+	return r, false, nil
+}
+
+// GetRefund returns one refund of the workspace.
+func (s *Store) GetRefund(ctx context.Context, workspace, id string) (Refund, error) {
+	r, err := scanRefund(s.db.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE workspace = ? AND id = ?`, workspace, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Refund{}, errNoRows
+	}
+	if err != nil {
+		return Refund{}, fmt.Errorf("get refund: %w", err)
+	}
+	return r, nil
+}
+
+func (s *Store) queryRefunds(ctx context.Context, query string, args ...any) ([]Refund, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list refunds: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []Refund{}
+	for rows.Next() {
+		r, err := scanRefund(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list refunds: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ListRefunds returns an order's refunds, oldest first.
+func (s *Store) ListRefunds(ctx context.Context, workspace, orderID string) ([]Refund, error) {
+	return s.queryRefunds(ctx, `SELECT `+refundColumns+` FROM refunds WHERE workspace = ? AND order_id = ? ORDER BY create_time, id`, workspace, orderID)
+}
+
+// PendingRefunds returns every refund whose reversal is in flight, oldest first.
+func (s *Store) PendingRefunds(ctx context.Context) ([]Refund, error) {
+	return s.queryRefunds(ctx, `SELECT `+refundColumns+` FROM refunds WHERE status = 'PENDING' ORDER BY create_time`)
+}
+
+// FinishRefund records the ledger's answer to a PENDING refund: REFUNDED
+// with the reversal's id (and, in the same transaction, the order's
+// refunded credits and status), or FAILED with the reason. A refund no
+// longer pending is left as it is.
+func (s *Store) FinishRefund(ctx context.Context, r Refund, status RefundStatus, txID, reason string, now time.Time) (Refund, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Refund{}, fmt.Errorf("finish refund: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, `
+		UPDATE refunds SET status = ?, transaction_id = ?, failure_reason = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'PENDING'`,
+		status, txID, reason, fmtTime(now), r.Workspace, r.ID)
+	if err != nil {
+		return Refund{}, fmt.Errorf("finish refund: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 && status == RefundRefunded {
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE orders SET refunded_credits = refunded_credits + ?1,
+				status = CASE WHEN refunded_credits + ?1 >= credits THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END,
+				update_time = ?2
+			WHERE workspace = ?3 AND id = ?4`, r.Credits, fmtTime(now), r.Workspace, r.OrderID); err != nil {
+			return Refund{}, fmt.Errorf("finish refund: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return Refund{}, fmt.Errorf("finish refund: %w", err)
+	}
+	return s.GetRefund(ctx, r.Workspace, r.ID)
 }
 
 // --- purchases ---

@@ -56,12 +56,41 @@ type Service struct {
 // OrderStatus is the life cycle of an order paid with credits.
 type OrderStatus string
 
-// Order statuses: PENDING until the ledger posted the debit (CONFIRMED) or
-// refused it (FAILED).
+// Order statuses. PENDING until the ledger placed the hold (HELD) or
+// refused it (FAILED). A HELD order is confirmed (the hold captured:
+// CONFIRMED), cancelled (the hold voided: CANCELLED), or its hold expires
+// first (EXPIRED). A confirmed order may be refused back, in part
+// (PARTIALLY_REFUNDED) or in full (REFUNDED).
 const (
-	OrderPending   OrderStatus = "PENDING"
-	OrderConfirmed OrderStatus = "CONFIRMED"
-	OrderFailed    OrderStatus = "FAILED"
+	OrderPending           OrderStatus = "PENDING"
+	OrderHeld              OrderStatus = "HELD"
+	OrderConfirmed         OrderStatus = "CONFIRMED"
+	OrderCancelled         OrderStatus = "CANCELLED"
+	OrderExpired           OrderStatus = "EXPIRED"
+	OrderFailed            OrderStatus = "FAILED"
+	OrderPartiallyRefunded OrderStatus = "PARTIALLY_REFUNDED"
+	OrderRefunded          OrderStatus = "REFUNDED"
+)
+
+// OrderAction is what was asked of a HELD order and may still be in
+// flight: its hold's capture or void. It is recorded before the ledger is
+// called, so that reconciliation finishes it after a crash or a timeout.
+type OrderAction string
+
+// Order actions.
+const (
+	ActionNone    OrderAction = ""
+	ActionConfirm OrderAction = "CONFIRM"
+	ActionCancel  OrderAction = "CANCEL"
+)
+
+// How an order spends the credits (Order.Method).
+const (
+	// MethodHold: a hold when the order is placed, captured on confirm.
+	MethodHold = "HOLD"
+	// MethodDebit: one debit, for orders placed by an earlier version; a
+	// PENDING one is finished by replaying its debit.
+	MethodDebit = "DEBIT"
 )
 
 // Order is a service bought with credits.
@@ -74,12 +103,54 @@ type Order struct {
 	Price       Money       `json:"price"`
 	Credits     int64       `json:"credits"`
 	Status      OrderStatus `json:"status"`
+	// Action is the confirm or cancel asked of a HELD order and not yet
+	// finished (the ledger did not answer): reconciliation finishes it.
+	Action OrderAction `json:"pending_action,omitempty"`
 	// FailureReason is the ledger's reason when FAILED (INSUFFICIENT_CREDITS, …).
 	FailureReason string `json:"failure_reason,omitempty"`
-	// IdempotencyKey is the ledger key of the debit: "checkout-order:<id>".
+	// IdempotencyKey is the ledger key of the hold, "checkout-order:<id>";
+	// its capture takes "<key>:capture" and its void "<key>:void".
 	IdempotencyKey string `json:"idempotency_key"`
-	// TransactionID is the ledger's debit, once CONFIRMED.
+	// HoldID and HoldExpireTime are the ledger's hold, once HELD.
+	HoldID         string     `json:"hold_id,omitempty"`
+	HoldExpireTime *time.Time `json:"hold_expire_time,omitempty"`
+	// HoldTTL is the life asked for the hold (kept so that a replay asks
+	// for the same).
+	HoldTTL time.Duration `json:"-"`
+	// TransactionID is the ledger's OUT entry (the capture), once CONFIRMED.
+	TransactionID string `json:"transaction_id,omitempty"`
+	// RefundedCredits is the sum of the order's refunds posted.
+	RefundedCredits int64     `json:"refunded_credits,omitempty"`
+	Method          string    `json:"-"`
+	ClientKey       string    `json:"-"`
+	CreateTime      time.Time `json:"create_time"`
+	UpdateTime      time.Time `json:"update_time"`
+}
+
+// RefundStatus is the life cycle of a refund.
+type RefundStatus string
+
+// Refund statuses: PENDING until the ledger posted the reversal (REFUNDED)
+// or refused it (FAILED).
+const (
+	RefundPending  RefundStatus = "PENDING"
+	RefundRefunded RefundStatus = "REFUNDED"
+	RefundFailed   RefundStatus = "FAILED"
+)
+
+// Refund gives credits of a confirmed order back: a REVERSAL entry of
+// the order's OUT entry, for Credits of it.
+type Refund struct {
+	ID        string       `json:"id"`
+	Workspace string       `json:"workspace"`
+	OrderID   string       `json:"order_id"`
+	Credits   int64        `json:"credits"`
+	Status    RefundStatus `json:"status"`
+	// IdempotencyKey is the ledger key of the reversal: "checkout-refund:<id>".
+	IdempotencyKey string `json:"idempotency_key"`
+	// TransactionID is the ledger's REVERSAL entry, once REFUNDED.
 	TransactionID string    `json:"transaction_id,omitempty"`
+	FailureReason string    `json:"failure_reason,omitempty"`
 	ClientKey     string    `json:"-"`
 	CreateTime    time.Time `json:"create_time"`
 	UpdateTime    time.Time `json:"update_time"`
@@ -240,7 +311,19 @@ const (
 	CodeUnauthenticated    = "UNAUTHENTICATED"
 	CodePermissionDenied   = "PERMISSION_DENIED"
 	CodeUnknownPurchase    = "UNKNOWN_PURCHASE"
-	CodeInternal           = "INTERNAL"
+	// CodeOrderNotHeld: confirm or cancel of an order that is not HELD
+	// (metadata: status), or whose other action is in flight.
+	CodeOrderNotHeld = "ORDER_NOT_HELD"
+	// CodeOrderNotConfirmed: refund of an order not confirmed.
+	CodeOrderNotConfirmed = "ORDER_NOT_CONFIRMED"
+	// CodeRefundExceedsOrder: the refund is more than what remains of the
+	// order (metadata: refundable).
+	CodeRefundExceedsOrder = "REFUND_EXCEEDS_ORDER"
+	// CodeHoldExpired / CodeHoldVoided: the order's hold ended before it
+	// could be captured.
+	CodeHoldExpired = "HOLD_EXPIRED"
+	CodeHoldVoided  = "HOLD_VOIDED"
+	CodeInternal    = "INTERNAL"
 )
 
 func invalidf(field, format string, args ...any) *Error {

@@ -124,6 +124,8 @@ type Config struct {
 	TLSGatewayKeyFile  string
 	// Limits are the pending-request cap and the rate limits (limits.go).
 	Limits Limits
+	// Expiry is the expiry loop (expiry.go).
+	Expiry Expiry
 
 	// PostgreSQL roles and row-level security (loadDatabaseRoles).
 
@@ -163,6 +165,7 @@ func Default() Config {
 		AuthMaxTokenLifetime: 24 * time.Hour,
 		AuthJWKSReload:       10 * time.Second,
 		Limits:               DefaultLimits(),
+		Expiry:               DefaultExpiry(),
 	}
 }
 
@@ -285,6 +288,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvTLSGatewayCertFile, str(&c.TLSGatewayCertFile))
 	env(EnvTLSGatewayKeyFile, str(&c.TLSGatewayKeyFile))
 	errs = append(errs, c.Limits.fromEnv(getenv)...)
+	errs = append(errs, c.Expiry.fromEnv(getenv)...)
 	errs = append(errs, loadDatabaseRoles(&c, getenv)...)
 	if auth != "" {
 		c.Auth = AuthMode(auth)
@@ -322,6 +326,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.TLSGatewayCertFile, "tls-gateway-cert-file", c.TLSGatewayCertFile, "client certificate of the REST gateway towards gRPC; default the server's ("+EnvTLSGatewayCertFile+")")
 	fs.StringVar(&c.TLSGatewayKeyFile, "tls-gateway-key-file", c.TLSGatewayKeyFile, "key of --tls-gateway-cert-file ("+EnvTLSGatewayKeyFile+")")
 	c.Limits.flags(fs)
+	c.Expiry.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -465,6 +470,9 @@ func (c Config) validate(serving bool) error {
 	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Expiry.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -565,6 +573,7 @@ func (c Config) Redacted() map[string]any {
 		"tls_gateway_cert":        c.TLSGatewayCertFile,
 		"auth_none_remote":        c.AuthNoneAllowRemote,
 		"limits":                  c.Limits.redacted(),
+		"expiry":                  c.Expiry.redacted(),
 	}
 }
 

@@ -85,7 +85,7 @@ func TestLoad(t *testing.T) {
 				AuthIssuer: "creditledger", AuthAudience: "creditledger", AuthMaxTokenLifetime: 24 * time.Hour, AuthJWKSReload: 10 * time.Second,
 				MetricsAddr: ":9464", TLSCertFile: "/tls/tls.crt", TLSKeyFile: "/tls/tls.key", TLSClientCAFile: "/tls/ca.crt",
 				TLSGatewayCertFile: "/tls/gw.crt", TLSGatewayKeyFile: "/tls/gw.key", AuthNoneAllowRemote: true,
-				Limits: DefaultLimits(),
+				Limits: DefaultLimits(), Expiry: DefaultExpiry(),
 			},
 		},
 		{

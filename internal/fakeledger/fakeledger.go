@@ -7,7 +7,11 @@
 // SubmitRequest / DecideRequest (replays, IDEMPOTENCY_KEY_REUSED),
 // INSUFFICIENT_CREDITS, CREDIT_PAYMENTS_DISABLED, VERSION_MISMATCH,
 // packages, conversion rates (exact conversion, rounded up, through the
-// domain's ledger.CreditsFor), CheckCreditPayment and paginated reads. Its
+// domain's ledger.CreditsFor), CheckCreditPayment and paginated reads,
+// holds (CreateHold, CaptureHold, VoidHold, GetHold, ListHolds: available =
+// balance − held, HOLD_NOT_ACTIVE, expiry on the fake's clock, see
+// Advance) and reversals (ReverseTransaction, GetTransaction:
+// REVERSAL_EXCEEDS_ORIGINAL, NOT_REVERSIBLE, INSUFFICIENT_CREDITS). Its
 // errors carry google.rpc.ErrorInfo like the real server's.
 //
 // Faults can be injected per method, before or after the call takes
@@ -92,6 +96,10 @@ type workspace struct {
 	reqOrder []string
 	packages map[string]*pb.CreditPackage
 	rates    map[string][]*pb.ConversionRate // newest first
+	holds    map[string]*pb.Hold
+	holdIDs  []string                   // creation order
+	txByID   map[string]*pb.Transaction // every entry of the workspace
+	reversed map[string]int64           // transaction id → credits reversed so far
 }
 
 type account struct {
@@ -194,10 +202,21 @@ func (s *Server) Transactions(workspace, acct string) []*pb.Transaction {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*pb.Transaction
-	for _, t := range s.workspace(workspace).account(acct).txs {
-		out = append(out, proto.CloneOf(t))
+	w := s.workspace(workspace)
+	for _, t := range w.account(acct).txs {
+		out = append(out, w.view(t))
 	}
 	return out
+}
+
+// Advance moves the fake's clock forward by d: holds whose expire_time
+// passes are EXPIRED at the next call, as the real server's sweeper
+// would release them.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.now
+	s.now = func() time.Time { return prev().Add(d) }
 }
 
 // SetEnabled switches credit payments of a workspace (test setup shortcut).
@@ -333,6 +352,7 @@ func (s *Server) workspace(id string) *workspace {
 		w = &workspace{
 			accounts: map[string]*account{}, keys: map[string]keyRecord{}, requests: map[string]*pb.CreditPurchaseRequest{},
 			packages: map[string]*pb.CreditPackage{}, rates: map[string][]*pb.ConversionRate{},
+			holds: map[string]*pb.Hold{}, txByID: map[string]*pb.Transaction{}, reversed: map[string]int64{},
 		}
 		s.ws[id] = w
 	}
@@ -407,6 +427,7 @@ func (s *Server) appendTx(ws string, a *account, acct string, typ pb.Transaction
 		Metadata: maps.Clone(md), PackageId: pkg, RequestId: req, CreateTime: s.ts(),
 	}
 	a.txs = append(a.txs, t)
+	s.workspace(ws).txByID[t.GetId()] = t
 	return t
 }
 
@@ -440,7 +461,12 @@ func (s *Server) activePackage(w *workspace, id string) (*pb.CreditPackage, erro
 
 func (s *Server) balance(ws string, w *workspace, acct string) *pb.Balance {
 	a := w.account(acct)
-	b := &pb.Balance{Workspace: ws, Account: acct, Balance: a.balance, Version: a.version, CreditPaymentsEnabled: w.enabled}
+	s.expireDue(w)
+	held := w.held(acct)
+	b := &pb.Balance{
+		Workspace: ws, Account: acct, Balance: a.balance, Version: a.version, CreditPaymentsEnabled: w.enabled,
+		Held: held, Available: a.balance - held,
+	}
 	for _, r := range w.requests {
 		if r.GetAccount() == acct && r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
 			b.PendingRequestCredits += r.GetAmount()
@@ -558,9 +584,8 @@ func (l ledgerService) Debit(_ context.Context, req *pb.DebitRequest) (*pb.Debit
 	if req.ExpectedVersion != nil && req.GetExpectedVersion() != a.version {
 		return nil, fail(codes.Aborted, "VERSION_MISMATCH", "version mismatch", map[string]string{"current_version": strconv.FormatInt(a.version, 10)})
 	}
-	if a.balance < req.GetAmount() {
-		return nil, fail(codes.FailedPrecondition, "INSUFFICIENT_CREDITS", "the balance does not cover the amount",
-			map[string]string{"balance": strconv.FormatInt(a.balance, 10), "required": strconv.FormatInt(req.GetAmount(), 10)})
+	if err := s.cover(w, req.GetAccount(), req.GetAmount()); err != nil {
+		return nil, err
 	}
 	t := s.appendTx(req.GetWorkspace(), a, req.GetAccount(), pb.TransactionType_TRANSACTION_TYPE_OUT, kind, req.GetAmount(),
 		req.GetReference(), req.GetIdempotencyKey(), req.GetMetadata(), "", "")
@@ -585,7 +610,8 @@ func (l ledgerService) ListTransactions(_ context.Context, req *pb.ListTransacti
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	var all []*pb.Transaction
-	txs := l.s.workspace(req.GetWorkspace()).account(req.GetAccount()).txs
+	w := l.s.workspace(req.GetWorkspace())
+	txs := w.account(req.GetAccount()).txs
 	for i := len(txs) - 1; i >= 0; i-- {
 		t := txs[i]
 		if (req.GetType() != 0 && t.GetType() != req.GetType()) || (req.GetKind() != 0 && t.GetKind() != req.GetKind()) {
@@ -597,7 +623,7 @@ func (l ledgerService) ListTransactions(_ context.Context, req *pb.ListTransacti
 		if req.GetEndTime() != nil && !t.GetCreateTime().AsTime().Before(req.GetEndTime().AsTime()) {
 			continue
 		}
-		all = append(all, proto.CloneOf(t))
+		all = append(all, w.view(t))
 	}
 	p, next, err := page(all, req.GetPageToken(), req.GetPageSize())
 	if err != nil {
@@ -738,6 +764,8 @@ func (l ledgerService) CheckCreditPayment(_ context.Context, req *pb.CheckCredit
 	defer l.s.mu.Unlock()
 	w := l.s.workspace(req.GetWorkspace())
 	a := w.account(req.GetAccount())
+	l.s.expireDue(w)
+	available := a.balance - w.held(req.GetAccount())
 	res := &pb.CheckCreditPaymentResponse{Balance: a.balance, Version: a.version, CreditPaymentsEnabled: w.enabled, CreditsRequired: req.GetCredits()}
 	noRate := false
 	if req.GetPrice() != nil {
@@ -756,7 +784,7 @@ func (l ledgerService) CheckCreditPayment(_ context.Context, req *pb.CheckCredit
 		res.Reason = "CREDIT_PAYMENTS_DISABLED"
 	case noRate:
 		res.Reason = "NO_CONVERSION_RATE"
-	case a.balance < res.GetCreditsRequired():
+	case available < res.GetCreditsRequired():
 		res.Reason = "INSUFFICIENT_CREDITS"
 	default:
 		res.Allowed = true

@@ -114,12 +114,12 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	h.conn = conn
 
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newAPIMarshaler(&runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false, UseProtoNames: false},
 			// A payments API refuses what it does not understand: a
 			// misspelt field is an error, not a silently ignored one.
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		})),
 		// Only the request id goes to gRPC as metadata; the Authorization
 		// header is forwarded by the gateway itself. Cookies and the like
 		// are not.
@@ -134,6 +134,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithStreamErrorHandler(streamErrors),
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.WithMiddlewares(strictIntegers(bodyRoutes())),
 	)
@@ -241,7 +242,8 @@ func (h *Handler) api(next http.Handler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		tw, r := trackResponse(w, r.WithContext(ctx))
+		next.ServeHTTP(tw, r)
 	})
 }
 

@@ -44,7 +44,8 @@ type Authorizer interface {
 
 // rule says what a method needs.
 type rule struct {
-	scope string
+	// scopes: the token needs one of them.
+	scopes []string
 	// client: a client (account-bound) token may call the method. Methods
 	// that name an account then require it to be the token's account.
 	client bool
@@ -54,30 +55,44 @@ type rule struct {
 // from it is refused: new RPCs are closed until someone decides who may
 // call them.
 var policy = map[string]rule{
-	pb.CreditLedger_Credit_FullMethodName:             {ScopeLedgerWrite, false},
-	pb.CreditLedger_Debit_FullMethodName:              {ScopeLedgerWrite, false},
-	pb.CreditLedger_GetBalance_FullMethodName:         {ScopeLedgerRead, true},
-	pb.CreditLedger_ListTransactions_FullMethodName:   {ScopeLedgerRead, true},
-	pb.CreditLedger_CheckCreditPayment_FullMethodName: {ScopeLedgerRead, true},
-	pb.CreditLedger_ListRequests_FullMethodName:       {ScopeLedgerRead, true},
-	pb.CreditLedger_SubmitRequest_FullMethodName:      {ScopeRequestsSubmit, true},
-	pb.CreditLedger_GetRequest_FullMethodName:         {ScopeLedgerRead, true}, // a client's own requests only: checked on the answer
-	pb.CreditLedger_ListAccounts_FullMethodName:       {ScopeLedgerRead, false},
-	pb.CreditLedger_DecideRequest_FullMethodName:      {ScopeRequestsDecide, false},
+	pb.CreditLedger_Credit_FullMethodName:             {one(ScopeLedgerWrite), false},
+	pb.CreditLedger_Debit_FullMethodName:              {one(ScopeLedgerWrite), false},
+	pb.CreditLedger_GetBalance_FullMethodName:         {one(ScopeLedgerRead), true},
+	pb.CreditLedger_ListTransactions_FullMethodName:   {one(ScopeLedgerRead), true},
+	pb.CreditLedger_CheckCreditPayment_FullMethodName: {one(ScopeLedgerRead), true},
+	pb.CreditLedger_ListRequests_FullMethodName:       {one(ScopeLedgerRead), true},
+	pb.CreditLedger_SubmitRequest_FullMethodName:      {one(ScopeRequestsSubmit), true},
+	pb.CreditLedger_GetRequest_FullMethodName:         {one(ScopeLedgerRead), true}, // a client's own requests only: checked on the answer
+	pb.CreditLedger_ListAccounts_FullMethodName:       {one(ScopeLedgerRead), false},
+	pb.CreditLedger_DecideRequest_FullMethodName:      {one(ScopeRequestsDecide), false},
+
+	// Holds are the internal services' (checkout, invoicing).
+	pb.CreditLedger_CreateHold_FullMethodName:  {one(ScopeLedgerWrite), false},
+	pb.CreditLedger_CaptureHold_FullMethodName: {one(ScopeLedgerWrite), false},
+	pb.CreditLedger_VoidHold_FullMethodName:    {one(ScopeLedgerWrite), false},
+	// A reversal is a service's refund or the agency admins' claw-back.
+	pb.CreditLedger_ReverseTransaction_FullMethodName: {[]string{ScopeLedgerWrite, ScopeRequestsDecide}, false},
+	pb.CreditLedger_GetHold_FullMethodName:            {one(ScopeLedgerRead), true}, // a client's own holds only: checked on the answer
+	pb.CreditLedger_ListHolds_FullMethodName:          {one(ScopeLedgerRead), true},
+	pb.CreditLedger_GetTransaction_FullMethodName:     {one(ScopeLedgerRead), true}, // a client's own entries only: checked on the answer
+	pb.CreditLedger_GetStatement_FullMethodName:       {one(ScopeLedgerRead), true},
+	pb.CreditLedger_ExportTransactions_FullMethodName: {one(ScopeLedgerRead), true},
 
 	// The workspace's catalog is what a client's portal shows.
-	pb.CreditSettings_GetSettings_FullMethodName:         {ScopeLedgerRead, true},
-	pb.CreditSettings_ListPackages_FullMethodName:        {ScopeLedgerRead, true},
-	pb.CreditSettings_GetPackage_FullMethodName:          {ScopeLedgerRead, true},
-	pb.CreditSettings_ListConversionRates_FullMethodName: {ScopeLedgerRead, true},
-	pb.CreditSettings_Quote_FullMethodName:               {ScopeLedgerRead, true},
+	pb.CreditSettings_GetSettings_FullMethodName:         {one(ScopeLedgerRead), true},
+	pb.CreditSettings_ListPackages_FullMethodName:        {one(ScopeLedgerRead), true},
+	pb.CreditSettings_GetPackage_FullMethodName:          {one(ScopeLedgerRead), true},
+	pb.CreditSettings_ListConversionRates_FullMethodName: {one(ScopeLedgerRead), true},
+	pb.CreditSettings_Quote_FullMethodName:               {one(ScopeLedgerRead), true},
 
-	pb.CreditSettings_UpdateSettings_FullMethodName:    {ScopeSettingsAdmin, false},
-	pb.CreditSettings_CreatePackage_FullMethodName:     {ScopeSettingsAdmin, false},
-	pb.CreditSettings_UpdatePackage_FullMethodName:     {ScopeSettingsAdmin, false},
-	pb.CreditSettings_ArchivePackage_FullMethodName:    {ScopeSettingsAdmin, false},
-	pb.CreditSettings_SetConversionRate_FullMethodName: {ScopeSettingsAdmin, false},
+	pb.CreditSettings_UpdateSettings_FullMethodName:    {one(ScopeSettingsAdmin), false},
+	pb.CreditSettings_CreatePackage_FullMethodName:     {one(ScopeSettingsAdmin), false},
+	pb.CreditSettings_UpdatePackage_FullMethodName:     {one(ScopeSettingsAdmin), false},
+	pb.CreditSettings_ArchivePackage_FullMethodName:    {one(ScopeSettingsAdmin), false},
+	pb.CreditSettings_SetConversionRate_FullMethodName: {one(ScopeSettingsAdmin), false},
 }
+
+func one(scope string) []string { return []string{scope} }
 
 // publicMethod reports whether a method needs no credentials: health
 // checks (load balancers, orchestrators) and, when enabled, reflection.
@@ -153,8 +168,8 @@ func (a *TokenAuth) Authorize(ctx context.Context, fullMethod string, req any) (
 			}
 		}
 	}
-	if !slices.Contains(c.Scopes, r.scope) {
-		return p, permissionDenied("the token lacks the scope this call needs", map[string]string{"required_scope": r.scope})
+	if !slices.ContainsFunc(r.scopes, func(s string) bool { return slices.Contains(c.Scopes, s) }) {
+		return p, permissionDenied("the token lacks the scope this call needs", map[string]string{"required_scope": strings.Join(r.scopes, " or ")})
 	}
 	return p, nil
 }
@@ -177,15 +192,25 @@ func bearerToken(ctx context.Context) (string, error) {
 // caller's subject for the request's log line.
 func authInterceptor(a Authorizer) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		p, err := a.Authorize(ctx, info.FullMethod, req)
-		if p.Subject != "" {
-			callInfoFrom(ctx).subject = p.Subject
-		}
+		ctx, err := authorize(ctx, a, info.FullMethod, req)
 		if err != nil {
 			return nil, err
 		}
-		return handler(context.WithValue(ctx, principalKey{}, p), req)
+		return handler(ctx, req)
 	}
+}
+
+// authorize is authInterceptor's work, for unary calls and streams: it
+// returns ctx with the caller's Principal.
+func authorize(ctx context.Context, a Authorizer, method string, req any) (context.Context, error) {
+	p, err := a.Authorize(ctx, method, req)
+	if p.Subject != "" {
+		callInfoFrom(ctx).subject = p.Subject
+	}
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, principalKey{}, p), nil
 }
 
 type principalKey struct{}

@@ -52,13 +52,21 @@ func codecOption() (grpc.ServerOption, error) {
 
 // utf8Interceptor refuses the messages lenientCodec marked.
 func utf8Interceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := checkUTF8(req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// checkUTF8 is utf8Interceptor's work, for unary calls and streams.
+func checkUTF8(req any) error {
 	if m, ok := req.(proto.Message); ok {
 		if _, bad := undecodable.LoadAndDelete(m); bad {
-			return nil, &ledger.Error{
+			return &ledger.Error{
 				Code: ledger.CodeInvalid, Reason: ledger.ReasonInvalidArgument,
 				Message: "a string field of the request is not valid UTF-8",
 			}
 		}
 	}
-	return handler(ctx, req)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/type/money"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -89,6 +90,10 @@ func fromProtoKind(f *fieldErrors, field string, k pb.TransactionKind) ledger.Ki
 		return ledger.KindRefund
 	case pb.TransactionKind_TRANSACTION_KIND_ADJUSTMENT:
 		return ledger.KindAdjustment
+	case pb.TransactionKind_TRANSACTION_KIND_REVERSAL:
+		return ledger.KindReversal
+	case pb.TransactionKind_TRANSACTION_KIND_EXPIRY:
+		return ledger.KindExpiry
 	}
 	f.add(field, "unknown transaction kind %d", int32(k))
 	return ledger.KindUnspecified
@@ -108,6 +113,10 @@ func toProtoKind(k ledger.Kind) pb.TransactionKind {
 		return pb.TransactionKind_TRANSACTION_KIND_REFUND
 	case ledger.KindAdjustment:
 		return pb.TransactionKind_TRANSACTION_KIND_ADJUSTMENT
+	case ledger.KindReversal:
+		return pb.TransactionKind_TRANSACTION_KIND_REVERSAL
+	case ledger.KindExpiry:
+		return pb.TransactionKind_TRANSACTION_KIND_EXPIRY
 	default:
 		return pb.TransactionKind_TRANSACTION_KIND_UNSPECIFIED
 	}
@@ -165,6 +174,38 @@ func toProtoRequestStatus(s ledger.RequestStatus) pb.RequestStatus {
 	}
 }
 
+func fromProtoHoldStatus(f *fieldErrors, field string, s pb.HoldStatus) ledger.HoldStatus {
+	switch s {
+	case pb.HoldStatus_HOLD_STATUS_UNSPECIFIED:
+		return ledger.HoldUnspecified
+	case pb.HoldStatus_HOLD_STATUS_ACTIVE:
+		return ledger.HoldActive
+	case pb.HoldStatus_HOLD_STATUS_CAPTURED:
+		return ledger.HoldCaptured
+	case pb.HoldStatus_HOLD_STATUS_VOIDED:
+		return ledger.HoldVoided
+	case pb.HoldStatus_HOLD_STATUS_EXPIRED:
+		return ledger.HoldExpired
+	}
+	f.add(field, "unknown hold status %d", int32(s))
+	return ledger.HoldUnspecified
+}
+
+func toProtoHoldStatus(s ledger.HoldStatus) pb.HoldStatus {
+	switch s {
+	case ledger.HoldActive:
+		return pb.HoldStatus_HOLD_STATUS_ACTIVE
+	case ledger.HoldCaptured:
+		return pb.HoldStatus_HOLD_STATUS_CAPTURED
+	case ledger.HoldVoided:
+		return pb.HoldStatus_HOLD_STATUS_VOIDED
+	case ledger.HoldExpired:
+		return pb.HoldStatus_HOLD_STATUS_EXPIRED
+	default:
+		return pb.HoldStatus_HOLD_STATUS_UNSPECIFIED
+	}
+}
+
 func fromProtoDecision(f *fieldErrors, field string, d pb.Decision) ledger.Decision {
 	switch d {
 	case pb.Decision_DECISION_UNSPECIFIED:
@@ -200,6 +241,30 @@ func toProtoTime(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// fromProtoDuration turns an optional duration into a time.Duration; unset
+// is 0, which the domain reads as "none". A duration too long for
+// time.Duration is refused on the field rather than clamped.
+func fromProtoDuration(f *fieldErrors, field string, d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	if err := d.CheckValid(); err != nil {
+		f.add(field, "is not a valid duration")
+		return 0
+	}
+	// AsDuration saturates at ±292 years; such a value is out of every
+	// bound the domain accepts, and saturating keeps it so.
+	return d.AsDuration()
+}
+
+// toProtoDuration renders a duration; zero (none) is unset.
+func toProtoDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
 }
 
 // fromProtoMoney turns google.type.Money into a domain amount. An unset
@@ -252,6 +317,7 @@ func fromProtoCredit(r *pb.CreditRequest) (ledger.CreditInput, error) {
 		IdempotencyKey:  r.GetIdempotencyKey(),
 		ExpectedVersion: optionalInt64(r.ExpectedVersion),
 		Metadata:        copyMetadata(r.GetMetadata()),
+		ExpireTime:      fromProtoTime(&f, "expire_time", r.GetExpireTime()),
 	}
 	return in, f.err()
 }
@@ -352,14 +418,67 @@ func fromProtoCheck(r *pb.CheckCreditPaymentRequest) ledger.CheckInput {
 }
 
 // fromProtoPackage reads the caller-settable fields of a package; output-only
-// fields (id, workspace, times) are ignored.
-func fromProtoPackage(p *pb.CreditPackage) ledger.Package {
-	return ledger.Package{
+// fields (id, workspace, times) are ignored. The domain checks the
+// validity's bounds; a duration that is not one at all is refused here.
+func fromProtoPackage(p *pb.CreditPackage) (ledger.Package, error) {
+	var f fieldErrors
+	pkg := ledger.Package{
 		DisplayName: p.GetDisplayName(),
 		Credits:     p.GetCredits(),
 		Price:       fromProtoMoney(p.GetPrice()),
 		Active:      p.GetActive(),
+		Validity:    fromProtoDuration(&f, "credit_package.validity", p.GetValidity()),
 	}
+	return pkg, f.err()
+}
+
+func fromProtoCreateHold(r *pb.CreateHoldRequest) (ledger.CreateHoldInput, error) {
+	var f fieldErrors
+	in := ledger.CreateHoldInput{
+		Workspace:      r.GetWorkspace(),
+		Account:        r.GetAccount(),
+		Amount:         r.GetAmount(),
+		Kind:           fromProtoKind(&f, "kind", r.GetKind()),
+		Reference:      r.GetReference(),
+		ExpireTime:     fromProtoTime(&f, "expire_time", r.GetExpireTime()),
+		TTL:            fromProtoDuration(&f, "ttl", r.GetTtl()),
+		IdempotencyKey: r.GetIdempotencyKey(),
+		Metadata:       copyMetadata(r.GetMetadata()),
+	}
+	return in, f.err()
+}
+
+func fromProtoListHolds(r *pb.ListHoldsRequest) (ledger.ListHoldsInput, error) {
+	var f fieldErrors
+	in := ledger.ListHoldsInput{
+		Workspace: r.GetWorkspace(),
+		Account:   r.GetAccount(),
+		Status:    fromProtoHoldStatus(&f, "status", r.GetStatus()),
+		PageSize:  r.GetPageSize(),
+		PageToken: r.GetPageToken(),
+	}
+	return in, f.err()
+}
+
+func fromProtoReverse(r *pb.ReverseTransactionRequest) ledger.ReverseInput {
+	return ledger.ReverseInput{
+		Workspace:      r.GetWorkspace(),
+		TransactionID:  r.GetTransactionId(),
+		Amount:         r.GetAmount(),
+		Reason:         r.GetReason(),
+		Reference:      r.GetReference(),
+		IdempotencyKey: r.GetIdempotencyKey(),
+		Metadata:       copyMetadata(r.GetMetadata()),
+	}
+}
+
+// fromProtoPeriod reads a statement's period; the domain requires both
+// ends (unset is the zero time) and their order.
+func fromProtoPeriod(start, end *timestamppb.Timestamp) (time.Time, time.Time, error) {
+	var f fieldErrors
+	s := fromProtoTime(&f, "start_time", start)
+	e := fromProtoTime(&f, "end_time", end)
+	return s, e, f.err()
 }
 
 // ---------------------------------------------------------------------------
@@ -381,6 +500,11 @@ func toProtoTransaction(t ledger.Transaction) *pb.Transaction {
 		PackageId:      t.PackageID,
 		RequestId:      t.RequestID,
 		CreateTime:     toProtoTime(t.CreateTime),
+
+		ReversesTransactionId: t.ReversesTransactionID,
+		ReversedAmount:        t.ReversedAmount,
+		ExpireTime:            toProtoTime(t.ExpireTime),
+		HoldId:                t.HoldID,
 	}
 }
 
@@ -401,7 +525,51 @@ func toProtoBalance(b ledger.Balance) *pb.Balance {
 		CreditPaymentsEnabled: b.CreditPaymentsEnabled,
 		PendingRequestCredits: b.PendingRequestCredits,
 		UpdateTime:            toProtoTime(b.UpdateTime),
+		Available:             b.Available(),
+		Held:                  b.Held,
+		NextExpireTime:        toProtoTime(b.NextExpireTime),
+		NextExpiringCredits:   b.NextExpiringCredits,
 	}
+}
+
+func toProtoHold(h ledger.Hold) *pb.Hold {
+	return &pb.Hold{
+		Id:             h.ID,
+		Workspace:      h.Workspace,
+		Account:        h.Account,
+		Amount:         h.Amount,
+		Kind:           toProtoKind(h.Kind),
+		Reference:      h.Reference,
+		Status:         toProtoHoldStatus(h.Status),
+		ExpireTime:     toProtoTime(h.ExpireTime),
+		CapturedAmount: h.CapturedAmount,
+		TransactionId:  h.TransactionID,
+		Metadata:       copyMetadata(h.Metadata),
+		IdempotencyKey: h.IdempotencyKey,
+		CreateTime:     toProtoTime(h.CreateTime),
+		UpdateTime:     toProtoTime(h.UpdateTime),
+	}
+}
+
+func toProtoStatement(st ledger.Statement) *pb.Statement {
+	out := &pb.Statement{
+		Workspace:        st.Workspace,
+		Account:          st.Account,
+		StartTime:        toProtoTime(st.Start),
+		EndTime:          toProtoTime(st.End),
+		OpeningBalance:   st.OpeningBalance,
+		ClosingBalance:   st.ClosingBalance,
+		TotalIn:          st.TotalIn,
+		TotalOut:         st.TotalOut,
+		TransactionCount: st.Count,
+		Lines:            make([]*pb.StatementLine, len(st.Lines)),
+	}
+	for i, l := range st.Lines {
+		out.Lines[i] = &pb.StatementLine{
+			Type: toProtoTxType(l.Type), Kind: toProtoKind(l.Kind), Amount: l.Amount, Count: l.Count,
+		}
+	}
+	return out
 }
 
 func toProtoCreditRequest(r ledger.CreditRequest) *pb.CreditPurchaseRequest {
@@ -444,6 +612,7 @@ func toProtoPackage(p ledger.Package) *pb.CreditPackage {
 		Active:      p.Active,
 		CreateTime:  toProtoTime(p.CreateTime),
 		UpdateTime:  toProtoTime(p.UpdateTime),
+		Validity:    toProtoDuration(p.Validity),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/genproto/googleapis/type/money"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,6 +48,24 @@ func TestEnumsRoundTrip(t *testing.T) {
 			t.Errorf("status %v → %v", v, got)
 		}
 	}
+	for n := range pb.HoldStatus_name {
+		var f fieldErrors
+		v := pb.HoldStatus(n)
+		if got := toProtoHoldStatus(fromProtoHoldStatus(&f, "status", v)); got != v || f.err() != nil {
+			t.Errorf("hold status %v → %v", v, got)
+		}
+	}
+	// And every domain kind and hold status has its API value.
+	for k := ledger.KindPurchase; k <= ledger.KindExpiry; k++ {
+		if toProtoKind(k) == pb.TransactionKind_TRANSACTION_KIND_UNSPECIFIED {
+			t.Errorf("domain kind %v has no API value", k)
+		}
+	}
+	for h := ledger.HoldActive; h <= ledger.HoldExpired; h++ {
+		if toProtoHoldStatus(h) == pb.HoldStatus_HOLD_STATUS_UNSPECIFIED {
+			t.Errorf("domain hold status %v has no API value", h)
+		}
+	}
 	for n, want := range map[pb.Decision]ledger.Decision{
 		pb.Decision_DECISION_UNSPECIFIED: ledger.DecisionUnspecified,
 		pb.Decision_DECISION_ACCEPT:      ledger.DecisionAccept,
@@ -73,7 +92,7 @@ func TestUnknownEnumsAreInvalid(t *testing.T) {
 			return err
 		}, "type"},
 		{"history kind", func() error {
-			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{Kind: 7})
+			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{Kind: 42})
 			return err
 		}, "kind"},
 		{"payment method", func() error {
@@ -85,6 +104,31 @@ func TestUnknownEnumsAreInvalid(t *testing.T) {
 			_, err := fromProtoListRequests(&pb.ListRequestsRequest{Status: 4})
 			return err
 		}, "status"},
+		{"hold kind", func() error { _, err := fromProtoCreateHold(&pb.CreateHoldRequest{Kind: 99}); return err }, "kind"},
+		{"hold status filter", func() error {
+			_, err := fromProtoListHolds(&pb.ListHoldsRequest{Status: 5})
+			return err
+		}, "status"},
+		{"invalid ttl", func() error {
+			_, err := fromProtoCreateHold(&pb.CreateHoldRequest{Ttl: &durationpb.Duration{Seconds: 1, Nanos: -1}})
+			return err
+		}, "ttl"},
+		{"invalid hold expire time", func() error {
+			_, err := fromProtoCreateHold(&pb.CreateHoldRequest{ExpireTime: &timestamppb.Timestamp{Nanos: -1}})
+			return err
+		}, "expire_time"},
+		{"invalid credit expire time", func() error {
+			_, err := fromProtoCredit(&pb.CreditRequest{ExpireTime: &timestamppb.Timestamp{Seconds: 1 << 50}})
+			return err
+		}, "expire_time"},
+		{"invalid package validity", func() error {
+			_, err := fromProtoPackage(&pb.CreditPackage{Validity: &durationpb.Duration{Seconds: -1, Nanos: 1}})
+			return err
+		}, "credit_package.validity"},
+		{"statement start", func() error {
+			_, _, err := fromProtoPeriod(&timestamppb.Timestamp{Nanos: -1}, timestamppb.Now())
+			return err
+		}, "start_time"},
 		{"invalid timestamp", func() error {
 			_, err := fromProtoListTransactions(&pb.ListTransactionsRequest{StartTime: &timestamppb.Timestamp{Nanos: -1}})
 			return err
@@ -239,4 +283,154 @@ func BenchmarkConvertDebit(b *testing.B) {
 		}
 		_ = toProtoTransaction(tx)
 	}
+}
+
+func TestHoldsReversalsExpiryConverters(t *testing.T) {
+	t.Parallel()
+	ct := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	exp := ct.Add(time.Hour)
+
+	t.Run("credit expire time", func(t *testing.T) {
+		t.Parallel()
+		got, err := fromProtoCredit(&pb.CreditRequest{Workspace: "w", Account: "a", Amount: 1, ExpireTime: timestamppb.New(exp)})
+		if err != nil || !got.ExpireTime.Equal(exp) {
+			t.Errorf("ExpireTime = %v, %v", got.ExpireTime, err)
+		}
+		if got, _ := fromProtoCredit(&pb.CreditRequest{}); !got.ExpireTime.IsZero() {
+			t.Error("unset expire_time must be the zero time (never)")
+		}
+	})
+
+	t.Run("create hold", func(t *testing.T) {
+		t.Parallel()
+		got, err := fromProtoCreateHold(&pb.CreateHoldRequest{
+			Workspace: "w", Account: "a", Amount: 30, Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT,
+			Reference: "order:1", ExpireTime: timestamppb.New(exp), Ttl: durationpb.New(10 * time.Minute),
+			IdempotencyKey: "k", Metadata: map[string]string{"a": "b"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ledger.CreateHoldInput{
+			Workspace: "w", Account: "a", Amount: 30, Kind: ledger.KindInvoicePayment, Reference: "order:1",
+			ExpireTime: exp, TTL: 10 * time.Minute, IdempotencyKey: "k", Metadata: map[string]string{"a": "b"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("list holds and reverse", func(t *testing.T) {
+		t.Parallel()
+		got, err := fromProtoListHolds(&pb.ListHoldsRequest{Workspace: "w", Account: "a", Status: pb.HoldStatus_HOLD_STATUS_ACTIVE, PageSize: 7, PageToken: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ledger.ListHoldsInput{Workspace: "w", Account: "a", Status: ledger.HoldActive, PageSize: 7, PageToken: "p"}, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		rev := fromProtoReverse(&pb.ReverseTransactionRequest{
+			Workspace: "w", TransactionId: "t1", Amount: 5, Reason: "refund", Reference: "r", IdempotencyKey: "k", Metadata: map[string]string{"x": "y"},
+		})
+		if diff := cmp.Diff(ledger.ReverseInput{
+			Workspace: "w", TransactionID: "t1", Amount: 5, Reason: "refund", Reference: "r", IdempotencyKey: "k", Metadata: map[string]string{"x": "y"},
+		}, rev); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("hold", func(t *testing.T) {
+		t.Parallel()
+		got := toProtoHold(ledger.Hold{
+			ID: "h1", Workspace: "w", Account: "a", Amount: 30, Kind: ledger.KindServicePurchase, Reference: "order:1",
+			Metadata: map[string]string{"a": "b"}, Status: ledger.HoldCaptured, ExpireTime: exp, CapturedAmount: 20,
+			TransactionID: "t9", IdempotencyKey: "k", CreateTime: ct, UpdateTime: ct.Add(time.Minute),
+		})
+		want := &pb.Hold{
+			Id: "h1", Workspace: "w", Account: "a", Amount: 30, Kind: pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE,
+			Reference: "order:1", Metadata: map[string]string{"a": "b"}, Status: pb.HoldStatus_HOLD_STATUS_CAPTURED,
+			ExpireTime: timestamppb.New(exp), CapturedAmount: 20, TransactionId: "t9", IdempotencyKey: "k",
+			CreateTime: timestamppb.New(ct), UpdateTime: timestamppb.New(ct.Add(time.Minute)),
+		}
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		if toProtoHold(ledger.Hold{Status: ledger.HoldActive}).GetUpdateTime() != nil {
+			t.Error("an active hold's update_time must be unset")
+		}
+	})
+
+	t.Run("transaction links", func(t *testing.T) {
+		t.Parallel()
+		got := toProtoTransaction(ledger.Transaction{
+			ID: "t2", Type: ledger.TypeIn, Kind: ledger.KindReversal, ReversesTransactionID: "t1", ReversedAmount: 0,
+			HoldID: "h1", ExpireTime: exp,
+		})
+		if got.GetKind() != pb.TransactionKind_TRANSACTION_KIND_REVERSAL || got.GetReversesTransactionId() != "t1" ||
+			got.GetHoldId() != "h1" || !got.GetExpireTime().AsTime().Equal(exp) {
+			t.Errorf("transaction = %v", got)
+		}
+		if got := toProtoTransaction(ledger.Transaction{ReversedAmount: 40}); got.GetReversedAmount() != 40 || got.GetExpireTime() != nil {
+			t.Errorf("transaction = %v", got)
+		}
+	})
+
+	t.Run("balance", func(t *testing.T) {
+		t.Parallel()
+		got := toProtoBalance(ledger.Balance{
+			Account:        ledger.Account{Workspace: "w", ID: "a", Balance: 100, Held: 30, Version: 3},
+			NextExpireTime: exp, NextExpiringCredits: 25,
+		})
+		if got.GetBalance() != 100 || got.GetHeld() != 30 || got.GetAvailable() != 70 ||
+			got.GetNextExpiringCredits() != 25 || !got.GetNextExpireTime().AsTime().Equal(exp) {
+			t.Errorf("balance = %v", got)
+		}
+		if got := toProtoBalance(ledger.Balance{Account: ledger.Account{Balance: 5}}); got.GetAvailable() != 5 || got.GetNextExpireTime() != nil {
+			t.Errorf("balance without holds or expiry = %v", got)
+		}
+	})
+
+	t.Run("package validity", func(t *testing.T) {
+		t.Parallel()
+		in, err := fromProtoPackage(&pb.CreditPackage{DisplayName: "Pro", Credits: 10, Validity: durationpb.New(90 * 24 * time.Hour)})
+		if err != nil || in.Validity != 90*24*time.Hour {
+			t.Fatalf("Validity = %v, %v", in.Validity, err)
+		}
+		if got := toProtoPackage(ledger.Package{Validity: 90 * 24 * time.Hour}).GetValidity().AsDuration(); got != 90*24*time.Hour {
+			t.Errorf("validity = %v", got)
+		}
+		if in, _ := fromProtoPackage(&pb.CreditPackage{}); in.Validity != 0 {
+			t.Error("unset validity must be 0 (never expires)")
+		}
+		if toProtoPackage(ledger.Package{}).GetValidity() != nil {
+			t.Error("zero validity must be unset")
+		}
+	})
+
+	t.Run("statement", func(t *testing.T) {
+		t.Parallel()
+		got := toProtoStatement(ledger.Statement{
+			Workspace: "w", Account: "a", Start: ct, End: exp, OpeningBalance: 10, ClosingBalance: 60,
+			TotalIn: 100, TotalOut: 50, Count: 3,
+			Lines: []ledger.StatementLine{
+				{Type: ledger.TypeIn, Kind: ledger.KindPurchase, Amount: 100, Count: 1},
+				{Type: ledger.TypeOut, Kind: ledger.KindExpiry, Amount: 50, Count: 2},
+			},
+		})
+		want := &pb.Statement{
+			Workspace: "w", Account: "a", StartTime: timestamppb.New(ct), EndTime: timestamppb.New(exp),
+			OpeningBalance: 10, ClosingBalance: 60, TotalIn: 100, TotalOut: 50, TransactionCount: 3,
+			Lines: []*pb.StatementLine{
+				{Type: pb.TransactionType_TRANSACTION_TYPE_IN, Kind: pb.TransactionKind_TRANSACTION_KIND_PURCHASE, Amount: 100, Count: 1},
+				{Type: pb.TransactionType_TRANSACTION_TYPE_OUT, Kind: pb.TransactionKind_TRANSACTION_KIND_EXPIRY, Amount: 50, Count: 2},
+			},
+		}
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		start, end, err := fromProtoPeriod(timestamppb.New(ct), timestamppb.New(exp))
+		if err != nil || !start.Equal(ct) || !end.Equal(exp) {
+			t.Errorf("period = %v %v %v", start, end, err)
+		}
+	})
 }

@@ -56,6 +56,11 @@ func ValidRequestID(s string) bool {
 // requestIDInterceptor takes the caller's x-request-id (or makes one), puts
 // it in the context for the log lines, and returns it as a response header.
 func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(withRequestID(ctx), req)
+}
+
+// withRequestID is requestIDInterceptor's work, for unary calls and streams.
+func withRequestID(ctx context.Context) context.Context {
 	var id string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(RequestIDHeader); len(v) > 0 && ValidRequestID(v[0]) {
@@ -68,7 +73,7 @@ func requestIDInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 	// The header is sent with the response or the error status; a failure
 	// here only means the stream is already gone.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
 // callInfo is filled by inner interceptors for the request's log line.
@@ -99,44 +104,51 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		ci := &callInfo{}
 		resp, err := handler(context.WithValue(ctx, callInfoKey{}, ci), req)
-		code := status.Code(err)
-		fields := make([]zap.Field, 0, 10)
-		fields = append(fields,
-			zap.String("method", info.FullMethod),
-			zap.String("code", code.String()),
-			zap.Float64("duration_seconds", time.Since(start).Seconds()),
-			zap.String("request_id", RequestIDFromContext(ctx)),
-		)
-		if r, ok := req.(interface{ GetWorkspace() string }); ok {
-			fields = append(fields, zap.String("workspace", logName(r.GetWorkspace())))
-		}
-		if r, ok := req.(interface{ GetAccount() string }); ok && r.GetAccount() != "" {
-			fields = append(fields, zap.String("account", logName(r.GetAccount())))
-		}
-		if r, ok := req.(interface{ GetIdempotencyKey() string }); ok && r.GetIdempotencyKey() != "" {
-			fields = append(fields, zap.String("idempotency_key_sha256", keyHash(r.GetIdempotencyKey())))
-		}
-		if ci.subject != "" {
-			fields = append(fields, zap.String("subject", ci.subject))
-		}
-		if id, ok := PeerServiceIdentity(ctx); ok {
-			// The mTLS identity of the connection: which service (or the
-			// REST gateway) the call came through.
-			fields = append(fields, zap.String("peer_service", cut(id, maxLogName)))
-		}
-		if ci.reason != "" {
-			fields = append(fields, zap.String("reason", ci.reason))
-		}
-		if ci.authError != "" {
-			fields = append(fields, zap.String("auth_error", cut(ci.authError, maxLogAuthError)))
-		}
-		lvl := levelFor(code)
-		if code == codes.OK && strings.HasPrefix(info.FullMethod, "/grpc.health.v1.Health/") {
-			lvl = zapcore.DebugLevel // probes every few seconds would drown the log
-		}
-		log.Log(lvl, "request", fields...)
+		logCall(ctx, log, info.FullMethod, req, ci, start, err)
 		return resp, err
 	}
+}
+
+// logCall writes a call's line: the request's names (req may be nil for a
+// stream that never received one), the outcome and what inner
+// interceptors noted in ci.
+func logCall(ctx context.Context, log *zap.Logger, method string, req any, ci *callInfo, start time.Time, err error) {
+	code := status.Code(err)
+	fields := make([]zap.Field, 0, 10)
+	fields = append(fields,
+		zap.String("method", method),
+		zap.String("code", code.String()),
+		zap.Float64("duration_seconds", time.Since(start).Seconds()),
+		zap.String("request_id", RequestIDFromContext(ctx)),
+	)
+	if r, ok := req.(interface{ GetWorkspace() string }); ok {
+		fields = append(fields, zap.String("workspace", logName(r.GetWorkspace())))
+	}
+	if r, ok := req.(interface{ GetAccount() string }); ok && r.GetAccount() != "" {
+		fields = append(fields, zap.String("account", logName(r.GetAccount())))
+	}
+	if r, ok := req.(interface{ GetIdempotencyKey() string }); ok && r.GetIdempotencyKey() != "" {
+		fields = append(fields, zap.String("idempotency_key_sha256", keyHash(r.GetIdempotencyKey())))
+	}
+	if ci.subject != "" {
+		fields = append(fields, zap.String("subject", ci.subject))
+	}
+	if id, ok := PeerServiceIdentity(ctx); ok {
+		// The mTLS identity of the connection: which service (or the
+		// REST gateway) the call came through.
+		fields = append(fields, zap.String("peer_service", cut(id, maxLogName)))
+	}
+	if ci.reason != "" {
+		fields = append(fields, zap.String("reason", ci.reason))
+	}
+	if ci.authError != "" {
+		fields = append(fields, zap.String("auth_error", cut(ci.authError, maxLogAuthError)))
+	}
+	lvl := levelFor(code)
+	if code == codes.OK && strings.HasPrefix(method, "/grpc.health.v1.Health/") {
+		lvl = zapcore.DebugLevel // probes every few seconds would drown the log
+	}
+	log.Log(lvl, "request", fields...)
 }
 
 // maxLogName bounds a workspace or account name in a log line. The line is
@@ -189,14 +201,19 @@ func statusInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 		if err == nil {
 			return resp, nil
 		}
-		st := toStatus(ctx, log, info.FullMethod, err)
-		for _, d := range st.Details() {
-			if ei, ok := d.(*errdetails.ErrorInfo); ok {
-				callInfoFrom(ctx).reason = ei.GetReason()
-			}
-		}
-		return nil, st.Err()
+		return nil, statusError(ctx, log, info.FullMethod, err)
 	}
+}
+
+// statusError is statusInterceptor's work, for unary calls and streams.
+func statusError(ctx context.Context, log *zap.Logger, method string, err error) error {
+	st := toStatus(ctx, log, method, err)
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			callInfoFrom(ctx).reason = ei.GetReason()
+		}
+	}
+	return st.Err()
 }
 
 // panicError carries a recovered panic to toStatus, which logs it (with the
@@ -211,9 +228,11 @@ func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 // recoveryInterceptor turns a handler panic into INTERNAL instead of a
 // crashed process.
 func recoveryInterceptor() grpc.UnaryServerInterceptor {
-	return recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(func(_ context.Context, p any) error {
-		stack := make([]byte, 16<<10)
-		stack = stack[:runtime.Stack(stack, false)]
-		return ledger.InternalError(&panicError{value: p, stack: stack})
-	}))
+	return recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoverPanic))
+}
+
+func recoverPanic(_ context.Context, p any) error {
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	return ledger.InternalError(&panicError{value: p, stack: stack})
 }

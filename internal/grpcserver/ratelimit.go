@@ -63,6 +63,10 @@ var writeMethods = map[string]bool{
 	pb.CreditLedger_Debit_FullMethodName:               true,
 	pb.CreditLedger_SubmitRequest_FullMethodName:       true,
 	pb.CreditLedger_DecideRequest_FullMethodName:       true,
+	pb.CreditLedger_CreateHold_FullMethodName:          true,
+	pb.CreditLedger_CaptureHold_FullMethodName:         true,
+	pb.CreditLedger_VoidHold_FullMethodName:            true,
+	pb.CreditLedger_ReverseTransaction_FullMethodName:  true,
 	pb.CreditSettings_UpdateSettings_FullMethodName:    true,
 	pb.CreditSettings_CreatePackage_FullMethodName:     true,
 	pb.CreditSettings_UpdatePackage_FullMethodName:     true,
@@ -120,19 +124,24 @@ func newRateLimiter(o RateLimits, reg prometheus.Registerer) (*rateLimiter, erro
 // Calls without one (health checks) are not limited.
 func rateLimitInterceptor(rl *rateLimiter) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		p, ok := principalFrom(ctx)
-		if !ok || publicMethod(info.FullMethod) {
-			return handler(ctx, req)
-		}
-		ws := p.Workspace
-		if r, ok := req.(interface{ GetWorkspace() string }); ok && r.GetWorkspace() != "" {
-			ws = r.GetWorkspace() // the same as the token's, except in development mode
-		}
-		if err := rl.allow(ws, p.Subject, info.FullMethod); err != nil {
+		if err := rl.check(ctx, info.FullMethod, req); err != nil {
 			return nil, err
 		}
 		return handler(ctx, req)
 	}
+}
+
+// check is rateLimitInterceptor's work, for unary calls and streams.
+func (rl *rateLimiter) check(ctx context.Context, method string, req any) error {
+	p, ok := principalFrom(ctx)
+	if !ok || publicMethod(method) {
+		return nil
+	}
+	ws := p.Workspace
+	if r, ok := req.(interface{ GetWorkspace() string }); ok && r.GetWorkspace() != "" {
+		ws = r.GetWorkspace() // the same as the token's, except in development mode
+	}
+	return rl.allow(ws, p.Subject, method)
 }
 
 // allow takes one token from every bucket that applies, or none: a call

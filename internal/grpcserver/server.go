@@ -86,7 +86,8 @@ type Options struct {
 //
 // so that metrics and the log line see the final status code, a panic
 // becomes INTERNAL with its own log line, and a refused call is counted and
-// logged like any other.
+// logged like any other. Streaming calls (ExportTransactions) go through
+// the same chain (stream.go), their request checked when it is received.
 func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if o.Logger == nil || o.Registerer == nil || o.Authorizer == nil {
 		return nil, errors.New("grpcserver: Logger, Registerer and Authorizer are required")
@@ -132,8 +133,18 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		utf8Interceptor,
 		authInterceptor(o.Authorizer),
 	}
+	streamChain := []grpc.StreamServerInterceptor{
+		streamRequestID,
+		metrics.StreamServerInterceptor(),
+		streamLogging(o.Logger),
+		streamStatus(o.Logger),
+		streamRecovery(),
+		streamUTF8,
+		streamAuth(o.Authorizer),
+	}
 	if limiter != nil {
 		chain = append(chain, rateLimitInterceptor(limiter))
+		streamChain = append(streamChain, streamRateLimit(limiter))
 	}
 	codec, err := codecOption()
 	if err != nil {
@@ -153,6 +164,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(chain...),
+		grpc.ChainStreamInterceptor(streamChain...),
 	)...)
 	pb.RegisterCreditLedgerServer(srv, NewLedgerServer(svc))
 	pb.RegisterCreditSettingsServer(srv, NewSettingsServer(svc))

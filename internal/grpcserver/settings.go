@@ -41,7 +41,11 @@ func (s *SettingsServer) UpdateSettings(ctx context.Context, r *pb.UpdateSetting
 
 // CreatePackage creates an active package.
 func (s *SettingsServer) CreatePackage(ctx context.Context, r *pb.CreatePackageRequest) (*pb.CreatePackageResponse, error) {
-	p, err := s.svc.CreatePackage(ctx, r.GetWorkspace(), r.GetPackageId(), fromProtoPackage(r.GetCreditPackage()))
+	in, err := fromProtoPackage(r.GetCreditPackage())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.svc.CreatePackage(ctx, r.GetWorkspace(), r.GetPackageId(), in)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +82,11 @@ func (s *SettingsServer) GetPackage(ctx context.Context, r *pb.GetPackageRequest
 
 // UpdatePackage changes the fields named in update_mask.
 func (s *SettingsServer) UpdatePackage(ctx context.Context, r *pb.UpdatePackageRequest) (*pb.UpdatePackageResponse, error) {
-	p, err := s.svc.UpdatePackage(ctx, r.GetWorkspace(), r.GetPackageId(),
-		fromProtoPackage(r.GetCreditPackage()), fromProtoFieldMask(r.GetUpdateMask()))
+	in, err := fromProtoPackage(r.GetCreditPackage())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.svc.UpdatePackage(ctx, r.GetWorkspace(), r.GetPackageId(), in, fromProtoFieldMask(r.GetUpdateMask()))
 	if err != nil {
 		return nil, err
 	}

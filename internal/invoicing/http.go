@@ -121,10 +121,12 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 	a.respond(w, http.StatusOK, o, false, err)
 }
 
-// handlePay pays the invoice with credits; no body. 200 with the PAID
-// invoice (also when it was already paid); 422 with the reason (the
-// invoice stays OPEN); 503 when the ledger did not confirm (the invoice
-// stays PAYING and is reconciled; calling again is safe).
+// handlePay pays the invoice with credits (a hold for the amount, then its
+// capture); no body. 200 with the PAID invoice (also when it was already
+// paid); 422 with the reason (the invoice stays OPEN: refused, or the hold
+// expired or was voided, HOLD_EXPIRED / HOLD_VOIDED); 503 when the ledger
+// did not confirm (the invoice stays PAYING and is reconciled; calling
+// again is safe).
 func (a *App) handlePay(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.invoice(w, r, payAccess); !ok {
 		return

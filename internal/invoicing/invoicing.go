@@ -2,21 +2,26 @@
 // invoices in money, and "Pay with Credit".
 //
 // Paying an invoice with credits is a small saga made safe by one
-// idempotency key per invoice, "invoice:<id>":
+// idempotency key per payment attempt, "invoice:<id>" (then
+// "invoice:<id>:<n>" should an attempt end without paying):
 //
 //  1. the intent is committed first: status PAYING with the converted
 //     credits and the key;
-//  2. the ledger's Debit (kind INVOICE_PAYMENT, reference
-//     "invoice:<number>") is called with that key, retried by the client
-//     on timeouts and unavailability with the same key;
-//  3. only the ledger's answer moves the invoice on: PAID with the
-//     transaction id, or back to OPEN with the refusal's reason.
+//  2. the ledger's CreateHold (kind INVOICE_PAYMENT, reference
+//     "invoice:<number>") reserves the credits with that key; the hold's
+//     id is recorded on the invoice;
+//  3. CaptureHold with "<key>:capture" spends them as one OUT entry;
+//  4. only the ledger's answers move the invoice on: PAID with the
+//     capture's transaction id, or back to OPEN with the reason when the
+//     hold is refused, found expired or voided, or the capture is refused
+//     (then the hold is voided with "<key>:void").
 //
-// If the process dies anywhere in between, Reconcile (run at start and
-// periodically) replays the debit of every PAYING invoice with the same
-// key: the ledger answers with the original transaction (→ PAID) or, if
-// nothing was posted, evaluates it afresh. So an invoice is never marked
-// paid without a posted debit, and never debited twice.
+// Every call is retried by the client on timeouts and unavailability with
+// the same key. If the process dies anywhere in between, Reconcile (run at
+// start and periodically) finishes every PAYING invoice with the same keys:
+// the hold's creation is replayed (→ the same hold) and its capture too
+// (→ the same transaction). So an invoice is never marked paid without a
+// posted entry, and never charged twice.
 package invoicing
 
 import (
@@ -28,6 +33,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
@@ -38,6 +44,10 @@ import (
 type Ledger interface {
 	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
 	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
+	CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error)
+	CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error)
+	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
+	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
 	ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error)
 }
 
@@ -53,7 +63,8 @@ type Config struct {
 	// NoAuth serves the API without authentication: development only.
 	NoAuth bool
 	// AfterDebit, when set, runs right after the ledger confirmed an
-	// invoice's debit and before the invoice is marked PAID. TEST-ONLY
+	// invoice's payment entry (the capture) and before the invoice is
+	// marked PAID. TEST-ONLY
 	// fault injection: cmd/invoicing sets it to exit the process when
 	// INVOICING_CRASH_AFTER_DEBIT=1, to prove the reconciliation.
 	AfterDebit func(Invoice)
@@ -262,7 +273,9 @@ func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice,
 			return inv, internal(err)
 		}
 		if ok {
-			inv.Status, inv.Credits, inv.IdempotencyKey = StatusPaying, chk.GetCreditsRequired(), Key(inv.ID)
+			if inv, err = a.store.Get(ctx, workspace, id); err != nil {
+				return inv, internal(err)
+			}
 			a.log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
 				zap.Int64("credits", inv.Credits), zap.String("idempotency_key_sha256", fingerprint(inv.IdempotencyKey)))
 			return a.settle(ctx, inv)
@@ -272,9 +285,129 @@ func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice,
 	return Invoice{}, &Error{Kind: KindConflict, Code: "CONCURRENT_UPDATE", Message: "the invoice is being changed concurrently; retry"}
 }
 
-// settle posts or replays the debit of a PAYING invoice and records the
-// ledger's answer.
+// settle drives a PAYING invoice on: it creates (or replays) the hold
+// when none is recorded, then captures it.
 func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
+	if inv.Method == MethodDebit {
+		return a.settleDebit(ctx, inv)
+	}
+	if inv.HoldID == "" {
+		res, err := a.ledger.CreateHold(ctx, &pb.CreateHoldRequest{
+			Workspace: inv.Workspace, Account: inv.Account, Amount: inv.Credits,
+			Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Reference: inv.Reference(),
+			Ttl: durationpb.New(HoldTTL), IdempotencyKey: inv.IdempotencyKey,
+			Metadata: map[string]string{"invoice_id": inv.ID, "invoice_number": inv.Number},
+		})
+		switch {
+		case err == nil:
+		case ledgerclient.IsRefused(err):
+			le := fromLedger(err)
+			out, aerr := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, le.Code, a.clock())
+			if aerr != nil {
+				return inv, internal(aerr)
+			}
+			a.log.Info("invoice hold refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+			return out, le
+		default:
+			a.log.Warn("invoice hold not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+			return inv, fromLedger(err)
+		}
+		holdID := res.GetHold().GetId()
+		out, err := a.store.SetHold(ctx, inv.Workspace, inv.ID, inv.IdempotencyKey, holdID, a.clock())
+		if err != nil {
+			return inv, internal(err)
+		}
+		if out.Status != StatusPaying || out.HoldID != holdID {
+			// Another call of this payment moved it on meanwhile.
+			return out, nil
+		}
+		inv = out
+		a.log.Info("invoice credits held", zap.String("invoice_id", inv.ID), zap.String("hold_id", holdID),
+			zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
+	}
+	return a.capture(ctx, inv)
+}
+
+// capture captures (or replays the capture of) the hold of a PAYING
+// invoice and records the outcome.
+func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
+	res, err := a.ledger.CaptureHold(ctx, &pb.CaptureHoldRequest{
+		Workspace: inv.Workspace, HoldId: inv.HoldID, IdempotencyKey: inv.IdempotencyKey + ":capture",
+	})
+	var txID string
+	switch {
+	case err == nil:
+		txID = res.GetTransaction().GetId()
+		a.log.Info("invoice hold captured", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+			zap.Bool("replayed", res.GetReplayed()))
+	case errors.Is(err, ledgerclient.ErrHoldNotActive):
+		// Captured already (by this payment: only it knows the hold), or
+		// ended without paying: the hold says which.
+		h, herr := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID})
+		if herr != nil {
+			a.log.Warn("invoice hold state unavailable; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(herr))
+			return inv, fromLedger(herr)
+		}
+		if h.GetHold().GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
+			code := CodeHoldVoided
+			if h.GetHold().GetStatus() == pb.HoldStatus_HOLD_STATUS_EXPIRED {
+				code = CodeHoldExpired
+			}
+			return a.reopen(ctx, inv, &Error{Kind: KindRefused, Code: code, Message: "the credits held for the payment were released; pay again"})
+		}
+		txID = h.GetHold().GetTransactionId()
+	case ledgerclient.IsRefused(err):
+		// Nothing was posted: give the credits back now rather than at
+		// the hold's expiry.
+		return a.release(ctx, inv, fromLedger(err))
+	default:
+		a.log.Warn("invoice capture not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		return inv, fromLedger(err)
+	}
+	return a.markPaid(ctx, inv, txID)
+}
+
+// release voids the hold of a PAYING invoice whose capture was refused,
+// then reopens the invoice. A void the ledger does not confirm leaves the
+// invoice PAYING: the next pass tries the capture again.
+func (a *App) release(ctx context.Context, inv Invoice, cause *Error) (Invoice, error) {
+	_, err := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID, IdempotencyKey: inv.IdempotencyKey + ":void"})
+	if err != nil && !errors.Is(err, ledgerclient.ErrHoldNotActive) {
+		a.log.Warn("invoice hold not voided after a refused capture; left PAYING", zap.String("invoice_id", inv.ID),
+			zap.String("reason", cause.Code), zap.Error(err))
+		return inv, fromLedger(err)
+	}
+	return a.reopen(ctx, inv, cause)
+}
+
+// reopen moves a PAYING invoice back to OPEN with the reason.
+func (a *App) reopen(ctx context.Context, inv Invoice, cause *Error) (Invoice, error) {
+	out, err := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, cause.Code, a.clock())
+	if err != nil {
+		return inv, internal(err)
+	}
+	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
+	return out, cause
+}
+
+// markPaid records the entry that paid the invoice.
+func (a *App) markPaid(ctx context.Context, inv Invoice, txID string) (Invoice, error) {
+	if a.afterDebit != nil {
+		a.afterDebit(inv)
+	}
+	out, err := a.store.MarkPaid(ctx, inv.Workspace, inv.ID, txID, a.clock())
+	if err != nil {
+		return inv, internal(err)
+	}
+	a.log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
+	return out, nil
+}
+
+// settleDebit posts or replays the one-step debit of an invoice whose
+// payment was begun before holds (Method DEBIT) and records the ledger's
+// answer.
+func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 	res, err := a.ledger.Debit(ctx, &pb.DebitRequest{
 		Workspace: inv.Workspace, Account: inv.Account, Amount: inv.Credits,
 		Kind: pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT, Reference: inv.Reference(),
@@ -311,15 +444,7 @@ func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
 		a.log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 		return inv, fromLedger(err)
 	}
-	if a.afterDebit != nil {
-		a.afterDebit(inv)
-	}
-	out, err := a.store.MarkPaid(ctx, inv.Workspace, inv.ID, txID, a.clock())
-	if err != nil {
-		return inv, internal(err)
-	}
-	a.log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
-	return out, nil
+	return a.markPaid(ctx, inv, txID)
 }
 
 // findDebit looks for the INVOICE_PAYMENT posted under the invoice's key.
@@ -351,9 +476,11 @@ type ReconcileReport struct {
 	Paying, Paid, Reopened int
 }
 
-// Reconcile settles every PAYING invoice by replaying its key: a posted
-// debit comes back as a replay (→ PAID), a refusal reopens the invoice,
-// an unreachable ledger leaves it PAYING for the next pass.
+// Reconcile settles every PAYING invoice by replaying its keys: a hold
+// not recorded yet is created or replayed, a recorded one is captured or
+// its capture replayed (→ PAID); a refusal, or a hold found expired or
+// voided, reopens the invoice; an unreachable ledger leaves it PAYING for
+// the next pass.
 func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	paying, err := a.store.Paying(ctx)

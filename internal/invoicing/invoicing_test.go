@@ -3,10 +3,12 @@ package invoicing
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -245,7 +247,7 @@ func TestPaymentOptions(t *testing.T) {
 	}
 }
 
-func TestPayWithCreditPostsOneDebitThenMarksPaid(t *testing.T) {
+func TestPayWithCreditHoldsThenCapturesThenMarksPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
@@ -253,20 +255,34 @@ func TestPayWithCreditPostsOneDebitThenMarksPaid(t *testing.T) {
 	inv := e.invoice("INV-1042", usd(3, 510_000_000))
 
 	code, got := e.pay(inv.ID)
-	if code != 200 || got.Status != StatusPaid || got.TransactionID == "" || got.Credits != 36 || got.PaidTime == nil {
+	if code != 200 || got.Status != StatusPaid || got.TransactionID == "" || got.Credits != 36 || got.PaidTime == nil || got.HoldID == "" {
 		t.Fatalf("pay: HTTP %d %+v", code, got)
+	}
+	holds := e.ledger.Holds(ws, "client-1")
+	if len(holds) != 1 {
+		t.Fatalf("%d holds, want 1", len(holds))
+	}
+	h := holds[0]
+	if h.GetId() != got.HoldID || h.GetAmount() != 36 || h.GetKind() != pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT ||
+		h.GetIdempotencyKey() != "invoice:"+inv.ID || h.GetReference() != "invoice:INV-1042" ||
+		h.GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED || h.GetTransactionId() != got.TransactionID {
+		t.Errorf("hold %v", h)
 	}
 	d := debits(e)
 	if len(d) != 1 {
 		t.Fatalf("%d debits, want 1", len(d))
 	}
 	if d[0].GetKind() != pb.TransactionKind_TRANSACTION_KIND_INVOICE_PAYMENT || d[0].GetReference() != "invoice:INV-1042" ||
-		d[0].GetIdempotencyKey() != "invoice:"+inv.ID || d[0].GetAmount() != 36 || d[0].GetId() != got.TransactionID {
+		d[0].GetHoldId() != got.HoldID || d[0].GetAmount() != 36 || d[0].GetId() != got.TransactionID {
 		t.Errorf("debit %v", d[0])
+	}
+	if calls := e.ledger.Calls("CaptureHold"); len(calls) != 1 || calls[0].IdempotencyKey != "invoice:"+inv.ID+":capture" {
+		t.Errorf("CaptureHold calls %+v", calls)
 	}
 	// Paying again is a no-op answering the same invoice.
 	code, again := e.pay(inv.ID)
-	if code != 200 || again.TransactionID != got.TransactionID || len(debits(e)) != 1 || len(e.ledger.Calls("Debit")) != 1 {
+	if code != 200 || again.TransactionID != got.TransactionID || len(debits(e)) != 1 ||
+		len(e.ledger.Calls("CreateHold")) != 1 || len(e.ledger.Calls("CaptureHold")) != 1 || len(e.ledger.Calls("Debit")) != 0 {
 		t.Errorf("second pay: HTTP %d %+v, %d debits", code, again, len(debits(e)))
 	}
 	var opts PaymentOptions
@@ -279,23 +295,33 @@ func TestPayWithCreditPostsOneDebitThenMarksPaid(t *testing.T) {
 	if len(list.Invoices) != 1 || list.Invoices[0].ID != inv.ID {
 		t.Errorf("paid invoices: %+v", list.Invoices)
 	}
+	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 64 {
+		t.Errorf("balance %d, want 64", bal)
+	}
 }
 
 func TestPayRefusedLeavesTheInvoiceOpen(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		setup  func(e *env)
-		reason string
-		debits int // Debit calls expected
+		name     string
+		setup    func(e *env)
+		reason   string
+		holds    int // CreateHold calls expected
+		captures int // CaptureHold calls expected
+		voided   bool
 	}{
-		{"insufficient at the check", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 10) }, "INSUFFICIENT_CREDITS", 0},
-		{"disabled at the check", func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) }, "CREDIT_PAYMENTS_DISABLED", 0},
-		{"refused by the debit", func(e *env) {
+		{"insufficient at the check", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 10) }, "INSUFFICIENT_CREDITS", 0, 0, false},
+		{"disabled at the check", func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) }, "CREDIT_PAYMENTS_DISABLED", 0, 0, false},
+		{"refused by the hold", func(e *env) {
 			e.agency()
 			e.ledger.Fund(ws, "client-1", 100)
-			e.ledger.InjectFault("Debit", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
-		}, "INSUFFICIENT_CREDITS", 1},
+			e.ledger.InjectFault("CreateHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
+		}, "INSUFFICIENT_CREDITS", 1, 0, false},
+		{"capture refused: the hold is voided", func(e *env) {
+			e.agency()
+			e.ledger.Fund(ws, "client-1", 100)
+			e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
+		}, "CREDIT_PAYMENTS_DISABLED", 1, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,66 +340,157 @@ func TestPayRefusedLeavesTheInvoiceOpen(t *testing.T) {
 			if got.Status != StatusOpen || got.TransactionID != "" || got.LastFailure != tt.reason {
 				t.Errorf("stored invoice %+v", got)
 			}
-			if n := len(e.ledger.Calls("Debit")); n != tt.debits {
-				t.Errorf("%d Debit calls, want %d", n, tt.debits)
+			if n := len(e.ledger.Calls("CreateHold")); n != tt.holds {
+				t.Errorf("%d CreateHold calls, want %d", n, tt.holds)
+			}
+			if n := len(e.ledger.Calls("CaptureHold")); n != tt.captures {
+				t.Errorf("%d CaptureHold calls, want %d", n, tt.captures)
 			}
 			if n := len(debits(e)); n != 0 {
 				t.Errorf("%d debits posted", n)
+			}
+			for _, h := range e.ledger.Holds(ws, "client-1") {
+				if !tt.voided || h.GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
+					t.Errorf("hold %v left behind", h)
+				}
+			}
+			if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetHeld() != 0 {
+				t.Errorf("balance %v: nothing may stay held", b)
 			}
 		})
 	}
 }
 
-func TestTimedOutDebitIsRetriedWithTheSameKeyAndPostedOnce(t *testing.T) {
+func TestTimedOutLedgerCallsAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
-	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
-	inv := e.invoice("INV-1", usd(1, 0))
-	// The first debit commits but its answer is late: the attempt times out.
-	e.ledger.InjectFault("Debit", fakeledger.Fault{After: true, Delay: 5 * time.Second})
-	code, got := e.pay(inv.ID)
-	if code != 200 || got.Status != StatusPaid {
-		t.Fatalf("HTTP %d %+v", code, got)
-	}
-	calls := e.ledger.Calls("Debit")
-	if len(calls) != 2 || calls[0].IdempotencyKey != calls[1].IdempotencyKey {
-		t.Errorf("Debit calls %+v, want two with one key", calls)
-	}
-	if d := debits(e); len(d) != 1 || d[0].GetId() != got.TransactionID {
-		t.Errorf("debits %v, want exactly the invoice's", d)
+	for _, method := range []string{"CreateHold", "CaptureHold"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
+			e.agency()
+			e.ledger.Fund(ws, "client-1", 100)
+			inv := e.invoice("INV-1", usd(1, 0))
+			// The first call takes effect but its answer is late: the attempt times out.
+			e.ledger.InjectFault(method, fakeledger.Fault{After: true, Delay: 5 * time.Second})
+			code, got := e.pay(inv.ID)
+			if code != 200 || got.Status != StatusPaid {
+				t.Fatalf("HTTP %d %+v", code, got)
+			}
+			calls := e.ledger.Calls(method)
+			if len(calls) != 2 || calls[0].IdempotencyKey != calls[1].IdempotencyKey {
+				t.Errorf("%s calls %+v, want two with one key", method, calls)
+			}
+			if d := debits(e); len(d) != 1 || d[0].GetId() != got.TransactionID {
+				t.Errorf("debits %v, want exactly the invoice's", d)
+			}
+			if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+				t.Errorf("%d holds, want 1", n)
+			}
+		})
 	}
 }
 
 func TestUnconfirmedPaymentStaysPayingAndIsReconciled(t *testing.T) {
 	t.Parallel()
-	for _, posted := range []bool{true, false} {
-		name := map[bool]string{true: "debit posted, answer lost", false: "debit never arrived"}[posted]
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
-			inv := e.invoice("INV-1", usd(1, 0))
-			e.ledger.InjectFault("Debit",
-				fakeledger.Fault{After: posted, Code: codes.Unavailable},
-				fakeledger.Fault{Code: codes.Unavailable},
-				fakeledger.Fault{Code: codes.Unavailable})
-			code, body := e.pay(inv.ID)
-			if code != 503 || body.Error.Code != CodeLedgerUnavailable || body.Inv.Status != StatusPaying {
-				t.Fatalf("HTTP %d %+v %+v", code, body.Error, body.Inv)
-			}
-			e.restart(nil)
-			rep, err := e.app.Reconcile(t.Context())
-			if err != nil || rep != (ReconcileReport{Paying: 1, Paid: 1}) {
-				t.Fatalf("Reconcile = %+v, %v", rep, err)
-			}
-			got, _ := e.app.Get(t.Context(), ws, inv.ID)
-			d := debits(e)
-			if got.Status != StatusPaid || len(d) != 1 || d[0].GetId() != got.TransactionID {
-				t.Errorf("invoice %+v, debits %v", got, d)
-			}
-		})
+	for _, method := range []string{"CreateHold", "CaptureHold"} {
+		for _, posted := range []bool{true, false} {
+			name := method + "/" + map[bool]string{true: "posted, answer lost", false: "never arrived"}[posted]
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				e.agency()
+				e.ledger.Fund(ws, "client-1", 100)
+				inv := e.invoice("INV-1", usd(1, 0))
+				e.ledger.InjectFault(method,
+					fakeledger.Fault{After: posted, Code: codes.Unavailable},
+					fakeledger.Fault{Code: codes.Unavailable},
+					fakeledger.Fault{Code: codes.Unavailable})
+				code, body := e.pay(inv.ID)
+				if code != 503 || body.Error.Code != CodeLedgerUnavailable || body.Inv.Status != StatusPaying {
+					t.Fatalf("HTTP %d %+v %+v", code, body.Error, body.Inv)
+				}
+				e.restart(nil)
+				rep, err := e.app.Reconcile(t.Context())
+				if err != nil || rep != (ReconcileReport{Paying: 1, Paid: 1}) {
+					t.Fatalf("Reconcile = %+v, %v", rep, err)
+				}
+				got, _ := e.app.Get(t.Context(), ws, inv.ID)
+				d := debits(e)
+				if got.Status != StatusPaid || len(d) != 1 || d[0].GetId() != got.TransactionID || d[0].GetHoldId() != got.HoldID {
+					t.Errorf("invoice %+v, debits %v", got, d)
+				}
+				if hs := e.ledger.Holds(ws, "client-1"); len(hs) != 1 || hs[0].GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
+					t.Errorf("holds %v, want one, captured", hs)
+				}
+				for _, c := range e.ledger.Calls(method) {
+					if want := map[string]string{"CreateHold": Key(inv.ID), "CaptureHold": Key(inv.ID) + ":capture"}[method]; c.IdempotencyKey != want {
+						t.Errorf("%s key %q, want %q", method, c.IdempotencyKey, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestExpiredHoldReopensAndTheNextPaymentTakesANewKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agency()
+	e.ledger.Fund(ws, "client-1", 100)
+	inv := e.invoice("INV-1", usd(1, 0))
+	// The hold is placed, the capture does not get through, and nothing
+	// finishes the payment before the hold expires.
+	for range 3 {
+		e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.Unavailable})
+	}
+	if code, body := e.pay(inv.ID); code != 503 || body.Inv.Status != StatusPaying || body.Inv.HoldID == "" {
+		t.Fatalf("HTTP %d %+v", code, body.Inv)
+	}
+	e.ledger.Advance(HoldTTL + time.Minute)
+	e.restart(nil)
+	rep, err := e.app.Reconcile(t.Context())
+	if err != nil || rep != (ReconcileReport{Paying: 1, Reopened: 1}) {
+		t.Fatalf("Reconcile = %+v, %v", rep, err)
+	}
+	got, _ := e.app.Get(t.Context(), ws, inv.ID)
+	if got.Status != StatusOpen || got.LastFailure != CodeHoldExpired || len(debits(e)) != 0 {
+		t.Fatalf("invoice %+v, %d debits: want OPEN with HOLD_EXPIRED and nothing spent", got, len(debits(e)))
+	}
+	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetAvailable() != 100 {
+		t.Errorf("balance %v: the expired hold must hold nothing", b)
+	}
+
+	code, paid := e.pay(inv.ID)
+	if code != 200 || paid.Status != StatusPaid || paid.IdempotencyKey != Key(inv.ID)+":2" || paid.HoldID == got.HoldID {
+		t.Fatalf("second attempt: HTTP %d %+v, want PAID with key %s:2 and a new hold", code, paid, Key(inv.ID))
+	}
+	if d := debits(e); len(d) != 1 || d[0].GetId() != paid.TransactionID {
+		t.Errorf("debits %v", d)
+	}
+}
+
+func TestRefusedCaptureWhoseVoidIsLostIsReleasedByReconcile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agency()
+	e.ledger.Fund(ws, "client-1", 100)
+	inv := e.invoice("INV-1", usd(1, 0))
+	refused := fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"}
+	e.ledger.InjectFault("CaptureHold", refused, refused)
+	for range 3 {
+		e.ledger.InjectFault("VoidHold", fakeledger.Fault{Code: codes.Unavailable})
+	}
+	if code, body := e.pay(inv.ID); code != 503 || body.Inv.Status != StatusPaying {
+		t.Fatalf("HTTP %d %+v %+v: want PAYING while the hold is not released", code, body.Error, body.Inv)
+	}
+	rep, err := e.app.Reconcile(t.Context())
+	if err != nil || rep != (ReconcileReport{Paying: 1, Reopened: 1}) {
+		t.Fatalf("Reconcile = %+v, %v", rep, err)
+	}
+	got, _ := e.app.Get(t.Context(), ws, inv.ID)
+	hs := e.ledger.Holds(ws, "client-1")
+	if got.Status != StatusOpen || len(hs) != 1 || hs[0].GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
+		t.Errorf("invoice %+v, holds %v: want OPEN and the hold voided", got, hs)
 	}
 }
 
@@ -397,7 +514,7 @@ func TestCrashBetweenDebitAndStatusChangeIsReconciledToPaid(t *testing.T) {
 		_, _ = e.app.PayWithCredit(t.Context(), ws, inv.ID)
 	}()
 	stored, _ := e.app.Get(t.Context(), ws, inv.ID)
-	if stored.Status != StatusPaying || stored.TransactionID != "" || len(debits(e)) != 1 {
+	if stored.Status != StatusPaying || stored.TransactionID != "" || stored.HoldID == "" || len(debits(e)) != 1 {
 		t.Fatalf("after the crash: %+v with %d debits, want PAYING and one debit", stored, len(debits(e)))
 	}
 
@@ -413,10 +530,13 @@ func TestCrashBetweenDebitAndStatusChangeIsReconciledToPaid(t *testing.T) {
 	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 80 {
 		t.Errorf("balance %d, want 80", bal)
 	}
-	for _, c := range e.ledger.Calls("Debit") {
-		if c.IdempotencyKey != "invoice:"+inv.ID {
-			t.Errorf("Debit key %q", c.IdempotencyKey)
+	for _, c := range e.ledger.Calls("CaptureHold") {
+		if c.IdempotencyKey != "invoice:"+inv.ID+":capture" {
+			t.Errorf("CaptureHold key %q", c.IdempotencyKey)
 		}
+	}
+	if n := len(e.ledger.Calls("CreateHold")); n != 1 {
+		t.Errorf("%d CreateHold calls, want 1: the recorded hold is captured, not made again", n)
 	}
 }
 
@@ -485,6 +605,10 @@ func TestKeyPostedWithOtherTermsIsFoundInTheHistory(t *testing.T) {
 	if ok, err := e.store.BeginPaying(t.Context(), ws, inv.ID, 12, Key(inv.ID), time.Now()); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
+	// A payment begun by a version that debited in one step.
+	if _, err := e.store.db.ExecContext(t.Context(), `UPDATE invoices SET method = 'DEBIT'`); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep.Paid != 1 {
 		t.Fatalf("Reconcile = %+v, %v", rep, err)
@@ -492,6 +616,46 @@ func TestKeyPostedWithOtherTermsIsFoundInTheHistory(t *testing.T) {
 	got, _ := e.app.Get(t.Context(), ws, inv.ID)
 	if d := debits(e); got.Status != StatusPaid || len(d) != 1 || got.TransactionID != d[0].GetId() {
 		t.Errorf("invoice %+v, debits %v", got, d)
+	}
+}
+
+// A PAYING invoice left by a version without holds is finished with the
+// debit it began, under its key.
+func TestPayingInvoiceFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.agency()
+	e.ledger.Fund(ws, "client-1", 100)
+	e.close()
+	// A version-1 database with an invoice whose debit was in flight.
+	if err := os.Remove(e.dbPath); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{schema, `PRAGMA user_version = 1`, `INSERT INTO invoices (id, workspace, account, seq, number, currency, units, nanos,
+		status, credits, idempotency_key, create_time, update_time) VALUES ('inv-1', 'agency-1', 'client-1', 1, 'INV-1', 'USD', 1, 0,
+		'PAYING', 10, 'invoice:inv-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = db.Close()
+	e.open(nil)
+	rep, err := e.app.Reconcile(t.Context())
+	if err != nil || rep != (ReconcileReport{Paying: 1, Paid: 1}) {
+		t.Fatalf("Reconcile = %+v, %v", rep, err)
+	}
+	got, _ := e.app.Get(t.Context(), ws, "inv-1")
+	calls := e.ledger.Calls("Debit")
+	if got.Status != StatusPaid || len(calls) != 1 || calls[0].IdempotencyKey != "invoice:inv-1" || len(e.ledger.Calls("CreateHold")) != 0 {
+		t.Errorf("invoice %+v, Debit calls %+v", got, calls)
+	}
+	// Its next payments (none here) would hold: the schema is current.
+	if v, _ := e.store.pragma(t.Context(), "user_version"); v != "2" {
+		t.Errorf("user_version %s, want 2", v)
 	}
 }
 

@@ -57,7 +57,21 @@ CREATE INDEX invoices_by_account ON invoices (workspace, account, seq);
 CREATE INDEX invoices_paying ON invoices (update_time) WHERE status = 'PAYING';
 `
 
-const schemaVersion = 1
+// migrations[i] brings the schema from version i+1 to i+2.
+var migrations = []string{
+	// 2: Pay with Credit reserves the credits first (a hold), then captures
+	// them. hold_id is the hold of the payment in progress; attempt counts
+	// the payments begun, so that each gets its own ledger key (a hold that
+	// expired or was voided ends its key for good). Invoices PAYING from
+	// before are left to the one-step debit they started (method DEBIT).
+	`ALTER TABLE invoices ADD COLUMN hold_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE invoices ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE invoices ADD COLUMN method TEXT NOT NULL DEFAULT 'HOLD' CHECK (method IN ('HOLD', 'DEBIT'));
+	UPDATE invoices SET method = 'DEBIT', attempt = 1 WHERE status = 'PAYING';
+	UPDATE invoices SET attempt = 1 WHERE status = 'PAID';`,
+}
+
+const schemaVersion = 2
 
 // OpenStore opens (creating if needed) the SQLite file at path.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
@@ -108,8 +122,16 @@ func (s *Store) init(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if v == 0 {
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		v = 1
+	}
+	for ; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -134,13 +156,13 @@ func parseTime(s string) time.Time {
 }
 
 const columns = `id, workspace, account, number, description, currency, units, nanos, status, credits, idempotency_key,
-	transaction_id, last_failure, create_time, update_time, COALESCE(paid_time, '')`
+	transaction_id, last_failure, create_time, update_time, COALESCE(paid_time, ''), hold_id, method`
 
 func scan(row interface{ Scan(...any) error }) (Invoice, error) {
 	var i Invoice
 	var ct, ut, pt string
 	err := row.Scan(&i.ID, &i.Workspace, &i.Account, &i.Number, &i.Description, &i.Amount.CurrencyCode, &i.Amount.Units,
-		&i.Amount.Nanos, &i.Status, &i.Credits, &i.IdempotencyKey, &i.TransactionID, &i.LastFailure, &ct, &ut, &pt)
+		&i.Amount.Nanos, &i.Status, &i.Credits, &i.IdempotencyKey, &i.TransactionID, &i.LastFailure, &ct, &ut, &pt, &i.HoldID, &i.Method)
 	i.CreateTime, i.UpdateTime = parseTime(ct), parseTime(ut)
 	if pt != "" {
 		p := parseTime(pt)
@@ -229,18 +251,33 @@ func (s *Store) Paying(ctx context.Context) ([]Invoice, error) {
 }
 
 // BeginPaying durably records the intent to pay an OPEN invoice with
-// credits: status PAYING, the credits and the ledger key. It reports false
-// when the invoice was not OPEN (someone else got there first).
+// credits: status PAYING, the credits and the ledger key of this attempt
+// (key for the first, key:<n> for the n-th), with no hold yet. It reports
+// false when the invoice was not OPEN (someone else got there first).
 func (s *Store) BeginPaying(ctx context.Context, workspace, id string, credits int64, key string, now time.Time) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `
-		UPDATE invoices SET status = 'PAYING', credits = ?, idempotency_key = ?, update_time = ?
-		WHERE workspace = ? AND id = ? AND status = 'OPEN'`,
+		UPDATE invoices SET status = 'PAYING', credits = ?1, method = 'HOLD', hold_id = '', attempt = attempt + 1,
+			idempotency_key = CASE WHEN attempt = 0 THEN ?2 ELSE ?2 || ':' || (attempt + 1) END, update_time = ?3
+		WHERE workspace = ?4 AND id = ?5 AND status = 'OPEN'`,
 		credits, key, fmtTime(now), workspace, id)
 	if err != nil {
 		return false, fmt.Errorf("begin paying: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// SetHold records the hold placed for the payment in progress (the
+// attempt with this key). The stored invoice is returned.
+func (s *Store) SetHold(ctx context.Context, workspace, id, key, holdID string, now time.Time) (Invoice, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE invoices SET hold_id = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'PAYING' AND idempotency_key = ? AND hold_id = ''`,
+		holdID, fmtTime(now), workspace, id, key)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("set hold: %w", err)
+	}
+	return s.Get(ctx, workspace, id)
 }
 
 // MarkPaid records the posted debit. The debit is the truth: an invoice

@@ -48,9 +48,10 @@ func validateAmount(field string, m Money) error {
 type Status string
 
 // Invoice statuses. PAYING is the recorded intent to pay with credits: the
-// ledger debit with the invoice's key may or may not be posted yet, and
-// only the ledger's answer moves the invoice on (to PAID with the
-// transaction, or back to OPEN with the refusal).
+// hold (then its capture) with the attempt's key may or may not be posted
+// yet, and only the ledger's answer moves the invoice on (to PAID with the
+// capture's transaction, or back to OPEN with the refusal, or when the
+// hold expired or was voided).
 const (
 	StatusOpen   Status = "OPEN"
 	StatusPaying Status = "PAYING"
@@ -68,10 +69,19 @@ type Invoice struct {
 	Status      Status `json:"status"`
 	// Credits of the payment in progress or done (the converted amount).
 	Credits int64 `json:"credits,omitempty"`
-	// IdempotencyKey of the ledger debit, "invoice:<id>", recorded with PAYING.
+	// IdempotencyKey of the payment attempt, recorded with PAYING:
+	// "invoice:<id>" for the first, "invoice:<id>:<n>" for the n-th. The
+	// hold is created with it, captured with "<key>:capture" and voided
+	// with "<key>:void".
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	// TransactionID is the ledger's INVOICE_PAYMENT debit once PAID.
+	// HoldID is the ledger hold of the payment in progress (or done).
+	HoldID string `json:"hold_id,omitempty"`
+	// TransactionID is the ledger's INVOICE_PAYMENT entry once PAID.
 	TransactionID string `json:"transaction_id,omitempty"`
+	// Method is how the payment in progress spends the credits: HOLD
+	// (hold, then capture), or DEBIT for a payment begun by an earlier
+	// version, settled by replaying its one-step debit.
+	Method string `json:"-"`
 	// LastFailure is the reason of the last refused payment (INSUFFICIENT_CREDITS, …).
 	LastFailure string     `json:"last_failure,omitempty"`
 	CreateTime  time.Time  `json:"create_time"`
@@ -82,8 +92,21 @@ type Invoice struct {
 // Reference is the ledger reference of the invoice's payment: "invoice:<number>".
 func (i Invoice) Reference() string { return "invoice:" + i.Number }
 
-// Key is the ledger idempotency key of an invoice's payment: "invoice:<id>".
+// Key is the ledger idempotency key of an invoice's first payment
+// attempt: "invoice:<id>".
 func Key(invoiceID string) string { return "invoice:" + invoiceID }
+
+// Ways of paying (Invoice.Method).
+const (
+	MethodHold  = "HOLD"
+	MethodDebit = "DEBIT"
+)
+
+// HoldTTL is how long the credits of a payment stay reserved if the
+// capture does not come (a crash the reconciliation does not finish in
+// time). It is part of the hold's request, so that a replay after a restart
+// asks for the same thing.
+const HoldTTL = time.Hour
 
 // Kind classifies an Error for the HTTP status.
 type Kind int
@@ -148,6 +171,8 @@ const (
 	CodeNotFound          = "NOT_FOUND"
 	CodeAlreadyExists     = "ALREADY_EXISTS"
 	CodeInvoiceNotOpen    = "INVOICE_NOT_OPEN"
+	CodeHoldExpired       = "HOLD_EXPIRED"
+	CodeHoldVoided        = "HOLD_VOIDED"
 	CodeLedgerUnavailable = "LEDGER_UNAVAILABLE"
 	CodeInternal          = "INTERNAL"
 	CodeUnauthenticated   = "UNAUTHENTICATED"

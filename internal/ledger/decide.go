@@ -203,6 +203,12 @@ func (o *postOp) apply(b *batchState) {
 		return
 	}
 	a := b.account(p.acct)
+	if p.typ == TypeOut {
+		if acct := b.spendable(a); acct.Available() < amount {
+			o.err = errInsufficient(acct, amount)
+			return
+		}
+	}
 	t, err := b.s.nextEntry(a.Account, p.typ, amount, p.expected)
 	if err != nil {
 		o.err = err
@@ -217,7 +223,7 @@ func (o *postOp) apply(b *batchState) {
 			}
 		}
 	} else {
-		b.book(a.ID).draw(t.Amount, "")
+		b.draw(a.ID, t.Amount, "", t.CreateTime)
 	}
 	b.post(a, t)
 	b.remember(IdempotencyRecord{
@@ -495,6 +501,9 @@ func (o *updatePackageOp) apply(b *batchState) {
 	}
 	if o.set["active"] {
 		p.Active = o.in.Active
+	}
+	if o.set["validity"] {
+		p.Validity = o.in.Validity
 	}
 	var v violations
 	validatePackage(&v, p)

@@ -20,6 +20,13 @@ func grantOrder(x, y Grant) int {
 	return cmp.Or(x.ExpireTime.Compare(y.ExpireTime), strings.Compare(x.TransactionID, y.TransactionID))
 }
 
+// hasGrants reports whether the account has grants in this batch: most
+// accounts have none, and then spending needs no book.
+func (b *batchState) hasGrants(account string) bool {
+	_, ok := b.grants[account]
+	return ok || len(b.snap.Grants[account]) > 0
+}
+
 // book returns the account's grant book, starting from the snapshot.
 func (b *batchState) book(account string) *grantBook {
 	if g, ok := b.grants[account]; ok {
@@ -46,8 +53,13 @@ func (g *grantBook) touch(i int) {
 // draw spends amount from the grants: first from the grant of entry first
 // (when it is open: a reversed credit takes back its own credits), then
 // soonest-expiring first. What the grants do not cover comes from the
-// account's non-expiring credits.
-func (g *grantBook) draw(amount int64, first string) {
+// account's non-expiring credits. Grants past their expiry at now are
+// skipped unless now is zero (a capture spends what its hold reserved,
+// whatever has expired since).
+func (g *grantBook) draw(amount int64, first string, now time.Time) {
+	usable := func(i int) bool {
+		return g.list[i].ExpiryTransactionID == "" && (now.IsZero() || g.list[i].ExpireTime.After(now))
+	}
 	take := func(i int) {
 		n := min(amount, g.list[i].Remaining)
 		if n <= 0 {
@@ -59,7 +71,7 @@ func (g *grantBook) draw(amount int64, first string) {
 	}
 	if first != "" {
 		for i := range g.list {
-			if g.list[i].TransactionID == first && g.list[i].ExpiryTransactionID == "" {
+			if g.list[i].TransactionID == first && usable(i) {
 				take(i)
 			}
 		}
@@ -68,9 +80,39 @@ func (g *grantBook) draw(amount int64, first string) {
 		if amount == 0 {
 			return
 		}
-		if g.list[i].ExpiryTransactionID == "" {
+		if usable(i) {
 			take(i)
 		}
+	}
+}
+
+// expired is what of the open grants past their expiry at now no hold
+// reserves: credits gone, waiting for the sweep to post their EXPIRY
+// entry, which new spending cannot use.
+func (g *grantBook) expired(now time.Time, held int64) int64 {
+	var n int64
+	for i, gr := range g.list {
+		if gr.ExpiryTransactionID == "" && gr.Remaining > 0 && !gr.ExpireTime.After(now) {
+			n += gr.Remaining - g.reserved(i, held)
+		}
+	}
+	return n
+}
+
+// spendable is the account as new spending sees it: its balance less the
+// credits that expired and wait for the sweep.
+func (b *batchState) spendable(a *accountState) Account {
+	acct := a.Account
+	if b.hasGrants(a.ID) {
+		acct.Balance -= b.book(a.ID).expired(b.s.clock(), a.Held)
+	}
+	return acct
+}
+
+// draw spends amount of the account's grants (see grantBook.draw).
+func (b *batchState) draw(account string, amount int64, first string, now time.Time) {
+	if b.hasGrants(account) {
+		b.book(account).draw(amount, first, now)
 	}
 }
 

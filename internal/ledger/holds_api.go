@@ -61,7 +61,7 @@ type ListHoldsInput struct {
 	Workspace string
 	Account   string
 	Status    HoldStatus
-	PageSize  int
+	PageSize  int32
 	PageToken string
 }
 

@@ -66,6 +66,7 @@ type createHoldOp struct {
 func (o *createHoldOp) need(w *setBuilder) {
 	w.account(o.in.Account)
 	w.key(o.key)
+	w.grantsOf(o.in.Account) // credits that expired are not available
 }
 
 func (o *createHoldOp) apply(b *batchState) {
@@ -88,8 +89,8 @@ func (o *createHoldOp) apply(b *batchState) {
 		return
 	}
 	a := b.account(in.Account)
-	if a.Available() < in.Amount {
-		o.err = errInsufficient(a.Account, in.Amount)
+	if acct := b.spendable(a); acct.Available() < in.Amount {
+		o.err = errInsufficient(acct, in.Amount)
 		return
 	}
 	now := b.s.clock()
@@ -127,7 +128,7 @@ func (o *createHoldOp) report(obs Observer) {
 
 type endHoldOp struct {
 	opBase
-	ws, id string
+	ws, id  string
 	capture bool  // else void
 	amount  int64 // capture: 0 means the whole hold
 	fp      []byte
@@ -193,7 +194,7 @@ func (o *endHoldOp) apply(b *batchState) {
 	amount := h.Amount
 	if o.capture && o.amount != 0 {
 		if o.amount > h.Amount {
-			o.err = invalid("amount", "must not exceed the hold's "+strconv.FormatInt(h.Amount, 10)+" credits")
+			o.err = invalid("amount", "must not exceed the hold's %d credits", h.Amount)
 			return
 		}
 		amount = o.amount
@@ -212,7 +213,7 @@ func (o *endHoldOp) apply(b *batchState) {
 			return
 		}
 		t.Kind, t.Reference, t.IdempotencyKey, t.Metadata, t.HoldID = h.Kind, h.Reference, h.IdempotencyKey, h.Metadata, h.ID
-		b.book(a.ID).draw(amount, "")
+		b.draw(a.ID, amount, "", time.Time{})
 		b.post(a, t)
 		h.Status, h.CapturedAmount, h.TransactionID = HoldCaptured, amount, t.ID
 		rec.TransactionID = t.ID
@@ -282,6 +283,7 @@ type expireGrantOp struct {
 	account, grant string
 	expired        bool
 	deferred       bool
+	entry          Transaction
 }
 
 func (o *expireGrantOp) need(w *setBuilder) {
@@ -312,7 +314,122 @@ func (o *expireGrantOp) apply(b *batchState) {
 	g.list[i].Remaining, g.list[i].ExpiryTransactionID = 0, t.ID
 	g.touch(i)
 	b.post(a, t)
-	o.expired = true
+	o.expired, o.entry = true, t
 }
 
-func (o *expireGrantOp) report(Observer) {}
+func (o *expireGrantOp) report(obs Observer) {
+	if o.expired {
+		obs.Posted(o.entry)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// ReverseTransaction
+
+type reverseOp struct {
+	opBase
+	in  ReverseInput
+	ref string
+	md  map[string]string
+	fp  []byte
+	res ReverseResult
+}
+
+func (o *reverseOp) need(w *setBuilder) {
+	w.transaction(o.in.TransactionID) // locks its account, reads its grants
+	w.key(o.key)
+}
+
+// original returns the entry with what the store and this batch reversed of it.
+func (b *batchState) original(id string) (Transaction, bool) {
+	t, ok := b.transaction(id)
+	if !ok {
+		return Transaction{}, false
+	}
+	if snap, ok := b.snap.Transactions[id]; ok {
+		t.ReversedAmount = snap.ReversedAmount
+	}
+	t.ReversedAmount += b.reversed[id]
+	return t, true
+}
+
+func (o *reverseOp) apply(b *batchState) {
+	in := &o.in
+	o.res = ReverseResult{}
+	if rec, ok := b.record(o.key); ok {
+		if o.err = sameRequest(rec, OpReverse, o.fp); o.err != nil {
+			return
+		}
+		t, ok1 := b.transaction(rec.TransactionID)
+		orig, ok2 := b.original(in.TransactionID)
+		if !ok1 || !ok2 {
+			o.err = replayError(rec)
+			return
+		}
+		o.res = ReverseResult{Transaction: t, Original: orig, Balance: t.BalanceAfter, Version: t.AccountVersion, Replayed: true}
+		return
+	}
+	orig, ok := b.original(in.TransactionID)
+	if !ok {
+		o.err = NotFoundError("transaction", in.TransactionID)
+		return
+	}
+	if orig.Kind == KindReversal || orig.Kind == KindExpiry {
+		o.err = newErr(CodeFailedPrecondition, ReasonNotReversible,
+			"a "+strings.ToLower(orig.Kind.String())+" entry cannot be reversed", map[string]string{"transaction_id": orig.ID, "kind": orig.Kind.String()})
+		return
+	}
+	left := orig.Amount - orig.ReversedAmount
+	amount := in.Amount
+	if amount == 0 {
+		amount = left
+	}
+	if amount > left || amount == 0 {
+		o.err = newErr(CodeFailedPrecondition, ReasonReversalExceeds,
+			"the entry has "+strconv.FormatInt(left, 10)+" credits left to reverse",
+			map[string]string{
+				"transaction_id": orig.ID, "amount": strconv.FormatInt(orig.Amount, 10),
+				"reversed_amount": strconv.FormatInt(orig.ReversedAmount, 10), "requested": strconv.FormatInt(amount, 10),
+			})
+		return
+	}
+	a := b.account(orig.Account)
+	typ := TypeOut
+	if orig.Type == TypeOut {
+		typ = TypeIn
+	}
+	if acct := b.spendable(a); typ == TypeOut && acct.Available() < amount {
+		o.err = errInsufficient(acct, amount)
+		return
+	}
+	t, err := b.s.nextEntry(a.Account, typ, amount, nil)
+	if err != nil {
+		o.err = err
+		return
+	}
+	t.Kind, t.Reference, t.IdempotencyKey, t.Metadata = KindReversal, o.ref, in.IdempotencyKey, o.md
+	t.ReversesTransactionID = orig.ID
+	if typ == TypeOut {
+		// Taking back credits takes back those of the reversed entry first.
+		b.draw(a.ID, amount, orig.ID, t.CreateTime)
+	}
+	b.post(a, t)
+	b.reversed[orig.ID] += amount
+	orig.ReversedAmount += amount
+	b.remember(IdempotencyRecord{
+		Workspace: in.Workspace, Key: o.key, Operation: OpReverse, Fingerprint: o.fp, TransactionID: t.ID, CreateTime: t.CreateTime,
+	})
+	o.res = ReverseResult{Transaction: t, Original: orig, Balance: t.BalanceAfter, Version: t.AccountVersion}
+}
+
+func (o *reverseOp) report(obs Observer) {
+	switch {
+	case o.err != nil:
+		observeRefusal(obs, OpReverse, o.err)
+	case o.res.Replayed:
+		obs.Replayed(OpReverse)
+	default:
+		obs.Posted(o.res.Transaction)
+		obs.Reversed(o.res.Original.Kind)
+	}
+}

@@ -339,6 +339,14 @@ func (s *Service) GetBalance(ctx context.Context, workspace, account string) (Ba
 			return err
 		}
 		b = Balance{Account: acct, CreditPaymentsEnabled: st.CreditPaymentsEnabled, PendingRequestCredits: pending}
+		if acct.Version == 0 {
+			return nil // never credited: no grants
+		}
+		grants, err := tx.Grants(ctx, workspace, account)
+		if err != nil {
+			return err
+		}
+		b.NextExpireTime, b.NextExpiringCredits = nextExpiry(grants)
 		return nil
 	})
 	return b, err

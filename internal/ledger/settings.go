@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
 // GetSettings returns the workspace's settings (defaults when never set).
@@ -65,7 +66,7 @@ func (s *Service) UpdateSettings(ctx context.Context, workspace string, in Setti
 // ---------------------------------------------------------------------------
 // Packages
 
-var packageFields = []string{"display_name", "credits", "price", "active"}
+var packageFields = []string{"display_name", "credits", "price", "active", "validity"}
 
 func validatePackage(v *violations, p Package) {
 	if p.DisplayName == "" {
@@ -75,6 +76,12 @@ func validatePackage(v *violations, p Package) {
 	}
 	checkAmount(v, "credit_package.credits", p.Credits)
 	validateMoney(v, "credit_package.price", p.Price)
+	switch {
+	case p.Validity < 0 || p.Validity > MaxValidity:
+		v.add("credit_package.validity", "must be between 0 (credits never expire) and 10 years")
+	case p.Validity%time.Second != 0:
+		v.add("credit_package.validity", "must be whole seconds")
+	}
 }
 
 // CreatePackage creates an active package. An empty id gets a generated one.
@@ -356,7 +363,7 @@ func (s *Service) CheckCreditPayment(ctx context.Context, in CheckInput) (CheckR
 			res.Reason = ReasonCreditPaymentsDisabled
 		case noRate:
 			res.Reason = ReasonNoConversionRate
-		case acct.Balance < res.CreditsRequired:
+		case acct.Available() < res.CreditsRequired:
 			res.Reason = ReasonInsufficientCredits
 		default:
 			res.Allowed = true

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Auditor is implemented by stores that can enumerate their whole content,
@@ -127,6 +128,23 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 			if rec.Operation == OpDecideRequest && rec.TransactionID != r.TransactionID {
 				rep.problem("%s: decision key %q names transaction %q, request %s has %q", ws, truncate(rec.Key, 32), rec.TransactionID, r.ID, r.TransactionID)
 			}
+		case OpCreateHold, OpCaptureHold, OpVoidHold:
+			h, err := tx.Hold(ctx, ws, rec.HoldID)
+			if err != nil {
+				rep.problem("%s: key %q (%s) points at missing hold %q", ws, truncate(rec.Key, 32), rec.Operation, rec.HoldID)
+				return nil
+			}
+			switch {
+			case rec.Operation == OpCaptureHold && (h.Status != HoldCaptured || h.TransactionID != rec.TransactionID):
+				rep.problem("%s: capture key %q names entry %q, hold %s is %s with %q", ws, truncate(rec.Key, 32), rec.TransactionID, h.ID, h.Status, h.TransactionID)
+			case rec.Operation == OpVoidHold && h.Status != HoldVoided:
+				rep.problem("%s: void key %q points at hold %s that is %s", ws, truncate(rec.Key, 32), h.ID, h.Status)
+			}
+		case OpReverse:
+			t, err := tx.Transaction(ctx, ws, rec.TransactionID)
+			if err != nil || t.Kind != KindReversal {
+				rep.problem("%s: reversal key %q does not point at a REVERSAL entry (%q)", ws, truncate(rec.Key, 32), rec.TransactionID)
+			}
 		default:
 			rep.problem("%s: key %q has unknown operation %q", ws, truncate(rec.Key, 32), rec.Operation)
 		}
@@ -180,6 +198,98 @@ func verifyAccount(ctx context.Context, tx ReadTx, a Account, rep *VerifyReport)
 	if a.Version != int64(len(all)) || a.Balance != bal {
 		rep.problem("%s/%s: account at balance %d version %d, entries replay to %d at version %d",
 			a.Workspace, a.ID, a.Balance, a.Version, bal, len(all))
+	}
+	return verifyMoves(ctx, tx, a, all, rep)
+}
+
+// verifyMoves checks the holds, reversals and grants of an account
+// against its entries (all, newest first): held is the sum of the ACTIVE
+// holds and at most the balance; a captured hold names its entry and the
+// entry its hold; the reversals of an entry link to it, go the other way
+// and sum to at most it; an EXPIRY entry names a grant of the account that
+// was due; the open grants leave room in the balance.
+func verifyMoves(ctx context.Context, tx ReadTx, a Account, all []Transaction, rep *VerifyReport) error {
+	where := a.Workspace + "/" + a.ID
+	if a.Held < 0 || a.Held > a.Balance {
+		rep.problem("%s: held %d outside [0, balance %d]", where, a.Held, a.Balance)
+	}
+	byID := make(map[string]Transaction, len(all))
+	for _, t := range all {
+		byID[t.ID] = t
+	}
+	var held int64
+	before := ""
+	for {
+		holds, err := tx.ListHolds(ctx, HoldQuery{Workspace: a.Workspace, Account: a.ID, BeforeID: before, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, h := range holds {
+			switch h.Status {
+			case HoldActive:
+				held += h.Amount
+			case HoldCaptured:
+				t, ok := byID[h.TransactionID]
+				if !ok || t.HoldID != h.ID || t.Amount != h.CapturedAmount || t.Type != TypeOut || h.CapturedAmount > h.Amount {
+					rep.problem("%s: captured hold %s does not match its entry %q", where, h.ID, h.TransactionID)
+				}
+			case HoldVoided, HoldExpired:
+				if h.TransactionID != "" || h.CapturedAmount != 0 {
+					rep.problem("%s: %s hold %s names a capture", where, h.Status, h.ID)
+				}
+			}
+		}
+		if len(holds) < 500 {
+			break
+		}
+		before = holds[len(holds)-1].ID
+	}
+	if held != a.Held {
+		rep.problem("%s: held %d, active holds sum to %d", where, a.Held, held)
+	}
+	reversed := map[string]int64{}
+	for _, t := range all {
+		switch {
+		case t.Kind == KindReversal:
+			o, ok := byID[t.ReversesTransactionID]
+			if !ok || o.Type == t.Type || o.Kind == KindReversal || o.Kind == KindExpiry {
+				rep.problem("%s: reversal %s does not reverse an entry of the account the other way", where, t.ID)
+				continue
+			}
+			reversed[o.ID] += t.Amount
+		case t.Kind == KindExpiry:
+			g, ok := byID[strings.TrimPrefix(t.Reference, "expiry:")]
+			if !ok || g.Type != TypeIn || g.ExpireTime.IsZero() || g.ExpireTime.After(t.CreateTime) || t.Amount > g.Amount {
+				rep.problem("%s: expiry %s does not expire a due grant of the account", where, t.ID)
+			}
+		case t.HoldID != "":
+			if h, err := tx.Hold(ctx, a.Workspace, t.HoldID); err != nil || h.TransactionID != t.ID {
+				rep.problem("%s: entry %s names hold %s, which does not name it", where, t.ID, t.HoldID)
+			}
+		}
+	}
+	for _, t := range all {
+		if t.ReversedAmount != reversed[t.ID] || t.ReversedAmount > t.Amount {
+			rep.problem("%s: entry %s reversed %d of %d, its reversals sum to %d", where, t.ID, t.ReversedAmount, t.Amount, reversed[t.ID])
+		}
+	}
+	if a.Version == 0 {
+		return nil
+	}
+	grants, err := tx.Grants(ctx, a.Workspace, a.ID)
+	if err != nil {
+		return err
+	}
+	var open int64
+	for _, g := range grants {
+		open += g.Remaining
+		t, ok := byID[g.TransactionID]
+		if !ok || t.Type != TypeIn || t.Amount != g.Amount || !t.ExpireTime.Equal(g.ExpireTime) || g.Remaining > g.Amount {
+			rep.problem("%s: grant %s does not match its entry", where, g.TransactionID)
+		}
+	}
+	if open > a.Balance {
+		rep.problem("%s: open grants hold %d credits, the balance is %d", where, open, a.Balance)
 	}
 	return nil
 }

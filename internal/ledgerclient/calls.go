@@ -103,6 +103,55 @@ func (c *Client) ListAccounts(ctx context.Context, req *pb.ListAccountsRequest) 
 	return c.ledger.ListAccounts(ctx, req)
 }
 
+// CreateHold reserves credits of an account (available = balance − held
+// must cover them) until they are captured, voided or expire. Retried with
+// the same request, so the same idempotency key, like Debit.
+func (c *Client) CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error) {
+	return c.ledger.CreateHold(ctx, req)
+}
+
+// CaptureHold spends an ACTIVE hold (in whole or in part) as one OUT entry.
+// A second capture with another key, or of a hold voided or expired, is
+// ErrHoldNotActive; the same key replays the first capture.
+func (c *Client) CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error) {
+	return c.ledger.CaptureHold(ctx, req)
+}
+
+// VoidHold releases an ACTIVE hold; nothing is posted.
+func (c *Client) VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error) {
+	return c.ledger.VoidHold(ctx, req)
+}
+
+// GetHold returns one hold.
+func (c *Client) GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error) {
+	return c.ledger.GetHold(ctx, req)
+}
+
+// Hold is GetHold returning the Hold itself.
+func (c *Client) Hold(ctx context.Context, workspace, holdID string) (*pb.Hold, error) {
+	res, err := c.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: workspace, HoldId: holdID})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetHold(), nil
+}
+
+// ListHolds returns one page of an account's holds, newest first.
+func (c *Client) ListHolds(ctx context.Context, req *pb.ListHoldsRequest) (*pb.ListHoldsResponse, error) {
+	return c.ledger.ListHolds(ctx, req)
+}
+
+// ReverseTransaction posts the opposite of an entry, in whole or in part,
+// as a REVERSAL entry (a refund of a service bought with credits).
+func (c *Client) ReverseTransaction(ctx context.Context, req *pb.ReverseTransactionRequest) (*pb.ReverseTransactionResponse, error) {
+	return c.ledger.ReverseTransaction(ctx, req)
+}
+
+// GetTransaction returns one entry, with what of it was reversed.
+func (c *Client) GetTransaction(ctx context.Context, req *pb.GetTransactionRequest) (*pb.GetTransactionResponse, error) {
+	return c.ledger.GetTransaction(ctx, req)
+}
+
 // GetSettings returns a workspace's settings.
 func (c *Client) GetSettings(ctx context.Context, req *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error) {
 	return c.settings.GetSettings(ctx, req)

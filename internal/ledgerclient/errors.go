@@ -31,6 +31,10 @@ const (
 	ReasonIdempotencyKeyInUse    = ledger.ReasonIdempotencyKeyInUse
 	ReasonNotFound               = ledger.ReasonNotFound
 	ReasonAlreadyExists          = ledger.ReasonAlreadyExists
+	// Holds and reversals (SPEC §9).
+	ReasonHoldNotActive           = ledger.ReasonHoldNotActive
+	ReasonReversalExceedsOriginal = ledger.ReasonReversalExceeds
+	ReasonNotReversible           = ledger.ReasonNotReversible
 )
 
 // FieldViolation is one invalid request field (google.rpc.BadRequest).
@@ -121,6 +125,11 @@ var (
 	ErrVersionMismatch        = &Error{Code: codes.Aborted, Reason: ReasonVersionMismatch}
 	ErrIdempotencyKeyInUse    = &Error{Code: codes.Aborted, Reason: ReasonIdempotencyKeyInUse}
 	ErrIdempotencyKeyReused   = &Error{Code: codes.InvalidArgument, Reason: ReasonIdempotencyKeyReused}
+	// ErrHoldNotActive: the hold was already captured, voided or expired
+	// (GetHold says which).
+	ErrHoldNotActive           = &Error{Code: codes.FailedPrecondition, Reason: ReasonHoldNotActive}
+	ErrReversalExceedsOriginal = &Error{Code: codes.FailedPrecondition, Reason: ReasonReversalExceedsOriginal}
+	ErrNotReversible           = &Error{Code: codes.FailedPrecondition, Reason: ReasonNotReversible}
 
 	ErrNotFound         = &Error{Code: codes.NotFound}
 	ErrAlreadyExists    = &Error{Code: codes.AlreadyExists}

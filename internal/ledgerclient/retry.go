@@ -102,7 +102,8 @@ type keyed interface{ GetIdempotencyKey() string }
 // retryable says whether a call may be repeated at all:
 //
 //   - reads: always;
-//   - Credit, Debit, SubmitRequest, DecideRequest: when they carry an
+//   - Credit, Debit, SubmitRequest, DecideRequest, CreateHold,
+//     CaptureHold, VoidHold, ReverseTransaction: when they carry an
 //     idempotency key (the server posts once per key; without a key the
 //     server refuses the call anyway);
 //   - UpdateSettings, UpdatePackage, ArchivePackage, SetConversionRate:
@@ -121,6 +122,10 @@ func retryable(method string, req any) bool {
 		pb.CreditLedger_ListRequests_FullMethodName,
 		pb.CreditLedger_CheckCreditPayment_FullMethodName,
 		pb.CreditLedger_ListAccounts_FullMethodName,
+		pb.CreditLedger_GetHold_FullMethodName,
+		pb.CreditLedger_ListHolds_FullMethodName,
+		pb.CreditLedger_GetTransaction_FullMethodName,
+		pb.CreditLedger_GetStatement_FullMethodName,
 		pb.CreditSettings_GetSettings_FullMethodName,
 		pb.CreditSettings_ListPackages_FullMethodName,
 		pb.CreditSettings_GetPackage_FullMethodName,
@@ -134,7 +139,11 @@ func retryable(method string, req any) bool {
 	case pb.CreditLedger_Credit_FullMethodName,
 		pb.CreditLedger_Debit_FullMethodName,
 		pb.CreditLedger_SubmitRequest_FullMethodName,
-		pb.CreditLedger_DecideRequest_FullMethodName:
+		pb.CreditLedger_DecideRequest_FullMethodName,
+		pb.CreditLedger_CreateHold_FullMethodName,
+		pb.CreditLedger_CaptureHold_FullMethodName,
+		pb.CreditLedger_VoidHold_FullMethodName,
+		pb.CreditLedger_ReverseTransaction_FullMethodName:
 		k, ok := req.(keyed)
 		return ok && k.GetIdempotencyKey() != ""
 	case pb.CreditSettings_CreatePackage_FullMethodName:

@@ -1,12 +1,14 @@
 // Package metrics exports what operators alert on about the store behind
 // ledgerd: how long its transactions take, whether it answers, its
-// connection pool, and the agency's queue of pending credit requests.
+// connection pool, the agency's queue of pending credit requests, and the
+// credits reserved by active holds.
 // (Per-RPC metrics come from the gRPC middleware in grpcserver, business
 // counters from grpcserver.Observer.)
 package metrics
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -28,6 +30,14 @@ type PendingStatser interface {
 	// PendingRequestStats returns how many requests are PENDING and the
 	// submit time of the oldest (zero when none).
 	PendingRequestStats(ctx context.Context) (count int64, oldest time.Time, err error)
+}
+
+// HoldStatser is implemented by stores that can sum the active holds
+// across every workspace in one query.
+type HoldStatser interface {
+	// HoldStats returns how many holds are ACTIVE and the credits they
+	// reserve.
+	HoldStats(ctx context.Context) (active int64, held int64, err error)
 }
 
 // Store wraps a ledger.Store and times every Write and View.
@@ -112,9 +122,9 @@ func (h *Health) Set(up bool) {
 }
 
 // RegisterStoreCollectors registers the pool gauges (when the store has a
-// pool) and the pending-request gauges (when it can count them). Pending
-// counts are read at most once per interval, however often Prometheus
-// scrapes, and each read is bounded by a timeout.
+// pool), the pending-request gauges and the hold gauges (when it can count
+// them). Pending and hold figures are read at most once per interval,
+// however often Prometheus scrapes, and each read is bounded by a timeout.
 func RegisterStoreCollectors(reg prometheus.Registerer, s ledger.Store, interval time.Duration) error {
 	if p, ok := s.(PoolStatser); ok {
 		if err := reg.Register(&poolCollector{s: p}); err != nil {
@@ -123,6 +133,11 @@ func RegisterStoreCollectors(reg prometheus.Registerer, s ledger.Store, interval
 	}
 	if p, ok := s.(PendingStatser); ok {
 		if err := reg.Register(&pendingCollector{s: p, interval: interval, now: time.Now}); err != nil {
+			return err
+		}
+	}
+	if h, ok := s.(HoldStatser); ok {
+		if err := reg.Register(&holdCollector{s: h, interval: interval, now: time.Now}); err != nil {
 			return err
 		}
 	}
@@ -142,6 +157,12 @@ var (
 		"Age of the oldest pending credit request (0 when none).", nil, nil)
 	pendingErrDesc = prometheus.NewDesc("creditledger_pending_requests_scrape_errors_total",
 		"Failed reads of the pending-request figures.", nil, nil)
+	holdsActiveDesc = prometheus.NewDesc("creditledger_holds_active",
+		"Holds ACTIVE now, across workspaces.", nil, nil)
+	heldCreditsDesc = prometheus.NewDesc("creditledger_held_credits",
+		"Credits reserved by ACTIVE holds, across workspaces.", nil, nil)
+	holdsErrDesc = prometheus.NewDesc("creditledger_holds_scrape_errors_total",
+		"Failed reads of the hold figures.", nil, nil)
 )
 
 type poolCollector struct{ s PoolStatser }
@@ -200,3 +221,62 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(pendingAgeDesc, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(pendingErrDesc, prometheus.CounterValue, c.errors)
 }
+
+// holdCollector exports the active holds, read at most once per interval.
+type holdCollector struct {
+	s        HoldStatser
+	interval time.Duration
+	now      func() time.Time
+
+	mu     sync.Mutex
+	read   time.Time // when active and held were read
+	active int64
+	held   int64
+	errors float64
+}
+
+func (c *holdCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- holdsActiveDesc
+	ch <- heldCreditsDesc
+	ch <- holdsErrDesc
+}
+
+func (c *holdCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.read.IsZero() || now.Sub(c.read) >= c.interval {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		active, held, err := c.s.HoldStats(ctx)
+		cancel()
+		if err != nil {
+			c.errors++
+		} else {
+			c.read, c.active, c.held = now, active, held
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(holdsActiveDesc, prometheus.GaugeValue, float64(c.active))
+	ch <- prometheus.MustNewConstMetric(heldCreditsDesc, prometheus.GaugeValue, float64(c.held))
+	ch <- prometheus.MustNewConstMetric(holdsErrDesc, prometheus.CounterValue, c.errors)
+}
+
+// Workspaces passes ledger.Auditor through to the wrapped store, so that
+// what needs it (ledger.Verify, the expiry sweep) works on the wrapper.
+func (s *Store) Workspaces(ctx context.Context, tx ledger.ReadTx) ([]string, error) {
+	a, ok := s.Store.(ledger.Auditor)
+	if !ok {
+		return nil, fmt.Errorf("metrics: store %T cannot list its workspaces", s.Store)
+	}
+	return a.Workspaces(ctx, tx)
+}
+
+// IdempotencyRecords passes ledger.Auditor through to the wrapped store.
+func (s *Store) IdempotencyRecords(ctx context.Context, tx ledger.ReadTx, workspace string, fn func(ledger.IdempotencyRecord) error) error {
+	a, ok := s.Store.(ledger.Auditor)
+	if !ok {
+		return fmt.Errorf("metrics: store %T cannot list its idempotency records", s.Store)
+	}
+	return a.IdempotencyRecords(ctx, tx, workspace, fn)
+}
+
+var _ ledger.Auditor = (*Store)(nil)

@@ -148,3 +148,74 @@ creditledger_store_pool_acquire_wait_seconds_total 1.5
 		}
 	}
 }
+
+// holdStore is a store that can sum its active holds.
+type holdStore struct {
+	fakeStore
+	active, held int64
+	holdReads    int
+	holdErr      error
+}
+
+func (h *holdStore) HoldStats(context.Context) (int64, int64, error) {
+	h.holdReads++
+	return h.active, h.held, h.holdErr
+}
+
+func TestHoldGaugesAreCached(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f := &holdStore{active: 3, held: 450}
+	c := &holdCollector{s: f, interval: 15 * time.Second, now: func() time.Time { return now }}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	want := `
+# HELP creditledger_held_credits Credits reserved by ACTIVE holds, across workspaces.
+# TYPE creditledger_held_credits gauge
+creditledger_held_credits 450
+# HELP creditledger_holds_active Holds ACTIVE now, across workspaces.
+# TYPE creditledger_holds_active gauge
+creditledger_holds_active 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "creditledger_holds_active", "creditledger_held_credits"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	f.active = 9
+	if got := testutil.ToFloat64(gaugeOnly(c, holdsActiveDesc)); got != 3 || f.holdReads != 1 {
+		t.Fatalf("within the interval: %v after %d reads, want the cached 3 after 1", got, f.holdReads)
+	}
+	now = now.Add(5 * time.Second)
+	if got := testutil.ToFloat64(gaugeOnly(c, holdsActiveDesc)); got != 9 || f.holdReads != 2 {
+		t.Fatalf("after the interval: %v after %d reads, want 9 after 2", got, f.holdReads)
+	}
+	now = now.Add(time.Minute)
+	f.holdErr, f.held = errors.New("store down"), 1
+	if got := testutil.ToFloat64(gaugeOnly(c, holdsErrDesc)); got != 1 {
+		t.Fatalf("scrape errors = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(gaugeOnly(c, heldCreditsDesc)); got != 450 {
+		t.Fatalf("after a failed read: %v, want the last good 450", got)
+	}
+}
+
+// The hold gauges exist only for a store that can count its holds.
+func TestHoldGaugesRegisteredByCapability(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		store ledger.Store
+		want  bool
+	}{{&holdStore{}, true}, {&fakeStore{}, false}} {
+		reg := prometheus.NewPedanticRegistry()
+		if err := RegisterStoreCollectors(reg, tc.store, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n, err := testutil.GatherAndCount(reg, "creditledger_holds_active")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (n == 1) != tc.want {
+			t.Errorf("%T: %d series of creditledger_holds_active", tc.store, n)
+		}
+	}
+}

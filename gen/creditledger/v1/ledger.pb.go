@@ -2264,7 +2264,7 @@ type ReverseTransactionRequest struct {
 	// Why; at most 1024 characters; becomes the REVERSAL entry's reference
 	// when reference is empty.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Required idempotency key, scoped to the entry's account.
+	// Required idempotency key, scoped to the reversed entry.
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Caller's reference for the REVERSAL entry; at most 256 characters.
 	Reference string `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`

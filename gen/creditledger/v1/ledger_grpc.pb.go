@@ -121,7 +121,7 @@ type CreditLedgerClient interface {
 	// to more than it (REVERSAL_EXCEEDS_ORIGINAL); reversing credits already
 	// spent is INSUFFICIENT_CREDITS. EXPIRY and REVERSAL entries cannot be
 	// reversed (NOT_REVERSIBLE). Idempotent on idempotency_key (scoped to the
-	// account).
+	// reversed entry).
 	ReverseTransaction(ctx context.Context, in *ReverseTransactionRequest, opts ...grpc.CallOption) (*ReverseTransactionResponse, error)
 	// GetTransaction returns one entry, with what of it was reversed.
 	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error)
@@ -422,7 +422,7 @@ type CreditLedgerServer interface {
 	// to more than it (REVERSAL_EXCEEDS_ORIGINAL); reversing credits already
 	// spent is INSUFFICIENT_CREDITS. EXPIRY and REVERSAL entries cannot be
 	// reversed (NOT_REVERSIBLE). Idempotent on idempotency_key (scoped to the
-	// account).
+	// reversed entry).
 	ReverseTransaction(context.Context, *ReverseTransactionRequest) (*ReverseTransactionResponse, error)
 	// GetTransaction returns one entry, with what of it was reversed.
 	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error)

@@ -115,10 +115,10 @@ func (t *readTx) Hold(ctx context.Context, workspace, id string) (ledger.Hold, e
 func (t *readTx) ListHolds(ctx context.Context, q ledger.HoldQuery) ([]ledger.Hold, error) {
 	args := []any{q.Account, q.Limit}
 	var sql string
-	switch {
-	case q.Status == ledger.HoldUnspecified:
+	switch q.Status {
+	case ledger.HoldUnspecified:
 		sql = qListHolds
-	case q.Status == ledger.HoldActive:
+	case ledger.HoldActive:
 		sql = qListHoldsActive
 	default:
 		sql = qListHoldsStatus

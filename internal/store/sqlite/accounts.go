@@ -9,7 +9,7 @@ import (
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
-const accountColumns = `workspace, id, balance, version, update_time`
+const accountColumns = `workspace, id, balance, version, update_time, held`
 
 const (
 	qAccount      = `SELECT ` + accountColumns + ` FROM accounts WHERE workspace = ? AND id = ?`
@@ -19,15 +19,16 @@ const (
 	// A new account is inserted at its batch's final state and an existing
 	// one moves there from the version the batch read; the schema checks
 	// both against the entries inserted after them (0002_batch_writes.sql).
-	qInsertAccount = `INSERT INTO accounts (` + accountColumns + `) VALUES (?, ?, ?, ?, ?)`
-	qMoveAccount   = `UPDATE accounts SET balance = ?, version = ?, update_time = ?
+	// A move of held alone keeps the version (0005_holds_reversals_expiry.sql).
+	qInsertAccount = `INSERT INTO accounts (` + accountColumns + `) VALUES (?, ?, ?, ?, ?, ?)`
+	qMoveAccount   = `UPDATE accounts SET balance = ?, version = ?, update_time = ?, held = ?
 		WHERE workspace = ? AND id = ? AND version = ?`
 )
 
 func scanAccount(row scanner) (ledger.Account, error) {
 	var a ledger.Account
 	var upd sql.NullInt64
-	if err := row.Scan(&a.Workspace, &a.ID, &a.Balance, &a.Version, &upd); err != nil {
+	if err := row.Scan(&a.Workspace, &a.ID, &a.Balance, &a.Version, &upd, &a.Held); err != nil {
 		return ledger.Account{}, err
 	}
 	a.UpdateTime = fromMicros(upd)
@@ -87,13 +88,13 @@ func (t *writeTx) moveAccounts(ctx context.Context, moves []ledger.AccountMove) 
 		}
 	}
 	err := execEach(ctx, &t.readTx, qInsertAccount, created, func(m ledger.AccountMove) ([]any, error) {
-		return []any{m.Workspace, m.ID, m.Balance, m.Version, toMicros(m.UpdateTime)}, nil
+		return []any{m.Workspace, m.ID, m.Balance, m.Version, toMicros(m.UpdateTime), m.Held}, nil
 	}, nil)
 	if err != nil {
 		return mapErr(ctx, "insert accounts", err)
 	}
 	err = execEach(ctx, &t.readTx, qMoveAccount, moved, func(m ledger.AccountMove) ([]any, error) {
-		return []any{m.Balance, m.Version, toMicros(m.UpdateTime), m.Workspace, m.ID, m.FromVersion}, nil
+		return []any{m.Balance, m.Version, toMicros(m.UpdateTime), m.Held, m.Workspace, m.ID, m.FromVersion}, nil
 	}, func(m ledger.AccountMove, res sql.Result) error {
 		return oneRow(res, fmt.Sprintf("account %s/%s is no longer at version %d", m.Workspace, m.ID, m.FromVersion))
 	})

@@ -51,7 +51,9 @@ func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*led
 	return nil
 }
 
-// snapshot reads what set names, one statement per kind of row.
+// snapshot reads what set names, one statement per kind of row. The batch
+// holds the database's write lock from its first statement (BEGIN
+// IMMEDIATE), so the order of the reads does not matter to what they see.
 func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Snapshot, error) {
 	ws := set.Workspace
 	snap := &ledger.Snapshot{
@@ -61,6 +63,8 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 		Requests:     map[string]ledger.CreditRequest{},
 		Packages:     map[string]ledger.Package{},
 		Rates:        map[string]ledger.ConversionRate{},
+		Holds:        map[string]ledger.Hold{},
+		Grants:       map[string][]ledger.Grant{},
 	}
 	var err error
 	if snap.Settings, err = t.Settings(ctx, ws); err != nil {
@@ -69,15 +73,19 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 	if err := t.keysIn(ctx, ws, set.Keys, snap.Keys); err != nil {
 		return nil, err
 	}
-	// The requests named, and the outcomes the records name (replays).
+	// What the set names, and the outcomes the records name (replays).
 	reqIDs := slices.Clone(set.Requests)
-	var txIDs []string
+	txIDs := slices.Clone(set.Transactions)
+	holdIDs := slices.Clone(set.Holds)
 	for _, rec := range snap.Keys {
 		if rec.TransactionID != "" {
 			txIDs = append(txIDs, rec.TransactionID)
 		}
 		if rec.RequestID != "" {
 			reqIDs = append(reqIDs, rec.RequestID)
+		}
+		if rec.HoldID != "" {
+			holdIDs = append(holdIDs, rec.HoldID)
 		}
 	}
 	if err := t.transactionsIn(ctx, ws, txIDs, snap.Transactions); err != nil {
@@ -86,14 +94,44 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 	if err := t.requestsIn(ctx, ws, reqIDs, snap.Requests); err != nil {
 		return nil, err
 	}
-	// The accounts named, and those of the requests named.
+	if err := t.holdsIn(ctx, ws, holdIDs, snap.Holds); err != nil {
+		return nil, err
+	}
+	// The accounts named, and those of the requests, holds and entries
+	// named.
 	acctIDs := slices.Clone(set.Accounts)
 	for _, id := range set.Requests {
 		if r, ok := snap.Requests[id]; ok {
 			acctIDs = append(acctIDs, r.Account)
 		}
 	}
+	for _, id := range set.Holds {
+		if h, ok := snap.Holds[id]; ok {
+			acctIDs = append(acctIDs, h.Account)
+		}
+	}
+	for _, id := range set.Transactions {
+		if tr, ok := snap.Transactions[id]; ok {
+			acctIDs = append(acctIDs, tr.Account)
+		}
+	}
 	if err := t.accountsIn(ctx, ws, acctIDs, snap.Accounts); err != nil {
+		return nil, err
+	}
+	// The open grants of the accounts named, and of those of the holds and
+	// entries named (a capture or a reversal draws from them).
+	grantsOf := slices.Clone(set.GrantsOf)
+	for _, id := range set.Holds {
+		if h, ok := snap.Holds[id]; ok {
+			grantsOf = append(grantsOf, h.Account)
+		}
+	}
+	for _, id := range set.Transactions {
+		if tr, ok := snap.Transactions[id]; ok {
+			grantsOf = append(grantsOf, tr.Account)
+		}
+	}
+	if err := t.grantsIn(ctx, ws, grantsOf, snap.Grants); err != nil {
 		return nil, err
 	}
 	if len(set.Pending) > 0 {
@@ -112,8 +150,11 @@ func (t *writeTx) snapshot(ctx context.Context, set ledger.WriteSet) (*ledger.Sn
 }
 
 // apply writes eff. The order matters to the schema: accounts move before
-// their entries are inserted, requests and entries exist before the
-// decisions and idempotency records that name them.
+// their holds and entries are inserted; a hold exists before the entry
+// that captures it, and that entry before the hold's update; an IN entry
+// exists before its grant, an EXPIRY entry before the grant it closes;
+// requests, entries and holds exist before the decisions and idempotency
+// records that name them.
 func (t *writeTx) apply(ctx context.Context, ws string, eff *ledger.Effects) error {
 	if err := sameWorkspace(ws, eff); err != nil {
 		return err
@@ -129,7 +170,11 @@ func (t *writeTx) apply(ctx context.Context, ws string, eff *ledger.Effects) err
 		func() error { return t.insertRates(ctx, eff.Rates) },
 		func() error { return t.insertRequests(ctx, ws, eff.NewRequests) },
 		func() error { return t.moveAccounts(ctx, eff.Accounts) },
+		func() error { return t.insertHolds(ctx, eff.NewHolds) },
 		func() error { return t.insertTransactions(ctx, eff.Transactions) },
+		func() error { return t.updateHolds(ctx, eff.HoldUpdates) },
+		func() error { return t.insertGrants(ctx, eff.NewGrants) },
+		func() error { return t.updateGrants(ctx, eff.GrantUpdates) },
 		func() error { return t.decideRequests(ctx, eff.Decisions) },
 		func() error { return t.putKeys(ctx, eff.Keys) },
 	} {
@@ -168,6 +213,16 @@ func sameWorkspace(ws string, eff *ledger.Effects) error {
 	}
 	for _, r := range eff.Rates {
 		names = append(names, r.Workspace)
+	}
+	for _, hs := range [][]ledger.Hold{eff.NewHolds, eff.HoldUpdates} {
+		for _, h := range hs {
+			names = append(names, h.Workspace)
+		}
+	}
+	for _, gs := range [][]ledger.Grant{eff.NewGrants, eff.GrantUpdates} {
+		for _, g := range gs {
+			names = append(names, g.Workspace)
+		}
 	}
 	for _, n := range names {
 		if n != ws {

@@ -14,23 +14,37 @@ import (
 // Transactions: the ledger's entries, append-only.
 
 const transactionColumns = `id, workspace, account, type, kind, amount, balance_after, account_version,
-	reference, idempotency_key, metadata, package_id, request_id, create_time`
+	reference, idempotency_key, metadata, package_id, request_id, create_time,
+	reverses_transaction_id, hold_id, expire_time`
+
+// transactionSelect reads the stored columns and ReversedAmount, which the
+// reversals of the entry sum to (one probe of transactions_reversals).
+const transactionSelect = transactionColumns + `,
+	(SELECT COALESCE(SUM(r.amount), 0) FROM transactions r
+	 WHERE r.workspace = transactions.workspace AND r.reverses_transaction_id = transactions.id)`
 
 const (
-	qTransaction    = `SELECT ` + transactionColumns + ` FROM transactions WHERE workspace = ? AND id = ?`
-	qTransactionsIn = `SELECT ` + transactionColumns + ` FROM transactions
+	qTransaction    = `SELECT ` + transactionSelect + ` FROM transactions WHERE workspace = ? AND id = ?`
+	qTransactionsIn = `SELECT ` + transactionSelect + ` FROM transactions
 		WHERE workspace = ? AND id IN (SELECT value FROM json_each(?))`
 	qInsertTransaction = `INSERT INTO transactions (` + transactionColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // transactionsQuery is the history query with the optional filters that
-// are set; the UNIQUE (workspace, account, account_version) index serves
-// the keyset range and the order. Every variant is prepared at Open.
-func transactionsQuery(typ, kind, start, end bool) string {
+// are set, newest first (keyset below :before) or, with asc, oldest first
+// (keyset above :after); the UNIQUE (workspace, account, account_version)
+// index serves the keyset range and the order. Every variant is prepared
+// at Open.
+func transactionsQuery(typ, kind, start, end, asc bool) string {
 	var b strings.Builder
-	b.WriteString(`SELECT ` + transactionColumns + ` FROM transactions
-		WHERE workspace = :ws AND account = :account AND account_version < :before`)
+	b.WriteString(`SELECT ` + transactionSelect + ` FROM transactions
+		WHERE workspace = :ws AND account = :account`)
+	if asc {
+		b.WriteString(` AND account_version > :after`)
+	} else {
+		b.WriteString(` AND account_version < :before`)
+	}
 	if typ {
 		b.WriteString(` AND type = :type`)
 	}
@@ -43,17 +57,22 @@ func transactionsQuery(typ, kind, start, end bool) string {
 	if end {
 		b.WriteString(` AND create_time < :end`)
 	}
-	b.WriteString(` ORDER BY account_version DESC LIMIT :limit`)
+	if asc {
+		b.WriteString(` ORDER BY account_version ASC LIMIT :limit`)
+	} else {
+		b.WriteString(` ORDER BY account_version DESC LIMIT :limit`)
+	}
 	return b.String()
 }
 
 func scanTransaction(row scanner) (ledger.Transaction, error) {
 	var tr ledger.Transaction
 	var typ, kind string
-	var md, pkg, req sql.NullString
-	var created sql.NullInt64
+	var md, pkg, req, reverses, hold sql.NullString
+	var created, expires sql.NullInt64
 	if err := row.Scan(&tr.ID, &tr.Workspace, &tr.Account, &typ, &kind, &tr.Amount, &tr.BalanceAfter,
-		&tr.AccountVersion, &tr.Reference, &tr.IdempotencyKey, &md, &pkg, &req, &created); err != nil {
+		&tr.AccountVersion, &tr.Reference, &tr.IdempotencyKey, &md, &pkg, &req, &created,
+		&reverses, &hold, &expires, &tr.ReversedAmount); err != nil {
 		return ledger.Transaction{}, err
 	}
 	var ok bool
@@ -68,6 +87,7 @@ func scanTransaction(row scanner) (ledger.Transaction, error) {
 		return ledger.Transaction{}, err
 	}
 	tr.PackageID, tr.RequestID, tr.CreateTime = pkg.String, req.String, fromMicros(created)
+	tr.ReversesTransactionID, tr.HoldID, tr.ExpireTime = reverses.String, hold.String, fromMicros(expires)
 	return tr, nil
 }
 
@@ -87,16 +107,18 @@ func (t *readTx) Transaction(ctx context.Context, workspace, id string) (ledger.
 	return tr, nil
 }
 
-// ListTransactions implements ledger.ReadTx: newest first, keyset on the
-// account version.
+// ListTransactions implements ledger.ReadTx: newest first (or oldest first
+// with q.Ascending), keyset on the account version.
 func (t *readTx) ListTransactions(ctx context.Context, q ledger.TransactionQuery) ([]ledger.Transaction, error) {
-	before := q.BeforeVersion
-	if before <= 0 {
-		before = math.MaxInt64
-	}
-	args := []any{
-		sql.Named("ws", q.Workspace), sql.Named("account", q.Account), sql.Named("before", before),
-		sql.Named("limit", q.Limit),
+	args := []any{sql.Named("ws", q.Workspace), sql.Named("account", q.Account), sql.Named("limit", q.Limit)}
+	if q.Ascending {
+		args = append(args, sql.Named("after", max(q.AfterVersion, 0)))
+	} else {
+		before := q.BeforeVersion
+		if before <= 0 {
+			before = math.MaxInt64
+		}
+		args = append(args, sql.Named("before", before))
 	}
 	hasType, hasKind := q.Type != ledger.TypeUnspecified, q.Kind != ledger.KindUnspecified
 	if hasType {
@@ -112,7 +134,7 @@ func (t *readTx) ListTransactions(ctx context.Context, q ledger.TransactionQuery
 		args = append(args, sql.Named("end", q.End.UnixMicro()))
 	}
 	var out []ledger.Transaction
-	err := t.each(ctx, transactionsQuery(hasType, hasKind, !q.Start.IsZero(), !q.End.IsZero()), args,
+	err := t.each(ctx, transactionsQuery(hasType, hasKind, !q.Start.IsZero(), !q.End.IsZero(), q.Ascending), args,
 		func(row scanner) error {
 			tr, err := scanTransaction(row)
 			out = append(out, tr)
@@ -146,7 +168,7 @@ func (t *writeTx) insertTransactions(ctx context.Context, trs []ledger.Transacti
 		return []any{
 			tr.ID, tr.Workspace, tr.Account, tr.Type.String(), tr.Kind.String(), tr.Amount, tr.BalanceAfter,
 			tr.AccountVersion, tr.Reference, tr.IdempotencyKey, md, nullString(tr.PackageID), nullString(tr.RequestID),
-			toMicros(tr.CreateTime),
+			toMicros(tr.CreateTime), nullString(tr.ReversesTransactionID), nullString(tr.HoldID), toMicros(tr.ExpireTime),
 		}, nil
 	}, nil)
 	return mapErr(ctx, "insert transactions", err)

@@ -8,25 +8,25 @@ import (
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
-const idempotencyColumns = `workspace, key, operation, fingerprint, transaction_id, request_id, create_time`
+const idempotencyColumns = `workspace, key, operation, fingerprint, transaction_id, request_id, create_time, hold_id`
 
 const (
 	qIdempotency = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys WHERE workspace = ? AND key = ?`
 	qKeysIn      = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys
 		WHERE workspace = ? AND key IN (SELECT value FROM json_each(?))`
-	qPutIdempotency = `INSERT INTO idempotency_keys (` + idempotencyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qPutIdempotency = `INSERT INTO idempotency_keys (` + idempotencyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 func scanIdempotency(row scanner) (ledger.IdempotencyRecord, error) {
 	var rec ledger.IdempotencyRecord
 	var op string
-	var txID, reqID sql.NullString
+	var txID, reqID, holdID sql.NullString
 	var created sql.NullInt64
-	if err := row.Scan(&rec.Workspace, &rec.Key, &op, &rec.Fingerprint, &txID, &reqID, &created); err != nil {
+	if err := row.Scan(&rec.Workspace, &rec.Key, &op, &rec.Fingerprint, &txID, &reqID, &created, &holdID); err != nil {
 		return ledger.IdempotencyRecord{}, err
 	}
 	rec.Operation = ledger.Operation(op)
-	rec.TransactionID, rec.RequestID, rec.CreateTime = txID.String, reqID.String, fromMicros(created)
+	rec.TransactionID, rec.RequestID, rec.HoldID, rec.CreateTime = txID.String, reqID.String, holdID.String, fromMicros(created)
 	return rec, nil
 }
 
@@ -57,13 +57,13 @@ func (t *writeTx) keysIn(ctx context.Context, workspace string, keys []string, i
 }
 
 // putKeys stores the batch's new records, last: they name the
-// transactions and requests the batch wrote. A key taken meanwhile is
+// transactions, requests and holds the batch wrote. A key taken meanwhile is
 // ErrConflict.
 func (t *writeTx) putKeys(ctx context.Context, recs []ledger.IdempotencyRecord) error {
 	err := execEach(ctx, &t.readTx, qPutIdempotency, recs, func(rec ledger.IdempotencyRecord) ([]any, error) {
 		return []any{
 			rec.Workspace, rec.Key, string(rec.Operation), rec.Fingerprint,
-			nullString(rec.TransactionID), nullString(rec.RequestID), toMicros(rec.CreateTime),
+			nullString(rec.TransactionID), nullString(rec.RequestID), toMicros(rec.CreateTime), nullString(rec.HoldID),
 		}, nil
 	}, nil)
 	return mapErr(ctx, "store idempotency keys", err)

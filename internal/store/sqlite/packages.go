@@ -5,12 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
 const packageColumns = `workspace, id, display_name, credits, price_currency, price_units, price_nanos,
-	active, create_time, update_time`
+	active, create_time, update_time, validity_nanos`
 
 const (
 	qPackage      = `SELECT ` + packageColumns + ` FROM packages WHERE workspace = ? AND id = ?`
@@ -18,10 +19,10 @@ const (
 		WHERE workspace = ? AND id > ? AND (active = 1 OR ? = 1) ORDER BY id LIMIT ?`
 	qPackagesIn = `SELECT ` + packageColumns + ` FROM packages
 		WHERE workspace = ? AND id IN (SELECT value FROM json_each(?))`
-	qInsertPackage = `INSERT INTO packages (` + packageColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertPackage = `INSERT INTO packages (` + packageColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdatePackage = `UPDATE packages
 		SET display_name = ?, credits = ?, price_currency = ?, price_units = ?, price_nanos = ?,
-		    active = ?, update_time = ?
+		    active = ?, update_time = ?, validity_nanos = ?
 		WHERE workspace = ? AND id = ?`
 )
 
@@ -29,11 +30,13 @@ func scanPackage(row scanner) (ledger.Package, error) {
 	var p ledger.Package
 	var active int64
 	var created, updated sql.NullInt64
+	var validity int64
 	if err := row.Scan(&p.Workspace, &p.ID, &p.DisplayName, &p.Credits, &p.Price.Currency, &p.Price.Units,
-		&p.Price.Nanos, &active, &created, &updated); err != nil {
+		&p.Price.Nanos, &active, &created, &updated, &validity); err != nil {
 		return ledger.Package{}, err
 	}
 	p.Active, p.CreateTime, p.UpdateTime = active == 1, fromMicros(created), fromMicros(updated)
+	p.Validity = time.Duration(validity)
 	return p, nil
 }
 
@@ -84,7 +87,7 @@ func (t *writeTx) insertPackages(ctx context.Context, pkgs []ledger.Package) err
 	err := execEach(ctx, &t.readTx, qInsertPackage, pkgs, func(p ledger.Package) ([]any, error) {
 		return []any{
 			p.Workspace, p.ID, p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, int64(p.Price.Nanos),
-			boolInt(p.Active), toMicros(p.CreateTime), toMicros(p.UpdateTime),
+			boolInt(p.Active), toMicros(p.CreateTime), toMicros(p.UpdateTime), int64(p.Validity),
 		}, nil
 	}, nil)
 	return mapErr(ctx, "insert packages", err)
@@ -95,7 +98,7 @@ func (t *writeTx) updatePackages(ctx context.Context, pkgs []ledger.Package) err
 	err := execEach(ctx, &t.readTx, qUpdatePackage, pkgs, func(p ledger.Package) ([]any, error) {
 		return []any{
 			p.DisplayName, p.Credits, p.Price.Currency, p.Price.Units, int64(p.Price.Nanos),
-			boolInt(p.Active), toMicros(p.UpdateTime), p.Workspace, p.ID,
+			boolInt(p.Active), toMicros(p.UpdateTime), int64(p.Validity), p.Workspace, p.ID,
 		}, nil
 	}, func(p ledger.Package, res sql.Result) error {
 		return oneRow(res, fmt.Sprintf("package %s/%s does not exist", p.Workspace, p.ID))

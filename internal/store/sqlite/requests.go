@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
@@ -14,7 +15,7 @@ import (
 // Credit requests, numbered per workspace (seq) in commit order.
 
 const requestColumns = `id, workspace, account, amount, package_id, payment_method, payment_reference, note,
-	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by`
+	status, decision_reason, decided_by, decide_time, transaction_id, metadata, idempotency_key, create_time, seq, submitted_by, validity_nanos`
 
 const (
 	qRequest    = `SELECT ` + requestColumns + ` FROM credit_requests WHERE workspace = ? AND id = ?`
@@ -30,8 +31,8 @@ const (
 		ON CONFLICT (workspace) DO UPDATE SET last_seq = last_seq + excluded.last_seq
 		RETURNING last_seq`
 	qInsertRequest = `INSERT INTO credit_requests (id, workspace, account, amount, package_id, payment_method,
-		payment_reference, note, status, metadata, idempotency_key, create_time, seq, submitted_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)`
+		payment_reference, note, status, metadata, idempotency_key, create_time, seq, submitted_by, validity_nanos)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?)`
 	// The pending-request counts of a batch's submits. The batch holds the
 	// database's write lock (BEGIN IMMEDIATE), so no other batch can add a
 	// request before it commits. One probe of credit_requests_by_account_status
@@ -75,8 +76,10 @@ func scanRequest(row scanner) (ledger.CreditRequest, error) {
 	var method, status string
 	var pkg, txID, md sql.NullString
 	var decided, created sql.NullInt64
+	var validity int64
 	if err := row.Scan(&r.ID, &r.Workspace, &r.Account, &r.Amount, &pkg, &method, &r.PaymentReference, &r.Note,
-		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &created, &r.Seq, &r.SubmittedBy); err != nil {
+		&status, &r.DecisionReason, &r.DecidedBy, &decided, &txID, &md, &r.IdempotencyKey, &created, &r.Seq, &r.SubmittedBy,
+		&validity); err != nil {
 		return ledger.CreditRequest{}, err
 	}
 	var ok bool
@@ -92,6 +95,7 @@ func scanRequest(row scanner) (ledger.CreditRequest, error) {
 	}
 	r.PackageID, r.TransactionID = pkg.String, txID.String
 	r.DecideTime, r.CreateTime = fromMicros(decided), fromMicros(created)
+	r.Validity = time.Duration(validity)
 	return r, nil
 }
 
@@ -210,6 +214,7 @@ func (t *writeTx) insertRequests(ctx context.Context, workspace string, reqs []l
 		return []any{
 			r.ID, r.Workspace, r.Account, r.Amount, nullString(r.PackageID), r.PaymentMethod.String(),
 			r.PaymentReference, r.Note, md, r.IdempotencyKey, toMicros(r.CreateTime), r.Seq, r.SubmittedBy,
+			int64(r.Validity),
 		}, nil
 	}, nil)
 	return mapErr(ctx, "insert credit requests", err)

@@ -204,10 +204,16 @@ func readQueries() []string {
 	qs := []string{
 		qSettings, qAccount, qListAccounts, qTransaction, qIdempotency, qIdempotencyPage, qRequest,
 		qPendingCredits, qPackage, qListPackages, qActiveRate, qListRates, qWorkspaces,
+		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines,
+	}
+	for i := range 32 {
+		qs = append(qs, transactionsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0, i&16 != 0))
 	}
 	for i := range 16 {
-		qs = append(qs, transactionsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0),
-			requestsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
+		qs = append(qs, requestsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
+	}
+	for i := range 4 {
+		qs = append(qs, holdsQuery(i&1 != 0, i&2 != 0))
 	}
 	return qs
 }
@@ -217,9 +223,11 @@ func writeQueries() []string {
 	return []string{
 		// The batch's snapshot.
 		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPendingCountsIn, qPackagesIn, qActiveRatesIn,
+		qHoldsIn, qGrantsIn,
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qInsertTransaction, qDecideRequest, qPutIdempotency,
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant,
 	}
 }
 

@@ -63,6 +63,17 @@ func Run(t *testing.T, newStore Factory) {
 		{"PendingCreditsSaturate", testPendingSaturate},
 		{"PendingRequestLimit", testPendingRequestLimit},
 		{"ConcurrentSubmitsCapped", testConcurrentSubmitsCapped},
+		{"HoldLifecycle", testHoldLifecycle},
+		{"HoldRefusals", testHoldRefusals},
+		{"HoldExpiry", testHoldExpiry},
+		{"HoldCaptureVoidExpiryRace", testHoldRace},
+		{"Reversals", testReversals},
+		{"ReversalsRaceForTheLastCredits", testReversalRace},
+		{"CreditExpiry", testCreditExpiry},
+		{"ExpiryWaitsForHolds", testExpiryWaitsForHolds},
+		{"DebitRacesExpiry", testDebitRacesExpiry},
+		{"PackageValidity", testPackageValidity},
+		{"StatementAndExport", testStatementAndExport},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -99,12 +110,30 @@ type harness struct {
 	svc   *ledger.Service
 	ctx   context.Context
 	seq   atomic.Int64
+	// skew moves the service's clock ahead of the real one (advance):
+	// expiry is tested without sleeping.
+	skew atomic.Int64
 }
 
 func newHarness(t *testing.T, store ledger.Store) *harness {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &harness{t: t, store: store, svc: ledger.NewService(store, ledger.WithPageTokenKey([]byte("conformance-key"))), ctx: ctx}
+	h := &harness{t: t, store: store, ctx: ctx}
+	h.svc = h.service(0)
+	return h
+}
+
+// now is the harness's clock: the real time, moved by advance.
+func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) }
+
+// advance moves the harness's clock (and every service of it) ahead by d.
+func (h *harness) advance(d time.Duration) { h.skew.Add(int64(d)) }
+
+// service returns another service over the same store (another replica),
+// whose clock runs ahead of the harness's by lead.
+func (h *harness) service(lead time.Duration) *ledger.Service {
+	return ledger.NewService(h.store, ledger.WithPageTokenKey([]byte("conformance-key")),
+		ledger.WithClock(func() time.Time { return h.now().Add(lead) }))
 }
 
 func (h *harness) key(prefix string) string {
