@@ -190,7 +190,7 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	}
 
 	// Operator paths iterate workspace by workspace.
-	rep := verifyHolds(t, s)
+	rep := verifyLedger(t, s)
 	if rep.Workspaces != 2 || rep.Accounts != 2 {
 		t.Errorf("verify: %+v, want 2 workspaces and 2 accounts", rep)
 	}
