@@ -360,20 +360,3 @@ func (s *Service) runAll(ctx context.Context, n int, get func(int) op) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-// RunExpiry sweeps every interval until ctx ends, reporting each sweep.
-func (s *Service) RunExpiry(ctx context.Context, interval time.Duration, report func(ExpiryReport, error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rep, err := s.ExpireDue(ctx)
-		if report != nil && (err != nil || rep != (ExpiryReport{})) {
-			report(rep, err)
-		}
-	}
-}
