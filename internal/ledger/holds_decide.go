@@ -340,17 +340,12 @@ func (o *reverseOp) need(w *setBuilder) {
 	w.key(o.key)
 }
 
-// original returns the entry with what the store and this batch reversed of it.
+// original returns the entry with what the store (its ReversedAmount as
+// read) and this batch reversed of it.
 func (b *batchState) original(id string) (Transaction, bool) {
 	t, ok := b.transaction(id)
-	if !ok {
-		return Transaction{}, false
-	}
-	if snap, ok := b.snap.Transactions[id]; ok {
-		t.ReversedAmount = snap.ReversedAmount
-	}
 	t.ReversedAmount += b.reversed[id]
-	return t, true
+	return t, ok
 }
 
 func (o *reverseOp) apply(b *batchState) {
