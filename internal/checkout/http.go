@@ -176,7 +176,7 @@ func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 
 // refundAccess: giving credits back is the agency's decision (its admins)
 // or its systems' (a service), never the client's.
-var refundAccess = access{roles: []token.Role{token.RoleAdmin, token.RoleService}, scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
+var refundAccess = access{Roles: []token.Role{token.RoleAdmin, token.RoleService}, Scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
 
 // handleOrderAction is POST …/orders/{order}:confirm, :cancel and :refund.
 //

@@ -1,14 +1,12 @@
 package invoicing
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
-	"slices"
 	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -17,25 +15,21 @@ type Verifier interface {
 	Verify(raw string) (token.Claims, error)
 }
 
-// access is what a route requires of a caller: one of the roles, and one
-// of the scopes.
-type access struct {
-	roles  []token.Role
-	scopes []string
-}
+// access is what a route requires of a caller (see consumer.Access).
+type access = consumer.Access
 
 // The routes' rules. The portal backend calls with the client's own token
 // (role client, bound to its account) or with an admin or service token of
 // the workspace.
 var (
 	// readAccess: invoices and their payment options.
-	readAccess = access{roles: token.Roles, scopes: []string{token.ScopeLedgerRead}}
+	readAccess = access{Roles: token.Roles, Scopes: []string{token.ScopeLedgerRead}}
 	// payAccess: Pay with Credit spends the account's credits (the client
 	// itself, its agency, or an internal service).
-	payAccess = access{roles: token.Roles, scopes: []string{token.ScopeRequestsSubmit, token.ScopeLedgerWrite}}
+	payAccess = access{Roles: token.Roles, Scopes: []string{token.ScopeRequestsSubmit, token.ScopeLedgerWrite}}
 	// issueAccess: invoices are issued by the agency (its admins) or its
 	// billing system (a service), never by the client billed.
-	issueAccess = access{roles: []token.Role{token.RoleAdmin, token.RoleService}, scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
+	issueAccess = access{Roles: []token.Role{token.RoleAdmin, token.RoleService}, Scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
 )
 
 // authenticate returns the caller's claims: nil without error only when
@@ -44,10 +38,8 @@ func (a *App) authenticate(r *http.Request) (*token.Claims, error) {
 	if a.verifier == nil {
 		return nil, nil
 	}
-	h := r.Header.Get("Authorization")
-	scheme, raw, _ := strings.Cut(h, " ")
-	raw = strings.TrimSpace(raw)
-	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+	raw, ok := consumer.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
 		return nil, &Error{Kind: KindUnauthenticated, Code: CodeUnauthenticated, Message: "a bearer token is required"}
 	}
 	c, err := a.verifier.Verify(raw)
@@ -66,27 +58,18 @@ func (a *App) authenticate(r *http.Request) (*token.Claims, error) {
 // nothing of what exists. A caller in the right place without the role or
 // scope is denied.
 func authorize(c *token.Claims, acc access, workspace, account string, hidden *Error) error {
-	if c == nil { // authentication off (development)
-		return nil
-	}
-	if c.Workspace != workspace {
+	switch acc.Check(c, workspace, account) {
+	case consumer.Hidden:
 		return hidden
-	}
-	if c.Role == token.RoleClient && account != "" && c.Account != account {
-		return hidden
-	}
-	if !slices.Contains(acc.roles, c.Role) {
+	case consumer.RoleDenied:
 		return &Error{Kind: KindPermissionDenied, Code: CodePermissionDenied, Message: "the " + string(c.Role) + " role may not do this"}
-	}
-	for _, s := range acc.scopes {
-		if slices.Contains(c.Scopes, s) {
-			return nil
+	case consumer.ScopeDenied:
+		return &Error{
+			Kind: KindPermissionDenied, Code: CodePermissionDenied, Message: "the token lacks the required scope",
+			Metadata: map[string]string{"required_scope": strings.Join(acc.Scopes, " or ")},
 		}
 	}
-	return &Error{
-		Kind: KindPermissionDenied, Code: CodePermissionDenied, Message: "the token lacks the required scope",
-		Metadata: map[string]string{"required_scope": strings.Join(acc.scopes, " or ")},
-	}
+	return nil
 }
 
 // allow authenticates r and authorizes it; on failure it answers and
@@ -103,10 +86,5 @@ func (a *App) allow(w http.ResponseWriter, r *http.Request, acc access, workspac
 	return c, true
 }
 
-// fingerprint stands for an idempotency key (or a provider's payment id,
-// which is one) in logs: the first 16 hex digits of its SHA-256. Whoever
-// holds a key can find its lines; the log does not hand keys out.
-func fingerprint(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:8])
-}
+// fingerprint stands for a key in logs (see consumer.Fingerprint).
+var fingerprint = consumer.Fingerprint
