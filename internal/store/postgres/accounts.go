@@ -26,8 +26,11 @@ const (
 	// of the primary key that cannot be flattened into a join (FOR UPDATE
 	// or OFFSET 0), in the order of the sorted ID array, which is also the
 	// order in which the rows are locked.
+	// Each locked account also says whether it has open grants (granted,
+	// the sum of their remaining credits, migration 0005), so that a batch
+	// reads the grants of those accounts only (batch.go).
 	qLockAccounts = `SELECT a.* FROM unnest($2::text[]) AS q(id)
-		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
+		CROSS JOIN LATERAL (SELECT ` + accountColumns + `, granted FROM accounts
 			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
 	// ... and with the accounts of the batch's credit requests, holds
 	// (both locked just before, in the same round trip) and entries.
@@ -43,7 +46,7 @@ const (
 			SELECT t.account FROM unnest($5::text[]) AS q(id)
 			CROSS JOIN LATERAL (SELECT account FROM transactions WHERE id = q.id AND workspace = $1 OFFSET 0) t
 			ORDER BY 1) AS q(id)
-		CROSS JOIN LATERAL (SELECT ` + accountColumns + ` FROM accounts
+		CROSS JOIN LATERAL (SELECT ` + accountColumns + `, granted FROM accounts
 			WHERE workspace = $1 AND id = q.id FOR UPDATE) a`
 	// An account moves only from the version the batch read (and locked),
 	// one primary-key update each. Should it not be there, the batch's
@@ -74,6 +77,23 @@ func scanAccount(row pgx.Row) (ledger.Account, error) {
 	}
 	a.UpdateTime = fromTime(upd)
 	return a, nil
+}
+
+// scanLockedAccount scans a row of qLockAccounts or qLockAccountsOf: the
+// account, and the credits its open grants hold.
+func scanLockedAccount(row pgx.Row) (lockedAccount, error) {
+	var l lockedAccount
+	var upd pgtype.Timestamptz
+	if err := row.Scan(&l.Workspace, &l.ID, &l.Balance, &l.Version, &upd, &l.Held, &l.granted); err != nil {
+		return lockedAccount{}, err
+	}
+	l.UpdateTime = fromTime(upd)
+	return l, nil
+}
+
+type lockedAccount struct {
+	ledger.Account
+	granted int64
 }
 
 func (t *readTx) account(ctx context.Context, sql, workspace, id string) (ledger.Account, error) {

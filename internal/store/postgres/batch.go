@@ -16,19 +16,22 @@ import (
 )
 
 // Write implements ledger.Store: one batch in one READ COMMITTED
-// transaction, in two round trips.
+// transaction, in two round trips (three when it spends from accounts
+// with expiring credits).
 //
 //  1. BEGIN, the workspace for row-level security, and every read,
 //     pipelined: the settings, the requests, the holds, the accounts (with
 //     those of the requests, holds and entries the batch names), the
-//     entries it names (a reversal's originals) and the open grants of its
-//     accounts, the pending-request counts of submits (under advisory
+//     entries it names (a reversal's originals) and the open grants of the
+//     accounts of its holds and entries, the pending-request counts of submits (under advisory
 //     locks, see qLockPending), the packages and the rates, each locked
 //     FOR UPDATE in ID order when the batch changes them, then the
 //     idempotency records. What follows a lock is read after it, so each
 //     read sees what the batches it waited for committed. A batch that
 //     finds records (a replay) reads the transactions, requests and holds
-//     they name in one more round trip.
+//     they name in one more round trip, and a batch that spends from
+//     accounts whose rows say they have open grants reads those grants
+//     in one more (a plain debit's account has none, and pays nothing).
 //  2. Every write and COMMIT, pipelined. A statement that fails makes the
 //     server skip the rest of the pipeline, COMMIT included: an error
 //     from the server means nothing was committed. An error of the
@@ -67,9 +70,13 @@ func (s *Store) Write(ctx context.Context, set ledger.WriteSet, decide func(*led
 		abort(ctx, conn)
 		return nil
 	}
-	if err := writeBatch(ctx, conn, set.Workspace, eff); err != nil {
+	_, registered := s.registered.Load(set.Workspace)
+	if err := writeBatch(ctx, conn, set.Workspace, eff, !registered); err != nil {
 		abort(ctx, conn)
 		return err
+	}
+	if !registered {
+		s.registered.Store(set.Workspace, struct{}{})
 	}
 	return nil
 }
@@ -127,29 +134,38 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 		snap.Holds = make(map[string]ledger.Hold, len(set.Holds))
 		b.Queue(qLockHolds, ws, set.Holds).Query(collect(scanHold, func(h ledger.Hold) { snap.Holds[h.ID] = h }))
 	}
-	addAccount := func(a ledger.Account) { snap.Accounts[a.ID] = a }
+	// granted: the accounts with open grants, whose grants a batch that
+	// does not name holds or entries reads after its locks (below).
+	var granted []string
+	addAccount := func(l lockedAccount) {
+		snap.Accounts[l.ID] = l.Account
+		if l.granted > 0 {
+			granted = append(granted, l.ID)
+		}
+	}
 	// Holds and entries name accounts the batch learns only here.
 	derived := len(set.Holds) > 0 || len(set.Transactions) > 0
 	switch {
 	case len(set.Requests) > 0 || derived:
 		b.Queue(qLockAccountsOf, ws, nonNil(set.Accounts), nonNil(set.Requests), nonNil(set.Holds), nonNil(set.Transactions)).
-			Query(collect(scanAccount, addAccount))
+			Query(collect(scanLockedAccount, addAccount))
 	case len(set.Accounts) > 0:
-		b.Queue(qLockAccounts, ws, set.Accounts).Query(collect(scanAccount, addAccount))
+		b.Queue(qLockAccounts, ws, set.Accounts).Query(collect(scanLockedAccount, addAccount))
 	}
 	// Read under the account locks: every reversal of an entry, and every
 	// change of a grant, holds its account's lock.
 	if len(set.Transactions) > 0 {
 		b.Queue(qTransactionsByID, ws, set.Transactions).Query(collect(scanTransaction, func(t ledger.Transaction) { snap.Transactions[t.ID] = t }))
 	}
+	// The open grants: of the accounts of the batch's holds and entries in
+	// this round trip; of the accounts it spends from only when their row
+	// says they have some (a plain debit's account has none), after it.
+	addGrant := func(g ledger.Grant) { snap.Grants[g.Account] = append(snap.Grants[g.Account], g) }
 	if len(set.GrantsOf) > 0 || derived {
 		snap.Grants = make(map[string][]ledger.Grant)
-		addGrant := func(g ledger.Grant) { snap.Grants[g.Account] = append(snap.Grants[g.Account], g) }
-		if derived {
-			b.Queue(qGrantsOfAll, ws, nonNil(set.GrantsOf), nonNil(set.Holds), nonNil(set.Transactions)).Query(collect(scanGrant, addGrant))
-		} else {
-			b.Queue(qGrantsOf, ws, set.GrantsOf).Query(collect(scanGrant, addGrant))
-		}
+	}
+	if derived {
+		b.Queue(qGrantsOfAll, ws, nonNil(set.GrantsOf), nonNil(set.Holds), nonNil(set.Transactions)).Query(collect(scanGrant, addGrant))
 	}
 	if len(set.Pending) > 0 {
 		snap.Pending = make(map[string]int, len(set.Pending))
@@ -185,12 +201,37 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, mapErr(ctx, "read batch", err)
 	}
+	if !derived && len(set.GrantsOf) > 0 {
+		// Still under the account locks: every change of a grant holds its
+		// account's lock.
+		if of := grantedOf(set.GrantsOf, granted); len(of) > 0 {
+			rows, err := conn.Query(ctx, qGrantsOf, ws, of)
+			if err == nil {
+				err = collect(scanGrant, addGrant)(rows)
+			}
+			if err != nil {
+				return nil, mapErr(ctx, "read grants", err)
+			}
+		}
+	}
 	if len(snap.Keys) > 0 {
 		if err := readReplays(ctx, conn, ws, snap); err != nil {
 			return nil, err
 		}
 	}
 	return snap, nil
+}
+
+// grantedOf returns the accounts of want that have open grants, sorted.
+func grantedOf(want, granted []string) []string {
+	var of []string
+	for _, id := range granted {
+		if slices.Contains(want, id) {
+			of = append(of, id)
+		}
+	}
+	slices.Sort(of)
+	return of
 }
 
 // readReplays reads what the batch's existing idempotency records name, in
@@ -256,8 +297,10 @@ const qRegisterWorkspace = `INSERT INTO ledger_workspaces (workspace)
 	SELECT $1::text WHERE NOT EXISTS (SELECT 1 FROM ledger_workspaces WHERE workspace = $1::text)
 	ON CONFLICT DO NOTHING`
 
-// writeBatch sends every effect and COMMIT in one round trip.
-func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects) error {
+// writeBatch sends every effect and COMMIT in one round trip; register
+// adds the workspace to the registry first, when this process has not yet
+// seen it there.
+func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects, register bool) error {
 	b := &pgx.Batch{}
 	stale := false // an account update found its row elsewhere
 	moved := func(ct pgconn.CommandTag) error {
@@ -265,7 +308,9 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		return nil
 	}
 	// The workspace's registry row, then its request counter: see Write.
-	b.Queue(qRegisterWorkspace, ws)
+	if register {
+		b.Queue(qRegisterWorkspace, ws)
+	}
 	if len(eff.NewRequests) > 0 {
 		if err := queueNewRequests(b, ws, eff.NewRequests); err != nil {
 			return err

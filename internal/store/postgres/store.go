@@ -15,6 +15,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,10 @@ type Options struct {
 // ledger.Auditor and is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// registered holds the workspaces whose row in the registry
+	// (ledger_workspaces, never deleted) a batch of this process has seen
+	// committed: later batches of theirs skip the statement.
+	registered sync.Map
 }
 
 var (
