@@ -145,6 +145,7 @@ func (b *batchState) effects() *Effects {
 	slices.SortFunc(b.eff.Accounts, func(x, y AccountMove) int { return strings.Compare(x.ID, y.ID) })
 	b.holdEffects()
 	b.grantEffects()
+	b.eff.Events = b.events()
 	slices.SortStableFunc(b.eff.Transactions, func(x, y Transaction) int {
 		return cmp.Or(strings.Compare(x.Account, y.Account), cmp.Compare(x.AccountVersion, y.AccountVersion))
 	})

@@ -187,6 +187,12 @@ type Effects struct {
 	// and ExpiryTransactionID of open grants.
 	NewGrants    []Grant
 	GrantUpdates []Grant
+	// Events are what the batch tells integrators (SPEC §10), in order; the
+	// store numbers them from the workspace's event sequence (the next
+	// after its last, gap-free) and writes them in the batch's
+	// transaction, so that the workspace's sequence follows commit order:
+	// a batch that commits after another has greater sequences.
+	Events []Event
 }
 
 // Empty reports whether the batch writes nothing.
@@ -256,6 +262,12 @@ type ReadTx interface {
 	// (see Statement); OpeningBalance and ClosingBalance are the balance
 	// after the entry of highest version created before Start and End.
 	Statement(ctx context.Context, workspace, account string, start, end time.Time) (Statement, error)
+	// ListEvents returns the events of q.Workspace with Sequence > q.After
+	// that match q, ascending, at most q.Limit.
+	ListEvents(ctx context.Context, q EventQuery) ([]Event, error)
+	// LastEventSequence returns the workspace's last event sequence (0
+	// before its first event).
+	LastEventSequence(ctx context.Context, workspace string) (int64, error)
 }
 
 // HoldQuery selects a page of an account's holds.

@@ -35,7 +35,8 @@ type state struct {
 	requests map[string]ledger.CreditRequest // ws/id
 	packages map[string]ledger.Package       // ws/id
 	rates    map[string][]ledger.ConversionRate
-	seqs     map[string]int64 // ws: the last request number handed out
+	seqs     map[string]int64          // ws: the last request number handed out
+	events   map[string][]ledger.Event // ws: by sequence from 1
 }
 
 func k(a, b string) string { return a + "\x00" + b }
@@ -51,6 +52,7 @@ func New() *Store {
 		packages: map[string]ledger.Package{},
 		rates:    map[string][]ledger.ConversionRate{},
 		seqs:     map[string]int64{},
+		events:   map[string][]ledger.Event{},
 	}}
 }
 
@@ -64,6 +66,10 @@ func (s *state) clone() *state {
 		packages: maps.Clone(s.packages),
 		rates:    make(map[string][]ledger.ConversionRate, len(s.rates)),
 		seqs:     maps.Clone(s.seqs),
+		events:   make(map[string][]ledger.Event, len(s.events)),
+	}
+	for key, v := range s.events {
+		c.events[key] = slices.Clip(v)
 	}
 	for key, v := range s.txs {
 		c.txs[key] = slices.Clip(v)
@@ -335,6 +341,10 @@ func (s *state) snapshot(set ledger.WriteSet) *ledger.Snapshot {
 // apply writes eff into s (a copy of the state), with the checks the real
 // stores' conditional writes and constraints make.
 func (s *state) apply(ws string, eff *ledger.Effects) error {
+	for _, e := range eff.Events {
+		e.Sequence = int64(len(s.events[ws]) + 1)
+		s.events[ws] = append(s.events[ws], e)
+	}
 	if eff.Settings != nil {
 		s.settings[ws] = *eff.Settings
 	}
@@ -404,4 +414,23 @@ func limit[T any](s []T, n int) []T {
 		return s[:n]
 	}
 	return s
+}
+
+func (t *tx) ListEvents(_ context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
+	var out []ledger.Event
+	for _, e := range t.s.events[q.Workspace] {
+		if e.Sequence <= q.After || (q.Account != "" && e.Account != q.Account) ||
+			(len(q.Types) > 0 && !slices.Contains(q.Types, e.Type)) {
+			continue
+		}
+		if len(out) == q.Limit {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (t *tx) LastEventSequence(_ context.Context, ws string) (int64, error) {
+	return int64(len(t.s.events[ws])), nil
 }

@@ -370,6 +370,13 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 	if len(eff.Keys) > 0 {
 		queueKeys(b, ws, eff.Keys)
 	}
+	// Last: the events, numbered under the workspace's event counter,
+	// whose lock is then held for the commit only (migration 0007).
+	if len(eff.Events) > 0 {
+		if err := queueEvents(b, ws, eff.Events); err != nil {
+			return err
+		}
+	}
 	b.Queue("COMMIT")
 	err := conn.SendBatch(ctx, b).Close()
 	if err == nil {

@@ -51,8 +51,12 @@ func runtimeConn(tb testing.TB, s *Store) *pgx.Conn {
 func seedTwo(tb testing.TB, s *Store) {
 	tb.Helper()
 	seed(tb, s)
+	settingsEvent := func(w string) []ledger.Event {
+		return []ledger.Event{{Workspace: w, Type: ledger.EventSettingsUpdated, CreateTime: t0, Settings: &ledger.Settings{Workspace: w}}}
+	}
 	mustWrite(tb, s, ledger.WriteSet{Workspace: ws, LockSettings: true}, &ledger.Effects{
 		Settings: &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0},
+		Events:   settingsEvent(ws),
 	})
 	t1 := entry("t1", "a", ledger.TypeIn, 100, 100, 1)
 	t1.Workspace = "other"
@@ -68,6 +72,7 @@ func seedTwo(tb testing.TB, s *Store) {
 		Transactions: []ledger.Transaction{t1},
 		NewRequests:  []ledger.CreditRequest{req},
 		Keys:         []ledger.IdempotencyRecord{rec},
+		Events:       settingsEvent("other"),
 	})
 	seedHolds(tb, s, ws)
 	seedHolds(tb, s, "other")
@@ -87,7 +92,7 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	tables := tenantTables(t, s)
 	for _, want := range []string{
 		"accounts", "conversion_rates", "credit_requests", "grants", "holds", "idempotency_keys",
-		"packages", "settings", "transactions", "workspace_sequences",
+		"packages", "settings", "transactions", "workspace_sequences", "events", "event_sequences",
 	} {
 		if !strings.Contains(strings.Join(tables, " "), want) {
 			t.Fatalf("tenant tables %v lack %s", tables, want)

@@ -42,6 +42,8 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"workspace_sequences", "SELECT, INSERT, UPDATE"},
 	{"holds", "SELECT, INSERT, UPDATE"},
 	{"grants", "SELECT, INSERT, UPDATE"},
+	{"events", "SELECT, INSERT"},
+	{"event_sequences", "SELECT, INSERT, UPDATE"},
 	{"ledger_workspaces", "SELECT, INSERT"},
 	{"schema_migrations", "SELECT"},
 }

@@ -177,6 +177,7 @@ func (t *writeTx) apply(ctx context.Context, ws string, eff *ledger.Effects) err
 		func() error { return t.updateGrants(ctx, eff.GrantUpdates) },
 		func() error { return t.decideRequests(ctx, eff.Decisions) },
 		func() error { return t.putKeys(ctx, eff.Keys) },
+		func() error { return t.insertEvents(ctx, ws, eff.Events) },
 	} {
 		if err := step(); err != nil {
 			return err

@@ -204,7 +204,7 @@ func readQueries() []string {
 	qs := []string{
 		qSettings, qAccount, qListAccounts, qTransaction, qIdempotency, qIdempotencyPage, qRequest,
 		qPendingCredits, qPackage, qListPackages, qActiveRate, qListRates, qWorkspaces,
-		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines,
+		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines, qListEvents, qLastEventSequence,
 	}
 	for i := range 32 {
 		qs = append(qs, transactionsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0, i&16 != 0))
@@ -227,7 +227,7 @@ func writeQueries() []string {
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qInsertTransaction, qDecideRequest, qPutIdempotency,
-		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant,
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvent,
 	}
 }
 

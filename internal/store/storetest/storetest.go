@@ -74,6 +74,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"DebitRacesExpiry", testDebitRacesExpiry},
 		{"PackageValidity", testPackageValidity},
 		{"StatementAndExport", testStatementAndExport},
+		{"EventsFollowChanges", testEventsFollowChanges},
+		{"EventsExpiryAndVoid", testEventsExpiryAndVoid},
+		{"EventsConcurrentGapFree", testEventsConcurrentGapFree},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,287 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EventType names a change that integrators learn of (SPEC §10).
+type EventType string
+
+// The event types. Every batch that changes something writes its events in
+// the same database transaction as the change (a transactional outbox).
+const (
+	EventTransactionPosted EventType = "transaction.posted"
+	EventRequestSubmitted  EventType = "request.submitted"
+	EventRequestDecided    EventType = "request.decided"
+	EventRequestCancelled  EventType = "request.cancelled"
+	EventHoldCreated       EventType = "hold.created"
+	EventHoldCaptured      EventType = "hold.captured"
+	EventHoldVoided        EventType = "hold.voided"
+	EventHoldExpired       EventType = "hold.expired"
+	EventCreditsExpired    EventType = "credits.expired"
+	EventBalanceLow        EventType = "balance.low"
+	EventSettingsUpdated   EventType = "settings.updated"
+	EventPackageUpdated    EventType = "package.updated"
+)
+
+// EventTypes lists every event type, in the order of the specification.
+var EventTypes = []EventType{
+	EventTransactionPosted, EventRequestSubmitted, EventRequestDecided, EventRequestCancelled,
+	EventHoldCreated, EventHoldCaptured, EventHoldVoided, EventHoldExpired, EventCreditsExpired,
+	EventBalanceLow, EventSettingsUpdated, EventPackageUpdated,
+}
+
+// Valid reports whether t is one of EventTypes.
+func (t EventType) Valid() bool {
+	for _, v := range EventTypes {
+		if t == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one change of a workspace, as it was when it committed.
+type Event struct {
+	Workspace string
+	// Sequence numbers the workspace's events from 1, gap-free, in commit
+	// order; the store assigns it when the batch commits.
+	Sequence   int64
+	Type       EventType
+	CreateTime time.Time
+	// Account is the account the event concerns; empty for settings and
+	// packages.
+	Account string
+	// The object the event is about, as the change left it: exactly one
+	// is set, by Type.
+	Transaction *Transaction   `json:",omitempty"`
+	Request     *CreditRequest `json:",omitempty"`
+	Hold        *Hold          `json:",omitempty"`
+	Settings    *Settings      `json:",omitempty"`
+	Package     *Package       `json:",omitempty"`
+	// BalanceLow is set for balance.low.
+	BalanceLow *BalanceLow `json:",omitempty"`
+}
+
+// BalanceLow is what a balance.low event says: the account's balance fell
+// below the workspace's threshold.
+type BalanceLow struct {
+	Balance   int64
+	Available int64
+	Threshold int64
+}
+
+// ID is the event's stable identifier: the same for every read and every
+// delivery of it (receivers deduplicate on it), unique across workspaces.
+func (e Event) ID() string { return EventID(e.Workspace, e.Sequence) }
+
+// EventID names event seq of workspace ws: evt_<workspace digest>_<seq>.
+// The digest keeps IDs of two workspaces apart without putting the
+// workspace's name in every delivery.
+func EventID(ws string, seq int64) string {
+	sum := sha256.Sum256([]byte(ws))
+	return "evt_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:10])) +
+		"_" + strconv.FormatInt(seq, 10)
+}
+
+// EncodeEventData is how stores keep an event's object: the event's
+// fields but its Workspace and Sequence, which are columns, as JSON.
+func EncodeEventData(e Event) ([]byte, error) {
+	e.Workspace, e.Sequence = "", 0
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, InternalError(fmt.Errorf("encoding event %s: %w", e.Type, err))
+	}
+	return b, nil
+}
+
+// DecodeEventData is the inverse of EncodeEventData.
+func DecodeEventData(ws string, seq int64, data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, InternalError(fmt.Errorf("decoding event %d of %q: %w", seq, ws, err))
+	}
+	e.Workspace, e.Sequence = ws, seq
+	return e, nil
+}
+
+// EventQuery selects events of one workspace with Sequence > After,
+// ascending.
+type EventQuery struct {
+	Workspace string
+	After     int64
+	// Account, when set, keeps the events of that account only.
+	Account string
+	// Types, when set, keeps events of these types only.
+	Types []EventType
+	Limit int
+}
+
+// ListEventsInput asks for a page of a workspace's events.
+type ListEventsInput struct {
+	Workspace     string
+	AfterSequence int64
+	Account       string
+	Types         []EventType
+	PageSize      int
+}
+
+// ListEventsResult is a page of events; Last is the sequence to resume
+// after (that of the last event, or AfterSequence when there is none).
+type ListEventsResult struct {
+	Events []Event
+	Last   int64
+}
+
+// MaxEventPage caps a page of events.
+const MaxEventPage = 1000
+
+// ListEvents returns the workspace's events after in.AfterSequence, in
+// sequence order. A page never skips an event: what is committed after a
+// read is after its last sequence.
+func (s *Service) ListEvents(ctx context.Context, in ListEventsInput) (ListEventsResult, error) {
+	var v violations
+	checkID(&v, "workspace", in.Workspace)
+	if in.Account != "" {
+		checkID(&v, "account", in.Account)
+	}
+	if in.AfterSequence < 0 {
+		v.add("after_sequence", "must be ≥ 0")
+	}
+	for _, t := range in.Types {
+		if !t.Valid() {
+			v.add("types", "unknown event type %q", string(t))
+		}
+	}
+	n := in.PageSize
+	switch {
+	case n < 0:
+		v.add("page_size", "must be ≥ 0")
+	case n == 0:
+		n = 100
+	case n > MaxEventPage:
+		n = MaxEventPage
+	}
+	if err := v.err(); err != nil {
+		return ListEventsResult{}, err
+	}
+	res := ListEventsResult{Last: in.AfterSequence}
+	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		evs, err := tx.ListEvents(ctx, EventQuery{
+			Workspace: in.Workspace, After: in.AfterSequence, Account: in.Account, Types: in.Types, Limit: n,
+		})
+		res.Events = evs
+		return err
+	})
+	if err != nil {
+		return ListEventsResult{}, err
+	}
+	if k := len(res.Events); k > 0 {
+		res.Last = res.Events[k-1].Sequence
+	}
+	return res, nil
+}
+
+// events derives the batch's events from its effects, in the order a
+// reader expects within one commit: settings and packages, new requests,
+// new holds, the entries in the order the batch posted them (with
+// credits.expired after each EXPIRY entry), the holds that ended, the
+// requests decided, and last the balances that fell below the threshold.
+// It runs before effects() sorts the entries.
+func (b *batchState) events() []Event {
+	now := b.s.now().UTC()
+	eff := &b.eff
+	var evs []Event
+	add := func(e Event) {
+		e.Workspace = b.ws
+		if e.CreateTime.IsZero() {
+			e.CreateTime = now
+		}
+		evs = append(evs, e)
+	}
+	if st := eff.Settings; st != nil {
+		c := *st
+		add(Event{Type: EventSettingsUpdated, Settings: &c, CreateTime: st.UpdateTime})
+	}
+	for _, ps := range [][]Package{eff.NewPackages, eff.PackageUpdates} {
+		for i := range ps {
+			p := ps[i]
+			add(Event{Type: EventPackageUpdated, Package: &p, CreateTime: p.UpdateTime})
+		}
+	}
+	for i := range eff.NewRequests {
+		r := eff.NewRequests[i]
+		add(Event{Type: EventRequestSubmitted, Account: r.Account, Request: &r, CreateTime: r.CreateTime})
+	}
+	for i := range eff.NewHolds {
+		h := eff.NewHolds[i]
+		add(Event{Type: EventHoldCreated, Account: h.Account, Hold: &h, CreateTime: h.CreateTime})
+	}
+	for i := range eff.Transactions {
+		t := eff.Transactions[i]
+		add(Event{Type: EventTransactionPosted, Account: t.Account, Transaction: &t, CreateTime: t.CreateTime})
+		if t.Kind == KindExpiry {
+			add(Event{Type: EventCreditsExpired, Account: t.Account, Transaction: &t, CreateTime: t.CreateTime})
+		}
+	}
+	for i := range eff.HoldUpdates {
+		h := eff.HoldUpdates[i]
+		if typ, ok := holdEndEvent(h.Status); ok {
+			add(Event{Type: typ, Account: h.Account, Hold: &h, CreateTime: h.UpdateTime})
+		}
+	}
+	for i := range eff.Decisions {
+		r := eff.Decisions[i]
+		add(Event{Type: decisionEvent(r.Status), Account: r.Account, Request: &r, CreateTime: r.DecideTime})
+	}
+	for _, m := range eff.Accounts {
+		if low, ok := b.balanceLow(m); ok {
+			add(Event{Type: EventBalanceLow, Account: m.ID, BalanceLow: &low, CreateTime: m.UpdateTime})
+		}
+	}
+	return evs
+}
+
+func holdEndEvent(s HoldStatus) (EventType, bool) {
+	switch s {
+	case HoldCaptured:
+		return EventHoldCaptured, true
+	case HoldVoided:
+		return EventHoldVoided, true
+	case HoldExpired:
+		return EventHoldExpired, true
+	}
+	return "", false
+}
+
+func decisionEvent(s RequestStatus) EventType {
+	if s == StatusCancelled {
+		return EventRequestCancelled
+	}
+	return EventRequestDecided
+}
+
+// balanceLow reports whether move m took the account's available credits
+// from at least the workspace's low-balance threshold to below it.
+func (b *batchState) balanceLow(m AccountMove) (BalanceLow, bool) {
+	th := b.settings.lowBalanceThreshold()
+	if th <= 0 {
+		return BalanceLow{}, false
+	}
+	before, ok := b.snap.Accounts[m.ID]
+	if !ok {
+		before = Account{}
+	}
+	was, now := before.Balance-before.Held, m.Balance-m.Held
+	if was >= th && now < th {
+		return BalanceLow{Balance: m.Balance, Available: now, Threshold: th}, true
+	}
+	return BalanceLow{}, false
+}
