@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -201,8 +202,17 @@ func (s *secLedgerd) invoke(ctx context.Context, tok string, md protoreflect.Met
 
 // invokeStream calls a server-streaming method with req and reads every
 // message to the end; the call's error, if any.
+//
+// A watch (WatchEvents) never ends by itself: its first message is the
+// answer, and it is given a few seconds to send it.
 func invokeStream(ctx context.Context, conn *grpc.ClientConn, method string, req any, newResp func() any, opts ...grpc.CallOption) error {
-	ctx, cancel := context.WithCancel(ctx)
+	watch := strings.HasSuffix(method, "/WatchEvents")
+	var cancel context.CancelFunc
+	if watch {
+		ctx, cancel = context.WithTimeout(ctx, 3*time.Second)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, opts...)
 	if err != nil {
@@ -220,6 +230,9 @@ func invokeStream(ctx context.Context, conn *grpc.ClientConn, method string, req
 				return nil
 			}
 			return err
+		}
+		if watch {
+			return nil
 		}
 	}
 }
@@ -366,6 +379,15 @@ func (s *secLedgerd) do(tb testing.TB, verb, path, tok, contentType string, body
 		tb.Fatalf("%s %q: %v", verb, path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && strings.Contains(path, "/events:watch") {
+		// A watch streams for as long as the caller stays: its first
+		// event (one line of JSON) is the answer.
+		line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+		if err != nil {
+			tb.Fatalf("%s %q: first event: %v", verb, path, err)
+		}
+		return rawReply{code: resp.StatusCode, ct: resp.Header.Get("Content-Type"), body: line}
+	}
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		tb.Fatal(err)
@@ -611,6 +633,14 @@ var matrix = map[string]matrixRow{
 	}, want(U, A, H, H, A, H, A)},
 	"CreditLedger.ExportTransactions": {func(fx *fixture, _ string) proto.Message {
 		return &pb.ExportTransactionsRequest{Workspace: fx.ws, Account: "alice"}
+	}, want(U, A, H, H, A, H, A)},
+	// The workspace's events: its agency and services; a client, those of
+	// its own account (TestEventsVisibleToTheirOwners).
+	"CreditLedger.ListEvents": {func(fx *fixture, _ string) proto.Message {
+		return &pb.ListEventsRequest{Workspace: fx.ws, Account: "alice"}
+	}, want(U, A, H, H, A, H, A)},
+	"CreditLedger.WatchEvents": {func(fx *fixture, _ string) proto.Message {
+		return &pb.WatchEventsRequest{Workspace: fx.ws, Account: "alice"}
 	}, want(U, A, H, H, A, H, A)},
 	"CreditSettings.GetSettings": {func(fx *fixture, _ string) proto.Message {
 		return &pb.GetSettingsRequest{Workspace: fx.ws}

@@ -240,11 +240,27 @@ func (h *Handler) api(next http.Handler) http.Handler {
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		timeout := h.timeout
+		if watchRoute(r) {
+			// A watch streams until the caller leaves; it resumes from its
+			// last sequence should the stream end.
+			timeout = MaxWatch
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(MaxWatch + 10*time.Second))
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		tw, r := trackResponse(w, r.WithContext(ctx))
 		next.ServeHTTP(tw, r)
 	})
+}
+
+// MaxWatch bounds one REST watch of events: the caller then watches again
+// from its last sequence.
+const MaxWatch = time.Hour
+
+// watchRoute reports whether r is a watch of events (…/events:watch).
+func watchRoute(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/workspaces/") && strings.HasSuffix(r.URL.Path, "/events:watch")
 }
 
 // validURL reports whether every path segment and query parameter of r is

@@ -51,7 +51,20 @@ func (m *apiMarshaler) ContentType(v any) string {
 // Marshal implements runtime.Marshaler. A stream's error chunk
 // ({"error": status}) is written as the status alone, like every other
 // error of the API.
+//
+// A stream of messages (WatchEvents) is newline-delimited JSON: each
+// message ({"result": …}) ends with a newline. The delimiter cannot say
+// so, since it also follows every chunk of a CSV export.
 func (m *apiMarshaler) Marshal(v any) ([]byte, error) {
+	if chunk, ok := v.(map[string]any); ok && len(chunk) == 1 {
+		if _, ok := chunk["result"]; ok {
+			b, err := m.HTTPBodyMarshaler.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			return append(b, '\n'), nil
+		}
+	}
 	if chunk, ok := v.(map[string]proto.Message); ok && len(chunk) == 1 {
 		if st, ok := chunk["error"]; ok {
 			return m.Marshaler.Marshal(st)

@@ -77,6 +77,9 @@ var policy = map[string]rule{
 	pb.CreditLedger_GetTransaction_FullMethodName:     {one(ScopeLedgerRead), true}, // a client's own entries only: checked on the answer
 	pb.CreditLedger_GetStatement_FullMethodName:       {one(ScopeLedgerRead), true},
 	pb.CreditLedger_ExportTransactions_FullMethodName: {one(ScopeLedgerRead), true},
+	// A client token sees its own account's events only.
+	pb.CreditLedger_ListEvents_FullMethodName:  {one(ScopeLedgerRead), true},
+	pb.CreditLedger_WatchEvents_FullMethodName: {one(ScopeLedgerRead), true},
 
 	// The workspace's catalog is what a client's portal shows.
 	pb.CreditSettings_GetSettings_FullMethodName:         {one(ScopeLedgerRead), true},
@@ -163,6 +166,8 @@ func (a *TokenAuth) Authorize(ctx context.Context, fullMethod string, req any) (
 			switch got := acct.GetAccount(); {
 			case got == "" && fullMethod == pb.CreditLedger_ListRequests_FullMethodName:
 				return p, permissionDenied("client tokens must filter requests by their own account", nil)
+			case got == "" && (fullMethod == pb.CreditLedger_ListEvents_FullMethodName || fullMethod == pb.CreditLedger_WatchEvents_FullMethodName):
+				return p, permissionDenied("client tokens must filter events by their own account", nil)
 			case got != c.Account:
 				return p, ledger.NotFoundError("account", got)
 			}

@@ -274,6 +274,7 @@ func (b *batcher) apply(ws string, batch []op) {
 	start := time.Now()
 	err := b.write(ws, batch)
 	if err == nil {
+		b.s.events.wake(ws)
 		b.s.obs.Batch(len(batch), "committed", time.Since(start))
 		for _, o := range batch {
 			o.report(b.s.obs)

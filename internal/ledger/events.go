@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -284,4 +285,93 @@ func (b *batchState) balanceLow(m AccountMove) (BalanceLow, bool) {
 		return BalanceLow{Balance: m.Balance, Available: now, Threshold: th}, true
 	}
 	return BalanceLow{}, false
+}
+
+// WatchEventsInput asks for a stream of a workspace's events.
+type WatchEventsInput struct {
+	Workspace     string
+	AfterSequence int64
+	Account       string
+	Types         []EventType
+}
+
+// DefaultEventPoll is how often a watch looks for events committed by
+// other replicas; the events this process commits wake it at once.
+const DefaultEventPoll = time.Second
+
+// WithEventPoll sets how often watches look for other replicas' events.
+func WithEventPoll(d time.Duration) Option { return func(s *Service) { s.eventPoll = d } }
+
+// WatchEvents sends the workspace's events after in.AfterSequence in
+// sequence order, then each new one as it commits, until ctx ends or send
+// fails. Since a workspace's sequence follows commit order and a reader
+// that sees an event sees every earlier one, a watch resumed after the
+// last sequence it sent repeats and skips nothing.
+func (s *Service) WatchEvents(ctx context.Context, in WatchEventsInput, send func(Event) error) error {
+	q := ListEventsInput{
+		Workspace: in.Workspace, AfterSequence: in.AfterSequence, Account: in.Account, Types: in.Types, PageSize: MaxEventPage,
+	}
+	poll := s.eventPoll
+	if poll <= 0 {
+		poll = DefaultEventPoll
+	}
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for {
+		// Taken before the read, so that a commit between the read and
+		// the wait still wakes it.
+		wake := s.events.wait(in.Workspace)
+		page, err := s.ListEvents(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if err := send(e); err != nil {
+				return err
+			}
+		}
+		q.AfterSequence = page.Last
+		if len(page.Events) == MaxEventPage {
+			continue
+		}
+		timer.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// eventHub wakes the watches of a workspace when this process commits a
+// batch of it.
+type eventHub struct {
+	mu sync.Mutex
+	ch map[string]chan struct{}
+}
+
+// wait returns a channel closed at the workspace's next commit.
+func (h *eventHub) wait(ws string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ch == nil {
+		h.ch = map[string]chan struct{}{}
+	}
+	c, ok := h.ch[ws]
+	if !ok {
+		c = make(chan struct{})
+		h.ch[ws] = c
+	}
+	return c
+}
+
+// wake closes the workspace's channel, if a watch waits on it.
+func (h *eventHub) wake(ws string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.ch[ws]; ok {
+		close(c)
+		delete(h.ch, ws)
+	}
 }

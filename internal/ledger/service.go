@@ -60,6 +60,10 @@ type Service struct {
 	batch     *batcher
 	// maxPending caps the PENDING requests of an account (limits.go).
 	maxPending int
+	// events wakes the watches of a workspace at its commits; eventPoll
+	// is how often they look for other replicas' (events.go).
+	events    eventHub
+	eventPoll time.Duration
 }
 
 // Option configures a Service.

@@ -2732,7 +2732,7 @@ var File_creditledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccreditledger/v1/ledger.proto\x12\x0fcreditledger.v1\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x84\x04\n" +
+	"\x1ccreditledger/v1/ledger.proto\x12\x0fcreditledger.v1\x1a\x1ccreditledger/v1/events.proto\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/type/money.proto\"\x84\x04\n" +
 	"\rCreditRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
@@ -2945,7 +2945,7 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime2\xdc\x17\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime2\xed\x19\n" +
 	"\fCreditLedger\x12\x8a\x01\n" +
 	"\x06Credit\x12\x1e.creditledger.v1.CreditRequest\x1a\x1f.creditledger.v1.CreditResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/workspaces/{workspace}/accounts/{account}:credit\x12\x86\x01\n" +
 	"\x05Debit\x12\x1d.creditledger.v1.DebitRequest\x1a\x1e.creditledger.v1.DebitResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/workspaces/{workspace}/accounts/{account}:debit\x12\x9d\x01\n" +
@@ -2968,7 +2968,10 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\x12ReverseTransaction\x12*.creditledger.v1.ReverseTransactionRequest\x1a+.creditledger.v1.ReverseTransactionResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/v1/workspaces/{workspace}/transactions/{transaction_id}:reverse\x12\xb0\x01\n" +
 	"\x0eGetTransaction\x12&.creditledger.v1.GetTransactionRequest\x1a'.creditledger.v1.GetTransactionResponse\"M\x82\xd3\xe4\x93\x02Gb\vtransaction\x128/v1/workspaces/{workspace}/transactions/{transaction_id}\x12\xa7\x01\n" +
 	"\fGetStatement\x12$.creditledger.v1.GetStatementRequest\x1a%.creditledger.v1.GetStatementResponse\"J\x82\xd3\xe4\x93\x02Db\tstatement\x127/v1/workspaces/{workspace}/accounts/{account}/statement\x12\xa3\x01\n" +
-	"\x12ExportTransactions\x12*.creditledger.v1.ExportTransactionsRequest\x1a\x14.google.api.HttpBody\"I\x82\xd3\xe4\x93\x02C\x12A/v1/workspaces/{workspace}/accounts/{account}/transactions:export0\x01B\xc8\x01\n" +
+	"\x12ExportTransactions\x12*.creditledger.v1.ExportTransactionsRequest\x1a\x14.google.api.HttpBody\"I\x82\xd3\xe4\x93\x02C\x12A/v1/workspaces/{workspace}/accounts/{account}/transactions:export0\x01\x12\x80\x01\n" +
+	"\n" +
+	"ListEvents\x12\".creditledger.v1.ListEventsRequest\x1a#.creditledger.v1.ListEventsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/workspaces/{workspace}/events\x12\x8b\x01\n" +
+	"\vWatchEvents\x12#.creditledger.v1.WatchEventsRequest\x1a$.creditledger.v1.WatchEventsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/workspaces/{workspace}/events:watch0\x01B\xc8\x01\n" +
 	"\x13com.creditledger.v1B\vLedgerProtoP\x01ZGgithub.com/creditledger/creditledger/gen/creditledger/v1;creditledgerv1\xa2\x02\x03CXX\xaa\x02\x0fCreditledger.V1\xca\x02\x0fCreditledger\\V1\xe2\x02\x1bCreditledger\\V1\\GPBMetadata\xea\x02\x10Creditledger::V1b\x06proto3"
 
 var (
@@ -3041,7 +3044,11 @@ var file_creditledger_v1_ledger_proto_goTypes = []any{
 	(*Hold)(nil),                       // 53: creditledger.v1.Hold
 	(HoldStatus)(0),                    // 54: creditledger.v1.HoldStatus
 	(*Statement)(nil),                  // 55: creditledger.v1.Statement
-	(*httpbody.HttpBody)(nil),          // 56: google.api.HttpBody
+	(*ListEventsRequest)(nil),          // 56: creditledger.v1.ListEventsRequest
+	(*WatchEventsRequest)(nil),         // 57: creditledger.v1.WatchEventsRequest
+	(*httpbody.HttpBody)(nil),          // 58: google.api.HttpBody
+	(*ListEventsResponse)(nil),         // 59: creditledger.v1.ListEventsResponse
+	(*WatchEventsResponse)(nil),        // 60: creditledger.v1.WatchEventsResponse
 }
 var file_creditledger_v1_ledger_proto_depIdxs = []int32{
 	42, // 0: creditledger.v1.CreditRequest.kind:type_name -> creditledger.v1.TransactionKind
@@ -3107,27 +3114,31 @@ var file_creditledger_v1_ledger_proto_depIdxs = []int32{
 	32, // 60: creditledger.v1.CreditLedger.GetTransaction:input_type -> creditledger.v1.GetTransactionRequest
 	34, // 61: creditledger.v1.CreditLedger.GetStatement:input_type -> creditledger.v1.GetStatementRequest
 	36, // 62: creditledger.v1.CreditLedger.ExportTransactions:input_type -> creditledger.v1.ExportTransactionsRequest
-	1,  // 63: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
-	3,  // 64: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
-	5,  // 65: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
-	7,  // 66: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
-	9,  // 67: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
-	11, // 68: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
-	13, // 69: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
-	15, // 70: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
-	17, // 71: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
-	19, // 72: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
-	21, // 73: creditledger.v1.CreditLedger.CreateHold:output_type -> creditledger.v1.CreateHoldResponse
-	23, // 74: creditledger.v1.CreditLedger.CaptureHold:output_type -> creditledger.v1.CaptureHoldResponse
-	25, // 75: creditledger.v1.CreditLedger.VoidHold:output_type -> creditledger.v1.VoidHoldResponse
-	27, // 76: creditledger.v1.CreditLedger.GetHold:output_type -> creditledger.v1.GetHoldResponse
-	29, // 77: creditledger.v1.CreditLedger.ListHolds:output_type -> creditledger.v1.ListHoldsResponse
-	31, // 78: creditledger.v1.CreditLedger.ReverseTransaction:output_type -> creditledger.v1.ReverseTransactionResponse
-	33, // 79: creditledger.v1.CreditLedger.GetTransaction:output_type -> creditledger.v1.GetTransactionResponse
-	35, // 80: creditledger.v1.CreditLedger.GetStatement:output_type -> creditledger.v1.GetStatementResponse
-	56, // 81: creditledger.v1.CreditLedger.ExportTransactions:output_type -> google.api.HttpBody
-	63, // [63:82] is the sub-list for method output_type
-	44, // [44:63] is the sub-list for method input_type
+	56, // 63: creditledger.v1.CreditLedger.ListEvents:input_type -> creditledger.v1.ListEventsRequest
+	57, // 64: creditledger.v1.CreditLedger.WatchEvents:input_type -> creditledger.v1.WatchEventsRequest
+	1,  // 65: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
+	3,  // 66: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
+	5,  // 67: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
+	7,  // 68: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
+	9,  // 69: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
+	11, // 70: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
+	13, // 71: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
+	15, // 72: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
+	17, // 73: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
+	19, // 74: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
+	21, // 75: creditledger.v1.CreditLedger.CreateHold:output_type -> creditledger.v1.CreateHoldResponse
+	23, // 76: creditledger.v1.CreditLedger.CaptureHold:output_type -> creditledger.v1.CaptureHoldResponse
+	25, // 77: creditledger.v1.CreditLedger.VoidHold:output_type -> creditledger.v1.VoidHoldResponse
+	27, // 78: creditledger.v1.CreditLedger.GetHold:output_type -> creditledger.v1.GetHoldResponse
+	29, // 79: creditledger.v1.CreditLedger.ListHolds:output_type -> creditledger.v1.ListHoldsResponse
+	31, // 80: creditledger.v1.CreditLedger.ReverseTransaction:output_type -> creditledger.v1.ReverseTransactionResponse
+	33, // 81: creditledger.v1.CreditLedger.GetTransaction:output_type -> creditledger.v1.GetTransactionResponse
+	35, // 82: creditledger.v1.CreditLedger.GetStatement:output_type -> creditledger.v1.GetStatementResponse
+	58, // 83: creditledger.v1.CreditLedger.ExportTransactions:output_type -> google.api.HttpBody
+	59, // 84: creditledger.v1.CreditLedger.ListEvents:output_type -> creditledger.v1.ListEventsResponse
+	60, // 85: creditledger.v1.CreditLedger.WatchEvents:output_type -> creditledger.v1.WatchEventsResponse
+	65, // [65:86] is the sub-list for method output_type
+	44, // [44:65] is the sub-list for method input_type
 	44, // [44:44] is the sub-list for extension type_name
 	44, // [44:44] is the sub-list for extension extendee
 	0,  // [0:44] is the sub-list for field type_name
@@ -3138,6 +3149,7 @@ func file_creditledger_v1_ledger_proto_init() {
 	if File_creditledger_v1_ledger_proto != nil {
 		return
 	}
+	file_creditledger_v1_events_proto_init()
 	file_creditledger_v1_types_proto_init()
 	file_creditledger_v1_ledger_proto_msgTypes[0].OneofWrappers = []any{}
 	file_creditledger_v1_ledger_proto_msgTypes[2].OneofWrappers = []any{}

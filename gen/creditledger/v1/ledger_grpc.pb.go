@@ -39,6 +39,8 @@ const (
 	CreditLedger_GetTransaction_FullMethodName     = "/creditledger.v1.CreditLedger/GetTransaction"
 	CreditLedger_GetStatement_FullMethodName       = "/creditledger.v1.CreditLedger/GetStatement"
 	CreditLedger_ExportTransactions_FullMethodName = "/creditledger.v1.CreditLedger/ExportTransactions"
+	CreditLedger_ListEvents_FullMethodName         = "/creditledger.v1.CreditLedger/ListEvents"
+	CreditLedger_WatchEvents_FullMethodName        = "/creditledger.v1.CreditLedger/WatchEvents"
 )
 
 // CreditLedgerClient is the client API for CreditLedger service.
@@ -133,6 +135,15 @@ type CreditLedgerClient interface {
 	// reference, amount, balance after, then id, version, package, request,
 	// reverses, hold.
 	ExportTransactions(ctx context.Context, in *ExportTransactionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[httpbody.HttpBody], error)
+	// ListEvents returns a workspace's events after a sequence, in sequence
+	// order (REST: ?afterSequence=…). A client token sees the events of its
+	// own account only.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// WatchEvents streams a workspace's events after a sequence, then each
+	// new one as it commits, until the caller leaves. Resumed from the last
+	// sequence received, it repeats and skips nothing. REST streams
+	// newline-delimited JSON.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type creditLedgerClient struct {
@@ -342,6 +353,35 @@ func (c *creditLedgerClient) ExportTransactions(ctx context.Context, in *ExportT
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CreditLedger_ExportTransactionsClient = grpc.ServerStreamingClient[httpbody.HttpBody]
 
+func (c *creditLedgerClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CreditLedger_ServiceDesc.Streams[1], CreditLedger_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CreditLedger_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // CreditLedgerServer is the server API for CreditLedger service.
 // All implementations must embed UnimplementedCreditLedgerServer
 // for forward compatibility.
@@ -434,6 +474,15 @@ type CreditLedgerServer interface {
 	// reference, amount, balance after, then id, version, package, request,
 	// reverses, hold.
 	ExportTransactions(*ExportTransactionsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error
+	// ListEvents returns a workspace's events after a sequence, in sequence
+	// order (REST: ?afterSequence=…). A client token sees the events of its
+	// own account only.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// WatchEvents streams a workspace's events after a sequence, then each
+	// new one as it commits, until the caller leaves. Resumed from the last
+	// sequence received, it repeats and skips nothing. REST streams
+	// newline-delimited JSON.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedCreditLedgerServer()
 }
 
@@ -500,6 +549,12 @@ func (UnimplementedCreditLedgerServer) GetStatement(context.Context, *GetStateme
 }
 func (UnimplementedCreditLedgerServer) ExportTransactions(*ExportTransactionsRequest, grpc.ServerStreamingServer[httpbody.HttpBody]) error {
 	return status.Error(codes.Unimplemented, "method ExportTransactions not implemented")
+}
+func (UnimplementedCreditLedgerServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedCreditLedgerServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedCreditLedgerServer) mustEmbedUnimplementedCreditLedgerServer() {}
 func (UnimplementedCreditLedgerServer) testEmbeddedByValue()                      {}
@@ -857,6 +912,35 @@ func _CreditLedger_ExportTransactions_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type CreditLedger_ExportTransactionsServer = grpc.ServerStreamingServer[httpbody.HttpBody]
 
+func _CreditLedger_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CreditLedgerServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CreditLedger_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // CreditLedger_ServiceDesc is the grpc.ServiceDesc for CreditLedger service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -936,11 +1020,20 @@ var CreditLedger_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetStatement",
 			Handler:    _CreditLedger_GetStatement_Handler,
 		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _CreditLedger_ListEvents_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "ExportTransactions",
 			Handler:       _CreditLedger_ExportTransactions_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _CreditLedger_WatchEvents_Handler,
 			ServerStreams: true,
 		},
 	},
