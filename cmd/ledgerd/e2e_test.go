@@ -82,6 +82,7 @@ type ledgerd struct {
 	stop               func() error
 	ledger             pb.CreditLedgerClient
 	settings           pb.CreditSettingsClient
+	webhooks           pb.CreditWebhooksClient
 	health             healthpb.HealthClient
 	getenv             func(string) string
 }
@@ -153,6 +154,7 @@ func startLedgerdTLS(t *testing.T, args []string, env map[string]string, clientT
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	d.ledger, d.settings, d.health = pb.NewCreditLedgerClient(conn), pb.NewCreditSettingsClient(conn), healthpb.NewHealthClient(conn)
+	d.webhooks = pb.NewCreditWebhooksClient(conn)
 	return d
 }
 

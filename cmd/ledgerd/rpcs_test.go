@@ -26,7 +26,7 @@ func TestEveryRPCImplemented(t *testing.T) {
 	}
 	defer func() { _ = conn.Close() }()
 	n := 0
-	for _, fd := range []protoreflect.FileDescriptor{pb.File_creditledger_v1_ledger_proto, pb.File_creditledger_v1_settings_proto} {
+	for _, fd := range []protoreflect.FileDescriptor{pb.File_creditledger_v1_ledger_proto, pb.File_creditledger_v1_settings_proto, pb.File_creditledger_v1_events_proto} {
 		for i := range fd.Services().Len() {
 			sd := fd.Services().Get(i)
 			for j := range sd.Methods().Len() {
@@ -40,7 +40,7 @@ func TestEveryRPCImplemented(t *testing.T) {
 			}
 		}
 	}
-	if n != 31 {
-		t.Errorf("called %d methods, the API declares 31 (21 CreditLedger, 10 CreditSettings)", n)
+	if n != 36 {
+		t.Errorf("called %d methods, the API declares 36 (21 CreditLedger, 10 CreditSettings, 5 CreditWebhooks)", n)
 	}
 }

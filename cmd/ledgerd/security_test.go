@@ -157,7 +157,7 @@ func startSecLedgerd(tb testing.TB, keys secKeys, dbURL string) *secLedgerd {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = conn.Close() })
-	d.ledger, d.settings = pb.NewCreditLedgerClient(conn), pb.NewCreditSettingsClient(conn)
+	d.ledger, d.settings, d.webhooks = pb.NewCreditLedgerClient(conn), pb.NewCreditSettingsClient(conn), pb.NewCreditWebhooksClient(conn)
 	return &secLedgerd{ledgerd: d, conn: conn, keys: keys}
 }
 
@@ -168,6 +168,7 @@ func apiMethods() []protoreflect.MethodDescriptor {
 	for _, sd := range []protoreflect.ServiceDescriptor{
 		pb.File_creditledger_v1_ledger_proto.Services().ByName("CreditLedger"),
 		pb.File_creditledger_v1_settings_proto.Services().ByName("CreditSettings"),
+		pb.File_creditledger_v1_events_proto.Services().ByName("CreditWebhooks"),
 	} {
 		ms := sd.Methods()
 		for i := range ms.Len() {
@@ -520,6 +521,8 @@ type fixture struct {
 	captureHold string // alice's active hold, captured by the allowed cell
 	voidHold    string // alice's active hold, voided by the allowed cell
 	aliceTx     string // alice's seed credit: read, and reversed in part by the allowed cells
+	webhook     string // a webhook endpoint, read and changed by the matrix
+	dropWebhook string // a webhook endpoint, deleted by the allowed cell
 }
 
 // mutating are the RPCs that change state: a refused call must leave the
@@ -529,7 +532,9 @@ var mutating = map[string]bool{
 	"CreditLedger.DecideRequest": true, "CreditSettings.UpdateSettings": true, "CreditSettings.CreatePackage": true,
 	"CreditSettings.UpdatePackage": true, "CreditSettings.ArchivePackage": true, "CreditSettings.SetConversionRate": true,
 	"CreditLedger.CreateHold": true, "CreditLedger.CaptureHold": true, "CreditLedger.VoidHold": true,
-	"CreditLedger.ReverseTransaction": true,
+	"CreditLedger.ReverseTransaction":      true,
+	"CreditWebhooks.CreateWebhookEndpoint": true, "CreditWebhooks.UpdateWebhookEndpoint": true,
+	"CreditWebhooks.DeleteWebhookEndpoint": true,
 }
 
 func usd(units int64, nanos int32) *money.Money {
@@ -642,6 +647,25 @@ var matrix = map[string]matrixRow{
 	"CreditLedger.WatchEvents": {func(fx *fixture, _ string) proto.Message {
 		return &pb.WatchEventsRequest{Workspace: fx.ws, Account: "alice"}
 	}, want(U, A, H, H, A, H, A)},
+	// Webhook endpoints: the agency's admins only.
+	"CreditWebhooks.CreateWebhookEndpoint": {func(fx *fixture, _ string) proto.Message {
+		return &pb.CreateWebhookEndpointRequest{Workspace: fx.ws, WebhookEndpoint: &pb.WebhookEndpoint{Url: "https://hooks.example.com/new"}}
+	}, want(U, D, D, H, A, H, D)},
+	"CreditWebhooks.ListWebhookEndpoints": {func(fx *fixture, _ string) proto.Message {
+		return &pb.ListWebhookEndpointsRequest{Workspace: fx.ws}
+	}, want(U, D, D, H, A, H, D)},
+	"CreditWebhooks.UpdateWebhookEndpoint": {func(fx *fixture, _ string) proto.Message {
+		return &pb.UpdateWebhookEndpointRequest{
+			Workspace: fx.ws, EndpointId: fx.webhook, WebhookEndpoint: &pb.WebhookEndpoint{Description: "renamed"},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}},
+		}
+	}, want(U, D, D, H, A, H, D)},
+	"CreditWebhooks.DeleteWebhookEndpoint": {func(fx *fixture, _ string) proto.Message {
+		return &pb.DeleteWebhookEndpointRequest{Workspace: fx.ws, EndpointId: fx.dropWebhook}
+	}, want(U, D, D, H, A, H, D)},
+	"CreditWebhooks.ListWebhookDeliveries": {func(fx *fixture, _ string) proto.Message {
+		return &pb.ListWebhookDeliveriesRequest{Workspace: fx.ws, EndpointId: fx.webhook}
+	}, want(U, D, D, H, A, H, D)},
 	"CreditSettings.GetSettings": {func(fx *fixture, _ string) proto.Message {
 		return &pb.GetSettingsRequest{Workspace: fx.ws}
 	}, want(U, A, A, H, A, H, A)},
@@ -748,6 +772,17 @@ func (s *secLedgerd) seed(t *testing.T, ws string) *fixture {
 		if w == fx.ws {
 			fx.aliceReq, fx.decideReq = reqs[0], reqs[1]
 		}
+		var hooks []string
+		for _, name := range []string{"kept", "dropped"} {
+			res, err := s.webhooks.CreateWebhookEndpoint(admin, &pb.CreateWebhookEndpointRequest{
+				Workspace: w, WebhookEndpoint: &pb.WebhookEndpoint{Url: "https://hooks.example.com/" + name},
+			})
+			must("webhook endpoint", err)
+			hooks = append(hooks, res.GetWebhookEndpoint().GetId())
+		}
+		if w == fx.ws {
+			fx.webhook, fx.dropWebhook = hooks[0], hooks[1]
+		}
 	}
 	return fx
 }
@@ -771,6 +806,7 @@ func (s *secLedgerd) snapshot(t *testing.T, fx *fixture) string {
 	add(s.settings.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: fx.ws}))
 	add(s.settings.ListPackages(ctx, &pb.ListPackagesRequest{Workspace: fx.ws, ShowInactive: true}))
 	add(s.settings.ListConversionRates(ctx, &pb.ListConversionRatesRequest{Workspace: fx.ws, ShowHistory: true}))
+	add(s.webhooks.ListWebhookEndpoints(ctx, &pb.ListWebhookEndpointsRequest{Workspace: fx.ws}))
 	return strings.Join(parts, "\n")
 }
 

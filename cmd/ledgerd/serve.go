@@ -106,6 +106,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	if ws, ok := store.(ledger.WebhookStore); ok {
+		opts = append(opts, ledger.WithWebhookStore(ws))
+	}
 	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs), ledger.WithBatching(batching),
 		ledger.WithMaxPendingRequests(cfg.Limits.MaxPendingRequests))...)
 	if cfg.DebugAddr != "" {

@@ -146,6 +146,10 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		_ = conn.Close()
 		return nil, err
 	}
+	if err := pb.RegisterCreditWebhooksHandler(ctx, gw, conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", h.healthz)

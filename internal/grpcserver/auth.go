@@ -93,6 +93,14 @@ var policy = map[string]rule{
 	pb.CreditSettings_UpdatePackage_FullMethodName:     {one(ScopeSettingsAdmin), false},
 	pb.CreditSettings_ArchivePackage_FullMethodName:    {one(ScopeSettingsAdmin), false},
 	pb.CreditSettings_SetConversionRate_FullMethodName: {one(ScopeSettingsAdmin), false},
+
+	// Webhook endpoints are the agency's: their secrets sign what the
+	// agency's systems trust.
+	pb.CreditWebhooks_CreateWebhookEndpoint_FullMethodName: {one(ScopeSettingsAdmin), false},
+	pb.CreditWebhooks_ListWebhookEndpoints_FullMethodName:  {one(ScopeSettingsAdmin), false},
+	pb.CreditWebhooks_UpdateWebhookEndpoint_FullMethodName: {one(ScopeSettingsAdmin), false},
+	pb.CreditWebhooks_DeleteWebhookEndpoint_FullMethodName: {one(ScopeSettingsAdmin), false},
+	pb.CreditWebhooks_ListWebhookDeliveries_FullMethodName: {one(ScopeSettingsAdmin), false},
 }
 
 func one(scope string) []string { return []string{scope} }

@@ -147,6 +147,13 @@ func TestAuthorizeScopeByRPC(t *testing.T) {
 		{"/creditledger.v1.CreditSettings/UpdatePackage", []string{"settings:admin"}, false},
 		{"/creditledger.v1.CreditSettings/ArchivePackage", []string{"settings:admin"}, false},
 		{"/creditledger.v1.CreditSettings/SetConversionRate", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditLedger/ListEvents", []string{"ledger:read"}, true}, // a client: its own account's events
+		{"/creditledger.v1.CreditLedger/WatchEvents", []string{"ledger:read"}, true},
+		{"/creditledger.v1.CreditWebhooks/CreateWebhookEndpoint", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditWebhooks/ListWebhookEndpoints", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditWebhooks/UpdateWebhookEndpoint", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditWebhooks/DeleteWebhookEndpoint", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditWebhooks/ListWebhookDeliveries", []string{"settings:admin"}, false},
 	}
 	// Every RPC of the API is in the matrix: a new RPC fails this test
 	// until someone decides who may call it.
@@ -157,6 +164,7 @@ func TestAuthorizeScopeByRPC(t *testing.T) {
 	for _, sd := range []protoreflect.ServiceDescriptor{
 		pb.File_creditledger_v1_ledger_proto.Services().ByName("CreditLedger"),
 		pb.File_creditledger_v1_settings_proto.Services().ByName("CreditSettings"),
+		pb.File_creditledger_v1_events_proto.Services().ByName("CreditWebhooks"),
 	} {
 		for i := 0; i < sd.Methods().Len(); i++ {
 			m := "/" + string(sd.FullName()) + "/" + string(sd.Methods().Get(i).Name())

@@ -64,6 +64,8 @@ func ToProtoEvent(e ledger.Event) *pb.Event {
 		out.Data = &pb.Event_Settings{Settings: toProtoSettings(*e.Settings)}
 	case e.Package != nil:
 		out.Data = &pb.Event_CreditPackage{CreditPackage: toProtoPackage(*e.Package)}
+	case e.Endpoint != nil:
+		out.Data = &pb.Event_WebhookEndpoint{WebhookEndpoint: ToProtoWebhookEndpoint(*e.Endpoint)}
 	case e.BalanceLow != nil:
 		out.Data = &pb.Event_BalanceLow{BalanceLow: &pb.BalanceLow{
 			Balance: e.BalanceLow.Balance, Available: e.BalanceLow.Available, Threshold: e.BalanceLow.Threshold,

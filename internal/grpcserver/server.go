@@ -168,6 +168,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	)...)
 	pb.RegisterCreditLedgerServer(srv, NewLedgerServer(svc))
 	pb.RegisterCreditSettingsServer(srv, NewSettingsServer(svc))
+	pb.RegisterCreditWebhooksServer(srv, NewWebhooksServer(svc))
 	if o.Health != nil {
 		healthpb.RegisterHealthServer(srv, o.Health)
 	}

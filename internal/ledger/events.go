@@ -30,13 +30,16 @@ const (
 	EventBalanceLow        EventType = "balance.low"
 	EventSettingsUpdated   EventType = "settings.updated"
 	EventPackageUpdated    EventType = "package.updated"
+	// EventWebhookEndpointDisabled: the server disabled an endpoint whose
+	// deliveries failed for 3 days.
+	EventWebhookEndpointDisabled EventType = "webhook_endpoint.disabled"
 )
 
 // EventTypes lists every event type, in the order of the specification.
 var EventTypes = []EventType{
 	EventTransactionPosted, EventRequestSubmitted, EventRequestDecided, EventRequestCancelled,
 	EventHoldCreated, EventHoldCaptured, EventHoldVoided, EventHoldExpired, EventCreditsExpired,
-	EventBalanceLow, EventSettingsUpdated, EventPackageUpdated,
+	EventBalanceLow, EventSettingsUpdated, EventPackageUpdated, EventWebhookEndpointDisabled,
 }
 
 // Valid reports whether t is one of EventTypes.
@@ -69,6 +72,8 @@ type Event struct {
 	Package     *Package       `json:",omitempty"`
 	// BalanceLow is set for balance.low.
 	BalanceLow *BalanceLow `json:",omitempty"`
+	// Endpoint is set for webhook_endpoint.disabled (without its secret).
+	Endpoint *WebhookEndpoint `json:",omitempty"`
 }
 
 // BalanceLow is what a balance.low event says: the account's balance fell

@@ -64,6 +64,9 @@ type Service struct {
 	// is how often they look for other replicas' (events.go).
 	events    eventHub
 	eventPoll time.Duration
+	// webhookURLCheck is the server's address policy for endpoint URLs.
+	webhookURLCheck func(string) error
+	webhookStore    WebhookStore
 }
 
 // Option configures a Service.

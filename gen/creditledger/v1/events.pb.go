@@ -40,7 +40,8 @@ type Event struct {
 	// One of transaction.posted, request.submitted, request.decided,
 	// request.cancelled, hold.created, hold.captured, hold.voided,
 	// hold.expired, credits.expired, balance.low, settings.updated,
-	// package.updated.
+	// package.updated, and webhook_endpoint.disabled (the server disabled an
+	// endpoint whose deliveries failed for 3 days).
 	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	// When the change happened.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -56,6 +57,7 @@ type Event struct {
 	//	*Event_Settings
 	//	*Event_CreditPackage
 	//	*Event_BalanceLow
+	//	*Event_WebhookEndpoint
 	Data          isEvent_Data `protobuf_oneof:"data"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -194,6 +196,15 @@ func (x *Event) GetBalanceLow() *BalanceLow {
 	return nil
 }
 
+func (x *Event) GetWebhookEndpoint() *WebhookEndpoint {
+	if x != nil {
+		if x, ok := x.Data.(*Event_WebhookEndpoint); ok {
+			return x.WebhookEndpoint
+		}
+	}
+	return nil
+}
+
 type isEvent_Data interface {
 	isEvent_Data()
 }
@@ -228,6 +239,11 @@ type Event_BalanceLow struct {
 	BalanceLow *BalanceLow `protobuf:"bytes,15,opt,name=balance_low,json=balanceLow,proto3,oneof"`
 }
 
+type Event_WebhookEndpoint struct {
+	// webhook_endpoint.disabled.
+	WebhookEndpoint *WebhookEndpoint `protobuf:"bytes,16,opt,name=webhook_endpoint,json=webhookEndpoint,proto3,oneof"`
+}
+
 func (*Event_Transaction) isEvent_Data() {}
 
 func (*Event_Request) isEvent_Data() {}
@@ -239,6 +255,8 @@ func (*Event_Settings) isEvent_Data() {}
 func (*Event_CreditPackage) isEvent_Data() {}
 
 func (*Event_BalanceLow) isEvent_Data() {}
+
+func (*Event_WebhookEndpoint) isEvent_Data() {}
 
 // BalanceLow says that an account's available credits fell below the
 // workspace's low_balance_threshold.
@@ -1358,7 +1376,7 @@ var File_creditledger_v1_events_proto protoreflect.FileDescriptor
 
 const file_creditledger_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1ccreditledger/v1/events.proto\x12\x0fcreditledger.v1\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x04\n" +
+	"\x1ccreditledger/v1/events.proto\x12\x0fcreditledger.v1\x1a\x1bcreditledger/v1/types.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x05\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12\x1a\n" +
@@ -1374,7 +1392,8 @@ const file_creditledger_v1_events_proto_rawDesc = "" +
 	"\bsettings\x18\r \x01(\v2\x19.creditledger.v1.SettingsH\x00R\bsettings\x12G\n" +
 	"\x0ecredit_package\x18\x0e \x01(\v2\x1e.creditledger.v1.CreditPackageH\x00R\rcreditPackage\x12>\n" +
 	"\vbalance_low\x18\x0f \x01(\v2\x1b.creditledger.v1.BalanceLowH\x00R\n" +
-	"balanceLowB\x06\n" +
+	"balanceLow\x12M\n" +
+	"\x10webhook_endpoint\x18\x10 \x01(\v2 .creditledger.v1.WebhookEndpointH\x00R\x0fwebhookEndpointB\x06\n" +
 	"\x04data\"b\n" +
 	"\n" +
 	"BalanceLow\x12\x18\n" +
@@ -1515,34 +1534,35 @@ var file_creditledger_v1_events_proto_depIdxs = []int32{
 	22, // 4: creditledger.v1.Event.settings:type_name -> creditledger.v1.Settings
 	23, // 5: creditledger.v1.Event.credit_package:type_name -> creditledger.v1.CreditPackage
 	1,  // 6: creditledger.v1.Event.balance_low:type_name -> creditledger.v1.BalanceLow
-	0,  // 7: creditledger.v1.ListEventsResponse.events:type_name -> creditledger.v1.Event
-	0,  // 8: creditledger.v1.WatchEventsResponse.event:type_name -> creditledger.v1.Event
-	18, // 9: creditledger.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	18, // 10: creditledger.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 11: creditledger.v1.CreateWebhookEndpointRequest.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
-	6,  // 12: creditledger.v1.CreateWebhookEndpointResponse.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
-	6,  // 13: creditledger.v1.ListWebhookEndpointsResponse.webhook_endpoints:type_name -> creditledger.v1.WebhookEndpoint
-	6,  // 14: creditledger.v1.UpdateWebhookEndpointRequest.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
-	24, // 15: creditledger.v1.UpdateWebhookEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,  // 16: creditledger.v1.UpdateWebhookEndpointResponse.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
-	17, // 17: creditledger.v1.ListWebhookDeliveriesResponse.webhook_deliveries:type_name -> creditledger.v1.WebhookDelivery
-	18, // 18: creditledger.v1.WebhookDelivery.attempt_time:type_name -> google.protobuf.Timestamp
-	25, // 19: creditledger.v1.WebhookDelivery.latency:type_name -> google.protobuf.Duration
-	7,  // 20: creditledger.v1.CreditWebhooks.CreateWebhookEndpoint:input_type -> creditledger.v1.CreateWebhookEndpointRequest
-	9,  // 21: creditledger.v1.CreditWebhooks.ListWebhookEndpoints:input_type -> creditledger.v1.ListWebhookEndpointsRequest
-	11, // 22: creditledger.v1.CreditWebhooks.UpdateWebhookEndpoint:input_type -> creditledger.v1.UpdateWebhookEndpointRequest
-	13, // 23: creditledger.v1.CreditWebhooks.DeleteWebhookEndpoint:input_type -> creditledger.v1.DeleteWebhookEndpointRequest
-	15, // 24: creditledger.v1.CreditWebhooks.ListWebhookDeliveries:input_type -> creditledger.v1.ListWebhookDeliveriesRequest
-	8,  // 25: creditledger.v1.CreditWebhooks.CreateWebhookEndpoint:output_type -> creditledger.v1.CreateWebhookEndpointResponse
-	10, // 26: creditledger.v1.CreditWebhooks.ListWebhookEndpoints:output_type -> creditledger.v1.ListWebhookEndpointsResponse
-	12, // 27: creditledger.v1.CreditWebhooks.UpdateWebhookEndpoint:output_type -> creditledger.v1.UpdateWebhookEndpointResponse
-	14, // 28: creditledger.v1.CreditWebhooks.DeleteWebhookEndpoint:output_type -> creditledger.v1.DeleteWebhookEndpointResponse
-	16, // 29: creditledger.v1.CreditWebhooks.ListWebhookDeliveries:output_type -> creditledger.v1.ListWebhookDeliveriesResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	6,  // 7: creditledger.v1.Event.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
+	0,  // 8: creditledger.v1.ListEventsResponse.events:type_name -> creditledger.v1.Event
+	0,  // 9: creditledger.v1.WatchEventsResponse.event:type_name -> creditledger.v1.Event
+	18, // 10: creditledger.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	18, // 11: creditledger.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 12: creditledger.v1.CreateWebhookEndpointRequest.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
+	6,  // 13: creditledger.v1.CreateWebhookEndpointResponse.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
+	6,  // 14: creditledger.v1.ListWebhookEndpointsResponse.webhook_endpoints:type_name -> creditledger.v1.WebhookEndpoint
+	6,  // 15: creditledger.v1.UpdateWebhookEndpointRequest.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
+	24, // 16: creditledger.v1.UpdateWebhookEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,  // 17: creditledger.v1.UpdateWebhookEndpointResponse.webhook_endpoint:type_name -> creditledger.v1.WebhookEndpoint
+	17, // 18: creditledger.v1.ListWebhookDeliveriesResponse.webhook_deliveries:type_name -> creditledger.v1.WebhookDelivery
+	18, // 19: creditledger.v1.WebhookDelivery.attempt_time:type_name -> google.protobuf.Timestamp
+	25, // 20: creditledger.v1.WebhookDelivery.latency:type_name -> google.protobuf.Duration
+	7,  // 21: creditledger.v1.CreditWebhooks.CreateWebhookEndpoint:input_type -> creditledger.v1.CreateWebhookEndpointRequest
+	9,  // 22: creditledger.v1.CreditWebhooks.ListWebhookEndpoints:input_type -> creditledger.v1.ListWebhookEndpointsRequest
+	11, // 23: creditledger.v1.CreditWebhooks.UpdateWebhookEndpoint:input_type -> creditledger.v1.UpdateWebhookEndpointRequest
+	13, // 24: creditledger.v1.CreditWebhooks.DeleteWebhookEndpoint:input_type -> creditledger.v1.DeleteWebhookEndpointRequest
+	15, // 25: creditledger.v1.CreditWebhooks.ListWebhookDeliveries:input_type -> creditledger.v1.ListWebhookDeliveriesRequest
+	8,  // 26: creditledger.v1.CreditWebhooks.CreateWebhookEndpoint:output_type -> creditledger.v1.CreateWebhookEndpointResponse
+	10, // 27: creditledger.v1.CreditWebhooks.ListWebhookEndpoints:output_type -> creditledger.v1.ListWebhookEndpointsResponse
+	12, // 28: creditledger.v1.CreditWebhooks.UpdateWebhookEndpoint:output_type -> creditledger.v1.UpdateWebhookEndpointResponse
+	14, // 29: creditledger.v1.CreditWebhooks.DeleteWebhookEndpoint:output_type -> creditledger.v1.DeleteWebhookEndpointResponse
+	16, // 30: creditledger.v1.CreditWebhooks.ListWebhookDeliveries:output_type -> creditledger.v1.ListWebhookDeliveriesResponse
+	26, // [26:31] is the sub-list for method output_type
+	21, // [21:26] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_creditledger_v1_events_proto_init() }
@@ -1558,6 +1578,7 @@ func file_creditledger_v1_events_proto_init() {
 		(*Event_Settings)(nil),
 		(*Event_CreditPackage)(nil),
 		(*Event_BalanceLow)(nil),
+		(*Event_WebhookEndpoint)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -76,6 +77,28 @@ func seedTwo(tb testing.TB, s *Store) {
 	})
 	seedHolds(tb, s, ws)
 	seedHolds(tb, s, "other")
+	seedWebhook(tb, s, ws)
+	seedWebhook(tb, s, "other")
+}
+
+// seedWebhook adds an endpoint of w with one delivery attempt.
+func seedWebhook(tb testing.TB, s *Store, w string) {
+	tb.Helper()
+	ctx := context.Background()
+	e, err := s.CreateWebhookEndpoint(ctx, ledger.WebhookEndpoint{
+		Workspace: w, ID: "we1", URL: "https://hooks.example.com/", Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+		Enabled: true, NextAttempt: t0, CreateTime: t0, UpdateTime: t0,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := s.LeaseWebhookEndpoints(ctx, w, "seed", t0, t0.Add(time.Minute), 1); err != nil {
+		tb.Fatal(err)
+	}
+	d := ledger.WebhookDelivery{Workspace: w, EndpointID: e.ID, EventSequence: 1, EventType: ledger.EventSettingsUpdated, Attempt: 1, AttemptTime: t0, StatusCode: 200, Succeeded: true}
+	if err := s.RecordWebhookAttempt(ctx, "seed", d, ledger.WebhookOutcome{DeliveredSequence: 1, NextAttempt: t0}, time.Time{}); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // TestRowLevelSecurityIsolatesWorkspaces: as the runtime role, a session
@@ -92,7 +115,7 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	tables := tenantTables(t, s)
 	for _, want := range []string{
 		"accounts", "conversion_rates", "credit_requests", "grants", "holds", "idempotency_keys",
-		"packages", "settings", "transactions", "workspace_sequences", "events", "event_sequences",
+		"packages", "settings", "transactions", "workspace_sequences", "events", "event_sequences", "webhook_endpoints", "webhook_deliveries",
 	} {
 		if !strings.Contains(strings.Join(tables, " "), want) {
 			t.Fatalf("tenant tables %v lack %s", tables, want)

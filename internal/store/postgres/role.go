@@ -28,9 +28,10 @@ type RuntimeRole struct {
 }
 
 // runtimeGrants are the runtime role's table privileges, and nothing more:
-// the ledger's history (entries, idempotency records) is insert-only, the
-// store deletes nothing, and FOR UPDATE needs UPDATE. The registry of
-// workspaces only grows; schema_migrations is read only.
+// the ledger's history (entries, idempotency records, events) is
+// insert-only, the store deletes nothing but webhook endpoints (and their
+// delivery log) an agency removes, and FOR UPDATE needs UPDATE. The
+// registry of workspaces only grows; schema_migrations is read only.
 var runtimeGrants = []struct{ table, privileges string }{
 	{"settings", "SELECT, INSERT, UPDATE"},
 	{"accounts", "SELECT, INSERT, UPDATE"},
@@ -44,6 +45,8 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"grants", "SELECT, INSERT, UPDATE"},
 	{"events", "SELECT, INSERT"},
 	{"event_sequences", "SELECT, INSERT, UPDATE"},
+	{"webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"},
+	{"webhook_deliveries", "SELECT, INSERT, DELETE"},
 	{"ledger_workspaces", "SELECT, INSERT"},
 	{"schema_migrations", "SELECT"},
 }

@@ -77,6 +77,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"EventsFollowChanges", testEventsFollowChanges},
 		{"EventsExpiryAndVoid", testEventsExpiryAndVoid},
 		{"EventsConcurrentGapFree", testEventsConcurrentGapFree},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"WebhookLeases", testWebhookLeases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
