@@ -22,6 +22,7 @@ import (
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/creditledger/creditledger/internal/metrics"
 	"github.com/creditledger/creditledger/internal/token"
+	"github.com/creditledger/creditledger/internal/webhook"
 )
 
 // devModeWarning is logged at start and shown on every /readyz body while
@@ -109,6 +110,8 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	if ws, ok := store.(ledger.WebhookStore); ok {
 		opts = append(opts, ledger.WithWebhookStore(ws))
 	}
+	allowPrivate := cfg.Webhooks.AllowPrivate
+	opts = append(opts, ledger.WithWebhookURLCheck(func(u string) error { return webhook.ValidateURL(u, allowPrivate) }))
 	svc := ledger.NewService(timed, append(opts, ledger.WithObserver(obs), ledger.WithBatching(batching),
 		ledger.WithMaxPendingRequests(cfg.Limits.MaxPendingRequests))...)
 	if cfg.DebugAddr != "" {
@@ -123,6 +126,8 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	// store closes (its Close was deferred earlier).
 	stopExpiry := sync.OnceFunc(startExpiry(svc, cfg.Expiry.Interval, log))
 	defer stopExpiry()
+	stopWebhooks := sync.OnceFunc(startWebhooks(svc, store, cfg.Webhooks, obs, log))
+	defer stopWebhooks()
 
 	tr, err := newTransport(cfg, log)
 	if err != nil {
@@ -220,10 +225,12 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 
 	// Stop taking new work: readiness and health report NOT_SERVING first,
-	// and this replica sweeps no more (the others, if any, go on).
+	// and this replica sweeps and delivers no more (the others, if any, go
+	// on; an attempt in flight ends, and its lease is released).
 	stopHealth()
 	healthDone.Wait()
 	stopExpiry()
+	stopWebhooks()
 	gw.Drain()
 	healthSrv.Shutdown()
 	if cfg.DrainDelay > 0 && serveErr == nil {

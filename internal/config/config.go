@@ -126,6 +126,8 @@ type Config struct {
 	Limits Limits
 	// Expiry is the expiry loop (expiry.go).
 	Expiry Expiry
+	// Webhooks is the delivery of events to webhook endpoints (webhooks.go).
+	Webhooks Webhooks
 
 	// PostgreSQL roles and row-level security (loadDatabaseRoles).
 
@@ -166,6 +168,7 @@ func Default() Config {
 		AuthJWKSReload:       10 * time.Second,
 		Limits:               DefaultLimits(),
 		Expiry:               DefaultExpiry(),
+		Webhooks:             DefaultWebhooks(),
 	}
 }
 
@@ -289,6 +292,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	env(EnvTLSGatewayKeyFile, str(&c.TLSGatewayKeyFile))
 	errs = append(errs, c.Limits.fromEnv(getenv)...)
 	errs = append(errs, c.Expiry.fromEnv(getenv)...)
+	errs = append(errs, c.Webhooks.fromEnv(getenv)...)
 	errs = append(errs, loadDatabaseRoles(&c, getenv)...)
 	if auth != "" {
 		c.Auth = AuthMode(auth)
@@ -327,6 +331,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.StringVar(&c.TLSGatewayKeyFile, "tls-gateway-key-file", c.TLSGatewayKeyFile, "key of --tls-gateway-cert-file ("+EnvTLSGatewayKeyFile+")")
 	c.Limits.flags(fs)
 	c.Expiry.flags(fs)
+	c.Webhooks.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -470,6 +475,9 @@ func (c Config) validate(serving bool) error {
 	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Webhooks.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Expiry.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -574,6 +582,7 @@ func (c Config) Redacted() map[string]any {
 		"auth_none_remote":        c.AuthNoneAllowRemote,
 		"limits":                  c.Limits.redacted(),
 		"expiry":                  c.Expiry.redacted(),
+		"webhooks":                c.Webhooks.redacted(),
 	}
 }
 

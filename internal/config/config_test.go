@@ -75,6 +75,8 @@ func TestLoad(t *testing.T) {
 				EnvShutdownTimeout: "5s", EnvDrainDelay: "2s", EnvBatchMaxOps: "64", EnvDBMaxConns: "32", EnvGRPCReflection: "true",
 				EnvMetricsAddr: ":9464", EnvTLSCertFile: "/tls/tls.crt", EnvTLSKeyFile: "/tls/tls.key", EnvTLSClientCAFile: "/tls/ca.crt",
 				EnvTLSGatewayCertFile: "/tls/gw.crt", EnvTLSGatewayKeyFile: "/tls/gw.key", EnvAuthNoneAllowRemote: "true",
+				EnvWebhooks: "false", EnvWebhookInterval: "250ms", EnvWebhookAllowPrivate: "true",
+				EnvWebhookTimeout: "1s", EnvWebhookRetryBase: "50ms", EnvWebhookLease: "3s",
 			},
 			want: Config{
 				DatabaseURL: "postgres://ledger:pw@db:5432/ledger?sslmode=disable", DataDir: "/var/lib/ledger",
@@ -86,6 +88,7 @@ func TestLoad(t *testing.T) {
 				MetricsAddr: ":9464", TLSCertFile: "/tls/tls.crt", TLSKeyFile: "/tls/tls.key", TLSClientCAFile: "/tls/ca.crt",
 				TLSGatewayCertFile: "/tls/gw.crt", TLSGatewayKeyFile: "/tls/gw.key", AuthNoneAllowRemote: true,
 				Limits: DefaultLimits(), Expiry: DefaultExpiry(),
+				Webhooks: Webhooks{Enabled: false, Interval: 250 * time.Millisecond, AllowPrivate: true, Timeout: time.Second, RetryBase: 50 * time.Millisecond, Lease: 3 * time.Second},
 			},
 		},
 		{

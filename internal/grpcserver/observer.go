@@ -10,17 +10,20 @@ import (
 
 // Observer is a ledger.Observer that counts business events in Prometheus.
 type Observer struct {
-	credits   *prometheus.CounterVec
-	posted    *prometheus.CounterVec
-	refusals  *prometheus.CounterVec
-	replays   *prometheus.CounterVec
-	conflicts *prometheus.CounterVec
-	batches   *prometheus.CounterVec
-	batchSize prometheus.Histogram
-	batchTime prometheus.Histogram
-	waiting   prometheus.Gauge
-	holds     *prometheus.CounterVec
-	reversals *prometheus.CounterVec
+	credits                   *prometheus.CounterVec
+	posted                    *prometheus.CounterVec
+	refusals                  *prometheus.CounterVec
+	replays                   *prometheus.CounterVec
+	conflicts                 *prometheus.CounterVec
+	batches                   *prometheus.CounterVec
+	batchSize                 prometheus.Histogram
+	batchTime                 prometheus.Histogram
+	waiting                   prometheus.Gauge
+	holds                     *prometheus.CounterVec
+	reversals                 *prometheus.CounterVec
+	events, deliveries        *prometheus.CounterVec
+	deliveryLag, deliveryTime prometheus.Histogram
+	disabled                  prometheus.Counter
 
 	// Series of the hot path, resolved once (a label lookup per posting
 	// costs more than the increment): by type, then kind.
@@ -80,7 +83,32 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 		Namespace: "creditledger", Name: "reversals_total",
 		Help: "REVERSAL entries posted, by the kind of the entry they reverse.",
 	}, []string{"kind"})
-	for _, c := range []prometheus.Collector{o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting, o.holds, o.reversals} {
+	o.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "events_written_total",
+		Help: "Events written with the changes they describe, by type.",
+	}, []string{"type"})
+	o.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "webhook_deliveries_total",
+		Help: "Webhook delivery attempts by outcome (delivered: the receiver answered 2xx; failed: anything else).",
+	}, []string{"outcome"})
+	o.deliveryLag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "creditledger", Name: "webhook_delivery_lag_seconds",
+		Help:    "Time from an event's commit to its delivery to an endpoint.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, 259200},
+	})
+	o.deliveryTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "creditledger", Name: "webhook_delivery_duration_seconds",
+		Help:    "Time of one webhook delivery attempt, the receiver's answer included.",
+		Buckets: prometheus.DefBuckets,
+	})
+	o.disabled = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "webhook_endpoints_disabled_total",
+		Help: "Webhook endpoints disabled by the server after 3 days of failed deliveries.",
+	})
+	for _, c := range []prometheus.Collector{
+		o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting, o.holds, o.reversals,
+		o.events, o.deliveries, o.deliveryLag, o.deliveryTime, o.disabled,
+	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -94,8 +122,30 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 	for _, outcome := range []string{"committed", "unavailable", "failed", "split"} {
 		o.batches.WithLabelValues(outcome)
 	}
+	for _, outcome := range []string{"delivered", "failed"} {
+		o.deliveries.WithLabelValues(outcome)
+	}
 	return o, nil
 }
+
+// EventsWritten counts a committed batch's events by type.
+func (o *Observer) EventsWritten(evs []ledger.Event) {
+	for _, e := range evs {
+		o.events.WithLabelValues(string(e.Type)).Inc()
+	}
+}
+
+// Delivery counts a webhook delivery attempt (delivery.Observer).
+func (o *Observer) Delivery(outcome string, latency, lag time.Duration) {
+	o.deliveries.WithLabelValues(outcome).Inc()
+	o.deliveryTime.Observe(latency.Seconds())
+	if outcome == "delivered" {
+		o.deliveryLag.Observe(max(lag, 0).Seconds())
+	}
+}
+
+// EndpointDisabled counts an endpoint the server disabled (delivery.Observer).
+func (o *Observer) EndpointDisabled() { o.disabled.Inc() }
 
 // Hold counts a hold created (HoldActive) or ended.
 func (o *Observer) Hold(status ledger.HoldStatus) { o.holds.WithLabelValues(status.String()).Inc() }

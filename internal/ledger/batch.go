@@ -309,6 +309,7 @@ func (b *batcher) write(ws string, batch []op) error {
 		o.need(set)
 	}
 	ws0 := set.build()
+	var events []Event // of the last decision: the one committed, if any
 	backoff := time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)
@@ -323,11 +324,16 @@ func (b *batcher) write(ws string, batch []op) error {
 				o.base().err = nil
 				o.apply(st)
 			}
-			return st.effects(), nil
+			eff = st.effects()
+			events = eff.Events
+			return eff, nil
 		})
 		timedOut := ctx.Err() != nil
 		cancel()
 		if err == nil {
+			if len(events) > 0 {
+				b.s.obs.EventsWritten(events)
+			}
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {

@@ -77,6 +77,7 @@ func (o *waitObserver) Batch(int, string, time.Duration) {}
 func (o *waitObserver) Conflict(ledger.Operation)        { o.mu.Lock(); o.conflicts++; o.mu.Unlock() }
 func (o *waitObserver) Hold(ledger.HoldStatus)           {}
 func (o *waitObserver) Reversed(ledger.Kind)             {}
+func (o *waitObserver) EventsWritten([]ledger.Event)     {}
 
 func (o *waitObserver) Waiting(d int) {
 	o.mu.Lock()

@@ -34,6 +34,8 @@ type Observer interface {
 	// Reversed is called for each reversal posted, with the kind of the
 	// entry it reverses.
 	Reversed(original Kind)
+	// EventsWritten is called with the events of each committed batch.
+	EventsWritten(evs []Event)
 }
 
 type nopObserver struct{}
@@ -46,6 +48,7 @@ func (nopObserver) Batch(int, string, time.Duration) {}
 func (nopObserver) Waiting(int)                      {}
 func (nopObserver) Hold(HoldStatus)                  {}
 func (nopObserver) Reversed(Kind)                    {}
+func (nopObserver) EventsWritten([]Event)            {}
 
 // Service applies the ledger's rules on top of a Store. It is safe for
 // concurrent use and holds no state that correctness depends on: several
