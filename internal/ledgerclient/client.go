@@ -109,6 +109,7 @@ type Client struct {
 	conn     *grpc.ClientConn
 	ledger   pb.CreditLedgerClient
 	settings pb.CreditSettingsClient
+	webhooks pb.CreditWebhooksClient
 	opts     options
 }
 
@@ -159,6 +160,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	c.conn = conn
 	c.ledger = pb.NewCreditLedgerClient(conn)
 	c.settings = pb.NewCreditSettingsClient(conn)
+	c.webhooks = pb.NewCreditWebhooksClient(conn)
 	return c, nil
 }
 
@@ -172,6 +174,10 @@ func (c *Client) Ledger() pb.CreditLedgerClient { return c.ledger }
 // Settings returns the generated CreditSettings client over the same
 // connection and policy.
 func (c *Client) Settings() pb.CreditSettingsClient { return c.settings }
+
+// Webhooks returns the generated CreditWebhooks client over the same
+// connection and policy.
+func (c *Client) Webhooks() pb.CreditWebhooksClient { return c.webhooks }
 
 // bearer is the per-RPC credential carrying the token.
 type bearer struct {
