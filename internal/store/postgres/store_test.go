@@ -254,7 +254,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{
 		"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql",
-		"5 0005_holds_reversals_expiry.sql",
+		"5 0005_holds_reversals_expiry.sql", "6 0006_agency_controls.sql",
 	}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
@@ -662,7 +662,7 @@ func assertSeedOnly(tb testing.TB, s *Store) {
 			tb.Errorf("account n: %+v %v", n, err)
 		}
 		st, err := tx.Settings(ctx, ws)
-		if err != nil || st != (ledger.Settings{Workspace: ws}) {
+		if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: ws}) {
 			tb.Errorf("settings: %+v %v", st, err)
 		}
 		if _, found, err := tx.Idempotency(ctx, ws, "k-bad"); err != nil || found {
@@ -1218,7 +1218,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("unknown account: %+v %v", a, err)
 			}
 			st, err := tx.Settings(ctx, ws)
-			if err != nil || st != (ledger.Settings{Workspace: ws}) {
+			if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: ws}) {
 				t.Errorf("default settings: %+v %v", st, err)
 			}
 			_, found, err := tx.Idempotency(ctx, ws, "nope")

@@ -1011,7 +1011,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("unknown account: %+v %v", a, err)
 			}
 			st, err := tx.Settings(ctx, "ws")
-			if err != nil || st != (ledger.Settings{Workspace: "ws"}) {
+			if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: "ws"}) {
 				t.Errorf("unset settings: %+v %v", st, err)
 			}
 			_, found, err := tx.Idempotency(ctx, "ws", "nope")
