@@ -74,6 +74,10 @@ func Run(t *testing.T, newStore Factory) {
 		{"DebitRacesExpiry", testDebitRacesExpiry},
 		{"PackageValidity", testPackageValidity},
 		{"StatementAndExport", testStatementAndExport},
+		{"PaymentMethodsOffered", testPaymentMethods},
+		{"LowBalanceThreshold", testLowBalanceThreshold},
+		{"CancelRequest", testCancelRequest},
+		{"CancelRacesDecide", testCancelRacesDecide},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
