@@ -40,7 +40,7 @@ func TestEveryRPCImplemented(t *testing.T) {
 			}
 		}
 	}
-	if n != 29 {
-		t.Errorf("called %d methods, the API declares 29 (19 CreditLedger, 10 CreditSettings)", n)
+	if n != 30 {
+		t.Errorf("called %d methods, the API declares 30 (20 CreditLedger, 10 CreditSettings)", n)
 	}
 }
