@@ -90,11 +90,6 @@ type Server struct {
 type workspace struct {
 	enabled  bool
 	settings time.Time
-	// methods are the payment methods offered once chosen (methodsSet);
-	// every method until then.
-	methods    []pb.PaymentMethod
-	methodsSet bool
-	lowBalance int64
 	accounts map[string]*account
 	keys     map[string]keyRecord
 	requests map[string]*pb.CreditPurchaseRequest
@@ -105,6 +100,12 @@ type workspace struct {
 	holdIDs  []string                   // creation order
 	txByID   map[string]*pb.Transaction // every entry of the workspace
 	reversed map[string]int64           // transaction id → credits reversed so far
+
+	// methods are the payment methods offered once chosen (methodsSet);
+	// every method until then.
+	methods    []pb.PaymentMethod
+	methodsSet bool
+	lowBalance int64
 }
 
 type account struct {
