@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
@@ -22,7 +23,7 @@ import (
 func init() {
 	register(
 		balanceCmd(), historyCmd(), accountsCmd(),
-		requestsListCmd(), requestsDecideCmd("accept"), requestsDecideCmd("reject"),
+		requestsListCmd(), requestsDecideCmd("accept"), requestsDecideCmd("reject"), requestsCancelCmd(),
 		settingsGetCmd(), settingsSetCmd(),
 		packagesListCmd(), packagesCreateCmd(), packagesArchiveCmd(),
 		ratesListCmd(), ratesSetCmd(), quoteCmd(),
@@ -234,11 +235,11 @@ func accountsCmd() *command {
 
 func requestsListCmd() *command {
 	return &command{
-		name: "requests list", synopsis: "[--account ACCOUNT] [--status pending|accepted|rejected|all]",
+		name: "requests list", synopsis: "[--account ACCOUNT] [--status pending|accepted|rejected|cancelled|all]",
 		summary: "list credit requests: the agency's queue of pending requests by default",
 		setup: func(fs *flag.FlagSet) runFunc {
 			account := fs.String("account", "", "only this account's requests")
-			status := fs.String("status", "pending", "pending, accepted, rejected or all")
+			status := fs.String("status", "pending", "pending, accepted, rejected, cancelled or all")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -251,7 +252,7 @@ func requestsListCmd() *command {
 				if s := strings.ToLower(*status); s != "all" {
 					v, ok := pb.RequestStatus_value["REQUEST_STATUS_"+strings.ToUpper(s)]
 					if !ok || v == 0 {
-						return usagef("--status must be pending, accepted, rejected or all")
+						return usagef("--status must be pending, accepted, rejected, cancelled or all")
 					}
 					req.Status = pb.RequestStatus(v)
 				}
@@ -334,6 +335,37 @@ func requestsDecideCmd(verb string) *command {
 	}
 }
 
+func requestsCancelCmd() *command {
+	return &command{
+		name: "requests cancel", synopsis: "REQUEST_ID [--reason TEXT] [--idempotency-key KEY]",
+		summary: "cancel a pending credit request for its client: nothing is posted, its pending credits are released",
+		setup: func(fs *flag.FlagSet) runFunc {
+			reason := fs.String("reason", "", "why the request is withdrawn")
+			key := fs.String("idempotency-key", "", "idempotency key (default ledgerctl:cancel:REQUEST_ID, so that repeating the command is safe)")
+			return func(ctx context.Context, c *cli, args []string) error {
+				ws, l, err := c.open(ctx, args, 1, "REQUEST_ID")
+				if err != nil {
+					return err
+				}
+				if *key == "" {
+					*key = "ledgerctl:cancel:" + args[0]
+				}
+				res, err := l.CancelRequest(ctx, &pb.CancelRequestRequest{
+					Workspace: ws, RequestId: args[0], Reason: *reason, IdempotencyKey: *key,
+				})
+				if err != nil {
+					return err
+				}
+				r := res.GetRequest()
+				_, _ = fmt.Fprintf(c.stdout, "request %s %s by %s%s: %d credits no longer pending for %s\n", r.GetId(),
+					strings.ToLower(strings.TrimPrefix(r.GetStatus().String(), "REQUEST_STATUS_")), r.GetDecidedBy(),
+					replayed(res.GetReplayed()), r.GetAmount(), r.GetAccount())
+				return nil
+			}
+		},
+	}
+}
+
 // --- settings, packages, rates ---
 
 func settingsGetCmd() *command {
@@ -362,14 +394,72 @@ func printSettings(c *cli, s *pb.Settings) {
 		state = "enabled"
 	}
 	_, _ = fmt.Fprintf(c.stdout, "workspace %s: credit payments %s (updated %s)\n", s.GetWorkspace(), state, formatTime(s.GetUpdateTime()))
+	methods := make([]string, 0, len(s.GetPaymentMethods()))
+	for _, m := range s.GetPaymentMethods() {
+		methods = append(methods, methodName(m))
+	}
+	offered := strings.Join(methods, ", ")
+	if offered == "" {
+		offered = "none"
+	}
+	threshold := "off"
+	if n := s.GetLowBalanceThreshold(); n > 0 {
+		threshold = fmt.Sprintf("%d credits", n)
+	}
+	_, _ = fmt.Fprintf(c.stdout, "  payment methods: %s\n  low-balance threshold: %s\n  distinct approver required: %s\n",
+		offered, threshold, onOff(s.GetRequireDistinctApprover()))
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// methodName is a payment method as ledgerctl spells it: "bank_transfer".
+func methodName(m pb.PaymentMethod) string {
+	return strings.ToLower(strings.TrimPrefix(m.String(), "PAYMENT_METHOD_"))
+}
+
+// parseMethods parses --payment-methods: names separated by commas, or
+// "none".
+func parseMethods(s string) ([]pb.PaymentMethod, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "none") {
+		return []pb.PaymentMethod{}, nil
+	}
+	var out []pb.PaymentMethod
+	for _, name := range strings.Split(s, ",") {
+		v, ok := pb.PaymentMethod_value["PAYMENT_METHOD_"+strings.ToUpper(strings.TrimSpace(name))]
+		if !ok || v == 0 {
+			return nil, usagef("--payment-methods: %q is not one of stripe, paypal, bank_transfer, crypto (or none)", strings.TrimSpace(name))
+		}
+		out = append(out, pb.PaymentMethod(v))
+	}
+	return out, nil
+}
+
+func parseOnOff(flagName, v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "true", "enabled", "1":
+		return true, nil
+	case "off", "false", "disabled", "0":
+		return false, nil
+	}
+	return false, usagef("--%s must be on or off", flagName)
 }
 
 func settingsSetCmd() *command {
 	return &command{
-		name: "settings set", synopsis: "--credit-payments on|off",
-		summary: "switch credit payments of the workspace on or off (balances are preserved)",
+		name: "settings set",
+		synopsis: "[--credit-payments on|off] [--payment-methods stripe,paypal,bank_transfer,crypto|none] " +
+			"[--low-balance-threshold N] [--require-distinct-approver on|off]",
+		summary: "change the workspace's credit settings; only the flags given change (at least one)",
 		setup: func(fs *flag.FlagSet) runFunc {
-			value := fs.String("credit-payments", "", "on or off; required")
+			payments := fs.String("credit-payments", "", "on or off: whether clients may spend credits (balances are preserved)")
+			methods := fs.String("payment-methods", "", "the payment methods offered, separated by commas, or none")
+			threshold := fs.String("low-balance-threshold", "", "credits below which a balance is low; 0 turns it off")
+			distinct := fs.String("require-distinct-approver", "", "on or off: whether the submitter of a request may not decide it")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -378,23 +468,49 @@ func settingsSetCmd() *command {
 				if err := nargs(args, 0, ""); err != nil {
 					return err
 				}
-				var on bool
-				switch strings.ToLower(*value) {
-				case "on", "true", "enabled", "1":
-					on = true
-				case "off", "false", "disabled", "0":
-				default:
-					return usagef("--credit-payments must be on or off")
+				in := &pb.Settings{}
+				var paths []string
+				var ferr error
+				fs.Visit(func(f *flag.Flag) {
+					if ferr != nil {
+						return
+					}
+					switch f.Name {
+					case "credit-payments":
+						in.CreditPaymentsEnabled, ferr = parseOnOff(f.Name, *payments)
+						paths = append(paths, "credit_payments_enabled")
+					case "require-distinct-approver":
+						in.RequireDistinctApprover, ferr = parseOnOff(f.Name, *distinct)
+						paths = append(paths, "require_distinct_approver")
+					case "payment-methods":
+						in.PaymentMethods, ferr = parseMethods(*methods)
+						paths = append(paths, "payment_methods")
+					case "low-balance-threshold":
+						n, err := strconv.ParseInt(strings.TrimSpace(*threshold), 10, 64)
+						if err != nil || n < 0 {
+							ferr = usagef("--low-balance-threshold must be a whole number of credits, 0 or more")
+						}
+						in.LowBalanceThreshold = n
+						paths = append(paths, "low_balance_threshold")
+					}
+				})
+				if ferr != nil {
+					return ferr
+				}
+				if len(paths) == 0 {
+					return usagef("give at least one of --credit-payments, --payment-methods, --low-balance-threshold, --require-distinct-approver")
 				}
 				l, err := c.ledger(ctx)
 				if err != nil {
 					return err
 				}
-				s, err := l.SetCreditPaymentsEnabled(ctx, ws, on)
+				res, err := l.UpdateSettings(ctx, &pb.UpdateSettingsRequest{
+					Workspace: ws, Settings: in, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths},
+				})
 				if err != nil {
 					return err
 				}
-				printSettings(c, s)
+				printSettings(c, res.GetSettings())
 				return nil
 			}
 		},

@@ -40,7 +40,7 @@ func TestEveryRPCImplemented(t *testing.T) {
 			}
 		}
 	}
-	if n != 36 {
-		t.Errorf("called %d methods, the API declares 36 (21 CreditLedger, 10 CreditSettings, 5 CreditWebhooks)", n)
+	if n != 37 {
+		t.Errorf("called %d methods, the API declares 37 (22 CreditLedger, 10 CreditSettings, 5 CreditWebhooks)", n)
 	}
 }

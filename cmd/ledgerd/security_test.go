@@ -523,13 +523,28 @@ type fixture struct {
 	aliceTx     string // alice's seed credit: read, and reversed in part by the allowed cells
 	webhook     string // a webhook endpoint, read and changed by the matrix
 	dropWebhook string // a webhook endpoint, deleted by the allowed cell
+	// cancelReqs are alice's pending requests that the allowed cells of
+	// CancelRequest cancel, one for each principal allowed to (a request
+	// leaves PENDING once).
+	cancelReqs map[principal]string
+}
+
+// cancelReqFor is the request the matrix call with key cancels: its
+// principal's own (the key names the principal), else the client's.
+func (fx *fixture) cancelReqFor(key string) string {
+	for p, id := range fx.cancelReqs {
+		if strings.HasSuffix(key, fmt.Sprintf("-CancelRequest-%d", p)) {
+			return id
+		}
+	}
+	return fx.cancelReqs[pClient]
 }
 
 // mutating are the RPCs that change state: a refused call must leave the
 // workspace exactly as it was.
 var mutating = map[string]bool{
 	"CreditLedger.Credit": true, "CreditLedger.Debit": true, "CreditLedger.SubmitRequest": true,
-	"CreditLedger.DecideRequest": true, "CreditSettings.UpdateSettings": true, "CreditSettings.CreatePackage": true,
+	"CreditLedger.DecideRequest": true, "CreditLedger.CancelRequest": true, "CreditSettings.UpdateSettings": true, "CreditSettings.CreatePackage": true,
 	"CreditSettings.UpdatePackage": true, "CreditSettings.ArchivePackage": true, "CreditSettings.SetConversionRate": true,
 	"CreditLedger.CreateHold": true, "CreditLedger.CaptureHold": true, "CreditLedger.VoidHold": true,
 	"CreditLedger.ReverseTransaction":      true,
@@ -588,6 +603,12 @@ var matrix = map[string]matrixRow{
 			Reason: "paid", IdempotencyKey: key,
 		}
 	}, want(U, D, D, H, A, H, D)},
+	// A client withdraws its own account's requests; another's is as
+	// absent as an unknown one. The agency's admins and services may
+	// withdraw any.
+	"CreditLedger.CancelRequest": {func(fx *fixture, key string) proto.Message {
+		return &pb.CancelRequestRequest{Workspace: fx.ws, RequestId: fx.cancelReqFor(key), IdempotencyKey: key, Reason: "sec:cancel"}
+	}, want(U, A, H, H, A, H, A)},
 	"CreditLedger.GetRequest": {func(fx *fixture, _ string) proto.Message {
 		return &pb.GetRequestRequest{Workspace: fx.ws, RequestId: fx.aliceReq}
 	}, want(U, A, H, H, A, H, A)},
@@ -761,7 +782,7 @@ func (s *secLedgerd) seed(t *testing.T, ws string) *fixture {
 			fx.hold, fx.captureHold, fx.voidHold = holds[0], holds[1], holds[2]
 		}
 		var reqs []string
-		for i, acct := range []string{"alice", "alice", "bob"} {
+		for i, acct := range []string{"alice", "alice", "bob", "alice", "alice", "alice"} {
 			r, err := s.ledger.SubmitRequest(svc, &pb.SubmitRequestRequest{
 				Workspace: w, Account: acct, Amount: 10,
 				PaymentMethod: pb.PaymentMethod_PAYMENT_METHOD_CRYPTO, IdempotencyKey: "seed-req-" + strconv.Itoa(i),
@@ -771,6 +792,7 @@ func (s *secLedgerd) seed(t *testing.T, ws string) *fixture {
 		}
 		if w == fx.ws {
 			fx.aliceReq, fx.decideReq = reqs[0], reqs[1]
+			fx.cancelReqs = map[principal]string{pClient: reqs[3], pAdmin: reqs[4], pService: reqs[5]}
 		}
 		var hooks []string
 		for _, name := range []string{"kept", "dropped"} {

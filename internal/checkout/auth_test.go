@@ -134,6 +134,10 @@ func TestAuthorizationTable(t *testing.T) {
 		{"GET", "/v1/workspaces/" + ws + "/orders/" + o.ID, nil, [7]int{u, 200, nf, nf, 200, nf, 200}},
 		{"POST", "/v1/workspaces/" + ws + "/accounts/client-1/credit-purchases", PurchaseInput{PackageID: "starter", Method: MethodStripe}, [7]int{u, 201, nf, nf, 201, nf, 201}},
 		{"GET", "/v1/workspaces/" + ws + "/credit-purchases/" + p.ID, nil, [7]int{u, 200, nf, nf, 200, nf, 200}},
+		{"GET", "/v1/workspaces/" + ws + "/payment-methods", nil, [7]int{u, 200, 200, nf, 200, nf, 200}},
+		// A card purchase is settled by its provider: whoever may cancel
+		// is told it does not wait for the agency.
+		{"POST", "/v1/workspaces/" + ws + "/credit-purchases/" + p.ID + ":cancel", nil, [7]int{u, 409, nf, nf, 409, nf, 409}},
 		// Tokens do not open the webhook: only a provider's signature does.
 		{"POST", "/webhooks/payments", PaymentConfirmation{Provider: "stripe", PaymentID: "pi_x", Workspace: ws, Account: "client-1", PackageID: "starter"}, [7]int{400, 400, 400, 400, 400, 400, 400}},
 		{"GET", "/healthz", nil, [7]int{200, 200, 200, 200, 200, 200, 200}},

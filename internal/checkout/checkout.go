@@ -1,7 +1,8 @@
 // Package checkout is the reference checkout service of CreditLedger: a
 // catalog of services, "Buy with Credit" orders and the purchase of credit
 // packages (instantly by card/PayPal through a payment webhook, or manually
-// by bank transfer/crypto through a credit request the agency decides).
+// by bank transfer/crypto through a credit request the agency decides), with
+// only the payment methods the workspace offers (the ledger's settings).
 //
 // "Buy with Credit" reserves the credits when the order is placed (a
 // ledger hold: the order is HELD), spends them when it is confirmed (the
@@ -44,7 +45,9 @@ type Ledger interface {
 	Credit(ctx context.Context, req *pb.CreditRequest) (*pb.CreditResponse, error)
 	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
 	GetRequest(ctx context.Context, req *pb.GetRequestRequest) (*pb.GetRequestResponse, error)
+	CancelRequest(ctx context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error)
 	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
+	GetSettings(ctx context.Context, req *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error)
 }
 
 // Config configures an App.
@@ -704,7 +707,9 @@ type PurchaseInput struct {
 	Note             string        `json:"note,omitempty"`
 }
 
-// StartPurchase starts buying a credit package. STRIPE/PAYPAL: the package
+// StartPurchase starts buying a credit package with a method the workspace
+// offers (else PAYMENT_METHOD_NOT_OFFERED, and nothing is recorded).
+// STRIPE/PAYPAL: the package
 // must be active; the purchase waits (AWAITING_PAYMENT) for the provider's
 // confirmation on the payment webhook. BANK_TRANSFER/CRYPTO: the purchase is
 // recorded (SUBMITTING) and a credit request is submitted to the ledger
@@ -717,6 +722,9 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 	case MethodStripe, MethodPayPal, MethodBankTransfer, MethodCrypto:
 	default:
 		return Purchase{}, false, invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
+	}
+	if err := a.offered(ctx, workspace, in.Method); err != nil {
+		return Purchase{}, false, err
 	}
 	if len(in.PaymentReference) > 256 || len(in.Note) > 1024 {
 		return Purchase{}, false, invalidf("payment_reference", "at most 256 characters (note: 1024)")
@@ -755,6 +763,100 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
 	p, err = a.advancePurchase(ctx, p)
 	return p, existing, err
+}
+
+// PaymentMethods returns the payment methods the workspace offers, read
+// from the ledger's settings each time (the agency may change them at any
+// moment), in the ledger's order.
+func (a *App) PaymentMethods(ctx context.Context, workspace string) ([]PaymentMethod, error) {
+	if err := checkIDs("workspace", workspace); err != nil {
+		return nil, err
+	}
+	res, err := a.ledger.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: workspace})
+	if err != nil {
+		return nil, fromLedger(err)
+	}
+	out := []PaymentMethod{}
+	for _, m := range res.GetSettings().GetPaymentMethods() {
+		if pm, ok := checkoutMethod(m); ok {
+			out = append(out, pm)
+		}
+	}
+	return out, nil
+}
+
+// offered refuses, with PAYMENT_METHOD_NOT_OFFERED, a method the workspace
+// does not offer. For BANK_TRANSFER and CRYPTO the ledger's SubmitRequest
+// checks again against the settings of its own write, so that a change
+// in between is not missed.
+func (a *App) offered(ctx context.Context, workspace string, m PaymentMethod) error {
+	methods, err := a.PaymentMethods(ctx, workspace)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(methods, m) {
+		return nil
+	}
+	return &Error{
+		Kind: KindRefused, Code: ledgerclient.ReasonPaymentMethodNotOffered,
+		Message:  "the workspace does not offer " + string(m) + " as a payment method",
+		Metadata: map[string]string{"payment_method": string(m)},
+	}
+}
+
+// CancelPurchase withdraws a manual purchase waiting for the agency: its
+// credit request is cancelled on the ledger (key
+// "checkout-purchase:<id>:cancel") and the purchase is CANCELLED. A
+// purchase already cancelled is returned as it is; any other that no
+// longer waits (credited, rejected, failed, or a card purchase, which its
+// provider settles) is PURCHASE_NOT_PENDING.
+func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
+	p, err := a.storedPurchase(ctx, workspace, id)
+	if err != nil {
+		return Purchase{}, err
+	}
+	if p.Status == PurchaseSubmitting {
+		// Its request must exist before it can be withdrawn.
+		if p, err = a.advancePurchase(ctx, p); err != nil {
+			return p, err
+		}
+	}
+	switch p.Status {
+	case PurchaseCancelled:
+		return p, nil
+	case PurchasePendingApproval:
+	default:
+		return p, &Error{
+			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "only a purchase waiting for the agency's approval can be cancelled",
+			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
+		}
+	}
+	res, err := a.ledger.CancelRequest(ctx, &pb.CancelRequestRequest{
+		Workspace: p.Workspace, RequestId: p.RequestID, IdempotencyKey: PurchaseKey(p.ID) + ":cancel",
+		Reason: "cancelled by the client",
+	})
+	if errors.Is(err, ledgerclient.ErrRequestAlreadyDecided) {
+		// Decided meanwhile: record the decision, and say so.
+		if p, err = a.refreshPurchase(ctx, p); err != nil {
+			return p, err
+		}
+		if p.Status == PurchaseCancelled {
+			return p, nil
+		}
+		return p, &Error{
+			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "the agency decided the purchase first",
+			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
+		}
+	}
+	if err != nil {
+		return p, fromLedger(err)
+	}
+	out, err := a.applyDecision(ctx, p, res.GetRequest())
+	if err != nil {
+		return p, err
+	}
+	a.log.Info("purchase cancelled", zap.String("purchase_id", p.ID), zap.Bool("replayed", res.GetReplayed()))
+	return out, nil
 }
 
 // advancePurchase moves a manual purchase along: submits its request when
@@ -814,6 +916,11 @@ func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchas
 		if u.FailureReason == "" {
 			u.FailureReason = "REJECTED"
 		}
+	case pb.RequestStatus_REQUEST_STATUS_CANCELLED:
+		u = purchaseUpdate{Status: PurchaseCancelled, FailureReason: r.GetDecisionReason()}
+		if u.FailureReason == "" {
+			u.FailureReason = "CANCELLED"
+		}
 	default:
 		return p, nil
 	}
@@ -823,6 +930,22 @@ func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchas
 	}
 	a.log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
 	return out, nil
+}
+
+// checkoutMethod is the checkout's name of a ledger payment method.
+func checkoutMethod(m pb.PaymentMethod) (PaymentMethod, bool) {
+	switch m {
+	case pb.PaymentMethod_PAYMENT_METHOD_STRIPE:
+		return MethodStripe, true
+	case pb.PaymentMethod_PAYMENT_METHOD_PAYPAL:
+		return MethodPayPal, true
+	case pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER:
+		return MethodBankTransfer, true
+	case pb.PaymentMethod_PAYMENT_METHOD_CRYPTO:
+		return MethodCrypto, true
+	default:
+		return "", false
+	}
 }
 
 func ledgerMethod(m PaymentMethod) pb.PaymentMethod {

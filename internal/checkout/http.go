@@ -34,8 +34,10 @@ const maxWebhookBody = 512 << 10
 //	POST /v1/workspaces/{workspace}/orders/{order}:cancel
 //	POST /v1/workspaces/{workspace}/orders/{order}:refund
 //	GET  /v1/workspaces/{workspace}/orders/{order}/refunds
+//	GET  /v1/workspaces/{workspace}/payment-methods
 //	POST /v1/workspaces/{workspace}/accounts/{account}/credit-purchases
 //	GET  /v1/workspaces/{workspace}/credit-purchases/{purchase}
+//	POST /v1/workspaces/{workspace}/credit-purchases/{purchase}:cancel
 //	POST /webhooks/payments
 //	GET  /healthz
 //
@@ -45,8 +47,8 @@ const maxWebhookBody = 512 << 10
 // as if it did not exist. Admin and service tokens act on every account of
 // their workspace. The catalog is read by all and written by admins
 // (settings:admin); reads need ledger:read; orders (placing, confirming,
-// cancelling) and purchases need requests:submit (or ledger:write for a
-// service). Refunds are the agency's: admin (settings:admin) or service
+// cancelling) and purchases (starting, cancelling) need requests:submit
+// (or ledger:write for a service). Refunds are the agency's: admin (settings:admin) or service
 // (ledger:write) only. A missing role or scope is 403. The webhook is authenticated by the provider's signature, not
 // by a token; /healthz is open.
 func (a *App) Handler() http.Handler {
@@ -64,6 +66,8 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/orders/{order}/refunds", a.handleListRefunds)
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/accounts/{account}/credit-purchases", a.handleStartPurchase)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/credit-purchases/{purchase}", a.handleGetPurchase)
+	mux.HandleFunc("POST /v1/workspaces/{workspace}/credit-purchases/{purchase}", a.handlePurchaseAction)
+	mux.HandleFunc("GET /v1/workspaces/{workspace}/payment-methods", a.handlePaymentMethods)
 	mux.HandleFunc("POST /webhooks/payments", a.handleWebhook)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -290,6 +294,49 @@ func (a *App) handleStartPurchase(w http.ResponseWriter, r *http.Request) {
 	}
 	p, existing, err := a.StartPurchase(r.Context(), ws, acct, in, r.Header.Get("Idempotency-Key"))
 	a.respondWith(w, created(existing), "purchase", p, p.ID != "", err)
+}
+
+// handlePaymentMethods lists the payment methods the workspace offers, as
+// the ledger's settings say now: {"payment_methods": ["STRIPE", …]}.
+func (a *App) handlePaymentMethods(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
+	if _, ok := a.allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+		return
+	}
+	methods, err := a.PaymentMethods(r.Context(), ws)
+	a.respond(w, http.StatusOK, map[string]any{"payment_methods": methods}, err)
+}
+
+// handlePurchaseAction is POST …/credit-purchases/{purchase}:cancel (no
+// body): the client of the purchase's account, an admin or a service
+// withdraws a manual purchase waiting for the agency. 200 with the
+// CANCELLED purchase (also when it already was); 409 PURCHASE_NOT_PENDING
+// (with the purchase) when it no longer waits; 503 when the ledger did
+// not answer (call again).
+func (a *App) handlePurchaseAction(w http.ResponseWriter, r *http.Request) {
+	ws := r.PathValue("workspace")
+	id, verb, _ := strings.Cut(r.PathValue("purchase"), ":")
+	if verb != "cancel" {
+		writeError(w, notFound("route", r.URL.Path))
+		return
+	}
+	c, ok := a.allow(w, r, spendAccess, ws, "", notFound("purchase", id))
+	if !ok {
+		return
+	}
+	p, err := a.storedPurchase(r.Context(), ws, id)
+	if err == nil {
+		err = authorize(c, spendAccess, ws, p.Account, notFound("purchase", id))
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !a.decodeOptional(w, r, &struct{}{}) {
+		return
+	}
+	p, err = a.CancelPurchase(r.Context(), ws, id)
+	a.respondWith(w, http.StatusOK, "purchase", p, p.ID != "", err)
 }
 
 // handleGetPurchase returns a purchase, refreshed from the ledger when it

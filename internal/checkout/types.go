@@ -188,6 +188,9 @@ const (
 	PurchaseRejected PurchaseStatus = "REJECTED"
 	// PurchaseFailed: the ledger refused the purchase (payments disabled, package inactive, …).
 	PurchaseFailed PurchaseStatus = "FAILED"
+	// PurchaseCancelled: the client withdrew the request before the agency
+	// decided it; nothing was posted.
+	PurchaseCancelled PurchaseStatus = "CANCELLED"
 )
 
 // Purchase is a client buying a credit package.
@@ -311,6 +314,9 @@ const (
 	CodeUnauthenticated    = "UNAUTHENTICATED"
 	CodePermissionDenied   = "PERMISSION_DENIED"
 	CodeUnknownPurchase    = "UNKNOWN_PURCHASE"
+	// CodePurchaseNotPending: cancel of a purchase that no longer waits
+	// for the agency (metadata: status).
+	CodePurchaseNotPending = "PURCHASE_NOT_PENDING"
 	// CodeOrderNotHeld: confirm or cancel of an order that is not HELD
 	// (metadata: status), or whose other action is in flight.
 	CodeOrderNotHeld = "ORDER_NOT_HELD"

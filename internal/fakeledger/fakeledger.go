@@ -100,6 +100,12 @@ type workspace struct {
 	holdIDs  []string                   // creation order
 	txByID   map[string]*pb.Transaction // every entry of the workspace
 	reversed map[string]int64           // transaction id → credits reversed so far
+
+	// methods are the payment methods offered once chosen (methodsSet);
+	// every method until then.
+	methods    []pb.PaymentMethod
+	methodsSet bool
+	lowBalance int64
 }
 
 type account struct {
@@ -224,6 +230,20 @@ func (s *Server) SetEnabled(workspace string, enabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.workspace(workspace).enabled = enabled
+}
+
+// SetPaymentMethods makes the workspace offer only methods (test setup
+// shortcut; none for an empty list).
+func (s *Server) SetPaymentMethods(workspace string, methods ...pb.PaymentMethod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.workspace(workspace)
+	w.methods, w.methodsSet = slices.Sorted(slices.Values(methods)), true
+}
+
+// offers reports whether the workspace offers payment method m.
+func (w *workspace) offers(m pb.PaymentMethod) bool {
+	return !w.methodsSet || slices.Contains(w.methods, m)
 }
 
 // SetRate sets a conversion rate (test setup shortcut).
@@ -658,6 +678,11 @@ func (l ledgerService) SubmitRequest(_ context.Context, req *pb.SubmitRequestReq
 	if !w.enabled {
 		return nil, fail(codes.FailedPrecondition, "CREDIT_PAYMENTS_DISABLED", "credit payments are disabled in this workspace", nil)
 	}
+	if !w.offers(req.GetPaymentMethod()) {
+		name := strings.TrimPrefix(req.GetPaymentMethod().String(), "PAYMENT_METHOD_")
+		return nil, fail(codes.FailedPrecondition, "PAYMENT_METHOD_NOT_OFFERED", "the workspace does not offer "+name+" as a payment method",
+			map[string]string{"payment_method": name})
+	}
 	amount := req.GetAmount()
 	if req.GetPackageId() != "" {
 		p, err := s.activePackage(w, req.GetPackageId())
@@ -718,6 +743,40 @@ func (l ledgerService) DecideRequest(_ context.Context, req *pb.DecideRequestReq
 	}
 	res.Request = proto.CloneOf(r)
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "DecideRequest", fingerprint: fingerprint(req), response: proto.Clone(res)}
+	return res, nil
+}
+
+// CancelRequest withdraws a PENDING request. The fake has no tokens per
+// account: whoever calls may cancel, recorded as "fake-canceller".
+func (l ledgerService) CancelRequest(_ context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error) {
+	s := l.s
+	if err := checkKey(req.GetIdempotencyKey(), "workspace", req.GetWorkspace(), "request_id", req.GetRequestId()); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.workspace(req.GetWorkspace())
+	r, ok := w.requests[req.GetRequestId()]
+	if !ok {
+		return nil, notFound("credit request", req.GetRequestId())
+	}
+	key := "c:" + r.GetId() + ":" + req.GetIdempotencyKey() // scoped to the request, as the ledger does
+	if prev, err := replay(w, "CancelRequest", key, req); err != nil || prev != nil {
+		if prev != nil {
+			res := prev.(*pb.CancelRequestResponse)
+			res.Replayed = true
+			return res, nil
+		}
+		return nil, err
+	}
+	if r.GetStatus() != pb.RequestStatus_REQUEST_STATUS_PENDING {
+		status := strings.TrimPrefix(r.GetStatus().String(), "REQUEST_STATUS_")
+		return nil, fail(codes.FailedPrecondition, "REQUEST_ALREADY_DECIDED", "the request was already "+strings.ToLower(status),
+			map[string]string{"request_id": r.GetId(), "status": status})
+	}
+	r.Status, r.DecisionReason, r.DecidedBy, r.DecideTime = pb.RequestStatus_REQUEST_STATUS_CANCELLED, req.GetReason(), "fake-canceller", s.ts()
+	res := &pb.CancelRequestResponse{Request: proto.CloneOf(r)}
+	w.keys[key] = keyRecord{method: "CancelRequest", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
 }
 
@@ -816,7 +875,14 @@ type settingsService struct {
 }
 
 func (x settingsService) settings(ws string, w *workspace) *pb.Settings {
-	st := &pb.Settings{Workspace: ws, CreditPaymentsEnabled: w.enabled}
+	st := &pb.Settings{Workspace: ws, CreditPaymentsEnabled: w.enabled, LowBalanceThreshold: w.lowBalance}
+	st.PaymentMethods = slices.Clone(w.methods)
+	if !w.methodsSet {
+		st.PaymentMethods = []pb.PaymentMethod{
+			pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO,
+			pb.PaymentMethod_PAYMENT_METHOD_STRIPE, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL,
+		}
+	}
 	if !w.settings.IsZero() {
 		st.UpdateTime = timestamppb.New(w.settings)
 	}
@@ -830,13 +896,43 @@ func (x settingsService) GetSettings(_ context.Context, req *pb.GetSettingsReque
 }
 
 func (x settingsService) UpdateSettings(_ context.Context, req *pb.UpdateSettingsRequest) (*pb.UpdateSettingsResponse, error) {
-	if !slices.Equal(req.GetUpdateMask().GetPaths(), []string{"credit_payments_enabled"}) {
-		return nil, invalid("update_mask", `must be ["credit_payments_enabled"]`)
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask", "is required by the fake")
+	}
+	in := req.GetSettings()
+	for _, p := range paths {
+		switch p {
+		case "credit_payments_enabled":
+		case "payment_methods":
+			for i, m := range in.GetPaymentMethods() {
+				if _, known := pb.PaymentMethod_name[int32(m)]; !known || m == pb.PaymentMethod_PAYMENT_METHOD_UNSPECIFIED ||
+					slices.Contains(in.GetPaymentMethods()[:i], m) {
+					return nil, invalid("settings.payment_methods", "unknown, unspecified or repeated payment method")
+				}
+			}
+		case "low_balance_threshold":
+			if in.GetLowBalanceThreshold() < 0 || in.GetLowBalanceThreshold() > ledger.MaxBalance {
+				return nil, invalid("settings.low_balance_threshold", "out of range")
+			}
+		default:
+			return nil, invalid("update_mask", "the fake does not set "+p)
+		}
 	}
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
 	w := x.s.workspace(req.GetWorkspace())
-	w.enabled, w.settings = req.GetSettings().GetCreditPaymentsEnabled(), x.s.now().UTC()
+	for _, p := range paths {
+		switch p {
+		case "credit_payments_enabled":
+			w.enabled = in.GetCreditPaymentsEnabled()
+		case "payment_methods":
+			w.methods, w.methodsSet = slices.Sorted(slices.Values(in.GetPaymentMethods())), true
+		case "low_balance_threshold":
+			w.lowBalance = in.GetLowBalanceThreshold()
+		}
+	}
+	w.settings = x.s.now().UTC()
 	return &pb.UpdateSettingsResponse{Settings: x.settings(req.GetWorkspace(), w)}, nil
 }
 

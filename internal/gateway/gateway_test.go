@@ -296,3 +296,79 @@ func TestDialTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestRESTAgencyControls: the workspace's payment methods and low-balance
+// threshold through PATCH …/settings, SubmitRequest refused for a method not
+// offered, and POST …/creditRequests/{id}:cancel.
+func TestRESTAgencyControls(t *testing.T) {
+	t.Parallel()
+	e := start(t, grpcserver.NoAuth{}, "")
+	ws := e.url + "/v1/workspaces/acme"
+
+	r := do(t, "GET", ws+"/settings", "", nil)
+	if methods, _ := r.body["paymentMethods"].([]any); r.code != 200 || len(methods) != 4 || r.body["lowBalanceThreshold"] != nil {
+		t.Fatalf("defaults: %d %s", r.code, r.raw)
+	}
+	// The mask is derived from the body's fields.
+	r = do(t, "PATCH", ws+"/settings", `{"creditPaymentsEnabled": true, "paymentMethods": ["PAYMENT_METHOD_STRIPE", "PAYMENT_METHOD_CRYPTO"], "lowBalanceThreshold": "250"}`, nil)
+	if r.code != 200 || r.body["lowBalanceThreshold"] != "250" {
+		t.Fatalf("set: %d %s", r.code, r.raw)
+	}
+	if got, _ := json.Marshal(r.body["paymentMethods"]); string(got) != `["PAYMENT_METHOD_CRYPTO","PAYMENT_METHOD_STRIPE"]` {
+		t.Errorf("payment methods = %s, want them in enum order", got)
+	}
+	r = do(t, "PATCH", ws+"/settings", `{"paymentMethods": ["PAYMENT_METHOD_CRYPTO", "PAYMENT_METHOD_CRYPTO"]}`, nil)
+	if vs, _ := detail(t, r.body, "google.rpc.BadRequest")["fieldViolations"].([]any); r.code != 400 || len(vs) != 1 ||
+		vs[0].(map[string]any)["field"] != "settings.payment_methods" {
+		t.Fatalf("a method twice: %d %s", r.code, r.raw)
+	}
+
+	r = do(t, "POST", ws+"/accounts/alice/creditRequests",
+		`{"amount": "50", "paymentMethod": "PAYMENT_METHOD_BANK_TRANSFER", "idempotencyKey": "s1"}`, nil)
+	if ei := detail(t, r.body, "google.rpc.ErrorInfo"); r.code != 400 || ei["reason"] != "PAYMENT_METHOD_NOT_OFFERED" {
+		t.Fatalf("bank transfer not offered: %d %s", r.code, r.raw)
+	}
+	r = do(t, "POST", ws+"/accounts/alice/creditRequests",
+		`{"amount": "50", "paymentMethod": "PAYMENT_METHOD_CRYPTO", "idempotencyKey": "s1"}`, nil)
+	req, _ := r.body["request"].(map[string]any)
+	id, _ := req["id"].(string)
+	if r.code != 200 || id == "" {
+		t.Fatalf("crypto: %d %s", r.code, r.raw)
+	}
+
+	cancel := ws + "/creditRequests/" + id + ":cancel"
+	r = do(t, "POST", cancel, `{"idempotencyKey": "c1", "reason": "paid by card"}`, nil)
+	req, _ = r.body["request"].(map[string]any)
+	if r.code != 200 || req["status"] != "REQUEST_STATUS_CANCELLED" || req["decisionReason"] != "paid by card" ||
+		req["decidedBy"] == nil || req["decideTime"] == nil || r.body["replayed"] != nil {
+		t.Fatalf("cancel: %d %s", r.code, r.raw)
+	}
+	if r = do(t, "POST", cancel, `{"idempotencyKey": "c1", "reason": "paid by card"}`, nil); r.code != 200 || r.body["replayed"] != true {
+		t.Fatalf("cancel again with the key: %d %s", r.code, r.raw)
+	}
+	r = do(t, "POST", cancel, `{"idempotencyKey": "c2"}`, nil)
+	if ei := detail(t, r.body, "google.rpc.ErrorInfo"); r.code != 400 || ei["reason"] != "REQUEST_ALREADY_DECIDED" {
+		t.Fatalf("cancel again with another key: %d %s", r.code, r.raw)
+	}
+	if r = do(t, "POST", ws+"/creditRequests/nope:cancel", `{"idempotencyKey": "c3"}`, nil); r.code != 404 {
+		t.Fatalf("cancel an unknown request: %d %s", r.code, r.raw)
+	}
+	r = do(t, "GET", ws+"/creditRequests?status=REQUEST_STATUS_CANCELLED", "", nil)
+	if reqs, _ := r.body["requests"].([]any); r.code != 200 || len(reqs) != 1 {
+		t.Fatalf("list cancelled: %d %s", r.code, r.raw)
+	}
+	if r = do(t, "GET", ws+"/accounts/alice/balance", "", nil); r.code != 200 || r.body["pendingRequestCredits"] != nil {
+		t.Fatalf("pending credits after the cancel: %d %s", r.code, r.raw)
+	}
+
+	// Named by the mask, an empty list offers none (and is omitted).
+	r = do(t, "PATCH", ws+"/settings?updateMask=payment_methods", `{"paymentMethods": []}`, nil)
+	if r.code != 200 || r.body["paymentMethods"] != nil || r.body["lowBalanceThreshold"] != "250" {
+		t.Fatalf("offer none: %d %s", r.code, r.raw)
+	}
+	r = do(t, "POST", ws+"/accounts/alice/creditRequests",
+		`{"amount": "50", "paymentMethod": "PAYMENT_METHOD_CRYPTO", "idempotencyKey": "s2"}`, nil)
+	if ei := detail(t, r.body, "google.rpc.ErrorInfo"); r.code != 400 || ei["reason"] != "PAYMENT_METHOD_NOT_OFFERED" {
+		t.Fatalf("crypto no longer offered: %d %s", r.code, r.raw)
+	}
+}

@@ -65,6 +65,10 @@ var policy = map[string]rule{
 	pb.CreditLedger_GetRequest_FullMethodName:         {one(ScopeLedgerRead), true}, // a client's own requests only: checked on the answer
 	pb.CreditLedger_ListAccounts_FullMethodName:       {one(ScopeLedgerRead), false},
 	pb.CreditLedger_DecideRequest_FullMethodName:      {one(ScopeRequestsDecide), false},
+	// A client withdraws its own requests (the handler passes its account
+	// to the domain, which finds another's absent); the agency's admins
+	// and services may withdraw any.
+	pb.CreditLedger_CancelRequest_FullMethodName: {[]string{ScopeRequestsSubmit, ScopeRequestsDecide}, true},
 
 	// Holds are the internal services' (checkout, invoicing).
 	pb.CreditLedger_CreateHold_FullMethodName:  {one(ScopeLedgerWrite), false},

@@ -128,6 +128,7 @@ func TestAuthorizeScopeByRPC(t *testing.T) {
 		{"/creditledger.v1.CreditLedger/GetRequest", []string{"ledger:read"}, true}, // ownership checked on the answer,
 		{"/creditledger.v1.CreditLedger/ListAccounts", []string{"ledger:read"}, false},
 		{"/creditledger.v1.CreditLedger/DecideRequest", []string{"requests:decide"}, false},
+		{"/creditledger.v1.CreditLedger/CancelRequest", []string{"requests:submit", "requests:decide"}, true}, // a client its own requests: checked by the domain
 		{"/creditledger.v1.CreditLedger/CreateHold", []string{"ledger:write"}, false},
 		{"/creditledger.v1.CreditLedger/CaptureHold", []string{"ledger:write"}, false},
 		{"/creditledger.v1.CreditLedger/VoidHold", []string{"ledger:write"}, false},

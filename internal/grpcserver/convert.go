@@ -130,6 +130,10 @@ func fromProtoPaymentMethod(f *fieldErrors, field string, m pb.PaymentMethod) le
 		return ledger.MethodBankTransfer
 	case pb.PaymentMethod_PAYMENT_METHOD_CRYPTO:
 		return ledger.MethodCrypto
+	case pb.PaymentMethod_PAYMENT_METHOD_STRIPE:
+		return ledger.MethodStripe
+	case pb.PaymentMethod_PAYMENT_METHOD_PAYPAL:
+		return ledger.MethodPayPal
 	}
 	f.add(field, "unknown payment method %d", int32(m))
 	return ledger.MethodUnspecified
@@ -141,9 +145,27 @@ func toProtoPaymentMethod(m ledger.PaymentMethod) pb.PaymentMethod {
 		return pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER
 	case ledger.MethodCrypto:
 		return pb.PaymentMethod_PAYMENT_METHOD_CRYPTO
+	case ledger.MethodStripe:
+		return pb.PaymentMethod_PAYMENT_METHOD_STRIPE
+	case ledger.MethodPayPal:
+		return pb.PaymentMethod_PAYMENT_METHOD_PAYPAL
 	default:
 		return pb.PaymentMethod_PAYMENT_METHOD_UNSPECIFIED
 	}
+}
+
+// fromProtoPaymentMethods converts a list of methods; an unknown number is
+// a violation of the list (the domain refuses unspecified and repeated
+// values). nil stays nil.
+func fromProtoPaymentMethods(f *fieldErrors, field string, ms []pb.PaymentMethod) []ledger.PaymentMethod {
+	if ms == nil {
+		return nil
+	}
+	out := make([]ledger.PaymentMethod, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, fromProtoPaymentMethod(f, field, m))
+	}
+	return out
 }
 
 func fromProtoRequestStatus(f *fieldErrors, field string, s pb.RequestStatus) ledger.RequestStatus {
@@ -156,6 +178,8 @@ func fromProtoRequestStatus(f *fieldErrors, field string, s pb.RequestStatus) le
 		return ledger.StatusAccepted
 	case pb.RequestStatus_REQUEST_STATUS_REJECTED:
 		return ledger.StatusRejected
+	case pb.RequestStatus_REQUEST_STATUS_CANCELLED:
+		return ledger.StatusCancelled
 	}
 	f.add(field, "unknown request status %d", int32(s))
 	return ledger.StatusUnspecified
@@ -169,6 +193,8 @@ func toProtoRequestStatus(s ledger.RequestStatus) pb.RequestStatus {
 		return pb.RequestStatus_REQUEST_STATUS_ACCEPTED
 	case ledger.StatusRejected:
 		return pb.RequestStatus_REQUEST_STATUS_REJECTED
+	case ledger.StatusCancelled:
+		return pb.RequestStatus_REQUEST_STATUS_CANCELLED
 	default:
 		return pb.RequestStatus_REQUEST_STATUS_UNSPECIFIED
 	}
@@ -390,6 +416,30 @@ func fromProtoDecide(r *pb.DecideRequestRequest) (ledger.DecideInput, error) {
 	return in, f.err()
 }
 
+// fromProtoCancel reads a cancellation; the transport adds who cancels
+// and, for a client's token, the only account it may touch.
+func fromProtoCancel(r *pb.CancelRequestRequest) ledger.CancelInput {
+	return ledger.CancelInput{
+		Workspace:      r.GetWorkspace(),
+		RequestID:      r.GetRequestId(),
+		Reason:         r.GetReason(),
+		IdempotencyKey: r.GetIdempotencyKey(),
+	}
+}
+
+// fromProtoSettings reads the caller-settable settings; output-only fields
+// (workspace, update_time) are ignored.
+func fromProtoSettings(s *pb.Settings) (ledger.Settings, error) {
+	var f fieldErrors
+	in := ledger.Settings{
+		CreditPaymentsEnabled:   s.GetCreditPaymentsEnabled(),
+		RequireDistinctApprover: s.GetRequireDistinctApprover(),
+		PaymentMethods:          fromProtoPaymentMethods(&f, "settings.payment_methods", s.GetPaymentMethods()),
+		LowBalanceThreshold:     s.GetLowBalanceThreshold(),
+	}
+	return in, f.err()
+}
+
 func fromProtoListRequests(r *pb.ListRequestsRequest) (ledger.ListRequestsInput, error) {
 	var f fieldErrors
 	in := ledger.ListRequestsInput{
@@ -594,11 +644,18 @@ func toProtoCreditRequest(r ledger.CreditRequest) *pb.CreditPurchaseRequest {
 }
 
 func toProtoSettings(s ledger.Settings) *pb.Settings {
+	offered := s.OfferedPaymentMethods()
+	methods := make([]pb.PaymentMethod, len(offered))
+	for i, m := range offered {
+		methods[i] = toProtoPaymentMethod(m)
+	}
 	return &pb.Settings{
 		Workspace:               s.Workspace,
 		CreditPaymentsEnabled:   s.CreditPaymentsEnabled,
 		RequireDistinctApprover: s.RequireDistinctApprover,
 		UpdateTime:              toProtoTime(s.UpdateTime),
+		PaymentMethods:          methods,
+		LowBalanceThreshold:     s.LowBalanceThreshold,
 	}
 }
 

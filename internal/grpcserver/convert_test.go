@@ -61,6 +61,16 @@ func TestEnumsRoundTrip(t *testing.T) {
 			t.Errorf("domain kind %v has no API value", k)
 		}
 	}
+	for _, m := range ledger.AllPaymentMethods() {
+		if toProtoPaymentMethod(m) == pb.PaymentMethod_PAYMENT_METHOD_UNSPECIFIED {
+			t.Errorf("domain payment method %v has no API value", m)
+		}
+	}
+	for st := ledger.StatusPending; st <= ledger.StatusCancelled; st++ {
+		if toProtoRequestStatus(st) == pb.RequestStatus_REQUEST_STATUS_UNSPECIFIED {
+			t.Errorf("domain request status %v has no API value", st)
+		}
+	}
 	for h := ledger.HoldActive; h <= ledger.HoldExpired; h++ {
 		if toProtoHoldStatus(h) == pb.HoldStatus_HOLD_STATUS_UNSPECIFIED {
 			t.Errorf("domain hold status %v has no API value", h)
@@ -101,9 +111,13 @@ func TestUnknownEnumsAreInvalid(t *testing.T) {
 		}, "payment_method"},
 		{"decision", func() error { _, err := fromProtoDecide(&pb.DecideRequestRequest{Decision: 5}); return err }, "decision"},
 		{"status filter", func() error {
-			_, err := fromProtoListRequests(&pb.ListRequestsRequest{Status: 4})
+			_, err := fromProtoListRequests(&pb.ListRequestsRequest{Status: 5})
 			return err
 		}, "status"},
+		{"offered payment method", func() error {
+			_, err := fromProtoSettings(&pb.Settings{PaymentMethods: []pb.PaymentMethod{pb.PaymentMethod_PAYMENT_METHOD_CRYPTO, 7}})
+			return err
+		}, "settings.payment_methods"},
 		{"hold kind", func() error { _, err := fromProtoCreateHold(&pb.CreateHoldRequest{Kind: 99}); return err }, "kind"},
 		{"hold status filter", func() error {
 			_, err := fromProtoListHolds(&pb.ListHoldsRequest{Status: 5})
@@ -433,4 +447,43 @@ func TestHoldsReversalsExpiryConverters(t *testing.T) {
 			t.Errorf("period = %v %v %v", start, end, err)
 		}
 	})
+}
+
+func TestSettingsConverters(t *testing.T) {
+	t.Parallel()
+	all := []pb.PaymentMethod{
+		pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO,
+		pb.PaymentMethod_PAYMENT_METHOD_STRIPE, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL,
+	}
+	for _, tt := range []struct {
+		name string
+		in   ledger.Settings
+		want *pb.Settings
+	}{
+		{"never chosen: every method", ledger.Settings{Workspace: "acme"}, &pb.Settings{Workspace: "acme", PaymentMethods: all}},
+		{"chosen", ledger.Settings{
+			Workspace: "acme", PaymentMethodsSet: true, PaymentMethods: []ledger.PaymentMethod{ledger.MethodCrypto, ledger.MethodPayPal},
+			LowBalanceThreshold: 250,
+		}, &pb.Settings{
+			Workspace:           "acme",
+			PaymentMethods:      []pb.PaymentMethod{pb.PaymentMethod_PAYMENT_METHOD_CRYPTO, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL},
+			LowBalanceThreshold: 250,
+		}},
+		{"none", ledger.Settings{Workspace: "acme", PaymentMethodsSet: true}, &pb.Settings{Workspace: "acme", PaymentMethods: []pb.PaymentMethod{}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tt.want, toProtoSettings(tt.in), protocmp.Transform()); diff != "" {
+				t.Errorf("toProtoSettings (-want +got):\n%s", diff)
+			}
+		})
+	}
+	in, err := fromProtoSettings(&pb.Settings{
+		Workspace: "ignored", CreditPaymentsEnabled: true, PaymentMethods: []pb.PaymentMethod{pb.PaymentMethod_PAYMENT_METHOD_STRIPE},
+		LowBalanceThreshold: 9,
+	})
+	want := ledger.Settings{CreditPaymentsEnabled: true, PaymentMethods: []ledger.PaymentMethod{ledger.MethodStripe}, LowBalanceThreshold: 9}
+	if err != nil || !cmp.Equal(in, want) {
+		t.Errorf("fromProtoSettings = %+v, %v; want %+v", in, err, want)
+	}
 }

@@ -113,6 +113,19 @@ func (s *LedgerServer) DecideRequest(ctx context.Context, r *pb.DecideRequestReq
 	return out, nil
 }
 
+// CancelRequest withdraws a pending request. A client's token cancels its
+// own account's requests only: the domain finds another's as absent, in
+// the same batch that cancels it.
+func (s *LedgerServer) CancelRequest(ctx context.Context, r *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error) {
+	in := fromProtoCancel(r)
+	in.Account, in.CancelledBy = clientAccount(ctx), actor(ctx, "")
+	res, err := s.svc.CancelRequest(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CancelRequestResponse{Request: toProtoCreditRequest(res.Request), Replayed: res.Replayed}, nil
+}
+
 // GetRequest returns one credit request.
 func (s *LedgerServer) GetRequest(ctx context.Context, r *pb.GetRequestRequest) (*pb.GetRequestResponse, error) {
 	req, err := s.svc.GetRequest(ctx, r.GetWorkspace(), r.GetRequestId())

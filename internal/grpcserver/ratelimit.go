@@ -63,6 +63,7 @@ var writeMethods = map[string]bool{
 	pb.CreditLedger_Debit_FullMethodName:               true,
 	pb.CreditLedger_SubmitRequest_FullMethodName:       true,
 	pb.CreditLedger_DecideRequest_FullMethodName:       true,
+	pb.CreditLedger_CancelRequest_FullMethodName:       true,
 	pb.CreditLedger_CreateHold_FullMethodName:          true,
 	pb.CreditLedger_CaptureHold_FullMethodName:         true,
 	pb.CreditLedger_VoidHold_FullMethodName:            true,

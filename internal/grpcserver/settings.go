@@ -28,9 +28,9 @@ func (s *SettingsServer) GetSettings(ctx context.Context, r *pb.GetSettingsReque
 
 // UpdateSettings changes the fields named in update_mask.
 func (s *SettingsServer) UpdateSettings(ctx context.Context, r *pb.UpdateSettingsRequest) (*pb.UpdateSettingsResponse, error) {
-	in := ledger.Settings{
-		CreditPaymentsEnabled:   r.GetSettings().GetCreditPaymentsEnabled(),
-		RequireDistinctApprover: r.GetSettings().GetRequireDistinctApprover(),
+	in, err := fromProtoSettings(r.GetSettings())
+	if err != nil {
+		return nil, err
 	}
 	st, err := s.svc.UpdateSettings(ctx, r.GetWorkspace(), in, fromProtoFieldMask(r.GetUpdateMask()))
 	if err != nil {

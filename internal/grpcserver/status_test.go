@@ -84,6 +84,26 @@ func TestToStatus(t *testing.T) {
 			details: []proto.Message{info("ALREADY_EXISTS", nil)},
 		},
 		{
+			name: "payment method not offered is FAILED_PRECONDITION",
+			err: &ledger.Error{
+				Code: ledger.CodeFailedPrecondition, Reason: ledger.ReasonPaymentMethodNotOffered,
+				Message: "the workspace does not offer BANK_TRANSFER as a payment method", Metadata: map[string]string{"payment_method": "BANK_TRANSFER"},
+			},
+			code:    codes.FailedPrecondition,
+			msg:     "the workspace does not offer BANK_TRANSFER as a payment method",
+			details: []proto.Message{info("PAYMENT_METHOD_NOT_OFFERED", map[string]string{"payment_method": "BANK_TRANSFER"})},
+		},
+		{
+			name: "a cancelled request is already decided",
+			err: &ledger.Error{
+				Code: ledger.CodeFailedPrecondition, Reason: ledger.ReasonRequestAlreadyDecided,
+				Message: "the request was already cancelled", Metadata: map[string]string{"request_id": "r1", "status": "CANCELLED"},
+			},
+			code:    codes.FailedPrecondition,
+			msg:     "the request was already cancelled",
+			details: []proto.Message{info("REQUEST_ALREADY_DECIDED", map[string]string{"request_id": "r1", "status": "CANCELLED"})},
+		},
+		{
 			name:    "version mismatch is ABORTED",
 			err:     &ledger.Error{Code: ledger.CodeAborted, Reason: ledger.ReasonVersionMismatch, Message: "v", Metadata: map[string]string{"current_version": "3"}},
 			code:    codes.Aborted,

@@ -282,6 +282,10 @@ func (o *submitOp) apply(b *batchState) {
 		o.err = errDisabled(in.Workspace)
 		return
 	}
+	if !b.settings.Offers(in.PaymentMethod) {
+		o.err = errMethodNotOffered(in.PaymentMethod)
+		return
+	}
 	amount, err := b.credits(in.Amount, in.PackageID)
 	if err != nil {
 		o.err = err
@@ -361,9 +365,7 @@ func (o *decideOp) apply(b *batchState) {
 		return
 	}
 	if r.Status != StatusPending {
-		o.err = newErr(CodeFailedPrecondition, ReasonRequestAlreadyDecided,
-			"the request was already "+strings.ToLower(r.Status.String()),
-			map[string]string{"request_id": r.ID, "status": r.Status.String()})
+		o.err = errAlreadyDecided(r)
 		return
 	}
 	if b.settings.RequireDistinctApprover && r.SubmittedBy != "" && r.SubmittedBy == in.DecidedBy {
@@ -418,6 +420,76 @@ func (o *decideOp) report(obs Observer) {
 	}
 }
 
+// errAlreadyDecided refuses a decision or cancellation of a request that
+// left PENDING.
+func errAlreadyDecided(r CreditRequest) error {
+	return newErr(CodeFailedPrecondition, ReasonRequestAlreadyDecided,
+		"the request was already "+strings.ToLower(r.Status.String()),
+		map[string]string{"request_id": r.ID, "status": r.Status.String()})
+}
+
+func errMethodNotOffered(m PaymentMethod) error {
+	return newErr(CodeFailedPrecondition, ReasonPaymentMethodNotOffered,
+		"the workspace does not offer "+m.String()+" as a payment method",
+		map[string]string{"payment_method": m.String()})
+}
+
+// cancelOp withdraws a PENDING request: a decision of the client's.
+type cancelOp struct {
+	opBase
+	in  CancelInput
+	fp  []byte
+	res CancelResult
+}
+
+func (o *cancelOp) need(w *setBuilder) {
+	w.key(o.key)
+	w.request(o.in.RequestID)
+}
+
+func (o *cancelOp) apply(b *batchState) {
+	in := &o.in
+	o.res = CancelResult{}
+	// Ownership first, even before a replay: a client learns nothing of
+	// another account's request, not even whether a key was used on it.
+	r, ok := b.request(in.RequestID)
+	if !ok || (in.Account != "" && r.Account != in.Account) {
+		o.err = NotFoundError("credit request", in.RequestID)
+		return
+	}
+	if rec, ok := b.record(o.key); ok {
+		if o.err = sameRequest(rec, OpCancelRequest, o.fp); o.err != nil {
+			return
+		}
+		// The key is scoped to the request: the record names r.
+		o.res = CancelResult{Request: r, Replayed: true}
+		return
+	}
+	if r.Status != StatusPending {
+		o.err = errAlreadyDecided(r)
+		return
+	}
+	now := b.s.clock()
+	r.Status, r.DecisionReason, r.DecidedBy, r.DecideTime = StatusCancelled, in.Reason, in.CancelledBy, now
+	b.requests[r.ID] = r
+	b.pendingMoved(r.Account, -1)
+	b.eff.Decisions = append(b.eff.Decisions, r)
+	b.remember(IdempotencyRecord{
+		Workspace: in.Workspace, Key: o.key, Operation: OpCancelRequest,
+		Fingerprint: o.fp, RequestID: r.ID, CreateTime: now,
+	})
+	o.res = CancelResult{Request: r}
+}
+
+func (o *cancelOp) report(obs Observer) {
+	switch {
+	case o.err != nil:
+		observeRefusal(obs, OpCancelRequest, o.err)
+	case o.res.Replayed:
+		obs.Replayed(OpCancelRequest)
+	}
+}
+
 func observeRefusal(obs Observer, op Operation, err error) {
 	if e := ErrorOf(err); e.Code == CodeFailedPrecondition || e.Reason == ReasonVersionMismatch || e.Reason == ReasonIdempotencyKeyReused {
 		obs.Refused(op, e.Reason)
@@ -443,6 +515,12 @@ func (o *settingsOp) apply(b *batchState) {
 	}
 	if o.set["require_distinct_approver"] {
 		st.RequireDistinctApprover = o.in.RequireDistinctApprover
+	}
+	if o.set["payment_methods"] {
+		st.PaymentMethodsSet, st.PaymentMethods = true, o.in.PaymentMethods
+	}
+	if o.set["low_balance_threshold"] {
+		st.LowBalanceThreshold = o.in.LowBalanceThreshold
 	}
 	st.Workspace, st.UpdateTime = b.ws, b.s.clock()
 	b.settings = st

@@ -77,6 +77,9 @@ const (
 	ReasonNotReversible          = "NOT_REVERSIBLE"
 	ReasonTooManyPendingRequests = "TOO_MANY_PENDING_REQUESTS"
 	ReasonRateLimited            = "RATE_LIMITED"
+	// ReasonPaymentMethodNotOffered: the workspace does not offer the
+	// payment method (Settings.PaymentMethods).
+	ReasonPaymentMethodNotOffered = "PAYMENT_METHOD_NOT_OFFERED"
 )
 
 // FieldViolation describes one invalid request field.
@@ -129,20 +132,21 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is; the returned errors carry metadata of their own.
 var (
-	ErrInsufficientCredits    = &Error{Code: CodeFailedPrecondition, Reason: ReasonInsufficientCredits}
-	ErrCreditPaymentsDisabled = &Error{Code: CodeFailedPrecondition, Reason: ReasonCreditPaymentsDisabled}
-	ErrRequestAlreadyDecided  = &Error{Code: CodeFailedPrecondition, Reason: ReasonRequestAlreadyDecided}
-	ErrPackageInactive        = &Error{Code: CodeFailedPrecondition, Reason: ReasonPackageInactive}
-	ErrNoConversionRate       = &Error{Code: CodeFailedPrecondition, Reason: ReasonNoConversionRate}
-	ErrBalanceLimitExceeded   = &Error{Code: CodeFailedPrecondition, Reason: ReasonBalanceLimitExceeded}
-	ErrTooManyPendingRequests = &Error{Code: CodeFailedPrecondition, Reason: ReasonTooManyPendingRequests}
-	ErrRateLimited            = &Error{Code: CodeResourceExhausted, Reason: ReasonRateLimited}
-	ErrVersionMismatch        = &Error{Code: CodeAborted, Reason: ReasonVersionMismatch}
-	ErrIdempotencyKeyInUse    = &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse}
-	ErrIdempotencyKeyReused   = &Error{Code: CodeInvalid, Reason: ReasonIdempotencyKeyReused}
-	ErrNotFound               = &Error{Code: CodeNotFound, Reason: ReasonNotFound}
-	ErrAlreadyExists          = &Error{Code: CodeAlreadyExists, Reason: ReasonAlreadyExists}
-	ErrUnavailable            = &Error{Code: CodeUnavailable, Reason: ReasonStoreUnavailable}
+	ErrInsufficientCredits     = &Error{Code: CodeFailedPrecondition, Reason: ReasonInsufficientCredits}
+	ErrCreditPaymentsDisabled  = &Error{Code: CodeFailedPrecondition, Reason: ReasonCreditPaymentsDisabled}
+	ErrRequestAlreadyDecided   = &Error{Code: CodeFailedPrecondition, Reason: ReasonRequestAlreadyDecided}
+	ErrPackageInactive         = &Error{Code: CodeFailedPrecondition, Reason: ReasonPackageInactive}
+	ErrNoConversionRate        = &Error{Code: CodeFailedPrecondition, Reason: ReasonNoConversionRate}
+	ErrBalanceLimitExceeded    = &Error{Code: CodeFailedPrecondition, Reason: ReasonBalanceLimitExceeded}
+	ErrTooManyPendingRequests  = &Error{Code: CodeFailedPrecondition, Reason: ReasonTooManyPendingRequests}
+	ErrPaymentMethodNotOffered = &Error{Code: CodeFailedPrecondition, Reason: ReasonPaymentMethodNotOffered}
+	ErrRateLimited             = &Error{Code: CodeResourceExhausted, Reason: ReasonRateLimited}
+	ErrVersionMismatch         = &Error{Code: CodeAborted, Reason: ReasonVersionMismatch}
+	ErrIdempotencyKeyInUse     = &Error{Code: CodeAborted, Reason: ReasonIdempotencyKeyInUse}
+	ErrIdempotencyKeyReused    = &Error{Code: CodeInvalid, Reason: ReasonIdempotencyKeyReused}
+	ErrNotFound                = &Error{Code: CodeNotFound, Reason: ReasonNotFound}
+	ErrAlreadyExists           = &Error{Code: CodeAlreadyExists, Reason: ReasonAlreadyExists}
+	ErrUnavailable             = &Error{Code: CodeUnavailable, Reason: ReasonStoreUnavailable}
 	// ErrConflict is returned by a store's Write when a concurrent
 	// writer won (a serialization failure, a deadlock, a duplicate key):
 	// nothing was committed, and the batch is decided again.

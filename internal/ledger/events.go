@@ -275,21 +275,16 @@ func decisionEvent(s RequestStatus) EventType {
 }
 
 // balanceLow reports whether move m took the account's available credits
-// from at least the workspace's low-balance threshold to below it.
+// (balance − held: what the client can still spend) from at least the
+// workspace's low-balance threshold to below it. A new account starts at
+// 0, already low: its first credit raises no event.
 func (b *batchState) balanceLow(m AccountMove) (BalanceLow, bool) {
-	th := b.settings.lowBalanceThreshold()
-	if th <= 0 {
+	before := b.snap.Accounts[m.ID] // zero for a new account
+	was, now := before.Balance-before.Held, m.Balance-m.Held
+	if !b.settings.LowBalanceCrossed(was, now) {
 		return BalanceLow{}, false
 	}
-	before, ok := b.snap.Accounts[m.ID]
-	if !ok {
-		before = Account{}
-	}
-	was, now := before.Balance-before.Held, m.Balance-m.Held
-	if was >= th && now < th {
-		return BalanceLow{Balance: m.Balance, Available: now, Threshold: th}, true
-	}
-	return BalanceLow{}, false
+	return BalanceLow{Balance: m.Balance, Available: now, Threshold: b.settings.LowBalanceThreshold}, true
 }
 
 // WatchEventsInput asks for a stream of a workspace's events.

@@ -9,6 +9,9 @@ package ledger
 //     postings ("s:<account>:<key>"), so that a client cannot claim the key
 //     its checkout will credit a purchase with;
 //   - DecideRequest: the workspace and the request ("d:<request>:<key>");
+//   - CancelRequest: the request too, apart from its decisions
+//     ("c:<request>:<key>"), so that a client's cancellation and the
+//     agency's decision never meet on one key;
 //   - CreateHold: the account, like the postings ("a:<account>:<key>");
 //   - CaptureHold and VoidHold: the hold ("h:<hold>:<key>");
 //   - ReverseTransaction: the reversed entry ("r:<entry>:<key>").
@@ -25,6 +28,9 @@ func SubmitKey(account, key string) string { return "s:" + account + ":" + key }
 
 // DecideKey is the stored key of a DecideRequest on request.
 func DecideKey(request, key string) string { return "d:" + request + ":" + key }
+
+// CancelKey is the stored key of a CancelRequest of request.
+func CancelKey(request, key string) string { return "c:" + request + ":" + key }
 
 // HoldKey is the stored key of a CaptureHold or VoidHold on hold.
 func HoldKey(hold, key string) string { return "h:" + hold + ":" + key }

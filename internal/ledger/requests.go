@@ -29,7 +29,9 @@ type SubmitResult struct {
 }
 
 // SubmitRequest records a PENDING credit request. Refused while credit
-// payments are disabled.
+// payments are disabled, and for a payment method the workspace does not
+// offer (decided against the settings the batch reads, so a concurrent
+// change of the settings is seen either wholly before or after).
 func (s *Service) SubmitRequest(ctx context.Context, in SubmitInput) (SubmitResult, error) {
 	var v violations
 	checkID(&v, "workspace", in.Workspace)
@@ -120,6 +122,63 @@ func (s *Service) DecideRequest(ctx context.Context, in DecideInput) (DecideResu
 	return o.res, nil
 }
 
+// CancelInput withdraws a pending credit request.
+type CancelInput struct {
+	Workspace string
+	RequestID string
+	// Reason is kept as the request's DecisionReason.
+	Reason string
+	// Account, when set, is the only account whose requests the caller
+	// may cancel (a client's token): another account's request is
+	// NOT_FOUND, exactly as one that does not exist.
+	Account string
+	// CancelledBy is the caller's authenticated subject (the transport
+	// sets it, never the request body); recorded as DecidedBy.
+	CancelledBy    string
+	IdempotencyKey string
+}
+
+// CancelResult carries the cancelled request.
+type CancelResult struct {
+	Request  CreditRequest
+	Replayed bool
+}
+
+// CancelRequest withdraws a PENDING request: it becomes CANCELLED, nothing
+// is posted, and the account's pending count and credits drop. It is
+// decided in the batch like a decision, so a cancellation and a decision
+// racing for one request cannot both win; a request that left PENDING is
+// refused with REQUEST_ALREADY_DECIDED. Works while credit payments are
+// disabled. Idempotent on the key, scoped to the request (CancelKey).
+func (s *Service) CancelRequest(ctx context.Context, in CancelInput) (CancelResult, error) {
+	var v violations
+	checkID(&v, "workspace", in.Workspace)
+	checkID(&v, "request_id", in.RequestID)
+	if in.Account != "" {
+		checkID(&v, "account", in.Account)
+	}
+	checkKey(&v, in.IdempotencyKey)
+	checkText(&v, "reason", in.Reason, MaxReasonLength)
+	if strings.TrimSpace(in.CancelledBy) == "" {
+		v.add("cancelled_by", "is required")
+	} else {
+		checkText(&v, "cancelled_by", in.CancelledBy, MaxDecidedByLength)
+	}
+	if err := v.err(); err != nil {
+		return CancelResult{}, err
+	}
+	fp := newFingerprint(OpCancelRequest).str(in.Workspace).str(in.RequestID).str(in.Reason).str(in.CancelledBy).sum()
+
+	o := &cancelOp{opBase: opBase{operation: OpCancelRequest, workspace: in.Workspace, key: CancelKey(in.RequestID, in.IdempotencyKey)}, in: in, fp: fp}
+	if err := s.batch.do(ctx, o); err != nil {
+		return CancelResult{}, err
+	}
+	if o.err != nil {
+		return CancelResult{}, o.err
+	}
+	return o.res, nil
+}
+
 // GetRequest returns one credit request of the workspace.
 func (s *Service) GetRequest(ctx context.Context, workspace, id string) (CreditRequest, error) {
 	var v violations
@@ -163,7 +222,7 @@ func (s *Service) ListRequests(ctx context.Context, in ListRequestsInput) (Reque
 		checkID(&v, "account", in.Account)
 	}
 	size := pageSize(&v, in.PageSize)
-	if in.Status < StatusUnspecified || in.Status > StatusRejected {
+	if in.Status < StatusUnspecified || in.Status > StatusCancelled {
 		v.add("status", "unknown status")
 	}
 	desc := in.Account != ""

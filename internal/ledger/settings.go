@@ -47,12 +47,33 @@ func maskPaths(v *violations, paths []string, mutable []string) map[string]bool 
 	return set
 }
 
-// UpdateSettings changes the fields named in paths ("credit_payments_enabled",
-// "require_distinct_approver"; none or "*": all of them).
+// settingsFields are the settings an update mask may name.
+var settingsFields = []string{"credit_payments_enabled", "require_distinct_approver", "payment_methods", "low_balance_threshold"}
+
+// UpdateSettings changes the fields named in paths (see settingsFields;
+// "*": all of them). With no paths, credit_payments_enabled and
+// require_distinct_approver are replaced, and payment_methods and
+// low_balance_threshold only when in sets them (a method, a threshold
+// other than 0): a caller that never heard of them does not clear them.
+// Naming payment_methods with an empty list offers no method.
 func (s *Service) UpdateSettings(ctx context.Context, workspace string, in Settings, paths []string) (Settings, error) {
 	var v violations
 	checkID(&v, "workspace", workspace)
-	set := maskPaths(&v, paths, []string{"credit_payments_enabled", "require_distinct_approver"})
+	var set map[string]bool
+	if len(paths) == 0 {
+		set = map[string]bool{
+			"credit_payments_enabled": true, "require_distinct_approver": true,
+			"payment_methods": len(in.PaymentMethods) > 0, "low_balance_threshold": in.LowBalanceThreshold != 0,
+		}
+	} else {
+		set = maskPaths(&v, paths, settingsFields)
+	}
+	if set["payment_methods"] {
+		in.PaymentMethods = checkPaymentMethods(&v, "settings.payment_methods", in.PaymentMethods)
+	}
+	if set["low_balance_threshold"] && (in.LowBalanceThreshold < 0 || in.LowBalanceThreshold > MaxBalance) {
+		v.add("settings.low_balance_threshold", "must be between 0 (off) and %d", MaxBalance)
+	}
 	if err := v.err(); err != nil {
 		return Settings{}, err
 	}
@@ -61,6 +82,25 @@ func (s *Service) UpdateSettings(ctx context.Context, workspace string, in Setti
 		return Settings{}, err
 	}
 	return o.res, o.err
+}
+
+// checkPaymentMethods validates the methods a workspace offers: known,
+// each once. It returns them in PaymentMethod order (never nil: an empty
+// list offers none).
+func checkPaymentMethods(v *violations, field string, ms []PaymentMethod) []PaymentMethod {
+	out := make([]PaymentMethod, 0, len(ms))
+	for i, m := range ms {
+		switch {
+		case !m.Valid():
+			v.add(field, "value %d: must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO", i)
+		case slices.Contains(out, m):
+			v.add(field, "value %d: %s is listed twice", i, m)
+		default:
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ---------------------------------------------------------------------------

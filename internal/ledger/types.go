@@ -4,7 +4,10 @@
 // interface the rules need. It knows nothing of gRPC, HTTP or SQL.
 package ledger
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // TxType says whether a transaction added (In) or removed (Out) credits.
 type TxType int
@@ -139,43 +142,96 @@ type Settings struct {
 	CreditPaymentsEnabled bool
 	// RequireDistinctApprover: the submitter of a request cannot decide it.
 	RequireDistinctApprover bool
-	UpdateTime              time.Time // zero while the defaults apply
+	// PaymentMethodsSet says the agency chose PaymentMethods. A workspace
+	// that never chose offers every method (see Offers): the zero value
+	// of Settings is the default.
+	PaymentMethodsSet bool
+	// PaymentMethods are the methods offered when PaymentMethodsSet, in
+	// PaymentMethod order, each once; empty offers none.
+	PaymentMethods []PaymentMethod
+	// LowBalanceThreshold is the balance below which an account's balance
+	// is low (see LowBalance); 0 turns it off. 0 ≤ it ≤ MaxBalance.
+	LowBalanceThreshold int64
+	UpdateTime          time.Time // zero while the defaults apply
 }
 
-// PaymentMethod is how a manual purchase is paid.
+// Offers reports whether the workspace offers payment method m.
+func (s Settings) Offers(m PaymentMethod) bool {
+	if !s.PaymentMethodsSet {
+		return m.Valid()
+	}
+	return slices.Contains(s.PaymentMethods, m)
+}
+
+// OfferedPaymentMethods returns the methods the workspace offers, in
+// PaymentMethod order: every method while the agency never chose.
+func (s Settings) OfferedPaymentMethods() []PaymentMethod {
+	if !s.PaymentMethodsSet {
+		return AllPaymentMethods()
+	}
+	return slices.Clone(s.PaymentMethods)
+}
+
+// LowBalance reports whether balance is below the workspace's low-balance
+// threshold (never, while the threshold is 0).
+func (s Settings) LowBalance(balance int64) bool {
+	return s.LowBalanceThreshold > 0 && balance < s.LowBalanceThreshold
+}
+
+// LowBalanceCrossed reports whether a move from balance before to balance
+// after crosses below the threshold: it was not low, and now is.
+func (s Settings) LowBalanceCrossed(before, after int64) bool {
+	return !s.LowBalance(before) && s.LowBalance(after)
+}
+
+// PaymentMethod is how a client pays for credits: BANK_TRANSFER and
+// CRYPTO by a credit request the agency decides, STRIPE and PAYPAL
+// instantly (the provider confirms, a service credits).
 type PaymentMethod int
 
-// Payment methods.
+// Payment methods, numbered as in the API.
 const (
 	MethodUnspecified PaymentMethod = iota
 	MethodBankTransfer
 	MethodCrypto
+	MethodStripe
+	MethodPayPal
 )
+
+var methodNames = [...]string{"UNSPECIFIED", "BANK_TRANSFER", "CRYPTO", "STRIPE", "PAYPAL"}
+
+// AllPaymentMethods returns every payment method, in order: what a
+// workspace offers until its agency chooses.
+func AllPaymentMethods() []PaymentMethod {
+	return []PaymentMethod{MethodBankTransfer, MethodCrypto, MethodStripe, MethodPayPal}
+}
+
+// Valid reports whether m is a payment method (not unspecified or unknown).
+func (m PaymentMethod) Valid() bool { return m > MethodUnspecified && int(m) < len(methodNames) }
+
+// Manual reports whether m is paid by a credit request the agency decides.
+func (m PaymentMethod) Manual() bool { return m == MethodBankTransfer || m == MethodCrypto }
 
 // String returns the stored name of the method.
 func (m PaymentMethod) String() string {
-	switch m {
-	case MethodBankTransfer:
-		return "BANK_TRANSFER"
-	case MethodCrypto:
-		return "CRYPTO"
-	default:
+	if !m.Valid() {
 		return "UNSPECIFIED"
 	}
+	return methodNames[m]
 }
 
 // ParsePaymentMethod parses a stored method name.
 func ParsePaymentMethod(s string) (PaymentMethod, bool) {
-	switch s {
-	case "BANK_TRANSFER":
-		return MethodBankTransfer, true
-	case "CRYPTO":
-		return MethodCrypto, true
+	for i, n := range methodNames {
+		if i > 0 && n == s {
+			return PaymentMethod(i), true
+		}
 	}
 	return MethodUnspecified, false
 }
 
-// RequestStatus is the life cycle of a credit request.
+// RequestStatus is the life cycle of a credit request: PENDING, then
+// exactly once ACCEPTED, REJECTED or CANCELLED.
 type RequestStatus int
 
 // Request statuses.
@@ -184,31 +240,27 @@ const (
 	StatusPending
 	StatusAccepted
 	StatusRejected
+	// StatusCancelled: withdrawn by the client (or for it) before a
+	// decision; nothing was posted.
+	StatusCancelled
 )
+
+var statusNames = [...]string{"UNSPECIFIED", "PENDING", "ACCEPTED", "REJECTED", "CANCELLED"}
 
 // String returns the stored name of the status.
 func (s RequestStatus) String() string {
-	switch s {
-	case StatusPending:
-		return "PENDING"
-	case StatusAccepted:
-		return "ACCEPTED"
-	case StatusRejected:
-		return "REJECTED"
-	default:
+	if s < 0 || int(s) >= len(statusNames) {
 		return "UNSPECIFIED"
 	}
+	return statusNames[s]
 }
 
 // ParseRequestStatus parses a stored status name.
 func ParseRequestStatus(s string) (RequestStatus, bool) {
-	switch s {
-	case "PENDING":
-		return StatusPending, true
-	case "ACCEPTED":
-		return StatusAccepted, true
-	case "REJECTED":
-		return StatusRejected, true
+	for i, n := range statusNames {
+		if i > 0 && n == s {
+			return RequestStatus(i), true
+		}
 	}
 	return StatusUnspecified, false
 }
@@ -297,6 +349,7 @@ const (
 	OpDebit         Operation = "debit"
 	OpSubmitRequest Operation = "submit_request"
 	OpDecideRequest Operation = "decide_request"
+	OpCancelRequest Operation = "cancel_request"
 	OpCreateHold    Operation = "create_hold"
 	OpCaptureHold   Operation = "capture_hold"
 	OpVoidHold      Operation = "void_hold"
@@ -310,7 +363,7 @@ type IdempotencyRecord struct {
 	Operation     Operation
 	Fingerprint   []byte // sha-256 of the request's meaning
 	TransactionID string // the posted transaction (credit, debit, accepted decision, capture, reversal)
-	RequestID     string // the credit request (submit, decide)
+	RequestID     string // the credit request (submit, decide, cancel)
 	HoldID        string // the hold (create, capture, void)
 	CreateTime    time.Time
 }

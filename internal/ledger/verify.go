@@ -116,7 +116,7 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 			if want := map[Operation]TxType{OpCredit: TypeIn, OpDebit: TypeOut}[rec.Operation]; t.Type != want {
 				rep.problem("%s: key %q (%s) points at a %s transaction %s", ws, truncate(rec.Key, 32), rec.Operation, t.Type, t.ID)
 			}
-		case OpSubmitRequest, OpDecideRequest:
+		case OpSubmitRequest, OpDecideRequest, OpCancelRequest:
 			r, err := tx.Request(ctx, ws, rec.RequestID)
 			if err != nil {
 				rep.problem("%s: key %q (%s) points at missing request %q", ws, truncate(rec.Key, 32), rec.Operation, rec.RequestID)
@@ -124,6 +124,12 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 			}
 			if rec.Operation == OpDecideRequest && r.Status == StatusPending {
 				rep.problem("%s: decision key %q points at request %s that is still pending", ws, truncate(rec.Key, 32), r.ID)
+			}
+			if rec.Operation == OpCancelRequest && r.Status != StatusCancelled {
+				rep.problem("%s: cancellation key %q points at request %s that is %s", ws, truncate(rec.Key, 32), r.ID, r.Status)
+			}
+			if rec.Operation == OpDecideRequest && r.Status == StatusCancelled {
+				rep.problem("%s: decision key %q points at request %s that was cancelled", ws, truncate(rec.Key, 32), r.ID)
 			}
 			if rec.Operation == OpDecideRequest && rec.TransactionID != r.TransactionID {
 				rep.problem("%s: decision key %q names transaction %q, request %s has %q", ws, truncate(rec.Key, 32), rec.TransactionID, r.ID, r.TransactionID)
@@ -305,9 +311,12 @@ func verifyRequest(ctx context.Context, tx ReadTx, r CreditRequest, rep *VerifyR
 		if t.Kind != KindRequestApproved || t.RequestID != r.ID || t.Amount != r.Amount || t.Account != r.Account || t.Type != TypeIn {
 			rep.problem("%s: accepted request %s and its transaction %s disagree", r.Workspace, r.ID, t.ID)
 		}
-	case StatusPending, StatusRejected:
+	case StatusPending, StatusRejected, StatusCancelled:
 		if r.TransactionID != "" {
 			rep.problem("%s: %s request %s has transaction %q", r.Workspace, r.Status, r.ID, r.TransactionID)
+		}
+		if (r.Status == StatusPending) != r.DecideTime.IsZero() {
+			rep.problem("%s: %s request %s has decide time %v", r.Workspace, r.Status, r.ID, r.DecideTime)
 		}
 	default:
 		rep.problem("%s: request %s has status %v", r.Workspace, r.ID, r.Status)

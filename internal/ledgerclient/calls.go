@@ -82,6 +82,13 @@ func (c *Client) DecideRequest(ctx context.Context, req *pb.DecideRequestRequest
 	return c.ledger.DecideRequest(ctx, req)
 }
 
+// CancelRequest withdraws a pending credit request (a client its own,
+// the agency any). A request no longer pending is ErrRequestAlreadyDecided.
+// Retried with the same request, so the same idempotency key.
+func (c *Client) CancelRequest(ctx context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error) {
+	return c.ledger.CancelRequest(ctx, req)
+}
+
 // GetRequest returns one credit request.
 func (c *Client) GetRequest(ctx context.Context, req *pb.GetRequestRequest) (*pb.GetRequestResponse, error) {
 	return c.ledger.GetRequest(ctx, req)

@@ -351,7 +351,10 @@ func TestSetCreditPaymentsEnabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &pb.Settings{Workspace: ws, CreditPaymentsEnabled: true}
+	want := &pb.Settings{Workspace: ws, CreditPaymentsEnabled: true, PaymentMethods: []pb.PaymentMethod{ // never chosen: every method
+		pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO,
+		pb.PaymentMethod_PAYMENT_METHOD_STRIPE, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL,
+	}}
 	if diff := cmp.Diff(want, st, protocmp.Transform(), protocmp.IgnoreFields(&pb.Settings{}, "update_time")); diff != "" {
 		t.Errorf("settings (-want +got):\n%s", diff)
 	}

@@ -27,10 +27,13 @@ const (
 	ReasonRequestAlreadyDecided  = ledger.ReasonRequestAlreadyDecided
 	ReasonPackageInactive        = ledger.ReasonPackageInactive
 	ReasonNoConversionRate       = ledger.ReasonNoConversionRate
-	ReasonVersionMismatch        = ledger.ReasonVersionMismatch
-	ReasonIdempotencyKeyInUse    = ledger.ReasonIdempotencyKeyInUse
-	ReasonNotFound               = ledger.ReasonNotFound
-	ReasonAlreadyExists          = ledger.ReasonAlreadyExists
+	// ReasonPaymentMethodNotOffered: the workspace does not offer the
+	// payment method (Settings.payment_methods).
+	ReasonPaymentMethodNotOffered = ledger.ReasonPaymentMethodNotOffered
+	ReasonVersionMismatch         = ledger.ReasonVersionMismatch
+	ReasonIdempotencyKeyInUse     = ledger.ReasonIdempotencyKeyInUse
+	ReasonNotFound                = ledger.ReasonNotFound
+	ReasonAlreadyExists           = ledger.ReasonAlreadyExists
 	// Holds and reversals (SPEC §9).
 	ReasonHoldNotActive           = ledger.ReasonHoldNotActive
 	ReasonReversalExceedsOriginal = ledger.ReasonReversalExceeds
@@ -122,9 +125,12 @@ var (
 	ErrRequestAlreadyDecided  = &Error{Code: codes.FailedPrecondition, Reason: ReasonRequestAlreadyDecided}
 	ErrPackageInactive        = &Error{Code: codes.FailedPrecondition, Reason: ReasonPackageInactive}
 	ErrNoConversionRate       = &Error{Code: codes.FailedPrecondition, Reason: ReasonNoConversionRate}
-	ErrVersionMismatch        = &Error{Code: codes.Aborted, Reason: ReasonVersionMismatch}
-	ErrIdempotencyKeyInUse    = &Error{Code: codes.Aborted, Reason: ReasonIdempotencyKeyInUse}
-	ErrIdempotencyKeyReused   = &Error{Code: codes.InvalidArgument, Reason: ReasonIdempotencyKeyReused}
+	// ErrPaymentMethodNotOffered: SubmitRequest with a method the workspace
+	// does not offer.
+	ErrPaymentMethodNotOffered = &Error{Code: codes.FailedPrecondition, Reason: ReasonPaymentMethodNotOffered}
+	ErrVersionMismatch         = &Error{Code: codes.Aborted, Reason: ReasonVersionMismatch}
+	ErrIdempotencyKeyInUse     = &Error{Code: codes.Aborted, Reason: ReasonIdempotencyKeyInUse}
+	ErrIdempotencyKeyReused    = &Error{Code: codes.InvalidArgument, Reason: ReasonIdempotencyKeyReused}
 	// ErrHoldNotActive: the hold was already captured, voided or expired
 	// (GetHold says which).
 	ErrHoldNotActive           = &Error{Code: codes.FailedPrecondition, Reason: ReasonHoldNotActive}

@@ -102,8 +102,8 @@ type keyed interface{ GetIdempotencyKey() string }
 // retryable says whether a call may be repeated at all:
 //
 //   - reads: always;
-//   - Credit, Debit, SubmitRequest, DecideRequest, CreateHold,
-//     CaptureHold, VoidHold, ReverseTransaction: when they carry an
+//   - Credit, Debit, SubmitRequest, DecideRequest, CancelRequest,
+//     CreateHold, CaptureHold, VoidHold, ReverseTransaction: when they carry an
 //     idempotency key (the server posts once per key; without a key the
 //     server refuses the call anyway);
 //   - UpdateSettings, UpdatePackage, ArchivePackage, SetConversionRate:
@@ -140,6 +140,7 @@ func retryable(method string, req any) bool {
 		pb.CreditLedger_Debit_FullMethodName,
 		pb.CreditLedger_SubmitRequest_FullMethodName,
 		pb.CreditLedger_DecideRequest_FullMethodName,
+		pb.CreditLedger_CancelRequest_FullMethodName,
 		pb.CreditLedger_CreateHold_FullMethodName,
 		pb.CreditLedger_CaptureHold_FullMethodName,
 		pb.CreditLedger_VoidHold_FullMethodName,

@@ -49,6 +49,8 @@ func TestRetryableMethods(t *testing.T) {
 		{"credit with key", pb.CreditLedger_Credit_FullMethodName, &pb.CreditRequest{IdempotencyKey: "k"}, true},
 		{"submit with key", pb.CreditLedger_SubmitRequest_FullMethodName, &pb.SubmitRequestRequest{IdempotencyKey: "k"}, true},
 		{"decide without key", pb.CreditLedger_DecideRequest_FullMethodName, &pb.DecideRequestRequest{}, false},
+		{"cancel with key", pb.CreditLedger_CancelRequest_FullMethodName, &pb.CancelRequestRequest{IdempotencyKey: "k"}, true},
+		{"cancel without key", pb.CreditLedger_CancelRequest_FullMethodName, &pb.CancelRequestRequest{}, false},
 		{"create hold with key", pb.CreditLedger_CreateHold_FullMethodName, &pb.CreateHoldRequest{IdempotencyKey: "k"}, true},
 		{"create hold without key", pb.CreditLedger_CreateHold_FullMethodName, &pb.CreateHoldRequest{}, false},
 		{"capture with key", pb.CreditLedger_CaptureHold_FullMethodName, &pb.CaptureHoldRequest{IdempotencyKey: "k"}, true},

@@ -690,7 +690,9 @@ type SubmitRequestRequest struct {
 	Amount int64 `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Credit package bought (it must be active). Excludes amount.
 	PackageId string `protobuf:"bytes,4,opt,name=package_id,json=packageId,proto3" json:"package_id,omitempty"`
-	// BANK_TRANSFER or CRYPTO.
+	// BANK_TRANSFER or CRYPTO (STRIPE and PAYPAL are instant, never a
+	// request), and one the workspace offers (Settings.payment_methods):
+	// otherwise FAILED_PRECONDITION, PAYMENT_METHOD_NOT_OFFERED.
 	PaymentMethod PaymentMethod `protobuf:"varint,5,opt,name=payment_method,json=paymentMethod,proto3,enum=creditledger.v1.PaymentMethod" json:"payment_method,omitempty"`
 	// The client's payment reference; at most 256 characters.
 	PaymentReference string `protobuf:"bytes,6,opt,name=payment_reference,json=paymentReference,proto3" json:"payment_reference,omitempty"`
@@ -1010,6 +1012,136 @@ func (x *DecideRequestResponse) GetReplayed() bool {
 	return false
 }
 
+// CancelRequestRequest withdraws a pending credit request.
+type CancelRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Workspace (agency) identifier.
+	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// The request to cancel.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Required idempotency key; see CreditRequest.idempotency_key. Scoped to
+	// the request, apart from the keys of decisions.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Why the request is withdrawn, kept as its decision_reason; at most 1024
+	// characters.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequestRequest) Reset() {
+	*x = CancelRequestRequest{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequestRequest) ProtoMessage() {}
+
+func (x *CancelRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequestRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequestRequest) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CancelRequestRequest) GetWorkspace() string {
+	if x != nil {
+		return x.Workspace
+	}
+	return ""
+}
+
+func (x *CancelRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CancelRequestRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CancelRequestRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CancelRequestResponse carries the cancelled request.
+type CancelRequestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request, CANCELLED.
+	Request *CreditPurchaseRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// True when this answer is a replay of an earlier identical cancellation.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequestResponse) Reset() {
+	*x = CancelRequestResponse{}
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequestResponse) ProtoMessage() {}
+
+func (x *CancelRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequestResponse.ProtoReflect.Descriptor instead.
+func (*CancelRequestResponse) Descriptor() ([]byte, []int) {
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CancelRequestResponse) GetRequest() *CreditPurchaseRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CancelRequestResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 // GetRequestRequest names a credit request.
 type GetRequestRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1023,7 +1155,7 @@ type GetRequestRequest struct {
 
 func (x *GetRequestRequest) Reset() {
 	*x = GetRequestRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1167,7 @@ func (x *GetRequestRequest) String() string {
 func (*GetRequestRequest) ProtoMessage() {}
 
 func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[12]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1180,7 @@ func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRequestRequest) GetWorkspace() string {
@@ -1076,7 +1208,7 @@ type GetRequestResponse struct {
 
 func (x *GetRequestResponse) Reset() {
 	*x = GetRequestResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1220,7 @@ func (x *GetRequestResponse) String() string {
 func (*GetRequestResponse) ProtoMessage() {}
 
 func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[13]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1233,7 @@ func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetRequestResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRequestResponse) GetRequest() *CreditPurchaseRequest {
@@ -1134,7 +1266,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1278,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[14]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1291,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRequestsRequest) GetWorkspace() string {
@@ -1217,7 +1349,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1361,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[15]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1374,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*CreditPurchaseRequest {
@@ -1279,7 +1411,7 @@ type CheckCreditPaymentRequest struct {
 
 func (x *CheckCreditPaymentRequest) Reset() {
 	*x = CheckCreditPaymentRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1423,7 @@ func (x *CheckCreditPaymentRequest) String() string {
 func (*CheckCreditPaymentRequest) ProtoMessage() {}
 
 func (x *CheckCreditPaymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[16]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1436,7 @@ func (x *CheckCreditPaymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckCreditPaymentRequest.ProtoReflect.Descriptor instead.
 func (*CheckCreditPaymentRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckCreditPaymentRequest) GetWorkspace() string {
@@ -1386,7 +1518,7 @@ type CheckCreditPaymentResponse struct {
 
 func (x *CheckCreditPaymentResponse) Reset() {
 	*x = CheckCreditPaymentResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1530,7 @@ func (x *CheckCreditPaymentResponse) String() string {
 func (*CheckCreditPaymentResponse) ProtoMessage() {}
 
 func (x *CheckCreditPaymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[17]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1543,7 @@ func (x *CheckCreditPaymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckCreditPaymentResponse.ProtoReflect.Descriptor instead.
 func (*CheckCreditPaymentResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckCreditPaymentResponse) GetAllowed() bool {
@@ -1471,7 +1603,7 @@ type ListAccountsRequest struct {
 
 func (x *ListAccountsRequest) Reset() {
 	*x = ListAccountsRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1615,7 @@ func (x *ListAccountsRequest) String() string {
 func (*ListAccountsRequest) ProtoMessage() {}
 
 func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[18]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1628,7 @@ func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListAccountsRequest) GetWorkspace() string {
@@ -1533,7 +1665,7 @@ type ListAccountsResponse struct {
 
 func (x *ListAccountsResponse) Reset() {
 	*x = ListAccountsResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1677,7 @@ func (x *ListAccountsResponse) String() string {
 func (*ListAccountsResponse) ProtoMessage() {}
 
 func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[19]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1690,7 @@ func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAccountsResponse) GetAccounts() []*Balance {
@@ -1603,7 +1735,7 @@ type CreateHoldRequest struct {
 
 func (x *CreateHoldRequest) Reset() {
 	*x = CreateHoldRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1747,7 @@ func (x *CreateHoldRequest) String() string {
 func (*CreateHoldRequest) ProtoMessage() {}
 
 func (x *CreateHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[20]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1760,7 @@ func (x *CreateHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHoldRequest.ProtoReflect.Descriptor instead.
 func (*CreateHoldRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateHoldRequest) GetWorkspace() string {
@@ -1709,7 +1841,7 @@ type CreateHoldResponse struct {
 
 func (x *CreateHoldResponse) Reset() {
 	*x = CreateHoldResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1853,7 @@ func (x *CreateHoldResponse) String() string {
 func (*CreateHoldResponse) ProtoMessage() {}
 
 func (x *CreateHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[21]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1866,7 @@ func (x *CreateHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateHoldResponse.ProtoReflect.Descriptor instead.
 func (*CreateHoldResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateHoldResponse) GetHold() *Hold {
@@ -1775,7 +1907,7 @@ type CaptureHoldRequest struct {
 
 func (x *CaptureHoldRequest) Reset() {
 	*x = CaptureHoldRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1919,7 @@ func (x *CaptureHoldRequest) String() string {
 func (*CaptureHoldRequest) ProtoMessage() {}
 
 func (x *CaptureHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[22]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1932,7 @@ func (x *CaptureHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureHoldRequest.ProtoReflect.Descriptor instead.
 func (*CaptureHoldRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CaptureHoldRequest) GetWorkspace() string {
@@ -1846,7 +1978,7 @@ type CaptureHoldResponse struct {
 
 func (x *CaptureHoldResponse) Reset() {
 	*x = CaptureHoldResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1990,7 @@ func (x *CaptureHoldResponse) String() string {
 func (*CaptureHoldResponse) ProtoMessage() {}
 
 func (x *CaptureHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[23]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2003,7 @@ func (x *CaptureHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureHoldResponse.ProtoReflect.Descriptor instead.
 func (*CaptureHoldResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CaptureHoldResponse) GetHold() *Hold {
@@ -1910,7 +2042,7 @@ type VoidHoldRequest struct {
 
 func (x *VoidHoldRequest) Reset() {
 	*x = VoidHoldRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2054,7 @@ func (x *VoidHoldRequest) String() string {
 func (*VoidHoldRequest) ProtoMessage() {}
 
 func (x *VoidHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[24]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2067,7 @@ func (x *VoidHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoidHoldRequest.ProtoReflect.Descriptor instead.
 func (*VoidHoldRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VoidHoldRequest) GetWorkspace() string {
@@ -1972,7 +2104,7 @@ type VoidHoldResponse struct {
 
 func (x *VoidHoldResponse) Reset() {
 	*x = VoidHoldResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2116,7 @@ func (x *VoidHoldResponse) String() string {
 func (*VoidHoldResponse) ProtoMessage() {}
 
 func (x *VoidHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[25]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2129,7 @@ func (x *VoidHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoidHoldResponse.ProtoReflect.Descriptor instead.
 func (*VoidHoldResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VoidHoldResponse) GetHold() *Hold {
@@ -2027,7 +2159,7 @@ type GetHoldRequest struct {
 
 func (x *GetHoldRequest) Reset() {
 	*x = GetHoldRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2171,7 @@ func (x *GetHoldRequest) String() string {
 func (*GetHoldRequest) ProtoMessage() {}
 
 func (x *GetHoldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[26]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2184,7 @@ func (x *GetHoldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHoldRequest.ProtoReflect.Descriptor instead.
 func (*GetHoldRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetHoldRequest) GetWorkspace() string {
@@ -2080,7 +2212,7 @@ type GetHoldResponse struct {
 
 func (x *GetHoldResponse) Reset() {
 	*x = GetHoldResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2224,7 @@ func (x *GetHoldResponse) String() string {
 func (*GetHoldResponse) ProtoMessage() {}
 
 func (x *GetHoldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[27]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2237,7 @@ func (x *GetHoldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHoldResponse.ProtoReflect.Descriptor instead.
 func (*GetHoldResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{27}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetHoldResponse) GetHold() *Hold {
@@ -2134,7 +2266,7 @@ type ListHoldsRequest struct {
 
 func (x *ListHoldsRequest) Reset() {
 	*x = ListHoldsRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2146,7 +2278,7 @@ func (x *ListHoldsRequest) String() string {
 func (*ListHoldsRequest) ProtoMessage() {}
 
 func (x *ListHoldsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[28]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2159,7 +2291,7 @@ func (x *ListHoldsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldsRequest.ProtoReflect.Descriptor instead.
 func (*ListHoldsRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{28}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListHoldsRequest) GetWorkspace() string {
@@ -2210,7 +2342,7 @@ type ListHoldsResponse struct {
 
 func (x *ListHoldsResponse) Reset() {
 	*x = ListHoldsResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2354,7 @@ func (x *ListHoldsResponse) String() string {
 func (*ListHoldsResponse) ProtoMessage() {}
 
 func (x *ListHoldsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[29]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2367,7 @@ func (x *ListHoldsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHoldsResponse.ProtoReflect.Descriptor instead.
 func (*ListHoldsResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{29}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListHoldsResponse) GetHolds() []*Hold {
@@ -2276,7 +2408,7 @@ type ReverseTransactionRequest struct {
 
 func (x *ReverseTransactionRequest) Reset() {
 	*x = ReverseTransactionRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2420,7 @@ func (x *ReverseTransactionRequest) String() string {
 func (*ReverseTransactionRequest) ProtoMessage() {}
 
 func (x *ReverseTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[30]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2433,7 @@ func (x *ReverseTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReverseTransactionRequest.ProtoReflect.Descriptor instead.
 func (*ReverseTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{30}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReverseTransactionRequest) GetWorkspace() string {
@@ -2372,7 +2504,7 @@ type ReverseTransactionResponse struct {
 
 func (x *ReverseTransactionResponse) Reset() {
 	*x = ReverseTransactionResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2516,7 @@ func (x *ReverseTransactionResponse) String() string {
 func (*ReverseTransactionResponse) ProtoMessage() {}
 
 func (x *ReverseTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[31]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2529,7 @@ func (x *ReverseTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReverseTransactionResponse.ProtoReflect.Descriptor instead.
 func (*ReverseTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{31}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReverseTransactionResponse) GetTransaction() *Transaction {
@@ -2448,7 +2580,7 @@ type GetTransactionRequest struct {
 
 func (x *GetTransactionRequest) Reset() {
 	*x = GetTransactionRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2592,7 @@ func (x *GetTransactionRequest) String() string {
 func (*GetTransactionRequest) ProtoMessage() {}
 
 func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[32]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2605,7 @@ func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionRequest.ProtoReflect.Descriptor instead.
 func (*GetTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{32}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetTransactionRequest) GetWorkspace() string {
@@ -2501,7 +2633,7 @@ type GetTransactionResponse struct {
 
 func (x *GetTransactionResponse) Reset() {
 	*x = GetTransactionResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2645,7 @@ func (x *GetTransactionResponse) String() string {
 func (*GetTransactionResponse) ProtoMessage() {}
 
 func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[33]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2658,7 @@ func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionResponse.ProtoReflect.Descriptor instead.
 func (*GetTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{33}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetTransactionResponse) GetTransaction() *Transaction {
@@ -2553,7 +2685,7 @@ type GetStatementRequest struct {
 
 func (x *GetStatementRequest) Reset() {
 	*x = GetStatementRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2565,7 +2697,7 @@ func (x *GetStatementRequest) String() string {
 func (*GetStatementRequest) ProtoMessage() {}
 
 func (x *GetStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[34]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2578,7 +2710,7 @@ func (x *GetStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatementRequest.ProtoReflect.Descriptor instead.
 func (*GetStatementRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{34}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetStatementRequest) GetWorkspace() string {
@@ -2620,7 +2752,7 @@ type GetStatementResponse struct {
 
 func (x *GetStatementResponse) Reset() {
 	*x = GetStatementResponse{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2632,7 +2764,7 @@ func (x *GetStatementResponse) String() string {
 func (*GetStatementResponse) ProtoMessage() {}
 
 func (x *GetStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[35]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2645,7 +2777,7 @@ func (x *GetStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatementResponse.ProtoReflect.Descriptor instead.
 func (*GetStatementResponse) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{35}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetStatementResponse) GetStatement() *Statement {
@@ -2672,7 +2804,7 @@ type ExportTransactionsRequest struct {
 
 func (x *ExportTransactionsRequest) Reset() {
 	*x = ExportTransactionsRequest{}
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2816,7 @@ func (x *ExportTransactionsRequest) String() string {
 func (*ExportTransactionsRequest) ProtoMessage() {}
 
 func (x *ExportTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_creditledger_v1_ledger_proto_msgTypes[36]
+	mi := &file_creditledger_v1_ledger_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2829,7 @@ func (x *ExportTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{36}
+	return file_creditledger_v1_ledger_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExportTransactionsRequest) GetWorkspace() string {
@@ -2822,7 +2954,16 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\x15DecideRequestResponse\x12@\n" +
 	"\arequest\x18\x01 \x01(\v2&.creditledger.v1.CreditPurchaseRequestR\arequest\x12>\n" +
 	"\vtransaction\x18\x02 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\x12\x1a\n" +
-	"\breplayed\x18\x03 \x01(\bR\breplayed\"P\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\x94\x01\n" +
+	"\x14CancelRequestRequest\x12\x1c\n" +
+	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"u\n" +
+	"\x15CancelRequestResponse\x12@\n" +
+	"\arequest\x18\x01 \x01(\v2&.creditledger.v1.CreditPurchaseRequestR\arequest\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"P\n" +
 	"\x11GetRequestRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x1d\n" +
 	"\n" +
@@ -2945,7 +3086,7 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime2\xed\x19\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime2\x98\x1b\n" +
 	"\fCreditLedger\x12\x8a\x01\n" +
 	"\x06Credit\x12\x1e.creditledger.v1.CreditRequest\x1a\x1f.creditledger.v1.CreditResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/workspaces/{workspace}/accounts/{account}:credit\x12\x86\x01\n" +
 	"\x05Debit\x12\x1d.creditledger.v1.DebitRequest\x1a\x1e.creditledger.v1.DebitResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/workspaces/{workspace}/accounts/{account}:debit\x12\x9d\x01\n" +
@@ -2953,7 +3094,8 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"GetBalance\x12\".creditledger.v1.GetBalanceRequest\x1a#.creditledger.v1.GetBalanceResponse\"F\x82\xd3\xe4\x93\x02@b\abalance\x125/v1/workspaces/{workspace}/accounts/{account}/balance\x12\xab\x01\n" +
 	"\x10ListTransactions\x12(.creditledger.v1.ListTransactionsRequest\x1a).creditledger.v1.ListTransactionsResponse\"B\x82\xd3\xe4\x93\x02<\x12:/v1/workspaces/{workspace}/accounts/{account}/transactions\x12\xa7\x01\n" +
 	"\rSubmitRequest\x12%.creditledger.v1.SubmitRequestRequest\x1a&.creditledger.v1.SubmitRequestResponse\"G\x82\xd3\xe4\x93\x02A:\x01*\"</v1/workspaces/{workspace}/accounts/{account}/creditRequests\x12\xa8\x01\n" +
-	"\rDecideRequest\x12%.creditledger.v1.DecideRequestRequest\x1a&.creditledger.v1.DecideRequestResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/v1/workspaces/{workspace}/creditRequests/{request_id}:decide\x12\x9e\x01\n" +
+	"\rDecideRequest\x12%.creditledger.v1.DecideRequestRequest\x1a&.creditledger.v1.DecideRequestResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/v1/workspaces/{workspace}/creditRequests/{request_id}:decide\x12\xa8\x01\n" +
+	"\rCancelRequest\x12%.creditledger.v1.CancelRequestRequest\x1a&.creditledger.v1.CancelRequestResponse\"H\x82\xd3\xe4\x93\x02B:\x01*\"=/v1/workspaces/{workspace}/creditRequests/{request_id}:cancel\x12\x9e\x01\n" +
 	"\n" +
 	"GetRequest\x12\".creditledger.v1.GetRequestRequest\x1a#.creditledger.v1.GetRequestResponse\"G\x82\xd3\xe4\x93\x02Ab\arequest\x126/v1/workspaces/{workspace}/creditRequests/{request_id}\x12\x8e\x01\n" +
 	"\fListRequests\x12$.creditledger.v1.ListRequestsRequest\x1a%.creditledger.v1.ListRequestsResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/workspaces/{workspace}/creditRequests\x12\xba\x01\n" +
@@ -2986,7 +3128,7 @@ func file_creditledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_creditledger_v1_ledger_proto_rawDescData
 }
 
-var file_creditledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_creditledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_creditledger_v1_ledger_proto_goTypes = []any{
 	(*CreditRequest)(nil),              // 0: creditledger.v1.CreditRequest
 	(*CreditResponse)(nil),             // 1: creditledger.v1.CreditResponse
@@ -3000,148 +3142,153 @@ var file_creditledger_v1_ledger_proto_goTypes = []any{
 	(*SubmitRequestResponse)(nil),      // 9: creditledger.v1.SubmitRequestResponse
 	(*DecideRequestRequest)(nil),       // 10: creditledger.v1.DecideRequestRequest
 	(*DecideRequestResponse)(nil),      // 11: creditledger.v1.DecideRequestResponse
-	(*GetRequestRequest)(nil),          // 12: creditledger.v1.GetRequestRequest
-	(*GetRequestResponse)(nil),         // 13: creditledger.v1.GetRequestResponse
-	(*ListRequestsRequest)(nil),        // 14: creditledger.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),       // 15: creditledger.v1.ListRequestsResponse
-	(*CheckCreditPaymentRequest)(nil),  // 16: creditledger.v1.CheckCreditPaymentRequest
-	(*CheckCreditPaymentResponse)(nil), // 17: creditledger.v1.CheckCreditPaymentResponse
-	(*ListAccountsRequest)(nil),        // 18: creditledger.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),       // 19: creditledger.v1.ListAccountsResponse
-	(*CreateHoldRequest)(nil),          // 20: creditledger.v1.CreateHoldRequest
-	(*CreateHoldResponse)(nil),         // 21: creditledger.v1.CreateHoldResponse
-	(*CaptureHoldRequest)(nil),         // 22: creditledger.v1.CaptureHoldRequest
-	(*CaptureHoldResponse)(nil),        // 23: creditledger.v1.CaptureHoldResponse
-	(*VoidHoldRequest)(nil),            // 24: creditledger.v1.VoidHoldRequest
-	(*VoidHoldResponse)(nil),           // 25: creditledger.v1.VoidHoldResponse
-	(*GetHoldRequest)(nil),             // 26: creditledger.v1.GetHoldRequest
-	(*GetHoldResponse)(nil),            // 27: creditledger.v1.GetHoldResponse
-	(*ListHoldsRequest)(nil),           // 28: creditledger.v1.ListHoldsRequest
-	(*ListHoldsResponse)(nil),          // 29: creditledger.v1.ListHoldsResponse
-	(*ReverseTransactionRequest)(nil),  // 30: creditledger.v1.ReverseTransactionRequest
-	(*ReverseTransactionResponse)(nil), // 31: creditledger.v1.ReverseTransactionResponse
-	(*GetTransactionRequest)(nil),      // 32: creditledger.v1.GetTransactionRequest
-	(*GetTransactionResponse)(nil),     // 33: creditledger.v1.GetTransactionResponse
-	(*GetStatementRequest)(nil),        // 34: creditledger.v1.GetStatementRequest
-	(*GetStatementResponse)(nil),       // 35: creditledger.v1.GetStatementResponse
-	(*ExportTransactionsRequest)(nil),  // 36: creditledger.v1.ExportTransactionsRequest
-	nil,                                // 37: creditledger.v1.CreditRequest.MetadataEntry
-	nil,                                // 38: creditledger.v1.DebitRequest.MetadataEntry
-	nil,                                // 39: creditledger.v1.SubmitRequestRequest.MetadataEntry
-	nil,                                // 40: creditledger.v1.CreateHoldRequest.MetadataEntry
-	nil,                                // 41: creditledger.v1.ReverseTransactionRequest.MetadataEntry
-	(TransactionKind)(0),               // 42: creditledger.v1.TransactionKind
-	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
-	(*Transaction)(nil),                // 44: creditledger.v1.Transaction
-	(*Balance)(nil),                    // 45: creditledger.v1.Balance
-	(TransactionType)(0),               // 46: creditledger.v1.TransactionType
-	(PaymentMethod)(0),                 // 47: creditledger.v1.PaymentMethod
-	(*CreditPurchaseRequest)(nil),      // 48: creditledger.v1.CreditPurchaseRequest
-	(Decision)(0),                      // 49: creditledger.v1.Decision
-	(RequestStatus)(0),                 // 50: creditledger.v1.RequestStatus
-	(*money.Money)(nil),                // 51: google.type.Money
-	(*durationpb.Duration)(nil),        // 52: google.protobuf.Duration
-	(*Hold)(nil),                       // 53: creditledger.v1.Hold
-	(HoldStatus)(0),                    // 54: creditledger.v1.HoldStatus
-	(*Statement)(nil),                  // 55: creditledger.v1.Statement
-	(*ListEventsRequest)(nil),          // 56: creditledger.v1.ListEventsRequest
-	(*WatchEventsRequest)(nil),         // 57: creditledger.v1.WatchEventsRequest
-	(*httpbody.HttpBody)(nil),          // 58: google.api.HttpBody
-	(*ListEventsResponse)(nil),         // 59: creditledger.v1.ListEventsResponse
-	(*WatchEventsResponse)(nil),        // 60: creditledger.v1.WatchEventsResponse
+	(*CancelRequestRequest)(nil),       // 12: creditledger.v1.CancelRequestRequest
+	(*CancelRequestResponse)(nil),      // 13: creditledger.v1.CancelRequestResponse
+	(*GetRequestRequest)(nil),          // 14: creditledger.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),         // 15: creditledger.v1.GetRequestResponse
+	(*ListRequestsRequest)(nil),        // 16: creditledger.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),       // 17: creditledger.v1.ListRequestsResponse
+	(*CheckCreditPaymentRequest)(nil),  // 18: creditledger.v1.CheckCreditPaymentRequest
+	(*CheckCreditPaymentResponse)(nil), // 19: creditledger.v1.CheckCreditPaymentResponse
+	(*ListAccountsRequest)(nil),        // 20: creditledger.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),       // 21: creditledger.v1.ListAccountsResponse
+	(*CreateHoldRequest)(nil),          // 22: creditledger.v1.CreateHoldRequest
+	(*CreateHoldResponse)(nil),         // 23: creditledger.v1.CreateHoldResponse
+	(*CaptureHoldRequest)(nil),         // 24: creditledger.v1.CaptureHoldRequest
+	(*CaptureHoldResponse)(nil),        // 25: creditledger.v1.CaptureHoldResponse
+	(*VoidHoldRequest)(nil),            // 26: creditledger.v1.VoidHoldRequest
+	(*VoidHoldResponse)(nil),           // 27: creditledger.v1.VoidHoldResponse
+	(*GetHoldRequest)(nil),             // 28: creditledger.v1.GetHoldRequest
+	(*GetHoldResponse)(nil),            // 29: creditledger.v1.GetHoldResponse
+	(*ListHoldsRequest)(nil),           // 30: creditledger.v1.ListHoldsRequest
+	(*ListHoldsResponse)(nil),          // 31: creditledger.v1.ListHoldsResponse
+	(*ReverseTransactionRequest)(nil),  // 32: creditledger.v1.ReverseTransactionRequest
+	(*ReverseTransactionResponse)(nil), // 33: creditledger.v1.ReverseTransactionResponse
+	(*GetTransactionRequest)(nil),      // 34: creditledger.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),     // 35: creditledger.v1.GetTransactionResponse
+	(*GetStatementRequest)(nil),        // 36: creditledger.v1.GetStatementRequest
+	(*GetStatementResponse)(nil),       // 37: creditledger.v1.GetStatementResponse
+	(*ExportTransactionsRequest)(nil),  // 38: creditledger.v1.ExportTransactionsRequest
+	nil,                                // 39: creditledger.v1.CreditRequest.MetadataEntry
+	nil,                                // 40: creditledger.v1.DebitRequest.MetadataEntry
+	nil,                                // 41: creditledger.v1.SubmitRequestRequest.MetadataEntry
+	nil,                                // 42: creditledger.v1.CreateHoldRequest.MetadataEntry
+	nil,                                // 43: creditledger.v1.ReverseTransactionRequest.MetadataEntry
+	(TransactionKind)(0),               // 44: creditledger.v1.TransactionKind
+	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
+	(*Transaction)(nil),                // 46: creditledger.v1.Transaction
+	(*Balance)(nil),                    // 47: creditledger.v1.Balance
+	(TransactionType)(0),               // 48: creditledger.v1.TransactionType
+	(PaymentMethod)(0),                 // 49: creditledger.v1.PaymentMethod
+	(*CreditPurchaseRequest)(nil),      // 50: creditledger.v1.CreditPurchaseRequest
+	(Decision)(0),                      // 51: creditledger.v1.Decision
+	(RequestStatus)(0),                 // 52: creditledger.v1.RequestStatus
+	(*money.Money)(nil),                // 53: google.type.Money
+	(*durationpb.Duration)(nil),        // 54: google.protobuf.Duration
+	(*Hold)(nil),                       // 55: creditledger.v1.Hold
+	(HoldStatus)(0),                    // 56: creditledger.v1.HoldStatus
+	(*Statement)(nil),                  // 57: creditledger.v1.Statement
+	(*ListEventsRequest)(nil),          // 58: creditledger.v1.ListEventsRequest
+	(*WatchEventsRequest)(nil),         // 59: creditledger.v1.WatchEventsRequest
+	(*httpbody.HttpBody)(nil),          // 60: google.api.HttpBody
+	(*ListEventsResponse)(nil),         // 61: creditledger.v1.ListEventsResponse
+	(*WatchEventsResponse)(nil),        // 62: creditledger.v1.WatchEventsResponse
 }
 var file_creditledger_v1_ledger_proto_depIdxs = []int32{
-	42, // 0: creditledger.v1.CreditRequest.kind:type_name -> creditledger.v1.TransactionKind
-	37, // 1: creditledger.v1.CreditRequest.metadata:type_name -> creditledger.v1.CreditRequest.MetadataEntry
-	43, // 2: creditledger.v1.CreditRequest.expire_time:type_name -> google.protobuf.Timestamp
-	44, // 3: creditledger.v1.CreditResponse.transaction:type_name -> creditledger.v1.Transaction
-	42, // 4: creditledger.v1.DebitRequest.kind:type_name -> creditledger.v1.TransactionKind
-	38, // 5: creditledger.v1.DebitRequest.metadata:type_name -> creditledger.v1.DebitRequest.MetadataEntry
-	44, // 6: creditledger.v1.DebitResponse.transaction:type_name -> creditledger.v1.Transaction
-	45, // 7: creditledger.v1.GetBalanceResponse.balance:type_name -> creditledger.v1.Balance
-	46, // 8: creditledger.v1.ListTransactionsRequest.type:type_name -> creditledger.v1.TransactionType
-	42, // 9: creditledger.v1.ListTransactionsRequest.kind:type_name -> creditledger.v1.TransactionKind
-	43, // 10: creditledger.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	43, // 11: creditledger.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	44, // 12: creditledger.v1.ListTransactionsResponse.transactions:type_name -> creditledger.v1.Transaction
-	47, // 13: creditledger.v1.SubmitRequestRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
-	39, // 14: creditledger.v1.SubmitRequestRequest.metadata:type_name -> creditledger.v1.SubmitRequestRequest.MetadataEntry
-	48, // 15: creditledger.v1.SubmitRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	49, // 16: creditledger.v1.DecideRequestRequest.decision:type_name -> creditledger.v1.Decision
-	48, // 17: creditledger.v1.DecideRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	44, // 18: creditledger.v1.DecideRequestResponse.transaction:type_name -> creditledger.v1.Transaction
-	48, // 19: creditledger.v1.GetRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
-	50, // 20: creditledger.v1.ListRequestsRequest.status:type_name -> creditledger.v1.RequestStatus
-	48, // 21: creditledger.v1.ListRequestsResponse.requests:type_name -> creditledger.v1.CreditPurchaseRequest
-	51, // 22: creditledger.v1.CheckCreditPaymentRequest.price:type_name -> google.type.Money
-	45, // 23: creditledger.v1.ListAccountsResponse.accounts:type_name -> creditledger.v1.Balance
-	42, // 24: creditledger.v1.CreateHoldRequest.kind:type_name -> creditledger.v1.TransactionKind
-	43, // 25: creditledger.v1.CreateHoldRequest.expire_time:type_name -> google.protobuf.Timestamp
-	52, // 26: creditledger.v1.CreateHoldRequest.ttl:type_name -> google.protobuf.Duration
-	40, // 27: creditledger.v1.CreateHoldRequest.metadata:type_name -> creditledger.v1.CreateHoldRequest.MetadataEntry
-	53, // 28: creditledger.v1.CreateHoldResponse.hold:type_name -> creditledger.v1.Hold
-	53, // 29: creditledger.v1.CaptureHoldResponse.hold:type_name -> creditledger.v1.Hold
-	44, // 30: creditledger.v1.CaptureHoldResponse.transaction:type_name -> creditledger.v1.Transaction
-	53, // 31: creditledger.v1.VoidHoldResponse.hold:type_name -> creditledger.v1.Hold
-	53, // 32: creditledger.v1.GetHoldResponse.hold:type_name -> creditledger.v1.Hold
-	54, // 33: creditledger.v1.ListHoldsRequest.status:type_name -> creditledger.v1.HoldStatus
-	53, // 34: creditledger.v1.ListHoldsResponse.holds:type_name -> creditledger.v1.Hold
-	41, // 35: creditledger.v1.ReverseTransactionRequest.metadata:type_name -> creditledger.v1.ReverseTransactionRequest.MetadataEntry
-	44, // 36: creditledger.v1.ReverseTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
-	44, // 37: creditledger.v1.ReverseTransactionResponse.original:type_name -> creditledger.v1.Transaction
-	44, // 38: creditledger.v1.GetTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
-	43, // 39: creditledger.v1.GetStatementRequest.start_time:type_name -> google.protobuf.Timestamp
-	43, // 40: creditledger.v1.GetStatementRequest.end_time:type_name -> google.protobuf.Timestamp
-	55, // 41: creditledger.v1.GetStatementResponse.statement:type_name -> creditledger.v1.Statement
-	43, // 42: creditledger.v1.ExportTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	43, // 43: creditledger.v1.ExportTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	0,  // 44: creditledger.v1.CreditLedger.Credit:input_type -> creditledger.v1.CreditRequest
-	2,  // 45: creditledger.v1.CreditLedger.Debit:input_type -> creditledger.v1.DebitRequest
-	4,  // 46: creditledger.v1.CreditLedger.GetBalance:input_type -> creditledger.v1.GetBalanceRequest
-	6,  // 47: creditledger.v1.CreditLedger.ListTransactions:input_type -> creditledger.v1.ListTransactionsRequest
-	8,  // 48: creditledger.v1.CreditLedger.SubmitRequest:input_type -> creditledger.v1.SubmitRequestRequest
-	10, // 49: creditledger.v1.CreditLedger.DecideRequest:input_type -> creditledger.v1.DecideRequestRequest
-	12, // 50: creditledger.v1.CreditLedger.GetRequest:input_type -> creditledger.v1.GetRequestRequest
-	14, // 51: creditledger.v1.CreditLedger.ListRequests:input_type -> creditledger.v1.ListRequestsRequest
-	16, // 52: creditledger.v1.CreditLedger.CheckCreditPayment:input_type -> creditledger.v1.CheckCreditPaymentRequest
-	18, // 53: creditledger.v1.CreditLedger.ListAccounts:input_type -> creditledger.v1.ListAccountsRequest
-	20, // 54: creditledger.v1.CreditLedger.CreateHold:input_type -> creditledger.v1.CreateHoldRequest
-	22, // 55: creditledger.v1.CreditLedger.CaptureHold:input_type -> creditledger.v1.CaptureHoldRequest
-	24, // 56: creditledger.v1.CreditLedger.VoidHold:input_type -> creditledger.v1.VoidHoldRequest
-	26, // 57: creditledger.v1.CreditLedger.GetHold:input_type -> creditledger.v1.GetHoldRequest
-	28, // 58: creditledger.v1.CreditLedger.ListHolds:input_type -> creditledger.v1.ListHoldsRequest
-	30, // 59: creditledger.v1.CreditLedger.ReverseTransaction:input_type -> creditledger.v1.ReverseTransactionRequest
-	32, // 60: creditledger.v1.CreditLedger.GetTransaction:input_type -> creditledger.v1.GetTransactionRequest
-	34, // 61: creditledger.v1.CreditLedger.GetStatement:input_type -> creditledger.v1.GetStatementRequest
-	36, // 62: creditledger.v1.CreditLedger.ExportTransactions:input_type -> creditledger.v1.ExportTransactionsRequest
-	56, // 63: creditledger.v1.CreditLedger.ListEvents:input_type -> creditledger.v1.ListEventsRequest
-	57, // 64: creditledger.v1.CreditLedger.WatchEvents:input_type -> creditledger.v1.WatchEventsRequest
-	1,  // 65: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
-	3,  // 66: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
-	5,  // 67: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
-	7,  // 68: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
-	9,  // 69: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
-	11, // 70: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
-	13, // 71: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
-	15, // 72: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
-	17, // 73: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
-	19, // 74: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
-	21, // 75: creditledger.v1.CreditLedger.CreateHold:output_type -> creditledger.v1.CreateHoldResponse
-	23, // 76: creditledger.v1.CreditLedger.CaptureHold:output_type -> creditledger.v1.CaptureHoldResponse
-	25, // 77: creditledger.v1.CreditLedger.VoidHold:output_type -> creditledger.v1.VoidHoldResponse
-	27, // 78: creditledger.v1.CreditLedger.GetHold:output_type -> creditledger.v1.GetHoldResponse
-	29, // 79: creditledger.v1.CreditLedger.ListHolds:output_type -> creditledger.v1.ListHoldsResponse
-	31, // 80: creditledger.v1.CreditLedger.ReverseTransaction:output_type -> creditledger.v1.ReverseTransactionResponse
-	33, // 81: creditledger.v1.CreditLedger.GetTransaction:output_type -> creditledger.v1.GetTransactionResponse
-	35, // 82: creditledger.v1.CreditLedger.GetStatement:output_type -> creditledger.v1.GetStatementResponse
-	58, // 83: creditledger.v1.CreditLedger.ExportTransactions:output_type -> google.api.HttpBody
-	59, // 84: creditledger.v1.CreditLedger.ListEvents:output_type -> creditledger.v1.ListEventsResponse
-	60, // 85: creditledger.v1.CreditLedger.WatchEvents:output_type -> creditledger.v1.WatchEventsResponse
-	65, // [65:86] is the sub-list for method output_type
-	44, // [44:65] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	44, // 0: creditledger.v1.CreditRequest.kind:type_name -> creditledger.v1.TransactionKind
+	39, // 1: creditledger.v1.CreditRequest.metadata:type_name -> creditledger.v1.CreditRequest.MetadataEntry
+	45, // 2: creditledger.v1.CreditRequest.expire_time:type_name -> google.protobuf.Timestamp
+	46, // 3: creditledger.v1.CreditResponse.transaction:type_name -> creditledger.v1.Transaction
+	44, // 4: creditledger.v1.DebitRequest.kind:type_name -> creditledger.v1.TransactionKind
+	40, // 5: creditledger.v1.DebitRequest.metadata:type_name -> creditledger.v1.DebitRequest.MetadataEntry
+	46, // 6: creditledger.v1.DebitResponse.transaction:type_name -> creditledger.v1.Transaction
+	47, // 7: creditledger.v1.GetBalanceResponse.balance:type_name -> creditledger.v1.Balance
+	48, // 8: creditledger.v1.ListTransactionsRequest.type:type_name -> creditledger.v1.TransactionType
+	44, // 9: creditledger.v1.ListTransactionsRequest.kind:type_name -> creditledger.v1.TransactionKind
+	45, // 10: creditledger.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 11: creditledger.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	46, // 12: creditledger.v1.ListTransactionsResponse.transactions:type_name -> creditledger.v1.Transaction
+	49, // 13: creditledger.v1.SubmitRequestRequest.payment_method:type_name -> creditledger.v1.PaymentMethod
+	41, // 14: creditledger.v1.SubmitRequestRequest.metadata:type_name -> creditledger.v1.SubmitRequestRequest.MetadataEntry
+	50, // 15: creditledger.v1.SubmitRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	51, // 16: creditledger.v1.DecideRequestRequest.decision:type_name -> creditledger.v1.Decision
+	50, // 17: creditledger.v1.DecideRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	46, // 18: creditledger.v1.DecideRequestResponse.transaction:type_name -> creditledger.v1.Transaction
+	50, // 19: creditledger.v1.CancelRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	50, // 20: creditledger.v1.GetRequestResponse.request:type_name -> creditledger.v1.CreditPurchaseRequest
+	52, // 21: creditledger.v1.ListRequestsRequest.status:type_name -> creditledger.v1.RequestStatus
+	50, // 22: creditledger.v1.ListRequestsResponse.requests:type_name -> creditledger.v1.CreditPurchaseRequest
+	53, // 23: creditledger.v1.CheckCreditPaymentRequest.price:type_name -> google.type.Money
+	47, // 24: creditledger.v1.ListAccountsResponse.accounts:type_name -> creditledger.v1.Balance
+	44, // 25: creditledger.v1.CreateHoldRequest.kind:type_name -> creditledger.v1.TransactionKind
+	45, // 26: creditledger.v1.CreateHoldRequest.expire_time:type_name -> google.protobuf.Timestamp
+	54, // 27: creditledger.v1.CreateHoldRequest.ttl:type_name -> google.protobuf.Duration
+	42, // 28: creditledger.v1.CreateHoldRequest.metadata:type_name -> creditledger.v1.CreateHoldRequest.MetadataEntry
+	55, // 29: creditledger.v1.CreateHoldResponse.hold:type_name -> creditledger.v1.Hold
+	55, // 30: creditledger.v1.CaptureHoldResponse.hold:type_name -> creditledger.v1.Hold
+	46, // 31: creditledger.v1.CaptureHoldResponse.transaction:type_name -> creditledger.v1.Transaction
+	55, // 32: creditledger.v1.VoidHoldResponse.hold:type_name -> creditledger.v1.Hold
+	55, // 33: creditledger.v1.GetHoldResponse.hold:type_name -> creditledger.v1.Hold
+	56, // 34: creditledger.v1.ListHoldsRequest.status:type_name -> creditledger.v1.HoldStatus
+	55, // 35: creditledger.v1.ListHoldsResponse.holds:type_name -> creditledger.v1.Hold
+	43, // 36: creditledger.v1.ReverseTransactionRequest.metadata:type_name -> creditledger.v1.ReverseTransactionRequest.MetadataEntry
+	46, // 37: creditledger.v1.ReverseTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
+	46, // 38: creditledger.v1.ReverseTransactionResponse.original:type_name -> creditledger.v1.Transaction
+	46, // 39: creditledger.v1.GetTransactionResponse.transaction:type_name -> creditledger.v1.Transaction
+	45, // 40: creditledger.v1.GetStatementRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 41: creditledger.v1.GetStatementRequest.end_time:type_name -> google.protobuf.Timestamp
+	57, // 42: creditledger.v1.GetStatementResponse.statement:type_name -> creditledger.v1.Statement
+	45, // 43: creditledger.v1.ExportTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	45, // 44: creditledger.v1.ExportTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 45: creditledger.v1.CreditLedger.Credit:input_type -> creditledger.v1.CreditRequest
+	2,  // 46: creditledger.v1.CreditLedger.Debit:input_type -> creditledger.v1.DebitRequest
+	4,  // 47: creditledger.v1.CreditLedger.GetBalance:input_type -> creditledger.v1.GetBalanceRequest
+	6,  // 48: creditledger.v1.CreditLedger.ListTransactions:input_type -> creditledger.v1.ListTransactionsRequest
+	8,  // 49: creditledger.v1.CreditLedger.SubmitRequest:input_type -> creditledger.v1.SubmitRequestRequest
+	10, // 50: creditledger.v1.CreditLedger.DecideRequest:input_type -> creditledger.v1.DecideRequestRequest
+	12, // 51: creditledger.v1.CreditLedger.CancelRequest:input_type -> creditledger.v1.CancelRequestRequest
+	14, // 52: creditledger.v1.CreditLedger.GetRequest:input_type -> creditledger.v1.GetRequestRequest
+	16, // 53: creditledger.v1.CreditLedger.ListRequests:input_type -> creditledger.v1.ListRequestsRequest
+	18, // 54: creditledger.v1.CreditLedger.CheckCreditPayment:input_type -> creditledger.v1.CheckCreditPaymentRequest
+	20, // 55: creditledger.v1.CreditLedger.ListAccounts:input_type -> creditledger.v1.ListAccountsRequest
+	22, // 56: creditledger.v1.CreditLedger.CreateHold:input_type -> creditledger.v1.CreateHoldRequest
+	24, // 57: creditledger.v1.CreditLedger.CaptureHold:input_type -> creditledger.v1.CaptureHoldRequest
+	26, // 58: creditledger.v1.CreditLedger.VoidHold:input_type -> creditledger.v1.VoidHoldRequest
+	28, // 59: creditledger.v1.CreditLedger.GetHold:input_type -> creditledger.v1.GetHoldRequest
+	30, // 60: creditledger.v1.CreditLedger.ListHolds:input_type -> creditledger.v1.ListHoldsRequest
+	32, // 61: creditledger.v1.CreditLedger.ReverseTransaction:input_type -> creditledger.v1.ReverseTransactionRequest
+	34, // 62: creditledger.v1.CreditLedger.GetTransaction:input_type -> creditledger.v1.GetTransactionRequest
+	36, // 63: creditledger.v1.CreditLedger.GetStatement:input_type -> creditledger.v1.GetStatementRequest
+	38, // 64: creditledger.v1.CreditLedger.ExportTransactions:input_type -> creditledger.v1.ExportTransactionsRequest
+	58, // 65: creditledger.v1.CreditLedger.ListEvents:input_type -> creditledger.v1.ListEventsRequest
+	59, // 66: creditledger.v1.CreditLedger.WatchEvents:input_type -> creditledger.v1.WatchEventsRequest
+	1,  // 67: creditledger.v1.CreditLedger.Credit:output_type -> creditledger.v1.CreditResponse
+	3,  // 68: creditledger.v1.CreditLedger.Debit:output_type -> creditledger.v1.DebitResponse
+	5,  // 69: creditledger.v1.CreditLedger.GetBalance:output_type -> creditledger.v1.GetBalanceResponse
+	7,  // 70: creditledger.v1.CreditLedger.ListTransactions:output_type -> creditledger.v1.ListTransactionsResponse
+	9,  // 71: creditledger.v1.CreditLedger.SubmitRequest:output_type -> creditledger.v1.SubmitRequestResponse
+	11, // 72: creditledger.v1.CreditLedger.DecideRequest:output_type -> creditledger.v1.DecideRequestResponse
+	13, // 73: creditledger.v1.CreditLedger.CancelRequest:output_type -> creditledger.v1.CancelRequestResponse
+	15, // 74: creditledger.v1.CreditLedger.GetRequest:output_type -> creditledger.v1.GetRequestResponse
+	17, // 75: creditledger.v1.CreditLedger.ListRequests:output_type -> creditledger.v1.ListRequestsResponse
+	19, // 76: creditledger.v1.CreditLedger.CheckCreditPayment:output_type -> creditledger.v1.CheckCreditPaymentResponse
+	21, // 77: creditledger.v1.CreditLedger.ListAccounts:output_type -> creditledger.v1.ListAccountsResponse
+	23, // 78: creditledger.v1.CreditLedger.CreateHold:output_type -> creditledger.v1.CreateHoldResponse
+	25, // 79: creditledger.v1.CreditLedger.CaptureHold:output_type -> creditledger.v1.CaptureHoldResponse
+	27, // 80: creditledger.v1.CreditLedger.VoidHold:output_type -> creditledger.v1.VoidHoldResponse
+	29, // 81: creditledger.v1.CreditLedger.GetHold:output_type -> creditledger.v1.GetHoldResponse
+	31, // 82: creditledger.v1.CreditLedger.ListHolds:output_type -> creditledger.v1.ListHoldsResponse
+	33, // 83: creditledger.v1.CreditLedger.ReverseTransaction:output_type -> creditledger.v1.ReverseTransactionResponse
+	35, // 84: creditledger.v1.CreditLedger.GetTransaction:output_type -> creditledger.v1.GetTransactionResponse
+	37, // 85: creditledger.v1.CreditLedger.GetStatement:output_type -> creditledger.v1.GetStatementResponse
+	60, // 86: creditledger.v1.CreditLedger.ExportTransactions:output_type -> google.api.HttpBody
+	61, // 87: creditledger.v1.CreditLedger.ListEvents:output_type -> creditledger.v1.ListEventsResponse
+	62, // 88: creditledger.v1.CreditLedger.WatchEvents:output_type -> creditledger.v1.WatchEventsResponse
+	67, // [67:89] is the sub-list for method output_type
+	45, // [45:67] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_creditledger_v1_ledger_proto_init() }
@@ -3153,7 +3300,7 @@ func file_creditledger_v1_ledger_proto_init() {
 	file_creditledger_v1_types_proto_init()
 	file_creditledger_v1_ledger_proto_msgTypes[0].OneofWrappers = []any{}
 	file_creditledger_v1_ledger_proto_msgTypes[2].OneofWrappers = []any{}
-	file_creditledger_v1_ledger_proto_msgTypes[16].OneofWrappers = []any{
+	file_creditledger_v1_ledger_proto_msgTypes[18].OneofWrappers = []any{
 		(*CheckCreditPaymentRequest_Credits)(nil),
 		(*CheckCreditPaymentRequest_Price)(nil),
 	}
@@ -3163,7 +3310,7 @@ func file_creditledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_creditledger_v1_ledger_proto_rawDesc), len(file_creditledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	CreditLedger_ListTransactions_FullMethodName   = "/creditledger.v1.CreditLedger/ListTransactions"
 	CreditLedger_SubmitRequest_FullMethodName      = "/creditledger.v1.CreditLedger/SubmitRequest"
 	CreditLedger_DecideRequest_FullMethodName      = "/creditledger.v1.CreditLedger/DecideRequest"
+	CreditLedger_CancelRequest_FullMethodName      = "/creditledger.v1.CreditLedger/CancelRequest"
 	CreditLedger_GetRequest_FullMethodName         = "/creditledger.v1.CreditLedger/GetRequest"
 	CreditLedger_ListRequests_FullMethodName       = "/creditledger.v1.CreditLedger/ListRequests"
 	CreditLedger_CheckCreditPayment_FullMethodName = "/creditledger.v1.CreditLedger/CheckCreditPayment"
@@ -76,8 +77,9 @@ type CreditLedgerClient interface {
 	// SubmitRequest records a manual credit purchase (bank transfer, crypto)
 	// as a PENDING request for the agency to decide, recording the caller's
 	// subject as submitted_by. Refused with TOO_MANY_PENDING_REQUESTS when the
-	// account already holds the maximum of pending requests. Idempotent on
-	// idempotency_key (scoped to the account).
+	// account already holds the maximum of pending requests, and with
+	// PAYMENT_METHOD_NOT_OFFERED when the workspace does not offer the payment
+	// method. Idempotent on idempotency_key (scoped to the account).
 	SubmitRequest(ctx context.Context, in *SubmitRequestRequest, opts ...grpc.CallOption) (*SubmitRequestResponse, error)
 	// DecideRequest accepts (posting exactly one REQUEST_APPROVED transaction
 	// in the same database transaction) or rejects a pending request. A
@@ -86,6 +88,16 @@ type CreditLedgerClient interface {
 	// APPROVER_IS_SUBMITTER. Idempotent on idempotency_key (scoped to the
 	// request).
 	DecideRequest(ctx context.Context, in *DecideRequestRequest, opts ...grpc.CallOption) (*DecideRequestResponse, error)
+	// CancelRequest withdraws a PENDING credit request: it becomes CANCELLED,
+	// nothing is posted, and the account's pending credits drop. A client may
+	// cancel its own account's requests (another's is NOT_FOUND); the
+	// agency's admins and services may cancel any. The canceller is the
+	// caller's subject (decided_by). A request that is no longer PENDING
+	// (accepted, rejected or already cancelled) is refused with
+	// FAILED_PRECONDITION, REQUEST_ALREADY_DECIDED (metadata status). Works
+	// while credit payments are disabled. Idempotent on idempotency_key
+	// (scoped to the request).
+	CancelRequest(ctx context.Context, in *CancelRequestRequest, opts ...grpc.CallOption) (*CancelRequestResponse, error)
 	// GetRequest returns one credit request.
 	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error)
 	// ListRequests lists a workspace's credit requests, optionally filtered by
@@ -208,6 +220,16 @@ func (c *creditLedgerClient) DecideRequest(ctx context.Context, in *DecideReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DecideRequestResponse)
 	err := c.cc.Invoke(ctx, CreditLedger_DecideRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *creditLedgerClient) CancelRequest(ctx context.Context, in *CancelRequestRequest, opts ...grpc.CallOption) (*CancelRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelRequestResponse)
+	err := c.cc.Invoke(ctx, CreditLedger_CancelRequest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -415,8 +437,9 @@ type CreditLedgerServer interface {
 	// SubmitRequest records a manual credit purchase (bank transfer, crypto)
 	// as a PENDING request for the agency to decide, recording the caller's
 	// subject as submitted_by. Refused with TOO_MANY_PENDING_REQUESTS when the
-	// account already holds the maximum of pending requests. Idempotent on
-	// idempotency_key (scoped to the account).
+	// account already holds the maximum of pending requests, and with
+	// PAYMENT_METHOD_NOT_OFFERED when the workspace does not offer the payment
+	// method. Idempotent on idempotency_key (scoped to the account).
 	SubmitRequest(context.Context, *SubmitRequestRequest) (*SubmitRequestResponse, error)
 	// DecideRequest accepts (posting exactly one REQUEST_APPROVED transaction
 	// in the same database transaction) or rejects a pending request. A
@@ -425,6 +448,16 @@ type CreditLedgerServer interface {
 	// APPROVER_IS_SUBMITTER. Idempotent on idempotency_key (scoped to the
 	// request).
 	DecideRequest(context.Context, *DecideRequestRequest) (*DecideRequestResponse, error)
+	// CancelRequest withdraws a PENDING credit request: it becomes CANCELLED,
+	// nothing is posted, and the account's pending credits drop. A client may
+	// cancel its own account's requests (another's is NOT_FOUND); the
+	// agency's admins and services may cancel any. The canceller is the
+	// caller's subject (decided_by). A request that is no longer PENDING
+	// (accepted, rejected or already cancelled) is refused with
+	// FAILED_PRECONDITION, REQUEST_ALREADY_DECIDED (metadata status). Works
+	// while credit payments are disabled. Idempotent on idempotency_key
+	// (scoped to the request).
+	CancelRequest(context.Context, *CancelRequestRequest) (*CancelRequestResponse, error)
 	// GetRequest returns one credit request.
 	GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error)
 	// ListRequests lists a workspace's credit requests, optionally filtered by
@@ -510,6 +543,9 @@ func (UnimplementedCreditLedgerServer) SubmitRequest(context.Context, *SubmitReq
 }
 func (UnimplementedCreditLedgerServer) DecideRequest(context.Context, *DecideRequestRequest) (*DecideRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DecideRequest not implemented")
+}
+func (UnimplementedCreditLedgerServer) CancelRequest(context.Context, *CancelRequestRequest) (*CancelRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelRequest not implemented")
 }
 func (UnimplementedCreditLedgerServer) GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRequest not implemented")
@@ -681,6 +717,24 @@ func _CreditLedger_DecideRequest_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CreditLedgerServer).DecideRequest(ctx, req.(*DecideRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CreditLedger_CancelRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CreditLedgerServer).CancelRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CreditLedger_CancelRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CreditLedgerServer).CancelRequest(ctx, req.(*CancelRequestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -971,6 +1025,10 @@ var CreditLedger_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DecideRequest",
 			Handler:    _CreditLedger_DecideRequest_Handler,
+		},
+		{
+			MethodName: "CancelRequest",
+			Handler:    _CreditLedger_CancelRequest_Handler,
 		},
 		{
 			MethodName: "GetRequest",

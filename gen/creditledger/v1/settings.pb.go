@@ -123,7 +123,11 @@ type UpdateSettingsRequest struct {
 	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
 	// New values for the fields named in update_mask.
 	Settings *Settings `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
-	// Fields to change: "credit_payments_enabled", "require_distinct_approver". Required.
+	// Fields to change: "credit_payments_enabled", "require_distinct_approver",
+	// "payment_methods", "low_balance_threshold"; "*" replaces them all. Left
+	// empty, credit_payments_enabled and require_distinct_approver are
+	// replaced, and payment_methods and low_balance_threshold only when set
+	// (a non-empty list, a non-zero threshold): name them to clear them.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -220,7 +220,10 @@ func (HoldStatus) EnumDescriptor() ([]byte, []int) {
 	return file_creditledger_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
-// PaymentMethod is how a manual credit purchase is paid outside the ledger.
+// PaymentMethod is how a client pays for credits. BANK_TRANSFER and CRYPTO
+// are manual purchases (a credit request the agency decides); STRIPE and
+// PAYPAL are instant (the payment provider confirms, and a service calls
+// Credit). Settings.payment_methods says which of them a workspace offers.
 type PaymentMethod int32
 
 const (
@@ -230,6 +233,10 @@ const (
 	PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER PaymentMethod = 1
 	// Cryptocurrency payment, confirmed by the agency.
 	PaymentMethod_PAYMENT_METHOD_CRYPTO PaymentMethod = 2
+	// Card payment through Stripe, confirmed by Stripe. Never a credit request.
+	PaymentMethod_PAYMENT_METHOD_STRIPE PaymentMethod = 3
+	// PayPal payment, confirmed by PayPal. Never a credit request.
+	PaymentMethod_PAYMENT_METHOD_PAYPAL PaymentMethod = 4
 )
 
 // Enum value maps for PaymentMethod.
@@ -238,11 +245,15 @@ var (
 		0: "PAYMENT_METHOD_UNSPECIFIED",
 		1: "PAYMENT_METHOD_BANK_TRANSFER",
 		2: "PAYMENT_METHOD_CRYPTO",
+		3: "PAYMENT_METHOD_STRIPE",
+		4: "PAYMENT_METHOD_PAYPAL",
 	}
 	PaymentMethod_value = map[string]int32{
 		"PAYMENT_METHOD_UNSPECIFIED":   0,
 		"PAYMENT_METHOD_BANK_TRANSFER": 1,
 		"PAYMENT_METHOD_CRYPTO":        2,
+		"PAYMENT_METHOD_STRIPE":        3,
+		"PAYMENT_METHOD_PAYPAL":        4,
 	}
 )
 
@@ -285,6 +296,10 @@ const (
 	RequestStatus_REQUEST_STATUS_ACCEPTED RequestStatus = 2
 	// Rejected: nothing was posted; the reason is kept.
 	RequestStatus_REQUEST_STATUS_REJECTED RequestStatus = 3
+	// Cancelled by the client (or the agency on its behalf) before a
+	// decision: nothing was posted; decided_by and decide_time say who
+	// cancelled it, and when.
+	RequestStatus_REQUEST_STATUS_CANCELLED RequestStatus = 4
 )
 
 // Enum value maps for RequestStatus.
@@ -294,12 +309,14 @@ var (
 		1: "REQUEST_STATUS_PENDING",
 		2: "REQUEST_STATUS_ACCEPTED",
 		3: "REQUEST_STATUS_REJECTED",
+		4: "REQUEST_STATUS_CANCELLED",
 	}
 	RequestStatus_value = map[string]int32{
 		"REQUEST_STATUS_UNSPECIFIED": 0,
 		"REQUEST_STATUS_PENDING":     1,
 		"REQUEST_STATUS_ACCEPTED":    2,
 		"REQUEST_STATUS_REJECTED":    3,
+		"REQUEST_STATUS_CANCELLED":   4,
 	}
 )
 
@@ -1103,13 +1120,14 @@ type CreditPurchaseRequest struct {
 	PaymentReference string `protobuf:"bytes,7,opt,name=payment_reference,json=paymentReference,proto3" json:"payment_reference,omitempty"`
 	// Free-text note from the client; at most 1024 characters.
 	Note string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
-	// PENDING, ACCEPTED or REJECTED.
+	// PENDING, then ACCEPTED, REJECTED or CANCELLED.
 	Status RequestStatus `protobuf:"varint,9,opt,name=status,proto3,enum=creditledger.v1.RequestStatus" json:"status,omitempty"`
-	// Reason given with the decision (kept for rejections).
+	// Reason given with the decision or the cancellation (kept for
+	// rejections and cancellations).
 	DecisionReason string `protobuf:"bytes,10,opt,name=decision_reason,json=decisionReason,proto3" json:"decision_reason,omitempty"`
-	// Who decided: the authenticated subject of the decision's caller.
+	// Who decided (or cancelled): the authenticated subject of the caller.
 	DecidedBy string `protobuf:"bytes,11,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
-	// When the request was decided.
+	// When the request was decided (or cancelled).
 	DecideTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=decide_time,json=decideTime,proto3" json:"decide_time,omitempty"`
 	// The REQUEST_APPROVED transaction posted on acceptance.
 	TransactionId string `protobuf:"bytes,13,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
@@ -1278,8 +1296,19 @@ type Settings struct {
 	// Four eyes: when true, whoever submitted a credit request cannot decide
 	// it (FAILED_PRECONDITION, APPROVER_IS_SUBMITTER). Defaults to false.
 	RequireDistinctApprover bool `protobuf:"varint,4,opt,name=require_distinct_approver,json=requireDistinctApprover,proto3" json:"require_distinct_approver,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// The payment methods the workspace offers its clients, in enum order,
+	// each at most once. A workspace that never set them offers all four, and
+	// they are all listed. SubmitRequest refuses a method not offered with
+	// FAILED_PRECONDITION, PAYMENT_METHOD_NOT_OFFERED; consumers (checkout)
+	// offer only these. Set with the update mask path "payment_methods": an
+	// empty list then offers none (no credits can be bought). Unspecified,
+	// unknown or repeated values are INVALID_ARGUMENT.
+	PaymentMethods []PaymentMethod `protobuf:"varint,5,rep,packed,name=payment_methods,json=paymentMethods,proto3,enum=creditledger.v1.PaymentMethod" json:"payment_methods,omitempty"`
+	// Credits below which a balance counts as low; 0 (the default) turns the
+	// notion off. Between 0 and 10^15 (the largest balance).
+	LowBalanceThreshold int64 `protobuf:"varint,6,opt,name=low_balance_threshold,json=lowBalanceThreshold,proto3" json:"low_balance_threshold,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -1338,6 +1367,20 @@ func (x *Settings) GetRequireDistinctApprover() bool {
 		return x.RequireDistinctApprover
 	}
 	return false
+}
+
+func (x *Settings) GetPaymentMethods() []PaymentMethod {
+	if x != nil {
+		return x.PaymentMethods
+	}
+	return nil
+}
+
+func (x *Settings) GetLowBalanceThreshold() int64 {
+	if x != nil {
+		return x.LowBalanceThreshold
+	}
+	return 0
 }
 
 // CreditPackage is a bundle of credits that clients can buy.
@@ -1652,13 +1695,15 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\fsubmitted_by\x18\x10 \x01(\tR\vsubmittedBy\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd6\x02\n" +
 	"\bSettings\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x126\n" +
 	"\x17credit_payments_enabled\x18\x02 \x01(\bR\x15creditPaymentsEnabled\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12:\n" +
-	"\x19require_distinct_approver\x18\x04 \x01(\bR\x17requireDistinctApprover\"\xed\x02\n" +
+	"\x19require_distinct_approver\x18\x04 \x01(\bR\x17requireDistinctApprover\x12G\n" +
+	"\x0fpayment_methods\x18\x05 \x03(\x0e2\x1e.creditledger.v1.PaymentMethodR\x0epaymentMethods\x122\n" +
+	"\x15low_balance_threshold\x18\x06 \x01(\x03R\x13lowBalanceThreshold\"\xed\x02\n" +
 	"\rCreditPackage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tworkspace\x18\x02 \x01(\tR\tworkspace\x12!\n" +
@@ -1698,16 +1743,19 @@ const file_creditledger_v1_types_proto_rawDesc = "" +
 	"\x12HOLD_STATUS_ACTIVE\x10\x01\x12\x18\n" +
 	"\x14HOLD_STATUS_CAPTURED\x10\x02\x12\x16\n" +
 	"\x12HOLD_STATUS_VOIDED\x10\x03\x12\x17\n" +
-	"\x13HOLD_STATUS_EXPIRED\x10\x04*l\n" +
+	"\x13HOLD_STATUS_EXPIRED\x10\x04*\xa2\x01\n" +
 	"\rPaymentMethod\x12\x1e\n" +
 	"\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cPAYMENT_METHOD_BANK_TRANSFER\x10\x01\x12\x19\n" +
-	"\x15PAYMENT_METHOD_CRYPTO\x10\x02*\x85\x01\n" +
+	"\x15PAYMENT_METHOD_CRYPTO\x10\x02\x12\x19\n" +
+	"\x15PAYMENT_METHOD_STRIPE\x10\x03\x12\x19\n" +
+	"\x15PAYMENT_METHOD_PAYPAL\x10\x04*\xa3\x01\n" +
 	"\rRequestStatus\x12\x1e\n" +
 	"\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16REQUEST_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17REQUEST_STATUS_ACCEPTED\x10\x02\x12\x1b\n" +
-	"\x17REQUEST_STATUS_REJECTED\x10\x03*N\n" +
+	"\x17REQUEST_STATUS_REJECTED\x10\x03\x12\x1c\n" +
+	"\x18REQUEST_STATUS_CANCELLED\x10\x04*N\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fDECISION_ACCEPT\x10\x01\x12\x13\n" +
@@ -1777,16 +1825,17 @@ var file_creditledger_v1_types_proto_depIdxs = []int32{
 	17, // 21: creditledger.v1.CreditPurchaseRequest.metadata:type_name -> creditledger.v1.CreditPurchaseRequest.MetadataEntry
 	18, // 22: creditledger.v1.CreditPurchaseRequest.create_time:type_name -> google.protobuf.Timestamp
 	18, // 23: creditledger.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	19, // 24: creditledger.v1.CreditPackage.price:type_name -> google.type.Money
-	18, // 25: creditledger.v1.CreditPackage.create_time:type_name -> google.protobuf.Timestamp
-	18, // 26: creditledger.v1.CreditPackage.update_time:type_name -> google.protobuf.Timestamp
-	20, // 27: creditledger.v1.CreditPackage.validity:type_name -> google.protobuf.Duration
-	18, // 28: creditledger.v1.ConversionRate.create_time:type_name -> google.protobuf.Timestamp
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	3,  // 24: creditledger.v1.Settings.payment_methods:type_name -> creditledger.v1.PaymentMethod
+	19, // 25: creditledger.v1.CreditPackage.price:type_name -> google.type.Money
+	18, // 26: creditledger.v1.CreditPackage.create_time:type_name -> google.protobuf.Timestamp
+	18, // 27: creditledger.v1.CreditPackage.update_time:type_name -> google.protobuf.Timestamp
+	20, // 28: creditledger.v1.CreditPackage.validity:type_name -> google.protobuf.Duration
+	18, // 29: creditledger.v1.ConversionRate.create_time:type_name -> google.protobuf.Timestamp
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_creditledger_v1_types_proto_init() }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
@@ -119,11 +118,9 @@ func readBatch(ctx context.Context, conn *pgx.Conn, set ledger.WriteSet) (*ledge
 	}
 	b.Queue(qs, ws).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var upd pgtype.Timestamptz
-			if err := rows.Scan(&snap.Settings.CreditPaymentsEnabled, &snap.Settings.RequireDistinctApprover, &upd); err != nil {
+			if err := scanSettings(rows, &snap.Settings); err != nil {
 				return err
 			}
-			snap.Settings.UpdateTime = fromTime(upd)
 		}
 		return rows.Err()
 	})
@@ -317,7 +314,8 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		}
 	}
 	if st := eff.Settings; st != nil {
-		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, st.RequireDistinctApprover, toTime(st.UpdateTime))
+		b.Queue(qPutSettings, ws, st.CreditPaymentsEnabled, st.RequireDistinctApprover, toTime(st.UpdateTime),
+			methodNames(*st), st.LowBalanceThreshold)
 	}
 	// Rows that another batch may insert at the same moment (keys, new
 	// packages, rates) go in one global order, so that two batches meeting

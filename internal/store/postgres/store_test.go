@@ -254,7 +254,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{
 		"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql",
-		"5 0005_holds_reversals_expiry.sql", "7 0007_events.sql",
+		"5 0005_holds_reversals_expiry.sql", "6 0006_agency_controls.sql", "7 0007_events.sql",
 		"8 0008_webhooks.sql",
 	}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
@@ -624,6 +624,20 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		{"key without its outcome", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, create_time) VALUES ('ws', 'k', 'credit', '\x01', now())`, "23514"},
 		{"key naming a missing transaction", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, create_time) VALUES ('ws', 'k', 'credit', '\x01', 'nope', now())`, "23503"},
 		{"delete a package", `DELETE FROM packages WHERE id = 'p1'`, "23000"},
+		// Agency controls (migration 0006).
+		{"cancel a pending request", `UPDATE credit_requests SET status = 'CANCELLED', decide_time = now(), decided_by = 'client' WHERE id = 'r1'`, ""},
+		{"cancel a decided request", `UPDATE credit_requests SET status = 'CANCELLED', transaction_id = NULL WHERE id = 'r2'`, "23514"},
+		{"cancel without a decision time", `UPDATE credit_requests SET status = 'CANCELLED' WHERE id = 'r1'`, "23514"},
+		{"cancel with a transaction", `UPDATE credit_requests SET status = 'CANCELLED', decide_time = now(), transaction_id = 't1' WHERE id = 'r1'`, "23514"},
+		{"unknown request status", `UPDATE credit_requests SET status = 'WITHDRAWN', decide_time = now() WHERE id = 'r1'`, "23514"},
+		{"cancellation key without its request", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, create_time) VALUES ('ws', 'k', 'cancel_request', '\x01', now())`, "23514"},
+		{"cancellation key naming an entry", `INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, request_id, create_time) VALUES ('ws', 'k', 'cancel_request', '\x01', 't1', 'r1', now())`, "23514"},
+		{"offer payment methods", `INSERT INTO settings (workspace, credit_payments_enabled, payment_methods, low_balance_threshold) VALUES ('ws', true, '{CRYPTO,STRIPE}', 10)`, ""},
+		{"offer no payment method", `INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws', true, '{}')`, ""},
+		{"offer an unknown payment method", `INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws', true, '{CRYPTO,CASH}')`, "23514"},
+		{"offer a NULL payment method", `INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws', true, '{CRYPTO,NULL}')`, "23514"},
+		{"negative low-balance threshold", `INSERT INTO settings (workspace, credit_payments_enabled, low_balance_threshold) VALUES ('ws', true, -1)`, "23514"},
+		{"low-balance threshold above the largest balance", `INSERT INTO settings (workspace, credit_payments_enabled, low_balance_threshold) VALUES ('ws', true, 1000000000000001)`, "23514"},
 		{"package price nanos", `UPDATE packages SET price_nanos = 1000000000`, "23514"},
 		{"package without credits", `UPDATE packages SET credits = 0`, "23514"},
 	} {
@@ -663,7 +677,7 @@ func assertSeedOnly(tb testing.TB, s *Store) {
 			tb.Errorf("account n: %+v %v", n, err)
 		}
 		st, err := tx.Settings(ctx, ws)
-		if err != nil || st != (ledger.Settings{Workspace: ws}) {
+		if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: ws}) {
 			tb.Errorf("settings: %+v %v", st, err)
 		}
 		if _, found, err := tx.Idempotency(ctx, ws, "k-bad"); err != nil || found {
@@ -1219,7 +1233,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("unknown account: %+v %v", a, err)
 			}
 			st, err := tx.Settings(ctx, ws)
-			if err != nil || st != (ledger.Settings{Workspace: ws}) {
+			if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: ws}) {
 				t.Errorf("default settings: %+v %v", st, err)
 			}
 			_, found, err := tx.Idempotency(ctx, ws, "nope")

@@ -455,6 +455,25 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		{"package with a negative price", []string{`UPDATE packages SET price_units = -1 WHERE id = 'p1'`}},
 		{"package with a lower-case currency", []string{`UPDATE packages SET price_currency = 'usd' WHERE id = 'p1'`}},
 		{"delete a package", []string{`DELETE FROM packages WHERE id = 'p1'`}},
+		// Agency controls (migration 0006).
+		{"cancel a decided request", []string{`UPDATE credit_requests SET status = 'CANCELLED', transaction_id = NULL WHERE id = 'r2'`}},
+		{"cancel without a decision time", []string{`UPDATE credit_requests SET status = 'CANCELLED' WHERE id = 'r1'`}},
+		{"cancel with a transaction", []string{`UPDATE credit_requests SET status = 'CANCELLED', decide_time = 1, transaction_id = 't1' WHERE id = 'r1'`}},
+		{"unknown request status", []string{`UPDATE credit_requests SET status = 'WITHDRAWN', decide_time = 1 WHERE id = 'r1'`}},
+		{"cancellation key without its request", []string{`INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, create_time)
+			VALUES ('ws', 'k9', 'cancel_request', x'00', 0)`}},
+		{"cancellation key naming an entry", []string{`INSERT INTO idempotency_keys (workspace, key, operation, fingerprint, transaction_id, request_id, create_time)
+			VALUES ('ws', 'k9', 'cancel_request', x'00', 't1', 'r1', 0)`}},
+		{"offer an unknown payment method", []string{`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '["CRYPTO","CASH"]')`}},
+		{"offer a payment method twice", []string{`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '["CRYPTO","CRYPTO"]')`}},
+		{"payment methods not a list", []string{`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '{"CRYPTO":1}')`}},
+		{"payment method not a name", []string{`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '[1]')`}},
+		{"change to an unknown payment method", []string{
+			`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '["CRYPTO"]')`,
+			`UPDATE settings SET payment_methods = '["GOLD"]' WHERE workspace = 'ws9'`,
+		}},
+		{"negative low-balance threshold", []string{`INSERT INTO settings (workspace, credit_payments_enabled, low_balance_threshold) VALUES ('ws9', 1, -1)`}},
+		{"low-balance threshold above the largest balance", []string{`INSERT INTO settings (workspace, credit_payments_enabled, low_balance_threshold) VALUES ('ws9', 1, 1000000000000001)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := rawTx(context.Background(), s, tc.stmts...)
@@ -480,6 +499,14 @@ func TestDatabaseRefusesBadWrites(t *testing.T) {
 		entryCols+`('y2', 'ws', 'b', 'OUT', 'REFUND', 2, 3, 2, 0)`,
 	); err != nil {
 		t.Fatalf("a consistent multi-version move: %v", err)
+	}
+	// A pending request cancelled, and settings offering some methods, or none.
+	if err := rawTx(context.Background(), s,
+		`UPDATE credit_requests SET status = 'CANCELLED', decide_time = 1, decided_by = 'client' WHERE id = 'r1'`,
+		`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods, low_balance_threshold) VALUES ('ws8', 1, '["CRYPTO","STRIPE"]', 10)`,
+		`INSERT INTO settings (workspace, credit_payments_enabled, payment_methods) VALUES ('ws9', 1, '[]')`,
+	); err != nil {
+		t.Fatalf("a cancellation and chosen payment methods: %v", err)
 	}
 	rep := verifyLedger(t, s)
 	if rep.Transactions != 7 || rep.Requests != 2 || rep.Keys != 3 {
@@ -1011,7 +1038,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("unknown account: %+v %v", a, err)
 			}
 			st, err := tx.Settings(ctx, "ws")
-			if err != nil || st != (ledger.Settings{Workspace: "ws"}) {
+			if err != nil || !cmp.Equal(st, ledger.Settings{Workspace: "ws"}) {
 				t.Errorf("unset settings: %+v %v", st, err)
 			}
 			_, found, err := tx.Idempotency(ctx, "ws", "nope")

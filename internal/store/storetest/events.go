@@ -244,3 +244,38 @@ func testEventsConcurrentGapFree(t *testing.T, h *harness) {
 		t.Fatalf("%d entries have events, want %d", len(ids), writers*each)
 	}
 }
+
+// testEventsOfControls: balance.low when a debit or a hold takes what a
+// client can spend below the workspace's threshold (once per crossing),
+// and request.cancelled for a cancelled request.
+func testEventsOfControls(t *testing.T, h *harness) {
+	h.enable("ws1", true)
+	if _, err := h.svc.UpdateSettings(h.ctx, "ws1", ledger.Settings{LowBalanceThreshold: 100}, []string{"low_balance_threshold"}); err != nil {
+		t.Fatal(err)
+	}
+	h.credit("ws1", "alice", 150) // from 0: already low before, no event
+	h.debit("ws1", "alice", 40)   // 110: not low
+	h.hold("ws1", "alice", 20, time.Hour)
+	h.debit("ws1", "alice", 5) // 85 available: still low, no second event
+	h.credit("ws1", "bob", 500)
+	h.debit("ws1", "bob", 100) // 400: not low
+	lows := h.events("ws1", 0, ledger.ListEventsInput{Types: []ledger.EventType{ledger.EventBalanceLow}})
+	if len(lows) != 1 || lows[0].Account != "alice" || lows[0].BalanceLow == nil ||
+		*lows[0].BalanceLow != (ledger.BalanceLow{Balance: 110, Available: 90, Threshold: 100}) {
+		t.Fatalf("balance.low events: %+v", lows)
+	}
+	sub, err := h.svc.SubmitRequest(h.ctx, ledger.SubmitInput{
+		Workspace: "ws1", Account: "carol", Amount: 10, PaymentMethod: ledger.MethodCrypto, IdempotencyKey: "s-carol",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.CancelRequest(h.ctx, ledger.CancelInput{Workspace: "ws1", RequestID: sub.Request.ID, IdempotencyKey: "c-carol", Account: "carol", CancelledBy: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	carol := h.events("ws1", 0, ledger.ListEventsInput{Account: "carol"})
+	if got := eventTypes(carol); !slices.Equal(got, []ledger.EventType{ledger.EventRequestSubmitted, ledger.EventRequestCancelled}) ||
+		carol[1].Request.Status != ledger.StatusCancelled {
+		t.Fatalf("carol's events: %v", got)
+	}
+}

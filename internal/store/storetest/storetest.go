@@ -77,8 +77,13 @@ func Run(t *testing.T, newStore Factory) {
 		{"EventsFollowChanges", testEventsFollowChanges},
 		{"EventsExpiryAndVoid", testEventsExpiryAndVoid},
 		{"EventsConcurrentGapFree", testEventsConcurrentGapFree},
+		{"EventsOfControls", testEventsOfControls},
 		{"WebhookEndpoints", testWebhookEndpoints},
 		{"WebhookLeases", testWebhookLeases},
+		{"PaymentMethodsOffered", testPaymentMethods},
+		{"LowBalanceThreshold", testLowBalanceThreshold},
+		{"CancelRequest", testCancelRequest},
+		{"CancelRacesDecide", testCancelRacesDecide},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
