@@ -53,8 +53,8 @@ func verifyCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	_, _ = fmt.Fprintf(stdout, "workspaces %d, accounts %d, transactions %d, requests %d, idempotency keys %d\n",
-		rep.Workspaces, rep.Accounts, rep.Transactions, rep.Requests, rep.Keys)
+	_, _ = fmt.Fprintf(stdout, "workspaces %d, accounts %d, transactions %d, requests %d, idempotency keys %d, events %d\n",
+		rep.Workspaces, rep.Accounts, rep.Transactions, rep.Requests, rep.Keys, rep.Events)
 	for _, p := range rep.Problems {
 		_, _ = fmt.Fprintln(stdout, "PROBLEM:", p)
 	}

@@ -24,6 +24,7 @@ type VerifyReport struct {
 	Transactions int
 	Requests     int
 	Keys         int
+	Events       int
 	Problems     []string
 }
 
@@ -102,6 +103,31 @@ func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep
 		if len(reqs) < 500 {
 			break
 		}
+	}
+
+	// Events run 1..n in the workspace's sequence, with no gap, up to its
+	// counter. (Entries posted before events existed have none.)
+	var last int64
+	for {
+		evs, err := tx.ListEvents(ctx, EventQuery{Workspace: ws, After: last, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			rep.Events++
+			if e.Sequence != last+1 {
+				rep.problem("%s: event %d follows event %d", ws, e.Sequence, last)
+			}
+			last = e.Sequence
+		}
+		if len(evs) < 1000 {
+			break
+		}
+	}
+	if counter, err := tx.LastEventSequence(ctx, ws); err != nil {
+		return err
+	} else if counter != last {
+		rep.problem("%s: the event counter is at %d, the last event is %d", ws, counter, last)
 	}
 
 	return aud.IdempotencyRecords(ctx, tx, ws, func(rec IdempotencyRecord) error {

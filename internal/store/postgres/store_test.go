@@ -1786,3 +1786,32 @@ func TestRequestSeqCursorBeyondInt32(t *testing.T) {
 		return nil
 	})
 }
+
+// TestVerifyFindsEventGaps: the events a batch writes are gap-free (the
+// database refuses to delete one); an event slipped in past the counter,
+// as only the owner could, is a problem Verify reports.
+func TestVerifyFindsEventGaps(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, Options{})
+	mustWrite(t, s, ledger.WriteSet{Workspace: ws, LockSettings: true}, &ledger.Effects{
+		Settings: &ledger.Settings{Workspace: ws, CreditPaymentsEnabled: true, UpdateTime: t0},
+		Events:   []ledger.Event{{Workspace: ws, Type: ledger.EventSettingsUpdated, CreateTime: t0, Settings: &ledger.Settings{Workspace: ws}}},
+	})
+	if rep := verifyLedger(t, s); rep.Events != 1 {
+		t.Fatalf("Verify saw %d events, want 1", rep.Events)
+	}
+	if err := rawTx(s, `DELETE FROM events`); err == nil {
+		t.Fatal("an event was deleted")
+	}
+	if err := rawTx(s, `SET LOCAL creditledger.workspace = '`+ws+`';
+		INSERT INTO events (workspace, sequence, type, create_time, data) VALUES ('`+ws+`', 3, 'settings.updated', now(), '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ledger.Verify(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], "event 3 follows event 1") || !strings.Contains(rep.Problems[1], "counter is at 1") {
+		t.Fatalf("Verify found %v", rep.Problems)
+	}
+}
