@@ -13,6 +13,11 @@
 // an idempotency key derived from a row committed before the call, so a
 // crash, a timeout or a redelivery never loses or doubles a movement: what
 // is left pending is replayed with the same key by Reconcile.
+//
+// The agency's decisions on manual purchases and the end of orders' holds
+// (expired, voided, captured) reach the checkout as the ledger's events
+// (FollowEvents, events.go); reading a purchase and Reconcile still ask
+// the ledger, as a fallback.
 package checkout
 
 import (
@@ -28,6 +33,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
 )
 
@@ -45,6 +51,8 @@ type Ledger interface {
 	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
 	GetRequest(ctx context.Context, req *pb.GetRequestRequest) (*pb.GetRequestResponse, error)
 	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
+	// Follow streams a workspace's events, resumed after every break.
+	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -71,6 +79,9 @@ type Config struct {
 	HoldTTL time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Events tunes the follower of the ledger's events (discovery period,
+	// backoff); its Ledger, Cursors, Types, Handle and Log are the App's.
+	Events consumer.FollowerConfig
 }
 
 // Bounds of an order's hold.
@@ -89,6 +100,7 @@ type App struct {
 	unsigned     bool
 	holdTTL      time.Duration
 	now          func() time.Time
+	events       *consumer.Follower
 }
 
 // NewApp returns the checkout.
@@ -117,6 +129,12 @@ func NewApp(cfg Config) (*App, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	ev := cfg.Events
+	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
+	var err error
+	if a.events, err = consumer.NewFollower(ev); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -321,6 +339,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		o, err := a.replayedOrder(ctx, o, serviceID)
 		return o, true, err
 	}
+	a.events.Follow(workspace)
 	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
 		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits), zap.Bool("confirm", confirm))
 	o, err = a.settleOrder(ctx, o)
@@ -490,7 +509,12 @@ func (a *App) holdEnded(ctx context.Context, o Order) (Order, error) {
 		a.log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
-	h := res.GetHold()
+	return a.applyHoldEnd(ctx, o, res.GetHold())
+}
+
+// applyHoldEnd records what became of a HELD order's hold h, as GetHold
+// or the hold's event says (see holdEnded).
+func (a *App) applyHoldEnd(ctx context.Context, o Order, h *pb.Hold) (Order, error) {
 	var status OrderStatus
 	var code string
 	switch h.GetStatus() {
@@ -751,6 +775,7 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
+	a.events.Follow(workspace)
 	a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
 		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
 	p, err = a.advancePurchase(ctx, p)
@@ -789,7 +814,7 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
 			return p, nil
 		}
-		return a.applyDecision(ctx, p, r)
+		return a.applyDecision(ctx, p, r, false)
 	case PurchasePendingApproval:
 		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
 		if err != nil {
@@ -797,23 +822,29 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 			a.log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
 			return p, nil
 		}
-		return a.applyDecision(ctx, p, res.GetRequest())
+		return a.applyDecision(ctx, p, res.GetRequest(), false)
 	default:
 		return p, nil
 	}
 }
 
-// applyDecision records the agency's decision on a manual purchase.
-func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchaseRequest) (Purchase, error) {
+// applyDecision records the agency's decision on a manual purchase, or
+// its client's cancellation (cancelled: learnt from a request.cancelled
+// event; the API has no CANCELLED request status yet, a future one is
+// recognised by its name) as REJECTED with the reason CANCELLED. A
+// request still pending leaves the purchase as it is.
+func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchaseRequest, cancelled bool) (Purchase, error) {
 	var u purchaseUpdate
-	switch r.GetStatus() {
-	case pb.RequestStatus_REQUEST_STATUS_ACCEPTED:
+	switch {
+	case r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_ACCEPTED:
 		u = purchaseUpdate{Status: PurchaseCredited, TransactionID: r.GetTransactionId(), Credits: r.GetAmount()}
-	case pb.RequestStatus_REQUEST_STATUS_REJECTED:
+	case r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_REJECTED:
 		u = purchaseUpdate{Status: PurchaseRejected, FailureReason: r.GetDecisionReason()}
 		if u.FailureReason == "" {
 			u.FailureReason = "REJECTED"
 		}
+	case cancelled || strings.HasSuffix(r.GetStatus().String(), "CANCELLED"):
+		u = purchaseUpdate{Status: PurchaseRejected, FailureReason: CodeRequestCancelled}
 	default:
 		return p, nil
 	}

@@ -324,6 +324,9 @@ const (
 	CodeHoldExpired = "HOLD_EXPIRED"
 	CodeHoldVoided  = "HOLD_VOIDED"
 	CodeInternal    = "INTERNAL"
+	// CodeRequestCancelled: the reason of a manual purchase whose credit
+	// request its client cancelled (the purchase is REJECTED).
+	CodeRequestCancelled = "CANCELLED"
 )
 
 func invalidf(field, format string, args ...any) *Error {
