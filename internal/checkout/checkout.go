@@ -783,7 +783,8 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 }
 
 // advancePurchase moves a manual purchase along: submits its request when
-// SUBMITTING, reads the agency's decision when PENDING_APPROVAL.
+// SUBMITTING, reads the agency's decision when PENDING_APPROVAL, unless
+// the workspace's events are followed (the decision's event moves it).
 func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error) {
 	switch p.Status {
 	case PurchaseSubmitting:
@@ -816,6 +817,9 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		}
 		return a.applyDecision(ctx, p, r, false)
 	case PurchasePendingApproval:
+		if a.events.Following(p.Workspace) {
+			return p, nil
+		}
 		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
 		if err != nil {
 			// The stored state is still true, only possibly stale.
@@ -864,7 +868,8 @@ func ledgerMethod(m PaymentMethod) pb.PaymentMethod {
 }
 
 // GetPurchase returns a purchase, first refreshing a manual one from the
-// ledger (a pending request may have been decided meanwhile).
+// ledger (a pending request may have been decided meanwhile) when the
+// workspace's events are not being followed.
 func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
 	p, err := a.storedPurchase(ctx, workspace, id)
 	if err != nil {
@@ -1038,9 +1043,11 @@ type ReconcileReport struct {
 // reversal), RECEIVED payments (credit), SUBMITTING purchases (credit
 // request) and PENDING_APPROVAL purchases (read the decision). A HELD order
 // whose hold's expire time passed is asked about its hold: EXPIRED when
-// the ledger released it. It runs at start and periodically; each item is
-// independent, and an item the ledger still does not confirm is left for
-// the next pass.
+// the ledger released it. Those two reads are skipped in a workspace whose
+// events are being followed (FollowEvents): the decision and the expiry
+// arrive as events, and asking is only the fallback. It runs at start and
+// periodically; each item is independent, and an item the ledger still
+// does not confirm is left for the next pass.
 func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	orders, err := a.store.OpenOrders(ctx, a.clock())
@@ -1049,6 +1056,9 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, o := range orders {
 		if !inFlight(o) { // HELD, its hold due to expire
+			if a.events.Following(o.Workspace) {
+				continue // hold.expired will tell
+			}
 			if out, _ := a.holdEnded(ctx, o); out.Status == OrderExpired {
 				rep.OrdersExpired++
 			}
@@ -1088,6 +1098,9 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, p := range purchases {
+		if p.Status == PurchasePendingApproval && a.events.Following(p.Workspace) {
+			continue // request.decided will tell
+		}
 		rep.Purchases++
 		_, _ = a.advancePurchase(ctx, p)
 	}

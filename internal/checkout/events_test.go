@@ -271,3 +271,33 @@ func TestBrokenStreamIsResumed(t *testing.T) {
 		t.Errorf("%d watches, want 4: the first, two refused, the one that resumed", n)
 	}
 }
+
+// While the events are followed, neither Reconcile nor a read asks the
+// ledger about a pending request or a due hold: the events will tell.
+// Without the follower, both ask, as before.
+func TestAskingTheLedgerIsTheFallback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fastEvents)
+	e.agency()
+	createPackage(t, e, "pro", 500)
+	stop := e.follow()
+	p := e.bankPurchase()
+	waitFor(e, "the follower", func() (bool, error) { return e.app.events.Following(ws), nil }, func(ok bool) bool { return ok })
+	if _, err := e.app.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.do("GET", "/v1/workspaces/"+ws+"/credit-purchases/"+p.ID, nil, nil); code != 200 {
+		t.Fatalf("GET: HTTP %d", code)
+	}
+	if n := len(e.ledger.Calls("GetRequest")); n != 0 {
+		t.Errorf("%d GetRequest calls while following the events", n)
+	}
+	stop()
+	var got Purchase
+	if code := e.do("GET", "/v1/workspaces/"+ws+"/credit-purchases/"+p.ID, nil, &got); code != 200 || got.Status != PurchasePendingApproval {
+		t.Fatalf("GET: HTTP %d %+v", code, got)
+	}
+	if n := len(e.ledger.Calls("GetRequest")); n != 1 {
+		t.Errorf("%d GetRequest calls without the follower, want 1", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,8 +71,10 @@ type Follower struct {
 	cfg FollowerConfig
 	log *zap.Logger
 
-	mu    sync.Mutex
-	known map[string]bool
+	mu sync.Mutex
+	// known are the workspaces followed, each with whether its events are
+	// being applied (see Following).
+	known map[string]*atomic.Bool
 	ctx   context.Context // set while Run runs
 	wg    sync.WaitGroup
 }
@@ -90,7 +93,7 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(cfg.MinBackoff, ledgerclient.DefaultFollowMaxBackoff)
 	}
-	f := &Follower{cfg: cfg, log: cfg.Log, known: map[string]bool{}}
+	f := &Follower{cfg: cfg, log: cfg.Log, known: map[string]*atomic.Bool{}}
 	if f.log == nil {
 		f.log = zap.NewNop()
 	}
@@ -104,21 +107,35 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 func (f *Follower) Follow(workspace string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.known[workspace] {
+	if _, ok := f.known[workspace]; ok {
 		return
 	}
-	f.known[workspace] = true
+	f.known[workspace] = &atomic.Bool{}
 	if f.ctx != nil {
 		f.start(f.ctx, workspace)
 	}
 }
 
+// Following reports whether the workspace's events are being applied as
+// they come: its stream is open (or not yet known to have failed) and its
+// last event was applied. While it is, the consumer need not ask the
+// ledger what the events will tell it; when it is not (an outage, a
+// refused token, a failing store), asking is the fallback.
+func (f *Follower) Following(workspace string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ok := f.known[workspace]
+	return f.ctx != nil && ok != nil && ok.Load()
+}
+
 // start runs the workspace's follower; f.mu is held.
 func (f *Follower) start(ctx context.Context, workspace string) {
+	healthy := f.known[workspace]
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		f.follow(ctx, workspace)
+		defer healthy.Store(false)
+		f.follow(ctx, workspace, healthy)
 	}()
 }
 
@@ -140,7 +157,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.wg.Wait()
 		f.mu.Lock()
 		f.ctx = nil
-		f.known = map[string]bool{}
+		f.known = map[string]*atomic.Bool{}
 		f.mu.Unlock()
 	}()
 
@@ -170,10 +187,10 @@ func (f *Follower) Run(ctx context.Context) error {
 // follow streams one workspace's events until ctx ends. A failure to
 // apply an event (or to save the cursor) is retried from the stored
 // cursor after a backoff: the event comes again.
-func (f *Follower) follow(ctx context.Context, ws string) {
+func (f *Follower) follow(ctx context.Context, ws string, healthy *atomic.Bool) {
 	log := f.log.With(zap.String("workspace", ws))
 	b := ledgerclient.Backoff{Min: f.cfg.MinBackoff, Max: f.cfg.MaxBackoff}
-	failing := false
+	var failing atomic.Bool // an event or the cursor failed, and nothing was applied since
 	opts := ledgerclient.FollowOptions{
 		MinBackoff: f.cfg.MinBackoff, MaxBackoff: f.cfg.MaxBackoff, StableAfter: f.cfg.StableAfter,
 		OnOutage: func(err error, after int64) {
@@ -183,14 +200,17 @@ func (f *Follower) follow(ctx context.Context, ws string) {
 				msg, level = "the ledger refuses this workspace's events to our token; retrying with backoff", zap.ErrorLevel
 			}
 			log.Check(level, msg).Write(zap.Int64("after_sequence", after), zap.Error(err))
+			healthy.Store(false)
 		},
 		OnRecover: func(after int64) {
 			log.Info("ledger event stream resumed", zap.Int64("after_sequence", after))
+			healthy.Store(!failing.Load())
 		},
 	}
 	for first := true; ; first = false {
 		cur, err := f.cfg.Cursors.Cursor(ctx, ws)
 		if err == nil {
+			healthy.Store(!failing.Load())
 			level := zap.DebugLevel
 			if first {
 				level = zap.InfoLevel
@@ -204,8 +224,9 @@ func (f *Follower) follow(ctx context.Context, ws string) {
 					if err := f.cfg.Cursors.SaveCursor(ctx, ws, e.GetSequence()); err != nil {
 						return fmt.Errorf("saving the cursor at %d: %w", e.GetSequence(), err)
 					}
-					if failing {
-						failing = false
+					if failing.Load() {
+						failing.Store(false)
+						healthy.Store(true)
 						b.Reset()
 						log.Info("ledger events applied again", zap.Int64("sequence", e.GetSequence()))
 					}
@@ -215,9 +236,10 @@ func (f *Follower) follow(ctx context.Context, ws string) {
 		if ctx.Err() != nil {
 			return
 		}
-		if !failing {
-			log.Error("ledger event not applied; retried from the stored cursor with backoff", zap.Error(err))
-			failing = true
+		healthy.Store(false)
+		if !failing.Load() {
+			log.Error("ledger events not applied; retried from the stored cursor with backoff", zap.Error(err))
+			failing.Store(true)
 		}
 		t := time.NewTimer(b.Next())
 		select {

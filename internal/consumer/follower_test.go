@@ -210,7 +210,7 @@ func TestFollowerRetriesAnEventItCouldNotApply(t *testing.T) {
 	if got := s.applied.list(); !slices.Equal(got, []string{"w1#1", "w1#2", "w1#3"}) {
 		t.Errorf("applied %v", got)
 	}
-	if n := count(s.logs, "ledger event not applied; retried from the stored cursor with backoff"); n != 1 {
+	if n := count(s.logs, "ledger events not applied; retried from the stored cursor with backoff"); n != 1 {
 		t.Errorf("%d failure logs for one streak of 3 failures, want 1", n)
 	}
 	if n := count(s.logs, "ledger events applied again"); n != 1 {
@@ -257,4 +257,55 @@ func TestFollowerFindsNewWorkspaces(t *testing.T) {
 	if got := len(s.ledger.Calls("WatchEvents")); got != 2 {
 		t.Errorf("%d watches for two workspaces", got)
 	}
+}
+
+// Following says whether the consumer may rely on the events: not before
+// Run nor after it, not while the ledger refuses the stream, not while
+// events fail to apply.
+func TestFollowingSaysWhetherEventsAreApplied(t *testing.T) {
+	t.Parallel()
+	t.Run("running", func(t *testing.T) {
+		t.Parallel()
+		s := newSetup(t, "w1")
+		f, stop := s.run(t, time.Hour)
+		eventually(t, "following w1", func() bool { return f.Following("w1") })
+		if f.Following("w2") {
+			t.Error("following a workspace nobody asked for")
+		}
+		stop()
+		if f.Following("w1") {
+			t.Error("following after Run returned")
+		}
+	})
+	t.Run("refused by the ledger", func(t *testing.T) {
+		t.Parallel()
+		s := newSetup(t, "w1")
+		s.ledger = fakeledger.Start(t, fakeledger.WithToken("another"))
+		c, err := ledgerclient.Dial(t.Context(), s.ledger.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		s.client = c
+		f, _ := s.run(t, time.Hour)
+		eventually(t, "the refusal", func() bool {
+			return count(s.logs, "the ledger refuses this workspace's events to our token; retrying with backoff") == 1
+		})
+		if f.Following("w1") {
+			t.Error("following while the ledger refuses the stream")
+		}
+	})
+	t.Run("events failing to apply", func(t *testing.T) {
+		t.Parallel()
+		s := newSetup(t, "w1")
+		s.applied.fail["w1#1"] = 1 << 30
+		s.ledger.Fund("w1", "a", 1)
+		f, _ := s.run(t, time.Hour)
+		eventually(t, "the failure", func() bool {
+			return count(s.logs, "ledger events not applied; retried from the stored cursor with backoff") == 1
+		})
+		if f.Following("w1") {
+			t.Error("following while its events fail")
+		}
+	})
 }
