@@ -147,6 +147,8 @@ func TestAuthorizeScopeByRPC(t *testing.T) {
 		{"/creditledger.v1.CreditSettings/UpdatePackage", []string{"settings:admin"}, false},
 		{"/creditledger.v1.CreditSettings/ArchivePackage", []string{"settings:admin"}, false},
 		{"/creditledger.v1.CreditSettings/SetConversionRate", []string{"settings:admin"}, false},
+		{"/creditledger.v1.CreditLedger/ListEvents", []string{"ledger:read"}, true}, // a client: its own account's events
+		{"/creditledger.v1.CreditLedger/WatchEvents", []string{"ledger:read"}, true},
 	}
 	// Every RPC of the API is in the matrix: a new RPC fails this test
 	// until someone decides who may call it.
