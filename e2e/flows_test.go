@@ -263,6 +263,12 @@ func manualPurchases(s *system) {
 		s.t.Errorf("accepting a rejected request: exit %d %q", code, errOut)
 	}
 
+	// The decisions reach checkout as the ledger's events, before anyone
+	// reads the purchases (a read would also ask the ledger).
+	s.coProc.waitLog(s.t, 30*time.Second, "ledger event applied",
+		map[string]string{"event_type": "request.decided", "purchase_id": bank.ID, "status": string(checkout.PurchaseCredited)})
+	s.coProc.waitLog(s.t, 30*time.Second, "ledger event applied",
+		map[string]string{"event_type": "request.decided", "purchase_id": crypto.ID, "status": string(checkout.PurchaseRejected)})
 	var got checkout.Purchase
 	s.checkout.must(200, "GET", "/v1/workspaces/"+ws+"/credit-purchases/"+bank.ID, nil, &got)
 	if got.Status != checkout.PurchaseCredited || got.TransactionID == "" {

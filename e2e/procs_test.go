@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,6 +179,35 @@ func (p *proc) field(t testing.TB, name string) string {
 		t.Fatalf("%s: listening line has %s=%q: %v", p.name, name, v, p.listen)
 	}
 	return v
+}
+
+// waitLog waits until the process logged a JSON line with msg and every
+// field of want (string values), or fails the test after d.
+func (p *proc) waitLog(t testing.TB, d time.Duration, msg string, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		p.logs.mu.Lock()
+		lines := slices.Clone(p.logs.raw)
+		p.logs.mu.Unlock()
+		for _, line := range lines {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != msg {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				ok = ok && m[k] == v
+			}
+			if ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q with %v within %v; output:\n%s", p.name, msg, want, d, p.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // stop sends SIGTERM and returns the exit code (killing after 30s).

@@ -425,3 +425,48 @@ func TestLedgerOverMTLS(t *testing.T) {
 		t.Fatalf("ledger saw %d captures, want 1", n)
 	}
 }
+
+// The running checkout follows the ledger's events with its own ledger
+// token: an order whose hold expires is EXPIRED without anyone acting on
+// it or the checkout asking about the hold.
+func TestFollowsTheLedgersEvents(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t, fakeledger.WithToken("svc-token"))
+	f.SetEnabled(ws, true)
+	f.SetRate(ws, "USD", "10")
+	f.Fund(ws, "client-1", 100)
+	var logs syncBuffer
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": "svc-token", "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
+		"CHECKOUT_AUTH": "none", "CHECKOUT_WEBHOOKS": "off", "CHECKOUT_RECONCILE_INTERVAL": "1h", "CHECKOUT_HOLD_TTL": "1h",
+	}
+	url, _ := startLogging(t, env, &logs)
+	if code := do(t, "", "PUT", url+"/v1/workspaces/"+ws+"/services/logo", map[string]any{
+		"name": "Logo", "price": checkout.Money{CurrencyCode: "USD", Units: 5}, "credit_eligible": true,
+	}, nil); code != 200 {
+		t.Fatalf("put service: %d", code)
+	}
+	var o checkout.Order
+	if code := do(t, "", "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderHeld {
+		t.Fatalf("buy: %d %+v", code, o)
+	}
+	f.Advance(2 * time.Hour)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"ledger event applied"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no event applied; log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var got checkout.Order // a read of the store: orders are not refreshed on read
+	if code := do(t, "", "GET", url+"/v1/workspaces/"+ws+"/orders/"+o.ID, nil, &got); code != 200 || got.Status != checkout.OrderExpired {
+		t.Errorf("order after its hold expired: %d %+v", code, got)
+	}
+	if n := len(f.Calls("GetHold")); n != 0 {
+		t.Errorf("%d GetHold calls", n)
+	}
+	watches := f.Calls("WatchEvents")
+	if len(watches) == 0 || watches[0].Authorization != "Bearer svc-token" {
+		t.Errorf("watches %+v, want the checkout's ledger token", watches)
+	}
+}

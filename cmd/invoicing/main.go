@@ -53,6 +53,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/creditledger/creditledger/internal/invoicing"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
@@ -183,10 +185,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() { _ = store.Close() }()
 
-	opts := []ledgerclient.Option{ledgerclient.WithOnRetry(func(e ledgerclient.RetryEvent) {
-		log.Warn("ledger call retried", zap.String("method", e.Method), zap.Int("attempt", e.Attempt),
-			zap.String("code", e.Err.Code.String()), zap.Duration("wait", e.Wait))
-	})}
+	opts := []ledgerclient.Option{
+		ledgerclient.WithOnRetry(func(e ledgerclient.RetryEvent) {
+			log.Warn("ledger call retried", zap.String("method", e.Method), zap.Int("attempt", e.Attempt),
+				zap.String("code", e.Err.Code.String()), zap.Duration("wait", e.Wait))
+		}),
+		// The event streams stay open for hours: a ledger gone without
+		// closing the connection is noticed within 40s, and the stream
+		// resumed from the stored cursor.
+		ledgerclient.WithDialOptions(grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second})),
+	}
 	if cfg.ledgerToken != "" {
 		opts = append(opts, ledgerclient.WithToken(cfg.ledgerToken))
 	}
@@ -228,6 +236,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_, err := app.Reconcile(ctx)
 			return err
 		},
+		Follow:          app.FollowEvents,
 		ListeningFields: []zap.Field{zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr), zap.String("auth", cfg.auth.Mode)},
 	})
 }

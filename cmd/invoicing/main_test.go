@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +276,35 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"--help"}, func(string) string { return "" }, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
+	}
+}
+
+// The running service follows the ledger's events of the workspaces it
+// has invoices in, with its own ledger token.
+func TestFollowsTheLedgersEvents(t *testing.T) {
+	t.Parallel()
+	f := fakeledger.Start(t, fakeledger.WithToken("svc-token"))
+	k, jwks := keys(t)
+	env := map[string]string{
+		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": "svc-token", "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db"),
+		"INVOICING_AUTH_JWKS_FILE": jwks,
+	}
+	s := start(t, env)
+	if code, err := post(t, mint(t, k, token.RoleService), s.url+"/v1/workspaces/"+ws+"/invoices", invoicing.NewInvoice{
+		Account: "client-1", Amount: invoicing.Money{CurrencyCode: "USD", Units: 2},
+	}, nil); err != nil || code != 201 {
+		t.Fatalf("create: %d %v", code, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.Calls("WatchEvents")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no watch of the invoice's workspace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w := f.Calls("WatchEvents")[0]
+	req := w.Request.(*pb.WatchEventsRequest)
+	if w.Authorization != "Bearer svc-token" || req.GetWorkspace() != ws || !slices.Equal(req.GetTypes(), invoicing.EventTypes) {
+		t.Errorf("watch %+v %v", w, req)
 	}
 }

@@ -75,6 +75,9 @@ type command struct {
 	synopsis string // arguments shown in the usage line
 	summary  string
 	setup    func(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []string) error
+	// follows: the command runs until interrupted (events tail); --timeout
+	// bounds it only when given.
+	follows bool
 }
 
 var commands = map[string]*command{}
@@ -93,7 +96,7 @@ global flags (before or after the command):
   --addr ADDR        ledgerd gRPC address [LEDGER_ADDR] (default 127.0.0.1:9090)
   --token TOKEN      bearer token [LEDGER_TOKEN]
   --workspace WS     workspace (agency) [LEDGER_WORKSPACE]
-  --timeout D        deadline of the whole command (default 30s)
+  --timeout D        deadline of the whole command (default 30s; events tail: none unless given)
   --tls              connect with TLS (system roots unless --ca-file) [LEDGERCTL_TLS]
   --ca-file FILE     CA certificates of ledgerd's certificate; implies --tls [LEDGERCTL_CA_FILE]
   --cert-file FILE   client certificate for mTLS; implies --tls [LEDGERCTL_CERT_FILE]
@@ -206,7 +209,16 @@ func (c *cli) main(ctx context.Context, args []string) error {
 	if c.g.timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.g.timeout)
+	timed := !cmd.follows
+	for _, set := range []*flag.FlagSet{top, fs} {
+		set.Visit(func(f *flag.Flag) { timed = timed || f.Name == "timeout" })
+	}
+	var cancel context.CancelFunc
+	if timed {
+		ctx, cancel = context.WithTimeout(ctx, c.g.timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	defer func() {
 		if c.client != nil {

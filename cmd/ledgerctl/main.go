@@ -7,7 +7,7 @@
 //	--addr       ledgerd gRPC address   [LEDGER_ADDR, default 127.0.0.1:9090]
 //	--token      bearer token           [LEDGER_TOKEN]
 //	--workspace  workspace (agency)     [LEDGER_WORKSPACE]
-//	--timeout    deadline of the command (default 30s)
+//	--timeout    deadline of the command (default 30s; events tail: none unless given)
 //	--tls        connect with TLS (system roots unless --ca-file) [LEDGERCTL_TLS]
 //	--ca-file    CA certificates of ledgerd's certificate; implies --tls [LEDGERCTL_CA_FILE]
 //	--cert-file  client certificate for mTLS; implies --tls [LEDGERCTL_CERT_FILE]

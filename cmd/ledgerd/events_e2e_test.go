@@ -14,6 +14,8 @@ import (
 	"time"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // watchUnderLoad: writers post credits through every replica while a
@@ -172,4 +174,37 @@ func TestWatchEventsTwoReplicasPostgres(t *testing.T) {
 		"LEDGER_AUTH": "none", "LEDGER_RATE_LIMIT_SUBJECT_WRITES": "0", "LEDGER_RATE_LIMIT_SUBJECT": "0", "LEDGER_RATE_LIMIT_WORKSPACE": "0", "LEDGER_DATABASE_URL": runtime, "LEDGER_MIGRATE_DATABASE_URL": owner, "LEDGER_MIGRATE_ON_START": "true",
 	}
 	watchUnderLoad(t, startLedgerd(t, nil, env), startLedgerd(t, nil, env))
+}
+
+// TestWatchEndsWhenLedgerdStops: a drain ends the open watches at once
+// (UNAVAILABLE: resume elsewhere) rather than waiting for their callers
+// until the shutdown timeout.
+func TestWatchEndsWhenLedgerdStops(t *testing.T) {
+	t.Parallel()
+	d := startLedgerd(t, []string{"--data-dir", t.TempDir()}, map[string]string{"LEDGER_AUTH": "none", "LEDGER_SHUTDOWN_TIMEOUT": "30s"})
+	st, err := d.ledger.WatchEvents(t.Context(), &pb.WatchEventsRequest{Workspace: "quiet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := st.Recv()
+		ended <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the watch is waiting
+	start := time.Now()
+	if err := d.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("ledgerd took %v to stop with a watch open", took)
+	}
+	select {
+	case err := <-ended:
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("the watch ended with %v, want UNAVAILABLE", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not end")
+	}
 }

@@ -231,6 +231,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	healthDone.Wait()
 	stopExpiry()
 	stopWebhooks()
+	svc.StopWatches()
 	gw.Drain()
 	healthSrv.Shutdown()
 	if cfg.DrainDelay > 0 && serveErr == nil {

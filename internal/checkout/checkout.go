@@ -14,6 +14,11 @@
 // an idempotency key derived from a row committed before the call, so a
 // crash, a timeout or a redelivery never loses or doubles a movement: what
 // is left pending is replayed with the same key by Reconcile.
+//
+// The agency's decisions on manual purchases and the end of orders' holds
+// (expired, voided, captured) reach the checkout as the ledger's events
+// (FollowEvents, events.go); reading a purchase and Reconcile still ask
+// the ledger, as a fallback.
 package checkout
 
 import (
@@ -29,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
 )
 
@@ -48,6 +54,8 @@ type Ledger interface {
 	CancelRequest(ctx context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error)
 	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
 	GetSettings(ctx context.Context, req *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error)
+	// Follow streams a workspace's events, resumed after every break.
+	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -74,6 +82,9 @@ type Config struct {
 	HoldTTL time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Events tunes the follower of the ledger's events (discovery period,
+	// backoff); its Ledger, Cursors, Types, Handle and Log are the App's.
+	Events consumer.FollowerConfig
 }
 
 // Bounds of an order's hold.
@@ -92,6 +103,7 @@ type App struct {
 	unsigned     bool
 	holdTTL      time.Duration
 	now          func() time.Time
+	events       *consumer.Follower
 }
 
 // NewApp returns the checkout.
@@ -120,6 +132,12 @@ func NewApp(cfg Config) (*App, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	ev := cfg.Events
+	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
+	var err error
+	if a.events, err = consumer.NewFollower(ev); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -324,6 +342,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		o, err := a.replayedOrder(ctx, o, serviceID)
 		return o, true, err
 	}
+	a.events.Follow(workspace)
 	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
 		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits), zap.Bool("confirm", confirm))
 	o, err = a.settleOrder(ctx, o)
@@ -493,7 +512,12 @@ func (a *App) holdEnded(ctx context.Context, o Order) (Order, error) {
 		a.log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
-	h := res.GetHold()
+	return a.applyHoldEnd(ctx, o, res.GetHold())
+}
+
+// applyHoldEnd records what became of a HELD order's hold h, as GetHold
+// or the hold's event says (see holdEnded).
+func (a *App) applyHoldEnd(ctx context.Context, o Order, h *pb.Hold) (Order, error) {
 	var status OrderStatus
 	var code string
 	switch h.GetStatus() {
@@ -759,6 +783,7 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
+	a.events.Follow(workspace)
 	a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
 		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
 	p, err = a.advancePurchase(ctx, p)
@@ -851,7 +876,7 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 	if err != nil {
 		return p, fromLedger(err)
 	}
-	out, err := a.applyDecision(ctx, p, res.GetRequest())
+	out, err := a.applyDecision(ctx, p, res.GetRequest(), true)
 	if err != nil {
 		return p, err
 	}
@@ -860,7 +885,8 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 }
 
 // advancePurchase moves a manual purchase along: submits its request when
-// SUBMITTING, reads the agency's decision when PENDING_APPROVAL.
+// SUBMITTING, reads the agency's decision when PENDING_APPROVAL, unless
+// the workspace's events are followed (the decision's event moves it).
 func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error) {
 	switch p.Status {
 	case PurchaseSubmitting:
@@ -891,32 +917,39 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
 			return p, nil
 		}
-		return a.applyDecision(ctx, p, r)
+		return a.applyDecision(ctx, p, r, false)
 	case PurchasePendingApproval:
+		if a.events.Following(p.Workspace) {
+			return p, nil
+		}
 		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
 		if err != nil {
 			// The stored state is still true, only possibly stale.
 			a.log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
 			return p, nil
 		}
-		return a.applyDecision(ctx, p, res.GetRequest())
+		return a.applyDecision(ctx, p, res.GetRequest(), false)
 	default:
 		return p, nil
 	}
 }
 
-// applyDecision records the agency's decision on a manual purchase.
-func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchaseRequest) (Purchase, error) {
+// applyDecision records the agency's decision on a manual purchase, or
+// its client's cancellation (cancelled: learnt from a request.cancelled
+// event; the API has no CANCELLED request status yet, a future one is
+// recognised by its name) as REJECTED with the reason CANCELLED. A
+// request still pending leaves the purchase as it is.
+func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchaseRequest, cancelled bool) (Purchase, error) {
 	var u purchaseUpdate
-	switch r.GetStatus() {
-	case pb.RequestStatus_REQUEST_STATUS_ACCEPTED:
+	switch {
+	case r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_ACCEPTED:
 		u = purchaseUpdate{Status: PurchaseCredited, TransactionID: r.GetTransactionId(), Credits: r.GetAmount()}
-	case pb.RequestStatus_REQUEST_STATUS_REJECTED:
+	case r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_REJECTED:
 		u = purchaseUpdate{Status: PurchaseRejected, FailureReason: r.GetDecisionReason()}
 		if u.FailureReason == "" {
 			u.FailureReason = "REJECTED"
 		}
-	case pb.RequestStatus_REQUEST_STATUS_CANCELLED:
+	case cancelled || r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_CANCELLED:
 		u = purchaseUpdate{Status: PurchaseCancelled, FailureReason: r.GetDecisionReason()}
 		if u.FailureReason == "" {
 			u.FailureReason = "CANCELLED"
@@ -956,7 +989,8 @@ func ledgerMethod(m PaymentMethod) pb.PaymentMethod {
 }
 
 // GetPurchase returns a purchase, first refreshing a manual one from the
-// ledger (a pending request may have been decided meanwhile).
+// ledger (a pending request may have been decided meanwhile) when the
+// workspace's events are not being followed.
 func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
 	p, err := a.storedPurchase(ctx, workspace, id)
 	if err != nil {
@@ -1130,9 +1164,11 @@ type ReconcileReport struct {
 // reversal), RECEIVED payments (credit), SUBMITTING purchases (credit
 // request) and PENDING_APPROVAL purchases (read the decision). A HELD order
 // whose hold's expire time passed is asked about its hold: EXPIRED when
-// the ledger released it. It runs at start and periodically; each item is
-// independent, and an item the ledger still does not confirm is left for
-// the next pass.
+// the ledger released it. Those two reads are skipped in a workspace whose
+// events are being followed (FollowEvents): the decision and the expiry
+// arrive as events, and asking is only the fallback. It runs at start and
+// periodically; each item is independent, and an item the ledger still
+// does not confirm is left for the next pass.
 func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	orders, err := a.store.OpenOrders(ctx, a.clock())
@@ -1141,6 +1177,9 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, o := range orders {
 		if !inFlight(o) { // HELD, its hold due to expire
+			if a.events.Following(o.Workspace) {
+				continue // hold.expired will tell
+			}
 			if out, _ := a.holdEnded(ctx, o); out.Status == OrderExpired {
 				rep.OrdersExpired++
 			}
@@ -1180,6 +1219,9 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, p := range purchases {
+		if p.Status == PurchasePendingApproval && a.events.Following(p.Workspace) {
+			continue // request.decided will tell
+		}
 		rep.Purchases++
 		_, _ = a.advancePurchase(ctx, p)
 	}

@@ -204,10 +204,20 @@ SELECT id, workspace, account, package_id, method, status, payment_reference, no
 DROP TABLE purchases;
 ALTER TABLE purchases_v3 RENAME TO purchases;
 CREATE INDEX purchases_open ON purchases (status) WHERE status IN ('SUBMITTING', 'PENDING_APPROVAL');`,
+	// 4: the checkout learns the agency's decisions and the end of its
+	// orders' holds from the ledger's events: the last event applied per
+	// workspace, and the lookups an event needs (its request, its hold).
+	`CREATE TABLE event_cursors (
+	workspace   TEXT PRIMARY KEY,
+	sequence    INTEGER NOT NULL CHECK (sequence >= 0),
+	update_time TEXT NOT NULL
+) STRICT;
+CREATE INDEX purchases_by_request ON purchases (workspace, request_id) WHERE request_id <> '';
+CREATE INDEX orders_by_hold ON orders (workspace, hold_id) WHERE hold_id <> '';`,
 }
 
 // schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // OpenStore opens (creating if needed) the SQLite file at path.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
@@ -486,6 +496,19 @@ func (s *Store) HoldOrder(ctx context.Context, workspace, id, holdID string, exp
 		return Order{}, fmt.Errorf("hold order: %w", err)
 	}
 	return s.GetOrder(ctx, workspace, id)
+}
+
+// OrderByHold returns the order whose hold is holdID.
+func (s *Store) OrderByHold(ctx context.Context, workspace, holdID string) (Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders
+		WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`, workspace, holdID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, errNoRows
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("order by hold: %w", err)
+	}
+	return o, nil
 }
 
 // SetOrderAction durably records that the order's hold is to be captured
@@ -778,6 +801,20 @@ func (s *Store) UpdatePurchase(ctx context.Context, workspace, id string, from [
 	return s.GetPurchase(ctx, workspace, id)
 }
 
+// PurchaseByRequest returns the manual purchase whose credit request is
+// requestID.
+func (s *Store) PurchaseByRequest(ctx context.Context, workspace, requestID string) (Purchase, error) {
+	p, err := scanPurchase(s.db.QueryRowContext(ctx, `SELECT `+purchaseColumns+` FROM purchases
+		WHERE workspace = ? AND request_id = ? AND request_id <> ''`, workspace, requestID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Purchase{}, errNoRows
+	}
+	if err != nil {
+		return Purchase{}, fmt.Errorf("purchase by request: %w", err)
+	}
+	return p, nil
+}
+
 // --- provider payments ---
 
 const paymentColumns = `provider, payment_id, workspace, account, package_id, purchase_id, status, credits, transaction_id,
@@ -847,4 +884,56 @@ func (s *Store) ReceivedPayments(ctx context.Context) ([]Payment, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// --- ledger events ---
+
+// Workspaces lists the workspaces whose ledger events the checkout
+// follows: those it has orders or purchases in, and those it has a cursor
+// for.
+func (s *Store) Workspaces(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT workspace FROM event_cursors UNION SELECT workspace FROM orders UNION SELECT workspace FROM purchases
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("workspaces: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var ws string
+		if err := rows.Scan(&ws); err != nil {
+			return nil, fmt.Errorf("workspaces: %w", err)
+		}
+		out = append(out, ws)
+	}
+	return out, rows.Err()
+}
+
+// Cursor is the sequence of the last ledger event of the workspace the
+// checkout applied; 0 before the first.
+func (s *Store) Cursor(ctx context.Context, workspace string) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT sequence FROM event_cursors WHERE workspace = ?`, workspace).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("event cursor: %w", err)
+	}
+	return seq, nil
+}
+
+// SaveCursor records that the workspace's events up to seq are applied.
+// A cursor never moves back.
+func (s *Store) SaveCursor(ctx context.Context, workspace string, seq int64) error {
+	now := fmtTime(time.Now())
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO event_cursors (workspace, sequence, update_time) VALUES (?1, ?2, ?3)
+		ON CONFLICT (workspace) DO UPDATE SET sequence = MAX(sequence, excluded.sequence), update_time = excluded.update_time`,
+		workspace, seq, now)
+	if err != nil {
+		return fmt.Errorf("save event cursor: %w", err)
+	}
+	return nil
 }

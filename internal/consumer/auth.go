@@ -1,7 +1,8 @@
 // Package consumer holds what the consumer services of the ledger
 // (checkout, invoicing) configure alike: secrets from the environment or a
 // file, the authentication of their own API with the ledger's token
-// scheme, and the loopback rule of their development modes.
+// scheme, the loopback rule of their development modes, and the Follower
+// of the ledger's events that tells them of decisions and of holds ending.
 package consumer
 
 import (

@@ -10,9 +10,11 @@
 // domain's ledger.CreditsFor), CheckCreditPayment and paginated reads,
 // holds (CreateHold, CaptureHold, VoidHold, GetHold, ListHolds: available =
 // balance − held, HOLD_NOT_ACTIVE, expiry on the fake's clock, see
-// Advance) and reversals (ReverseTransaction, GetTransaction:
-// REVERSAL_EXCEEDS_ORIGINAL, NOT_REVERSIBLE, INSUFFICIENT_CREDITS). Its
-// errors carry google.rpc.ErrorInfo like the real server's.
+// Advance), reversals (ReverseTransaction, GetTransaction:
+// REVERSAL_EXCEEDS_ORIGINAL, NOT_REVERSIBLE, INSUFFICIENT_CREDITS) and
+// events (ListEvents, WatchEvents: every change above writes its events,
+// numbered per workspace; see events.go). Its errors carry
+// google.rpc.ErrorInfo like the real server's.
 //
 // Faults can be injected per method, before or after the call takes
 // effect, to simulate an unreachable store or an answer lost after COMMIT.
@@ -67,8 +69,8 @@ type Call struct {
 	Method         string // short name: "Debit"
 	IdempotencyKey string
 	Authorization  string
-	Code           codes.Code // what the caller got
-	Request        proto.Message
+	Code           codes.Code    // what the caller got (a stream: OK once it started)
+	Request        proto.Message // nil for a stream refused before it started
 }
 
 // Server is the fake. Create it with Start.
@@ -85,9 +87,14 @@ type Server struct {
 	calls  []Call
 	seq    int
 	now    func() time.Time
+	// changed is closed (and replaced) at every event, broken by
+	// BreakWatches: the open watches wait on both.
+	changed, broken chan struct{}
 }
 
 type workspace struct {
+	id       string
+	events   []*pb.Event
 	enabled  bool
 	settings time.Time
 	accounts map[string]*account
@@ -132,7 +139,10 @@ func WithServerTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cf
 // New returns a fake ledger that is not serving yet; see GRPCServer.
 // Tests use Start.
 func New(opts ...Option) *Server {
-	s := &Server{ws: map[string]*workspace{}, faults: map[string][]Fault{}, now: time.Now}
+	s := &Server{
+		ws: map[string]*workspace{}, faults: map[string][]Fault{}, now: time.Now,
+		changed: make(chan struct{}), broken: make(chan struct{}),
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -142,7 +152,7 @@ func New(opts ...Option) *Server {
 // GRPCServer returns a gRPC server serving the fake's CreditLedger and
 // CreditSettings, with its fault injection and call recording.
 func (s *Server) GRPCServer() *grpc.Server {
-	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.intercept)}
+	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.intercept), grpc.StreamInterceptor(s.interceptStream)}
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
 	}
@@ -216,20 +226,25 @@ func (s *Server) Transactions(workspace, acct string) []*pb.Transaction {
 }
 
 // Advance moves the fake's clock forward by d: holds whose expire_time
-// passes are EXPIRED at the next call, as the real server's sweeper
-// would release them.
+// passed are EXPIRED at once (hold.expired), as the real server's sweeper
+// releases them.
 func (s *Server) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.now
 	s.now = func() time.Time { return prev().Add(d) }
+	for _, id := range slices.Sorted(maps.Keys(s.ws)) {
+		s.expireDue(s.ws[id])
+	}
 }
 
 // SetEnabled switches credit payments of a workspace (test setup shortcut).
 func (s *Server) SetEnabled(workspace string, enabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.workspace(workspace).enabled = enabled
+	w := s.workspace(workspace)
+	w.enabled, w.settings = enabled, s.now().UTC()
+	s.emit(w, ledger.EventSettingsUpdated, "", settingsOf(workspace, w))
 }
 
 // SetPaymentMethods makes the workspace offer only methods (test setup
@@ -259,8 +274,9 @@ func (s *Server) Fund(workspace, acct string, credits int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	s.appendTx(workspace, s.workspace(workspace).account(acct), acct, pb.TransactionType_TRANSACTION_TYPE_IN,
-		pb.TransactionKind_TRANSACTION_KIND_ADJUSTMENT, credits, "fakeledger:fund", fmt.Sprintf("fund-%d", s.seq), nil, "", "")
+	w := s.workspace(workspace)
+	s.posted(w, s.appendTx(workspace, w.account(acct), acct, pb.TransactionType_TRANSACTION_TYPE_IN,
+		pb.TransactionKind_TRANSACTION_KIND_ADJUSTMENT, credits, "fakeledger:fund", fmt.Sprintf("fund-%d", s.seq), nil, "", ""))
 }
 
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -370,6 +386,7 @@ func (s *Server) workspace(id string) *workspace {
 	w, ok := s.ws[id]
 	if !ok {
 		w = &workspace{
+			id:       id,
 			accounts: map[string]*account{}, keys: map[string]keyRecord{}, requests: map[string]*pb.CreditPurchaseRequest{},
 			packages: map[string]*pb.CreditPackage{}, rates: map[string][]*pb.ConversionRate{},
 			holds: map[string]*pb.Hold{}, txByID: map[string]*pb.Transaction{}, reversed: map[string]int64{},
@@ -565,6 +582,7 @@ func (l ledgerService) Credit(_ context.Context, req *pb.CreditRequest) (*pb.Cre
 	}
 	t := s.appendTx(req.GetWorkspace(), a, req.GetAccount(), pb.TransactionType_TRANSACTION_TYPE_IN, kind, amount,
 		req.GetReference(), req.GetIdempotencyKey(), req.GetMetadata(), req.GetPackageId(), "")
+	s.posted(w, t)
 	res := &pb.CreditResponse{Transaction: t, Balance: a.balance, Version: a.version}
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "Credit", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -609,6 +627,7 @@ func (l ledgerService) Debit(_ context.Context, req *pb.DebitRequest) (*pb.Debit
 	}
 	t := s.appendTx(req.GetWorkspace(), a, req.GetAccount(), pb.TransactionType_TRANSACTION_TYPE_OUT, kind, req.GetAmount(),
 		req.GetReference(), req.GetIdempotencyKey(), req.GetMetadata(), "", "")
+	s.posted(w, t)
 	res := &pb.DebitResponse{Transaction: t, Balance: a.balance, Version: a.version}
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "Debit", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -698,6 +717,7 @@ func (l ledgerService) SubmitRequest(_ context.Context, req *pb.SubmitRequestReq
 	}
 	w.requests[r.GetId()] = r
 	w.reqOrder = append(w.reqOrder, r.GetId())
+	s.emit(w, ledger.EventRequestSubmitted, r.GetAccount(), r)
 	res := &pb.SubmitRequestResponse{Request: proto.CloneOf(r)}
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "SubmitRequest", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -738,9 +758,11 @@ func (l ledgerService) DecideRequest(_ context.Context, req *pb.DecideRequestReq
 			r.GetAmount(), "creditRequest:"+r.GetId(), req.GetIdempotencyKey(), nil, r.GetPackageId(), r.GetId())
 		r.Status, r.TransactionId = pb.RequestStatus_REQUEST_STATUS_ACCEPTED, t.GetId()
 		res.Transaction = proto.CloneOf(t)
+		s.posted(w, t)
 	} else {
 		r.Status = pb.RequestStatus_REQUEST_STATUS_REJECTED
 	}
+	s.emit(w, ledger.EventRequestDecided, r.GetAccount(), r)
 	res.Request = proto.CloneOf(r)
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "DecideRequest", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -775,6 +797,7 @@ func (l ledgerService) CancelRequest(_ context.Context, req *pb.CancelRequestReq
 			map[string]string{"request_id": r.GetId(), "status": status})
 	}
 	r.Status, r.DecisionReason, r.DecidedBy, r.DecideTime = pb.RequestStatus_REQUEST_STATUS_CANCELLED, req.GetReason(), "fake-canceller", s.ts()
+	s.emit(w, ledger.EventRequestCancelled, r.GetAccount(), r)
 	res := &pb.CancelRequestResponse{Request: proto.CloneOf(r)}
 	w.keys[key] = keyRecord{method: "CancelRequest", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -874,7 +897,9 @@ type settingsService struct {
 	s *Server
 }
 
-func (x settingsService) settings(ws string, w *workspace) *pb.Settings {
+func (x settingsService) settings(ws string, w *workspace) *pb.Settings { return settingsOf(ws, w) }
+
+func settingsOf(ws string, w *workspace) *pb.Settings {
 	st := &pb.Settings{Workspace: ws, CreditPaymentsEnabled: w.enabled, LowBalanceThreshold: w.lowBalance}
 	st.PaymentMethods = slices.Clone(w.methods)
 	if !w.methodsSet {
@@ -933,6 +958,7 @@ func (x settingsService) UpdateSettings(_ context.Context, req *pb.UpdateSetting
 		}
 	}
 	w.settings = x.s.now().UTC()
+	x.s.emit(w, ledger.EventSettingsUpdated, "", settingsOf(req.GetWorkspace(), w))
 	return &pb.UpdateSettingsResponse{Settings: x.settings(req.GetWorkspace(), w)}, nil
 }
 
@@ -956,6 +982,7 @@ func (x settingsService) CreatePackage(_ context.Context, req *pb.CreatePackageR
 		Price: proto.CloneOf(in.GetPrice()), Active: true, CreateTime: x.s.ts(), UpdateTime: x.s.ts(),
 	}
 	w.packages[id] = p
+	x.s.emit(w, ledger.EventPackageUpdated, "", p)
 	return &pb.CreatePackageResponse{CreditPackage: proto.CloneOf(p)}, nil
 }
 
@@ -989,11 +1016,13 @@ func (x settingsService) GetPackage(_ context.Context, req *pb.GetPackageRequest
 func (x settingsService) ArchivePackage(_ context.Context, req *pb.ArchivePackageRequest) (*pb.ArchivePackageResponse, error) {
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
-	p, ok := x.s.workspace(req.GetWorkspace()).packages[req.GetPackageId()]
+	w := x.s.workspace(req.GetWorkspace())
+	p, ok := w.packages[req.GetPackageId()]
 	if !ok {
 		return nil, notFound("package", req.GetPackageId())
 	}
 	p.Active, p.UpdateTime = false, x.s.ts()
+	x.s.emit(w, ledger.EventPackageUpdated, "", p)
 	return &pb.ArchivePackageResponse{CreditPackage: proto.CloneOf(p)}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/ledger"
 )
 
 // Holds and reversals (SPEC §9), as the fake keeps them: available =
@@ -41,6 +42,7 @@ func (s *Server) expireDue(w *workspace) {
 		h := w.holds[id]
 		if h.GetStatus() == pb.HoldStatus_HOLD_STATUS_ACTIVE && !now.Before(h.GetExpireTime().AsTime()) {
 			h.Status, h.UpdateTime = pb.HoldStatus_HOLD_STATUS_EXPIRED, timestamppb.New(now.UTC())
+			s.emit(w, ledger.EventHoldExpired, h.GetAccount(), h)
 		}
 	}
 }
@@ -162,6 +164,7 @@ func (l ledgerService) CreateHold(_ context.Context, req *pb.CreateHoldRequest) 
 	}
 	w.holds[h.GetId()] = h
 	w.holdIDs = append(w.holdIDs, h.GetId())
+	s.emit(w, ledger.EventHoldCreated, h.GetAccount(), h)
 	a := w.account(req.GetAccount())
 	res := &pb.CreateHoldResponse{Hold: proto.CloneOf(h), Available: a.balance - w.held(req.GetAccount())}
 	w.keys[req.GetIdempotencyKey()] = keyRecord{method: "CreateHold", fingerprint: fingerprint(req), response: proto.Clone(res)}
@@ -219,6 +222,8 @@ func (l ledgerService) CaptureHold(_ context.Context, req *pb.CaptureHoldRequest
 		amount, h.GetReference(), req.GetIdempotencyKey(), h.GetMetadata(), "", "")
 	t.HoldId = h.GetId()
 	h.CapturedAmount, h.TransactionId = amount, t.GetId()
+	s.posted(w, t)
+	s.emit(w, ledger.EventHoldCaptured, h.GetAccount(), h)
 	res := &pb.CaptureHoldResponse{Hold: proto.CloneOf(h), Transaction: proto.CloneOf(t)}
 	w.keys[key] = keyRecord{method: "CaptureHold", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -246,6 +251,7 @@ func (l ledgerService) VoidHold(_ context.Context, req *pb.VoidHoldRequest) (*pb
 		return nil, err
 	}
 	h.Status, h.UpdateTime = pb.HoldStatus_HOLD_STATUS_VOIDED, s.ts()
+	s.emit(w, ledger.EventHoldVoided, h.GetAccount(), h)
 	res := &pb.VoidHoldResponse{Hold: proto.CloneOf(h)}
 	w.keys[key] = keyRecord{method: "VoidHold", fingerprint: fingerprint(req), response: proto.Clone(res)}
 	return res, nil
@@ -352,6 +358,7 @@ func (l ledgerService) ReverseTransaction(_ context.Context, req *pb.ReverseTran
 		ref, req.GetIdempotencyKey(), req.GetMetadata(), "", "")
 	t.ReversesTransactionId = orig.GetId()
 	w.reversed[orig.GetId()] += amount
+	s.posted(w, t)
 	res := &pb.ReverseTransactionResponse{
 		Transaction: proto.CloneOf(t), Original: w.view(orig), Balance: a.balance, Version: a.version,
 	}

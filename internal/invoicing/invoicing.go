@@ -22,6 +22,10 @@
 // the hold's creation is replayed (→ the same hold) and its capture too
 // (→ the same transaction). So an invoice is never marked paid without a
 // posted entry, and never charged twice.
+//
+// A hold that ends on the ledger's side (it expired, or was voided or
+// captured by a call whose answer was lost) reaches invoicing as the
+// ledger's event (FollowEvents, events.go), Reconcile being the fallback.
 package invoicing
 
 import (
@@ -36,6 +40,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledgerclient"
 )
 
@@ -49,6 +54,8 @@ type Ledger interface {
 	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
 	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
 	ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error)
+	// Follow streams a workspace's events, resumed after every break.
+	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -68,6 +75,9 @@ type Config struct {
 	// fault injection: cmd/invoicing sets it to exit the process when
 	// INVOICING_CRASH_AFTER_DEBIT=1, to prove the reconciliation.
 	AfterDebit func(Invoice)
+	// Events tunes the follower of the ledger's events (discovery period,
+	// backoff); its Ledger, Cursors, Types, Handle and Log are the App's.
+	Events consumer.FollowerConfig
 }
 
 // App is the invoicing logic over its store and the ledger.
@@ -78,6 +88,7 @@ type App struct {
 	now        func() time.Time
 	afterDebit func(Invoice)
 	verifier   Verifier // nil: no authentication (development)
+	events     *consumer.Follower
 }
 
 // NewApp returns the invoicing service.
@@ -97,6 +108,12 @@ func NewApp(cfg Config) (*App, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	ev := cfg.Events
+	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
+	var err error
+	if a.events, err = consumer.NewFollower(ev); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -140,6 +157,7 @@ func (a *App) Create(ctx context.Context, workspace string, in NewInvoice) (Invo
 	if err != nil {
 		return Invoice{}, internal(err)
 	}
+	a.events.Follow(workspace)
 	a.log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
 		zap.String("workspace", workspace), zap.String("account", inv.Account), zap.Stringer("amount", inv.Amount))
 	return inv, nil
@@ -377,7 +395,15 @@ func (a *App) release(ctx context.Context, inv Invoice, cause *Error) (Invoice, 
 			zap.String("reason", cause.Code), zap.Error(err))
 		return inv, fromLedger(err)
 	}
-	return a.reopen(ctx, inv, cause)
+	// The void's event may have reopened the invoice first, as
+	// HOLD_VOIDED: the refusal is the reason.
+	out, err := a.store.EndAttempt(ctx, inv.Workspace, inv.ID, inv.HoldID, cause.Code, true, a.clock())
+	if err != nil {
+		return inv, internal(err)
+	}
+	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
+	return out, cause
 }
 
 // reopen moves a PAYING invoice back to OPEN with the reason.
@@ -391,11 +417,17 @@ func (a *App) reopen(ctx context.Context, inv Invoice, cause *Error) (Invoice, e
 	return out, cause
 }
 
-// markPaid records the entry that paid the invoice.
+// markPaid records the entry that paid the invoice, as the capture's
+// answer gave it.
 func (a *App) markPaid(ctx context.Context, inv Invoice, txID string) (Invoice, error) {
 	if a.afterDebit != nil {
 		a.afterDebit(inv)
 	}
+	return a.recordPaid(ctx, inv, txID)
+}
+
+// recordPaid marks the invoice PAID with the entry txID.
+func (a *App) recordPaid(ctx context.Context, inv Invoice, txID string) (Invoice, error) {
 	out, err := a.store.MarkPaid(ctx, inv.Workspace, inv.ID, txID, a.clock())
 	if err != nil {
 		return inv, internal(err)

@@ -69,9 +69,18 @@ var migrations = []string{
 	ALTER TABLE invoices ADD COLUMN method TEXT NOT NULL DEFAULT 'HOLD' CHECK (method IN ('HOLD', 'DEBIT'));
 	UPDATE invoices SET method = 'DEBIT', attempt = 1 WHERE status = 'PAYING';
 	UPDATE invoices SET attempt = 1 WHERE status = 'PAID';`,
+	// 3: invoicing learns that a payment's hold ended (expired, voided,
+	// captured) from the ledger's events: the last event applied per
+	// workspace, and the lookup of an invoice by its hold.
+	`CREATE TABLE event_cursors (
+	workspace   TEXT PRIMARY KEY,
+	sequence    INTEGER NOT NULL CHECK (sequence >= 0),
+	update_time TEXT NOT NULL
+) STRICT;
+CREATE INDEX invoices_by_hold ON invoices (workspace, hold_id) WHERE hold_id <> '';`,
 }
 
-const schemaVersion = 2
+const schemaVersion = 3
 
 // OpenStore opens (creating if needed) the SQLite file at path.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
@@ -305,6 +314,82 @@ func (s *Store) AbortPaying(ctx context.Context, workspace, id, reason string, n
 		return Invoice{}, fmt.Errorf("abort paying: %w", err)
 	}
 	return s.Get(ctx, workspace, id)
+}
+
+// EndAttempt moves the payment attempt whose hold is holdID back to OPEN
+// with the reason. With settled, an attempt already ended (OPEN, the
+// same hold) takes this reason instead of the one it has: its own caller
+// knows why better than an event that got there first. The stored
+// invoice is returned.
+func (s *Store) EndAttempt(ctx context.Context, workspace, id, holdID, reason string, settled bool, now time.Time) (Invoice, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE invoices SET status = 'OPEN', last_failure = ?1, update_time = ?2
+		WHERE workspace = ?3 AND id = ?4 AND hold_id = ?5 AND hold_id <> ''
+			AND (status = 'PAYING' OR (?6 AND status = 'OPEN'))`,
+		reason, fmtTime(now), workspace, id, holdID, settled)
+	if err != nil {
+		return Invoice{}, fmt.Errorf("end attempt: %w", err)
+	}
+	return s.Get(ctx, workspace, id)
+}
+
+// ByHold returns the invoice whose current payment attempt holds holdID.
+func (s *Store) ByHold(ctx context.Context, workspace, holdID string) (Invoice, error) {
+	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`,
+		workspace, holdID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Invoice{}, errNoRows
+	}
+	if err != nil {
+		return Invoice{}, fmt.Errorf("invoice by hold: %w", err)
+	}
+	return i, nil
+}
+
+// Workspaces lists the workspaces whose ledger events invoicing follows:
+// those it has invoices in, and those it has a cursor for.
+func (s *Store) Workspaces(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT workspace FROM event_cursors UNION SELECT workspace FROM invoices ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("workspaces: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var ws string
+		if err := rows.Scan(&ws); err != nil {
+			return nil, fmt.Errorf("workspaces: %w", err)
+		}
+		out = append(out, ws)
+	}
+	return out, rows.Err()
+}
+
+// Cursor is the sequence of the last ledger event of the workspace that
+// invoicing applied; 0 before the first.
+func (s *Store) Cursor(ctx context.Context, workspace string) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT sequence FROM event_cursors WHERE workspace = ?`, workspace).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("event cursor: %w", err)
+	}
+	return seq, nil
+}
+
+// SaveCursor records that the workspace's events up to seq are applied.
+// A cursor never moves back.
+func (s *Store) SaveCursor(ctx context.Context, workspace string, seq int64) error {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO event_cursors (workspace, sequence, update_time) VALUES (?1, ?2, ?3)
+		ON CONFLICT (workspace) DO UPDATE SET sequence = MAX(sequence, excluded.sequence), update_time = excluded.update_time`,
+		workspace, seq, fmtTime(time.Now()))
+	if err != nil {
+		return fmt.Errorf("save event cursor: %w", err)
+	}
+	return nil
 }
 
 // NoteFailure records the reason of a payment refused before PAYING.

@@ -338,17 +338,47 @@ func (s *Service) WatchEvents(ctx context.Context, in WatchEventsInput, send fun
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.events.stopped():
+			return UnavailableError(fmt.Errorf("the server is shutting down: watch again after sequence %d", q.AfterSequence))
 		case <-wake:
 		case <-timer.C:
 		}
 	}
 }
 
+// StopWatches ends every watch of this service, now and later, with
+// UNAVAILABLE: a server that drains must not wait for callers that would
+// otherwise stay for ever. They resume elsewhere from their last sequence.
+func (s *Service) StopWatches() { s.events.stop() }
+
 // eventHub wakes the watches of a workspace when this process commits a
 // batch of it.
 type eventHub struct {
-	mu sync.Mutex
-	ch map[string]chan struct{}
+	mu   sync.Mutex
+	ch   map[string]chan struct{}
+	done chan struct{} // closed by stop
+}
+
+func (h *eventHub) stopped() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done == nil {
+		h.done = make(chan struct{})
+	}
+	return h.done
+}
+
+func (h *eventHub) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done == nil {
+		h.done = make(chan struct{})
+	}
+	select {
+	case <-h.done:
+	default:
+		close(h.done)
+	}
 }
 
 // wait returns a channel closed at the workspace's next commit.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 
+	"google.golang.org/grpc"
+
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
@@ -157,6 +159,19 @@ func (c *Client) ReverseTransaction(ctx context.Context, req *pb.ReverseTransact
 // GetTransaction returns one entry, with what of it was reversed.
 func (c *Client) GetTransaction(ctx context.Context, req *pb.GetTransactionRequest) (*pb.GetTransactionResponse, error) {
 	return c.ledger.GetTransaction(ctx, req)
+}
+
+// ListEvents returns one page of a workspace's events after a sequence, in
+// sequence order.
+func (c *Client) ListEvents(ctx context.Context, req *pb.ListEventsRequest) (*pb.ListEventsResponse, error) {
+	return c.ledger.ListEvents(ctx, req)
+}
+
+// WatchEvents opens a stream of a workspace's events after a sequence. It
+// has no deadline and is not retried: use Follow for a stream that
+// resumes after a break.
+func (c *Client) WatchEvents(ctx context.Context, req *pb.WatchEventsRequest) (grpc.ServerStreamingClient[pb.WatchEventsResponse], error) {
+	return c.ledger.WatchEvents(ctx, req)
 }
 
 // GetSettings returns a workspace's settings.

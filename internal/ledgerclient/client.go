@@ -13,7 +13,9 @@
 //     backoff and jitter. Business refusals are never retried;
 //   - typed errors: every failure is an *Error carrying the gRPC code and
 //     the ledger's ErrorInfo reason, usable with errors.Is
-//     (ErrInsufficientCredits, …) and errors.As.
+//     (ErrInsufficientCredits, …) and errors.As; streams' too;
+//   - for WatchEvents, Follow (follow.go): a stream resumed after every
+//     break from the last sequence received, with backoff and jitter.
 //
 // The policy is a gRPC interceptor on the connection, so the raw generated
 // clients returned by Ledger and Settings behave exactly like the typed
@@ -143,7 +145,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		o.maxBackoff = o.initialBackoff
 	}
 	c := &Client{opts: o}
-	dialOpts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.intercept)}
+	dialOpts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.intercept), grpc.WithChainStreamInterceptor(c.interceptStream)}
 	if o.tlsConfig != nil {
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(o.tlsConfig)))
 	} else {

@@ -126,6 +126,7 @@ func retryable(method string, req any) bool {
 		pb.CreditLedger_ListHolds_FullMethodName,
 		pb.CreditLedger_GetTransaction_FullMethodName,
 		pb.CreditLedger_GetStatement_FullMethodName,
+		pb.CreditLedger_ListEvents_FullMethodName,
 		pb.CreditSettings_GetSettings_FullMethodName,
 		pb.CreditSettings_ListPackages_FullMethodName,
 		pb.CreditSettings_GetPackage_FullMethodName,

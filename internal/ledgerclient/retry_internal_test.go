@@ -62,6 +62,8 @@ func TestRetryableMethods(t *testing.T) {
 		{"get hold", pb.CreditLedger_GetHold_FullMethodName, &pb.GetHoldRequest{}, true},
 		{"list holds", pb.CreditLedger_ListHolds_FullMethodName, &pb.ListHoldsRequest{}, true},
 		{"get transaction", pb.CreditLedger_GetTransaction_FullMethodName, &pb.GetTransactionRequest{}, true},
+		{"list events", pb.CreditLedger_ListEvents_FullMethodName, &pb.ListEventsRequest{}, true},
+		{"watch events (a stream: resumed by the caller)", pb.CreditLedger_WatchEvents_FullMethodName, &pb.WatchEventsRequest{}, false},
 		{"read", pb.CreditLedger_CheckCreditPayment_FullMethodName, &pb.CheckCreditPaymentRequest{}, true},
 		{"create package with id", pb.CreditSettings_CreatePackage_FullMethodName, &pb.CreatePackageRequest{PackageId: "p"}, true},
 		{"create package without id", pb.CreditSettings_CreatePackage_FullMethodName, &pb.CreatePackageRequest{}, false},

@@ -1,7 +1,8 @@
 // Package serve runs the reference consumer services (checkout,
-// invoicing): their REST API, and a reconciliation pass that settles what a
-// crash or an unreachable ledger left unfinished, at start and then
-// periodically, until the context ends, then a graceful shutdown.
+// invoicing): their REST API, the follower of the ledger's events, and a
+// reconciliation pass that settles what a crash or an unreachable ledger
+// left unfinished, at start and then periodically, until the context
+// ends, then a graceful shutdown.
 package serve
 
 import (
@@ -23,6 +24,10 @@ type Options struct {
 	Reconcile    func(ctx context.Context) error
 	Every        time.Duration
 	StartTimeout time.Duration // default 30s
+	// Follow, when set, runs from the start until the shutdown: the
+	// follower of the ledger's events, which moves the service's state as
+	// the ledger reports changes.
+	Follow func(ctx context.Context) error
 	// ListeningFields are added to the "listening" log line.
 	ListeningFields []zap.Field
 }
@@ -31,6 +36,17 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
+	}
+	if o.Follow != nil {
+		fctx, stop := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			if err := o.Follow(fctx); err != nil && fctx.Err() == nil {
+				o.Log.Error("the ledger's events are not followed; only reads and reconciliation move state", zap.Error(err))
+			}
+		}()
+		defer func() { stop(); <-followed }()
 	}
 	// Bounded, so that an unreachable ledger does not block the start.
 	startCtx, cancel := context.WithTimeout(ctx, o.StartTimeout)
