@@ -54,6 +54,19 @@ const (
 	// and the batch is a conflict (batch.go).
 	qMoveAccount = `UPDATE accounts SET balance = $3, version = $4, update_time = $5, held = $7
 		WHERE workspace = $1 AND id = $2 AND version = $6`
+	// ... and every such move of a batch in one statement: the executor's
+	// start (and the parsing of the table's CHECK constraints and trigger
+	// conditions that comes with it) is paid once per batch, not once per
+	// account. The rows are found by one scan of the primary key for the
+	// array of IDs (no join for a generic plan to get wrong; plan_test.go
+	// checks it), each takes its values at its ID's position, and the
+	// statement's row count must be the number of moves (batch.go).
+	qMoveAccounts = `UPDATE accounts a SET balance = m.balance, version = m.version, update_time = m.update_time, held = m.held
+		FROM (SELECT l.tid, u.* FROM (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::bigint[], $7::bigint[])
+				AS u(id, balance, version, update_time, held, from_version) OFFSET 0) u
+			CROSS JOIN LATERAL (SELECT ctid AS tid FROM accounts
+				WHERE workspace = $1 AND id = u.id AND version = u.from_version OFFSET 0) l) m
+		WHERE a.ctid = m.tid`
 	// A move of held alone (a hold created or ended) posts no entry that
 	// could fail in its place: the batch asserts that it found the
 	// account at the version it read.

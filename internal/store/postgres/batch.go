@@ -300,9 +300,11 @@ const qRegisterWorkspace = `INSERT INTO ledger_workspaces (workspace)
 func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effects, register bool) error {
 	b := &pgx.Batch{}
 	stale := false // an account update found its row elsewhere
-	moved := func(ct pgconn.CommandTag) error {
-		stale = stale || ct.RowsAffected() != 1
-		return nil
+	moved := func(want int) func(pgconn.CommandTag) error {
+		return func(ct pgconn.CommandTag) error {
+			stale = stale || ct.RowsAffected() != int64(want)
+			return nil
+		}
 	}
 	// The workspace's registry row, then its request counter: see Write.
 	if register {
@@ -423,10 +425,10 @@ func queueNewRequests(b *pgx.Batch, ws string, rs []ledger.CreditRequest) error 
 // queueAccountMoves updates moved accounts one by one (moved sees each
 // update's row count) and inserts the new ones together. A move of held
 // alone asserts its row count itself: no entry follows it.
-func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, moved func(pgconn.CommandTag) error) {
-	var cIDs []string
-	var cBal, cVer, cHeld []int64
-	var cTime []time.Time
+func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, moved func(want int) func(pgconn.CommandTag) error) {
+	var cIDs, mIDs []string
+	var cBal, cVer, cHeld, mBal, mVer, mHeld, mFrom []int64
+	var cTime, mTime []time.Time
 	for _, m := range moves {
 		if m.Create {
 			cIDs, cBal, cVer, cTime = append(cIDs, m.ID), append(cBal, m.Balance), append(cVer, m.Version), append(cTime, m.UpdateTime.UTC())
@@ -437,7 +439,15 @@ func queueAccountMoves(b *pgx.Batch, ws string, moves []ledger.AccountMove, move
 			b.Queue(qMoveAccountHeld, ws, m.ID, m.Balance, m.Version, toTime(m.UpdateTime), m.FromVersion, m.Held)
 			continue
 		}
-		b.Queue(qMoveAccount, ws, m.ID, m.Balance, m.Version, m.UpdateTime.UTC(), m.FromVersion, m.Held).Exec(moved)
+		mIDs, mBal, mVer, mTime = append(mIDs, m.ID), append(mBal, m.Balance), append(mVer, m.Version), append(mTime, m.UpdateTime.UTC())
+		mHeld, mFrom = append(mHeld, m.Held), append(mFrom, m.FromVersion)
+	}
+	switch len(mIDs) {
+	case 0:
+	case 1:
+		b.Queue(qMoveAccount, ws, mIDs[0], mBal[0], mVer[0], mTime[0], mFrom[0], mHeld[0]).Exec(moved(1))
+	default:
+		b.Queue(qMoveAccounts, ws, mIDs, mBal, mVer, mTime, mHeld, mFrom).Exec(moved(len(mIDs)))
 	}
 	if len(cIDs) > 0 {
 		b.Queue(qCreateAccounts, ws, cIDs, cBal, cVer, cTime, cHeld)

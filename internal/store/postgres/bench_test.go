@@ -16,7 +16,7 @@ import (
 
 // BenchmarkWriteBatch measures one batch of the hot path as the service
 // writes it under load: 32 plain credits or debits, one per account (of
-// 1,000 funded ones), each with its idempotency key, written one batch at
+// 1,000 funded ones), each with its idempotency key and its event, written one batch at
 // a time on one connection, so that the time per batch is the store's and
 // the server's work plus two round trips; pg-cpu-µs/op is the CPU time
 // of the server's backend per batch (Linux), which the load of other
@@ -57,9 +57,14 @@ func benchmarkWriteBatch(b *testing.B, typ ledger.TxType) {
 				set.GrantsOf = append(set.GrantsOf, a.ID)
 			}
 			eff.Accounts = append(eff.Accounts, ledger.AccountMove{Account: *a, FromVersion: from, Create: from == 0})
-			eff.Transactions = append(eff.Transactions, ledger.Transaction{
+			tx := ledger.Transaction{
 				ID: id, Workspace: ws, Account: a.ID, Type: typ, Kind: ledger.KindAdjustment, Amount: amount,
 				BalanceAfter: a.Balance, AccountVersion: a.Version, IdempotencyKey: "k" + id, CreateTime: now,
+			}
+			eff.Transactions = append(eff.Transactions, tx)
+			// The event the domain writes with each entry.
+			eff.Events = append(eff.Events, ledger.Event{
+				Workspace: ws, Type: ledger.EventTransactionPosted, Account: a.ID, Transaction: &tx, CreateTime: now,
 			})
 			op := ledger.OpCredit
 			if typ == ledger.TypeOut {

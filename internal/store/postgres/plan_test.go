@@ -60,6 +60,7 @@ func TestGenericPlansProbeIndexes(t *testing.T) {
 var planned = map[string]string{
 	// The batch path.
 	"lock accounts":      qLockAccounts,
+	"move accounts":      qMoveAccounts,
 	"lock accounts of":   qLockAccountsOf,
 	"lock requests":      qLockRequests,
 	"lock holds":         qLockHolds,
