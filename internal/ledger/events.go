@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,11 @@ type Event struct {
 	BalanceLow *BalanceLow `json:",omitempty"`
 	// Endpoint is set for webhook_endpoint.disabled (without its secret).
 	Endpoint *WebhookEndpoint `json:",omitempty"`
+	// TransactionID names the entry of a transaction.posted or
+	// credits.expired event as stored: entries never change, so a store
+	// keeps the reference, not a second copy, and ListEvents reads the
+	// entry back (see EncodeEventData).
+	TransactionID string `json:",omitempty"`
 }
 
 // BalanceLow is what a balance.low event says: the account's balance fell
@@ -98,23 +104,41 @@ func EventID(ws string, seq int64) string {
 }
 
 // EncodeEventData is how stores keep an event's object: the event's
-// fields but its Workspace and Sequence, which are columns, as JSON.
+// fields but those the store keeps in columns (workspace, sequence, type,
+// account, time), as JSON. An entry is kept as its ID: it is in the store
+// already, and never changes (every write of the hot path has an event: a
+// copy would double what it writes).
 func EncodeEventData(e Event) ([]byte, error) {
-	e.Workspace, e.Sequence = "", 0
+	typ := e.Type
+	e.Workspace, e.Sequence, e.Type, e.Account, e.CreateTime = "", 0, "", "", time.Time{}
+	if e.Transaction != nil {
+		e.TransactionID, e.Transaction = e.Transaction.ID, nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
-		return nil, InternalError(fmt.Errorf("encoding event %s: %w", e.Type, err))
+		return nil, InternalError(fmt.Errorf("encoding event %s: %w", typ, err))
 	}
 	return b, nil
 }
 
+// StoredEvent is an event as a store reads it back: its columns and its
+// data (EncodeEventData).
+type StoredEvent struct {
+	Workspace  string
+	Sequence   int64
+	Type       string
+	Account    string
+	CreateTime time.Time
+	Data       []byte
+}
+
 // DecodeEventData is the inverse of EncodeEventData.
-func DecodeEventData(ws string, seq int64, data []byte) (Event, error) {
+func DecodeEventData(r StoredEvent) (Event, error) {
 	var e Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return Event{}, InternalError(fmt.Errorf("decoding event %d of %q: %w", seq, ws, err))
+	if err := json.Unmarshal(r.Data, &e); err != nil {
+		return Event{}, InternalError(fmt.Errorf("decoding event %d of %q: %w", r.Sequence, r.Workspace, err))
 	}
-	e.Workspace, e.Sequence = ws, seq
+	e.Workspace, e.Sequence, e.Type, e.Account, e.CreateTime = r.Workspace, r.Sequence, EventType(r.Type), r.Account, r.CreateTime.UTC()
 	return e, nil
 }
 
@@ -183,8 +207,11 @@ func (s *Service) ListEvents(ctx context.Context, in ListEventsInput) (ListEvent
 		evs, err := tx.ListEvents(ctx, EventQuery{
 			Workspace: in.Workspace, After: in.AfterSequence, Account: in.Account, Types: in.Types, Limit: n,
 		})
+		if err != nil {
+			return err
+		}
 		res.Events = evs
-		return err
+		return readEventEntries(ctx, tx, in.Workspace, evs)
 	})
 	if err != nil {
 		return ListEventsResult{}, err
@@ -193,6 +220,42 @@ func (s *Service) ListEvents(ctx context.Context, in ListEventsInput) (ListEvent
 		res.Last = res.Events[k-1].Sequence
 	}
 	return res, nil
+}
+
+// readEventEntries reads back the entries that events name by ID (see
+// EncodeEventData), as they were posted: nothing reversed yet.
+func readEventEntries(ctx context.Context, tx ReadTx, ws string, evs []Event) error {
+	var ids []string
+	for _, e := range evs {
+		if e.Transaction == nil && e.TransactionID != "" {
+			ids = append(ids, e.TransactionID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	txs, err := tx.TransactionsByID(ctx, ws, ids)
+	if err != nil {
+		return err
+	}
+	byID := make(map[string]Transaction, len(txs))
+	for _, t := range txs {
+		t.ReversedAmount = 0
+		byID[t.ID] = t
+	}
+	for i := range evs {
+		if id := evs[i].TransactionID; id != "" && evs[i].Transaction == nil {
+			t, ok := byID[id]
+			if !ok {
+				return InternalError(fmt.Errorf("event %d of %q names entry %q, which the store did not return", evs[i].Sequence, ws, id))
+			}
+			evs[i].Transaction = &t
+		}
+		evs[i].TransactionID = ""
+	}
+	return nil
 }
 
 // events derives the batch's events from its effects, in the order a

@@ -262,6 +262,9 @@ type ReadTx interface {
 	// (see Statement); OpeningBalance and ClosingBalance are the balance
 	// after the entry of highest version created before Start and End.
 	Statement(ctx context.Context, workspace, account string, start, end time.Time) (Statement, error)
+	// TransactionsByID returns the entries of workspace with these IDs (in
+	// any order; those that do not exist are left out).
+	TransactionsByID(ctx context.Context, workspace string, ids []string) ([]Transaction, error)
 	// ListEvents returns the events of q.Workspace with Sequence > q.After
 	// that match q, ascending, at most q.Limit.
 	ListEvents(ctx context.Context, q EventQuery) ([]Event, error)

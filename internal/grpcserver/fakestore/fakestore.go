@@ -434,3 +434,18 @@ func (t *tx) ListEvents(_ context.Context, q ledger.EventQuery) ([]ledger.Event,
 func (t *tx) LastEventSequence(_ context.Context, ws string) (int64, error) {
 	return int64(len(t.s.events[ws])), nil
 }
+
+func (t *tx) TransactionsByID(_ context.Context, ws string, ids []string) ([]ledger.Transaction, error) {
+	var out []ledger.Transaction
+	for key, txs := range t.s.txs {
+		if !strings.HasPrefix(key, ws+"\x00") {
+			continue
+		}
+		for _, tr := range txs {
+			if slices.Contains(ids, tr.ID) {
+				out = append(out, tr)
+			}
+		}
+	}
+	return out, nil
+}

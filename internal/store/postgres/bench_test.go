@@ -91,6 +91,10 @@ func benchmarkWriteBatch(b *testing.B, typ ledger.TxType) {
 	if err := s.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
+	var lsn0 string
+	if err := s.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn0); err != nil {
+		b.Fatal(err)
+	}
 	cpu0, cpuOK := backendCPU(pid)
 	next := 0
 	b.ResetTimer()
@@ -107,6 +111,13 @@ func benchmarkWriteBatch(b *testing.B, typ ledger.TxType) {
 	if cpu1, ok := backendCPU(pid); ok && cpuOK {
 		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "pg-cpu-µs/op")
 	}
+	// What a batch writes to the WAL, which every commit waits to flush:
+	// unlike times, the same in every run.
+	var wal float64
+	if err := s.Pool().QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)`, lsn0).Scan(&wal); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(wal/float64(b.N), "wal-B/op")
 }
 
 // backendCPU is the CPU time (user and system) of process pid so far, from

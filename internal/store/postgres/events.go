@@ -22,7 +22,7 @@ const (
 		SELECT $1, seq.last - cardinality($2::text[]) + e.n, e.type, NULLIF(e.account, ''), e.create_time, e.data
 		FROM seq, unnest($2::text[], $3::text[], $4::timestamptz[], $5::bytea[])
 			WITH ORDINALITY AS e(type, account, create_time, data, n)`
-	qListEvents = `SELECT sequence, data FROM events
+	qListEvents = `SELECT sequence, type, COALESCE(account, ''), create_time, data FROM events
 		WHERE workspace = $1 AND sequence > $2
 		  AND ($3::text = '' OR account = $3::text)
 		  AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
@@ -58,12 +58,11 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 	defer rows.Close()
 	var out []ledger.Event
 	for rows.Next() {
-		var seq int64
-		var data []byte
-		if err := rows.Scan(&seq, &data); err != nil {
+		r := ledger.StoredEvent{Workspace: q.Workspace}
+		if err := rows.Scan(&r.Sequence, &r.Type, &r.Account, &r.CreateTime, &r.Data); err != nil {
 			return nil, mapErr(ctx, "list events", err)
 		}
-		e, err := ledger.DecodeEventData(q.Workspace, seq, data)
+		e, err := ledger.DecodeEventData(r)
 		if err != nil {
 			return nil, err
 		}
@@ -86,4 +85,17 @@ func (t *readTx) LastEventSequence(ctx context.Context, workspace string) (int64
 		return 0, mapErr(ctx, "last event sequence", err)
 	}
 	return last, nil
+}
+
+// TransactionsByID implements ledger.ReadTx.
+func (t *readTx) TransactionsByID(ctx context.Context, workspace string, ids []string) ([]ledger.Transaction, error) {
+	rows, err := t.query(ctx, qTransactionsByID, workspace, ids)
+	if err != nil {
+		return nil, mapErr(ctx, "read transactions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Transaction, error) { return scanTransaction(r) })
+	if err != nil {
+		return nil, mapErr(ctx, "read transactions", err)
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
 )
@@ -17,7 +18,7 @@ const (
 		VALUES (?, ?, ?, NULLIF(?, ''), ?, ?)`
 	// The filters are JSON arrays (empty: no filter), so that one prepared
 	// statement serves every query.
-	qListEvents = `SELECT sequence, data FROM events
+	qListEvents = `SELECT sequence, type, COALESCE(account, ''), create_time, data FROM events
 		WHERE workspace = ? AND sequence > ?
 		  AND (?3 = '' OR account = ?3)
 		  AND (json_array_length(?4) = 0 OR type IN (SELECT value FROM json_each(?4)))
@@ -67,12 +68,13 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 	}
 	var out []ledger.Event
 	err = t.each(ctx, qListEvents, []any{q.Workspace, q.After, q.Account, string(tj), q.Limit}, func(row scanner) error {
-		var seq int64
-		var data []byte
-		if err := row.Scan(&seq, &data); err != nil {
+		r := ledger.StoredEvent{Workspace: q.Workspace}
+		var micros int64
+		if err := row.Scan(&r.Sequence, &r.Type, &r.Account, &micros, &r.Data); err != nil {
 			return err
 		}
-		e, err := ledger.DecodeEventData(q.Workspace, seq, data)
+		r.CreateTime = time.UnixMicro(micros)
+		e, err := ledger.DecodeEventData(r)
 		out = append(out, e)
 		return err
 	})
@@ -89,4 +91,18 @@ func (t *readTx) LastEventSequence(ctx context.Context, workspace string) (int64
 		return 0, mapErr(ctx, "last event sequence", err)
 	}
 	return last, nil
+}
+
+// TransactionsByID implements ledger.ReadTx.
+func (t *readTx) TransactionsByID(ctx context.Context, workspace string, ids []string) ([]ledger.Transaction, error) {
+	var out []ledger.Transaction
+	err := t.eachIn(ctx, qTransactionsIn, workspace, ids, func(row scanner) error {
+		tr, err := scanTransaction(row)
+		out = append(out, tr)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr(ctx, "read transactions", err)
+	}
+	return out, nil
 }

@@ -205,6 +205,7 @@ func readQueries() []string {
 		qSettings, qAccount, qListAccounts, qTransaction, qIdempotency, qIdempotencyPage, qRequest,
 		qPendingCredits, qPackage, qListPackages, qActiveRate, qListRates, qWorkspaces,
 		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines, qListEvents, qLastEventSequence,
+		qTransactionsIn,
 	}
 	for i := range 32 {
 		qs = append(qs, transactionsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0, i&16 != 0))
