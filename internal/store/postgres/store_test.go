@@ -256,6 +256,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 		"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql",
 		"5 0005_holds_reversals_expiry.sql", "6 0006_agency_controls.sql", "7 0007_events.sql",
 		"8 0008_webhooks.sql", "9 0009_key_entry_check.sql",
+		"10 0010_account_check_one_probe.sql",
 	}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
