@@ -21,8 +21,7 @@ import (
 // is turned off.
 func startWebhooks(svc *ledger.Service, store ledger.Store, cfg config.Webhooks, obs delivery.Observer, log *zap.Logger) (stop func()) {
 	ws, ok := store.(ledger.WebhookStore)
-	aud, audOK := store.(ledger.Auditor)
-	if !cfg.Enabled || !ok || !audOK {
+	if !cfg.Enabled || !ok {
 		if cfg.Enabled {
 			log.Warn("webhook deliveries: this store keeps no webhook endpoints")
 		}
@@ -35,15 +34,6 @@ func startWebhooks(svc *ledger.Service, store ledger.Store, cfg config.Webhooks,
 	w := delivery.New(delivery.Options{
 		Service: svc, Store: ws, Client: webhook.NewClient(webhook.ClientOptions{AllowPrivate: cfg.AllowPrivate, Timeout: cfg.Timeout}),
 		Owner: workerName(), Interval: cfg.Interval, Lease: cfg.Lease, RetryBase: cfg.RetryBase, Log: log.With(zap.String("component", "webhooks")), Observer: obs,
-		Workspaces: func(ctx context.Context) ([]string, error) {
-			var out []string
-			err := store.View(ctx, func(ctx context.Context, tx ledger.ReadTx) error {
-				var err error
-				out, err = aud.Workspaces(ctx, tx)
-				return err
-			})
-			return out, err
-		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

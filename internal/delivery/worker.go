@@ -45,7 +45,8 @@ func (nopObserver) EndpointDisabled()                             {}
 type Options struct {
 	Service *ledger.Service
 	Store   ledger.WebhookStore
-	// Workspaces lists the workspaces to look at (the store's registry).
+	// Workspaces lists the workspaces to look at; default: the store's
+	// WebhookWorkspaces.
 	Workspaces func(ctx context.Context) ([]string, error)
 	// Client sends the deliveries (webhook.NewClient: no redirects, no
 	// private addresses unless allowed, timeouts).
@@ -95,6 +96,9 @@ func New(o Options) *Worker {
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
+	}
+	if o.Workspaces == nil {
+		o.Workspaces = o.Store.WebhookWorkspaces
 	}
 	return &Worker{o: o}
 }

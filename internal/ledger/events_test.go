@@ -22,15 +22,18 @@ func TestEventDataRoundTrip(t *testing.T) {
 		wantData string
 	}{
 		{
-			"entry", ledger.Event{Type: ledger.EventTransactionPosted, Account: "a", CreateTime: at, TransactionID: `t"1`},
+			"entry",
+			ledger.Event{Type: ledger.EventTransactionPosted, Account: "a", CreateTime: at, TransactionID: `t"1`},
 			`{"TransactionID":"t\"1"}`,
 		},
 		{
-			"entry given whole", ledger.Event{Type: ledger.EventCreditsExpired, Account: "a", CreateTime: at, Transaction: &ledger.Transaction{ID: "t2", Amount: 5}},
+			"entry given whole",
+			ledger.Event{Type: ledger.EventCreditsExpired, Account: "a", CreateTime: at, Transaction: &ledger.Transaction{ID: "t2", Amount: 5}},
 			`{"TransactionID":"t2"}`,
 		},
 		{
-			"balance low", ledger.Event{Type: ledger.EventBalanceLow, Account: "a", CreateTime: at, BalanceLow: &ledger.BalanceLow{Balance: 9, Available: 4, Threshold: 10}},
+			"balance low",
+			ledger.Event{Type: ledger.EventBalanceLow, Account: "a", CreateTime: at, BalanceLow: &ledger.BalanceLow{Balance: 9, Available: 4, Threshold: 10}},
 			`{"BalanceLow":{"Balance":9,"Available":4,"Threshold":10}}`,
 		},
 	}

@@ -114,6 +114,9 @@ type WebhookStore interface {
 	// next attempt and, when skipped > its cursor, moving the cursor there
 	// (events not of its types).
 	ReleaseWebhookLease(ctx context.Context, workspace, id, owner string, next time.Time, skipped int64) error
+	// WebhookWorkspaces lists the workspaces that have (or had) webhook
+	// endpoints, across every workspace: where the delivery workers look.
+	WebhookWorkspaces(ctx context.Context) ([]string, error)
 	// ListWebhookDeliveries returns the endpoint's attempts newest first,
 	// those before (sequence, attempt) when before is set.
 	ListWebhookDeliveries(ctx context.Context, workspace, id string, before *WebhookDelivery, limit int) ([]WebhookDelivery, error)

@@ -24,7 +24,8 @@ func tenantTables(tb testing.TB, s *Store) []string {
 	rows, err := ownerPool(tb, s).Query(context.Background(), `
 		SELECT c.relname FROM pg_class c
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'workspace' AND NOT a.attisdropped
-		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND c.relname <> 'ledger_workspaces'
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+		  AND c.relname NOT IN ('ledger_workspaces', 'webhook_workspaces') -- registries of names, readable by all
 		ORDER BY 1`)
 	if err != nil {
 		tb.Fatal(err)
@@ -165,11 +166,13 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	// WITH CHECK: set to ws, no row of another workspace can be written,
 	// nor a row of ws moved to another.
 	for name, sql := range map[string]string{
-		"insert settings":  `INSERT INTO settings (workspace, credit_payments_enabled) VALUES ('intruder', true)`,
-		"insert account":   `INSERT INTO accounts (workspace, id, balance, version) VALUES ('other', 'z', 0, 0)`,
-		"insert sequence":  `INSERT INTO workspace_sequences (workspace, name, value) VALUES ('other', 'requests', 9)`,
-		"move settings":    `UPDATE settings SET workspace = 'other2' WHERE workspace = 'ws'`,
-		"register another": `INSERT INTO ledger_workspaces (workspace) VALUES ('intruder')`,
+		"insert settings":             `INSERT INTO settings (workspace, credit_payments_enabled) VALUES ('intruder', true)`,
+		"insert account":              `INSERT INTO accounts (workspace, id, balance, version) VALUES ('other', 'z', 0, 0)`,
+		"insert sequence":             `INSERT INTO workspace_sequences (workspace, name, value) VALUES ('other', 'requests', 9)`,
+		"move settings":               `UPDATE settings SET workspace = 'other2' WHERE workspace = 'ws'`,
+		"register another":            `INSERT INTO ledger_workspaces (workspace) VALUES ('intruder')`,
+		"register another's webhooks": `INSERT INTO webhook_workspaces (workspace) VALUES ('intruder')`,
+		"insert event":                `INSERT INTO events (workspace, sequence, type, create_time, data) VALUES ('other', 99, 'x', now(), '{}')`,
 		"insert hold": `INSERT INTO holds (workspace, id, account, amount, kind, status, expire_time, create_time)
 			VALUES ('other', 'hx', 'a', 1, 'ADJUSTMENT', 'ACTIVE', now(), now())`,
 		"insert grant": `INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time)
@@ -385,6 +388,11 @@ func TestMigrateCreatesTheRuntimeRole(t *testing.T) {
 		{"ledger_workspaces", "INSERT", true},
 		{"ledger_workspaces", "UPDATE", false},
 		{"ledger_workspaces", "DELETE", false},
+		{"webhook_workspaces", "INSERT", true},
+		{"webhook_workspaces", "DELETE", false},
+		{"events", "INSERT", true},
+		{"events", "UPDATE", false},
+		{"events", "DELETE", false},
 		{"schema_migrations", "SELECT", true},
 		{"schema_migrations", "INSERT", false},
 	} {

@@ -47,6 +47,7 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"event_sequences", "SELECT, INSERT, UPDATE"},
 	{"webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"},
 	{"webhook_deliveries", "SELECT, INSERT, DELETE"},
+	{"webhook_workspaces", "SELECT, INSERT"},
 	{"ledger_workspaces", "SELECT, INSERT"},
 	{"schema_migrations", "SELECT"},
 }

@@ -22,10 +22,12 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7,
 			COALESCE((SELECT last FROM event_sequences WHERE workspace = $1), 0), $8, $9, $10)
 		RETURNING ` + endpointColumns
-	qEndpoint       = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = $1 AND id = $2`
-	qLockEndpoint   = qEndpoint + ` FOR UPDATE`
-	qListEndpoints  = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = $1 ORDER BY create_time, id`
-	qUpdateEndpoint = `UPDATE webhook_endpoints SET url = $3, event_types = $4, description = $5, enabled = $6,
+	qRegisterWebhookWorkspace = `INSERT INTO webhook_workspaces (workspace) VALUES ($1) ON CONFLICT DO NOTHING`
+	qWebhookWorkspaces        = `SELECT workspace FROM webhook_workspaces ORDER BY workspace`
+	qEndpoint                 = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = $1 AND id = $2`
+	qLockEndpoint             = qEndpoint + ` FOR UPDATE`
+	qListEndpoints            = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = $1 ORDER BY create_time, id`
+	qUpdateEndpoint           = `UPDATE webhook_endpoints SET url = $3, event_types = $4, description = $5, enabled = $6,
 			disabled_reason = $7, attempts = $8, first_failure_time = $9, next_attempt_time = $10, update_time = $11
 		WHERE workspace = $1 AND id = $2
 		RETURNING ` + endpointColumns
@@ -116,6 +118,9 @@ func (s *Store) inWorkspace(ctx context.Context, ws, op string, fn func(pgx.Tx) 
 func (s *Store) CreateWebhookEndpoint(ctx context.Context, e ledger.WebhookEndpoint) (ledger.WebhookEndpoint, error) {
 	var out ledger.WebhookEndpoint
 	err := s.inWorkspace(ctx, e.Workspace, "create webhook endpoint", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, qRegisterWebhookWorkspace, e.Workspace); err != nil {
+			return err
+		}
 		var err error
 		out, err = scanEndpoint(tx.QueryRow(ctx, qInsertEndpoint, e.Workspace, e.ID, e.URL, typeStrings(e.EventTypes),
 			e.Description, e.Secret, e.Enabled, e.NextAttempt.UTC(), e.CreateTime.UTC(), e.UpdateTime.UTC()))
@@ -260,4 +265,17 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, ws, id string, before
 		return err
 	})
 	return out, err
+}
+
+// WebhookWorkspaces implements ledger.WebhookStore.
+func (s *Store) WebhookWorkspaces(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, qWebhookWorkspaces)
+	if err != nil {
+		return nil, mapErr(ctx, "list webhook workspaces", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, mapErr(ctx, "list webhook workspaces", err)
+	}
+	return out, nil
 }

@@ -228,7 +228,7 @@ func writeQueries() []string {
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qInsertTransaction, qDecideRequest, qPutIdempotency,
-		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvent,
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvents,
 	}
 }
 

@@ -271,3 +271,21 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, ws, id string, before
 	}
 	return out, mapErr(ctx, "list webhook deliveries", rows.Err())
 }
+
+// WebhookWorkspaces implements ledger.WebhookStore.
+func (s *Store) WebhookWorkspaces(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT workspace FROM webhook_endpoints ORDER BY workspace`)
+	if err != nil {
+		return nil, mapErr(ctx, "list webhook workspaces", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var ws string
+		if err := rows.Scan(&ws); err != nil {
+			return nil, mapErr(ctx, "list webhook workspaces", err)
+		}
+		out = append(out, ws)
+	}
+	return out, mapErr(ctx, "list webhook workspaces", rows.Err())
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func testWebhookEndpoints(t *testing.T, h *harness) {
 	e := h.endpoint("ws1", "https://hooks.example.com/a", ledger.EventTransactionPosted, ledger.EventTransactionPosted)
 	if e.ID == "" || len(e.Secret) < 40 || !e.Enabled || e.DeliveredSequence != 2 || len(e.EventTypes) != 1 {
 		t.Fatalf("created: %+v", e)
+	}
+	if wss, err := h.webhooks().WebhookWorkspaces(h.ctx); err != nil || !slices.Contains(wss, "ws1") || slices.Contains(wss, "ws2") {
+		t.Fatalf("WebhookWorkspaces = %v, %v; want ws1 (and not ws2, which has no endpoint)", wss, err)
 	}
 	list, err := h.svc.ListWebhookEndpoints(h.ctx, "ws1")
 	if err != nil || len(list) != 1 || list[0].ID != e.ID || list[0].Secret != "" {

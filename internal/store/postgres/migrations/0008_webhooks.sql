@@ -55,6 +55,19 @@ CREATE TABLE webhook_deliveries (
     FOREIGN KEY (workspace, endpoint_id) REFERENCES webhook_endpoints (workspace, id)
 );
 
+-- The workspaces that have had an endpoint: the delivery workers look at
+-- these only (a scan of every workspace every second would not do). Like
+-- the registry of migration 0004, names only: every session may read it,
+-- and insert its own workspace.
+CREATE TABLE webhook_workspaces (
+    workspace text COLLATE "C" NOT NULL CHECK (workspace <> '') PRIMARY KEY
+);
+ALTER TABLE webhook_workspaces ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhook_workspaces FORCE ROW LEVEL SECURITY;
+CREATE POLICY webhook_workspace_list ON webhook_workspaces FOR SELECT USING (true);
+CREATE POLICY webhook_workspace_register ON webhook_workspaces FOR INSERT
+    WITH CHECK (workspace = current_setting('creditledger.workspace', true));
+
 ALTER TABLE webhook_endpoints ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_endpoints FORCE ROW LEVEL SECURITY;
 CREATE POLICY workspace_isolation ON webhook_endpoints
