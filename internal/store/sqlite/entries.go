@@ -27,8 +27,6 @@ const (
 	qTransaction    = `SELECT ` + transactionSelect + ` FROM transactions WHERE workspace = ? AND id = ?`
 	qTransactionsIn = `SELECT ` + transactionSelect + ` FROM transactions
 		WHERE workspace = ? AND id IN (SELECT value FROM json_each(?))`
-	qInsertTransaction = `INSERT INTO transactions (` + transactionColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // transactionsQuery is the history query with the optional filters that
@@ -159,8 +157,14 @@ func (t *writeTx) transactionsIn(ctx context.Context, workspace string, ids []st
 // insertTransactions appends the batch's entries, after their accounts
 // moved; the schema's triggers check each against the previous entry of
 // its account and against the account.
+// qInsertTransactions is the multi-row insert of entries (see multiRow).
+const (
+	qInsertTransactions    = `INSERT INTO transactions (` + transactionColumns + `) VALUES `
+	transactionColumnCount = 17
+)
+
 func (t *writeTx) insertTransactions(ctx context.Context, trs []ledger.Transaction) error {
-	err := execEach(ctx, &t.readTx, qInsertTransaction, trs, func(tr ledger.Transaction) ([]any, error) {
+	err := execRows(ctx, &t.readTx, qInsertTransactions, transactionColumnCount, trs, func(tr ledger.Transaction) ([]any, error) {
 		md, err := toMetadata(tr.Metadata)
 		if err != nil {
 			return nil, err
@@ -170,6 +174,6 @@ func (t *writeTx) insertTransactions(ctx context.Context, trs []ledger.Transacti
 			tr.AccountVersion, tr.Reference, tr.IdempotencyKey, md, nullString(tr.PackageID), nullString(tr.RequestID),
 			toMicros(tr.CreateTime), nullString(tr.ReversesTransactionID), nullString(tr.HoldID), toMicros(tr.ExpireTime),
 		}, nil
-	}, nil)
+	})
 	return mapErr(ctx, "insert transactions", err)
 }

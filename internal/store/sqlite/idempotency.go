@@ -14,7 +14,6 @@ const (
 	qIdempotency = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys WHERE workspace = ? AND key = ?`
 	qKeysIn      = `SELECT ` + idempotencyColumns + ` FROM idempotency_keys
 		WHERE workspace = ? AND key IN (SELECT value FROM json_each(?))`
-	qPutIdempotency = `INSERT INTO idempotency_keys (` + idempotencyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 func scanIdempotency(row scanner) (ledger.IdempotencyRecord, error) {
@@ -59,12 +58,18 @@ func (t *writeTx) keysIn(ctx context.Context, workspace string, keys []string, i
 // putKeys stores the batch's new records, last: they name the
 // transactions, requests and holds the batch wrote. A key taken meanwhile is
 // ErrConflict.
+// qPutIdempotencyRows is the multi-row insert of records (see multiRow).
+const (
+	qPutIdempotencyRows    = `INSERT INTO idempotency_keys (` + idempotencyColumns + `) VALUES `
+	idempotencyColumnCount = 8
+)
+
 func (t *writeTx) putKeys(ctx context.Context, recs []ledger.IdempotencyRecord) error {
-	err := execEach(ctx, &t.readTx, qPutIdempotency, recs, func(rec ledger.IdempotencyRecord) ([]any, error) {
+	err := execRows(ctx, &t.readTx, qPutIdempotencyRows, idempotencyColumnCount, recs, func(rec ledger.IdempotencyRecord) ([]any, error) {
 		return []any{
 			rec.Workspace, rec.Key, string(rec.Operation), rec.Fingerprint,
 			nullString(rec.TransactionID), nullString(rec.RequestID), toMicros(rec.CreateTime), nullString(rec.HoldID),
 		}, nil
-	}, nil)
+	})
 	return mapErr(ctx, "store idempotency keys", err)
 }

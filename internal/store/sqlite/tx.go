@@ -75,6 +75,56 @@ func (t *readTx) each(ctx context.Context, q string, args []any, scan func(scann
 	return rows.Err()
 }
 
+// multiRowSizes are the row counts of the multi-row INSERT statements a
+// batch uses (prepared once, see writeQueries): its rows go in chunks of
+// these sizes (30 rows: 16 + 8 + 4 + 2), a statement per chunk rather than
+// per row. Each statement's start costs the embedded store about as much
+// as inserting a row.
+var multiRowSizes = []int{64, 32, 16, 8, 4, 2, 1}
+
+// multiRow is insert (which ends with "VALUES ") with n groups of cols
+// placeholders.
+func multiRow(insert string, cols, n int) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return insert + strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
+}
+
+// multiRowQueries are the statements of every size of multiRowSizes.
+func multiRowQueries(insert string, cols int) []string {
+	qs := make([]string, len(multiRowSizes))
+	for i, n := range multiRowSizes {
+		qs[i] = multiRow(insert, cols, n)
+	}
+	return qs
+}
+
+// execRows inserts items with insert (see multiRow), in chunks of the
+// sizes of multiRowSizes, each item giving its cols arguments.
+func execRows[T any](ctx context.Context, t *readTx, insert string, cols int, items []T, args func(T) ([]any, error)) error {
+	for len(items) > 0 {
+		n := 1
+		for _, size := range multiRowSizes {
+			if size <= len(items) {
+				n = size
+				break
+			}
+		}
+		flat := make([]any, 0, n*cols)
+		for _, it := range items[:n] {
+			a, err := args(it)
+			if err != nil {
+				return err
+			}
+			flat = append(flat, a...)
+		}
+		if _, err := t.exec(ctx, multiRow(insert, cols, n), flat...); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
 // execEach runs q once per element of items with the arguments args
 // returns, on one statement, and hands each result to check (nil: no check).
 func execEach[T any](ctx context.Context, t *readTx, q string, items []T, args func(T) ([]any, error),
@@ -221,15 +271,15 @@ func readQueries() []string {
 
 // writeQueries are the statements only Write runs, prepared on the writer.
 func writeQueries() []string {
-	return []string{
+	return append(append([]string{
 		// The batch's snapshot.
 		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPendingCountsIn, qPackagesIn, qActiveRatesIn,
 		qHoldsIn, qGrantsIn,
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
-		qInsertRequest, qInsertAccount, qMoveAccount, qInsertTransaction, qDecideRequest, qPutIdempotency,
+		qInsertRequest, qInsertAccount, qMoveAccount, qDecideRequest,
 		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvents,
-	}
+	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...)
 }
 
 // prepareAll prepares qs on db. Call it before the pool is used by
