@@ -14,14 +14,8 @@ const (
 	qReserveEventSeqs = `INSERT INTO event_sequences (workspace, last) VALUES (?, ?)
 		ON CONFLICT (workspace) DO UPDATE SET last = last + excluded.last
 		RETURNING last`
-	// qInsertEvents inserts a batch's events in one statement: ?2 is the
-	// first sequence, ?3 a JSON array of [type, account, create time
-	// (µs), data] (one statement per event cost the embedded store a tenth
-	// of its throughput).
-	qInsertEvents = `INSERT INTO events (workspace, sequence, type, account, create_time, data)
-		SELECT ?1, ?2 + CAST(j.key AS INTEGER), json_extract(j.value, '$[0]'), NULLIF(json_extract(j.value, '$[1]'), ''),
-			json_extract(j.value, '$[2]'), CAST(json_extract(j.value, '$[3]') AS BLOB)
-		FROM json_each(?3) AS j`
+	// qInsertEvents is the multi-row insert of events (see multiRow).
+	qInsertEvents = `INSERT INTO events (workspace, sequence, type, account, create_time, data) VALUES `
 	// The filters are JSON arrays (empty: no filter), so that one prepared
 	// statement serves every query.
 	qListEvents = `SELECT sequence, type, COALESCE(account, ''), create_time, data FROM events
@@ -43,21 +37,26 @@ func (t *writeTx) insertEvents(ctx context.Context, ws string, evs []ledger.Even
 	if err != nil {
 		return mapErr(ctx, "reserve event numbers", err)
 	}
-	rows := make([][4]any, len(evs))
+	type numbered struct {
+		seq int64
+		ev  ledger.Event
+	}
+	items := make([]numbered, len(evs))
 	for i, e := range evs {
-		data, err := ledger.EncodeEventData(e)
+		items[i] = numbered{last - int64(len(evs)) + 1 + int64(i), e}
+	}
+	err = execRows(ctx, &t.readTx, qInsertEvents, eventColumnCount, items, func(n numbered) ([]any, error) {
+		data, err := ledger.EncodeEventData(n.ev)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rows[i] = [4]any{string(e.Type), e.Account, e.CreateTime.UnixMicro(), string(data)}
-	}
-	arg, err := json.Marshal(rows)
-	if err != nil {
-		return ledger.InternalError(err)
-	}
-	_, err = t.exec(ctx, qInsertEvents, ws, last-int64(len(evs))+1, string(arg))
+		return []any{ws, n.seq, string(n.ev.Type), nullString(n.ev.Account), n.ev.CreateTime.UnixMicro(), data}, nil
+	})
 	return mapErr(ctx, "insert events", err)
 }
+
+// eventColumnCount is the number of columns qInsertEvents fills.
+const eventColumnCount = 6
 
 // ListEvents implements ledger.ReadTx.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {

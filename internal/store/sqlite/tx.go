@@ -271,15 +271,16 @@ func readQueries() []string {
 
 // writeQueries are the statements only Write runs, prepared on the writer.
 func writeQueries() []string {
-	return append(append([]string{
+	return append(append(append([]string{
 		// The batch's snapshot.
 		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPendingCountsIn, qPackagesIn, qActiveRatesIn,
 		qHoldsIn, qGrantsIn,
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qDecideRequest,
-		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvents,
-	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...)
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs,
+	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...),
+		multiRowQueries(qInsertEvents, eventColumnCount)...)
 }
 
 // prepareAll prepares qs on db. Call it before the pool is used by
