@@ -114,6 +114,15 @@ func loggingInterceptor(log *zap.Logger) grpc.UnaryServerInterceptor {
 // interceptors noted in ci.
 func logCall(ctx context.Context, log *zap.Logger, method string, req any, ci *callInfo, start time.Time, err error) {
 	code := status.Code(err)
+	lvl := levelFor(code)
+	if code == codes.OK && strings.HasPrefix(method, "/grpc.health.v1.Health/") {
+		lvl = zapcore.DebugLevel // probes every few seconds would drown the log
+	}
+	// Nothing is built (the key's hash included) for a line the level drops.
+	ce := log.Check(lvl, "request")
+	if ce == nil {
+		return
+	}
 	fields := make([]zap.Field, 0, 10)
 	fields = append(fields,
 		zap.String("method", method),
@@ -144,11 +153,7 @@ func logCall(ctx context.Context, log *zap.Logger, method string, req any, ci *c
 	if ci.authError != "" {
 		fields = append(fields, zap.String("auth_error", cut(ci.authError, maxLogAuthError)))
 	}
-	lvl := levelFor(code)
-	if code == codes.OK && strings.HasPrefix(method, "/grpc.health.v1.Health/") {
-		lvl = zapcore.DebugLevel // probes every few seconds would drown the log
-	}
-	log.Log(lvl, "request", fields...)
+	ce.Write(fields...)
 }
 
 // maxLogName bounds a workspace or account name in a log line. The line is
