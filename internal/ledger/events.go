@@ -119,12 +119,12 @@ func EncodeEventData(e Event) ([]byte, error) {
 	if e.Request == nil && e.Hold == nil && e.Settings == nil && e.Package == nil && e.BalanceLow == nil && e.Endpoint == nil {
 		// An entry's event, the hot path's: what json.Marshal would write
 		// for it, without reflection.
+		if e.TransactionID == "" {
+			return []byte("{}"), nil
+		}
 		id, err := json.Marshal(e.TransactionID)
 		if err != nil {
 			return nil, InternalError(fmt.Errorf("encoding event %s: %w", typ, err))
-		}
-		if e.TransactionID == "" {
-			return []byte("{}"), nil
 		}
 		return append(append([]byte(`{"TransactionID":`), id...), '}'), nil
 	}

@@ -151,9 +151,6 @@ func (s *Service) webhooks() (WebhookStore, error) {
 // (nil: all).
 func (s *Service) checkWebhook(v *violations, e WebhookEndpoint, paths []string) {
 	has := func(p string) bool { return paths == nil || slices.Contains(paths, p) }
-	if paths != nil && len(paths) == 0 {
-		return
-	}
 	if has("url") {
 		switch u, err := url.Parse(e.URL); {
 		case e.URL == "":

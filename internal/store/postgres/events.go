@@ -47,11 +47,7 @@ func queueEvents(b *pgx.Batch, ws string, evs []ledger.Event) error {
 
 // ListEvents implements ledger.ReadTx.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	types := make([]string, len(q.Types))
-	for i, typ := range q.Types {
-		types[i] = string(typ)
-	}
-	rows, err := t.query(ctx, qListEvents, q.Workspace, q.After, q.Account, types, q.Limit)
+	rows, err := t.query(ctx, qListEvents, q.Workspace, q.After, q.Account, typeStrings(q.Types), q.Limit)
 	if err != nil {
 		return nil, mapErr(ctx, "list events", err)
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
@@ -60,16 +59,12 @@ const eventColumnCount = 6
 
 // ListEvents implements ledger.ReadTx.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	types := make([]string, len(q.Types))
-	for i, typ := range q.Types {
-		types[i] = string(typ)
-	}
-	tj, err := json.Marshal(types)
+	tj, err := typesJSON(q.Types)
 	if err != nil {
 		return nil, ledger.InternalError(err)
 	}
 	var out []ledger.Event
-	err = t.each(ctx, qListEvents, []any{q.Workspace, q.After, q.Account, string(tj), q.Limit}, func(row scanner) error {
+	err = t.each(ctx, qListEvents, []any{q.Workspace, q.After, q.Account, tj, q.Limit}, func(row scanner) error {
 		r := ledger.StoredEvent{Workspace: q.Workspace}
 		var micros int64
 		if err := row.Scan(&r.Sequence, &r.Type, &r.Account, &micros, &r.Data); err != nil {

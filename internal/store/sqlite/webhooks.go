@@ -48,9 +48,7 @@ const (
 		ORDER BY event_sequence DESC, attempt DESC LIMIT ?5`
 )
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanEndpoint(row rowScanner) (ledger.WebhookEndpoint, error) {
+func scanEndpoint(row scanner) (ledger.WebhookEndpoint, error) {
 	var e ledger.WebhookEndpoint
 	var types string
 	var ff, lease sql.NullInt64
