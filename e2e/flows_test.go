@@ -20,7 +20,7 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/invoicing"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-e2e"

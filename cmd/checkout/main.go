@@ -54,7 +54,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/creditledger/creditledger/internal/checkout"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/serve"
 	"github.com/creditledger/creditledger/internal/token"
 )

@@ -57,7 +57,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/creditledger/creditledger/internal/invoicing"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/serve"
 	"github.com/creditledger/creditledger/internal/token"
 )

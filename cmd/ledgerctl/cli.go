@@ -16,7 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // globals are the flags every command accepts.

@@ -32,7 +32,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Exit codes.

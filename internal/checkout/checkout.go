@@ -35,7 +35,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Ledger is what the checkout needs from CreditLedger; *ledgerclient.Client

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/type/money"
 
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Money is a price: google.type.Money in snake_case JSON.

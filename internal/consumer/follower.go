@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // EventLedger is what a Follower needs of the ledger;

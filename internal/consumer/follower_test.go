@@ -16,7 +16,7 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // memCursors is a Cursors in memory: the consumer's store in these tests.

@@ -41,7 +41,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Ledger is what invoicing needs from CreditLedger; *ledgerclient.Client

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/type/money"
 
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Money is an amount: google.type.Money in snake_case JSON.

@@ -15,7 +15,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/internal/ledgerclient"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
