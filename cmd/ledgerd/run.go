@@ -6,18 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/creditledger/creditledger/internal/config"
+	"github.com/creditledger/creditledger/internal/version"
 )
-
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
 
 const usageText = `usage: ledgerd <command> [flags]
 
@@ -68,13 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	return "ledgerd " + v + " " + runtime.Version()
-}
+func versionString() string { return version.String("ledgerd") }
 
 // newLogger writes JSON lines with snake_case keys to w.
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
