@@ -200,7 +200,7 @@ func (e *Effects) Empty() bool {
 	return len(e.Accounts) == 0 && len(e.Transactions) == 0 && len(e.NewRequests) == 0 &&
 		len(e.Decisions) == 0 && len(e.Keys) == 0 && e.Settings == nil && len(e.NewPackages) == 0 &&
 		len(e.PackageUpdates) == 0 && len(e.Rates) == 0 && len(e.NewHolds) == 0 && len(e.HoldUpdates) == 0 &&
-		len(e.NewGrants) == 0 && len(e.GrantUpdates) == 0
+		len(e.NewGrants) == 0 && len(e.GrantUpdates) == 0 && len(e.Events) == 0
 }
 
 // AccountMove is an account's new state after a batch. A move may change

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,22 +12,20 @@ import (
 
 const (
 	// qInsertEvents numbers a batch's events from its workspace's counter
-	// and inserts them: the batch's last statement before COMMIT
-	// (migration 0007 says why).
+	// and inserts them, as one row: the batch's last statement before
+	// COMMIT (migrations 0007 and 0011 say why).
 	qInsertEvents = `WITH seq AS (
 			INSERT INTO event_sequences AS s (workspace, last) VALUES ($1, cardinality($2::text[]))
 			ON CONFLICT (workspace) DO UPDATE SET last = s.last + cardinality($2::text[])
 			RETURNING last
 		)
-		INSERT INTO events (workspace, sequence, type, account, create_time, data)
-		SELECT $1, seq.last - cardinality($2::text[]) + e.n, e.type, NULLIF(e.account, ''), e.create_time, e.data
-		FROM seq, unnest($2::text[], $3::text[], $4::timestamptz[], $5::bytea[])
-			WITH ORDINALITY AS e(type, account, create_time, data, n)`
-	qListEvents = `SELECT sequence, type, COALESCE(account, ''), create_time, data FROM events
-		WHERE workspace = $1 AND sequence > $2
-		  AND ($3::text = '' OR account = $3::text)
-		  AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
-		ORDER BY sequence LIMIT $5`
+		INSERT INTO event_batches (workspace, last_sequence, first_sequence, types, accounts, create_times, data)
+		SELECT $1, seq.last, seq.last - cardinality($2::text[]) + 1, $2, $3, $4, $5 FROM seq`
+	// qListEventBatches reads the rows that hold the events after $2, in
+	// order: each holds one event at least.
+	qListEventBatches = `SELECT first_sequence, types, accounts, create_times, data FROM event_batches
+		WHERE workspace = $1 AND last_sequence > $2
+		ORDER BY last_sequence LIMIT $3`
 	qLastEventSequence = `SELECT COALESCE((SELECT last FROM event_sequences WHERE workspace = $1), 0)`
 )
 
@@ -45,29 +44,73 @@ func queueEvents(b *pgx.Batch, ws string, evs []ledger.Event) error {
 	return nil
 }
 
-// ListEvents implements ledger.ReadTx.
+// ListEvents implements ledger.ReadTx. It reads the rows of batches in
+// pages of q.Limit, enough for q.Limit events when nothing is filtered
+// out, and more pages while filters leave the page short.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	rows, err := t.query(ctx, qListEvents, q.Workspace, q.After, q.Account, typeStrings(q.Types), q.Limit)
-	if err != nil {
-		return nil, mapErr(ctx, "list events", err)
-	}
-	defer rows.Close()
 	var out []ledger.Event
-	for rows.Next() {
-		r := ledger.StoredEvent{Workspace: q.Workspace}
-		if err := rows.Scan(&r.Sequence, &r.Type, &r.Account, &r.CreateTime, &r.Data); err != nil {
+	for after := q.After; len(out) < q.Limit; {
+		rows, err := t.query(ctx, qListEventBatches, q.Workspace, after, q.Limit)
+		if err != nil {
 			return nil, mapErr(ctx, "list events", err)
 		}
-		e, err := ledger.DecodeEventData(r)
-		if err != nil {
-			return nil, err
+		n := 0
+		var first int64
+		var types, accts []string
+		var times []time.Time
+		var data [][]byte
+		for rows.Next() && len(out) < q.Limit {
+			n++
+			if err := rows.Scan(&first, &types, &accts, &times, &data); err != nil {
+				rows.Close()
+				return nil, mapErr(ctx, "list events", err)
+			}
+			if len(accts) != len(types) || len(times) != len(types) || len(data) != len(types) {
+				rows.Close()
+				return nil, ledger.InternalError(fmt.Errorf("postgres: list events: the batch from event %d is malformed", first))
+			}
+			for i, typ := range types {
+				seq := first + int64(i)
+				if seq <= after || len(out) == q.Limit {
+					continue
+				}
+				after = seq
+				if (q.Account != "" && accts[i] != q.Account) || !wantType(q.Types, typ) {
+					continue
+				}
+				e, err := ledger.DecodeEventData(ledger.StoredEvent{
+					Workspace: q.Workspace, Sequence: seq, Type: typ, Account: accts[i], CreateTime: times[i], Data: data[i],
+				})
+				if err != nil {
+					rows.Close()
+					return nil, err
+				}
+				out = append(out, e)
+			}
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(ctx, "list events", err)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, mapErr(ctx, "list events", err)
+		}
+		if n < q.Limit {
+			break // the last page
+		}
 	}
 	return out, nil
+}
+
+// wantType reports whether an event of type typ passes the filter types
+// (empty: any).
+func wantType(types []ledger.EventType, typ string) bool {
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if string(t) == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // LastEventSequence implements ledger.ReadTx.

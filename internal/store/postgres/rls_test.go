@@ -116,7 +116,7 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 	tables := tenantTables(t, s)
 	for _, want := range []string{
 		"accounts", "conversion_rates", "credit_requests", "grants", "holds", "idempotency_keys",
-		"packages", "settings", "transactions", "workspace_sequences", "events", "event_sequences", "webhook_endpoints", "webhook_deliveries",
+		"packages", "settings", "transactions", "workspace_sequences", "event_batches", "event_sequences", "webhook_endpoints", "webhook_deliveries",
 	} {
 		if !strings.Contains(strings.Join(tables, " "), want) {
 			t.Fatalf("tenant tables %v lack %s", tables, want)
@@ -172,7 +172,8 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 		"move settings":               `UPDATE settings SET workspace = 'other2' WHERE workspace = 'ws'`,
 		"register another":            `INSERT INTO ledger_workspaces (workspace) VALUES ('intruder')`,
 		"register another's webhooks": `INSERT INTO webhook_workspaces (workspace) VALUES ('intruder')`,
-		"insert event":                `INSERT INTO events (workspace, sequence, type, create_time, data) VALUES ('other', 99, 'x', now(), '{}')`,
+		"insert event":                `INSERT INTO event_batches (workspace, last_sequence, first_sequence, types, accounts, create_times, data)
+			VALUES ('other', 99, 99, '{x}', '{""}', ARRAY[now()], ARRAY['{}'::bytea])`,
 		"insert hold": `INSERT INTO holds (workspace, id, account, amount, kind, status, expire_time, create_time)
 			VALUES ('other', 'hx', 'a', 1, 'ADJUSTMENT', 'ACTIVE', now(), now())`,
 		"insert grant": `INSERT INTO grants (workspace, transaction_id, account, amount, remaining, expire_time)
@@ -390,9 +391,9 @@ func TestMigrateCreatesTheRuntimeRole(t *testing.T) {
 		{"ledger_workspaces", "DELETE", false},
 		{"webhook_workspaces", "INSERT", true},
 		{"webhook_workspaces", "DELETE", false},
-		{"events", "INSERT", true},
-		{"events", "UPDATE", false},
-		{"events", "DELETE", false},
+		{"event_batches", "INSERT", true},
+		{"event_batches", "UPDATE", false},
+		{"event_batches", "DELETE", false},
 		{"schema_migrations", "SELECT", true},
 		{"schema_migrations", "INSERT", false},
 	} {

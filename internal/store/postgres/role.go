@@ -43,7 +43,7 @@ var runtimeGrants = []struct{ table, privileges string }{
 	{"workspace_sequences", "SELECT, INSERT, UPDATE"},
 	{"holds", "SELECT, INSERT, UPDATE"},
 	{"grants", "SELECT, INSERT, UPDATE"},
-	{"events", "SELECT, INSERT"},
+	{"event_batches", "SELECT, INSERT"},
 	{"event_sequences", "SELECT, INSERT, UPDATE"},
 	{"webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"},
 	{"webhook_deliveries", "SELECT, INSERT, DELETE"},

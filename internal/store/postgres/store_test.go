@@ -256,7 +256,7 @@ func TestMigrationsOnDisk(t *testing.T) {
 		"1 0001_init.sql", "2 0002_batches.sql", "3 0003_scoped_keys_and_approvers.sql", "4 0004_row_level_security.sql",
 		"5 0005_holds_reversals_expiry.sql", "6 0006_agency_controls.sql", "7 0007_events.sql",
 		"8 0008_webhooks.sql", "9 0009_key_entry_check.sql",
-		"10 0010_account_check_one_probe.sql",
+		"10 0010_account_check_one_probe.sql", "11 0011_event_batches.sql",
 	}, names); diff != "" {
 		t.Fatalf("embedded migrations (-want +got):\n%s", diff)
 	}
@@ -351,6 +351,13 @@ func TestMigrateAndOpenRefuseANewerSchema(t *testing.T) {
 // release before the batched write path left it.
 func migrateToV1(tb testing.TB, url string) {
 	tb.Helper()
+	migrateTo(tb, url, 1)
+}
+
+// migrateTo migrates the empty database at url to version v only, as the
+// release that had v as its latest left it.
+func migrateTo(tb testing.TB, url string, v int) {
+	tb.Helper()
 	ctx := context.Background()
 	all, err := loadMigrations()
 	if err != nil {
@@ -364,8 +371,10 @@ func migrateToV1(tb testing.TB, url string) {
 	if _, err := conn.Exec(ctx, qCreateMigrations); err != nil {
 		tb.Fatal(err)
 	}
-	if err := applyMigration(ctx, conn, all[0]); err != nil {
-		tb.Fatal(err)
+	for _, m := range all[:v] {
+		if err := applyMigration(ctx, conn, m); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
 
@@ -1801,11 +1810,12 @@ func TestVerifyFindsEventGaps(t *testing.T) {
 	if rep := verifyLedger(t, s); rep.Events != 1 {
 		t.Fatalf("Verify saw %d events, want 1", rep.Events)
 	}
-	if err := rawTx(s, `DELETE FROM events`); err == nil {
+	if err := rawTx(s, `DELETE FROM event_batches`); err == nil {
 		t.Fatal("an event was deleted")
 	}
 	if err := rawTx(s, `SET LOCAL creditledger.workspace = '`+ws+`';
-		INSERT INTO events (workspace, sequence, type, create_time, data) VALUES ('`+ws+`', 3, 'settings.updated', now(), '{}')`); err != nil {
+		INSERT INTO event_batches (workspace, last_sequence, first_sequence, types, accounts, create_times, data)
+		VALUES ('`+ws+`', 3, 3, '{settings.updated}', '{""}', ARRAY[now()], ARRAY['{}'::bytea])`); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := ledger.Verify(context.Background(), s)
@@ -1814,5 +1824,72 @@ func TestVerifyFindsEventGaps(t *testing.T) {
 	}
 	if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0], "event 3 follows event 1") || !strings.Contains(rep.Problems[1], "counter is at 1") {
 		t.Fatalf("Verify found %v", rep.Problems)
+	}
+}
+
+// TestMigrationKeepsEvents: the events a version-10 ledger wrote one row
+// each are, after version 11 puts a batch's events in one row, the same
+// events, in the same order, and the next batch's follow them.
+func TestMigrationKeepsEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := server.NewDatabase(t, "")
+	migrateTo(t, url, 10)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SET LOCAL creditledger.workspace = '`+ws+`';
+			INSERT INTO event_sequences (workspace, last) VALUES ('`+ws+`', 3);
+			INSERT INTO events (workspace, sequence, type, account, create_time, data) VALUES
+				('`+ws+`', 1, 'settings.updated', NULL, '2026-01-01T00:00:00Z', '{"Settings":{"CreditPaymentsEnabled":true}}'),
+				('`+ws+`', 2, 'request.submitted', 'alice', '2026-01-01T00:00:01Z', '{"Request":{"ID":"r1","Account":"alice","Amount":5}}'),
+				('`+ws+`', 3, 'request.submitted', 'bob', '2026-01-01T00:00:02Z', '{"Request":{"ID":"r2","Account":"bob","Amount":7}}')`)
+		return err
+	})
+	_ = conn.Close(ctx)
+	if err != nil {
+		t.Fatalf("version-10 events: %v", err)
+	}
+	if err := Migrate(ctx, url); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	s := openURL(t, url, Options{})
+	list := func(q ledger.EventQuery) []string {
+		t.Helper()
+		q.Workspace = ws
+		var got []string
+		err := s.View(ctx, func(ctx context.Context, tx ledger.ReadTx) error {
+			evs, err := tx.ListEvents(ctx, q)
+			for _, e := range evs {
+				got = append(got, fmt.Sprintf("%d %s %s", e.Sequence, e.Type, e.Account))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if diff := cmp.Diff([]string{"1 settings.updated ", "2 request.submitted alice", "3 request.submitted bob"},
+		list(ledger.EventQuery{Limit: 10})); diff != "" {
+		t.Fatalf("events after the migration (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"3 request.submitted bob"}, list(ledger.EventQuery{Account: "bob", Limit: 10})); diff != "" {
+		t.Fatalf("bob's events (-want +got):\n%s", diff)
+	}
+	mustWrite(t, s, ledger.WriteSet{Workspace: ws, LockSettings: true}, &ledger.Effects{
+		Settings: &ledger.Settings{Workspace: ws, UpdateTime: t0},
+		Events: []ledger.Event{
+			{Workspace: ws, Type: ledger.EventSettingsUpdated, CreateTime: t0, Settings: &ledger.Settings{Workspace: ws}},
+			{Workspace: ws, Type: ledger.EventSettingsUpdated, CreateTime: t0, Settings: &ledger.Settings{Workspace: ws}},
+		},
+	})
+	if diff := cmp.Diff([]string{"4 settings.updated ", "5 settings.updated "}, list(ledger.EventQuery{After: 3, Limit: 10})); diff != "" {
+		t.Fatalf("the next batch's events (-want +got):\n%s", diff)
+	}
+	if rep := verifyLedger(t, s); rep.Events != 5 {
+		t.Fatalf("Verify saw %d events, want 5", rep.Events)
 	}
 }

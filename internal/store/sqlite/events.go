@@ -2,6 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/creditledger/creditledger/internal/ledger"
@@ -13,15 +17,13 @@ const (
 	qReserveEventSeqs = `INSERT INTO event_sequences (workspace, last) VALUES (?, ?)
 		ON CONFLICT (workspace) DO UPDATE SET last = last + excluded.last
 		RETURNING last`
-	// qInsertEvents is the multi-row insert of events (see multiRow).
-	qInsertEvents = `INSERT INTO events (workspace, sequence, type, account, create_time, data) VALUES `
-	// The filters are JSON arrays (empty: no filter), so that one prepared
-	// statement serves every query.
-	qListEvents = `SELECT sequence, type, COALESCE(account, ''), create_time, data FROM events
-		WHERE workspace = ? AND sequence > ?
-		  AND (?3 = '' OR account = ?3)
-		  AND (json_array_length(?4) = 0 OR type IN (SELECT value FROM json_each(?4)))
-		ORDER BY sequence LIMIT ?5`
+	// qInsertEvents inserts a batch's events, as one row (migration 0011).
+	qInsertEvents = `INSERT INTO event_batches (workspace, last_sequence, first_sequence, events) VALUES (?, ?, ?, ?)`
+	// qListEventBatches reads the rows that hold the events after ?2, in
+	// order: each holds one event at least.
+	qListEventBatches = `SELECT first_sequence, events FROM event_batches
+		WHERE workspace = ? AND last_sequence > ?
+		ORDER BY last_sequence LIMIT ?`
 	qLastEventSequence = `SELECT COALESCE((SELECT last FROM event_sequences WHERE workspace = ?), 0)`
 )
 
@@ -36,49 +38,117 @@ func (t *writeTx) insertEvents(ctx context.Context, ws string, evs []ledger.Even
 	if err != nil {
 		return mapErr(ctx, "reserve event numbers", err)
 	}
-	type numbered struct {
-		seq int64
-		ev  ledger.Event
+	row, err := encodeEventBatch(evs)
+	if err != nil {
+		return err
 	}
-	items := make([]numbered, len(evs))
-	for i, e := range evs {
-		items[i] = numbered{last - int64(len(evs)) + 1 + int64(i), e}
-	}
-	err = execRows(ctx, &t.readTx, qInsertEvents, eventColumnCount, items, func(n numbered) ([]any, error) {
-		data, err := ledger.EncodeEventData(n.ev)
-		if err != nil {
-			return nil, err
-		}
-		return []any{ws, n.seq, string(n.ev.Type), nullString(n.ev.Account), n.ev.CreateTime.UnixMicro(), data}, nil
-	})
+	_, err = t.exec(ctx, qInsertEvents, ws, last, last-int64(len(evs))+1, row)
 	return mapErr(ctx, "insert events", err)
 }
 
-// eventColumnCount is the number of columns qInsertEvents fills.
-const eventColumnCount = 6
-
-// ListEvents implements ledger.ReadTx.
-func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	tj, err := typesJSON(q.Types)
-	if err != nil {
-		return nil, ledger.InternalError(err)
-	}
-	var out []ledger.Event
-	err = t.each(ctx, qListEvents, []any{q.Workspace, q.After, q.Account, tj, q.Limit}, func(row scanner) error {
-		r := ledger.StoredEvent{Workspace: q.Workspace}
-		var micros int64
-		if err := row.Scan(&r.Sequence, &r.Type, &r.Account, &micros, &r.Data); err != nil {
-			return err
+// encodeEventBatch is the events column of a batch's row (migration 0011).
+func encodeEventBatch(evs []ledger.Event) ([]byte, error) {
+	buf := make([]byte, 0, 96*len(evs))
+	buf = append(buf, '[')
+	for i, e := range evs {
+		data, err := ledger.EncodeEventData(e)
+		if err != nil {
+			return nil, err
 		}
-		r.CreateTime = time.UnixMicro(micros)
-		e, err := ledger.DecodeEventData(r)
-		out = append(out, e)
-		return err
-	})
-	if err != nil {
-		return nil, mapErr(ctx, "list events", err)
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		buf = appendJSONString(buf, string(e.Type))
+		buf = append(buf, ',')
+		buf = appendJSONString(buf, e.Account)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, e.CreateTime.UnixMicro(), 10)
+		buf = append(buf, ',')
+		buf = append(buf, data...)
+		buf = append(buf, ']')
+	}
+	return append(buf, ']'), nil
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// storedEvent is one element of a batch's events column.
+type storedEvent struct {
+	Type    string
+	Account string
+	Micros  int64
+	Data    json.RawMessage
+}
+
+// UnmarshalJSON reads the element's array form.
+func (e *storedEvent) UnmarshalJSON(b []byte) error {
+	return json.Unmarshal(b, &[]any{&e.Type, &e.Account, &e.Micros, &e.Data})
+}
+
+// ListEvents implements ledger.ReadTx. It reads the rows of batches in
+// pages of q.Limit, enough for q.Limit events when nothing is filtered
+// out, and more pages while filters leave the page short.
+func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
+	var out []ledger.Event
+	for after := q.After; len(out) < q.Limit; {
+		n := 0
+		err := t.each(ctx, qListEventBatches, []any{q.Workspace, after, q.Limit}, func(row scanner) error {
+			n++
+			var first int64
+			var raw []byte
+			if err := row.Scan(&first, &raw); err != nil {
+				return err
+			}
+			var batch []storedEvent
+			if err := json.Unmarshal(raw, &batch); err != nil {
+				return fmt.Errorf("the batch from event %d: %w", first, err)
+			}
+			for i, se := range batch {
+				seq := first + int64(i)
+				if seq <= after || len(out) == q.Limit {
+					continue
+				}
+				after = seq
+				if (q.Account != "" && se.Account != q.Account) || !wantType(q.Types, se.Type) {
+					continue
+				}
+				e, err := ledger.DecodeEventData(ledger.StoredEvent{
+					Workspace: q.Workspace, Sequence: seq, Type: se.Type, Account: se.Account,
+					CreateTime: time.UnixMicro(se.Micros), Data: se.Data,
+				})
+				if err != nil {
+					return err
+				}
+				out = append(out, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, mapErr(ctx, "list events", err)
+		}
+		if n < q.Limit {
+			break // the last page
+		}
 	}
 	return out, nil
+}
+
+// wantType reports whether an event of type typ passes the filter types
+// (empty: any).
+func wantType(types []ledger.EventType, typ string) bool {
+	return len(types) == 0 || slices.Contains(types, ledger.EventType(typ))
 }
 
 // LastEventSequence implements ledger.ReadTx.

@@ -2068,3 +2068,91 @@ func TestHoldAndGrantQueriesUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateKeepsEvents: the events a version-8 database wrote one row
+// each are, after version 11 puts a batch's events in one row, the same
+// events, in the same order, and the next batch's follow them.
+func TestMigrateKeepsEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v8.db")
+	if err := createFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, time.Second, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL) STRICT`}
+	for _, m := range all {
+		if m.Version > 8 {
+			break
+		}
+		qs = append(qs, m.SQL, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '%s', 0)`, m.Version, m.Name))
+	}
+	qs = append(qs, `INSERT INTO event_sequences (workspace, last) VALUES ('ws', 3)`,
+		`INSERT INTO events (workspace, sequence, type, account, create_time, data) VALUES
+			('ws', 1, 'settings.updated', NULL, 1000, CAST('{"Settings":{"CreditPaymentsEnabled":true}}' AS BLOB)),
+			('ws', 2, 'request.submitted', 'alice', 2000, CAST('{"Request":{"ID":"r1","Account":"alice","Amount":5}}' AS BLOB)),
+			('ws', 3, 'request.submitted', 'bob', 3000, CAST('{"Request":{"ID":"r2","Account":"bob","Amount":7}}' AS BLOB))`)
+	for _, q := range qs {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", firstLine(q), err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openAt(t, path, Options{})
+	list := func(q ledger.EventQuery) []string {
+		t.Helper()
+		q.Workspace = "ws"
+		var got []string
+		mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
+			evs, err := tx.ListEvents(ctx, q)
+			for _, e := range evs {
+				got = append(got, fmt.Sprintf("%d %s %s %d", e.Sequence, e.Type, e.Account, e.CreateTime.UnixMicro()))
+			}
+			return err
+		})
+		return got
+	}
+	if diff := cmp.Diff([]string{"1 settings.updated  1000", "2 request.submitted alice 2000", "3 request.submitted bob 3000"},
+		list(ledger.EventQuery{Limit: 10})); diff != "" {
+		t.Fatalf("events after the migration (-want +got):\n%s", diff)
+	}
+	var r *ledger.CreditRequest
+	mustView(t, s, func(ctx context.Context, tx ledger.ReadTx) error {
+		evs, err := tx.ListEvents(ctx, ledger.EventQuery{Workspace: "ws", Account: "bob", Limit: 10})
+		if len(evs) == 1 {
+			r = evs[0].Request
+		}
+		return err
+	})
+	if r == nil || r.ID != "r2" || r.Amount != 7 {
+		t.Fatalf("bob's request event after the migration: %+v", r)
+	}
+	now := time.UnixMicro(4000).UTC()
+	if err := s.Write(ctx, ledger.WriteSet{Workspace: "ws", LockSettings: true}, func(*ledger.Snapshot) (*ledger.Effects, error) {
+		return &ledger.Effects{
+			Settings: &ledger.Settings{Workspace: "ws", UpdateTime: now},
+			Events: []ledger.Event{
+				{Workspace: "ws", Type: ledger.EventSettingsUpdated, CreateTime: now, Settings: &ledger.Settings{Workspace: "ws"}},
+				{Workspace: "ws", Type: ledger.EventSettingsUpdated, CreateTime: now, Settings: &ledger.Settings{Workspace: "ws"}},
+			},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"4 settings.updated  4000", "5 settings.updated  4000"}, list(ledger.EventQuery{After: 3, Limit: 10})); diff != "" {
+		t.Fatalf("the next batch's events (-want +got):\n%s", diff)
+	}
+	if rep := verifyLedger(t, s); rep.Events != 5 {
+		t.Fatalf("Verify saw %d events, want 5", rep.Events)
+	}
+}

@@ -254,7 +254,7 @@ func readQueries() []string {
 	qs := []string{
 		qSettings, qAccount, qListAccounts, qTransaction, qIdempotency, qIdempotencyPage, qRequest,
 		qPendingCredits, qPackage, qListPackages, qActiveRate, qListRates, qWorkspaces,
-		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines, qListEvents, qLastEventSequence,
+		qHold, qGrants, qDueHolds, qDueGrants, qStatementBalance, qStatementLines, qListEventBatches, qLastEventSequence,
 		qTransactionsIn,
 	}
 	for i := range 32 {
@@ -271,16 +271,15 @@ func readQueries() []string {
 
 // writeQueries are the statements only Write runs, prepared on the writer.
 func writeQueries() []string {
-	return append(append(append([]string{
+	return append(append([]string{
 		// The batch's snapshot.
 		qKeysIn, qTransactionsIn, qRequestsIn, qAccountsIn, qPendingCountsIn, qPackagesIn, qActiveRatesIn,
 		qHoldsIn, qGrantsIn,
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qDecideRequest,
-		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs,
-	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...),
-		multiRowQueries(qInsertEvents, eventColumnCount)...)
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvents,
+	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...)
 }
 
 // prepareAll prepares qs on db. Call it before the pool is used by

@@ -279,3 +279,63 @@ func testEventsOfControls(t *testing.T, h *harness) {
 		t.Fatalf("carol's events: %v", got)
 	}
 }
+
+// testEventsPagedWithinABatch: a batch of many events reads back the same
+// whichever way it is paged: from a cursor inside the batch, in pages
+// smaller than the batch, filtered by account or type across batches.
+func testEventsPagedWithinABatch(t *testing.T, h *harness) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	write := func(n int) {
+		t.Helper()
+		eff := &ledger.Effects{}
+		for i := range n {
+			e := ledger.Event{Workspace: "ws1", Type: ledger.EventSettingsUpdated, CreateTime: now, Settings: &ledger.Settings{Workspace: "ws1", UpdateTime: now}}
+			if i%2 == 1 {
+				e.Type, e.Account = ledger.EventBalanceLow, "bob"
+				e.Settings = nil
+				e.BalanceLow = &ledger.BalanceLow{Balance: int64(i), Available: int64(i), Threshold: 100}
+			}
+			eff.Events = append(eff.Events, e)
+		}
+		err := h.store.Write(h.ctx, ledger.WriteSet{Workspace: "ws1"}, func(*ledger.Snapshot) (*ledger.Effects, error) { return eff, nil })
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	h.enable("ws1", true) // 1
+	write(40)             // 2..41
+	write(1)              // 42
+	write(9)              // 43..51
+
+	for _, size := range []int{1, 3, 7, 40, 100} {
+		all := h.events("ws1", 0, ledger.ListEventsInput{PageSize: size})
+		if len(all) != 51 {
+			t.Fatalf("pages of %d: %d events, want 51", size, len(all))
+		}
+		wantGapFree(t, all, 1)
+	}
+	page, err := h.svc.ListEvents(h.ctx, ledger.ListEventsInput{Workspace: "ws1", AfterSequence: 13, PageSize: 5})
+	if err != nil || len(page.Events) != 5 || page.Events[0].Sequence != 14 || page.Last != 18 {
+		t.Fatalf("5 after 13: %+v, %v", page, err)
+	}
+	bob := h.events("ws1", 0, ledger.ListEventsInput{Account: "bob", PageSize: 3})
+	if len(bob) != 24 {
+		t.Fatalf("bob's events: %d, want 24", len(bob))
+	}
+	for i, e := range bob {
+		if e.Account != "bob" || e.Type != ledger.EventBalanceLow || e.BalanceLow == nil {
+			t.Fatalf("bob's event %d: %+v", i, e)
+		}
+	}
+	if bob[19].Sequence != 41 || bob[20].Sequence != 44 {
+		t.Fatalf("bob's events across batches: %d then %d, want 41 then 44", bob[19].Sequence, bob[20].Sequence)
+	}
+	settings := h.events("ws1", 39, ledger.ListEventsInput{Types: []ledger.EventType{ledger.EventSettingsUpdated}, PageSize: 2})
+	var seqs []int64
+	for _, e := range settings {
+		seqs = append(seqs, e.Sequence)
+	}
+	if !slices.Equal(seqs, []int64{40, 42, 43, 45, 47, 49, 51}) {
+		t.Fatalf("settings events after 39: %v", seqs)
+	}
+}

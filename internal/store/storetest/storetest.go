@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"PackageValidity", testPackageValidity},
 		{"StatementAndExport", testStatementAndExport},
 		{"EventsFollowChanges", testEventsFollowChanges},
+		{"EventsPagedWithinABatch", testEventsPagedWithinABatch},
 		{"EventsExpiryAndVoid", testEventsExpiryAndVoid},
 		{"EventsConcurrentGapFree", testEventsConcurrentGapFree},
 		{"EventsOfControls", testEventsOfControls},
