@@ -172,7 +172,7 @@ func TestRowLevelSecurityIsolatesWorkspaces(t *testing.T) {
 		"move settings":               `UPDATE settings SET workspace = 'other2' WHERE workspace = 'ws'`,
 		"register another":            `INSERT INTO ledger_workspaces (workspace) VALUES ('intruder')`,
 		"register another's webhooks": `INSERT INTO webhook_workspaces (workspace) VALUES ('intruder')`,
-		"insert event":                `INSERT INTO event_batches (workspace, last_sequence, first_sequence, types, accounts, create_times, data)
+		"insert event": `INSERT INTO event_batches (workspace, last_sequence, first_sequence, types, accounts, create_times, data)
 			VALUES ('other', 99, 99, '{x}', '{""}', ARRAY[now()], ARRAY['{}'::bytea])`,
 		"insert hold": `INSERT INTO holds (workspace, id, account, amount, kind, status, expire_time, create_time)
 			VALUES ('other', 'hx', 'a', 1, 'ADJUSTMENT', 'ACTIVE', now(), now())`,
