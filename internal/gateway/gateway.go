@@ -293,7 +293,7 @@ func validURL(r *http.Request) (string, bool) {
 func invalidUTF8(field string) *status.Status {
 	st := status.New(codes.InvalidArgument, "the request URL is not valid UTF-8")
 	if d, err := st.WithDetails(
-		&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: "INVALID_ARGUMENT"},
+		&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: grpcserver.WireReason(pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)},
 		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
 			Field: field, Description: "must be valid UTF-8",
 		}}},
@@ -316,7 +316,7 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 func tooLarge(limit int64) *status.Status {
 	st := status.New(codes.InvalidArgument, "the request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{
-		Domain: grpcserver.ErrorDomain, Reason: "REQUEST_TOO_LARGE",
+		Domain: grpcserver.ErrorDomain, Reason: grpcserver.WireReason(pb.ErrorReason_ERROR_REASON_REQUEST_TOO_LARGE),
 		Metadata: map[string]string{"max_bytes": strconv.FormatInt(limit, 10)},
 	}); err == nil {
 		st = d
