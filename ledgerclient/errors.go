@@ -99,9 +99,13 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("ledger: ")
 	b.WriteString(codeName(e.Code))
-	if e.Reason != "" && e.Reason != codeName(e.Code) {
+	reason := e.Reason
+	if reason == "" {
+		reason = ReasonName(e.ErrorReason)
+	}
+	if reason != "" && reason != codeName(e.Code) {
 		b.WriteString(" ")
-		b.WriteString(e.Reason)
+		b.WriteString(reason)
 	}
 	if e.Message != "" {
 		b.WriteString(": ")

@@ -171,6 +171,9 @@ func TestSentinelsMatchByEnumOrString(t *testing.T) {
 		if ErrorReasonOf(e) != pb.ErrorReason_ERROR_REASON_INSUFFICIENT_CREDITS {
 			t.Errorf("ErrorReasonOf(%#v) = %v", e, ErrorReasonOf(e))
 		}
+		if got := e.Error(); got != "ledger: FAILED_PRECONDITION INSUFFICIENT_CREDITS" {
+			t.Errorf("Error() = %q", got)
+		}
 	}
 	if errors.Is(&Error{Code: codes.FailedPrecondition}, ErrInsufficientCredits) {
 		t.Error("an error without a reason matches a reason's sentinel")
