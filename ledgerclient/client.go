@@ -1,25 +1,3 @@
-// Package ledgerclient is the client the ledger's consumers (checkout,
-// invoicing, payment webhooks, the operator CLI) use to call CreditLedger
-// over gRPC.
-//
-// It adds to the generated clients what every consumer would otherwise get
-// wrong on its own:
-//
-//   - a deadline on every attempt and on every call;
-//   - an optional bearer token (header "authorization: Bearer <token>");
-//   - retries of exactly what is safe to retry: UNAVAILABLE,
-//     DEADLINE_EXCEEDED and ABORTED/IDEMPOTENCY_KEY_IN_USE, always with the
-//     same request (so the same idempotency key), with bounded exponential
-//     backoff and jitter. Business refusals are never retried;
-//   - typed errors: every failure is an *Error carrying the gRPC code and
-//     the ledger's ErrorInfo reason, usable with errors.Is
-//     (ErrInsufficientCredits, …) and errors.As; streams' too;
-//   - for WatchEvents, Follow (follow.go): a stream resumed after every
-//     break from the last sequence received, with backoff and jitter.
-//
-// The policy is a gRPC interceptor on the connection, so the raw generated
-// clients returned by Ledger and Settings behave exactly like the typed
-// methods of Client.
 package ledgerclient
 
 import (

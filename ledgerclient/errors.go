@@ -11,34 +11,60 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/creditledger/creditledger/internal/ledger"
+	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of the ledger's errors.
 const ErrorDomain = "creditledger"
 
-// Machine-readable reasons the ledger puts in google.rpc.ErrorInfo.reason:
-// the domain's own constants, so that client and server cannot drift.
+// reasonPrefix starts every ErrorReason name; ErrorInfo.reason carries the
+// name without it.
+const reasonPrefix = "ERROR_REASON_"
+
+// Machine-readable reasons the ledger puts in google.rpc.ErrorInfo.reason,
+// as strings: each is the name of a creditledger.v1.ErrorReason value
+// without its ERROR_REASON_ prefix. The enum is the complete, documented
+// list (Error.ErrorReason); these constants serve callers that compare or
+// pass on the string.
 const (
-	ReasonInvalidArgument        = ledger.ReasonInvalidArgument
-	ReasonIdempotencyKeyReused   = ledger.ReasonIdempotencyKeyReused
-	ReasonInsufficientCredits    = ledger.ReasonInsufficientCredits
-	ReasonCreditPaymentsDisabled = ledger.ReasonCreditPaymentsDisabled
-	ReasonRequestAlreadyDecided  = ledger.ReasonRequestAlreadyDecided
-	ReasonPackageInactive        = ledger.ReasonPackageInactive
-	ReasonNoConversionRate       = ledger.ReasonNoConversionRate
+	ReasonInvalidArgument        = "INVALID_ARGUMENT"
+	ReasonIdempotencyKeyReused   = "IDEMPOTENCY_KEY_REUSED"
+	ReasonInsufficientCredits    = "INSUFFICIENT_CREDITS"
+	ReasonCreditPaymentsDisabled = "CREDIT_PAYMENTS_DISABLED"
+	ReasonRequestAlreadyDecided  = "REQUEST_ALREADY_DECIDED"
+	ReasonPackageInactive        = "PACKAGE_INACTIVE"
+	ReasonNoConversionRate       = "NO_CONVERSION_RATE"
 	// ReasonPaymentMethodNotOffered: the workspace does not offer the
 	// payment method (Settings.payment_methods).
-	ReasonPaymentMethodNotOffered = ledger.ReasonPaymentMethodNotOffered
-	ReasonVersionMismatch         = ledger.ReasonVersionMismatch
-	ReasonIdempotencyKeyInUse     = ledger.ReasonIdempotencyKeyInUse
-	ReasonNotFound                = ledger.ReasonNotFound
-	ReasonAlreadyExists           = ledger.ReasonAlreadyExists
+	ReasonPaymentMethodNotOffered = "PAYMENT_METHOD_NOT_OFFERED"
+	ReasonVersionMismatch         = "VERSION_MISMATCH"
+	ReasonIdempotencyKeyInUse     = "IDEMPOTENCY_KEY_IN_USE"
+	ReasonNotFound                = "NOT_FOUND"
+	ReasonAlreadyExists           = "ALREADY_EXISTS"
 	// Holds and reversals (SPEC §9).
-	ReasonHoldNotActive           = ledger.ReasonHoldNotActive
-	ReasonReversalExceedsOriginal = ledger.ReasonReversalExceeds
-	ReasonNotReversible           = ledger.ReasonNotReversible
+	ReasonHoldNotActive           = "HOLD_NOT_ACTIVE"
+	ReasonReversalExceedsOriginal = "REVERSAL_EXCEEDS_ORIGINAL"
+	ReasonNotReversible           = "NOT_REVERSIBLE"
 )
+
+// ReasonName is the ErrorInfo.reason string of r ("INSUFFICIENT_CREDITS"
+// for ERROR_REASON_INSUFFICIENT_CREDITS); "" for UNSPECIFIED.
+func ReasonName(r pb.ErrorReason) string {
+	if r == pb.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		return ""
+	}
+	return strings.TrimPrefix(r.String(), reasonPrefix)
+}
+
+// ParseReason is the ErrorReason of an ErrorInfo.reason string;
+// UNSPECIFIED for "" and for a reason this version of the client does not
+// know (a newer server's).
+func ParseReason(reason string) pb.ErrorReason {
+	if reason == "" {
+		return pb.ErrorReason_ERROR_REASON_UNSPECIFIED
+	}
+	return pb.ErrorReason(pb.ErrorReason_value[reasonPrefix+reason])
+}
 
 // FieldViolation is one invalid request field (google.rpc.BadRequest).
 type FieldViolation struct {
@@ -52,8 +78,14 @@ type FieldViolation struct {
 // errors.As. When the caller's context ended the call, errors.Is(err,
 // context.Canceled / context.DeadlineExceeded) also holds.
 type Error struct {
-	Code       codes.Code
-	Reason     string // "" when the server sent no ErrorInfo (e.g. a transport failure)
+	Code codes.Code
+	// ErrorReason is the ErrorInfo reason as the API's enum; UNSPECIFIED
+	// when the server sent no ErrorInfo or a reason this client does not
+	// know (Reason still has it: decide by Code then).
+	ErrorReason pb.ErrorReason
+	// Reason is the ErrorInfo reason as sent ("INSUFFICIENT_CREDITS");
+	// "" when the server sent no ErrorInfo (e.g. a transport failure).
+	Reason     string
 	Message    string
 	Metadata   map[string]string
 	Violations []FieldViolation
@@ -67,9 +99,13 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("ledger: ")
 	b.WriteString(codeName(e.Code))
-	if e.Reason != "" && e.Reason != codeName(e.Code) {
+	reason := e.Reason
+	if reason == "" {
+		reason = ReasonName(e.ErrorReason)
+	}
+	if reason != "" && reason != codeName(e.Code) {
 		b.WriteString(" ")
-		b.WriteString(e.Reason)
+		b.WriteString(reason)
 	}
 	if e.Message != "" {
 		b.WriteString(": ")
@@ -99,10 +135,22 @@ func (e *Error) Is(target error) bool {
 	if !ok {
 		return false
 	}
+	if r := t.reason(); r != pb.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		return r == e.reason()
+	}
 	if t.Reason != "" {
 		return t.Reason == e.Reason
 	}
 	return t.Code == e.Code
+}
+
+// reason is ErrorReason, or Reason parsed when only the string was set (an
+// *Error built by hand, as in a test double).
+func (e *Error) reason() pb.ErrorReason {
+	if e.ErrorReason != pb.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		return e.ErrorReason
+	}
+	return ParseReason(e.Reason)
 }
 
 // Unwrap returns the caller's context error when it ended the call.
@@ -120,22 +168,22 @@ func (e *Error) GRPCStatus() *status.Status {
 // Sentinels for errors.Is. Those with a reason match by reason, the others
 // by gRPC code.
 var (
-	ErrInsufficientCredits    = &Error{Code: codes.FailedPrecondition, Reason: ReasonInsufficientCredits}
-	ErrCreditPaymentsDisabled = &Error{Code: codes.FailedPrecondition, Reason: ReasonCreditPaymentsDisabled}
-	ErrRequestAlreadyDecided  = &Error{Code: codes.FailedPrecondition, Reason: ReasonRequestAlreadyDecided}
-	ErrPackageInactive        = &Error{Code: codes.FailedPrecondition, Reason: ReasonPackageInactive}
-	ErrNoConversionRate       = &Error{Code: codes.FailedPrecondition, Reason: ReasonNoConversionRate}
+	ErrInsufficientCredits    = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_INSUFFICIENT_CREDITS)
+	ErrCreditPaymentsDisabled = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_CREDIT_PAYMENTS_DISABLED)
+	ErrRequestAlreadyDecided  = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_REQUEST_ALREADY_DECIDED)
+	ErrPackageInactive        = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_PACKAGE_INACTIVE)
+	ErrNoConversionRate       = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_NO_CONVERSION_RATE)
 	// ErrPaymentMethodNotOffered: SubmitRequest with a method the workspace
 	// does not offer.
-	ErrPaymentMethodNotOffered = &Error{Code: codes.FailedPrecondition, Reason: ReasonPaymentMethodNotOffered}
-	ErrVersionMismatch         = &Error{Code: codes.Aborted, Reason: ReasonVersionMismatch}
-	ErrIdempotencyKeyInUse     = &Error{Code: codes.Aborted, Reason: ReasonIdempotencyKeyInUse}
-	ErrIdempotencyKeyReused    = &Error{Code: codes.InvalidArgument, Reason: ReasonIdempotencyKeyReused}
+	ErrPaymentMethodNotOffered = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_PAYMENT_METHOD_NOT_OFFERED)
+	ErrVersionMismatch         = sentinel(codes.Aborted, pb.ErrorReason_ERROR_REASON_VERSION_MISMATCH)
+	ErrIdempotencyKeyInUse     = sentinel(codes.Aborted, pb.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_IN_USE)
+	ErrIdempotencyKeyReused    = sentinel(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
 	// ErrHoldNotActive: the hold was already captured, voided or expired
 	// (GetHold says which).
-	ErrHoldNotActive           = &Error{Code: codes.FailedPrecondition, Reason: ReasonHoldNotActive}
-	ErrReversalExceedsOriginal = &Error{Code: codes.FailedPrecondition, Reason: ReasonReversalExceedsOriginal}
-	ErrNotReversible           = &Error{Code: codes.FailedPrecondition, Reason: ReasonNotReversible}
+	ErrHoldNotActive           = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_HOLD_NOT_ACTIVE)
+	ErrReversalExceedsOriginal = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_REVERSAL_EXCEEDS_ORIGINAL)
+	ErrNotReversible           = sentinel(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_NOT_REVERSIBLE)
 
 	ErrNotFound         = &Error{Code: codes.NotFound}
 	ErrAlreadyExists    = &Error{Code: codes.AlreadyExists}
@@ -145,6 +193,20 @@ var (
 	ErrUnauthenticated  = &Error{Code: codes.Unauthenticated}
 	ErrPermissionDenied = &Error{Code: codes.PermissionDenied}
 )
+
+func sentinel(code codes.Code, r pb.ErrorReason) *Error {
+	return &Error{Code: code, ErrorReason: r, Reason: ReasonName(r)}
+}
+
+// ErrorReasonOf returns the ErrorReason of err (UNSPECIFIED when there is
+// none, or one this client does not know).
+func ErrorReasonOf(err error) pb.ErrorReason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.reason()
+	}
+	return pb.ErrorReason_ERROR_REASON_UNSPECIFIED
+}
 
 // ReasonOf returns the ErrorInfo reason of err ("" when there is none).
 func ReasonOf(err error) string {
@@ -187,9 +249,9 @@ func IsRefused(err error) bool {
 	case codes.FailedPrecondition, codes.NotFound:
 		return true
 	case codes.InvalidArgument:
-		return e.Reason != ReasonIdempotencyKeyReused
+		return e.reason() != pb.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED
 	case codes.Aborted:
-		return e.Reason == ReasonVersionMismatch
+		return e.reason() == pb.ErrorReason_ERROR_REASON_VERSION_MISMATCH
 	default:
 		return false
 	}
@@ -206,7 +268,7 @@ func IsTransient(err error) bool {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Internal, codes.Unknown, codes.ResourceExhausted:
 		return true
 	case codes.Aborted:
-		return e.Reason == ReasonIdempotencyKeyInUse
+		return e.reason() == pb.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_IN_USE
 	default:
 		return false
 	}
@@ -239,6 +301,7 @@ func fromError(err, ctxErr error) *Error {
 		case *errdetails.ErrorInfo:
 			if e.Reason == "" {
 				e.Reason = d.GetReason()
+				e.ErrorReason = ParseReason(e.Reason)
 				e.Metadata = d.GetMetadata()
 			}
 		case *errdetails.BadRequest:

@@ -90,7 +90,7 @@ func retryableError(e *Error) bool {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return true
 	case codes.Aborted:
-		return e.Reason == ReasonIdempotencyKeyInUse
+		return e.reason() == pb.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_IN_USE
 	default:
 		return false
 	}

@@ -13,8 +13,8 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/tlstest"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // startTLSFake serves a fake ledger over TLS on 127.0.0.1, requiring a

@@ -43,6 +43,7 @@ type config struct {
 	conservation bool
 	jsonOut      string
 	token        string
+	version      bool // print the version instead of running
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -67,8 +68,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.conservation, "conservation", true, "check that acknowledged credits − debits equal the workspace's balances")
 	fs.StringVar(&c.jsonOut, "json", "", "append the result as a JSON line to this file")
 	fs.StringVar(&c.token, "token", os.Getenv("LEDGER_TOKEN"), "bearer token when ledgerd runs with LEDGER_AUTH=token ($LEDGER_TOKEN)")
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.version {
+		return c, nil
 	}
 	switch {
 	case c.scenario != "uniform" && c.scenario != "hot":

@@ -1,6 +1,7 @@
 // Command ledgerbench is a gRPC load generator for ledgerd.
 //
 //	ledgerbench -addr 127.0.0.1:9090 -scenario uniform -concurrency 64 -duration 10s
+//	ledgerbench -version
 //
 // Scenarios: uniform spreads debits and credits over many pre-funded
 // accounts (10,000 by default); hot sends every operation to one account.
@@ -22,12 +23,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/creditledger/creditledger/internal/version"
 )
 
 func main() {
@@ -48,7 +53,14 @@ func main() {
 // run parses the flags, runs one scenario and prints its report.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag package printed the usage
+	}
 	if err != nil {
+		return err
+	}
+	if cfg.version {
+		_, err := fmt.Fprintln(stdout, version.String("ledgerbench"))
 		return err
 	}
 	res, err := bench(ctx, cfg, stderr)

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/creditledger/creditledger/internal/version"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
@@ -89,6 +90,7 @@ func register(cmds ...*command) {
 }
 
 const usageHeader = `usage: ledgerctl [global flags] <command> [flags] [args]
+       ledgerctl --version
 
 CreditLedger operator CLI over gRPC.
 
@@ -167,12 +169,17 @@ func (c *cli) main(ctx context.Context, args []string) error {
 	top := flag.NewFlagSet("ledgerctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	c.g.register(top)
+	showVersion := top.Bool("version", false, "print the version and exit")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(c.stdout)
 			return nil
 		}
 		return usagef("%v (see ledgerctl --help)", err)
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(c.stdout, version.String("ledgerctl"))
+		return err
 	}
 	rest := top.Args()
 	if len(rest) == 0 {

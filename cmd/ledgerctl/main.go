@@ -1,6 +1,7 @@
 // Command ledgerctl is the operator's CLI for CreditLedger, over gRPC.
 //
 //	ledgerctl [global flags] <command> [flags] [args]
+//	ledgerctl --version
 //
 // Global flags, accepted before or after the command:
 //

@@ -302,6 +302,12 @@ func scenario(t *testing.T, d *ledgerd) {
 	if r := d.rest(t, "GET", "/healthz", "", ""); r.code != 200 {
 		t.Fatalf("/healthz = %d", r.code)
 	}
+	// The OpenAPI document needs no token; the API it describes does.
+	doc := d.rest(t, "GET", "/openapi.json", "", "")
+	info, _ := doc.body["info"].(map[string]any)
+	if doc.code != 200 || doc.hdr.Get("Content-Type") != "application/json" || str(doc.body["swagger"]) != "2.0" || str(info["title"]) != "CreditLedger API" {
+		t.Fatalf("/openapi.json = %d %q %.200s", doc.code, doc.hdr.Get("Content-Type"), doc.raw)
+	}
 
 	// Turn credit payments on (REST PATCH, mask derived from the body).
 	if r := d.rest(t, "PATCH", "/v1/workspaces/acme/settings", admin, `{"creditPaymentsEnabled":true}`); r.code != 200 || r.body["creditPaymentsEnabled"] != true {

@@ -4,8 +4,10 @@
 //	ledgerd [serve] [flags]   serve gRPC and HTTP (default)
 //	ledgerd migrate [flags]   apply the schema migrations
 //	ledgerd verify [flags]    check every invariant of the store
-//	ledgerd token [flags]     mint a bearer token (development, tests)
-//	ledgerd version           print the version
+//	ledgerd token [flags]     mint a bearer token
+//	ledgerd keygen [flags]    make a token signing key
+//	ledgerd version           print the version (also --version)
+//	ledgerd help              list the commands (also -h, --help)
 //
 // Configuration comes from flags and LEDGER_* environment variables; see
 // internal/config.

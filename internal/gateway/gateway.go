@@ -1,8 +1,8 @@
 // Package gateway is the HTTP door of the ledger: the grpc-gateway REST mux
 // (which dials ledgerd's own gRPC listener, so that REST calls go through
 // exactly the same interceptors — auth, logging, metrics, error mapping — as
-// gRPC calls), /healthz and /readyz; and the /metrics handler, served on a
-// listener of its own.
+// gRPC calls), /healthz, /readyz and the OpenAPI document (/openapi.json);
+// and the /metrics handler, served on a listener of its own.
 package gateway
 
 import (
@@ -39,6 +39,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/gen/openapiv2"
 	"github.com/creditledger/creditledger/internal/grpcserver"
 )
 
@@ -154,6 +155,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.HandleFunc("GET "+OpenAPIPath, openAPI)
 	h.mux.Handle("/", h.api(gw))
 	return h, nil
 }
@@ -178,6 +180,18 @@ func (h *Handler) Drain() { h.draining.Store(true) }
 
 // Close releases the connection to the gRPC server.
 func (h *Handler) Close() error { return h.conn.Close() }
+
+// OpenAPIPath is where the REST API's OpenAPI document is served.
+const OpenAPIPath = "/openapi.json"
+
+// openAPI serves the OpenAPI 2.0 document of the REST API, generated from
+// the protos and embedded in the binary. It needs no token: it describes
+// the API, it reveals no data.
+func openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(openapiv2.JSON)
+}
 
 // healthz says the process is alive; it checks nothing else.
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -293,7 +307,7 @@ func validURL(r *http.Request) (string, bool) {
 func invalidUTF8(field string) *status.Status {
 	st := status.New(codes.InvalidArgument, "the request URL is not valid UTF-8")
 	if d, err := st.WithDetails(
-		&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: "INVALID_ARGUMENT"},
+		&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: grpcserver.WireReason(pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)},
 		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
 			Field: field, Description: "must be valid UTF-8",
 		}}},
@@ -316,7 +330,7 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 func tooLarge(limit int64) *status.Status {
 	st := status.New(codes.InvalidArgument, "the request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
 	if d, err := st.WithDetails(&errdetails.ErrorInfo{
-		Domain: grpcserver.ErrorDomain, Reason: "REQUEST_TOO_LARGE",
+		Domain: grpcserver.ErrorDomain, Reason: grpcserver.WireReason(pb.ErrorReason_ERROR_REASON_REQUEST_TOO_LARGE),
 		Metadata: map[string]string{"max_bytes": strconv.FormatInt(limit, 10)},
 	}); err == nil {
 		st = d

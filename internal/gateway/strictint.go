@@ -21,7 +21,6 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/grpcserver"
-	"github.com/creditledger/creditledger/internal/ledger"
 )
 
 // Strict integers. protojson reads an integer field from a JSON number or
@@ -235,7 +234,7 @@ func invalidFields(paths []string) *status.Status {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p, Description: integerDescription})
 	}
 	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(msgs, "; "))
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: ledger.ReasonInvalidArgument}, br); err == nil {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Domain: grpcserver.ErrorDomain, Reason: grpcserver.WireReason(pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)}, br); err == nil {
 		st = d
 	}
 	return st

@@ -25,7 +25,8 @@ const genericInternalMessage = "internal error"
 //
 //   - *ledger.Error: its code maps to the gRPC code, its safe Message is the
 //     status message, and the details are a google.rpc.ErrorInfo (domain
-//     "creditledger", the machine reason, the metadata) plus a
+//     "creditledger", the machine reason as the API's ErrorReason names it,
+//     the metadata) plus a
 //     google.rpc.BadRequest when there are field violations, and a
 //     google.rpc.RetryInfo when it says when to retry (a rate limit). The
 //     Cause is never shown to the caller.
@@ -54,9 +55,9 @@ func toStatus(ctx context.Context, log *zap.Logger, method string, err error) *s
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		return withDetails(codes.Canceled, &ledger.Error{Reason: "CANCELED", Message: "the request was canceled"})
+		return withDetails(codes.Canceled, &ledger.Error{Reason: reasonCanceled, Message: "the request was canceled"})
 	case errors.Is(err, context.DeadlineExceeded):
-		return withDetails(codes.DeadlineExceeded, &ledger.Error{Reason: "DEADLINE_EXCEEDED", Message: "the request deadline was exceeded"})
+		return withDetails(codes.DeadlineExceeded, &ledger.Error{Reason: reasonDeadlineExceeded, Message: "the request deadline was exceeded"})
 	}
 	if !isLedger {
 		var se interface{ GRPCStatus() *status.Status }
@@ -111,7 +112,7 @@ func withDetails(code codes.Code, e *ledger.Error) *status.Status {
 		msg = e.Reason
 	}
 	st := status.New(code, msg)
-	info := &errdetails.ErrorInfo{Domain: ErrorDomain, Reason: e.Reason}
+	info := &errdetails.ErrorInfo{Domain: ErrorDomain, Reason: errorInfoReason(e.Reason)}
 	if len(e.Metadata) > 0 {
 		info.Metadata = make(map[string]string, len(e.Metadata))
 		for k, v := range e.Metadata {

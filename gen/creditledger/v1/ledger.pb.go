@@ -1510,7 +1510,8 @@ type CheckCreditPaymentResponse struct {
 	// Whether the workspace allows credit payments.
 	CreditPaymentsEnabled bool `protobuf:"varint,5,opt,name=credit_payments_enabled,json=creditPaymentsEnabled,proto3" json:"credit_payments_enabled,omitempty"`
 	// Empty when allowed; otherwise CREDIT_PAYMENTS_DISABLED,
-	// NO_CONVERSION_RATE or INSUFFICIENT_CREDITS (checked in that order).
+	// NO_CONVERSION_RATE or INSUFFICIENT_CREDITS (checked in that order): an
+	// ErrorReason name without its ERROR_REASON_ prefix, as in ErrorInfo.
 	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

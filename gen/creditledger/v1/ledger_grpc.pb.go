@@ -52,7 +52,8 @@ const (
 // records every movement as an immutable transaction.
 //
 // Errors are gRPC statuses carrying a google.rpc.ErrorInfo (domain
-// "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS) and,
+// "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS:
+// an ErrorReason name without its ERROR_REASON_ prefix) and,
 // for malformed input, a google.rpc.BadRequest with field violations. Every
 // call may be refused with RESOURCE_EXHAUSTED, reason RATE_LIMITED, carrying
 // a google.rpc.RetryInfo (REST: 429 with Retry-After). One operation moves at
@@ -412,7 +413,8 @@ type CreditLedger_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResp
 // records every movement as an immutable transaction.
 //
 // Errors are gRPC statuses carrying a google.rpc.ErrorInfo (domain
-// "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS) and,
+// "creditledger", a machine-readable reason such as INSUFFICIENT_CREDITS:
+// an ErrorReason name without its ERROR_REASON_ prefix) and,
 // for malformed input, a google.rpc.BadRequest with field violations. Every
 // call may be refused with RESOURCE_EXHAUSTED, reason RATE_LIMITED, carrying
 // a google.rpc.RetryInfo (REST: 429 with Retry-After). One operation moves at
