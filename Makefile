@@ -26,6 +26,7 @@ tools: $(TOOLS)
 generate: $(TOOLS)
 	$(BIN)/buf format -w
 	$(BIN)/buf generate
+	scripts/gen-openapi-embed.sh
 
 ## check-generated: fail if gen/ is stale
 check-generated: generate
