@@ -558,7 +558,7 @@ for r in kust.get("resources", []):
 # --- Dockerfile.
 df = (D / "Dockerfile").read_text()
 for want in ("golang:${GO_VERSION}", "gcr.io/distroless/static-debian12:nonroot", "CGO_ENABLED=0", "-trimpath",
-             "-X main.version=${VERSION}", "USER 65532:65532", "EXPOSE 8080 9090 9464",
+             "-X github.com/creditledger/creditledger/internal/version.Version=${VERSION}", "USER 65532:65532", "EXPOSE 8080 9090 9464",
              "LEDGER_METRICS_ADDR=:9464",
              'ENTRYPOINT ["/ledgerd"]', 'CMD ["serve"]', 'VOLUME ["/var/lib/creditledger"]'):
     if want not in df:
