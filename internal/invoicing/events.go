@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
@@ -58,8 +59,8 @@ func (a *App) HandleEvent(ctx context.Context, e *pb.Event) error {
 	default:
 		out, err = a.recordPaid(ctx, inv, h.GetTransactionId())
 	}
-	var ie *Error
-	if errors.As(err, &ie) && ie.Kind != KindInternal {
+	var ie *consumer.Error
+	if errors.As(err, &ie) && ie.Kind != consumer.KindInternal {
 		err = nil
 	}
 	if err != nil {
