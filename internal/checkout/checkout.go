@@ -41,12 +41,10 @@ import (
 // Ledger is what the checkout needs from CreditLedger; *ledgerclient.Client
 // provides it (with retries of what is safe and typed errors).
 type Ledger interface {
-	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
-	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
-	CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error)
-	CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error)
-	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
-	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
+	// SpendLedger places, captures and voids orders' holds.
+	consumer.SpendLedger
+	// EventLedger streams a workspace's events, resumed after every break.
+	consumer.EventLedger
 	ReverseTransaction(ctx context.Context, req *pb.ReverseTransactionRequest) (*pb.ReverseTransactionResponse, error)
 	Credit(ctx context.Context, req *pb.CreditRequest) (*pb.CreditResponse, error)
 	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
@@ -54,8 +52,6 @@ type Ledger interface {
 	CancelRequest(ctx context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error)
 	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
 	GetSettings(ctx context.Context, req *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error)
-	// Follow streams a workspace's events, resumed after every break.
-	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -63,11 +59,10 @@ type Config struct {
 	Store  *Store
 	Ledger Ledger
 	Logger *zap.Logger
-	// Verifier checks the bearer tokens of the API. It is required unless
-	// NoAuth is set.
-	Verifier Verifier
-	// NoAuth serves the API without authentication: development only.
-	NoAuth bool
+	// Verifier checks the API's bearer tokens; without one, NoAuth must
+	// say that the API is open to anyone (development only).
+	Verifier consumer.Verifier
+	NoAuth   bool
 	// StripeWebhookSecret is the signing secret (whsec_…) of the Stripe
 	// webhook endpoint: payment webhooks must carry a valid
 	// Stripe-Signature made with it. Empty refuses every webhook, unless
@@ -98,7 +93,7 @@ type App struct {
 	store        *Store
 	ledger       Ledger
 	log          *zap.Logger
-	verifier     Verifier // nil: no authentication (development)
+	api          *consumer.API
 	stripeSecret string
 	unsigned     bool
 	holdTTL      time.Duration
@@ -111,17 +106,11 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("checkout: Store and Ledger are required")
 	}
-	if cfg.Verifier == nil && !cfg.NoAuth {
-		return nil, errors.New("checkout: a token Verifier is required (NoAuth is for development only)")
-	}
-	if cfg.Verifier != nil && cfg.NoAuth {
-		return nil, errors.New("checkout: Verifier and NoAuth are exclusive")
-	}
 	if cfg.HoldTTL < 0 || cfg.HoldTTL > MaxHoldTTL || cfg.HoldTTL%time.Second != 0 {
 		return nil, fmt.Errorf("checkout: HoldTTL %v: want whole seconds, at most %v", cfg.HoldTTL, MaxHoldTTL)
 	}
 	a := &App{
-		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, verifier: cfg.Verifier,
+		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger,
 		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL, now: cfg.Now,
 	}
 	if a.holdTTL == 0 {
@@ -133,9 +122,12 @@ func NewApp(cfg Config) (*App, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	var err error
+	if a.api, err = consumer.NewAPI(consumer.APIConfig{Name: "checkout", Log: a.log, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth}); err != nil {
+		return nil, err
+	}
 	ev := cfg.Events
 	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
-	var err error
 	if a.events, err = consumer.NewFollower(ev); err != nil {
 		return nil, err
 	}
@@ -165,45 +157,45 @@ func PaymentKey(provider, paymentID string) string { return provider + ":" + pay
 
 // PutService creates or replaces a catalog entry.
 func (a *App) PutService(ctx context.Context, s Service) (Service, error) {
-	if err := checkIDs("workspace", s.Workspace, "id", s.ID); err != nil {
+	if err := consumer.CheckIDs("workspace", s.Workspace, "id", s.ID); err != nil {
 		return Service{}, err
 	}
 	if n := len([]rune(strings.TrimSpace(s.Name))); n == 0 || n > 128 {
-		return Service{}, invalidf("name", "must be 1-128 characters")
+		return Service{}, consumer.Invalidf("name", "must be 1-128 characters")
 	}
-	if err := validatePrice("price", s.Price); err != nil {
+	if err := s.Price.Check("price"); err != nil {
 		return Service{}, err
 	}
 	out, err := a.store.PutService(ctx, s, a.clock())
 	if err != nil {
-		return Service{}, internal(err)
+		return Service{}, consumer.Internal(err)
 	}
 	return out, nil
 }
 
 // GetService returns a catalog entry.
 func (a *App) GetService(ctx context.Context, workspace, id string) (Service, error) {
-	if err := checkIDs("workspace", workspace, "service", id); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "service", id); err != nil {
 		return Service{}, err
 	}
 	s, err := a.store.GetService(ctx, workspace, id)
 	if errors.Is(err, errNoRows) {
-		return Service{}, notFound("service", id)
+		return Service{}, consumer.NotFound("service", id)
 	}
 	if err != nil {
-		return Service{}, internal(err)
+		return Service{}, consumer.Internal(err)
 	}
 	return s, nil
 }
 
 // ListServices returns a workspace's catalog.
 func (a *App) ListServices(ctx context.Context, workspace string) ([]Service, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return nil, err
 	}
 	out, err := a.store.ListServices(ctx, workspace)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
@@ -236,7 +228,7 @@ type Options struct {
 // converted price). A ledger that does not answer hides the option
 // (LEDGER_UNAVAILABLE) instead of failing the page.
 func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID string) (Options, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "service", serviceID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "service", serviceID); err != nil {
 		return Options{}, err
 	}
 	svc, err := a.GetService(ctx, workspace, serviceID)
@@ -249,11 +241,11 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 		return out, nil
 	}
 	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
+		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.Proto()},
 	})
 	if err != nil {
 		le := fromLedger(err)
-		if le.Kind != KindUnavailable {
+		if le.Kind != consumer.KindUnavailable {
 			return Options{}, le
 		}
 		a.log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
@@ -282,11 +274,11 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 //
 // The returned order is set whenever one exists, also with an error.
 func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID, clientKey string, confirm bool) (Order, bool, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
 		return Order{}, false, err
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Order{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	svc, err := a.GetService(ctx, workspace, serviceID)
 	if err != nil {
@@ -297,7 +289,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		orders, err := a.store.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND account = ? AND client_key = ?`,
 			workspace, account, clientKey)
 		if err != nil {
-			return Order{}, false, internal(err)
+			return Order{}, false, consumer.Internal(err)
 		}
 		if len(orders) == 1 {
 			o, err := a.replayedOrder(ctx, orders[0], serviceID)
@@ -305,20 +297,20 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		}
 	}
 	if !svc.CreditEligible {
-		return Order{}, false, &Error{
-			Kind: KindRefused, Code: CodeServiceNotEligible,
+		return Order{}, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: CodeServiceNotEligible,
 			Message: "this service cannot be bought with credits", Metadata: map[string]string{"service_id": svc.ID},
 		}
 	}
 	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
+		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.Proto()},
 	})
 	if err != nil {
 		return Order{}, false, fromLedger(err)
 	}
 	if !chk.GetAllowed() {
-		return Order{}, false, &Error{
-			Kind: KindRefused, Code: chk.GetReason(), Message: "Buy with Credit is not available",
+		return Order{}, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: chk.GetReason(), Message: "Buy with Credit is not available",
 			Metadata: map[string]string{
 				"balance": fmt.Sprint(chk.GetBalance()), "credits_required": fmt.Sprint(chk.GetCreditsRequired()),
 			},
@@ -336,7 +328,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		Action: action, HoldTTL: a.holdTTL,
 	})
 	if err != nil {
-		return Order{}, false, internal(err)
+		return Order{}, false, consumer.Internal(err)
 	}
 	if existing { // a concurrent request with the same client key won
 		o, err := a.replayedOrder(ctx, o, serviceID)
@@ -352,8 +344,8 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 // replayedOrder answers a client retry with the order it created.
 func (a *App) replayedOrder(ctx context.Context, o Order, serviceID string) (Order, error) {
 	if o.ServiceID != serviceID {
-		return o, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another order",
+		return o, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another order",
 			Metadata: map[string]string{"order_id": o.ID},
 		}
 	}
@@ -373,7 +365,7 @@ func inFlight(o Order) bool {
 func (a *App) settleOrder(ctx context.Context, o Order) (Order, error) {
 	switch o.Status {
 	case OrderFailed:
-		return o, &Error{Kind: KindRefused, Code: o.FailureReason, Message: "the order failed"}
+		return o, &consumer.Error{Kind: consumer.KindRefused, Code: o.FailureReason, Message: "the order failed"}
 	case OrderPending:
 		if o.Method == MethodDebit {
 			return a.debitOrder(ctx, o)
@@ -410,7 +402,7 @@ func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
 	h := res.GetHold()
 	held, err := a.store.HoldOrder(ctx, o.Workspace, o.ID, h.GetId(), h.GetExpireTime().AsTime(), a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
 	a.log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
@@ -428,7 +420,7 @@ func (a *App) orderRefused(ctx context.Context, o Order, err error, unknown stri
 	}
 	failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
 	if ferr != nil {
-		return o, internal(ferr)
+		return o, consumer.Internal(ferr)
 	}
 	a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
 	return failed, le
@@ -451,7 +443,7 @@ func (a *App) debitOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) confirmed(ctx context.Context, o Order, txID string, replayed bool) (Order, error) {
 	done, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderConfirmed, txID, "", a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
 	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
 	return done, nil
@@ -490,7 +482,7 @@ func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
 	case err == nil:
 		out, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderCancelled, "", "", a.clock())
 		if ferr != nil {
-			return o, internal(ferr)
+			return o, consumer.Internal(ferr)
 		}
 		a.log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
 		return out, nil
@@ -532,12 +524,12 @@ func (a *App) applyHoldEnd(ctx context.Context, o Order, h *pb.Hold) (Order, err
 	}
 	out, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, status, "", "", a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
 	a.log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
 	if o.Action == ActionConfirm {
-		return out, &Error{
-			Kind: KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
+		return out, &consumer.Error{
+			Kind: consumer.KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(status)},
 		}
 	}
@@ -577,15 +569,15 @@ func (a *App) act(ctx context.Context, workspace, id string, action OrderAction)
 	}
 	if o.Status == OrderPending || o.Status == OrderHeld {
 		if o, err = a.store.SetOrderAction(ctx, workspace, id, action, a.clock()); err != nil {
-			return o, internal(err)
+			return o, consumer.Internal(err)
 		}
 	}
 	if (o.Status != OrderPending && o.Status != OrderHeld) || o.Action != action {
 		if slices.Contains(done, o.Status) {
 			return o, nil
 		}
-		return o, &Error{
-			Kind: KindConflict, Code: CodeOrderNotHeld, Message: "the order is not held, or another action on it is in progress",
+		return o, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeOrderNotHeld, Message: "the order is not held, or another action on it is in progress",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status), "pending_action": string(o.Action)},
 		}
 	}
@@ -605,10 +597,10 @@ func (a *App) act(ctx context.Context, workspace, id string, action OrderAction)
 // order is the stored one after it.
 func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credits int64, clientKey string) (Refund, Order, bool, error) {
 	if credits < 0 {
-		return Refund{}, Order{}, false, invalidf("credits", "must not be negative (0 or absent: all that remains)")
+		return Refund{}, Order{}, false, consumer.Invalidf("credits", "must not be negative (0 or absent: all that remains)")
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Refund{}, Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Refund{}, Order{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	o, err := a.GetOrder(ctx, workspace, orderID)
 	if err != nil {
@@ -621,21 +613,21 @@ func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credit
 	})
 	switch {
 	case errors.Is(err, errNotRefundable):
-		return Refund{}, o, false, &Error{
-			Kind: KindConflict, Code: CodeOrderNotConfirmed, Message: "only a confirmed order can be refunded",
+		return Refund{}, o, false, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeOrderNotConfirmed, Message: "only a confirmed order can be refunded",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status)},
 		}
 	case errors.Is(err, errRefundExceeds):
-		return Refund{}, o, false, &Error{
-			Kind: KindRefused, Code: CodeRefundExceedsOrder, Message: "the refund is more than what remains of the order",
+		return Refund{}, o, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: CodeRefundExceedsOrder, Message: "the refund is more than what remains of the order",
 			Metadata: map[string]string{"order_id": o.ID, "refundable": fmt.Sprint(r.Credits)},
 		}
 	case err != nil:
-		return Refund{}, o, false, internal(err)
+		return Refund{}, o, false, consumer.Internal(err)
 	}
 	if existing && credits != 0 && r.Credits != credits {
-		return r, o, true, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another refund",
+		return r, o, true, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another refund",
 			Metadata: map[string]string{"refund_id": r.ID},
 		}
 	}
@@ -656,7 +648,7 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 	case RefundRefunded:
 		return r, nil
 	case RefundFailed:
-		return r, &Error{Kind: KindRefused, Code: r.FailureReason, Message: "the refund failed"}
+		return r, &consumer.Error{Kind: consumer.KindRefused, Code: r.FailureReason, Message: "the refund failed"}
 	}
 	res, err := a.ledger.ReverseTransaction(ctx, &pb.ReverseTransactionRequest{
 		Workspace: r.Workspace, TransactionId: o.TransactionID, Amount: r.Credits,
@@ -671,14 +663,14 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 		}
 		failed, ferr := a.store.FinishRefund(ctx, r, RefundFailed, "", le.Code, a.clock())
 		if ferr != nil {
-			return r, internal(ferr)
+			return r, consumer.Internal(ferr)
 		}
 		a.log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
 		return failed, le
 	}
 	done, err := a.store.FinishRefund(ctx, r, RefundRefunded, res.GetTransaction().GetId(), "", a.clock())
 	if err != nil {
-		return r, internal(err)
+		return r, consumer.Internal(err)
 	}
 	a.log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
 		zap.String("transaction_id", res.GetTransaction().GetId()), zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", r.Credits))
@@ -689,34 +681,34 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 func (a *App) ListRefunds(ctx context.Context, workspace, orderID string) ([]Refund, error) {
 	out, err := a.store.ListRefunds(ctx, workspace, orderID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
 
 // GetOrder returns an order.
 func (a *App) GetOrder(ctx context.Context, workspace, id string) (Order, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return Order{}, err
 	}
 	o, err := a.store.GetOrder(ctx, workspace, id)
 	if errors.Is(err, errNoRows) {
-		return Order{}, notFound("order", id)
+		return Order{}, consumer.NotFound("order", id)
 	}
 	if err != nil {
-		return Order{}, internal(err)
+		return Order{}, consumer.Internal(err)
 	}
 	return o, nil
 }
 
 // ListOrders returns an account's orders, newest first.
 func (a *App) ListOrders(ctx context.Context, workspace, account string) ([]Order, error) {
-	if err := checkIDs("workspace", workspace, "account", account); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account); err != nil {
 		return nil, err
 	}
 	out, err := a.store.ListOrders(ctx, workspace, account)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
@@ -739,22 +731,22 @@ type PurchaseInput struct {
 // recorded (SUBMITTING) and a credit request is submitted to the ledger
 // with the key "checkout-purchase:<id>" (PENDING_APPROVAL).
 func (a *App) StartPurchase(ctx context.Context, workspace, account string, in PurchaseInput, clientKey string) (Purchase, bool, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
 		return Purchase{}, false, err
 	}
 	switch in.Method {
 	case MethodStripe, MethodPayPal, MethodBankTransfer, MethodCrypto:
 	default:
-		return Purchase{}, false, invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
+		return Purchase{}, false, consumer.Invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
 	}
 	if err := a.offered(ctx, workspace, in.Method); err != nil {
 		return Purchase{}, false, err
 	}
 	if len(in.PaymentReference) > 256 || len(in.Note) > 1024 {
-		return Purchase{}, false, invalidf("payment_reference", "at most 256 characters (note: 1024)")
+		return Purchase{}, false, consumer.Invalidf("payment_reference", "at most 256 characters (note: 1024)")
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Purchase{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Purchase{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	status := PurchaseSubmitting
 	if in.Method.instant() {
@@ -763,8 +755,8 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 			return Purchase{}, false, fromLedger(err)
 		}
 		if !pkg.GetCreditPackage().GetActive() {
-			return Purchase{}, false, &Error{
-				Kind: KindRefused, Code: ledgerclient.ReasonPackageInactive,
+			return Purchase{}, false, &consumer.Error{
+				Kind: consumer.KindRefused, Code: ledgerclient.ReasonPackageInactive,
 				Message: "the package is archived", Metadata: map[string]string{"package_id": in.PackageID},
 			}
 		}
@@ -775,11 +767,11 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 		PaymentReference: in.PaymentReference, Note: in.Note, ClientKey: clientKey, CreateTime: a.clock(),
 	})
 	if err != nil {
-		return Purchase{}, false, internal(err)
+		return Purchase{}, false, consumer.Internal(err)
 	}
 	if existing && (p.PackageID != in.PackageID || p.Method != in.Method) {
-		return p, true, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
+		return p, true, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
@@ -794,7 +786,7 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 // from the ledger's settings each time (the agency may change them at any
 // moment), in the ledger's order.
 func (a *App) PaymentMethods(ctx context.Context, workspace string) ([]PaymentMethod, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return nil, err
 	}
 	res, err := a.ledger.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: workspace})
@@ -822,8 +814,8 @@ func (a *App) offered(ctx context.Context, workspace string, m PaymentMethod) er
 	if slices.Contains(methods, m) {
 		return nil
 	}
-	return &Error{
-		Kind: KindRefused, Code: ledgerclient.ReasonPaymentMethodNotOffered,
+	return &consumer.Error{
+		Kind: consumer.KindRefused, Code: ledgerclient.ReasonPaymentMethodNotOffered,
 		Message:  "the workspace does not offer " + string(m) + " as a payment method",
 		Metadata: map[string]string{"payment_method": string(m)},
 	}
@@ -851,8 +843,8 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 		return p, nil
 	case PurchasePendingApproval:
 	default:
-		return p, &Error{
-			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "only a purchase waiting for the agency's approval can be cancelled",
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePurchaseNotPending, Message: "only a purchase waiting for the agency's approval can be cancelled",
 			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
 		}
 	}
@@ -868,8 +860,8 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 		if p.Status == PurchaseCancelled {
 			return p, nil
 		}
-		return p, &Error{
-			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "the agency decided the purchase first",
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePurchaseNotPending, Message: "the agency decided the purchase first",
 			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
 		}
 	}
@@ -904,7 +896,7 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 			failed, ferr := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
 				purchaseUpdate{Status: PurchaseFailed, FailureReason: le.Code}, a.clock())
 			if ferr != nil {
-				return p, internal(ferr)
+				return p, consumer.Internal(ferr)
 			}
 			return failed, le
 		}
@@ -912,7 +904,7 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		p, err = a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
 			purchaseUpdate{Status: PurchasePendingApproval, RequestID: r.GetId(), Credits: r.GetAmount()}, a.clock())
 		if err != nil {
-			return p, internal(err)
+			return p, consumer.Internal(err)
 		}
 		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
 			return p, nil
@@ -959,7 +951,7 @@ func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchas
 	}
 	out, err := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchasePendingApproval}, u, a.clock())
 	if err != nil {
-		return p, internal(err)
+		return p, consumer.Internal(err)
 	}
 	a.log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
 	return out, nil
@@ -1001,15 +993,15 @@ func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, 
 
 // storedPurchase reads a purchase as stored, without asking the ledger.
 func (a *App) storedPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return Purchase{}, err
 	}
 	p, err := a.store.GetPurchase(ctx, workspace, id)
 	if errors.Is(err, errNoRows) {
-		return Purchase{}, notFound("purchase", id)
+		return Purchase{}, consumer.NotFound("purchase", id)
 	}
 	if err != nil {
-		return Purchase{}, internal(err)
+		return Purchase{}, consumer.Internal(err)
 	}
 	return p, nil
 }
@@ -1017,8 +1009,8 @@ func (a *App) storedPurchase(ctx context.Context, workspace, id string) (Purchas
 // refreshPurchase brings a stored purchase up to date with the ledger.
 func (a *App) refreshPurchase(ctx context.Context, p Purchase) (Purchase, error) {
 	out, err := a.advancePurchase(ctx, p)
-	var ce *Error
-	if errors.As(err, &ce) && ce.Kind != KindInternal {
+	var ce *consumer.Error
+	if errors.As(err, &ce) && ce.Kind != consumer.KindInternal {
 		// The stored state is the answer: still SUBMITTING when the
 		// ledger did not answer, FAILED (with the reason) when it refused.
 		return out, nil
@@ -1047,16 +1039,16 @@ type PaymentConfirmation struct {
 func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payment, error) {
 	in.Provider = strings.ToLower(strings.TrimSpace(in.Provider))
 	if in.Provider != "stripe" && in.Provider != "paypal" {
-		return Payment{}, invalidf("provider", `must be "stripe" or "paypal"`)
+		return Payment{}, consumer.Invalidf("provider", `must be "stripe" or "paypal"`)
 	}
 	if !validKey(in.PaymentID) || len(in.PaymentID) > 200 {
-		return Payment{}, invalidf("payment_id", "must be 1-200 printable ASCII characters")
+		return Payment{}, consumer.Invalidf("payment_id", "must be 1-200 printable ASCII characters")
 	}
-	if err := checkIDs("workspace", in.Workspace, "account", in.Account, "package_id", in.PackageID); err != nil {
+	if err := consumer.CheckIDs("workspace", in.Workspace, "account", in.Account, "package_id", in.PackageID); err != nil {
 		return Payment{}, err
 	}
 	if in.PurchaseID != "" && len(in.PurchaseID) > 64 {
-		return Payment{}, invalidf("purchase_id", "at most 64 characters")
+		return Payment{}, consumer.Invalidf("purchase_id", "at most 64 characters")
 	}
 	return a.confirm(ctx, Payment{
 		Provider: in.Provider, PaymentID: in.PaymentID, Workspace: in.Workspace, Account: in.Account,
@@ -1068,13 +1060,13 @@ func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payme
 func (a *App) confirm(ctx context.Context, in Payment) (Payment, error) {
 	p, err := a.store.RecordDelivery(ctx, in, a.clock())
 	if err != nil {
-		return Payment{}, internal(err)
+		return Payment{}, consumer.Internal(err)
 	}
 	keyHash := fingerprint(PaymentKey(p.Provider, p.PaymentID))
 	if p.Workspace != in.Workspace || p.Account != in.Account || p.PackageID != in.PackageID {
 		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
-		return p, &Error{
-			Kind: KindConflict, Code: CodePaymentMismatch,
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePaymentMismatch,
 			Message: "this payment id was already delivered for another workspace, account or package",
 		}
 	}
@@ -1108,14 +1100,14 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 		a.log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
 		failed, ferr := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentFailed, 0, "", le.Code, a.clock())
 		if ferr != nil {
-			return p, internal(ferr)
+			return p, consumer.Internal(ferr)
 		}
 		return failed, le
 	}
 	t := res.GetTransaction()
 	done, err := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentCredited, t.GetAmount(), t.GetId(), "", a.clock())
 	if err != nil {
-		return p, internal(err)
+		return p, consumer.Internal(err)
 	}
 	a.log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", t.GetAmount()))

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
@@ -94,8 +95,8 @@ func (a *App) logApplied(e *pb.Event, fields ...zap.Field) {
 // event recorded (an order confirmed too late is EXPIRED), not a reason to
 // apply it again.
 func onlyInternal(err error) error {
-	var ce *Error
-	if errors.As(err, &ce) && ce.Kind != KindInternal {
+	var ce *consumer.Error
+	if errors.As(err, &ce) && ce.Kind != consumer.KindInternal {
 		return nil
 	}
 	return err

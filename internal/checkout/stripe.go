@@ -14,6 +14,8 @@ import (
 	"google.golang.org/genproto/googleapis/type/money"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
+	"github.com/creditledger/creditledger/internal/ident"
 )
 
 // Metadata keys the Stripe Checkout Session (or PaymentIntent, through
@@ -84,8 +86,8 @@ func stripePaymentOf(ev stripe.Event) (sp StripePayment, ignore string, err erro
 
 // refusal is a permanent refusal of a verified payment: nothing is
 // credited, and a redelivery would be refused the same way.
-func refusal(code, format string, args ...any) *Error {
-	return &Error{Kind: KindRefused, Code: code, Message: fmt.Sprintf(format, args...)}
+func refusal(code, format string, args ...any) *consumer.Error {
+	return &consumer.Error{Kind: consumer.KindRefused, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // ConfirmStripePayment credits a verified Stripe payment: the purchase it
@@ -101,7 +103,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	if !validKey(sp.PaymentID) || len(sp.PaymentID) > 200 {
 		return Payment{}, refusal(CodeInvalidArgument, "the payment id is not usable")
 	}
-	if !validID(sp.Workspace) || !validID(sp.PurchaseID) {
+	if !ident.Valid(sp.Workspace) || !ident.Valid(sp.PurchaseID) {
 		return Payment{}, refusal(CodeUnknownPurchase, "metadata %s and %s must name a purchase", StripeMetadataWorkspace, StripeMetadataPurchase)
 	}
 	pur, err := a.store.GetPurchase(ctx, sp.Workspace, sp.PurchaseID)
@@ -109,7 +111,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 		return Payment{}, refusal(CodeUnknownPurchase, "purchase %q not found", sp.PurchaseID)
 	}
 	if err != nil {
-		return Payment{}, internal(err)
+		return Payment{}, consumer.Internal(err)
 	}
 	if pur.Method != MethodStripe {
 		return Payment{}, refusal(CodePaymentMismatch, "purchase %q is not paid by card through Stripe", pur.ID)
@@ -117,7 +119,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	pkg, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: pur.Workspace, PackageId: pur.PackageID})
 	if err != nil {
 		le := fromLedger(err)
-		if le.Kind == KindUnavailable {
+		if le.Kind == consumer.KindUnavailable {
 			return Payment{}, le
 		}
 		return Payment{}, refusal(CodePaymentMismatch, "the package %q of the purchase cannot be read: %s", pur.PackageID, le.Code)
