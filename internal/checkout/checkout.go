@@ -90,15 +90,12 @@ const (
 
 // App is the checkout's logic over its store and the ledger.
 type App struct {
+	consumer.Base
 	store        *Store
 	ledger       Ledger
-	log          *zap.Logger
-	api          *consumer.API
 	stripeSecret string
 	unsigned     bool
 	holdTTL      time.Duration
-	now          func() time.Time
-	events       *consumer.Follower
 }
 
 // NewApp returns the checkout.
@@ -110,31 +107,24 @@ func NewApp(cfg Config) (*App, error) {
 		return nil, fmt.Errorf("checkout: HoldTTL %v: want whole seconds, at most %v", cfg.HoldTTL, MaxHoldTTL)
 	}
 	a := &App{
-		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger,
-		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL, now: cfg.Now,
+		store: cfg.Store, ledger: cfg.Ledger,
+		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL,
 	}
 	if a.holdTTL == 0 {
 		a.holdTTL = DefaultHoldTTL
 	}
-	if a.log == nil {
-		a.log = zap.NewNop()
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
+	events := cfg.Events
+	events.Ledger, events.Cursors, events.Types, events.Handle = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent
 	var err error
-	if a.api, err = consumer.NewAPI(consumer.APIConfig{Name: "checkout", Log: a.log, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth}); err != nil {
-		return nil, err
-	}
-	ev := cfg.Events
-	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
-	if a.events, err = consumer.NewFollower(ev); err != nil {
+	if a.Base, err = consumer.NewBase(consumer.BaseConfig{
+		Name: "checkout", Log: cfg.Logger, Now: cfg.Now, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth, Events: events,
+	}); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+func (a *App) clock() time.Time { return a.Now().UTC().Truncate(time.Microsecond) }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -248,7 +238,7 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 		if le.Kind != consumer.KindUnavailable {
 			return Options{}, le
 		}
-		a.log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
+		a.Log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
 		out.BuyWithCredit.Reason = CodeLedgerUnavailable
 		return out, nil
 	}
@@ -334,8 +324,8 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		o, err := a.replayedOrder(ctx, o, serviceID)
 		return o, true, err
 	}
-	a.events.Follow(workspace)
-	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
+	a.Events.Follow(workspace)
+	a.Log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
 		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits), zap.Bool("confirm", confirm))
 	o, err = a.settleOrder(ctx, o)
 	return o, false, err
@@ -404,7 +394,7 @@ func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
 	if err != nil {
 		return o, consumer.Internal(err)
 	}
-	a.log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
+	a.Log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
 	return held, nil
 }
@@ -415,14 +405,14 @@ func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) orderRefused(ctx context.Context, o Order, err error, unknown string) (Order, error) {
 	le := fromLedger(err)
 	if !ledgerclient.IsRefused(err) {
-		a.log.Warn(unknown, zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn(unknown, zap.String("order_id", o.ID), zap.Error(err))
 		return o, le
 	}
 	failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
 	if ferr != nil {
 		return o, consumer.Internal(ferr)
 	}
-	a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
+	a.Log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
 	return failed, le
 }
 
@@ -445,7 +435,7 @@ func (a *App) confirmed(ctx context.Context, o Order, txID string, replayed bool
 	if err != nil {
 		return o, consumer.Internal(err)
 	}
-	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
+	a.Log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
 	return done, nil
 }
 
@@ -465,12 +455,12 @@ func (a *App) captureOrder(ctx context.Context, o Order) (Order, error) {
 		if _, verr := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{
 			Workspace: o.Workspace, HoldId: o.HoldID, IdempotencyKey: o.IdempotencyKey + ":void",
 		}); verr != nil && !errors.Is(verr, ledgerclient.ErrHoldNotActive) {
-			a.log.Warn("order hold not voided after a refused capture; left held", zap.String("order_id", o.ID), zap.Error(verr))
+			a.Log.Warn("order hold not voided after a refused capture; left held", zap.String("order_id", o.ID), zap.Error(verr))
 			return o, fromLedger(verr)
 		}
 		return a.orderRefused(ctx, o, err, "")
 	default:
-		a.log.Warn("order capture not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order capture not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 }
@@ -484,12 +474,12 @@ func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
 		if ferr != nil {
 			return o, consumer.Internal(ferr)
 		}
-		a.log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
+		a.Log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
 		return out, nil
 	case errors.Is(err, ledgerclient.ErrHoldNotActive):
 		return a.holdEnded(ctx, o)
 	default:
-		a.log.Warn("order void not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order void not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 }
@@ -501,7 +491,7 @@ func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) holdEnded(ctx context.Context, o Order) (Order, error) {
 	res, err := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: o.Workspace, HoldId: o.HoldID})
 	if err != nil {
-		a.log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 	return a.applyHoldEnd(ctx, o, res.GetHold())
@@ -526,7 +516,7 @@ func (a *App) applyHoldEnd(ctx context.Context, o Order, h *pb.Hold) (Order, err
 	if err != nil {
 		return o, consumer.Internal(err)
 	}
-	a.log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
+	a.Log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
 	if o.Action == ActionConfirm {
 		return out, &consumer.Error{
 			Kind: consumer.KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
@@ -581,7 +571,7 @@ func (a *App) act(ctx context.Context, workspace, id string, action OrderAction)
 			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status), "pending_action": string(o.Action)},
 		}
 	}
-	a.log.Info("order action", zap.String("order_id", o.ID), zap.String("action", string(action)))
+	a.Log.Info("order action", zap.String("order_id", o.ID), zap.String("action", string(action)))
 	return a.settleOrder(ctx, o)
 }
 
@@ -632,7 +622,7 @@ func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credit
 		}
 	}
 	if !existing {
-		a.log.Info("refund created", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.Int64("credits", r.Credits))
+		a.Log.Info("refund created", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.Int64("credits", r.Credits))
 	}
 	r, err = a.settleRefund(ctx, r, o)
 	if o2, gerr := a.store.GetOrder(ctx, workspace, o.ID); gerr == nil {
@@ -658,21 +648,21 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 	if err != nil {
 		le := fromLedger(err)
 		if !ledgerclient.IsRefused(err) {
-			a.log.Warn("refund not confirmed; left pending", zap.String("refund_id", r.ID), zap.Error(err))
+			a.Log.Warn("refund not confirmed; left pending", zap.String("refund_id", r.ID), zap.Error(err))
 			return r, le
 		}
 		failed, ferr := a.store.FinishRefund(ctx, r, RefundFailed, "", le.Code, a.clock())
 		if ferr != nil {
 			return r, consumer.Internal(ferr)
 		}
-		a.log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
+		a.Log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
 		return failed, le
 	}
 	done, err := a.store.FinishRefund(ctx, r, RefundRefunded, res.GetTransaction().GetId(), "", a.clock())
 	if err != nil {
 		return r, consumer.Internal(err)
 	}
-	a.log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
+	a.Log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
 		zap.String("transaction_id", res.GetTransaction().GetId()), zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", r.Credits))
 	return done, nil
 }
@@ -775,8 +765,8 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
-	a.events.Follow(workspace)
-	a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+	a.Events.Follow(workspace)
+	a.Log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
 		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
 	p, err = a.advancePurchase(ctx, p)
 	return p, existing, err
@@ -872,7 +862,7 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 	if err != nil {
 		return p, err
 	}
-	a.log.Info("purchase cancelled", zap.String("purchase_id", p.ID), zap.Bool("replayed", res.GetReplayed()))
+	a.Log.Info("purchase cancelled", zap.String("purchase_id", p.ID), zap.Bool("replayed", res.GetReplayed()))
 	return out, nil
 }
 
@@ -890,7 +880,7 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		if err != nil {
 			le := fromLedger(err)
 			if !ledgerclient.IsRefused(err) {
-				a.log.Warn("credit request not confirmed; left submitting", zap.String("purchase_id", p.ID), zap.Error(err))
+				a.Log.Warn("credit request not confirmed; left submitting", zap.String("purchase_id", p.ID), zap.Error(err))
 				return p, le
 			}
 			failed, ferr := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
@@ -911,13 +901,13 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		}
 		return a.applyDecision(ctx, p, r, false)
 	case PurchasePendingApproval:
-		if a.events.Following(p.Workspace) {
+		if a.Events.Following(p.Workspace) {
 			return p, nil
 		}
 		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
 		if err != nil {
 			// The stored state is still true, only possibly stale.
-			a.log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
+			a.Log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
 			return p, nil
 		}
 		return a.applyDecision(ctx, p, res.GetRequest(), false)
@@ -953,7 +943,7 @@ func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchas
 	if err != nil {
 		return p, consumer.Internal(err)
 	}
-	a.log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
+	a.Log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
 	return out, nil
 }
 
@@ -1064,13 +1054,13 @@ func (a *App) confirm(ctx context.Context, in Payment) (Payment, error) {
 	}
 	keyHash := fingerprint(PaymentKey(p.Provider, p.PaymentID))
 	if p.Workspace != in.Workspace || p.Account != in.Account || p.PackageID != in.PackageID {
-		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
+		a.Log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
 		return p, &consumer.Error{
 			Kind: consumer.KindConflict, Code: CodePaymentMismatch,
 			Message: "this payment id was already delivered for another workspace, account or package",
 		}
 	}
-	a.log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash),
+	a.Log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash),
 		zap.Int("deliveries", p.Deliveries), zap.String("status", string(p.Status)))
 	return a.creditPayment(ctx, p)
 }
@@ -1092,12 +1082,12 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 	if err != nil {
 		le := fromLedger(err)
 		if !ledgerclient.IsRefused(err) {
-			a.log.Warn("payment credit not confirmed; left received", zap.String("payment_key_sha256", fingerprint(key)), zap.Error(err))
+			a.Log.Warn("payment credit not confirmed; left received", zap.String("payment_key_sha256", fingerprint(key)), zap.Error(err))
 			return p, le
 		}
 		// Nothing was posted. The payment stays on record as FAILED for
 		// the operator; a redelivery tries again.
-		a.log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
+		a.Log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
 		failed, ferr := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentFailed, 0, "", le.Code, a.clock())
 		if ferr != nil {
 			return p, consumer.Internal(ferr)
@@ -1109,7 +1099,7 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 	if err != nil {
 		return p, consumer.Internal(err)
 	}
-	a.log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
+	a.Log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", t.GetAmount()))
 	if p.PurchaseID != "" {
 		a.linkPurchase(ctx, done)
@@ -1121,17 +1111,17 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 func (a *App) linkPurchase(ctx context.Context, p Payment) {
 	pur, err := a.store.GetPurchase(ctx, p.Workspace, p.PurchaseID)
 	if err != nil {
-		a.log.Warn("payment names an unknown purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+		a.Log.Warn("payment names an unknown purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
 		return
 	}
 	if pur.Account != p.Account || pur.PackageID != p.PackageID || strings.ToLower(string(pur.Method)) != p.Provider {
-		a.log.Warn("payment does not match its purchase; not linked", zap.String("purchase_id", p.PurchaseID))
+		a.Log.Warn("payment does not match its purchase; not linked", zap.String("purchase_id", p.PurchaseID))
 		return
 	}
 	if _, err := a.store.UpdatePurchase(ctx, p.Workspace, p.PurchaseID, []PurchaseStatus{PurchaseAwaitingPayment},
 		purchaseUpdate{Status: PurchaseCredited, TransactionID: p.TransactionID, Credits: p.Credits, ProviderPaymentID: p.PaymentID},
 		a.clock()); err != nil {
-		a.log.Error("link purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+		a.Log.Error("link purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
 	}
 }
 
@@ -1169,7 +1159,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, o := range orders {
 		if !inFlight(o) { // HELD, its hold due to expire
-			if a.events.Following(o.Workspace) {
+			if a.Events.Following(o.Workspace) {
 				continue // hold.expired will tell
 			}
 			if out, _ := a.holdEnded(ctx, o); out.Status == OrderExpired {
@@ -1211,14 +1201,14 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, p := range purchases {
-		if p.Status == PurchasePendingApproval && a.events.Following(p.Workspace) {
+		if p.Status == PurchasePendingApproval && a.Events.Following(p.Workspace) {
 			continue // request.decided will tell
 		}
 		rep.Purchases++
 		_, _ = a.advancePurchase(ctx, p)
 	}
 	if rep.Orders+rep.OrdersExpired+rep.Refunds+rep.Payments > 0 {
-		a.log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
+		a.Log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
 			zap.Int("orders_expired", rep.OrdersExpired), zap.Int("refunds", rep.Refunds), zap.Int("refunds_settled", rep.RefundsSettled),
 			zap.Int("payments", rep.Payments), zap.Int("payments_settled", rep.PaymentsSettled), zap.Int("purchases", rep.Purchases))
 	}

@@ -75,7 +75,7 @@ func hiddenAccount(acct string) *consumer.Error { return consumer.NotFound("acco
 // Body: {"name": "Logo design", "price": {"currency_code": "USD", "units": 5}, "credit_eligible": true}.
 func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.api.Allow(w, r, catalogAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, catalogAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	var in struct {
@@ -83,45 +83,45 @@ func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 		Price          Money  `json:"price"`
 		CreditEligible bool   `json:"credit_eligible"`
 	}
-	if !a.api.Decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	s, err := a.PutService(r.Context(), Service{
 		Workspace: ws, ID: r.PathValue("service"),
 		Name: in.Name, Price: in.Price, CreditEligible: in.CreditEligible,
 	})
-	a.api.Respond(w, http.StatusOK, s, err)
+	a.API.Respond(w, http.StatusOK, s, err)
 }
 
 // handleListServices lists the workspace's catalog: {"services": [...]}.
 func (a *App) handleListServices(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.api.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	s, err := a.ListServices(r.Context(), ws)
-	a.api.Respond(w, http.StatusOK, map[string]any{"services": s}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"services": s}, err)
 }
 
 // handleGetService returns one catalog entry.
 func (a *App) handleGetService(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("service")
-	if _, ok := a.api.Allow(w, r, readAccess, ws, "", consumer.NotFound("service", id)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("service", id)); !ok {
 		return
 	}
 	s, err := a.GetService(r.Context(), ws, id)
-	a.api.Respond(w, http.StatusOK, s, err)
+	a.API.Respond(w, http.StatusOK, s, err)
 }
 
 // handleOptions answers whether "Buy with Credit" is offered for the
 // service to the account, with the reason when not (see CheckoutOptions).
 func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.api.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	o, err := a.CheckoutOptions(r.Context(), ws, acct, r.PathValue("service"))
-	a.api.Respond(w, http.StatusOK, o, err)
+	a.API.Respond(w, http.StatusOK, o, err)
 }
 
 // handleBuy places an order for a service, paid with credits. Body:
@@ -133,34 +133,34 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 // (the order stays PENDING, or HELD, and is reconciled).
 func (a *App) handleBuy(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.api.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	var in struct {
 		ServiceID string `json:"service_id"`
 		Confirm   bool   `json:"confirm"`
 	}
-	if !a.api.Decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	o, existing, err := a.BuyWithCredits(r.Context(), ws, acct, in.ServiceID, r.Header.Get("Idempotency-Key"), in.Confirm)
-	a.api.RespondWith(w, created(existing), "order", o, o.ID != "", err)
+	a.API.RespondWith(w, created(existing), "order", o, o.ID != "", err)
 }
 
 // handleListOrders lists an account's orders, newest first: {"orders": [...]}.
 func (a *App) handleListOrders(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.api.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	o, err := a.ListOrders(r.Context(), ws, acct)
-	a.api.Respond(w, http.StatusOK, map[string]any{"orders": o}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"orders": o}, err)
 }
 
 // handleGetOrder returns one order; a client sees only its own account's.
 func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("order")
-	c, ok := a.api.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
@@ -168,7 +168,7 @@ func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = consumer.Authorize(c, readAccess, ws, o.Account, consumer.NotFound("order", id))
 	}
-	a.api.Respond(w, http.StatusOK, o, err)
+	a.API.Respond(w, http.StatusOK, o, err)
 }
 
 // refundAccess: giving credits back is the agency's decision (its admins)
@@ -204,10 +204,10 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 	case "refund":
 		acc = refundAccess
 	default:
-		a.api.Error(w, consumer.NotFound("route", r.URL.Path))
+		a.API.Error(w, consumer.NotFound("route", r.URL.Path))
 		return
 	}
-	c, ok := a.api.Allow(w, r, acc, ws, "", consumer.NotFound("order", id))
+	c, ok := a.API.Allow(w, r, acc, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
@@ -216,12 +216,12 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 		err = consumer.Authorize(c, acc, ws, o.Account, consumer.NotFound("order", id))
 	}
 	if err != nil {
-		a.api.Error(w, err)
+		a.API.Error(w, err)
 		return
 	}
 	switch verb {
 	case "confirm", "cancel":
-		if !a.api.DecodeOptional(w, r, &struct{}{}) {
+		if !a.API.DecodeOptional(w, r, &struct{}{}) {
 			return
 		}
 		if verb == "confirm" {
@@ -229,12 +229,12 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 		} else {
 			o, err = a.CancelOrder(r.Context(), ws, id)
 		}
-		a.api.RespondWith(w, http.StatusOK, "order", o, true, err)
+		a.API.RespondWith(w, http.StatusOK, "order", o, true, err)
 	case "refund":
 		var in struct {
 			Credits int64 `json:"credits"`
 		}
-		if !a.api.DecodeOptional(w, r, &in) {
+		if !a.API.DecodeOptional(w, r, &in) {
 			return
 		}
 		ref, o, existing, err := a.RefundOrder(r.Context(), ws, id, in.Credits, r.Header.Get("Idempotency-Key"))
@@ -246,7 +246,7 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 			consumer.WriteJSON(w, created(existing), body)
 			return
 		}
-		a.api.ErrorWith(w, err, body)
+		a.API.ErrorWith(w, err, body)
 	}
 }
 
@@ -254,7 +254,7 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 // [...]}; readable by whoever may read the order.
 func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("order")
-	c, ok := a.api.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
@@ -266,7 +266,7 @@ func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		out, err = a.ListRefunds(r.Context(), ws, o.ID)
 	}
-	a.api.Respond(w, http.StatusOK, map[string]any{"refunds": out}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"refunds": out}, err)
 }
 
 // handleStartPurchase starts buying a credit package. Body:
@@ -275,26 +275,26 @@ func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 // optional header Idempotency-Key. 201 with the purchase.
 func (a *App) handleStartPurchase(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.api.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	var in PurchaseInput
-	if !a.api.Decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	p, existing, err := a.StartPurchase(r.Context(), ws, acct, in, r.Header.Get("Idempotency-Key"))
-	a.api.RespondWith(w, created(existing), "purchase", p, p.ID != "", err)
+	a.API.RespondWith(w, created(existing), "purchase", p, p.ID != "", err)
 }
 
 // handlePaymentMethods lists the payment methods the workspace offers, as
 // the ledger's settings say now: {"payment_methods": ["STRIPE", …]}.
 func (a *App) handlePaymentMethods(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.api.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	methods, err := a.PaymentMethods(r.Context(), ws)
-	a.api.Respond(w, http.StatusOK, map[string]any{"payment_methods": methods}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"payment_methods": methods}, err)
 }
 
 // handlePurchaseAction is POST …/credit-purchases/{purchase}:cancel (no
@@ -307,10 +307,10 @@ func (a *App) handlePurchaseAction(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
 	id, verb, _ := strings.Cut(r.PathValue("purchase"), ":")
 	if verb != "cancel" {
-		a.api.Error(w, consumer.NotFound("route", r.URL.Path))
+		a.API.Error(w, consumer.NotFound("route", r.URL.Path))
 		return
 	}
-	c, ok := a.api.Allow(w, r, spendAccess, ws, "", consumer.NotFound("purchase", id))
+	c, ok := a.API.Allow(w, r, spendAccess, ws, "", consumer.NotFound("purchase", id))
 	if !ok {
 		return
 	}
@@ -319,21 +319,21 @@ func (a *App) handlePurchaseAction(w http.ResponseWriter, r *http.Request) {
 		err = consumer.Authorize(c, spendAccess, ws, p.Account, consumer.NotFound("purchase", id))
 	}
 	if err != nil {
-		a.api.Error(w, err)
+		a.API.Error(w, err)
 		return
 	}
-	if !a.api.DecodeOptional(w, r, &struct{}{}) {
+	if !a.API.DecodeOptional(w, r, &struct{}{}) {
 		return
 	}
 	p, err = a.CancelPurchase(r.Context(), ws, id)
-	a.api.RespondWith(w, http.StatusOK, "purchase", p, p.ID != "", err)
+	a.API.RespondWith(w, http.StatusOK, "purchase", p, p.ID != "", err)
 }
 
 // handleGetPurchase returns a purchase, refreshed from the ledger when it
 // waits for the agency's decision; a client sees only its own account's.
 func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("purchase")
-	c, ok := a.api.Allow(w, r, readAccess, ws, "", consumer.NotFound("purchase", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("purchase", id))
 	if !ok {
 		return
 	}
@@ -344,7 +344,7 @@ func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		p, err = a.refreshPurchase(r.Context(), p)
 	}
-	a.api.Respond(w, http.StatusOK, p, err)
+	a.API.Respond(w, http.StatusOK, p, err)
 }
 
 // handleWebhook is the payment providers' confirmation endpoint,
@@ -376,7 +376,7 @@ func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
 func (a *App) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
-		a.api.Error(w, consumer.Invalidf("body", "unreadable or larger than %d bytes", maxWebhookBody))
+		a.API.Error(w, consumer.Invalidf("body", "unreadable or larger than %d bytes", maxWebhookBody))
 		return
 	}
 	sig := r.Header.Get("Stripe-Signature")
@@ -386,14 +386,14 @@ func (a *App) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	case a.unsigned:
 		var in PaymentConfirmation
 		if err := consumer.DecodeStrict(body, &in); err != nil {
-			a.api.Error(w, consumer.Invalidf("body", "%v", err))
+			a.API.Error(w, consumer.Invalidf("body", "%v", err))
 			return
 		}
 		p, err := a.ConfirmPayment(r.Context(), in)
-		a.api.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+		a.API.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
 	default:
-		a.log.Warn("payment webhook refused: no Stripe webhook secret is configured")
-		a.api.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "payment webhooks are not accepted: no signing secret is configured"})
+		a.Log.Warn("payment webhook refused: no Stripe webhook secret is configured")
+		a.API.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "payment webhooks are not accepted: no signing secret is configured"})
 	}
 }
 
@@ -402,19 +402,19 @@ func (a *App) handleStripe(w http.ResponseWriter, r *http.Request, body []byte, 
 	// few long-stable fields read in stripePaymentOf are used.
 	ev, err := webhook.ConstructEventWithOptions(body, sig, a.stripeSecret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	if err != nil {
-		a.log.Warn("stripe webhook refused", zap.Error(err))
-		a.api.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "missing, invalid or stale Stripe-Signature"})
+		a.Log.Warn("stripe webhook refused", zap.Error(err))
+		a.API.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "missing, invalid or stale Stripe-Signature"})
 		return
 	}
 	sp, ignore, err := stripePaymentOf(ev)
 	if err != nil {
-		a.log.Error("stripe event unreadable; acknowledged, nothing credited", zap.String("event_id", ev.ID),
+		a.Log.Error("stripe event unreadable; acknowledged, nothing credited", zap.String("event_id", ev.ID),
 			zap.String("event_type", string(ev.Type)), zap.Error(err))
 		consumer.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "error": consumer.ErrorBody(refusal(CodeInvalidArgument, "unreadable event object"))})
 		return
 	}
 	if ignore != "" {
-		a.log.Info("stripe event ignored", zap.String("event_id", ev.ID), zap.String("event_type", string(ev.Type)), zap.String("why", ignore))
+		a.Log.Info("stripe event ignored", zap.String("event_id", ev.ID), zap.String("event_type", string(ev.Type)), zap.String("why", ignore))
 		consumer.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": ignore})
 		return
 	}
@@ -426,9 +426,9 @@ func (a *App) handleStripe(w http.ResponseWriter, r *http.Request, body []byte, 
 	e := consumer.AsError(err)
 	switch e.Kind {
 	case consumer.KindUnavailable, consumer.KindInternal:
-		a.api.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+		a.API.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
 	default:
-		a.log.Error("stripe payment refused; acknowledged, nothing credited", zap.String("event_id", sp.EventID),
+		a.Log.Error("stripe payment refused; acknowledged, nothing credited", zap.String("event_id", sp.EventID),
 			zap.String("event_type", sp.EventType), zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))),
 			zap.String("workspace", sp.Workspace), zap.String("purchase_id", sp.PurchaseID), zap.String("code", e.Code), zap.String("reason", e.Message))
 		body := map[string]any{"received": true, "error": consumer.ErrorBody(e)}

@@ -19,8 +19,8 @@ type Store struct {
 	db *sql.DB
 }
 
-// errNoRows is returned by the getters when nothing matches.
-var errNoRows = errors.New("not found")
+// errNoRows is what the getters return (wrapped) when nothing matches.
+var errNoRows = sql.ErrNoRows
 
 // migrations are the checkout database's schema: NNNN_name.sql, applied
 // in order and never edited once released.
@@ -75,7 +75,7 @@ func (s *Store) PutService(ctx context.Context, svc Service, now time.Time) (Ser
 
 const serviceColumns = `workspace, id, name, currency, units, nanos, credit_eligible, create_time, update_time`
 
-func scanService(row interface{ Scan(...any) error }) (Service, error) {
+func scanService(row consumer.Row) (Service, error) {
 	var v Service
 	var ct, ut string
 	err := row.Scan(&v.Workspace, &v.ID, &v.Name, &v.Price.CurrencyCode, &v.Price.Units, &v.Price.Nanos, &v.CreditEligible, &ct, &ut)
@@ -85,32 +85,12 @@ func scanService(row interface{ Scan(...any) error }) (Service, error) {
 
 // GetService returns one catalog entry.
 func (s *Store) GetService(ctx context.Context, workspace, id string) (Service, error) {
-	v, err := scanService(s.db.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Service{}, errNoRows
-	}
-	if err != nil {
-		return Service{}, fmt.Errorf("get service: %w", err)
-	}
-	return v, nil
+	return consumer.QueryOne(ctx, s.db, "get service", scanService, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 // ListServices returns a workspace's catalog by id.
 func (s *Store) ListServices(ctx context.Context, workspace string) ([]Service, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? ORDER BY id`, workspace)
-	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Service{}
-	for rows.Next() {
-		v, err := scanService(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list services: %w", err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "list services", scanService, `SELECT `+serviceColumns+` FROM services WHERE workspace = ? ORDER BY id`, workspace)
 }
 
 // --- orders ---
@@ -119,7 +99,7 @@ const orderColumns = `id, workspace, account, service_id, service_name, currency
 	failure_reason, idempotency_key, transaction_id, COALESCE(client_key, ''), create_time, update_time,
 	method, action, hold_ttl_seconds, hold_id, hold_expire_time, refunded_credits`
 
-func scanOrder(row interface{ Scan(...any) error }) (Order, error) {
+func scanOrder(row consumer.Row) (Order, error) {
 	var o Order
 	var ct, ut, het string
 	var ttl int64
@@ -173,31 +153,11 @@ func (s *Store) InsertOrder(ctx context.Context, o Order) (_ Order, existing boo
 
 // GetOrder returns one order of the workspace.
 func (s *Store) GetOrder(ctx context.Context, workspace, id string) (Order, error) {
-	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Order{}, errNoRows
-	}
-	if err != nil {
-		return Order{}, fmt.Errorf("get order: %w", err)
-	}
-	return o, nil
+	return consumer.QueryOne(ctx, s.db, "get order", scanOrder, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 func (s *Store) queryOrders(ctx context.Context, query string, args ...any) ([]Order, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list orders: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list orders: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "list orders", scanOrder, query, args...)
 }
 
 // ListOrders returns an account's orders, newest first.
@@ -229,15 +189,8 @@ func (s *Store) HoldOrder(ctx context.Context, workspace, id, holdID string, exp
 
 // OrderByHold returns the order whose hold is holdID.
 func (s *Store) OrderByHold(ctx context.Context, workspace, holdID string) (Order, error) {
-	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders
-		WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`, workspace, holdID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Order{}, errNoRows
-	}
-	if err != nil {
-		return Order{}, fmt.Errorf("order by hold: %w", err)
-	}
-	return o, nil
+	return consumer.QueryOne(ctx, s.db, "order by hold", scanOrder, `SELECT `+orderColumns+` FROM orders
+		WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`, workspace, holdID)
 }
 
 // SetOrderAction durably records that the order's hold is to be captured
@@ -275,7 +228,7 @@ func (s *Store) FinishOrder(ctx context.Context, workspace, id string, status Or
 const refundColumns = `id, workspace, order_id, credits, status, idempotency_key, transaction_id, failure_reason,
 	COALESCE(client_key, ''), create_time, update_time`
 
-func scanRefund(row interface{ Scan(...any) error }) (Refund, error) {
+func scanRefund(row consumer.Row) (Refund, error) {
 	var r Refund
 	var ct, ut string
 	err := row.Scan(&r.ID, &r.Workspace, &r.OrderID, &r.Credits, &r.Status, &r.IdempotencyKey, &r.TransactionID, &r.FailureReason,
@@ -349,31 +302,11 @@ func (s *Store) InsertRefund(ctx context.Context, r Refund) (_ Refund, existing 
 
 // GetRefund returns one refund of the workspace.
 func (s *Store) GetRefund(ctx context.Context, workspace, id string) (Refund, error) {
-	r, err := scanRefund(s.db.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Refund{}, errNoRows
-	}
-	if err != nil {
-		return Refund{}, fmt.Errorf("get refund: %w", err)
-	}
-	return r, nil
+	return consumer.QueryOne(ctx, s.db, "get refund", scanRefund, `SELECT `+refundColumns+` FROM refunds WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 func (s *Store) queryRefunds(ctx context.Context, query string, args ...any) ([]Refund, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list refunds: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Refund{}
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list refunds: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "list refunds", scanRefund, query, args...)
 }
 
 // ListRefunds returns an order's refunds, oldest first.
@@ -423,7 +356,7 @@ func (s *Store) FinishRefund(ctx context.Context, r Refund, status RefundStatus,
 const purchaseColumns = `id, workspace, account, package_id, method, status, payment_reference, note, credits, request_id,
 	transaction_id, provider_payment, failure_reason, COALESCE(client_key, ''), create_time, update_time`
 
-func scanPurchase(row interface{ Scan(...any) error }) (Purchase, error) {
+func scanPurchase(row consumer.Row) (Purchase, error) {
 	var p Purchase
 	var ct, ut string
 	err := row.Scan(&p.ID, &p.Workspace, &p.Account, &p.PackageID, &p.Method, &p.Status, &p.PaymentReference, &p.Note,
@@ -466,34 +399,14 @@ func (s *Store) InsertPurchase(ctx context.Context, p Purchase) (_ Purchase, exi
 
 // GetPurchase returns one purchase of the workspace.
 func (s *Store) GetPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
-	p, err := scanPurchase(s.db.QueryRowContext(ctx, `SELECT `+purchaseColumns+` FROM purchases WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Purchase{}, errNoRows
-	}
-	if err != nil {
-		return Purchase{}, fmt.Errorf("get purchase: %w", err)
-	}
-	return p, nil
+	return consumer.QueryOne(ctx, s.db, "get purchase", scanPurchase, `SELECT `+purchaseColumns+` FROM purchases WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 // OpenPurchases returns the manual purchases still waiting on the ledger
 // (SUBMITTING) or on the agency (PENDING_APPROVAL), oldest first.
 func (s *Store) OpenPurchases(ctx context.Context) ([]Purchase, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+purchaseColumns+` FROM purchases
+	return consumer.QueryAll(ctx, s.db, "open purchases", scanPurchase, `SELECT `+purchaseColumns+` FROM purchases
 		WHERE status IN ('SUBMITTING', 'PENDING_APPROVAL') ORDER BY create_time`)
-	if err != nil {
-		return nil, fmt.Errorf("open purchases: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Purchase
-	for rows.Next() {
-		p, err := scanPurchase(rows)
-		if err != nil {
-			return nil, fmt.Errorf("open purchases: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
 }
 
 // purchaseUpdate is the outcome to record on a purchase.
@@ -533,15 +446,8 @@ func (s *Store) UpdatePurchase(ctx context.Context, workspace, id string, from [
 // PurchaseByRequest returns the manual purchase whose credit request is
 // requestID.
 func (s *Store) PurchaseByRequest(ctx context.Context, workspace, requestID string) (Purchase, error) {
-	p, err := scanPurchase(s.db.QueryRowContext(ctx, `SELECT `+purchaseColumns+` FROM purchases
-		WHERE workspace = ? AND request_id = ? AND request_id <> ''`, workspace, requestID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Purchase{}, errNoRows
-	}
-	if err != nil {
-		return Purchase{}, fmt.Errorf("purchase by request: %w", err)
-	}
-	return p, nil
+	return consumer.QueryOne(ctx, s.db, "purchase by request", scanPurchase, `SELECT `+purchaseColumns+` FROM purchases
+		WHERE workspace = ? AND request_id = ? AND request_id <> ''`, workspace, requestID)
 }
 
 // --- provider payments ---
@@ -549,7 +455,7 @@ func (s *Store) PurchaseByRequest(ctx context.Context, workspace, requestID stri
 const paymentColumns = `provider, payment_id, workspace, account, package_id, purchase_id, status, credits, transaction_id,
 	failure_reason, deliveries, create_time, update_time`
 
-func scanPayment(row interface{ Scan(...any) error }) (Payment, error) {
+func scanPayment(row consumer.Row) (Payment, error) {
 	var p Payment
 	var ct, ut string
 	err := row.Scan(&p.Provider, &p.PaymentID, &p.Workspace, &p.Account, &p.PackageID, &p.PurchaseID, &p.Status, &p.Credits,
@@ -575,14 +481,7 @@ func (s *Store) RecordDelivery(ctx context.Context, p Payment, now time.Time) (P
 }
 
 func (s *Store) getPayment(ctx context.Context, provider, id string) (Payment, error) {
-	p, err := scanPayment(s.db.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE provider = ? AND payment_id = ?`, provider, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Payment{}, errNoRows
-	}
-	if err != nil {
-		return Payment{}, fmt.Errorf("get payment: %w", err)
-	}
-	return p, nil
+	return consumer.QueryOne(ctx, s.db, "get payment", scanPayment, `SELECT `+paymentColumns+` FROM payments WHERE provider = ? AND payment_id = ?`, provider, id)
 }
 
 // FinishPayment records the ledger's answer for a payment not yet credited.
@@ -599,20 +498,7 @@ func (s *Store) FinishPayment(ctx context.Context, provider, id string, status P
 
 // ReceivedPayments returns the payments not yet credited, oldest first.
 func (s *Store) ReceivedPayments(ctx context.Context) ([]Payment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE status = 'RECEIVED' ORDER BY create_time`)
-	if err != nil {
-		return nil, fmt.Errorf("received payments: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("received payments: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "received payments", scanPayment, `SELECT `+paymentColumns+` FROM payments WHERE status = 'RECEIVED' ORDER BY create_time`)
 }
 
 // --- ledger events ---
@@ -621,13 +507,9 @@ func (s *Store) ReceivedPayments(ctx context.Context) ([]Payment, error) {
 // follows: those it has orders or purchases in, and those it has a cursor
 // for.
 func (s *Store) Workspaces(ctx context.Context) ([]string, error) {
-	ws, err := consumer.QueryStrings(ctx, s.db, `
+	return consumer.QueryAll(ctx, s.db, "workspaces", consumer.ScanString, `
 		SELECT workspace FROM event_cursors UNION SELECT workspace FROM orders UNION SELECT workspace FROM purchases
 		ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("workspaces: %w", err)
-	}
-	return ws, nil
 }
 
 // Cursor is the sequence of the last ledger event of the workspace that

@@ -127,7 +127,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	price := pkg.GetCreditPackage().GetPrice()
 	want, err := stripeAmount(price)
 	if err != nil || !strings.EqualFold(sp.Currency, price.GetCurrencyCode()) || sp.Amount != want {
-		a.log.Error("stripe payment does not match the package's price; not credited",
+		a.Log.Error("stripe payment does not match the package's price; not credited",
 			zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))), zap.String("purchase_id", pur.ID),
 			zap.String("package_id", pur.PackageID), zap.Int64("paid_amount", sp.Amount), zap.String("paid_currency", sp.Currency),
 			zap.Int64("price_amount", want), zap.String("price_currency", price.GetCurrencyCode()), zap.NamedError("price_error", err))

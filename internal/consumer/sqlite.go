@@ -143,22 +143,55 @@ func Migrate(ctx context.Context, db *sql.DB, schema Schema) error {
 	return tx.Commit()
 }
 
-// QueryStrings runs a query of one text column and returns its rows.
-func QueryStrings(ctx context.Context, db *sql.DB, query string, args ...any) ([]string, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
+// Row is a row to scan: *sql.Row or *sql.Rows.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Querier runs queries: *sql.DB or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// QueryOne scans the row query selects with scan. An error says what
+// failed ("get order: …"); none selected is sql.ErrNoRows, wrapped.
+func QueryOne[T any](ctx context.Context, q Querier, what string, scan func(Row) (T, error), query string, args ...any) (T, error) {
+	v, err := scan(q.QueryRowContext(ctx, query, args...))
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
+}
+
+// QueryAll scans every row query selects with scan; none is an empty
+// slice (a JSON []). An error says what failed.
+func QueryAll[T any](ctx context.Context, q Querier, what string, scan func(Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer func() { _ = rows.Close() }()
-	var out []string
+	out := []T{}
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// ScanString scans a row of one text column.
+func ScanString(r Row) (string, error) {
+	var s string
+	err := r.Scan(&s)
+	return s, err
 }
 
 // Pragma reads one PRAGMA value.

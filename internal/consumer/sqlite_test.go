@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -50,7 +51,7 @@ func oldDatabase(t testing.TB, path string, versions ...int64) {
 
 func tables(t testing.TB, db *sql.DB) string {
 	t.Helper()
-	names, err := QueryStrings(t.Context(), db, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	names, err := QueryAll(t.Context(), db, "tables", ScanString, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestOpenSQLiteMigrates(t *testing.T) {
 			if got := tables(t, db); got != "a,b,event_cursors" {
 				t.Errorf("tables %s", got)
 			}
-			if got, err := QueryStrings(t.Context(), db, `SELECT id FROM a`); err != nil || strings.Join(got, ",") != tt.rows {
+			if got, err := QueryAll(t.Context(), db, "rows", ScanString, `SELECT id FROM a`); err != nil || strings.Join(got, ",") != tt.rows {
 				t.Errorf("rows of a %v, %v; want %s", got, err, tt.rows)
 			}
 		})
@@ -224,5 +225,28 @@ func TestTimesSortAsText(t *testing.T) {
 	}
 	if !ParseTime("garbage").IsZero() {
 		t.Error("garbage parsed")
+	}
+}
+
+func TestQueryOneAndAll(t *testing.T) {
+	t.Parallel()
+	db, err := OpenSQLite(t.Context(), tempDB(t), testSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	ctx := t.Context()
+	if v, err := QueryOne(ctx, db, "get a", ScanString, `SELECT id FROM a WHERE id = ?`, "from-2"); err != nil || v != "from-2" {
+		t.Errorf("QueryOne = %q, %v", v, err)
+	}
+	_, err = QueryOne(ctx, db, "get a", ScanString, `SELECT id FROM a WHERE id = ?`, "none")
+	if !errors.Is(err, sql.ErrNoRows) || !strings.HasPrefix(err.Error(), "get a: ") {
+		t.Errorf("QueryOne of nothing: %v", err)
+	}
+	if got, err := QueryAll(ctx, db, "list b", ScanString, `SELECT id FROM b`); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("QueryAll of nothing = %#v, %v; want an empty slice", got, err)
+	}
+	if _, err := QueryAll(ctx, db, "list c", ScanString, `SELECT id FROM c`); err == nil || !strings.HasPrefix(err.Error(), "list c: ") {
+		t.Errorf("QueryAll of a missing table: %v", err)
 	}
 }

@@ -40,11 +40,11 @@ func (a *App) Handler() http.Handler {
 // {"currency_code": "USD", "units": 3, "nanos": 510000000}}. 201.
 func (a *App) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.api.Allow(w, r, issueAccess, ws, "", consumer.NotFound("workspace", ws)); !ok {
+	if _, ok := a.API.Allow(w, r, issueAccess, ws, "", consumer.NotFound("workspace", ws)); !ok {
 		return
 	}
 	var in NewInvoice
-	if !a.api.Decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	inv, err := a.Create(r.Context(), ws, in)
@@ -57,7 +57,7 @@ func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
 	q := r.URL.Query()
 	account := q.Get("account")
-	c, ok := a.api.Allow(w, r, readAccess, ws, account, consumer.NotFound("account", account))
+	c, ok := a.API.Allow(w, r, readAccess, ws, account, consumer.NotFound("account", account))
 	if !ok {
 		return
 	}
@@ -72,7 +72,7 @@ func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
 // failure it answers and returns false.
 func (a *App) invoice(w http.ResponseWriter, r *http.Request, acc consumer.Access) (Invoice, bool) {
 	ws, id := r.PathValue("workspace"), r.PathValue("invoice")
-	c, ok := a.api.Allow(w, r, acc, ws, "", consumer.NotFound("invoice", id))
+	c, ok := a.API.Allow(w, r, acc, ws, "", consumer.NotFound("invoice", id))
 	if !ok {
 		return Invoice{}, false
 	}
@@ -121,5 +121,5 @@ func (a *App) handlePay(w http.ResponseWriter, r *http.Request) {
 // respond writes v on success; on error {"error": {...}} plus, when
 // withInvoice, the invoice's stored state under "invoice".
 func (a *App) respond(w http.ResponseWriter, ok int, v any, withInvoice bool, err error) {
-	a.api.RespondWith(w, ok, "invoice", v, withInvoice, err)
+	a.API.RespondWith(w, ok, "invoice", v, withInvoice, err)
 }

@@ -79,13 +79,10 @@ type Config struct {
 
 // App is the invoicing logic over its store and the ledger.
 type App struct {
+	consumer.Base
 	store      *Store
 	ledger     Ledger
-	log        *zap.Logger
-	now        func() time.Time
 	afterDebit func(Invoice)
-	api        *consumer.API
-	events     *consumer.Follower
 }
 
 // NewApp returns the invoicing service.
@@ -93,26 +90,19 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("invoicing: Store and Ledger are required")
 	}
-	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now, afterDebit: cfg.AfterDebit}
-	if a.log == nil {
-		a.log = zap.NewNop()
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
+	a := &App{store: cfg.Store, ledger: cfg.Ledger, afterDebit: cfg.AfterDebit}
+	events := cfg.Events
+	events.Ledger, events.Cursors, events.Types, events.Handle = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent
 	var err error
-	if a.api, err = consumer.NewAPI(consumer.APIConfig{Name: "invoicing", Log: a.log, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth}); err != nil {
-		return nil, err
-	}
-	ev := cfg.Events
-	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
-	if a.events, err = consumer.NewFollower(ev); err != nil {
+	if a.Base, err = consumer.NewBase(consumer.BaseConfig{
+		Name: "invoicing", Log: cfg.Logger, Now: cfg.Now, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth, Events: events,
+	}); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+func (a *App) clock() time.Time { return a.Now().UTC().Truncate(time.Microsecond) }
 
 // NewInvoice is what creating an invoice takes.
 type NewInvoice struct {
@@ -153,8 +143,8 @@ func (a *App) Create(ctx context.Context, workspace string, in NewInvoice) (Invo
 	if err != nil {
 		return Invoice{}, consumer.Internal(err)
 	}
-	a.events.Follow(workspace)
-	a.log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+	a.Events.Follow(workspace)
+	a.Log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
 		zap.String("workspace", workspace), zap.String("account", inv.Account), zap.Stringer("amount", inv.Amount))
 	return inv, nil
 }
@@ -231,7 +221,7 @@ func (a *App) PaymentOptions(ctx context.Context, workspace, id string) (Payment
 		if e := fromLedger(err); e.Kind != consumer.KindUnavailable {
 			return PaymentOptions{}, e
 		}
-		a.log.Warn("payment options: ledger unavailable", zap.String("invoice_id", inv.ID), zap.Error(err))
+		a.Log.Warn("payment options: ledger unavailable", zap.String("invoice_id", inv.ID), zap.Error(err))
 		out.PayWithCredit.Reason = CodeLedgerUnavailable
 		return out, nil
 	}
@@ -287,7 +277,7 @@ func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice,
 			if inv, err = a.store.Get(ctx, workspace, id); err != nil {
 				return inv, consumer.Internal(err)
 			}
-			a.log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+			a.Log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
 				zap.Int64("credits", inv.Credits), zap.String("idempotency_key_sha256", consumer.Fingerprint(inv.IdempotencyKey)))
 			return a.settle(ctx, inv)
 		}
@@ -317,10 +307,10 @@ func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
 			if aerr != nil {
 				return inv, consumer.Internal(aerr)
 			}
-			a.log.Info("invoice hold refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+			a.Log.Info("invoice hold refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
 			return out, le
 		default:
-			a.log.Warn("invoice hold not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+			a.Log.Warn("invoice hold not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 			return inv, fromLedger(err)
 		}
 		holdID := res.GetHold().GetId()
@@ -333,7 +323,7 @@ func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
 			return out, nil
 		}
 		inv = out
-		a.log.Info("invoice credits held", zap.String("invoice_id", inv.ID), zap.String("hold_id", holdID),
+		a.Log.Info("invoice credits held", zap.String("invoice_id", inv.ID), zap.String("hold_id", holdID),
 			zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
 	}
 	return a.capture(ctx, inv)
@@ -349,14 +339,14 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 	switch {
 	case err == nil:
 		txID = res.GetTransaction().GetId()
-		a.log.Info("invoice hold captured", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+		a.Log.Info("invoice hold captured", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
 			zap.Bool("replayed", res.GetReplayed()))
 	case errors.Is(err, ledgerclient.ErrHoldNotActive):
 		// Captured already (by this payment: only it knows the hold), or
 		// ended without paying: the hold says which.
 		h, herr := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID})
 		if herr != nil {
-			a.log.Warn("invoice hold state unavailable; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(herr))
+			a.Log.Warn("invoice hold state unavailable; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(herr))
 			return inv, fromLedger(herr)
 		}
 		if h.GetHold().GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
@@ -372,7 +362,7 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 		// the hold's expiry.
 		return a.release(ctx, inv, fromLedger(err))
 	default:
-		a.log.Warn("invoice capture not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		a.Log.Warn("invoice capture not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 		return inv, fromLedger(err)
 	}
 	return a.markPaid(ctx, inv, txID)
@@ -384,7 +374,7 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 func (a *App) release(ctx context.Context, inv Invoice, cause *consumer.Error) (Invoice, error) {
 	_, err := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID, IdempotencyKey: inv.IdempotencyKey + ":void"})
 	if err != nil && !errors.Is(err, ledgerclient.ErrHoldNotActive) {
-		a.log.Warn("invoice hold not voided after a refused capture; left PAYING", zap.String("invoice_id", inv.ID),
+		a.Log.Warn("invoice hold not voided after a refused capture; left PAYING", zap.String("invoice_id", inv.ID),
 			zap.String("reason", cause.Code), zap.Error(err))
 		return inv, fromLedger(err)
 	}
@@ -394,7 +384,7 @@ func (a *App) release(ctx context.Context, inv Invoice, cause *consumer.Error) (
 	if err != nil {
 		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+	a.Log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
 		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
 	return out, cause
 }
@@ -405,7 +395,7 @@ func (a *App) reopen(ctx context.Context, inv Invoice, cause *consumer.Error) (I
 	if err != nil {
 		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+	a.Log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
 		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
 	return out, cause
 }
@@ -425,7 +415,7 @@ func (a *App) recordPaid(ctx context.Context, inv Invoice, txID string) (Invoice
 	if err != nil {
 		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
+	a.Log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
 	return out, nil
 }
 
@@ -442,7 +432,7 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 	switch {
 	case err == nil:
 		txID = res.GetTransaction().GetId()
-		a.log.Info("invoice debit posted", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+		a.Log.Info("invoice debit posted", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
 			zap.Bool("replayed", res.GetReplayed()), zap.Int64("balance", res.GetBalance()))
 	case errors.Is(err, ledgerclient.ErrIdempotencyKeyReused):
 		// The key did post, with other terms (the amount was recomputed
@@ -450,7 +440,7 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 		// truth: find it.
 		txID, err = a.findDebit(ctx, inv)
 		if err != nil || txID == "" {
-			a.log.Error("invoice key posted with other terms and the debit cannot be found; left PAYING",
+			a.Log.Error("invoice key posted with other terms and the debit cannot be found; left PAYING",
 				zap.String("invoice_id", inv.ID), zap.Error(err))
 			return inv, &consumer.Error{
 				Kind: consumer.KindConflict, Code: ledgerclient.ReasonIdempotencyKeyReused,
@@ -463,10 +453,10 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 		if aerr != nil {
 			return inv, consumer.Internal(aerr)
 		}
-		a.log.Info("invoice payment refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+		a.Log.Info("invoice payment refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
 		return out, le
 	default:
-		a.log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		a.Log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 		return inv, fromLedger(err)
 	}
 	return a.markPaid(ctx, inv, txID)
@@ -523,7 +513,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	if rep.Paying > 0 {
-		a.log.Info("reconciled", zap.Int("paying", rep.Paying), zap.Int("paid", rep.Paid), zap.Int("reopened", rep.Reopened))
+		a.Log.Info("reconciled", zap.Int("paying", rep.Paying), zap.Int("paid", rep.Paid), zap.Int("reopened", rep.Reopened))
 	}
 	return rep, ctx.Err()
 }

@@ -19,7 +19,7 @@ type Store struct {
 }
 
 var (
-	errNoRows = errors.New("not found")
+	errNoRows = sql.ErrNoRows // wrapped by the getters when nothing matches
 	errExists = errors.New("already exists")
 )
 
@@ -52,7 +52,7 @@ func (s *Store) pragma(ctx context.Context, name string) (string, error) {
 const columns = `id, workspace, account, number, description, currency, units, nanos, status, credits, idempotency_key,
 	transaction_id, last_failure, create_time, update_time, COALESCE(paid_time, ''), hold_id, method`
 
-func scan(row interface{ Scan(...any) error }) (Invoice, error) {
+func scan(row consumer.Row) (Invoice, error) {
 	var i Invoice
 	var ct, ut, pt string
 	err := row.Scan(&i.ID, &i.Workspace, &i.Account, &i.Number, &i.Description, &i.Amount.CurrencyCode, &i.Amount.Units,
@@ -104,31 +104,11 @@ func (s *Store) Insert(ctx context.Context, inv Invoice) (Invoice, error) {
 
 // Get returns one invoice of the workspace.
 func (s *Store) Get(ctx context.Context, workspace, id string) (Invoice, error) {
-	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Invoice{}, errNoRows
-	}
-	if err != nil {
-		return Invoice{}, fmt.Errorf("get invoice: %w", err)
-	}
-	return i, nil
+	return consumer.QueryOne(ctx, s.db, "get invoice", scan, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]Invoice, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list invoices: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Invoice{}
-	for rows.Next() {
-		i, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list invoices: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "list invoices", scan, q, args...)
 }
 
 // List returns a workspace's invoices, optionally of one account and one
@@ -220,25 +200,14 @@ func (s *Store) EndAttempt(ctx context.Context, workspace, id, holdID, reason st
 
 // ByHold returns the invoice whose current payment attempt holds holdID.
 func (s *Store) ByHold(ctx context.Context, workspace, holdID string) (Invoice, error) {
-	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`,
-		workspace, holdID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Invoice{}, errNoRows
-	}
-	if err != nil {
-		return Invoice{}, fmt.Errorf("invoice by hold: %w", err)
-	}
-	return i, nil
+	return consumer.QueryOne(ctx, s.db, "invoice by hold", scan, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`,
+		workspace, holdID)
 }
 
 // Workspaces lists the workspaces whose ledger events invoicing follows:
 // those it has invoices in, and those it has a cursor for.
 func (s *Store) Workspaces(ctx context.Context) ([]string, error) {
-	ws, err := consumer.QueryStrings(ctx, s.db, `SELECT workspace FROM event_cursors UNION SELECT workspace FROM invoices ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("workspaces: %w", err)
-	}
-	return ws, nil
+	return consumer.QueryAll(ctx, s.db, "workspaces", consumer.ScanString, `SELECT workspace FROM event_cursors UNION SELECT workspace FROM invoices ORDER BY 1`)
 }
 
 // Cursor is the sequence of the last ledger event of the workspace that
