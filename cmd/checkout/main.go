@@ -146,11 +146,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// traffic, then keep reconciling while serving.
 		return consumer.Service{
 			Handler: app.Handler(), Follow: app.FollowEvents, Close: store.Close,
-			Reconcile: func(ctx context.Context) error {
-				_, err := app.Reconcile(ctx)
-				return err
-			},
-			Fields: []zap.Field{zap.String("webhooks", s.Webhooks)},
+			Reconcile: consumer.Reconciles(app.Reconcile),
+			Fields:    []zap.Field{zap.String("webhooks", s.Webhooks)},
 		}, nil
 	})
 }

@@ -169,13 +169,7 @@ func (a *App) GetService(ctx context.Context, workspace, id string) (Service, er
 		return Service{}, err
 	}
 	s, err := a.store.GetService(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Service{}, consumer.NotFound("service", id)
-	}
-	if err != nil {
-		return Service{}, consumer.Internal(err)
-	}
-	return s, nil
+	return s, consumer.FromStore(err, "service", id)
 }
 
 // ListServices returns a workspace's catalog.
@@ -193,16 +187,7 @@ func (a *App) ListServices(ctx context.Context, workspace string) ([]Service, er
 // --- Buy with Credit ---
 
 // CreditOption says whether "Buy with Credit" is offered, and why not.
-type CreditOption struct {
-	Offered bool `json:"offered"`
-	// Reason when not offered: SERVICE_NOT_ELIGIBLE, CREDIT_PAYMENTS_DISABLED,
-	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
-	Reason string `json:"reason,omitempty"`
-	// CreditsRequired is the price converted with the workspace's rate.
-	CreditsRequired       int64 `json:"credits_required"`
-	Balance               int64 `json:"balance"`
-	CreditPaymentsEnabled bool  `json:"credit_payments_enabled"`
-}
+type CreditOption = consumer.CreditOption
 
 // Options are the checkout options of a service for an account.
 type Options struct {
@@ -230,21 +215,8 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 		out.BuyWithCredit.Reason = CodeServiceNotEligible
 		return out, nil
 	}
-	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.Proto()},
-	})
-	if err != nil {
-		le := fromLedger(err)
-		if le.Kind != consumer.KindUnavailable {
-			return Options{}, le
-		}
-		a.Log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
-		out.BuyWithCredit.Reason = CodeLedgerUnavailable
-		return out, nil
-	}
-	out.BuyWithCredit = CreditOption{
-		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
-		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	if out.BuyWithCredit, err = consumer.OfferCredit(ctx, a.ledger, a.Log, workspace, account, svc.Price); err != nil {
+		return Options{}, fromLedger(err)
 	}
 	return out, nil
 }
@@ -682,13 +654,7 @@ func (a *App) GetOrder(ctx context.Context, workspace, id string) (Order, error)
 		return Order{}, err
 	}
 	o, err := a.store.GetOrder(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Order{}, consumer.NotFound("order", id)
-	}
-	if err != nil {
-		return Order{}, consumer.Internal(err)
-	}
-	return o, nil
+	return o, consumer.FromStore(err, "order", id)
 }
 
 // ListOrders returns an account's orders, newest first.
@@ -987,13 +953,7 @@ func (a *App) storedPurchase(ctx context.Context, workspace, id string) (Purchas
 		return Purchase{}, err
 	}
 	p, err := a.store.GetPurchase(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Purchase{}, consumer.NotFound("purchase", id)
-	}
-	if err != nil {
-		return Purchase{}, consumer.Internal(err)
-	}
-	return p, nil
+	return p, consumer.FromStore(err, "purchase", id)
 }
 
 // refreshPurchase brings a stored purchase up to date with the ledger.

@@ -15,14 +15,6 @@ import (
 // and the last one's before the consumer kit (version 4).
 func TestDatabasesOfEarlierReleasesOpen(t *testing.T) {
 	t.Parallel()
-	fresh := filepath.Join(t.TempDir(), "fresh.db")
-	st, err := OpenStore(t.Context(), fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
-	newSchema := consumertest.Schema(t, fresh)
-
 	type order struct{ ID, Status, Method, Hold, Tx string }
 	tests := map[string]struct {
 		orders []order
@@ -40,40 +32,32 @@ func TestDatabasesOfEarlierReleasesOpen(t *testing.T) {
 	for file, want := range tests {
 		t.Run(file, func(t *testing.T) {
 			t.Parallel()
-			path := consumertest.CopyDB(t, filepath.Join("testdata", file))
-			st, err := OpenStore(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = st.Close() }()
-			ctx := t.Context()
-			if svc, err := st.GetService(ctx, "agency-1", "logo"); err != nil || svc.Price.String() != "USD 5" || !svc.CreditEligible {
-				t.Errorf("service %+v, %v", svc, err)
-			}
-			orders, err := st.ListOrders(ctx, "agency-1", "client-1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []order
-			for _, o := range orders {
-				got = append(got, order{o.ID, string(o.Status), o.Method, o.HoldID, o.TransactionID})
-			}
-			if d := cmp.Diff(want.orders, got); d != "" {
-				t.Errorf("orders (-want +got):\n%s", d)
-			}
-			if p, err := st.GetPurchase(ctx, "agency-1", "purchase-bank"); err != nil || p.Status != PurchaseSubmitting || p.PaymentReference != "SEPA-1" {
-				t.Errorf("purchase %+v, %v", p, err)
-			}
-			if ps, err := st.ReceivedPayments(ctx); err != nil || len(ps) != 1 || ps[0].PaymentID != "PAY-1" {
-				t.Errorf("payments %+v, %v", ps, err)
-			}
-			if seq, err := st.Cursor(ctx, "agency-1"); err != nil || seq != want.cursor {
-				t.Errorf("cursor %d, %v; want %d", seq, err, want.cursor)
-			}
-			_ = st.Close()
-			if d := cmp.Diff(newSchema, consumertest.Schema(t, path)); d != "" {
-				t.Errorf("schema (-new database +migrated):\n%s", d)
-			}
+			consumertest.Upgrade(t, filepath.Join("testdata", file), OpenStore, func(st *Store) {
+				ctx := t.Context()
+				if svc, err := st.GetService(ctx, "agency-1", "logo"); err != nil || svc.Price.String() != "USD 5" || !svc.CreditEligible {
+					t.Errorf("service %+v, %v", svc, err)
+				}
+				orders, err := st.ListOrders(ctx, "agency-1", "client-1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []order
+				for _, o := range orders {
+					got = append(got, order{o.ID, string(o.Status), o.Method, o.HoldID, o.TransactionID})
+				}
+				if d := cmp.Diff(want.orders, got); d != "" {
+					t.Errorf("orders (-want +got):\n%s", d)
+				}
+				if p, err := st.GetPurchase(ctx, "agency-1", "purchase-bank"); err != nil || p.Status != PurchaseSubmitting || p.PaymentReference != "SEPA-1" {
+					t.Errorf("purchase %+v, %v", p, err)
+				}
+				if ps, err := st.ReceivedPayments(ctx); err != nil || len(ps) != 1 || ps[0].PaymentID != "PAY-1" {
+					t.Errorf("payments %+v, %v", ps, err)
+				}
+				if seq, err := st.Cursor(ctx, "agency-1"); err != nil || seq != want.cursor {
+					t.Errorf("cursor %d, %v; want %d", seq, err, want.cursor)
+				}
+			})
 		})
 	}
 }

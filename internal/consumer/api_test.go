@@ -1,8 +1,10 @@
 package consumer
 
 import (
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -158,7 +160,7 @@ func TestDecode(t *testing.T) {
 		ok       bool
 	}{
 		{"an object", `{"name": "x"}`, false, true},
-		{"an unknown field", `{"name": "x", "nmae": "y"}`, false, false},
+		{"an unknown field", `{"name": "x", "title": "y"}`, false, false},
 		{"trailing data", `{"name": "x"} {}`, false, false},
 		{"not JSON", `name=x`, false, false},
 		{"empty", ``, false, false},
@@ -321,5 +323,18 @@ func TestHealthz(t *testing.T) {
 	Healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"status":"ok"}` {
 		t.Errorf("HTTP %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestFromStore(t *testing.T) {
+	t.Parallel()
+	if err := FromStore(nil, "order", "o-1"); err != nil {
+		t.Errorf("nil: %v", err)
+	}
+	if e := AsError(FromStore(fmt.Errorf("get order: %w", sql.ErrNoRows), "order", "o-1")); e.Kind != KindNotFound || e.Metadata["id"] != "o-1" {
+		t.Errorf("no rows: %+v", e)
+	}
+	if e := AsError(FromStore(errors.New("disk I/O error"), "order", "o-1")); e.Kind != KindInternal || e.Message != "internal error" {
+		t.Errorf("failure: %+v", e)
 	}
 }

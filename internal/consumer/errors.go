@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -137,6 +138,20 @@ func FromLedger(err error, pending string) *Error {
 		return &Error{Kind: KindUnavailable, Code: CodeLedgerUnavailable, Message: pending, Cause: err}
 	}
 	return e
+}
+
+// FromStore maps a store's failure to find the resource what with id:
+// nothing selected (sql.ErrNoRows) is NotFound, another failure internal,
+// none nil.
+func FromStore(err error, what, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return NotFound(what, id)
+	default:
+		return Internal(err)
+	}
 }
 
 // CheckIDs checks (field, id) pairs against the ledger's identifier rule

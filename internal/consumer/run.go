@@ -96,6 +96,15 @@ type Service struct {
 	Fields []zap.Field
 }
 
+// Reconciles adapts a reconciliation pass that reports what it settled
+// (the report is the pass's own business) to Service.Reconcile.
+func Reconciles[R any](pass func(context.Context) (R, error)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := pass(ctx)
+		return err
+	}
+}
+
 // Run runs a service configured by s until ctx ends: it loads the token
 // verification keys first (a bad key file fails the start before anything
 // is opened), dials the ledger, has open build the service over them, and

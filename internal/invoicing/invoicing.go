@@ -155,13 +155,7 @@ func (a *App) Get(ctx context.Context, workspace, id string) (Invoice, error) {
 		return Invoice{}, err
 	}
 	inv, err := a.store.Get(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Invoice{}, consumer.NotFound("invoice", id)
-	}
-	if err != nil {
-		return Invoice{}, consumer.Internal(err)
-	}
-	return inv, nil
+	return inv, consumer.FromStore(err, "invoice", id)
 }
 
 // List returns a workspace's invoices (of one account and status when
@@ -186,15 +180,7 @@ func (a *App) List(ctx context.Context, workspace, account string, status Status
 }
 
 // CreditOption says whether "Pay with Credit" is offered, and why not.
-type CreditOption struct {
-	Offered bool `json:"offered"`
-	// Reason when not offered: INVOICE_NOT_OPEN, CREDIT_PAYMENTS_DISABLED,
-	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
-	Reason                string `json:"reason,omitempty"`
-	CreditsRequired       int64  `json:"credits_required"`
-	Balance               int64  `json:"balance"`
-	CreditPaymentsEnabled bool   `json:"credit_payments_enabled"`
-}
+type CreditOption = consumer.CreditOption
 
 // PaymentOptions of an invoice.
 type PaymentOptions struct {
@@ -216,18 +202,8 @@ func (a *App) PaymentOptions(ctx context.Context, workspace, id string) (Payment
 		out.PayWithCredit.Reason = CodeInvoiceNotOpen
 		return out, nil
 	}
-	chk, err := a.check(ctx, inv)
-	if err != nil {
-		if e := fromLedger(err); e.Kind != consumer.KindUnavailable {
-			return PaymentOptions{}, e
-		}
-		a.Log.Warn("payment options: ledger unavailable", zap.String("invoice_id", inv.ID), zap.Error(err))
-		out.PayWithCredit.Reason = CodeLedgerUnavailable
-		return out, nil
-	}
-	out.PayWithCredit = CreditOption{
-		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
-		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	if out.PayWithCredit, err = consumer.OfferCredit(ctx, a.ledger, a.Log, inv.Workspace, inv.Account, inv.Amount); err != nil {
+		return PaymentOptions{}, fromLedger(err)
 	}
 	return out, nil
 }

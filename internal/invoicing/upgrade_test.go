@@ -14,12 +14,6 @@ import (
 // keep every invoice as it was, and end with a new database's schema.
 func TestDatabasesOfEarlierReleasesOpen(t *testing.T) {
 	t.Parallel()
-	fresh := filepath.Join(t.TempDir(), "fresh.db")
-	st, err := OpenStore(t.Context(), fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
 	tests := []struct {
 		file string
 		// the invoice being paid: how, and with which hold; the paid one's
@@ -32,37 +26,28 @@ func TestDatabasesOfEarlierReleasesOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			t.Parallel()
-			path := consumertest.CopyDB(t, filepath.Join("testdata", tt.file))
-			st, err := OpenStore(t.Context(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := st.List(t.Context(), "agency-1", "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			type summary struct{ ID, Number, Amount, Status, Key, Tx, Method, Hold string }
-			var sums []summary
-			for _, i := range got {
-				sums = append(sums, summary{i.ID, i.Number, i.Amount.String(), string(i.Status), i.IdempotencyKey, i.TransactionID, i.Method, i.HoldID})
-			}
-			want := []summary{
-				{"inv-3", "INV-3", "USD 3.51", "OPEN", "", "", MethodHold, ""},
-				{"inv-2", "INV-2", "USD 3.51", "PAYING", "invoice:inv-2", "", tt.payingMethod, tt.payingHold},
-				{"inv-1", "INV-1", "USD 3.51", "PAID", "invoice:inv-1", "tx-1", MethodHold, tt.paidHold},
-			}
-			if d := cmp.Diff(want, sums); d != "" {
-				t.Errorf("invoices (-want +got):\n%s", d)
-			}
-			if seq, err := st.Cursor(t.Context(), "agency-1"); err != nil || seq != tt.cursor {
-				t.Errorf("cursor %d, %v; want %d", seq, err, tt.cursor)
-			}
-			if err := st.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(consumertest.Schema(t, fresh), consumertest.Schema(t, path)); d != "" {
-				t.Errorf("schema (-new database +migrated):\n%s", d)
-			}
+			consumertest.Upgrade(t, filepath.Join("testdata", tt.file), OpenStore, func(st *Store) {
+				got, err := st.List(t.Context(), "agency-1", "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				type summary struct{ ID, Number, Amount, Status, Key, Tx, Method, Hold string }
+				var sums []summary
+				for _, i := range got {
+					sums = append(sums, summary{i.ID, i.Number, i.Amount.String(), string(i.Status), i.IdempotencyKey, i.TransactionID, i.Method, i.HoldID})
+				}
+				want := []summary{
+					{"inv-3", "INV-3", "USD 3.51", "OPEN", "", "", MethodHold, ""},
+					{"inv-2", "INV-2", "USD 3.51", "PAYING", "invoice:inv-2", "", tt.payingMethod, tt.payingHold},
+					{"inv-1", "INV-1", "USD 3.51", "PAID", "invoice:inv-1", "tx-1", MethodHold, tt.paidHold},
+				}
+				if d := cmp.Diff(want, sums); d != "" {
+					t.Errorf("invoices (-want +got):\n%s", d)
+				}
+				if seq, err := st.Cursor(t.Context(), "agency-1"); err != nil || seq != tt.cursor {
+					t.Errorf("cursor %d, %v; want %d", seq, err, tt.cursor)
+				}
+			})
 		})
 	}
 }

@@ -1,18 +1,44 @@
 // Package consumertest helps the consumer services test their databases:
-// a copy of a database an earlier release wrote, to open and migrate, and
-// the schema as SQLite keeps it, to compare with a new database's.
+// that the database an earlier release wrote opens, keeps its rows, and
+// ends with the schema of a new one.
 package consumertest
 
 import (
 	"context"
 	"database/sql"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
+
+// Upgrade opens with open a copy of fixture, a database file an earlier
+// release wrote (testdata), hands the store to check, closes it, and
+// fails the test unless the migrated schema is a new database's.
+func Upgrade[S io.Closer](t *testing.T, fixture string, open func(context.Context, string) (S, error), check func(S)) {
+	t.Helper()
+	fresh := filepath.Join(t.TempDir(), "new.db")
+	st, err := open(t.Context(), fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	path := CopyDB(t, fixture)
+	if st, err = open(t.Context(), path); err != nil {
+		t.Fatalf("%s: %v", fixture, err)
+	}
+	check(st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(Schema(t, fresh), Schema(t, path)); d != "" {
+		t.Errorf("%s: schema (-new database +migrated):\n%s", fixture, d)
+	}
+}
 
 // CopyDB copies the database file at path (testdata written by an earlier
 // release) into a temporary directory, and returns the copy's path.
