@@ -14,27 +14,34 @@
 //   - Run loads the token keys, dials the ledger (DialLedger), lets the
 //     service open its store and build its App, and serves it: Serve runs
 //     the API, the follower of the ledger's events and the reconciliation
-//     pass, and drains on shutdown. NewLogger is the services' log.
+//     pass (Reconciles adapts one that reports), and drains on shutdown.
+//     NewLogger is the services' log.
 //
 // # Storage
 //
 // OpenSQLite opens a service's SQLite file with the durability settings
 // and migrates it: a Schema is the service's embedded NNNN_name.sql files,
 // the version applied recorded in PRAGMA user_version as the services
-// always have, so the database of any earlier release migrates forward.
-// Cursor and SaveCursor keep a Follower's place in its event_cursors
-// table; FormatTime and ParseTime are how times are stored.
+// always have, so the database of any earlier release migrates forward
+// (consumertest.Upgrade tests that). QueryOne and QueryAll scan a store's
+// rows, its SQL staying in the store; Cursor and SaveCursor keep a
+// Follower's place in its event_cursors table; FormatTime and ParseTime
+// are how times are stored.
 //
 // # API
 //
-// An API authenticates callers (bearer tokens, Verifier) and authorizes
-// them (Access, Authorize: another workspace's or account's data is a
+// NewBase gives a service's App what every App has: its log, its clock,
+// its API helper and the Follower of the ledger's events. An API
+// authenticates callers (bearer tokens, Verifier) and authorizes them
+// (Access, Authorize: another workspace's or account's data is a
 // not-found), reads strict and bounded JSON (Decode) and answers JSON
 // (Respond, WriteJSON) with one error type, Error: a Kind for the HTTP
 // status, a stable Code, a safe message and metadata, as
-// {"error": {"code", "message", "metadata"}}. FromLedger maps a ledger
-// failure onto it; CheckIDs applies the ledger's identifier rule (package
-// ident); Money is google.type.Money in the services' JSON.
+// {"error": {"code", "message", "metadata"}}. FromLedger and FromStore
+// map a ledger's or a store's failure onto it; CheckIDs applies the
+// ledger's identifier rule (package ident). Money is google.type.Money in
+// the services' JSON, and OfferCredit asks the ledger whether an account
+// may pay a price with credits (SpendLedger is what spending needs).
 //
 // # A service
 //
