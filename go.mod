@@ -3,6 +3,7 @@ module github.com/creditledger/creditledger
 go 1.26.8
 
 require (
+	github.com/alecthomas/kong v1.17.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0

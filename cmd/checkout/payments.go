@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/consumer"
@@ -13,13 +12,9 @@ import (
 //	--stripe-api-url  [CHECKOUT_STRIPE_API_URL]  Stripe's API (default https://api.stripe.com; a stand-in in development)
 //	CHECKOUT_STRIPE_SECRET_KEY[_FILE]            the account's secret key (sk_test_…, sk_live_…, rk_…); none: card purchases are refused
 type payments struct {
-	stripeKey    string
-	stripeAPIURL string
-}
+	StripeAPIURL string `name:"stripe-api-url" env:"CHECKOUT_STRIPE_API_URL" placeholder:"URL" help:"Stripe's API base URL (default https://api.stripe.com; a local stand-in such as stripe-dev in development)"`
 
-func (p *payments) flags(fs *flag.FlagSet, env func(k, def string) string) {
-	fs.StringVar(&p.stripeAPIURL, "stripe-api-url", env("CHECKOUT_STRIPE_API_URL", ""),
-		"Stripe's API base URL (default https://api.stripe.com; a local stand-in such as stripe-dev in development) [CHECKOUT_STRIPE_API_URL]")
+	stripeKey string // from the environment only
 }
 
 // load reads the secret key and checks it against the webhook settings:
@@ -30,7 +25,7 @@ func (p *payments) load(getenv func(string) string, webhooks, webhookSecret stri
 		return err
 	}
 	switch {
-	case p.stripeKey == "" && p.stripeAPIURL != "":
+	case p.stripeKey == "" && p.StripeAPIURL != "":
 		return errors.New("CHECKOUT_STRIPE_API_URL without CHECKOUT_STRIPE_SECRET_KEY (or _FILE): set the key to take card payments")
 	case p.stripeKey == "":
 		return nil
@@ -48,7 +43,7 @@ func (p *payments) providers() (map[checkout.PaymentMethod]checkout.PaymentProvi
 	if p.stripeKey == "" {
 		return nil, nil
 	}
-	s, err := checkout.NewStripe(checkout.StripeConfig{SecretKey: p.stripeKey, APIURL: p.stripeAPIURL})
+	s, err := checkout.NewStripe(checkout.StripeConfig{SecretKey: p.stripeKey, APIURL: p.StripeAPIURL})
 	if err != nil {
 		return nil, err
 	}

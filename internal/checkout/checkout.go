@@ -41,12 +41,10 @@ import (
 // Ledger is what the checkout needs from CreditLedger; *ledgerclient.Client
 // provides it (with retries of what is safe and typed errors).
 type Ledger interface {
-	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
-	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
-	CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error)
-	CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error)
-	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
-	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
+	// SpendLedger places, captures and voids orders' holds.
+	consumer.SpendLedger
+	// EventLedger streams a workspace's events, resumed after every break.
+	consumer.EventLedger
 	ReverseTransaction(ctx context.Context, req *pb.ReverseTransactionRequest) (*pb.ReverseTransactionResponse, error)
 	Credit(ctx context.Context, req *pb.CreditRequest) (*pb.CreditResponse, error)
 	SubmitRequest(ctx context.Context, req *pb.SubmitRequestRequest) (*pb.SubmitRequestResponse, error)
@@ -54,8 +52,6 @@ type Ledger interface {
 	CancelRequest(ctx context.Context, req *pb.CancelRequestRequest) (*pb.CancelRequestResponse, error)
 	GetPackage(ctx context.Context, req *pb.GetPackageRequest) (*pb.GetPackageResponse, error)
 	GetSettings(ctx context.Context, req *pb.GetSettingsRequest) (*pb.GetSettingsResponse, error)
-	// Follow streams a workspace's events, resumed after every break.
-	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -63,11 +59,10 @@ type Config struct {
 	Store  *Store
 	Ledger Ledger
 	Logger *zap.Logger
-	// Verifier checks the bearer tokens of the API. It is required unless
-	// NoAuth is set.
-	Verifier Verifier
-	// NoAuth serves the API without authentication: development only.
-	NoAuth bool
+	// Verifier checks the API's bearer tokens; without one, NoAuth must
+	// say that the API is open to anyone (development only).
+	Verifier consumer.Verifier
+	NoAuth   bool
 	// StripeWebhookSecret is the signing secret (whsec_…) of the Stripe
 	// webhook endpoint: payment webhooks must carry a valid
 	// Stripe-Signature made with it. Empty refuses every webhook, unless
@@ -100,16 +95,13 @@ const (
 
 // App is the checkout's logic over its store and the ledger.
 type App struct {
+	consumer.Base
 	store        *Store
 	ledger       Ledger
-	log          *zap.Logger
-	verifier     Verifier // nil: no authentication (development)
 	stripeSecret string
 	unsigned     bool
 	providers    map[PaymentMethod]PaymentProvider
 	holdTTL      time.Duration
-	now          func() time.Time
-	events       *consumer.Follower
 }
 
 // NewApp returns the checkout.
@@ -117,18 +109,12 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("checkout: Store and Ledger are required")
 	}
-	if cfg.Verifier == nil && !cfg.NoAuth {
-		return nil, errors.New("checkout: a token Verifier is required (NoAuth is for development only)")
-	}
-	if cfg.Verifier != nil && cfg.NoAuth {
-		return nil, errors.New("checkout: Verifier and NoAuth are exclusive")
-	}
 	if cfg.HoldTTL < 0 || cfg.HoldTTL > MaxHoldTTL || cfg.HoldTTL%time.Second != 0 {
 		return nil, fmt.Errorf("checkout: HoldTTL %v: want whole seconds, at most %v", cfg.HoldTTL, MaxHoldTTL)
 	}
 	a := &App{
-		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, verifier: cfg.Verifier,
-		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL, now: cfg.Now,
+		store: cfg.Store, ledger: cfg.Ledger,
+		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL,
 		providers: map[PaymentMethod]PaymentProvider{},
 	}
 	for m, p := range cfg.Providers {
@@ -140,22 +126,18 @@ func NewApp(cfg Config) (*App, error) {
 	if a.holdTTL == 0 {
 		a.holdTTL = DefaultHoldTTL
 	}
-	if a.log == nil {
-		a.log = zap.NewNop()
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	ev := cfg.Events
-	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
+	events := cfg.Events
+	events.Ledger, events.Cursors, events.Types, events.Handle = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent
 	var err error
-	if a.events, err = consumer.NewFollower(ev); err != nil {
+	if a.Base, err = consumer.NewBase(consumer.BaseConfig{
+		Name: "checkout", Log: cfg.Logger, Now: cfg.Now, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth, Events: events,
+	}); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+func (a *App) clock() time.Time { return a.Now().UTC().Truncate(time.Microsecond) }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
@@ -178,45 +160,39 @@ func PaymentKey(provider, paymentID string) string { return provider + ":" + pay
 
 // PutService creates or replaces a catalog entry.
 func (a *App) PutService(ctx context.Context, s Service) (Service, error) {
-	if err := checkIDs("workspace", s.Workspace, "id", s.ID); err != nil {
+	if err := consumer.CheckIDs("workspace", s.Workspace, "id", s.ID); err != nil {
 		return Service{}, err
 	}
 	if n := len([]rune(strings.TrimSpace(s.Name))); n == 0 || n > 128 {
-		return Service{}, invalidf("name", "must be 1-128 characters")
+		return Service{}, consumer.Invalidf("name", "must be 1-128 characters")
 	}
-	if err := validatePrice("price", s.Price); err != nil {
+	if err := s.Price.Check("price"); err != nil {
 		return Service{}, err
 	}
 	out, err := a.store.PutService(ctx, s, a.clock())
 	if err != nil {
-		return Service{}, internal(err)
+		return Service{}, consumer.Internal(err)
 	}
 	return out, nil
 }
 
 // GetService returns a catalog entry.
 func (a *App) GetService(ctx context.Context, workspace, id string) (Service, error) {
-	if err := checkIDs("workspace", workspace, "service", id); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "service", id); err != nil {
 		return Service{}, err
 	}
 	s, err := a.store.GetService(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Service{}, notFound("service", id)
-	}
-	if err != nil {
-		return Service{}, internal(err)
-	}
-	return s, nil
+	return s, consumer.FromStore(err, "service", id)
 }
 
 // ListServices returns a workspace's catalog.
 func (a *App) ListServices(ctx context.Context, workspace string) ([]Service, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return nil, err
 	}
 	out, err := a.store.ListServices(ctx, workspace)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
@@ -224,16 +200,7 @@ func (a *App) ListServices(ctx context.Context, workspace string) ([]Service, er
 // --- Buy with Credit ---
 
 // CreditOption says whether "Buy with Credit" is offered, and why not.
-type CreditOption struct {
-	Offered bool `json:"offered"`
-	// Reason when not offered: SERVICE_NOT_ELIGIBLE, CREDIT_PAYMENTS_DISABLED,
-	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
-	Reason string `json:"reason,omitempty"`
-	// CreditsRequired is the price converted with the workspace's rate.
-	CreditsRequired       int64 `json:"credits_required"`
-	Balance               int64 `json:"balance"`
-	CreditPaymentsEnabled bool  `json:"credit_payments_enabled"`
-}
+type CreditOption = consumer.CreditOption
 
 // Options are the checkout options of a service for an account.
 type Options struct {
@@ -249,7 +216,7 @@ type Options struct {
 // converted price). A ledger that does not answer hides the option
 // (LEDGER_UNAVAILABLE) instead of failing the page.
 func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID string) (Options, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "service", serviceID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "service", serviceID); err != nil {
 		return Options{}, err
 	}
 	svc, err := a.GetService(ctx, workspace, serviceID)
@@ -261,21 +228,8 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 		out.BuyWithCredit.Reason = CodeServiceNotEligible
 		return out, nil
 	}
-	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
-	})
-	if err != nil {
-		le := fromLedger(err)
-		if le.Kind != KindUnavailable {
-			return Options{}, le
-		}
-		a.log.Warn("checkout options: ledger unavailable", zap.String("workspace", workspace), zap.Error(err))
-		out.BuyWithCredit.Reason = CodeLedgerUnavailable
-		return out, nil
-	}
-	out.BuyWithCredit = CreditOption{
-		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
-		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	if out.BuyWithCredit, err = consumer.OfferCredit(ctx, a.ledger, a.Log, workspace, account, svc.Price); err != nil {
+		return Options{}, fromLedger(err)
 	}
 	return out, nil
 }
@@ -295,11 +249,11 @@ func (a *App) CheckoutOptions(ctx context.Context, workspace, account, serviceID
 //
 // The returned order is set whenever one exists, also with an error.
 func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID, clientKey string, confirm bool) (Order, bool, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "service_id", serviceID); err != nil {
 		return Order{}, false, err
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Order{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	svc, err := a.GetService(ctx, workspace, serviceID)
 	if err != nil {
@@ -310,7 +264,7 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		orders, err := a.store.queryOrders(ctx, `SELECT `+orderColumns+` FROM orders WHERE workspace = ? AND account = ? AND client_key = ?`,
 			workspace, account, clientKey)
 		if err != nil {
-			return Order{}, false, internal(err)
+			return Order{}, false, consumer.Internal(err)
 		}
 		if len(orders) == 1 {
 			o, err := a.replayedOrder(ctx, orders[0], serviceID)
@@ -318,20 +272,20 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		}
 	}
 	if !svc.CreditEligible {
-		return Order{}, false, &Error{
-			Kind: KindRefused, Code: CodeServiceNotEligible,
+		return Order{}, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: CodeServiceNotEligible,
 			Message: "this service cannot be bought with credits", Metadata: map[string]string{"service_id": svc.ID},
 		}
 	}
 	chk, err := a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.proto()},
+		Workspace: workspace, Account: account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: svc.Price.Proto()},
 	})
 	if err != nil {
 		return Order{}, false, fromLedger(err)
 	}
 	if !chk.GetAllowed() {
-		return Order{}, false, &Error{
-			Kind: KindRefused, Code: chk.GetReason(), Message: "Buy with Credit is not available",
+		return Order{}, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: chk.GetReason(), Message: "Buy with Credit is not available",
 			Metadata: map[string]string{
 				"balance": fmt.Sprint(chk.GetBalance()), "credits_required": fmt.Sprint(chk.GetCreditsRequired()),
 			},
@@ -349,14 +303,14 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 		Action: action, HoldTTL: a.holdTTL,
 	})
 	if err != nil {
-		return Order{}, false, internal(err)
+		return Order{}, false, consumer.Internal(err)
 	}
 	if existing { // a concurrent request with the same client key won
 		o, err := a.replayedOrder(ctx, o, serviceID)
 		return o, true, err
 	}
-	a.events.Follow(workspace)
-	a.log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
+	a.Events.Follow(workspace)
+	a.Log.Info("order created", zap.String("order_id", o.ID), zap.String("workspace", workspace),
 		zap.String("account", account), zap.String("service_id", svc.ID), zap.Int64("credits", o.Credits), zap.Bool("confirm", confirm))
 	o, err = a.settleOrder(ctx, o)
 	return o, false, err
@@ -365,8 +319,8 @@ func (a *App) BuyWithCredits(ctx context.Context, workspace, account, serviceID,
 // replayedOrder answers a client retry with the order it created.
 func (a *App) replayedOrder(ctx context.Context, o Order, serviceID string) (Order, error) {
 	if o.ServiceID != serviceID {
-		return o, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another order",
+		return o, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another order",
 			Metadata: map[string]string{"order_id": o.ID},
 		}
 	}
@@ -386,7 +340,7 @@ func inFlight(o Order) bool {
 func (a *App) settleOrder(ctx context.Context, o Order) (Order, error) {
 	switch o.Status {
 	case OrderFailed:
-		return o, &Error{Kind: KindRefused, Code: o.FailureReason, Message: "the order failed"}
+		return o, &consumer.Error{Kind: consumer.KindRefused, Code: o.FailureReason, Message: "the order failed"}
 	case OrderPending:
 		if o.Method == MethodDebit {
 			return a.debitOrder(ctx, o)
@@ -423,9 +377,9 @@ func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
 	h := res.GetHold()
 	held, err := a.store.HoldOrder(ctx, o.Workspace, o.ID, h.GetId(), h.GetExpireTime().AsTime(), a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
-	a.log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
+	a.Log.Info("order held", zap.String("order_id", o.ID), zap.String("hold_id", h.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
 	return held, nil
 }
@@ -436,14 +390,14 @@ func (a *App) holdOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) orderRefused(ctx context.Context, o Order, err error, unknown string) (Order, error) {
 	le := fromLedger(err)
 	if !ledgerclient.IsRefused(err) {
-		a.log.Warn(unknown, zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn(unknown, zap.String("order_id", o.ID), zap.Error(err))
 		return o, le
 	}
 	failed, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderFailed, "", le.Code, a.clock())
 	if ferr != nil {
-		return o, internal(ferr)
+		return o, consumer.Internal(ferr)
 	}
-	a.log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
+	a.Log.Info("order failed", zap.String("order_id", o.ID), zap.String("reason", le.Code))
 	return failed, le
 }
 
@@ -464,9 +418,9 @@ func (a *App) debitOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) confirmed(ctx context.Context, o Order, txID string, replayed bool) (Order, error) {
 	done, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderConfirmed, txID, "", a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
-	a.log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
+	a.Log.Info("order confirmed", zap.String("order_id", o.ID), zap.String("transaction_id", txID), zap.Bool("replayed", replayed))
 	return done, nil
 }
 
@@ -486,12 +440,12 @@ func (a *App) captureOrder(ctx context.Context, o Order) (Order, error) {
 		if _, verr := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{
 			Workspace: o.Workspace, HoldId: o.HoldID, IdempotencyKey: o.IdempotencyKey + ":void",
 		}); verr != nil && !errors.Is(verr, ledgerclient.ErrHoldNotActive) {
-			a.log.Warn("order hold not voided after a refused capture; left held", zap.String("order_id", o.ID), zap.Error(verr))
+			a.Log.Warn("order hold not voided after a refused capture; left held", zap.String("order_id", o.ID), zap.Error(verr))
 			return o, fromLedger(verr)
 		}
 		return a.orderRefused(ctx, o, err, "")
 	default:
-		a.log.Warn("order capture not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order capture not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 }
@@ -503,14 +457,14 @@ func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
 	case err == nil:
 		out, ferr := a.store.FinishOrder(ctx, o.Workspace, o.ID, OrderCancelled, "", "", a.clock())
 		if ferr != nil {
-			return o, internal(ferr)
+			return o, consumer.Internal(ferr)
 		}
-		a.log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
+		a.Log.Info("order cancelled", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID))
 		return out, nil
 	case errors.Is(err, ledgerclient.ErrHoldNotActive):
 		return a.holdEnded(ctx, o)
 	default:
-		a.log.Warn("order void not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order void not confirmed; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 }
@@ -522,7 +476,7 @@ func (a *App) voidOrder(ctx context.Context, o Order) (Order, error) {
 func (a *App) holdEnded(ctx context.Context, o Order) (Order, error) {
 	res, err := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: o.Workspace, HoldId: o.HoldID})
 	if err != nil {
-		a.log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
+		a.Log.Warn("order hold state unavailable; left held", zap.String("order_id", o.ID), zap.Error(err))
 		return o, fromLedger(err)
 	}
 	return a.applyHoldEnd(ctx, o, res.GetHold())
@@ -545,12 +499,12 @@ func (a *App) applyHoldEnd(ctx context.Context, o Order, h *pb.Hold) (Order, err
 	}
 	out, err := a.store.FinishOrder(ctx, o.Workspace, o.ID, status, "", "", a.clock())
 	if err != nil {
-		return o, internal(err)
+		return o, consumer.Internal(err)
 	}
-	a.log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
+	a.Log.Info("order hold ended", zap.String("order_id", o.ID), zap.String("hold_id", o.HoldID), zap.String("status", string(status)))
 	if o.Action == ActionConfirm {
-		return out, &Error{
-			Kind: KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
+		return out, &consumer.Error{
+			Kind: consumer.KindRefused, Code: code, Message: "the credits held for the order were released; it cannot be confirmed",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(status)},
 		}
 	}
@@ -590,19 +544,19 @@ func (a *App) act(ctx context.Context, workspace, id string, action OrderAction)
 	}
 	if o.Status == OrderPending || o.Status == OrderHeld {
 		if o, err = a.store.SetOrderAction(ctx, workspace, id, action, a.clock()); err != nil {
-			return o, internal(err)
+			return o, consumer.Internal(err)
 		}
 	}
 	if (o.Status != OrderPending && o.Status != OrderHeld) || o.Action != action {
 		if slices.Contains(done, o.Status) {
 			return o, nil
 		}
-		return o, &Error{
-			Kind: KindConflict, Code: CodeOrderNotHeld, Message: "the order is not held, or another action on it is in progress",
+		return o, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeOrderNotHeld, Message: "the order is not held, or another action on it is in progress",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status), "pending_action": string(o.Action)},
 		}
 	}
-	a.log.Info("order action", zap.String("order_id", o.ID), zap.String("action", string(action)))
+	a.Log.Info("order action", zap.String("order_id", o.ID), zap.String("action", string(action)))
 	return a.settleOrder(ctx, o)
 }
 
@@ -618,10 +572,10 @@ func (a *App) act(ctx context.Context, workspace, id string, action OrderAction)
 // order is the stored one after it.
 func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credits int64, clientKey string) (Refund, Order, bool, error) {
 	if credits < 0 {
-		return Refund{}, Order{}, false, invalidf("credits", "must not be negative (0 or absent: all that remains)")
+		return Refund{}, Order{}, false, consumer.Invalidf("credits", "must not be negative (0 or absent: all that remains)")
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Refund{}, Order{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Refund{}, Order{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	o, err := a.GetOrder(ctx, workspace, orderID)
 	if err != nil {
@@ -634,26 +588,26 @@ func (a *App) RefundOrder(ctx context.Context, workspace, orderID string, credit
 	})
 	switch {
 	case errors.Is(err, errNotRefundable):
-		return Refund{}, o, false, &Error{
-			Kind: KindConflict, Code: CodeOrderNotConfirmed, Message: "only a confirmed order can be refunded",
+		return Refund{}, o, false, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeOrderNotConfirmed, Message: "only a confirmed order can be refunded",
 			Metadata: map[string]string{"order_id": o.ID, "status": string(o.Status)},
 		}
 	case errors.Is(err, errRefundExceeds):
-		return Refund{}, o, false, &Error{
-			Kind: KindRefused, Code: CodeRefundExceedsOrder, Message: "the refund is more than what remains of the order",
+		return Refund{}, o, false, &consumer.Error{
+			Kind: consumer.KindRefused, Code: CodeRefundExceedsOrder, Message: "the refund is more than what remains of the order",
 			Metadata: map[string]string{"order_id": o.ID, "refundable": fmt.Sprint(r.Credits)},
 		}
 	case err != nil:
-		return Refund{}, o, false, internal(err)
+		return Refund{}, o, false, consumer.Internal(err)
 	}
 	if existing && credits != 0 && r.Credits != credits {
-		return r, o, true, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another refund",
+		return r, o, true, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another refund",
 			Metadata: map[string]string{"refund_id": r.ID},
 		}
 	}
 	if !existing {
-		a.log.Info("refund created", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.Int64("credits", r.Credits))
+		a.Log.Info("refund created", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.Int64("credits", r.Credits))
 	}
 	r, err = a.settleRefund(ctx, r, o)
 	if o2, gerr := a.store.GetOrder(ctx, workspace, o.ID); gerr == nil {
@@ -669,7 +623,7 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 	case RefundRefunded:
 		return r, nil
 	case RefundFailed:
-		return r, &Error{Kind: KindRefused, Code: r.FailureReason, Message: "the refund failed"}
+		return r, &consumer.Error{Kind: consumer.KindRefused, Code: r.FailureReason, Message: "the refund failed"}
 	}
 	res, err := a.ledger.ReverseTransaction(ctx, &pb.ReverseTransactionRequest{
 		Workspace: r.Workspace, TransactionId: o.TransactionID, Amount: r.Credits,
@@ -679,21 +633,21 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 	if err != nil {
 		le := fromLedger(err)
 		if !ledgerclient.IsRefused(err) {
-			a.log.Warn("refund not confirmed; left pending", zap.String("refund_id", r.ID), zap.Error(err))
+			a.Log.Warn("refund not confirmed; left pending", zap.String("refund_id", r.ID), zap.Error(err))
 			return r, le
 		}
 		failed, ferr := a.store.FinishRefund(ctx, r, RefundFailed, "", le.Code, a.clock())
 		if ferr != nil {
-			return r, internal(ferr)
+			return r, consumer.Internal(ferr)
 		}
-		a.log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
+		a.Log.Error("refund refused", zap.String("refund_id", r.ID), zap.String("order_id", o.ID), zap.String("reason", le.Code))
 		return failed, le
 	}
 	done, err := a.store.FinishRefund(ctx, r, RefundRefunded, res.GetTransaction().GetId(), "", a.clock())
 	if err != nil {
-		return r, internal(err)
+		return r, consumer.Internal(err)
 	}
-	a.log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
+	a.Log.Info("order refunded", zap.String("refund_id", r.ID), zap.String("order_id", o.ID),
 		zap.String("transaction_id", res.GetTransaction().GetId()), zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", r.Credits))
 	return done, nil
 }
@@ -702,34 +656,28 @@ func (a *App) settleRefund(ctx context.Context, r Refund, o Order) (Refund, erro
 func (a *App) ListRefunds(ctx context.Context, workspace, orderID string) ([]Refund, error) {
 	out, err := a.store.ListRefunds(ctx, workspace, orderID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
 
 // GetOrder returns an order.
 func (a *App) GetOrder(ctx context.Context, workspace, id string) (Order, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return Order{}, err
 	}
 	o, err := a.store.GetOrder(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Order{}, notFound("order", id)
-	}
-	if err != nil {
-		return Order{}, internal(err)
-	}
-	return o, nil
+	return o, consumer.FromStore(err, "order", id)
 }
 
 // ListOrders returns an account's orders, newest first.
 func (a *App) ListOrders(ctx context.Context, workspace, account string) ([]Order, error) {
-	if err := checkIDs("workspace", workspace, "account", account); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account); err != nil {
 		return nil, err
 	}
 	out, err := a.store.ListOrders(ctx, workspace, account)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
@@ -771,22 +719,22 @@ type PurchaseInput struct {
 //
 // The returned purchase is set whenever one exists, also with an error.
 func (a *App) StartPurchase(ctx context.Context, workspace, account string, in PurchaseInput, clientKey string) (Purchase, bool, error) {
-	if err := checkIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
 		return Purchase{}, false, err
 	}
 	switch in.Method {
 	case MethodStripe, MethodPayPal, MethodBankTransfer, MethodCrypto:
 	default:
-		return Purchase{}, false, invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
+		return Purchase{}, false, consumer.Invalidf("payment_method", "must be STRIPE, PAYPAL, BANK_TRANSFER or CRYPTO")
 	}
 	if err := a.offered(ctx, workspace, in.Method); err != nil {
 		return Purchase{}, false, err
 	}
 	if len(in.PaymentReference) > 256 || len(in.Note) > 1024 {
-		return Purchase{}, false, invalidf("payment_reference", "at most 256 characters (note: 1024)")
+		return Purchase{}, false, consumer.Invalidf("payment_reference", "at most 256 characters (note: 1024)")
 	}
 	if clientKey != "" && !validKey(clientKey) {
-		return Purchase{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return Purchase{}, false, consumer.Invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	if err := checkReturnURL("success_url", in.SuccessURL); err != nil {
 		return Purchase{}, false, err
@@ -798,7 +746,7 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 	var pkg CreditPackage
 	if in.Method.instant() {
 		if a.providers[in.Method] == nil {
-			a.log.Warn("instant purchase refused: no payment provider", zap.String("method", string(in.Method)))
+			a.Log.Warn("instant purchase refused: no payment provider", zap.String("method", string(in.Method)))
 			return Purchase{}, false, providerNotConfigured(in.Method)
 		}
 		res, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: workspace, PackageId: in.PackageID})
@@ -807,8 +755,8 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 		}
 		cp := res.GetCreditPackage()
 		if !cp.GetActive() {
-			return Purchase{}, false, &Error{
-				Kind: KindRefused, Code: ledgerclient.ReasonPackageInactive,
+			return Purchase{}, false, &consumer.Error{
+				Kind: consumer.KindRefused, Code: ledgerclient.ReasonPackageInactive,
 				Message: "the package is archived", Metadata: map[string]string{"package_id": in.PackageID},
 			}
 		}
@@ -819,7 +767,7 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 		}
 		status = PurchaseAwaitingPayment
 	} else if in.SuccessURL != "" || in.CancelURL != "" {
-		return Purchase{}, false, invalidf("success_url", "only a card or PayPal purchase returns from a payment page")
+		return Purchase{}, false, consumer.Invalidf("success_url", "only a card or PayPal purchase returns from a payment page")
 	}
 	p, existing, err := a.store.InsertPurchase(ctx, Purchase{
 		ID: newID(), Workspace: workspace, Account: account, PackageID: in.PackageID, Method: in.Method, Status: status,
@@ -827,17 +775,17 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 	})
 	if err != nil {
-		return Purchase{}, false, internal(err)
+		return Purchase{}, false, consumer.Internal(err)
 	}
 	if existing && (p.PackageID != in.PackageID || p.Method != in.Method || p.SuccessURL != in.SuccessURL || p.CancelURL != in.CancelURL) {
-		return p, true, &Error{
-			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
+		return p, true, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
-	a.events.Follow(workspace)
+	a.Events.Follow(workspace)
 	if !existing {
-		a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+		a.Log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
 			zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
 	}
 	if in.Method.instant() {
@@ -867,16 +815,16 @@ func (a *App) startPayment(ctx context.Context, p Purchase, pkg CreditPackage) (
 	if err != nil {
 		var pe *ProviderError
 		answered := errors.As(err, &pe) && pe.Answered
-		a.log.Warn("payment page not created; the purchase waits for a retry", zap.String("purchase_id", p.ID),
+		a.Log.Warn("payment page not created; the purchase waits for a retry", zap.String("purchase_id", p.ID),
 			zap.String("method", string(p.Method)), zap.Int("attempt", p.PaymentAttempt), zap.Bool("provider_answered", answered), zap.Error(err))
 		if answered {
 			if nerr := a.store.NextPaymentAttempt(ctx, p.Workspace, p.ID, p.PaymentAttempt, a.clock()); nerr != nil {
-				return p, internal(nerr)
+				return p, consumer.Internal(nerr)
 			}
 		}
-		var ce *Error
+		var ce *consumer.Error
 		if !errors.As(err, &ce) {
-			ce = &Error{Kind: KindUnavailable, Code: CodeProviderUnavailable, Message: "the payment provider did not create the payment page", cause: err}
+			ce = &consumer.Error{Kind: consumer.KindUnavailable, Code: CodeProviderUnavailable, Message: "the payment provider did not create the payment page", Cause: err}
 		}
 		if ce.Metadata == nil {
 			ce.Metadata = map[string]string{}
@@ -886,9 +834,9 @@ func (a *App) startPayment(ctx context.Context, p Purchase, pkg CreditPackage) (
 	}
 	out, err := a.store.SetPurchaseCheckout(ctx, p.Workspace, p.ID, pageURL, ref, a.clock())
 	if err != nil {
-		return p, internal(err)
+		return p, consumer.Internal(err)
 	}
-	a.log.Info("payment page created", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+	a.Log.Info("payment page created", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
 		zap.String("provider_ref_sha256", fingerprint(ref)), zap.Int("attempt", p.PaymentAttempt))
 	return out, nil
 }
@@ -897,7 +845,7 @@ func (a *App) startPayment(ctx context.Context, p Purchase, pkg CreditPackage) (
 // from the ledger's settings each time (the agency may change them at any
 // moment), in the ledger's order.
 func (a *App) PaymentMethods(ctx context.Context, workspace string) ([]PaymentMethod, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return nil, err
 	}
 	res, err := a.ledger.GetSettings(ctx, &pb.GetSettingsRequest{Workspace: workspace})
@@ -925,8 +873,8 @@ func (a *App) offered(ctx context.Context, workspace string, m PaymentMethod) er
 	if slices.Contains(methods, m) {
 		return nil
 	}
-	return &Error{
-		Kind: KindRefused, Code: ledgerclient.ReasonPaymentMethodNotOffered,
+	return &consumer.Error{
+		Kind: consumer.KindRefused, Code: ledgerclient.ReasonPaymentMethodNotOffered,
 		Message:  "the workspace does not offer " + string(m) + " as a payment method",
 		Metadata: map[string]string{"payment_method": string(m)},
 	}
@@ -954,8 +902,8 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 		return p, nil
 	case PurchasePendingApproval:
 	default:
-		return p, &Error{
-			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "only a purchase waiting for the agency's approval can be cancelled",
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePurchaseNotPending, Message: "only a purchase waiting for the agency's approval can be cancelled",
 			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
 		}
 	}
@@ -971,8 +919,8 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 		if p.Status == PurchaseCancelled {
 			return p, nil
 		}
-		return p, &Error{
-			Kind: KindConflict, Code: CodePurchaseNotPending, Message: "the agency decided the purchase first",
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePurchaseNotPending, Message: "the agency decided the purchase first",
 			Metadata: map[string]string{"purchase_id": p.ID, "status": string(p.Status)},
 		}
 	}
@@ -983,7 +931,7 @@ func (a *App) CancelPurchase(ctx context.Context, workspace, id string) (Purchas
 	if err != nil {
 		return p, err
 	}
-	a.log.Info("purchase cancelled", zap.String("purchase_id", p.ID), zap.Bool("replayed", res.GetReplayed()))
+	a.Log.Info("purchase cancelled", zap.String("purchase_id", p.ID), zap.Bool("replayed", res.GetReplayed()))
 	return out, nil
 }
 
@@ -1001,13 +949,13 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		if err != nil {
 			le := fromLedger(err)
 			if !ledgerclient.IsRefused(err) {
-				a.log.Warn("credit request not confirmed; left submitting", zap.String("purchase_id", p.ID), zap.Error(err))
+				a.Log.Warn("credit request not confirmed; left submitting", zap.String("purchase_id", p.ID), zap.Error(err))
 				return p, le
 			}
 			failed, ferr := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
 				purchaseUpdate{Status: PurchaseFailed, FailureReason: le.Code}, a.clock())
 			if ferr != nil {
-				return p, internal(ferr)
+				return p, consumer.Internal(ferr)
 			}
 			return failed, le
 		}
@@ -1015,20 +963,20 @@ func (a *App) advancePurchase(ctx context.Context, p Purchase) (Purchase, error)
 		p, err = a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchaseSubmitting},
 			purchaseUpdate{Status: PurchasePendingApproval, RequestID: r.GetId(), Credits: r.GetAmount()}, a.clock())
 		if err != nil {
-			return p, internal(err)
+			return p, consumer.Internal(err)
 		}
 		if r.GetStatus() == pb.RequestStatus_REQUEST_STATUS_PENDING {
 			return p, nil
 		}
 		return a.applyDecision(ctx, p, r, false)
 	case PurchasePendingApproval:
-		if a.events.Following(p.Workspace) {
+		if a.Events.Following(p.Workspace) {
 			return p, nil
 		}
 		res, err := a.ledger.GetRequest(ctx, &pb.GetRequestRequest{Workspace: p.Workspace, RequestId: p.RequestID})
 		if err != nil {
 			// The stored state is still true, only possibly stale.
-			a.log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
+			a.Log.Warn("credit request status unavailable", zap.String("purchase_id", p.ID), zap.Error(err))
 			return p, nil
 		}
 		return a.applyDecision(ctx, p, res.GetRequest(), false)
@@ -1062,9 +1010,9 @@ func (a *App) applyDecision(ctx context.Context, p Purchase, r *pb.CreditPurchas
 	}
 	out, err := a.store.UpdatePurchase(ctx, p.Workspace, p.ID, []PurchaseStatus{PurchasePendingApproval}, u, a.clock())
 	if err != nil {
-		return p, internal(err)
+		return p, consumer.Internal(err)
 	}
-	a.log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
+	a.Log.Info("purchase decided", zap.String("purchase_id", p.ID), zap.String("status", string(out.Status)))
 	return out, nil
 }
 
@@ -1104,24 +1052,18 @@ func (a *App) GetPurchase(ctx context.Context, workspace, id string) (Purchase, 
 
 // storedPurchase reads a purchase as stored, without asking the ledger.
 func (a *App) storedPurchase(ctx context.Context, workspace, id string) (Purchase, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return Purchase{}, err
 	}
 	p, err := a.store.GetPurchase(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Purchase{}, notFound("purchase", id)
-	}
-	if err != nil {
-		return Purchase{}, internal(err)
-	}
-	return p, nil
+	return p, consumer.FromStore(err, "purchase", id)
 }
 
 // refreshPurchase brings a stored purchase up to date with the ledger.
 func (a *App) refreshPurchase(ctx context.Context, p Purchase) (Purchase, error) {
 	out, err := a.advancePurchase(ctx, p)
-	var ce *Error
-	if errors.As(err, &ce) && ce.Kind != KindInternal {
+	var ce *consumer.Error
+	if errors.As(err, &ce) && ce.Kind != consumer.KindInternal {
 		// The stored state is the answer: still SUBMITTING when the
 		// ledger did not answer, FAILED (with the reason) when it refused.
 		return out, nil
@@ -1150,16 +1092,16 @@ type PaymentConfirmation struct {
 func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payment, error) {
 	in.Provider = strings.ToLower(strings.TrimSpace(in.Provider))
 	if in.Provider != "stripe" && in.Provider != "paypal" {
-		return Payment{}, invalidf("provider", `must be "stripe" or "paypal"`)
+		return Payment{}, consumer.Invalidf("provider", `must be "stripe" or "paypal"`)
 	}
 	if !validKey(in.PaymentID) || len(in.PaymentID) > 200 {
-		return Payment{}, invalidf("payment_id", "must be 1-200 printable ASCII characters")
+		return Payment{}, consumer.Invalidf("payment_id", "must be 1-200 printable ASCII characters")
 	}
-	if err := checkIDs("workspace", in.Workspace, "account", in.Account, "package_id", in.PackageID); err != nil {
+	if err := consumer.CheckIDs("workspace", in.Workspace, "account", in.Account, "package_id", in.PackageID); err != nil {
 		return Payment{}, err
 	}
 	if in.PurchaseID != "" && len(in.PurchaseID) > 64 {
-		return Payment{}, invalidf("purchase_id", "at most 64 characters")
+		return Payment{}, consumer.Invalidf("purchase_id", "at most 64 characters")
 	}
 	return a.confirm(ctx, Payment{
 		Provider: in.Provider, PaymentID: in.PaymentID, Workspace: in.Workspace, Account: in.Account,
@@ -1171,17 +1113,17 @@ func (a *App) ConfirmPayment(ctx context.Context, in PaymentConfirmation) (Payme
 func (a *App) confirm(ctx context.Context, in Payment) (Payment, error) {
 	p, err := a.store.RecordDelivery(ctx, in, a.clock())
 	if err != nil {
-		return Payment{}, internal(err)
+		return Payment{}, consumer.Internal(err)
 	}
 	keyHash := fingerprint(PaymentKey(p.Provider, p.PaymentID))
 	if p.Workspace != in.Workspace || p.Account != in.Account || p.PackageID != in.PackageID {
-		a.log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
-		return p, &Error{
-			Kind: KindConflict, Code: CodePaymentMismatch,
+		a.Log.Error("payment redelivered with other fields", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash))
+		return p, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodePaymentMismatch,
 			Message: "this payment id was already delivered for another workspace, account or package",
 		}
 	}
-	a.log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash),
+	a.Log.Info("payment confirmation received", zap.String("provider", p.Provider), zap.String("payment_key_sha256", keyHash),
 		zap.Int("deliveries", p.Deliveries), zap.String("status", string(p.Status)))
 	return a.creditPayment(ctx, p)
 }
@@ -1203,24 +1145,24 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 	if err != nil {
 		le := fromLedger(err)
 		if !ledgerclient.IsRefused(err) {
-			a.log.Warn("payment credit not confirmed; left received", zap.String("payment_key_sha256", fingerprint(key)), zap.Error(err))
+			a.Log.Warn("payment credit not confirmed; left received", zap.String("payment_key_sha256", fingerprint(key)), zap.Error(err))
 			return p, le
 		}
 		// Nothing was posted. The payment stays on record as FAILED for
 		// the operator; a redelivery tries again.
-		a.log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
+		a.Log.Error("payment credit refused", zap.String("payment_key_sha256", fingerprint(key)), zap.String("reason", le.Code))
 		failed, ferr := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentFailed, 0, "", le.Code, a.clock())
 		if ferr != nil {
-			return p, internal(ferr)
+			return p, consumer.Internal(ferr)
 		}
 		return failed, le
 	}
 	t := res.GetTransaction()
 	done, err := a.store.FinishPayment(ctx, p.Provider, p.PaymentID, PaymentCredited, t.GetAmount(), t.GetId(), "", a.clock())
 	if err != nil {
-		return p, internal(err)
+		return p, consumer.Internal(err)
 	}
-	a.log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
+	a.Log.Info("payment credited", zap.String("payment_key_sha256", fingerprint(key)), zap.String("transaction_id", t.GetId()),
 		zap.Bool("replayed", res.GetReplayed()), zap.Int64("credits", t.GetAmount()))
 	if p.PurchaseID != "" {
 		a.linkPurchase(ctx, done)
@@ -1232,17 +1174,17 @@ func (a *App) creditPayment(ctx context.Context, p Payment) (Payment, error) {
 func (a *App) linkPurchase(ctx context.Context, p Payment) {
 	pur, err := a.store.GetPurchase(ctx, p.Workspace, p.PurchaseID)
 	if err != nil {
-		a.log.Warn("payment names an unknown purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+		a.Log.Warn("payment names an unknown purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
 		return
 	}
 	if pur.Account != p.Account || pur.PackageID != p.PackageID || strings.ToLower(string(pur.Method)) != p.Provider {
-		a.log.Warn("payment does not match its purchase; not linked", zap.String("purchase_id", p.PurchaseID))
+		a.Log.Warn("payment does not match its purchase; not linked", zap.String("purchase_id", p.PurchaseID))
 		return
 	}
 	if _, err := a.store.UpdatePurchase(ctx, p.Workspace, p.PurchaseID, []PurchaseStatus{PurchaseAwaitingPayment},
 		purchaseUpdate{Status: PurchaseCredited, TransactionID: p.TransactionID, Credits: p.Credits, ProviderPaymentID: p.PaymentID},
 		a.clock()); err != nil {
-		a.log.Error("link purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
+		a.Log.Error("link purchase", zap.String("purchase_id", p.PurchaseID), zap.Error(err))
 	}
 }
 
@@ -1280,7 +1222,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, o := range orders {
 		if !inFlight(o) { // HELD, its hold due to expire
-			if a.events.Following(o.Workspace) {
+			if a.Events.Following(o.Workspace) {
 				continue // hold.expired will tell
 			}
 			if out, _ := a.holdEnded(ctx, o); out.Status == OrderExpired {
@@ -1322,14 +1264,14 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, p := range purchases {
-		if p.Status == PurchasePendingApproval && a.events.Following(p.Workspace) {
+		if p.Status == PurchasePendingApproval && a.Events.Following(p.Workspace) {
 			continue // request.decided will tell
 		}
 		rep.Purchases++
 		_, _ = a.advancePurchase(ctx, p)
 	}
 	if rep.Orders+rep.OrdersExpired+rep.Refunds+rep.Payments > 0 {
-		a.log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
+		a.Log.Info("reconciled", zap.Int("orders", rep.Orders), zap.Int("orders_settled", rep.OrdersSettled),
 			zap.Int("orders_expired", rep.OrdersExpired), zap.Int("refunds", rep.Refunds), zap.Int("refunds_settled", rep.RefundsSettled),
 			zap.Int("payments", rep.Payments), zap.Int("payments_settled", rep.PaymentsSettled), zap.Int("purchases", rep.Purchases))
 	}

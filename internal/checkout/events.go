@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
@@ -21,7 +22,7 @@ var EventTypes = []string{
 // manual purchase, and the end of an order's hold, are applied as they
 // happen, without anyone reading the purchase or the order. The cursor of
 // each workspace is kept in the store (consumer.Follower).
-func (a *App) FollowEvents(ctx context.Context) error { return a.events.Run(ctx) }
+func (a *App) FollowEvents(ctx context.Context) error { return a.Events.Run(ctx) }
 
 // HandleEvent applies one ledger event; applying it again changes
 // nothing. An event about a request or a hold the checkout does not know
@@ -85,7 +86,7 @@ func (a *App) HandleEvent(ctx context.Context, e *pb.Event) error {
 }
 
 func (a *App) logApplied(e *pb.Event, fields ...zap.Field) {
-	a.log.Info("ledger event applied", append([]zap.Field{
+	a.Log.Info("ledger event applied", append([]zap.Field{
 		zap.String("workspace", e.GetWorkspace()), zap.Int64("event_sequence", e.GetSequence()), zap.String("event_type", e.GetType()),
 	}, fields...)...)
 }
@@ -94,8 +95,8 @@ func (a *App) logApplied(e *pb.Event, fields ...zap.Field) {
 // event recorded (an order confirmed too late is EXPIRED), not a reason to
 // apply it again.
 func onlyInternal(err error) error {
-	var ce *Error
-	if errors.As(err, &ce) && ce.Kind != KindInternal {
+	var ce *consumer.Error
+	if errors.As(err, &ce) && ce.Kind != consumer.KindInternal {
 		return nil
 	}
 	return err

@@ -282,7 +282,7 @@ func TestAskingTheLedgerIsTheFallback(t *testing.T) {
 	createPackage(t, e, "pro", 500)
 	stop := e.follow()
 	p := e.bankPurchase()
-	waitFor(e, "the follower", func() (bool, error) { return e.app.events.Following(ws), nil }, func(ok bool) bool { return ok })
+	waitFor(e, "the follower", func() (bool, error) { return e.app.Events.Following(ws), nil }, func(ok bool) bool { return ok })
 	if _, err := e.app.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}

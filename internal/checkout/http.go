@@ -1,9 +1,6 @@
 package checkout
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -11,11 +8,9 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 	"go.uber.org/zap"
 
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/token"
 )
-
-// maxBody bounds every request body.
-const maxBody = 64 << 10
 
 // maxWebhookBody bounds a payment webhook: a Stripe event with its
 // Checkout Session is a few kilobytes, with room for line items.
@@ -69,20 +64,18 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/credit-purchases/{purchase}", a.handlePurchaseAction)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/payment-methods", a.handlePaymentMethods)
 	mux.HandleFunc("POST /webhooks/payments", a.handleWebhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", consumer.Healthz)
 	return mux
 }
 
-func hiddenWorkspace(ws string) *Error { return notFound("workspace", ws) }
-func hiddenAccount(acct string) *Error { return notFound("account", acct) }
+func hiddenWorkspace(ws string) *consumer.Error { return consumer.NotFound("workspace", ws) }
+func hiddenAccount(acct string) *consumer.Error { return consumer.NotFound("account", acct) }
 
 // handlePutService creates or replaces a catalog entry (the agency's admin).
 // Body: {"name": "Logo design", "price": {"currency_code": "USD", "units": 5}, "credit_eligible": true}.
 func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.allow(w, r, catalogAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, catalogAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	var in struct {
@@ -90,45 +83,45 @@ func (a *App) handlePutService(w http.ResponseWriter, r *http.Request) {
 		Price          Money  `json:"price"`
 		CreditEligible bool   `json:"credit_eligible"`
 	}
-	if !a.decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	s, err := a.PutService(r.Context(), Service{
 		Workspace: ws, ID: r.PathValue("service"),
 		Name: in.Name, Price: in.Price, CreditEligible: in.CreditEligible,
 	})
-	a.respond(w, http.StatusOK, s, err)
+	a.API.Respond(w, http.StatusOK, s, err)
 }
 
 // handleListServices lists the workspace's catalog: {"services": [...]}.
 func (a *App) handleListServices(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	s, err := a.ListServices(r.Context(), ws)
-	a.respond(w, http.StatusOK, map[string]any{"services": s}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"services": s}, err)
 }
 
 // handleGetService returns one catalog entry.
 func (a *App) handleGetService(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("service")
-	if _, ok := a.allow(w, r, readAccess, ws, "", notFound("service", id)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("service", id)); !ok {
 		return
 	}
 	s, err := a.GetService(r.Context(), ws, id)
-	a.respond(w, http.StatusOK, s, err)
+	a.API.Respond(w, http.StatusOK, s, err)
 }
 
 // handleOptions answers whether "Buy with Credit" is offered for the
 // service to the account, with the reason when not (see CheckoutOptions).
 func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	o, err := a.CheckoutOptions(r.Context(), ws, acct, r.PathValue("service"))
-	a.respond(w, http.StatusOK, o, err)
+	a.API.Respond(w, http.StatusOK, o, err)
 }
 
 // handleBuy places an order for a service, paid with credits. Body:
@@ -140,47 +133,47 @@ func (a *App) handleOptions(w http.ResponseWriter, r *http.Request) {
 // (the order stays PENDING, or HELD, and is reconciled).
 func (a *App) handleBuy(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	var in struct {
 		ServiceID string `json:"service_id"`
 		Confirm   bool   `json:"confirm"`
 	}
-	if !a.decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	o, existing, err := a.BuyWithCredits(r.Context(), ws, acct, in.ServiceID, r.Header.Get("Idempotency-Key"), in.Confirm)
-	a.respondWith(w, created(existing), "order", o, o.ID != "", err)
+	a.API.RespondWith(w, created(existing), "order", o, o.ID != "", err)
 }
 
 // handleListOrders lists an account's orders, newest first: {"orders": [...]}.
 func (a *App) handleListOrders(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	o, err := a.ListOrders(r.Context(), ws, acct)
-	a.respond(w, http.StatusOK, map[string]any{"orders": o}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"orders": o}, err)
 }
 
 // handleGetOrder returns one order; a client sees only its own account's.
 func (a *App) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("order")
-	c, ok := a.allow(w, r, readAccess, ws, "", notFound("order", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
 	o, err := a.GetOrder(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, readAccess, ws, o.Account, notFound("order", id))
+		err = consumer.Authorize(c, readAccess, ws, o.Account, consumer.NotFound("order", id))
 	}
-	a.respond(w, http.StatusOK, o, err)
+	a.API.Respond(w, http.StatusOK, o, err)
 }
 
 // refundAccess: giving credits back is the agency's decision (its admins)
 // or its systems' (a service), never the client's.
-var refundAccess = access{Roles: []token.Role{token.RoleAdmin, token.RoleService}, Scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
+var refundAccess = consumer.Access{Roles: []token.Role{token.RoleAdmin, token.RoleService}, Scopes: []string{token.ScopeSettingsAdmin, token.ScopeLedgerWrite}}
 
 // handleOrderAction is POST …/orders/{order}:confirm, :cancel and :refund.
 //
@@ -211,24 +204,24 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 	case "refund":
 		acc = refundAccess
 	default:
-		writeError(w, notFound("route", r.URL.Path))
+		a.API.Error(w, consumer.NotFound("route", r.URL.Path))
 		return
 	}
-	c, ok := a.allow(w, r, acc, ws, "", notFound("order", id))
+	c, ok := a.API.Allow(w, r, acc, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
 	o, err := a.GetOrder(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, acc, ws, o.Account, notFound("order", id))
+		err = consumer.Authorize(c, acc, ws, o.Account, consumer.NotFound("order", id))
 	}
 	if err != nil {
-		writeError(w, err)
+		a.API.Error(w, err)
 		return
 	}
 	switch verb {
 	case "confirm", "cancel":
-		if !a.decodeOptional(w, r, &struct{}{}) {
+		if !a.API.DecodeOptional(w, r, &struct{}{}) {
 			return
 		}
 		if verb == "confirm" {
@@ -236,12 +229,12 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 		} else {
 			o, err = a.CancelOrder(r.Context(), ws, id)
 		}
-		a.respondWith(w, http.StatusOK, "order", o, true, err)
+		a.API.RespondWith(w, http.StatusOK, "order", o, true, err)
 	case "refund":
 		var in struct {
 			Credits int64 `json:"credits"`
 		}
-		if !a.decodeOptional(w, r, &in) {
+		if !a.API.DecodeOptional(w, r, &in) {
 			return
 		}
 		ref, o, existing, err := a.RefundOrder(r.Context(), ws, id, in.Credits, r.Header.Get("Idempotency-Key"))
@@ -250,13 +243,10 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 			body["refund"] = ref
 		}
 		if err == nil {
-			writeJSON(w, created(existing), body)
+			consumer.WriteJSON(w, created(existing), body)
 			return
 		}
-		a.logInternal(err)
-		e := asError(err)
-		body["error"] = errorBody(e)
-		writeJSON(w, e.HTTPStatus(), body)
+		a.API.ErrorWith(w, err, body)
 	}
 }
 
@@ -264,19 +254,19 @@ func (a *App) handleOrderAction(w http.ResponseWriter, r *http.Request) {
 // [...]}; readable by whoever may read the order.
 func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("order")
-	c, ok := a.allow(w, r, readAccess, ws, "", notFound("order", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("order", id))
 	if !ok {
 		return
 	}
 	o, err := a.GetOrder(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, readAccess, ws, o.Account, notFound("order", id))
+		err = consumer.Authorize(c, readAccess, ws, o.Account, consumer.NotFound("order", id))
 	}
 	var out []Refund
 	if err == nil {
 		out, err = a.ListRefunds(r.Context(), ws, o.ID)
 	}
-	a.respond(w, http.StatusOK, map[string]any{"refunds": out}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"refunds": out}, err)
 }
 
 // handleStartPurchase starts buying a credit package. Body:
@@ -292,26 +282,26 @@ func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 // create the page (the same call with the same Idempotency-Key asks again).
 func (a *App) handleStartPurchase(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
-	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
+	if _, ok := a.API.Allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {
 		return
 	}
 	var in PurchaseInput
-	if !a.decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	p, existing, err := a.StartPurchase(r.Context(), ws, acct, in, r.Header.Get("Idempotency-Key"))
-	a.respondWith(w, created(existing), "purchase", p, p.ID != "", err)
+	a.API.RespondWith(w, created(existing), "purchase", p, p.ID != "", err)
 }
 
 // handlePaymentMethods lists the payment methods the workspace offers, as
 // the ledger's settings say now: {"payment_methods": ["STRIPE", …]}.
 func (a *App) handlePaymentMethods(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
+	if _, ok := a.API.Allow(w, r, readAccess, ws, "", hiddenWorkspace(ws)); !ok {
 		return
 	}
 	methods, err := a.PaymentMethods(r.Context(), ws)
-	a.respond(w, http.StatusOK, map[string]any{"payment_methods": methods}, err)
+	a.API.Respond(w, http.StatusOK, map[string]any{"payment_methods": methods}, err)
 }
 
 // handlePurchaseAction is POST …/credit-purchases/{purchase}:cancel (no
@@ -324,44 +314,44 @@ func (a *App) handlePurchaseAction(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
 	id, verb, _ := strings.Cut(r.PathValue("purchase"), ":")
 	if verb != "cancel" {
-		writeError(w, notFound("route", r.URL.Path))
+		a.API.Error(w, consumer.NotFound("route", r.URL.Path))
 		return
 	}
-	c, ok := a.allow(w, r, spendAccess, ws, "", notFound("purchase", id))
+	c, ok := a.API.Allow(w, r, spendAccess, ws, "", consumer.NotFound("purchase", id))
 	if !ok {
 		return
 	}
 	p, err := a.storedPurchase(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, spendAccess, ws, p.Account, notFound("purchase", id))
+		err = consumer.Authorize(c, spendAccess, ws, p.Account, consumer.NotFound("purchase", id))
 	}
 	if err != nil {
-		writeError(w, err)
+		a.API.Error(w, err)
 		return
 	}
-	if !a.decodeOptional(w, r, &struct{}{}) {
+	if !a.API.DecodeOptional(w, r, &struct{}{}) {
 		return
 	}
 	p, err = a.CancelPurchase(r.Context(), ws, id)
-	a.respondWith(w, http.StatusOK, "purchase", p, p.ID != "", err)
+	a.API.RespondWith(w, http.StatusOK, "purchase", p, p.ID != "", err)
 }
 
 // handleGetPurchase returns a purchase, refreshed from the ledger when it
 // waits for the agency's decision; a client sees only its own account's.
 func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
 	ws, id := r.PathValue("workspace"), r.PathValue("purchase")
-	c, ok := a.allow(w, r, readAccess, ws, "", notFound("purchase", id))
+	c, ok := a.API.Allow(w, r, readAccess, ws, "", consumer.NotFound("purchase", id))
 	if !ok {
 		return
 	}
 	p, err := a.storedPurchase(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, readAccess, ws, p.Account, notFound("purchase", id))
+		err = consumer.Authorize(c, readAccess, ws, p.Account, consumer.NotFound("purchase", id))
 	}
 	if err == nil {
 		p, err = a.refreshPurchase(r.Context(), p)
 	}
-	a.respond(w, http.StatusOK, p, err)
+	a.API.Respond(w, http.StatusOK, p, err)
 }
 
 // handleWebhook is the payment providers' confirmation endpoint,
@@ -393,7 +383,7 @@ func (a *App) handleGetPurchase(w http.ResponseWriter, r *http.Request) {
 func (a *App) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
-		writeError(w, invalidf("body", "unreadable or larger than %d bytes", maxWebhookBody))
+		a.API.Error(w, consumer.Invalidf("body", "unreadable or larger than %d bytes", maxWebhookBody))
 		return
 	}
 	sig := r.Header.Get("Stripe-Signature")
@@ -402,15 +392,15 @@ func (a *App) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		a.handleStripe(w, r, body, sig)
 	case a.unsigned:
 		var in PaymentConfirmation
-		if err := strictUnmarshal(body, &in); err != nil {
-			writeError(w, invalidf("body", "%v", err))
+		if err := consumer.DecodeStrict(body, &in); err != nil {
+			a.API.Error(w, consumer.Invalidf("body", "%v", err))
 			return
 		}
 		p, err := a.ConfirmPayment(r.Context(), in)
-		a.respondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+		a.API.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
 	default:
-		a.log.Warn("payment webhook refused: no Stripe webhook secret is configured")
-		writeError(w, &Error{Kind: KindInvalid, Code: CodeBadSignature, Message: "payment webhooks are not accepted: no signing secret is configured"})
+		a.Log.Warn("payment webhook refused: no Stripe webhook secret is configured")
+		a.API.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "payment webhooks are not accepted: no signing secret is configured"})
 	}
 }
 
@@ -419,40 +409,40 @@ func (a *App) handleStripe(w http.ResponseWriter, r *http.Request, body []byte, 
 	// few long-stable fields read in stripePaymentOf are used.
 	ev, err := webhook.ConstructEventWithOptions(body, sig, a.stripeSecret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	if err != nil {
-		a.log.Warn("stripe webhook refused", zap.Error(err))
-		writeError(w, &Error{Kind: KindInvalid, Code: CodeBadSignature, Message: "missing, invalid or stale Stripe-Signature"})
+		a.Log.Warn("stripe webhook refused", zap.Error(err))
+		a.API.Error(w, &consumer.Error{Kind: consumer.KindInvalid, Code: CodeBadSignature, Message: "missing, invalid or stale Stripe-Signature"})
 		return
 	}
 	sp, ignore, err := stripePaymentOf(ev)
 	if err != nil {
-		a.log.Error("stripe event unreadable; acknowledged, nothing credited", zap.String("event_id", ev.ID),
+		a.Log.Error("stripe event unreadable; acknowledged, nothing credited", zap.String("event_id", ev.ID),
 			zap.String("event_type", string(ev.Type)), zap.Error(err))
-		writeJSON(w, http.StatusOK, map[string]any{"received": true, "error": errorBody(refusal(CodeInvalidArgument, "unreadable event object"))})
+		consumer.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "error": consumer.ErrorBody(refusal(CodeInvalidArgument, "unreadable event object"))})
 		return
 	}
 	if ignore != "" {
-		a.log.Info("stripe event ignored", zap.String("event_id", ev.ID), zap.String("event_type", string(ev.Type)), zap.String("why", ignore))
-		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": ignore})
+		a.Log.Info("stripe event ignored", zap.String("event_id", ev.ID), zap.String("event_type", string(ev.Type)), zap.String("why", ignore))
+		consumer.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": ignore})
 		return
 	}
 	p, err := a.ConfirmStripePayment(r.Context(), sp)
 	if err == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"received": true, "payment": p})
+		consumer.WriteJSON(w, http.StatusOK, map[string]any{"received": true, "payment": p})
 		return
 	}
-	e := asError(err)
+	e := consumer.AsError(err)
 	switch e.Kind {
-	case KindUnavailable, KindInternal:
-		a.respondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
+	case consumer.KindUnavailable, consumer.KindInternal:
+		a.API.RespondWith(w, http.StatusOK, "payment", p, p.PaymentID != "", err)
 	default:
-		a.log.Error("stripe payment refused; acknowledged, nothing credited", zap.String("event_id", sp.EventID),
+		a.Log.Error("stripe payment refused; acknowledged, nothing credited", zap.String("event_id", sp.EventID),
 			zap.String("event_type", sp.EventType), zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))),
 			zap.String("workspace", sp.Workspace), zap.String("purchase_id", sp.PurchaseID), zap.String("code", e.Code), zap.String("reason", e.Message))
-		body := map[string]any{"received": true, "error": errorBody(e)}
+		body := map[string]any{"received": true, "error": consumer.ErrorBody(e)}
 		if p.PaymentID != "" {
 			body["payment"] = p
 		}
-		writeJSON(w, http.StatusOK, body)
+		consumer.WriteJSON(w, http.StatusOK, body)
 	}
 }
 
@@ -461,110 +451,4 @@ func created(existing bool) int {
 		return http.StatusOK
 	}
 	return http.StatusCreated
-}
-
-func strictUnmarshal(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
-}
-
-// decode reads a bounded, strict JSON body; on failure it answers 400.
-func (a *App) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err == nil {
-		err = strictUnmarshal(body, v)
-	}
-	if err != nil {
-		writeError(w, invalidf("body", "%v", err))
-		return false
-	}
-	return true
-}
-
-// decodeOptional is decode for a body that may be empty.
-func (a *App) decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err == nil && len(bytes.TrimSpace(body)) > 0 {
-		err = strictUnmarshal(body, v)
-	}
-	if err != nil {
-		writeError(w, invalidf("body", "%v", err))
-		return false
-	}
-	return true
-}
-
-// respond writes v with status ok, or the error.
-func (a *App) respond(w http.ResponseWriter, ok int, v any, err error) {
-	if err != nil {
-		a.logInternal(err)
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, ok, v)
-}
-
-// respondWith writes v alone on success, and {"error": …, name: v} when
-// an error comes with a resource (a FAILED or still PENDING order).
-func (a *App) respondWith(w http.ResponseWriter, ok int, name string, v any, haveV bool, err error) {
-	if err == nil {
-		writeJSON(w, ok, v)
-		return
-	}
-	a.logInternal(err)
-	e := asError(err)
-	body := map[string]any{"error": errorBody(e)}
-	if haveV {
-		body[name] = v
-	}
-	writeJSON(w, e.HTTPStatus(), body)
-}
-
-func (a *App) logInternal(err error) {
-	if e := asError(err); e.Kind == KindInternal {
-		a.log.Error("internal error", zap.Error(err))
-	}
-}
-
-func asError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return internal(err)
-}
-
-func errorBody(e *Error) map[string]any {
-	b := map[string]any{"code": e.Code, "message": e.Message}
-	if len(e.Metadata) > 0 {
-		b["metadata"] = e.Metadata
-	}
-	return b
-}
-
-// writeError answers {"error": {"code": "INSUFFICIENT_CREDITS", "message": "...", "metadata": {...}}}.
-// A 401 carries the Bearer challenge (RFC 6750).
-func writeError(w http.ResponseWriter, err error) {
-	e := asError(err)
-	if e.Kind == KindUnauthenticated {
-		challenge := `Bearer realm="checkout"`
-		if e.Metadata["token"] == "invalid" {
-			challenge += `, error="invalid_token"`
-		}
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
-	writeJSON(w, e.HTTPStatus(), map[string]any{"error": errorBody(e)})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

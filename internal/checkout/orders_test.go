@@ -346,7 +346,11 @@ func TestPendingOrderFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{schema, `PRAGMA user_version = 1`, `INSERT INTO orders (id, workspace, account, service_id, service_name,
+	v1, err := schema.SQL(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{v1, `PRAGMA user_version = 1`, `INSERT INTO orders (id, workspace, account, service_id, service_name,
 		currency, units, nanos, credits, status, idempotency_key, create_time, update_time) VALUES ('o-1', 'agency-1', 'client-1', 'logo', 'Logo',
 		'USD', 5, 0, 50, 'PENDING', 'checkout-order:o-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`} {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/creditledger/creditledger/internal/consumer"
 )
 
 // PaymentProvider takes the payment of an instant purchase (card through
@@ -31,7 +33,7 @@ type PaymentProvider interface {
 	// carries the key PaymentStartKey(p.ID, p.PaymentAttempt), so that a
 	// retry after a lost answer gets the same page, never a second one.
 	//
-	// Errors are *Error: CodeProviderUnavailable when the outcome is
+	// Errors are *consumer.Error: CodeProviderUnavailable when the outcome is
 	// unknown or the provider failed, CodeProviderRefused when it refused.
 	// A *ProviderError cause says whether the provider answered (then the
 	// next attempt takes a new key: a provider replays the answer of a key).
@@ -97,27 +99,27 @@ func checkReturnURL(field, s string) error {
 		return nil
 	}
 	if len(s) > maxReturnURL || strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return invalidf(field, "must be at most %d printable ASCII characters, without spaces", maxReturnURL)
+		return consumer.Invalidf(field, "must be at most %d printable ASCII characters, without spaces", maxReturnURL)
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" {
-		return invalidf(field, "must be an absolute http or https URL")
+		return consumer.Invalidf(field, "must be an absolute http or https URL")
 	}
 	if u.User != nil {
-		return invalidf(field, "must not carry credentials")
+		return consumer.Invalidf(field, "must not carry credentials")
 	}
 	return nil
 }
 
 // providerNotConfigured refuses an instant purchase no provider can take.
-func providerNotConfigured(m PaymentMethod) *Error {
+func providerNotConfigured(m PaymentMethod) *consumer.Error {
 	missing := "a PayPal adapter (none exists yet)"
 	what := "PayPal payments are"
 	if m == MethodStripe {
 		missing, what = "CHECKOUT_STRIPE_SECRET_KEY", "card payments through Stripe are"
 	}
-	return &Error{
-		Kind: KindRefused, Code: CodeProviderNotConfigured,
+	return &consumer.Error{
+		Kind: consumer.KindRefused, Code: CodeProviderNotConfigured,
 		Message:  what + " not configured on this checkout: it needs " + missing,
 		Metadata: map[string]string{"payment_method": string(m), "missing": missing},
 	}

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/genproto/googleapis/type/money"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
+	"github.com/creditledger/creditledger/internal/ident"
 )
 
 // Metadata keys the Stripe Checkout Session (or PaymentIntent, through
@@ -87,8 +89,8 @@ func stripePaymentOf(ev stripe.Event) (sp StripePayment, ignore string, err erro
 
 // refusal is a permanent refusal of a verified payment: nothing is
 // credited, and a redelivery would be refused the same way.
-func refusal(code, format string, args ...any) *Error {
-	return &Error{Kind: KindRefused, Code: code, Message: fmt.Sprintf(format, args...)}
+func refusal(code, format string, args ...any) *consumer.Error {
+	return &consumer.Error{Kind: consumer.KindRefused, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // ConfirmStripePayment credits a verified Stripe payment: the purchase it
@@ -104,7 +106,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	if !validKey(sp.PaymentID) || len(sp.PaymentID) > 200 {
 		return Payment{}, refusal(CodeInvalidArgument, "the payment id is not usable")
 	}
-	if !validID(sp.Workspace) || !validID(sp.PurchaseID) {
+	if !ident.Valid(sp.Workspace) || !ident.Valid(sp.PurchaseID) {
 		return Payment{}, refusal(CodeUnknownPurchase, "metadata %s and %s must name a purchase", StripeMetadataWorkspace, StripeMetadataPurchase)
 	}
 	pur, err := a.store.GetPurchase(ctx, sp.Workspace, sp.PurchaseID)
@@ -112,7 +114,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 		return Payment{}, refusal(CodeUnknownPurchase, "purchase %q not found", sp.PurchaseID)
 	}
 	if err != nil {
-		return Payment{}, internal(err)
+		return Payment{}, consumer.Internal(err)
 	}
 	if pur.Method != MethodStripe {
 		return Payment{}, refusal(CodePaymentMismatch, "purchase %q is not paid by card through Stripe", pur.ID)
@@ -120,7 +122,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	pkg, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: pur.Workspace, PackageId: pur.PackageID})
 	if err != nil {
 		le := fromLedger(err)
-		if le.Kind == KindUnavailable {
+		if le.Kind == consumer.KindUnavailable {
 			return Payment{}, le
 		}
 		return Payment{}, refusal(CodePaymentMismatch, "the package %q of the purchase cannot be read: %s", pur.PackageID, le.Code)
@@ -128,7 +130,7 @@ func (a *App) ConfirmStripePayment(ctx context.Context, sp StripePayment) (Payme
 	price := pkg.GetCreditPackage().GetPrice()
 	want, err := stripeAmount(price)
 	if err != nil || !strings.EqualFold(sp.Currency, price.GetCurrencyCode()) || sp.Amount != want {
-		a.log.Error("stripe payment does not match the package's price; not credited",
+		a.Log.Error("stripe payment does not match the package's price; not credited",
 			zap.String("payment_key_sha256", fingerprint(PaymentKey("stripe", sp.PaymentID))), zap.String("purchase_id", pur.ID),
 			zap.String("package_id", pur.PackageID), zap.Int64("paid_amount", sp.Amount), zap.String("paid_currency", sp.Currency),
 			zap.Int64("price_amount", want), zap.String("price_currency", price.GetCurrencyCode()), zap.NamedError("price_error", err))
@@ -252,10 +254,10 @@ func NewStripe(cfg StripeConfig) (*Stripe, error) {
 // and on its PaymentIntent (the webhook finds the purchase by them), and
 // the idempotency key PaymentStartKey.
 func (s *Stripe) StartPayment(ctx context.Context, p Purchase, pkg CreditPackage, urls ReturnURLs) (string, string, error) {
-	amount, err := stripeAmount(pkg.Price.proto())
+	amount, err := stripeAmount(pkg.Price.Proto())
 	if err != nil {
-		return "", "", &Error{
-			Kind: KindRefused, Code: CodeProviderRefused, Message: "the package's price cannot be paid through Stripe: " + err.Error(),
+		return "", "", &consumer.Error{
+			Kind: consumer.KindRefused, Code: CodeProviderRefused, Message: "the package's price cannot be paid through Stripe: " + err.Error(),
 			Metadata: map[string]string{"package_id": pkg.ID, "price": pkg.Price.String()},
 		}
 	}
@@ -295,9 +297,9 @@ func (s *Stripe) StartPayment(ctx context.Context, p Purchase, pkg CreditPackage
 		return "", "", stripeError(err)
 	}
 	if sess.URL == "" || sess.ID == "" {
-		return "", "", &Error{
-			Kind: KindBadGateway, Code: CodeProviderRefused, Message: "Stripe created a checkout session without a URL",
-			cause: &ProviderError{Provider: "stripe", Answered: true, Status: http.StatusOK, Err: errors.New("no session url or id")},
+		return "", "", &consumer.Error{
+			Kind: consumer.KindBadGateway, Code: CodeProviderRefused, Message: "Stripe created a checkout session without a URL",
+			Cause: &ProviderError{Provider: "stripe", Answered: true, Status: http.StatusOK, Err: errors.New("no session url or id")},
 		}
 	}
 	return sess.URL, sess.ID, nil
@@ -306,13 +308,13 @@ func (s *Stripe) StartPayment(ctx context.Context, p Purchase, pkg CreditPackage
 // stripeError is the checkout's error for a failed Stripe request. Stripe's
 // own message stays in the log (it may quote a masked key); the answer
 // carries its error code and request id.
-func stripeError(err error) *Error {
+func stripeError(err error) *consumer.Error {
 	var se *stripe.Error
 	if !errors.As(err, &se) || se.HTTPStatusCode == 0 {
-		return &Error{
-			Kind: KindUnavailable, Code: CodeProviderUnavailable,
+		return &consumer.Error{
+			Kind: consumer.KindUnavailable, Code: CodeProviderUnavailable,
 			Message: "Stripe did not answer; the purchase waits: the same call with the same Idempotency-Key tries again",
-			cause:   &ProviderError{Provider: "stripe", Err: err},
+			Cause:   &ProviderError{Provider: "stripe", Err: err},
 		}
 	}
 	st := se.HTTPStatusCode
@@ -327,8 +329,8 @@ func stripeError(err error) *Error {
 		md["provider_request_id"] = se.RequestID
 	}
 	if st == http.StatusConflict || st == http.StatusTooManyRequests || st >= 500 {
-		return &Error{
-			Kind: KindUnavailable, Code: CodeProviderUnavailable, Metadata: md, cause: pe,
+		return &consumer.Error{
+			Kind: consumer.KindUnavailable, Code: CodeProviderUnavailable, Metadata: md, Cause: pe,
 			Message: fmt.Sprintf("Stripe failed (HTTP %d); the purchase waits: the same call with the same Idempotency-Key tries again", st),
 		}
 	}
@@ -336,8 +338,8 @@ func stripeError(err error) *Error {
 	if se.Code != "" {
 		what = string(se.Code)
 	}
-	return &Error{
-		Kind: KindBadGateway, Code: CodeProviderRefused, Metadata: md, cause: pe,
+	return &consumer.Error{
+		Kind: consumer.KindBadGateway, Code: CodeProviderRefused, Metadata: md, Cause: pe,
 		Message: fmt.Sprintf("Stripe refused to create the checkout session (HTTP %d, %s); the checkout's log has Stripe's message", st, what),
 	}
 }

@@ -1,45 +1,14 @@
 package checkout
 
 import (
-	"errors"
-	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/type/money"
-
-	"github.com/creditledger/creditledger/ledgerclient"
+	"github.com/creditledger/creditledger/internal/consumer"
 )
 
-// Money is a price: google.type.Money in snake_case JSON.
-// {"currency_code": "USD", "units": 3, "nanos": 510000000} is USD 3.51.
-type Money struct {
-	CurrencyCode string `json:"currency_code"`
-	Units        int64  `json:"units"`
-	Nanos        int32  `json:"nanos"`
-}
-
-func (m Money) proto() *money.Money {
-	return &money.Money{CurrencyCode: m.CurrencyCode, Units: m.Units, Nanos: m.Nanos}
-}
-
-// String renders "USD 3.51".
-func (m Money) String() string { return ledgerclient.FormatMoney(m.proto()) }
-
-// validatePrice checks a positive price with an ISO 4217 code.
-func validatePrice(field string, m Money) error {
-	if len(m.CurrencyCode) != 3 || strings.ToUpper(m.CurrencyCode) != m.CurrencyCode || strings.ContainsFunc(m.CurrencyCode, func(r rune) bool { return r < 'A' || r > 'Z' }) {
-		return invalidf(field+".currency_code", "must be a three-letter upper-case ISO 4217 code")
-	}
-	if m.Units < 0 || m.Nanos < 0 || m.Nanos > 999_999_999 {
-		return invalidf(field, "must be non-negative with nanos in [0, 999999999]")
-	}
-	if m.Units == 0 && m.Nanos == 0 {
-		return invalidf(field, "must be greater than zero")
-	}
-	return nil
-}
+// Money is a price: google.type.Money in snake_case JSON (see
+// consumer.Money).
+type Money = consumer.Money
 
 // Service is a catalog entry: something the agency sells.
 type Service struct {
@@ -263,79 +232,19 @@ type Payment struct {
 	UpdateTime    time.Time     `json:"update_time"`
 }
 
-// Kind classifies an Error for the HTTP status.
-type Kind int
-
-// Error kinds.
+// Codes of the checkout's answers: its own refusals, and the kit's it
+// names in its API (consumer.Code…).
 const (
-	KindInternal         Kind = iota // 500
-	KindInvalid                      // 400: malformed input
-	KindNotFound                     // 404
-	KindConflict                     // 409: an idempotency key or payment id reused for something else
-	KindRefused                      // 422: a business rule refused (INSUFFICIENT_CREDITS, SERVICE_NOT_ELIGIBLE, …)
-	KindUnavailable                  // 503: the ledger did not answer; safe to retry
-	KindUnauthenticated              // 401: no valid bearer token
-	KindPermissionDenied             // 403: the token's role or scopes do not allow the call
-	KindBadGateway                   // 502: the payment provider refused the checkout's request
-)
-
-// Error is the checkout's error: a kind, a stable machine code (the
-// ledger's reason when the ledger refused), a safe message and metadata.
-type Error struct {
-	Kind     Kind
-	Code     string
-	Message  string
-	Metadata map[string]string
-	cause    error
-}
-
-// Error implements error.
-func (e *Error) Error() string {
-	if e.cause != nil {
-		return e.Code + ": " + e.Message + ": " + e.cause.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.cause }
-
-// HTTPStatus is the status code the API answers with.
-func (e *Error) HTTPStatus() int {
-	switch e.Kind {
-	case KindInvalid:
-		return http.StatusBadRequest
-	case KindNotFound:
-		return http.StatusNotFound
-	case KindConflict:
-		return http.StatusConflict
-	case KindRefused:
-		return http.StatusUnprocessableEntity
-	case KindUnavailable:
-		return http.StatusServiceUnavailable
-	case KindUnauthenticated:
-		return http.StatusUnauthorized
-	case KindPermissionDenied:
-		return http.StatusForbidden
-	case KindBadGateway:
-		return http.StatusBadGateway
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
-// Codes of the checkout's own refusals.
-const (
-	CodeInvalidArgument    = "INVALID_ARGUMENT"
-	CodeNotFound           = "NOT_FOUND"
 	CodeServiceNotEligible = "SERVICE_NOT_ELIGIBLE"
-	CodeLedgerUnavailable  = "LEDGER_UNAVAILABLE"
 	CodeKeyReused          = "IDEMPOTENCY_KEY_REUSED"
 	CodePaymentMismatch    = "PAYMENT_MISMATCH"
 	CodeBadSignature       = "BAD_SIGNATURE"
-	CodeUnauthenticated    = "UNAUTHENTICATED"
-	CodePermissionDenied   = "PERMISSION_DENIED"
 	CodeUnknownPurchase    = "UNKNOWN_PURCHASE"
+	CodeInvalidArgument    = consumer.CodeInvalidArgument
+	CodeNotFound           = consumer.CodeNotFound
+	CodeLedgerUnavailable  = consumer.CodeLedgerUnavailable
+	CodeUnauthenticated    = consumer.CodeUnauthenticated
+	CodePermissionDenied   = consumer.CodePermissionDenied
 	// CodePurchaseNotPending: cancel of a purchase that no longer waits
 	// for the agency (metadata: status).
 	CodePurchaseNotPending = "PURCHASE_NOT_PENDING"
@@ -351,7 +260,6 @@ const (
 	// could be captured.
 	CodeHoldExpired = "HOLD_EXPIRED"
 	CodeHoldVoided  = "HOLD_VOIDED"
-	CodeInternal    = "INTERNAL"
 	// CodeProviderNotConfigured: an instant purchase (STRIPE, PAYPAL)
 	// on a checkout that has no provider for the method (metadata:
 	// payment_method, missing: the configuration to set).
@@ -366,74 +274,14 @@ const (
 	CodeProviderRefused = "PAYMENT_PROVIDER_REFUSED"
 )
 
-func invalidf(field, format string, args ...any) *Error {
-	return &Error{
-		Kind: KindInvalid, Code: CodeInvalidArgument, Message: field + ": " + fmt.Sprintf(format, args...),
-		Metadata: map[string]string{"field": field},
-	}
+// fromLedger maps a ledger failure (see consumer.FromLedger): what the
+// ledger did not confirm stays pending.
+func fromLedger(err error) *consumer.Error {
+	return consumer.FromLedger(err, "the ledger did not confirm the operation; it stays pending and is retried with the same idempotency key")
 }
 
-func notFound(what, id string) *Error {
-	return &Error{
-		Kind: KindNotFound, Code: CodeNotFound, Message: fmt.Sprintf("%s %q not found", what, id),
-		Metadata: map[string]string{"resource": what, "id": id},
-	}
-}
-
-func internal(err error) *Error {
-	return &Error{Kind: KindInternal, Code: CodeInternal, Message: "internal error", cause: err}
-}
-
-// fromLedger maps a ledger failure to the checkout's error: refusals keep
-// the ledger's reason and metadata; anything that leaves the outcome
-// unknown is LEDGER_UNAVAILABLE (the operation stays pending and is
-// reconciled).
-func fromLedger(err error) *Error {
-	var le *ledgerclient.Error
-	if !errors.As(err, &le) {
-		return internal(err)
-	}
-	switch {
-	case errors.Is(err, ledgerclient.ErrIdempotencyKeyReused):
-		return &Error{Kind: KindConflict, Code: le.Reason, Message: le.Message, Metadata: le.Metadata, cause: err}
-	case errors.Is(err, ledgerclient.ErrNotFound):
-		return &Error{Kind: KindNotFound, Code: CodeNotFound, Message: le.Message, Metadata: le.Metadata, cause: err}
-	case errors.Is(err, ledgerclient.ErrInvalidArgument):
-		return &Error{Kind: KindInvalid, Code: CodeInvalidArgument, Message: le.Message, Metadata: le.Metadata, cause: err}
-	case ledgerclient.IsRefused(err):
-		return &Error{Kind: KindRefused, Code: le.Reason, Message: le.Message, Metadata: le.Metadata, cause: err}
-	default:
-		return &Error{
-			Kind: KindUnavailable, Code: CodeLedgerUnavailable,
-			Message: "the ledger did not confirm the operation; it stays pending and is retried with the same idempotency key", cause: err,
-		}
-	}
-}
-
-// validID: 1-64 characters of [A-Za-z0-9._-], starting with a letter or
-// digit (the ledger's identifier syntax).
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func checkIDs(pairs ...string) error {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !validID(pairs[i+1]) {
-			return invalidf(pairs[i], "must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit")
-		}
-	}
-	return nil
-}
+// fingerprint stands for a key in logs (see consumer.Fingerprint).
+var fingerprint = consumer.Fingerprint
 
 // validKey: a client-supplied key, 1-128 printable ASCII characters.
 func validKey(s string) bool {

@@ -16,7 +16,7 @@ type Access struct {
 	Scopes []string
 }
 
-// Verdict is what Check decided; each service turns it into its own error.
+// Verdict is what Check decided; Authorize turns it into the API's error.
 type Verdict int
 
 // Verdicts.

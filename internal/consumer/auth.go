@@ -1,8 +1,3 @@
-// Package consumer holds what the consumer services of the ledger
-// (checkout, invoicing) configure alike: secrets from the environment or a
-// file, the authentication of their own API with the ledger's token
-// scheme, the loopback rule of their development modes, and the Follower
-// of the ledger's events that tells them of decisions and of holds ending.
 package consumer
 
 import (
@@ -61,15 +56,36 @@ const (
 	AuthNone  = "none"
 )
 
-// AuthSettings configure the verification of the API's bearer tokens.
+// AuthSettings configure the verification of the API's bearer tokens:
+// flags and <PREFIX>_AUTH… variables (kong tags, see Parse), and Load's
+// from the environment only.
 type AuthSettings struct {
-	Prefix   string // CHECKOUT or INVOICING: the variables are <Prefix>_AUTH…
-	Mode     string // AuthToken or AuthNone
-	JWKSFile string
-	Secret   []byte // HS256, development only
-	Issuer   string
-	Audience string
-	Reload   time.Duration
+	Mode     string        `name:"auth" env:"${prefix}_AUTH" default:"token" placeholder:"token|none" help:"authentication of the API: token, or none (development, loopback only)"`
+	JWKSFile string        `name:"auth-jwks-file" env:"${prefix}_AUTH_JWKS_FILE" placeholder:"FILE" help:"JWKS file of the token verification keys, re-read on change"`
+	Issuer   string        `name:"auth-issuer" env:"${prefix}_AUTH_ISSUER" default:"${token_issuer}" placeholder:"ISSUER" help:"required iss of tokens"`
+	Audience string        `name:"auth-audience" env:"${prefix}_AUTH_AUDIENCE" default:"${token_audience}" placeholder:"AUDIENCE" help:"required aud of tokens"`
+	Prefix   string        `kong:"-"` // CHECKOUT or INVOICING: the variables are <Prefix>_AUTH…
+	Secret   []byte        `kong:"-"` // HS256, development only
+	Reload   time.Duration `kong:"-"`
+}
+
+// Load reads the settings that come from the environment only:
+// <prefix>_AUTH_JWKS_RELOAD_INTERVAL (default 10s), how often the JWKS
+// file is checked for changes, and the development secret
+// <prefix>_AUTH_SECRET (or _FILE).
+func (s *AuthSettings) Load(prefix string, getenv func(string) string) error {
+	s.Prefix = prefix
+	reload := getenv(s.Env("_JWKS_RELOAD_INTERVAL"))
+	if reload == "" {
+		reload = "10s"
+	}
+	var err error
+	if s.Reload, err = time.ParseDuration(reload); err != nil {
+		return fmt.Errorf("%s %q: want a duration like 10s", s.Env("_JWKS_RELOAD_INTERVAL"), reload)
+	}
+	secret, err := ReadSecret(getenv, s.Env("_SECRET"))
+	s.Secret = []byte(secret)
+	return err
 }
 
 // Env names the setting <Prefix>_AUTH<suffix>.

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/ledger"
 )
 
@@ -18,7 +19,7 @@ var EventTypes = []string{string(ledger.EventHoldCaptured), string(ledger.EventH
 // has invoices in, until ctx ends, so that a payment whose hold ended on
 // the ledger's side is settled as it happens (consumer.Follower; the
 // cursor of each workspace is kept in the store).
-func (a *App) FollowEvents(ctx context.Context) error { return a.events.Run(ctx) }
+func (a *App) FollowEvents(ctx context.Context) error { return a.Events.Run(ctx) }
 
 // HandleEvent applies one ledger event to the PAYING invoice whose
 // current attempt holds the event's hold; applying it again changes
@@ -58,14 +59,14 @@ func (a *App) HandleEvent(ctx context.Context, e *pb.Event) error {
 	default:
 		out, err = a.recordPaid(ctx, inv, h.GetTransactionId())
 	}
-	var ie *Error
-	if errors.As(err, &ie) && ie.Kind != KindInternal {
+	var ie *consumer.Error
+	if errors.As(err, &ie) && ie.Kind != consumer.KindInternal {
 		err = nil
 	}
 	if err != nil {
 		return err
 	}
-	a.log.Info("ledger event applied", zap.String("workspace", e.GetWorkspace()), zap.Int64("event_sequence", e.GetSequence()),
+	a.Log.Info("ledger event applied", zap.String("workspace", e.GetWorkspace()), zap.Int64("event_sequence", e.GetSequence()),
 		zap.String("event_type", e.GetType()), zap.String("invoice_id", inv.ID), zap.String("status", string(out.Status)))
 	return nil
 }

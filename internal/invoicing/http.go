@@ -1,19 +1,11 @@
 package invoicing
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
-	"go.uber.org/zap"
-
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/token"
 )
-
-const maxBody = 64 << 10
 
 // Handler returns the invoicing REST API.
 //
@@ -39,17 +31,8 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/invoices/{invoice}", a.handleGet)
 	mux.HandleFunc("GET /v1/workspaces/{workspace}/invoices/{invoice}/payment-options", a.handleOptions)
 	mux.HandleFunc("POST /v1/workspaces/{workspace}/invoices/{invoice}/pay-with-credit", a.handlePay)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", consumer.Healthz)
 	return mux
-}
-
-func notFound(what, id string) *Error {
-	return &Error{
-		Kind: KindNotFound, Code: CodeNotFound, Message: fmt.Sprintf("%s %q not found", what, id),
-		Metadata: map[string]string{"resource": what, "id": id},
-	}
 }
 
 // handleCreate creates an OPEN invoice. Body: {"account": "client-1",
@@ -57,11 +40,11 @@ func notFound(what, id string) *Error {
 // {"currency_code": "USD", "units": 3, "nanos": 510000000}}. 201.
 func (a *App) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
-	if _, ok := a.allow(w, r, issueAccess, ws, "", notFound("workspace", ws)); !ok {
+	if _, ok := a.API.Allow(w, r, issueAccess, ws, "", consumer.NotFound("workspace", ws)); !ok {
 		return
 	}
 	var in NewInvoice
-	if !decode(w, r, &in) {
+	if !a.API.Decode(w, r, &in) {
 		return
 	}
 	inv, err := a.Create(r.Context(), ws, in)
@@ -74,7 +57,7 @@ func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
 	ws := r.PathValue("workspace")
 	q := r.URL.Query()
 	account := q.Get("account")
-	c, ok := a.allow(w, r, readAccess, ws, account, notFound("account", account))
+	c, ok := a.API.Allow(w, r, readAccess, ws, account, consumer.NotFound("account", account))
 	if !ok {
 		return
 	}
@@ -87,15 +70,15 @@ func (a *App) handleList(w http.ResponseWriter, r *http.Request) {
 
 // invoice authorizes the caller on the stored invoice of the path; on
 // failure it answers and returns false.
-func (a *App) invoice(w http.ResponseWriter, r *http.Request, acc access) (Invoice, bool) {
+func (a *App) invoice(w http.ResponseWriter, r *http.Request, acc consumer.Access) (Invoice, bool) {
 	ws, id := r.PathValue("workspace"), r.PathValue("invoice")
-	c, ok := a.allow(w, r, acc, ws, "", notFound("invoice", id))
+	c, ok := a.API.Allow(w, r, acc, ws, "", consumer.NotFound("invoice", id))
 	if !ok {
 		return Invoice{}, false
 	}
 	inv, err := a.Get(r.Context(), ws, id)
 	if err == nil {
-		err = authorize(c, acc, ws, inv.Account, notFound("invoice", id))
+		err = consumer.Authorize(c, acc, ws, inv.Account, consumer.NotFound("invoice", id))
 	}
 	if err != nil {
 		a.respond(w, http.StatusOK, nil, false, err)
@@ -135,71 +118,8 @@ func (a *App) handlePay(w http.ResponseWriter, r *http.Request) {
 	a.respond(w, http.StatusOK, inv, inv.ID != "", err)
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(v)
-		if err == nil && dec.More() {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": errorBody(invalidf("body", "%v", err))})
-		return false
-	}
-	return true
-}
-
 // respond writes v on success; on error {"error": {...}} plus, when
 // withInvoice, the invoice's stored state under "invoice".
 func (a *App) respond(w http.ResponseWriter, ok int, v any, withInvoice bool, err error) {
-	if err == nil {
-		writeJSON(w, ok, v)
-		return
-	}
-	var e *Error
-	if !errors.As(err, &e) {
-		e = internal(err)
-	}
-	if e.Kind == KindInternal {
-		a.log.Error("internal error", zap.Error(err))
-	}
-	body := map[string]any{"error": errorBody(e)}
-	if withInvoice {
-		body["invoice"] = v
-	}
-	writeJSON(w, e.HTTPStatus(), body)
-}
-
-// writeError answers {"error": {...}}; a 401 carries the Bearer
-// challenge (RFC 6750).
-func writeError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = internal(err)
-	}
-	if e.Kind == KindUnauthenticated {
-		challenge := `Bearer realm="invoicing"`
-		if e.Metadata["token"] == "invalid" {
-			challenge += `, error="invalid_token"`
-		}
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
-	writeJSON(w, e.HTTPStatus(), map[string]any{"error": errorBody(e)})
-}
-
-func errorBody(e *Error) map[string]any {
-	b := map[string]any{"code": e.Code, "message": e.Message}
-	if len(e.Metadata) > 0 {
-		b["metadata"] = e.Metadata
-	}
-	return b
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	a.API.RespondWith(w, ok, "invoice", v, withInvoice, err)
 }

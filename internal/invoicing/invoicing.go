@@ -41,21 +41,19 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
+	"github.com/creditledger/creditledger/internal/ident"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 // Ledger is what invoicing needs from CreditLedger; *ledgerclient.Client
 // provides it.
 type Ledger interface {
-	CheckCreditPayment(ctx context.Context, req *pb.CheckCreditPaymentRequest) (*pb.CheckCreditPaymentResponse, error)
-	Debit(ctx context.Context, req *pb.DebitRequest) (*pb.DebitResponse, error)
-	CreateHold(ctx context.Context, req *pb.CreateHoldRequest) (*pb.CreateHoldResponse, error)
-	CaptureHold(ctx context.Context, req *pb.CaptureHoldRequest) (*pb.CaptureHoldResponse, error)
-	VoidHold(ctx context.Context, req *pb.VoidHoldRequest) (*pb.VoidHoldResponse, error)
-	GetHold(ctx context.Context, req *pb.GetHoldRequest) (*pb.GetHoldResponse, error)
+	consumer.SpendLedger
+	// EventLedger streams a workspace's events, resumed after every break.
+	consumer.EventLedger
+	// ListTransactions finds a payment posted with other terms than the
+	// ones stored (see settleByHistory).
 	ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error)
-	// Follow streams a workspace's events, resumed after every break.
-	Follow(ctx context.Context, req *pb.WatchEventsRequest, handle func(context.Context, *pb.Event) error, o ledgerclient.FollowOptions) error
 }
 
 // Config configures an App.
@@ -64,11 +62,10 @@ type Config struct {
 	Ledger Ledger
 	Logger *zap.Logger
 	Now    func() time.Time
-	// Verifier checks the bearer tokens of the API. It is required unless
-	// NoAuth is set.
-	Verifier Verifier
-	// NoAuth serves the API without authentication: development only.
-	NoAuth bool
+	// Verifier checks the bearer tokens of the API, unless NoAuth
+	// (development only) serves it to anyone; one is required.
+	Verifier consumer.Verifier
+	NoAuth   bool
 	// AfterDebit, when set, runs right after the ledger confirmed an
 	// invoice's payment entry (the capture) and before the invoice is
 	// marked PAID. TEST-ONLY
@@ -82,13 +79,10 @@ type Config struct {
 
 // App is the invoicing logic over its store and the ledger.
 type App struct {
+	consumer.Base
 	store      *Store
 	ledger     Ledger
-	log        *zap.Logger
-	now        func() time.Time
 	afterDebit func(Invoice)
-	verifier   Verifier // nil: no authentication (development)
-	events     *consumer.Follower
 }
 
 // NewApp returns the invoicing service.
@@ -96,29 +90,19 @@ func NewApp(cfg Config) (*App, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, errors.New("invoicing: Store and Ledger are required")
 	}
-	if cfg.Verifier == nil && !cfg.NoAuth {
-		return nil, errors.New("invoicing: a token Verifier is required (NoAuth is for development only)")
-	}
-	if cfg.Verifier != nil && cfg.NoAuth {
-		return nil, errors.New("invoicing: Verifier and NoAuth are exclusive")
-	}
-	a := &App{store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, now: cfg.Now, afterDebit: cfg.AfterDebit, verifier: cfg.Verifier}
-	if a.log == nil {
-		a.log = zap.NewNop()
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	ev := cfg.Events
-	ev.Ledger, ev.Cursors, ev.Types, ev.Handle, ev.Log = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent, a.log
+	a := &App{store: cfg.Store, ledger: cfg.Ledger, afterDebit: cfg.AfterDebit}
+	events := cfg.Events
+	events.Ledger, events.Cursors, events.Types, events.Handle = cfg.Ledger, cfg.Store, EventTypes, a.HandleEvent
 	var err error
-	if a.events, err = consumer.NewFollower(ev); err != nil {
+	if a.Base, err = consumer.NewBase(consumer.BaseConfig{
+		Name: "invoicing", Log: cfg.Logger, Now: cfg.Now, Verifier: cfg.Verifier, NoAuth: cfg.NoAuth, Events: events,
+	}); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+func (a *App) clock() time.Time { return a.Now().UTC().Truncate(time.Microsecond) }
 
 // NewInvoice is what creating an invoice takes.
 type NewInvoice struct {
@@ -132,16 +116,18 @@ type NewInvoice struct {
 
 // Create records an OPEN invoice.
 func (a *App) Create(ctx context.Context, workspace string, in NewInvoice) (Invoice, error) {
-	if err := checkIDs("workspace", workspace, "account", in.Account); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace, "account", in.Account); err != nil {
 		return Invoice{}, err
 	}
-	if in.Number != "" && !validID(in.Number) {
-		return Invoice{}, invalidf("number", "must be 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit")
+	if in.Number != "" {
+		if err := consumer.CheckIDs("number", in.Number); err != nil {
+			return Invoice{}, err
+		}
 	}
 	if len(in.Description) > 1024 {
-		return Invoice{}, invalidf("description", "at most 1024 characters")
+		return Invoice{}, consumer.Invalidf("description", "at most 1024 characters")
 	}
-	if err := validateAmount("amount", in.Amount); err != nil {
+	if err := in.Amount.Check("amount"); err != nil {
 		return Invoice{}, err
 	}
 	inv, err := a.store.Insert(ctx, Invoice{
@@ -149,69 +135,52 @@ func (a *App) Create(ctx context.Context, workspace string, in NewInvoice) (Invo
 		Description: in.Description, Amount: in.Amount, CreateTime: a.clock(),
 	})
 	if errors.Is(err, errExists) {
-		return Invoice{}, &Error{
-			Kind: KindConflict, Code: CodeAlreadyExists, Message: "an invoice with this number exists",
+		return Invoice{}, &consumer.Error{
+			Kind: consumer.KindConflict, Code: CodeAlreadyExists, Message: "an invoice with this number exists",
 			Metadata: map[string]string{"number": in.Number},
 		}
 	}
 	if err != nil {
-		return Invoice{}, internal(err)
+		return Invoice{}, consumer.Internal(err)
 	}
-	a.events.Follow(workspace)
-	a.log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+	a.Events.Follow(workspace)
+	a.Log.Info("invoice created", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
 		zap.String("workspace", workspace), zap.String("account", inv.Account), zap.Stringer("amount", inv.Amount))
 	return inv, nil
 }
 
 // Get returns an invoice.
 func (a *App) Get(ctx context.Context, workspace, id string) (Invoice, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return Invoice{}, err
 	}
 	inv, err := a.store.Get(ctx, workspace, id)
-	if errors.Is(err, errNoRows) {
-		return Invoice{}, &Error{
-			Kind: KindNotFound, Code: CodeNotFound, Message: fmt.Sprintf("invoice %q not found", id),
-			Metadata: map[string]string{"resource": "invoice", "id": id},
-		}
-	}
-	if err != nil {
-		return Invoice{}, internal(err)
-	}
-	return inv, nil
+	return inv, consumer.FromStore(err, "invoice", id)
 }
 
 // List returns a workspace's invoices (of one account and status when
 // given), newest first.
 func (a *App) List(ctx context.Context, workspace, account string, status Status) ([]Invoice, error) {
-	if err := checkIDs("workspace", workspace); err != nil {
+	if err := consumer.CheckIDs("workspace", workspace); err != nil {
 		return nil, err
 	}
-	if account != "" && !validID(account) {
-		return nil, invalidf("account", "invalid identifier")
+	if account != "" && !ident.Valid(account) {
+		return nil, consumer.Invalidf("account", "invalid identifier")
 	}
 	switch status {
 	case "", StatusOpen, StatusPaying, StatusPaid:
 	default:
-		return nil, invalidf("status", "must be OPEN, PAYING or PAID")
+		return nil, consumer.Invalidf("status", "must be OPEN, PAYING or PAID")
 	}
 	out, err := a.store.List(ctx, workspace, account, status)
 	if err != nil {
-		return nil, internal(err)
+		return nil, consumer.Internal(err)
 	}
 	return out, nil
 }
 
 // CreditOption says whether "Pay with Credit" is offered, and why not.
-type CreditOption struct {
-	Offered bool `json:"offered"`
-	// Reason when not offered: INVOICE_NOT_OPEN, CREDIT_PAYMENTS_DISABLED,
-	// NO_CONVERSION_RATE, INSUFFICIENT_CREDITS or LEDGER_UNAVAILABLE.
-	Reason                string `json:"reason,omitempty"`
-	CreditsRequired       int64  `json:"credits_required"`
-	Balance               int64  `json:"balance"`
-	CreditPaymentsEnabled bool   `json:"credit_payments_enabled"`
-}
+type CreditOption = consumer.CreditOption
 
 // PaymentOptions of an invoice.
 type PaymentOptions struct {
@@ -233,33 +202,23 @@ func (a *App) PaymentOptions(ctx context.Context, workspace, id string) (Payment
 		out.PayWithCredit.Reason = CodeInvoiceNotOpen
 		return out, nil
 	}
-	chk, err := a.check(ctx, inv)
-	if err != nil {
-		if e := fromLedger(err); e.Kind != KindUnavailable {
-			return PaymentOptions{}, e
-		}
-		a.log.Warn("payment options: ledger unavailable", zap.String("invoice_id", inv.ID), zap.Error(err))
-		out.PayWithCredit.Reason = CodeLedgerUnavailable
-		return out, nil
-	}
-	out.PayWithCredit = CreditOption{
-		Offered: chk.GetAllowed(), Reason: chk.GetReason(), CreditsRequired: chk.GetCreditsRequired(),
-		Balance: chk.GetBalance(), CreditPaymentsEnabled: chk.GetCreditPaymentsEnabled(),
+	if out.PayWithCredit, err = consumer.OfferCredit(ctx, a.ledger, a.Log, inv.Workspace, inv.Account, inv.Amount); err != nil {
+		return PaymentOptions{}, fromLedger(err)
 	}
 	return out, nil
 }
 
 func (a *App) check(ctx context.Context, inv Invoice) (*pb.CheckCreditPaymentResponse, error) {
 	return a.ledger.CheckCreditPayment(ctx, &pb.CheckCreditPaymentRequest{
-		Workspace: inv.Workspace, Account: inv.Account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: inv.Amount.proto()},
+		Workspace: inv.Workspace, Account: inv.Account, Cost: &pb.CheckCreditPaymentRequest_Price{Price: inv.Amount.Proto()},
 	})
 }
 
 // PayWithCredit pays an invoice with credits (see the package comment).
 // A PAID invoice is returned as it is; a PAYING one is settled by
 // replaying its key. The returned invoice is the stored state, also with
-// an error: OPEN with a refusal (KindRefused), PAYING when the ledger did
-// not confirm (KindUnavailable: it is reconciled later).
+// an error: OPEN with a refusal (consumer.KindRefused), PAYING when the ledger did
+// not confirm (consumer.KindUnavailable: it is reconciled later).
 func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice, error) {
 	for range 3 {
 		inv, err := a.Get(ctx, workspace, id)
@@ -278,29 +237,29 @@ func (a *App) PayWithCredit(ctx context.Context, workspace, id string) (Invoice,
 		}
 		if !chk.GetAllowed() {
 			if err := a.store.NoteFailure(ctx, workspace, id, chk.GetReason(), a.clock()); err != nil {
-				return inv, internal(err)
+				return inv, consumer.Internal(err)
 			}
 			inv.LastFailure = chk.GetReason()
-			return inv, &Error{
-				Kind: KindRefused, Code: chk.GetReason(), Message: "Pay with Credit is not available",
+			return inv, &consumer.Error{
+				Kind: consumer.KindRefused, Code: chk.GetReason(), Message: "Pay with Credit is not available",
 				Metadata: map[string]string{"balance": fmt.Sprint(chk.GetBalance()), "credits_required": fmt.Sprint(chk.GetCreditsRequired())},
 			}
 		}
 		ok, err := a.store.BeginPaying(ctx, workspace, id, chk.GetCreditsRequired(), Key(inv.ID), a.clock())
 		if err != nil {
-			return inv, internal(err)
+			return inv, consumer.Internal(err)
 		}
 		if ok {
 			if inv, err = a.store.Get(ctx, workspace, id); err != nil {
-				return inv, internal(err)
+				return inv, consumer.Internal(err)
 			}
-			a.log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
-				zap.Int64("credits", inv.Credits), zap.String("idempotency_key_sha256", fingerprint(inv.IdempotencyKey)))
+			a.Log.Info("invoice payment started", zap.String("invoice_id", inv.ID), zap.String("number", inv.Number),
+				zap.Int64("credits", inv.Credits), zap.String("idempotency_key_sha256", consumer.Fingerprint(inv.IdempotencyKey)))
 			return a.settle(ctx, inv)
 		}
 		// A concurrent payment moved it first: look again.
 	}
-	return Invoice{}, &Error{Kind: KindConflict, Code: "CONCURRENT_UPDATE", Message: "the invoice is being changed concurrently; retry"}
+	return Invoice{}, &consumer.Error{Kind: consumer.KindConflict, Code: "CONCURRENT_UPDATE", Message: "the invoice is being changed concurrently; retry"}
 }
 
 // settle drives a PAYING invoice on: it creates (or replays) the hold
@@ -322,25 +281,25 @@ func (a *App) settle(ctx context.Context, inv Invoice) (Invoice, error) {
 			le := fromLedger(err)
 			out, aerr := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, le.Code, a.clock())
 			if aerr != nil {
-				return inv, internal(aerr)
+				return inv, consumer.Internal(aerr)
 			}
-			a.log.Info("invoice hold refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+			a.Log.Info("invoice hold refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
 			return out, le
 		default:
-			a.log.Warn("invoice hold not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+			a.Log.Warn("invoice hold not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 			return inv, fromLedger(err)
 		}
 		holdID := res.GetHold().GetId()
 		out, err := a.store.SetHold(ctx, inv.Workspace, inv.ID, inv.IdempotencyKey, holdID, a.clock())
 		if err != nil {
-			return inv, internal(err)
+			return inv, consumer.Internal(err)
 		}
 		if out.Status != StatusPaying || out.HoldID != holdID {
 			// Another call of this payment moved it on meanwhile.
 			return out, nil
 		}
 		inv = out
-		a.log.Info("invoice credits held", zap.String("invoice_id", inv.ID), zap.String("hold_id", holdID),
+		a.Log.Info("invoice credits held", zap.String("invoice_id", inv.ID), zap.String("hold_id", holdID),
 			zap.Bool("replayed", res.GetReplayed()), zap.Int64("available", res.GetAvailable()))
 	}
 	return a.capture(ctx, inv)
@@ -356,14 +315,14 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 	switch {
 	case err == nil:
 		txID = res.GetTransaction().GetId()
-		a.log.Info("invoice hold captured", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+		a.Log.Info("invoice hold captured", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
 			zap.Bool("replayed", res.GetReplayed()))
 	case errors.Is(err, ledgerclient.ErrHoldNotActive):
 		// Captured already (by this payment: only it knows the hold), or
 		// ended without paying: the hold says which.
 		h, herr := a.ledger.GetHold(ctx, &pb.GetHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID})
 		if herr != nil {
-			a.log.Warn("invoice hold state unavailable; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(herr))
+			a.Log.Warn("invoice hold state unavailable; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(herr))
 			return inv, fromLedger(herr)
 		}
 		if h.GetHold().GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
@@ -371,7 +330,7 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 			if h.GetHold().GetStatus() == pb.HoldStatus_HOLD_STATUS_EXPIRED {
 				code = CodeHoldExpired
 			}
-			return a.reopen(ctx, inv, &Error{Kind: KindRefused, Code: code, Message: "the credits held for the payment were released; pay again"})
+			return a.reopen(ctx, inv, &consumer.Error{Kind: consumer.KindRefused, Code: code, Message: "the credits held for the payment were released; pay again"})
 		}
 		txID = h.GetHold().GetTransactionId()
 	case ledgerclient.IsRefused(err):
@@ -379,7 +338,7 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 		// the hold's expiry.
 		return a.release(ctx, inv, fromLedger(err))
 	default:
-		a.log.Warn("invoice capture not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		a.Log.Warn("invoice capture not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 		return inv, fromLedger(err)
 	}
 	return a.markPaid(ctx, inv, txID)
@@ -388,10 +347,10 @@ func (a *App) capture(ctx context.Context, inv Invoice) (Invoice, error) {
 // release voids the hold of a PAYING invoice whose capture was refused,
 // then reopens the invoice. A void the ledger does not confirm leaves the
 // invoice PAYING: the next pass tries the capture again.
-func (a *App) release(ctx context.Context, inv Invoice, cause *Error) (Invoice, error) {
+func (a *App) release(ctx context.Context, inv Invoice, cause *consumer.Error) (Invoice, error) {
 	_, err := a.ledger.VoidHold(ctx, &pb.VoidHoldRequest{Workspace: inv.Workspace, HoldId: inv.HoldID, IdempotencyKey: inv.IdempotencyKey + ":void"})
 	if err != nil && !errors.Is(err, ledgerclient.ErrHoldNotActive) {
-		a.log.Warn("invoice hold not voided after a refused capture; left PAYING", zap.String("invoice_id", inv.ID),
+		a.Log.Warn("invoice hold not voided after a refused capture; left PAYING", zap.String("invoice_id", inv.ID),
 			zap.String("reason", cause.Code), zap.Error(err))
 		return inv, fromLedger(err)
 	}
@@ -399,20 +358,20 @@ func (a *App) release(ctx context.Context, inv Invoice, cause *Error) (Invoice, 
 	// HOLD_VOIDED: the refusal is the reason.
 	out, err := a.store.EndAttempt(ctx, inv.Workspace, inv.ID, inv.HoldID, cause.Code, true, a.clock())
 	if err != nil {
-		return inv, internal(err)
+		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+	a.Log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
 		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
 	return out, cause
 }
 
 // reopen moves a PAYING invoice back to OPEN with the reason.
-func (a *App) reopen(ctx context.Context, inv Invoice, cause *Error) (Invoice, error) {
+func (a *App) reopen(ctx context.Context, inv Invoice, cause *consumer.Error) (Invoice, error) {
 	out, err := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, cause.Code, a.clock())
 	if err != nil {
-		return inv, internal(err)
+		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
+	a.Log.Info("invoice payment ended without paying; back to OPEN", zap.String("invoice_id", inv.ID),
 		zap.String("hold_id", inv.HoldID), zap.String("reason", cause.Code))
 	return out, cause
 }
@@ -430,9 +389,9 @@ func (a *App) markPaid(ctx context.Context, inv Invoice, txID string) (Invoice, 
 func (a *App) recordPaid(ctx context.Context, inv Invoice, txID string) (Invoice, error) {
 	out, err := a.store.MarkPaid(ctx, inv.Workspace, inv.ID, txID, a.clock())
 	if err != nil {
-		return inv, internal(err)
+		return inv, consumer.Internal(err)
 	}
-	a.log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
+	a.Log.Info("invoice paid", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID))
 	return out, nil
 }
 
@@ -449,7 +408,7 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 	switch {
 	case err == nil:
 		txID = res.GetTransaction().GetId()
-		a.log.Info("invoice debit posted", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
+		a.Log.Info("invoice debit posted", zap.String("invoice_id", inv.ID), zap.String("transaction_id", txID),
 			zap.Bool("replayed", res.GetReplayed()), zap.Int64("balance", res.GetBalance()))
 	case errors.Is(err, ledgerclient.ErrIdempotencyKeyReused):
 		// The key did post, with other terms (the amount was recomputed
@@ -457,10 +416,10 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 		// truth: find it.
 		txID, err = a.findDebit(ctx, inv)
 		if err != nil || txID == "" {
-			a.log.Error("invoice key posted with other terms and the debit cannot be found; left PAYING",
+			a.Log.Error("invoice key posted with other terms and the debit cannot be found; left PAYING",
 				zap.String("invoice_id", inv.ID), zap.Error(err))
-			return inv, &Error{
-				Kind: KindConflict, Code: ledgerclient.ReasonIdempotencyKeyReused,
+			return inv, &consumer.Error{
+				Kind: consumer.KindConflict, Code: ledgerclient.ReasonIdempotencyKeyReused,
 				Message: "the payment key was used with other terms; an operator must check the ledger",
 			}
 		}
@@ -468,12 +427,12 @@ func (a *App) settleDebit(ctx context.Context, inv Invoice) (Invoice, error) {
 		le := fromLedger(err)
 		out, aerr := a.store.AbortPaying(ctx, inv.Workspace, inv.ID, le.Code, a.clock())
 		if aerr != nil {
-			return inv, internal(aerr)
+			return inv, consumer.Internal(aerr)
 		}
-		a.log.Info("invoice payment refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
+		a.Log.Info("invoice payment refused; back to OPEN", zap.String("invoice_id", inv.ID), zap.String("reason", le.Code))
 		return out, le
 	default:
-		a.log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
+		a.Log.Warn("invoice debit not confirmed; left PAYING", zap.String("invoice_id", inv.ID), zap.Error(err))
 		return inv, fromLedger(err)
 	}
 	return a.markPaid(ctx, inv, txID)
@@ -530,7 +489,7 @@ func (a *App) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	if rep.Paying > 0 {
-		a.log.Info("reconciled", zap.Int("paying", rep.Paying), zap.Int("paid", rep.Paid), zap.Int("reopened", rep.Reopened))
+		a.Log.Info("reconciled", zap.Int("paying", rep.Paying), zap.Int("paid", rep.Paid), zap.Int("reopened", rep.Reopened))
 	}
 	return rep, ctx.Err()
 }

@@ -3,13 +3,12 @@ package invoicing
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver: pure Go, no cgo
+	"github.com/creditledger/creditledger/internal/consumer"
 )
 
 // Store is the invoicing service's durable state in one SQLite file, in
@@ -20,161 +19,47 @@ type Store struct {
 }
 
 var (
-	errNoRows = errors.New("not found")
+	errNoRows = sql.ErrNoRows // wrapped by the getters when nothing matches
 	errExists = errors.New("already exists")
 )
 
-const timeLayout = "2006-01-02T15:04:05.000000Z"
+// migrations are the invoicing database's schema: NNNN_name.sql, applied
+// in order and never edited once released.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
 
-const schema = `
-CREATE TABLE invoices (
-	id              TEXT PRIMARY KEY,
-	workspace       TEXT NOT NULL,
-	account         TEXT NOT NULL,
-	seq             INTEGER NOT NULL,
-	number          TEXT NOT NULL,
-	description     TEXT NOT NULL DEFAULT '',
-	currency        TEXT NOT NULL,
-	units           INTEGER NOT NULL,
-	nanos           INTEGER NOT NULL,
-	status          TEXT NOT NULL CHECK (status IN ('OPEN', 'PAYING', 'PAID')),
-	credits         INTEGER NOT NULL DEFAULT 0,
-	idempotency_key TEXT NOT NULL DEFAULT '',
-	transaction_id  TEXT NOT NULL DEFAULT '',
-	last_failure    TEXT NOT NULL DEFAULT '',
-	create_time     TEXT NOT NULL,
-	update_time     TEXT NOT NULL,
-	paid_time       TEXT,
-	UNIQUE (workspace, number),
-	UNIQUE (workspace, seq),
-	CHECK (units >= 0 AND nanos BETWEEN 0 AND 999999999 AND (units > 0 OR nanos > 0)),
-	-- the intent is recorded with its key and amount before the ledger is called
-	CHECK (status = 'OPEN' OR (idempotency_key <> '' AND credits > 0)),
-	-- an invoice is never paid without the posted debit
-	CHECK (status <> 'PAID' OR (transaction_id <> '' AND paid_time IS NOT NULL))
-) STRICT;
-CREATE INDEX invoices_by_account ON invoices (workspace, account, seq);
-CREATE INDEX invoices_paying ON invoices (update_time) WHERE status = 'PAYING';
-`
+var schema = consumer.Schema{FS: migrations, Dir: "migrations"}
 
-// migrations[i] brings the schema from version i+1 to i+2.
-var migrations = []string{
-	// 2: Pay with Credit reserves the credits first (a hold), then captures
-	// them. hold_id is the hold of the payment in progress; attempt counts
-	// the payments begun, so that each gets its own ledger key (a hold that
-	// expired or was voided ends its key for good). Invoices PAYING from
-	// before are left to the one-step debit they started (method DEBIT).
-	`ALTER TABLE invoices ADD COLUMN hold_id TEXT NOT NULL DEFAULT '';
-	ALTER TABLE invoices ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
-	ALTER TABLE invoices ADD COLUMN method TEXT NOT NULL DEFAULT 'HOLD' CHECK (method IN ('HOLD', 'DEBIT'));
-	UPDATE invoices SET method = 'DEBIT', attempt = 1 WHERE status = 'PAYING';
-	UPDATE invoices SET attempt = 1 WHERE status = 'PAID';`,
-	// 3: invoicing learns that a payment's hold ended (expired, voided,
-	// captured) from the ledger's events: the last event applied per
-	// workspace, and the lookup of an invoice by its hold.
-	`CREATE TABLE event_cursors (
-	workspace   TEXT PRIMARY KEY,
-	sequence    INTEGER NOT NULL CHECK (sequence >= 0),
-	update_time TEXT NOT NULL
-) STRICT;
-CREATE INDEX invoices_by_hold ON invoices (workspace, hold_id) WHERE hold_id <> '';`,
-}
-
-const schemaVersion = 3
-
-// OpenStore opens (creating if needed) the SQLite file at path.
+// OpenStore opens (creating if needed) the SQLite file at path, migrated
+// to the latest schema.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("invoicing store: empty database path")
-	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := consumer.OpenSQLite(ctx, path, schema)
 	if err != nil {
-		return nil, fmt.Errorf("invoicing store: open %s: %w", path, err)
+		return nil, fmt.Errorf("invoicing store: %w", err)
 	}
-	// One connection: writes serialize anyway and are short; no ledger
-	// call ever happens inside a database transaction.
-	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
-	if err := s.init(ctx); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("invoicing store: open %s: %w", path, err)
-	}
-	return s, nil
-}
-
-func (s *Store) init(ctx context.Context) error {
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return err
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal_mode is %q, want wal", mode)
-	}
-	var v int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return err
-	}
-	switch {
-	case v == schemaVersion:
-		return nil
-	case v > schemaVersion:
-		return fmt.Errorf("schema version %d is newer than this binary's %d", v, schemaVersion)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if v == 0 {
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		v = 1
-	}
-	for ; v < schemaVersion; v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return tx.Commit()
+	return &Store{db: db}, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// pragma reads one PRAGMA value (tests check the durability settings).
 func (s *Store) pragma(ctx context.Context, name string) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
-	return v, err
-}
-
-func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(timeLayout, s)
-	return t
+	return consumer.Pragma(ctx, s.db, name)
 }
 
 const columns = `id, workspace, account, number, description, currency, units, nanos, status, credits, idempotency_key,
 	transaction_id, last_failure, create_time, update_time, COALESCE(paid_time, ''), hold_id, method`
 
-func scan(row interface{ Scan(...any) error }) (Invoice, error) {
+func scan(row consumer.Row) (Invoice, error) {
 	var i Invoice
 	var ct, ut, pt string
 	err := row.Scan(&i.ID, &i.Workspace, &i.Account, &i.Number, &i.Description, &i.Amount.CurrencyCode, &i.Amount.Units,
 		&i.Amount.Nanos, &i.Status, &i.Credits, &i.IdempotencyKey, &i.TransactionID, &i.LastFailure, &ct, &ut, &pt, &i.HoldID, &i.Method)
-	i.CreateTime, i.UpdateTime = parseTime(ct), parseTime(ut)
+	i.CreateTime, i.UpdateTime = consumer.ParseTime(ct), consumer.ParseTime(ut)
 	if pt != "" {
-		p := parseTime(pt)
+		p := consumer.ParseTime(pt)
 		i.PaidTime = &p
 	}
 	return i, err
@@ -206,7 +91,7 @@ func (s *Store) Insert(ctx context.Context, inv Invoice) (Invoice, error) {
 		INSERT INTO invoices (id, workspace, account, seq, number, description, currency, units, nanos, status, create_time, update_time)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?, ?)`,
 		inv.ID, inv.Workspace, inv.Account, seq, inv.Number, inv.Description, inv.Amount.CurrencyCode, inv.Amount.Units,
-		inv.Amount.Nanos, fmtTime(inv.CreateTime), fmtTime(inv.CreateTime))
+		inv.Amount.Nanos, consumer.FormatTime(inv.CreateTime), consumer.FormatTime(inv.CreateTime))
 	if err != nil {
 		return Invoice{}, fmt.Errorf("insert invoice: %w", err)
 	}
@@ -219,31 +104,11 @@ func (s *Store) Insert(ctx context.Context, inv Invoice) (Invoice, error) {
 
 // Get returns one invoice of the workspace.
 func (s *Store) Get(ctx context.Context, workspace, id string) (Invoice, error) {
-	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND id = ?`, workspace, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Invoice{}, errNoRows
-	}
-	if err != nil {
-		return Invoice{}, fmt.Errorf("get invoice: %w", err)
-	}
-	return i, nil
+	return consumer.QueryOne(ctx, s.db, "get invoice", scan, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND id = ?`, workspace, id)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]Invoice, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list invoices: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	out := []Invoice{}
-	for rows.Next() {
-		i, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list invoices: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "list invoices", scan, q, args...)
 }
 
 // List returns a workspace's invoices, optionally of one account and one
@@ -268,7 +133,7 @@ func (s *Store) BeginPaying(ctx context.Context, workspace, id string, credits i
 		UPDATE invoices SET status = 'PAYING', credits = ?1, method = 'HOLD', hold_id = '', attempt = attempt + 1,
 			idempotency_key = CASE WHEN attempt = 0 THEN ?2 ELSE ?2 || ':' || (attempt + 1) END, update_time = ?3
 		WHERE workspace = ?4 AND id = ?5 AND status = 'OPEN'`,
-		credits, key, fmtTime(now), workspace, id)
+		credits, key, consumer.FormatTime(now), workspace, id)
 	if err != nil {
 		return false, fmt.Errorf("begin paying: %w", err)
 	}
@@ -282,7 +147,7 @@ func (s *Store) SetHold(ctx context.Context, workspace, id, key, holdID string, 
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE invoices SET hold_id = ?, update_time = ?
 		WHERE workspace = ? AND id = ? AND status = 'PAYING' AND idempotency_key = ? AND hold_id = ''`,
-		holdID, fmtTime(now), workspace, id, key)
+		holdID, consumer.FormatTime(now), workspace, id, key)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("set hold: %w", err)
 	}
@@ -296,7 +161,7 @@ func (s *Store) MarkPaid(ctx context.Context, workspace, id, txID string, now ti
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE invoices SET status = 'PAID', transaction_id = ?, last_failure = '', paid_time = ?, update_time = ?
 		WHERE workspace = ? AND id = ? AND status <> 'PAID'`,
-		txID, fmtTime(now), fmtTime(now), workspace, id)
+		txID, consumer.FormatTime(now), consumer.FormatTime(now), workspace, id)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("mark paid: %w", err)
 	}
@@ -309,7 +174,7 @@ func (s *Store) AbortPaying(ctx context.Context, workspace, id, reason string, n
 	_, err := s.db.ExecContext(ctx, `
 		UPDATE invoices SET status = 'OPEN', last_failure = ?, update_time = ?
 		WHERE workspace = ? AND id = ? AND status = 'PAYING'`,
-		reason, fmtTime(now), workspace, id)
+		reason, consumer.FormatTime(now), workspace, id)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("abort paying: %w", err)
 	}
@@ -326,7 +191,7 @@ func (s *Store) EndAttempt(ctx context.Context, workspace, id, holdID, reason st
 		UPDATE invoices SET status = 'OPEN', last_failure = ?1, update_time = ?2
 		WHERE workspace = ?3 AND id = ?4 AND hold_id = ?5 AND hold_id <> ''
 			AND (status = 'PAYING' OR (?6 AND status = 'OPEN'))`,
-		reason, fmtTime(now), workspace, id, holdID, settled)
+		reason, consumer.FormatTime(now), workspace, id, holdID, settled)
 	if err != nil {
 		return Invoice{}, fmt.Errorf("end attempt: %w", err)
 	}
@@ -335,67 +200,31 @@ func (s *Store) EndAttempt(ctx context.Context, workspace, id, holdID, reason st
 
 // ByHold returns the invoice whose current payment attempt holds holdID.
 func (s *Store) ByHold(ctx context.Context, workspace, holdID string) (Invoice, error) {
-	i, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`,
-		workspace, holdID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Invoice{}, errNoRows
-	}
-	if err != nil {
-		return Invoice{}, fmt.Errorf("invoice by hold: %w", err)
-	}
-	return i, nil
+	return consumer.QueryOne(ctx, s.db, "invoice by hold", scan, `SELECT `+columns+` FROM invoices WHERE workspace = ? AND hold_id = ? AND hold_id <> ''`,
+		workspace, holdID)
 }
 
 // Workspaces lists the workspaces whose ledger events invoicing follows:
 // those it has invoices in, and those it has a cursor for.
 func (s *Store) Workspaces(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT workspace FROM event_cursors UNION SELECT workspace FROM invoices ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("workspaces: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []string
-	for rows.Next() {
-		var ws string
-		if err := rows.Scan(&ws); err != nil {
-			return nil, fmt.Errorf("workspaces: %w", err)
-		}
-		out = append(out, ws)
-	}
-	return out, rows.Err()
+	return consumer.QueryAll(ctx, s.db, "workspaces", consumer.ScanString, `SELECT workspace FROM event_cursors UNION SELECT workspace FROM invoices ORDER BY 1`)
 }
 
 // Cursor is the sequence of the last ledger event of the workspace that
 // invoicing applied; 0 before the first.
 func (s *Store) Cursor(ctx context.Context, workspace string) (int64, error) {
-	var seq int64
-	err := s.db.QueryRowContext(ctx, `SELECT sequence FROM event_cursors WHERE workspace = ?`, workspace).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("event cursor: %w", err)
-	}
-	return seq, nil
+	return consumer.Cursor(ctx, s.db, workspace)
 }
 
 // SaveCursor records that the workspace's events up to seq are applied.
-// A cursor never moves back.
 func (s *Store) SaveCursor(ctx context.Context, workspace string, seq int64) error {
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO event_cursors (workspace, sequence, update_time) VALUES (?1, ?2, ?3)
-		ON CONFLICT (workspace) DO UPDATE SET sequence = MAX(sequence, excluded.sequence), update_time = excluded.update_time`,
-		workspace, seq, fmtTime(time.Now()))
-	if err != nil {
-		return fmt.Errorf("save event cursor: %w", err)
-	}
-	return nil
+	return consumer.SaveCursor(ctx, s.db, workspace, seq)
 }
 
 // NoteFailure records the reason of a payment refused before PAYING.
 func (s *Store) NoteFailure(ctx context.Context, workspace, id, reason string, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE invoices SET last_failure = ?, update_time = ? WHERE workspace = ? AND id = ? AND status = 'OPEN'`,
-		reason, fmtTime(now), workspace, id)
+		reason, consumer.FormatTime(now), workspace, id)
 	if err != nil {
 		return fmt.Errorf("note failure: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/ident"
 )
 
 // CreateHold reserves credits: available (balance − held) must cover the
@@ -128,7 +130,7 @@ func (s *Service) ListHolds(ctx context.Context, in ListHoldsInput) (HoldPage, e
 		if err != nil {
 			return HoldPage{}, err
 		}
-		if !validID(cur) {
+		if !ident.Valid(cur) {
 			return HoldPage{}, invalid("page_token", "is invalid")
 		}
 		q.BeforeID = cur

@@ -16,7 +16,7 @@ package ledger
 //   - CaptureHold and VoidHold: the hold ("h:<hold>:<key>");
 //   - ReverseTransaction: the reversed entry ("r:<entry>:<key>").
 //
-// Identifiers never contain ':' (see validID), so a scoped key names its
+// Identifiers never contain ':' (see ident.Valid), so a scoped key names its
 // scope unambiguously. Records hold the scoped key; transactions and
 // requests keep the caller's key as given.
 

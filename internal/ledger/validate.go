@@ -2,11 +2,13 @@ package ledger
 
 import (
 	"unicode/utf8"
+
+	"github.com/creditledger/creditledger/internal/ident"
 )
 
 // Input bounds. They are part of the API contract (documented in the proto).
 const (
-	MaxIDLength             = 64
+	MaxIDLength             = ident.MaxLength
 	MaxIdempotencyKeyLength = 255
 	MaxReferenceLength      = 256
 	MaxNoteLength           = 1024
@@ -70,31 +72,13 @@ func checkAmount(v *violations, field string, n int64) {
 	}
 }
 
-// validID reports whether s is a workspace, account, package or request
-// identifier: 1-64 characters of [A-Za-z0-9._-] starting with a letter or digit.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > MaxIDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func isIDChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 
 func checkID(v *violations, field, s string) {
-	if !validID(s) {
-		v.add(field, "must be 1-%d characters of [A-Za-z0-9._-] starting with a letter or digit", MaxIDLength)
+	if !ident.Valid(s) {
+		v.add(field, "must be "+ident.Rule)
 	}
 }
 
