@@ -109,7 +109,7 @@ func (s *settings) Check(p consumer.Program, getenv func(string) string) error {
 	default:
 		return fmt.Errorf("CHECKOUT_WEBHOOKS %q: must be stripe, off or unsigned (development only)", s.Webhooks)
 	}
-	return s.payments.load(getenv, s.Webhooks, s.stripeSecret)
+	return s.load(getenv, s.Webhooks, s.stripeSecret)
 }
 
 // Environment adds the checkout's secret to the kit's list, for --help.

@@ -20,8 +20,8 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/token"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
