@@ -11,6 +11,12 @@
 // through a separate pool of query-only connections; each View is one
 // deferred read transaction, i.e. one WAL snapshot, and never waits for
 // writers.
+//
+// Opening the path Memory gives a private store that lives in memory for
+// as long as it is open (tests, and tools that need a ledger for a
+// moment). It is the same store on a file of a memory-backed file
+// system, so it keeps every semantics above: one writer connection,
+// snapshot reads that never wait for it, the same durability settings.
 package sqlite
 
 import (
@@ -42,6 +48,19 @@ type Options struct {
 
 const defaultBusyTimeout = 5 * time.Second
 
+// Memory is the path that opens a new, private store held in memory,
+// deleted when the store is closed. Unlike SQLite's own ":memory:",
+// which gives every connection a database of its own, it is one database
+// shared by the store's writer and readers, like a file's: the store
+// behaves exactly as on a file, because it is one, in a temporary
+// directory on a memory-backed file system (/dev/shm where there is
+// one, else the system's temporary directory).
+const Memory = ":memory:"
+
+// memoryBase is where Memory stores are created when it is a writable
+// directory: a tmpfs on Linux, so the file is RAM and fsync costs nothing.
+const memoryBase = "/dev/shm"
+
 // Store is the embedded ledger store. It implements ledger.Store and
 // ledger.Auditor and is safe for concurrent use.
 type Store struct {
@@ -50,6 +69,8 @@ type Store struct {
 	r    *sql.DB // query-only connections: deferred read transactions
 	ws   map[string]*sql.Stmt
 	rs   map[string]*sql.Stmt
+	// tempDir is the directory of a Memory store, removed at Close.
+	tempDir string
 }
 
 var (
@@ -58,8 +79,41 @@ var (
 )
 
 // Open opens (creating it, mode 0600, when missing) the database file at
-// path, applies the embedded migrations and returns the store.
+// path, applies the embedded migrations and returns the store. The path
+// Memory opens a new private store in memory instead.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path != Memory {
+		return open(ctx, path, opts)
+	}
+	dir, err := memoryDir()
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, filepath.Join(dir, "ledger.db"), opts)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	s.tempDir = dir
+	return s, nil
+}
+
+// memoryDir creates the owner-only directory of a Memory store.
+func memoryDir() (string, error) {
+	if fi, err := os.Stat(memoryBase); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp(memoryBase, "creditledger-memory-"); err == nil {
+			return dir, nil
+		}
+	}
+	dir, err := os.MkdirTemp("", "creditledger-memory-")
+	if err != nil {
+		return "", fmt.Errorf("sqlite: create an in-memory store: %w", err)
+	}
+	return dir, nil
+}
+
+// open opens the store on the file at path.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = defaultBusyTimeout
@@ -98,6 +152,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // embedded migrations that are not applied yet. It is idempotent and safe
 // when several processes migrate the same file at once.
 func Migrate(ctx context.Context, path string) error {
+	if path == Memory {
+		return errors.New("sqlite: an in-memory store is migrated when it is opened, and lost when it is closed")
+	}
 	w, err := openWriter(ctx, path, defaultBusyTimeout)
 	if err != nil {
 		return err
@@ -235,7 +292,8 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Path returns the database file's path.
+// Path returns the database file's path (for a Memory store, the file
+// in its temporary directory).
 func (s *Store) Path() string { return s.path }
 
 // View runs fn in a read-only transaction: one WAL snapshot, taken at the
@@ -272,11 +330,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools. In-flight calls fail with an unavailable error.
+// Close closes both pools; a Memory store's data is then deleted.
+// In-flight calls fail with an unavailable error.
 func (s *Store) Close() error {
 	closeAll(s.rs)
 	closeAll(s.ws)
-	return errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.w.Close())
+	if s.tempDir != "" {
+		err = errors.Join(err, os.RemoveAll(s.tempDir))
+	}
+	return err
 }
 
 // PoolStats reports both pools together (metrics.PoolStatser). The
