@@ -48,19 +48,6 @@ type Options struct {
 
 const defaultBusyTimeout = 5 * time.Second
 
-// Memory is the path that opens a new, private store held in memory,
-// deleted when the store is closed. Unlike SQLite's own ":memory:",
-// which gives every connection a database of its own, it is one database
-// shared by the store's writer and readers, like a file's: the store
-// behaves exactly as on a file, because it is one, in a temporary
-// directory on a memory-backed file system (/dev/shm where there is
-// one, else the system's temporary directory).
-const Memory = ":memory:"
-
-// memoryBase is where Memory stores are created when it is a writable
-// directory: a tmpfs on Linux, so the file is RAM and fsync costs nothing.
-const memoryBase = "/dev/shm"
-
 // Store is the embedded ledger store. It implements ledger.Store and
 // ledger.Auditor and is safe for concurrent use.
 type Store struct {
@@ -82,34 +69,10 @@ var (
 // path, applies the embedded migrations and returns the store. The path
 // Memory opens a new private store in memory instead.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	if path != Memory {
-		return open(ctx, path, opts)
+	if path == Memory {
+		return openMemory(ctx, opts)
 	}
-	dir, err := memoryDir()
-	if err != nil {
-		return nil, err
-	}
-	s, err := open(ctx, filepath.Join(dir, "ledger.db"), opts)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	s.tempDir = dir
-	return s, nil
-}
-
-// memoryDir creates the owner-only directory of a Memory store.
-func memoryDir() (string, error) {
-	if fi, err := os.Stat(memoryBase); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp(memoryBase, "creditledger-memory-"); err == nil {
-			return dir, nil
-		}
-	}
-	dir, err := os.MkdirTemp("", "creditledger-memory-")
-	if err != nil {
-		return "", fmt.Errorf("sqlite: create an in-memory store: %w", err)
-	}
-	return dir, nil
+	return open(ctx, path, opts)
 }
 
 // open opens the store on the file at path.
