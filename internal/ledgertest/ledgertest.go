@@ -186,7 +186,8 @@ func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.offset.
 // Advance moves the ledger's clock forward by d and runs the expiry
 // sweep, as ledgerd's sweeper does at its next tick: holds whose
 // expire_time passed are EXPIRED (hold.expired), unspent credits whose
-// grant expired are posted out (credits.expired).
+// grant expired are posted out (credits.expired). Tokens keep the wall
+// clock: one minted before an Advance is still valid after it.
 func (s *Server) Advance(tb testing.TB, d time.Duration) {
 	tb.Helper()
 	s.offset.Add(int64(d))
