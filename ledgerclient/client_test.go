@@ -192,9 +192,10 @@ func TestAttemptTimeoutAfterCommitIsResolvedByReplay(t *testing.T) {
 	f := ledgertest.Start(t)
 	f.SetEnabled(t, ws, true)
 	f.Fund(t, ws, "client-1", 100)
-	c := dial(t, f.Addr, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
+	// Long enough for any real call, short beside the fault's delay.
+	c := dial(t, f.Addr, ledgerclient.WithAttemptTimeout(2*time.Second))
 	// The first Debit commits, then its answer is held past the attempt deadline.
-	f.InjectFault("Debit", ledgertest.Fault{After: true, Delay: 5 * time.Second})
+	f.InjectFault("Debit", ledgertest.Fault{After: true, Delay: time.Minute})
 
 	res, err := c.Debit(t.Context(), debit("invoice:7", 40))
 	if err != nil {

@@ -367,12 +367,13 @@ func TestTimedOutLedgerCallsAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing
 	for _, method := range []string{"CreateHold", "CaptureHold"} {
 		t.Run(method, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
+			// Long enough for any real call, short beside the fault's delay.
+			e := newEnv(t, ledgerclient.WithAttemptTimeout(2*time.Second))
 			e.agency()
 			e.ledger.Fund(e.t, ws, "client-1", 100)
 			inv := e.invoice("INV-1", usd(1, 0))
 			// The first call takes effect but its answer is late: the attempt times out.
-			e.ledger.InjectFault(method, ledgertest.Fault{After: true, Delay: 5 * time.Second})
+			e.ledger.InjectFault(method, ledgertest.Fault{After: true, Delay: time.Minute})
 			code, got := e.pay(inv.ID)
 			if code != 200 || got.Status != StatusPaid {
 				t.Fatalf("HTTP %d %+v", code, got)

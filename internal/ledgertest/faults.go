@@ -2,6 +2,7 @@ package ledgertest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +23,9 @@ type Fault struct {
 	Reason string
 	// After applies the call first and then fails it: the effect is
 	// committed, the answer is lost (a timeout, or a connection broken
-	// after COMMIT).
+	// after COMMIT). The call is applied in full even if its caller gives
+	// up meanwhile, and the next calls of the method wait until it was:
+	// a retry finds it committed, as after a real lost answer.
 	After bool
 	// Delay waits this long before the call is applied (after it was,
 	// with After), or until the caller gives up.
@@ -36,9 +39,9 @@ type Call struct {
 	IdempotencyKey string
 	// Authorization is the call's "authorization" metadata, as sent.
 	Authorization string
-	// Code is what the caller got. A stream is recorded when its request
-	// arrives, with OK; it keeps OK once it answered, and takes the code
-	// it ended with when it ended without answering (refused).
+	// Code is what the caller got (OK while a call is in flight). A
+	// stream keeps OK once it answered, and takes the code it ended with
+	// when it ended without answering (refused).
 	Code codes.Code
 	// Request is a copy of the request (nil for a stream refused before
 	// its request arrived).
@@ -55,8 +58,8 @@ func (s *Server) InjectFault(method string, faults ...Fault) {
 }
 
 // Calls returns the calls received for method (short name; "" for all),
-// in the order they arrived. Setup through the Server's own methods
-// (Fund, SetEnabled…) is not among them.
+// in the order they arrived (a stream's, when its request did). Setup
+// through the Server's own methods (Fund, SetEnabled…) is not among them.
 func (s *Server) Calls(method string) []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,13 +130,19 @@ func (c *Call) setRequest(req any) {
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	call := newCall(ctx, info.FullMethod)
 	call.setRequest(req)
-	res, err := serve(ctx, req, handler, s.nextFault(call.Method))
-	call.Code = status.Code(err)
-	s.record(call)
+	i := s.record(call)
+	res, err := s.serve(ctx, req, handler, call.Method)
+	s.mu.Lock()
+	s.calls[i].Code = status.Code(err)
+	s.mu.Unlock()
 	return res, err
 }
 
-func serve(ctx context.Context, req any, handler grpc.UnaryHandler, f *Fault) (any, error) {
+func (s *Server) serve(ctx context.Context, req any, handler grpc.UnaryHandler, method string) (any, error) {
+	if err := s.waitApplied(ctx, method); err != nil {
+		return nil, err
+	}
+	f := s.nextFault(method)
 	if f == nil {
 		return handler(ctx, req)
 	}
@@ -146,7 +155,7 @@ func serve(ctx context.Context, req any, handler grpc.UnaryHandler, f *Fault) (a
 		}
 		return handler(ctx, req)
 	}
-	res, err := handler(ctx, req)
+	res, err := s.apply(ctx, req, handler, method)
 	if werr := f.wait(ctx); werr != nil {
 		return nil, werr
 	}
@@ -154,6 +163,43 @@ func serve(ctx context.Context, req any, handler grpc.UnaryHandler, f *Fault) (a
 		return nil, f.err("injected fault after the call took effect")
 	}
 	return res, err
+}
+
+// apply runs a call whose answer will be lost to its end, whatever its
+// caller does meanwhile; the method's next calls wait for it.
+func (s *Server) apply(ctx context.Context, req any, handler grpc.UnaryHandler, method string) (any, error) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.applying[method] = append(s.applying[method], done)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.applying[method] = slices.DeleteFunc(s.applying[method], func(c chan struct{}) bool { return c == done })
+		close(done)
+	}()
+	return handler(context.WithoutCancel(ctx), req)
+}
+
+// waitApplied waits until the calls of method ("" for every method)
+// being applied under an After fault are, or until ctx ends.
+func (s *Server) waitApplied(ctx context.Context, method string) error {
+	s.mu.Lock()
+	pending := slices.Clone(s.applying[method])
+	if method == "" {
+		for _, chans := range s.applying {
+			pending = append(pending, chans...)
+		}
+	}
+	s.mu.Unlock()
+	for _, done := range pending {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return nil
 }
 
 // wait sleeps the fault's delay, or until the caller gives up.

@@ -67,6 +67,9 @@ type Server struct {
 	faults  map[string][]Fault
 	calls   []Call
 	watches map[*watch]struct{}
+	// applying are the calls being applied under an After fault, by
+	// method: each channel is closed when its call was.
+	applying map[string][]chan struct{}
 }
 
 type options struct {
@@ -115,7 +118,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		}
 	})
 
-	s := &Server{faults: map[string][]Fault{}, watches: map[*watch]struct{}{}}
+	s := &Server{faults: map[string][]Fault{}, watches: map[*watch]struct{}{}, applying: map[string][]chan struct{}{}}
 	reg := prometheus.NewRegistry()
 	obs, err := grpcserver.NewObserver(reg)
 	if err != nil {
@@ -190,6 +193,7 @@ func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.offset.
 // clock: one minted before an Advance is still valid after it.
 func (s *Server) Advance(tb testing.TB, d time.Duration) {
 	tb.Helper()
+	s.settle(tb)
 	s.offset.Add(int64(d))
 	if _, err := s.Service.ExpireDue(context.Background()); err != nil {
 		tb.Fatalf("ledgertest: expiry sweep: %v", err)

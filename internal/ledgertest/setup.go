@@ -14,12 +14,21 @@ import (
 // Setup and inspection. Each method calls the server's own handlers in
 // process: the ledger's rules apply (a Fund is a real Credit, with its
 // transaction, version and event), but no token is needed and the call
-// is not recorded among Calls. A refusal fails the test.
+// is not recorded among Calls. A refusal fails the test. Each first
+// waits for the calls whose answer a fault loses to be applied, so that
+// it sees, or follows, their effect.
+
+// settle waits for the calls being applied under an After fault.
+func (s *Server) settle(tb testing.TB) {
+	tb.Helper()
+	check(tb, "wait for the faulted calls", s.waitApplied(tb.Context(), ""))
+}
 
 // SetEnabled switches credit payments of a workspace on or off
 // (UpdateSettings; settings.updated).
 func (s *Server) SetEnabled(tb testing.TB, workspace string, enabled bool) {
 	tb.Helper()
+	s.settle(tb)
 	s.updateSettings(tb, workspace, &pb.Settings{CreditPaymentsEnabled: enabled}, "credit_payments_enabled")
 }
 
@@ -27,6 +36,7 @@ func (s *Server) SetEnabled(tb testing.TB, workspace string, enabled bool) {
 // (UpdateSettings; none for an empty list).
 func (s *Server) SetPaymentMethods(tb testing.TB, workspace string, methods ...pb.PaymentMethod) {
 	tb.Helper()
+	s.settle(tb)
 	s.updateSettings(tb, workspace, &pb.Settings{PaymentMethods: methods}, "payment_methods")
 }
 
@@ -42,6 +52,7 @@ func (s *Server) updateSettings(tb testing.TB, workspace string, st *pb.Settings
 // (SetConversionRate: "10", "9.5").
 func (s *Server) SetRate(tb testing.TB, workspace, currency, rate string) {
 	tb.Helper()
+	s.settle(tb)
 	_, err := s.settings.SetConversionRate(tb.Context(), &pb.SetConversionRateRequest{Workspace: workspace, CurrencyCode: currency, Rate: rate})
 	check(tb, "SetConversionRate", err)
 }
@@ -50,6 +61,7 @@ func (s *Server) SetRate(tb testing.TB, workspace, currency, rate string) {
 // "ledgertest:fund". It returns the transaction.
 func (s *Server) Fund(tb testing.TB, workspace, account string, credits int64) *pb.Transaction {
 	tb.Helper()
+	s.settle(tb)
 	res, err := s.ledger.Credit(tb.Context(), &pb.CreditRequest{
 		Workspace: workspace, Account: account, Amount: credits, Kind: pb.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
 		Reference: "ledgertest:fund", IdempotencyKey: s.setupKey("fund"),
@@ -62,6 +74,7 @@ func (s *Server) Fund(tb testing.TB, workspace, account string, credits int64) *
 // reports false when the request is unknown or no longer pending.
 func (s *Server) CancelRequest(tb testing.TB, workspace, requestID string) bool {
 	tb.Helper()
+	s.settle(tb)
 	_, err := s.Service.CancelRequest(tb.Context(), ledger.CancelInput{
 		Workspace: workspace, RequestID: requestID, CancelledBy: "ledgertest", IdempotencyKey: s.setupKey("cancel"),
 	})
@@ -76,6 +89,7 @@ func (s *Server) CancelRequest(tb testing.TB, workspace, requestID string) bool 
 // Balance returns an account's balance and version (GetBalance).
 func (s *Server) Balance(tb testing.TB, workspace, account string) (balance, version int64) {
 	tb.Helper()
+	s.settle(tb)
 	res, err := s.ledger.GetBalance(tb.Context(), &pb.GetBalanceRequest{Workspace: workspace, Account: account})
 	check(tb, "GetBalance", err)
 	return res.GetBalance().GetBalance(), res.GetBalance().GetVersion()
@@ -85,6 +99,7 @@ func (s *Server) Balance(tb testing.TB, workspace, account string) (balance, ver
 // (ListTransactions, every page).
 func (s *Server) Transactions(tb testing.TB, workspace, account string) []*pb.Transaction {
 	tb.Helper()
+	s.settle(tb)
 	var out []*pb.Transaction
 	req := &pb.ListTransactionsRequest{Workspace: workspace, Account: account, PageSize: 500}
 	for {
@@ -102,6 +117,7 @@ func (s *Server) Transactions(tb testing.TB, workspace, account string) []*pb.Tr
 // Hold returns a hold, nil when there is none of that id (GetHold).
 func (s *Server) Hold(tb testing.TB, workspace, id string) *pb.Hold {
 	tb.Helper()
+	s.settle(tb)
 	res, err := s.ledger.GetHold(tb.Context(), &pb.GetHoldRequest{Workspace: workspace, HoldId: id})
 	var le *ledger.Error
 	if errors.As(err, &le) && le.Code == ledger.CodeNotFound {
@@ -115,6 +131,7 @@ func (s *Server) Hold(tb testing.TB, workspace, id string) *pb.Hold {
 // page).
 func (s *Server) Holds(tb testing.TB, workspace, account string) []*pb.Hold {
 	tb.Helper()
+	s.settle(tb)
 	var out []*pb.Hold
 	req := &pb.ListHoldsRequest{Workspace: workspace, Account: account, PageSize: 500}
 	for {
@@ -133,6 +150,7 @@ func (s *Server) Holds(tb testing.TB, workspace, account string) []*pb.Hold {
 // (ListEvents, every page).
 func (s *Server) Events(tb testing.TB, workspace string) []*pb.Event {
 	tb.Helper()
+	s.settle(tb)
 	var out []*pb.Event
 	req := &pb.ListEventsRequest{Workspace: workspace, PageSize: ledger.MaxEventPage}
 	for {
