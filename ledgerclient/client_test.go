@@ -14,13 +14,13 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
 
-// dial connects to the fake with a fast backoff so that retries do not slow the tests.
+// dial connects to the ledger with a fast backoff so that retries do not slow the tests.
 func dial(tb testing.TB, addr string, opts ...ledgerclient.Option) *ledgerclient.Client {
 	tb.Helper()
 	opts = append([]ledgerclient.Option{
@@ -35,7 +35,7 @@ func dial(tb testing.TB, addr string, opts ...ledgerclient.Option) *ledgerclient
 	return c
 }
 
-func keysOf(calls []fakeledger.Call) []string {
+func keysOf(calls []ledgertest.Call) []string {
 	var out []string
 	for _, c := range calls {
 		out = append(out, c.IdempotencyKey)
@@ -52,12 +52,12 @@ func debit(key string, amount int64) *pb.DebitRequest {
 
 func TestRetryUnavailableThenSuccessPostsOnce(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.Fund(ws, "client-1", 100)
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.Fund(t, ws, "client-1", 100)
 	var retries []ledgerclient.RetryEvent
 	c := dial(t, f.Addr, ledgerclient.WithOnRetry(func(e ledgerclient.RetryEvent) { retries = append(retries, e) }))
-	f.InjectFault("Debit", fakeledger.Fault{Code: codes.Unavailable}, fakeledger.Fault{Code: codes.Unavailable})
+	f.InjectFault("Debit", ledgertest.Fault{Code: codes.Unavailable}, ledgertest.Fault{Code: codes.Unavailable})
 
 	res, err := c.Debit(t.Context(), debit("checkout-order:1", 30))
 	if err != nil {
@@ -72,7 +72,7 @@ func TestRetryUnavailableThenSuccessPostsOnce(t *testing.T) {
 	if len(retries) != 2 || retries[0].Attempt != 1 || retries[1].Attempt != 2 || retries[0].Err.Code != codes.Unavailable {
 		t.Errorf("retry events = %+v, want attempts 1 and 2 after UNAVAILABLE", retries)
 	}
-	if bal, ver := f.Balance(ws, "client-1"); bal != 70 || ver != 2 {
+	if bal, ver := f.Balance(t, ws, "client-1"); bal != 70 || ver != 2 {
 		t.Errorf("server balance = %d v%d, want 70 v2", bal, ver)
 	}
 }
@@ -81,28 +81,28 @@ func TestBusinessRefusalsAreNeverRetried(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		setup    func(f *fakeledger.Server)
+		setup    func(t *testing.T, f *ledgertest.Server)
 		req      *pb.DebitRequest
 		sentinel error
 		code     codes.Code
 	}{
 		{
 			name:     "insufficient credits",
-			setup:    func(f *fakeledger.Server) { f.SetEnabled(ws, true); f.Fund(ws, "client-1", 10) },
+			setup:    func(t *testing.T, f *ledgertest.Server) { f.SetEnabled(t, ws, true); f.Fund(t, ws, "client-1", 10) },
 			req:      debit("k1", 11),
 			sentinel: ledgerclient.ErrInsufficientCredits,
 			code:     codes.FailedPrecondition,
 		},
 		{
 			name:     "credit payments disabled",
-			setup:    func(f *fakeledger.Server) { f.Fund(ws, "client-1", 10) },
+			setup:    func(t *testing.T, f *ledgertest.Server) { f.Fund(t, ws, "client-1", 10) },
 			req:      debit("k2", 1),
 			sentinel: ledgerclient.ErrCreditPaymentsDisabled,
 			code:     codes.FailedPrecondition,
 		},
 		{
 			name:  "version mismatch",
-			setup: func(f *fakeledger.Server) { f.SetEnabled(ws, true); f.Fund(ws, "client-1", 10) },
+			setup: func(t *testing.T, f *ledgertest.Server) { f.SetEnabled(t, ws, true); f.Fund(t, ws, "client-1", 10) },
 			req: func() *pb.DebitRequest {
 				r := debit("k3", 1)
 				v := int64(7)
@@ -114,7 +114,7 @@ func TestBusinessRefusalsAreNeverRetried(t *testing.T) {
 		},
 		{
 			name:     "missing idempotency key",
-			setup:    func(f *fakeledger.Server) { f.SetEnabled(ws, true); f.Fund(ws, "client-1", 10) },
+			setup:    func(t *testing.T, f *ledgertest.Server) { f.SetEnabled(t, ws, true); f.Fund(t, ws, "client-1", 10) },
 			req:      debit("", 1),
 			sentinel: ledgerclient.ErrInvalidArgument,
 			code:     codes.InvalidArgument,
@@ -123,8 +123,8 @@ func TestBusinessRefusalsAreNeverRetried(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := fakeledger.Start(t)
-			tt.setup(f)
+			f := ledgertest.Start(t)
+			tt.setup(t, f)
 			c := dial(t, f.Addr)
 			_, err := c.Debit(t.Context(), tt.req)
 			if !errors.Is(err, tt.sentinel) {
@@ -149,9 +149,9 @@ func TestBusinessRefusalsAreNeverRetried(t *testing.T) {
 
 func TestInsufficientCreditsCarriesMetadata(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.Fund(ws, "client-1", 10)
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.Fund(t, ws, "client-1", 10)
 	c := dial(t, f.Addr)
 	_, err := c.Debit(t.Context(), debit("k", 25))
 	var e *ledgerclient.Error
@@ -172,9 +172,9 @@ func TestInsufficientCreditsCarriesMetadata(t *testing.T) {
 
 func TestKeyInUseIsRetriedWithTheSameKey(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
-	f.InjectFault("Credit", fakeledger.Fault{Code: codes.Aborted, Reason: ledgerclient.ReasonIdempotencyKeyInUse})
+	f.InjectFault("Credit", ledgertest.Fault{Code: codes.Aborted, Reason: ledgerclient.ReasonIdempotencyKeyInUse})
 	res, err := c.Credit(t.Context(), &pb.CreditRequest{Workspace: ws, Account: "client-1", Amount: 5, IdempotencyKey: "stripe:pi_1"})
 	if err != nil {
 		t.Fatalf("Credit: %v", err)
@@ -189,12 +189,13 @@ func TestKeyInUseIsRetriedWithTheSameKey(t *testing.T) {
 
 func TestAttemptTimeoutAfterCommitIsResolvedByReplay(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.Fund(ws, "client-1", 100)
-	c := dial(t, f.Addr, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.Fund(t, ws, "client-1", 100)
+	// Long enough for any real call, short beside the fault's delay.
+	c := dial(t, f.Addr, ledgerclient.WithAttemptTimeout(2*time.Second))
 	// The first Debit commits, then its answer is held past the attempt deadline.
-	f.InjectFault("Debit", fakeledger.Fault{After: true, Delay: 5 * time.Second})
+	f.InjectFault("Debit", ledgertest.Fault{After: true, Delay: time.Minute})
 
 	res, err := c.Debit(t.Context(), debit("invoice:7", 40))
 	if err != nil {
@@ -208,7 +209,7 @@ func TestAttemptTimeoutAfterCommitIsResolvedByReplay(t *testing.T) {
 		t.Errorf("calls = %+v, want a timed-out attempt then the replay", calls)
 	}
 	var outs int
-	for _, tx := range f.Transactions(ws, "client-1") {
+	for _, tx := range f.Transactions(t, ws, "client-1") {
 		if tx.GetType() == pb.TransactionType_TRANSACTION_TYPE_OUT {
 			outs++
 		}
@@ -220,10 +221,10 @@ func TestAttemptTimeoutAfterCommitIsResolvedByReplay(t *testing.T) {
 
 func TestRetriesAreBounded(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr, ledgerclient.WithMaxAttempts(3))
 	for range 10 {
-		f.InjectFault("GetBalance", fakeledger.Fault{Code: codes.Unavailable})
+		f.InjectFault("GetBalance", ledgertest.Fault{Code: codes.Unavailable})
 	}
 	_, err := c.Balance(t.Context(), ws, "client-1")
 	if !errors.Is(err, ledgerclient.ErrUnavailable) || !ledgerclient.IsTransient(err) || ledgerclient.IsRefused(err) {
@@ -236,9 +237,9 @@ func TestRetriesAreBounded(t *testing.T) {
 
 func TestCallerDeadlineStopsRetries(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr, ledgerclient.WithBackoff(time.Hour, time.Hour), ledgerclient.WithMaxAttempts(100))
-	f.InjectFault("GetBalance", fakeledger.Fault{Code: codes.Unavailable})
+	f.InjectFault("GetBalance", ledgertest.Fault{Code: codes.Unavailable})
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -253,7 +254,8 @@ func TestCallerDeadlineStopsRetries(t *testing.T) {
 
 func TestTokenIsSentOnEveryCall(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t, fakeledger.WithToken("s3cret"))
+	f := ledgertest.Start(t, ledgertest.WithAuth())
+	tok := f.ClientToken(t, ws, "client-1")
 
 	anon := dial(t, f.Addr)
 	_, err := anon.Balance(t.Context(), ws, "client-1")
@@ -264,21 +266,21 @@ func TestTokenIsSentOnEveryCall(t *testing.T) {
 		t.Error("UNAUTHENTICATED must be neither a refusal (nothing was evaluated) nor transient")
 	}
 
-	c := dial(t, f.Addr, ledgerclient.WithToken("s3cret"))
+	c := dial(t, f.Addr, ledgerclient.WithToken(tok))
 	if _, err := c.Balance(t.Context(), ws, "client-1"); err != nil {
 		t.Fatalf("with token: %v", err)
 	}
 	calls := f.Calls("GetBalance")
-	if got := calls[len(calls)-1].Authorization; got != "Bearer s3cret" {
-		t.Errorf("authorization = %q, want %q", got, "Bearer s3cret")
+	if got := calls[len(calls)-1].Authorization; got != "Bearer "+tok {
+		t.Errorf("authorization = %q, want %q", got, "Bearer "+tok)
 	}
 }
 
 func TestRawClientsShareThePolicy(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
-	f.InjectFault("GetSettings", fakeledger.Fault{Code: codes.Unavailable})
+	f.InjectFault("GetSettings", ledgertest.Fault{Code: codes.Unavailable})
 	if _, err := c.Settings().GetSettings(t.Context(), &pb.GetSettingsRequest{Workspace: ws}); err != nil {
 		t.Fatalf("GetSettings through the raw client: %v", err)
 	}
@@ -293,9 +295,9 @@ func TestRawClientsShareThePolicy(t *testing.T) {
 
 func TestCreatePackageRecoversFromAmbiguousFailure(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
-	f.InjectFault("CreatePackage", fakeledger.Fault{After: true, Code: codes.Unavailable})
+	f.InjectFault("CreatePackage", ledgertest.Fault{After: true, Code: codes.Unavailable})
 	req := &pb.CreatePackageRequest{Workspace: ws, PackageId: "starter", CreditPackage: &pb.CreditPackage{
 		DisplayName: "Starter", Credits: 100, Price: &money.Money{CurrencyCode: "USD", Units: 10},
 	}}
@@ -311,7 +313,7 @@ func TestCreatePackageRecoversFromAmbiguousFailure(t *testing.T) {
 		t.Errorf("second CreatePackage = %v, want ALREADY_EXISTS", err)
 	}
 	// Without a package_id the server picks the id: never retried.
-	f.InjectFault("CreatePackage", fakeledger.Fault{Code: codes.Unavailable})
+	f.InjectFault("CreatePackage", ledgertest.Fault{Code: codes.Unavailable})
 	req.PackageId = ""
 	if _, err := c.CreatePackage(t.Context(), req); !errors.Is(err, ledgerclient.ErrUnavailable) {
 		t.Errorf("CreatePackage without id = %v, want UNAVAILABLE unretried", err)
@@ -320,7 +322,7 @@ func TestCreatePackageRecoversFromAmbiguousFailure(t *testing.T) {
 
 func TestTransactionsWalksEveryPage(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
 	for i := range 7 {
 		if _, err := c.Credit(t.Context(), &pb.CreditRequest{Workspace: ws, Account: "a", Amount: int64(i + 1), IdempotencyKey: fmt.Sprint("k", i)}); err != nil {
@@ -345,7 +347,7 @@ func TestTransactionsWalksEveryPage(t *testing.T) {
 
 func TestSetCreditPaymentsEnabled(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
 	st, err := c.SetCreditPaymentsEnabled(t.Context(), ws, true)
 	if err != nil {

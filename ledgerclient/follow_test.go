@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
@@ -58,8 +58,8 @@ func (r *recorder) options() ledgerclient.FollowOptions {
 // the last event handled: every event once, in order, and one outage.
 func TestFollowResumesAfterBreaksWithoutGapOrRepeat(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true) // sequence 1, not of the type followed
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true) // sequence 1, not of the type followed
 	c := dial(t, f.Addr)
 	r := &recorder{}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -69,13 +69,13 @@ func TestFollowResumesAfterBreaksWithoutGapOrRepeat(t *testing.T) {
 	}()
 
 	for range 3 {
-		f.Fund(ws, "client-1", 1) // 2, 3, 4
+		f.Fund(t, ws, "client-1", 1) // 2, 3, 4
 	}
 	eventually(t, "the first three entries", func() bool { s, _, _ := r.snapshot(); return len(s) == 3 })
-	f.InjectFault("WatchEvents", fakeledger.Fault{Code: codes.Unavailable}, fakeledger.Fault{Code: codes.Unavailable})
+	f.InjectFault("WatchEvents", ledgertest.Fault{Code: codes.Unavailable}, ledgertest.Fault{Code: codes.Unavailable})
 	f.BreakWatches()
 	for range 3 {
-		f.Fund(ws, "client-2", 1) // 5, 6, 7
+		f.Fund(t, ws, "client-2", 1) // 5, 6, 7
 	}
 	eventually(t, "the entries posted during the outage", func() bool { s, _, _ := r.snapshot(); return len(s) == 6 })
 	cancel()
@@ -112,9 +112,9 @@ func TestFollowResumesAfterBreaksWithoutGapOrRepeat(t *testing.T) {
 
 func TestFollowEndsWhenTheHandlerFails(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.Fund(ws, "client-1", 1)
-	f.Fund(ws, "client-1", 2)
+	f := ledgertest.Start(t)
+	f.Fund(t, ws, "client-1", 1)
+	f.Fund(t, ws, "client-1", 2)
 	c := dial(t, f.Addr)
 	boom := errors.New("store is read-only")
 	var handled []int64
@@ -132,7 +132,7 @@ func TestFollowEndsWhenTheHandlerFails(t *testing.T) {
 
 func TestFollowStopsOnAPermanentError(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
 	err := c.Follow(t.Context(), &pb.WatchEventsRequest{Workspace: ws, Types: []string{"no.such.type"}},
 		func(context.Context, *pb.Event) error { return nil },
@@ -145,7 +145,7 @@ func TestFollowStopsOnAPermanentError(t *testing.T) {
 // A stream's failure is an *Error like a unary call's.
 func TestStreamErrorsAreTyped(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	c := dial(t, f.Addr)
 	st, err := c.WatchEvents(t.Context(), &pb.WatchEventsRequest{Workspace: ws, Types: []string{"no.such.type"}})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
@@ -22,20 +22,20 @@ func holdReq(key string, amount int64) *pb.CreateHoldRequest {
 	}
 }
 
-func fundedFake(t *testing.T, credits int64) *fakeledger.Server {
+func fundedLedger(t *testing.T, credits int64) *ledgertest.Server {
 	t.Helper()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.Fund(ws, "client-1", credits)
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.Fund(t, ws, "client-1", credits)
 	return f
 }
 
 func TestHoldWritesAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing.T) {
 	t.Parallel()
-	f := fundedFake(t, 100)
+	f := fundedLedger(t, 100)
 	c := dial(t, f.Addr)
 	// Each write's first attempt takes effect but its answer is lost.
-	lost := fakeledger.Fault{After: true, Code: codes.Unavailable}
+	lost := ledgertest.Fault{After: true, Code: codes.Unavailable}
 	f.InjectFault("CreateHold", lost)
 	f.InjectFault("CaptureHold", lost)
 	f.InjectFault("ReverseTransaction", lost)
@@ -47,7 +47,7 @@ func TestHoldWritesAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing.T) {
 	if !h.GetReplayed() || h.GetAvailable() != 60 || h.GetHold().GetStatus() != pb.HoldStatus_HOLD_STATUS_ACTIVE {
 		t.Errorf("CreateHold = %v, want the replay of the lost first attempt, available 60", h)
 	}
-	if n := len(f.Holds(ws, "client-1")); n != 1 {
+	if n := len(f.Holds(t, ws, "client-1")); n != 1 {
 		t.Errorf("%d holds, want 1", n)
 	}
 	b, err := c.Balance(t.Context(), ws, "client-1")
@@ -65,7 +65,7 @@ func TestHoldWritesAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing.T) {
 		capRes.GetHold().GetCapturedAmount() != 30 || capRes.GetHold().GetTransactionId() != tx.GetId() {
 		t.Errorf("CaptureHold = %v", capRes)
 	}
-	if bal, _ := f.Balance(ws, "client-1"); bal != 70 {
+	if bal, _ := f.Balance(t, ws, "client-1"); bal != 70 {
 		t.Errorf("balance after capturing 30 of 40 = %d, want 70 (the rest released)", bal)
 	}
 
@@ -90,7 +90,7 @@ func TestHoldWritesAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing.T) {
 			t.Errorf("%s calls %+v, want two with one key", m, calls)
 		}
 	}
-	if n := len(f.Transactions(ws, "client-1")); n != 3 {
+	if n := len(f.Transactions(t, ws, "client-1")); n != 3 {
 		t.Errorf("%d entries, want 3 (fund, capture, reversal)", n)
 	}
 }
@@ -99,7 +99,7 @@ func TestHoldEndsOnce(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		end  func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client, id string)
+		end  func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client, id string)
 		then func(c *ledgerclient.Client, id string) error
 		want pb.HoldStatus
 	}{
@@ -120,7 +120,7 @@ func TestHoldEndsOnce(t *testing.T) {
 		},
 		{
 			name: "voided, then captured",
-			end: func(t *testing.T, _ *fakeledger.Server, c *ledgerclient.Client, id string) {
+			end: func(t *testing.T, _ *ledgertest.Server, c *ledgerclient.Client, id string) {
 				t.Helper()
 				if err := voidWith("v1")(c, id); err != nil {
 					t.Fatal(err)
@@ -134,7 +134,7 @@ func TestHoldEndsOnce(t *testing.T) {
 		},
 		{
 			name: "expired, then captured",
-			end:  func(_ *testing.T, f *fakeledger.Server, _ *ledgerclient.Client, _ string) { f.Advance(2 * time.Hour) },
+			end:  func(t *testing.T, f *ledgertest.Server, _ *ledgerclient.Client, _ string) { f.Advance(t, 2*time.Hour) },
 			then: func(c *ledgerclient.Client, id string) error {
 				_, err := c.CaptureHold(context.Background(), &pb.CaptureHoldRequest{Workspace: ws, HoldId: id, IdempotencyKey: "k1"})
 				return err
@@ -143,7 +143,7 @@ func TestHoldEndsOnce(t *testing.T) {
 		},
 		{
 			name: "expired, then voided",
-			end:  func(_ *testing.T, f *fakeledger.Server, _ *ledgerclient.Client, _ string) { f.Advance(2 * time.Hour) },
+			end:  func(t *testing.T, f *ledgertest.Server, _ *ledgerclient.Client, _ string) { f.Advance(t, 2*time.Hour) },
 			then: voidWith("v1"),
 			want: pb.HoldStatus_HOLD_STATUS_EXPIRED,
 		},
@@ -151,7 +151,7 @@ func TestHoldEndsOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := fundedFake(t, 100)
+			f := fundedLedger(t, 100)
 			c := dial(t, f.Addr)
 			h, err := c.CreateHold(t.Context(), holdReq("h", 40))
 			if err != nil {
@@ -179,8 +179,8 @@ func TestHoldEndsOnce(t *testing.T) {
 	}
 }
 
-func capture(key string) func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client, id string) {
-	return func(t *testing.T, _ *fakeledger.Server, c *ledgerclient.Client, id string) {
+func capture(key string) func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client, id string) {
+	return func(t *testing.T, _ *ledgertest.Server, c *ledgerclient.Client, id string) {
 		t.Helper()
 		if _, err := c.CaptureHold(t.Context(), &pb.CaptureHoldRequest{Workspace: ws, HoldId: id, IdempotencyKey: key}); err != nil {
 			t.Fatal(err)
@@ -197,7 +197,7 @@ func voidWith(key string) func(c *ledgerclient.Client, id string) error {
 
 func TestHoldsReduceWhatCanBeSpent(t *testing.T) {
 	t.Parallel()
-	f := fundedFake(t, 100)
+	f := fundedLedger(t, 100)
 	c := dial(t, f.Addr)
 	if _, err := c.CreateHold(t.Context(), holdReq("h1", 70)); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestHoldsReduceWhatCanBeSpent(t *testing.T) {
 	if _, err := c.Debit(t.Context(), debit("d2", 30)); err != nil {
 		t.Errorf("Debit of what is available: %v", err)
 	}
-	f.SetEnabled(ws, false)
+	f.SetEnabled(t, ws, false)
 	if _, err := c.CreateHold(t.Context(), holdReq("h3", 1)); !errors.Is(err, ledgerclient.ErrCreditPaymentsDisabled) {
 		t.Errorf("CreateHold while disabled: %v, want CREDIT_PAYMENTS_DISABLED", err)
 	}
@@ -230,7 +230,7 @@ func TestReverseTransaction(t *testing.T) {
 	tests := []struct {
 		name string
 		// setup returns the entry to reverse.
-		setup    func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client) string
+		setup    func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client) string
 		amounts  []int64 // reversed in turn; the last one is checked
 		sentinel error   // nil: the last reversal posts
 		balance  int64
@@ -239,7 +239,7 @@ func TestReverseTransaction(t *testing.T) {
 		{"a debit beyond what remains", spent(30), []int64{20, 11}, ledgerclient.ErrReversalExceedsOriginal, 90},
 		{"a debit already reversed in full", spent(30), []int64{0, 0}, ledgerclient.ErrReversalExceedsOriginal, 100},
 		{"a credit not spent", credited(50), []int64{50}, nil, 100},
-		{"a credit already spent", func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client) string {
+		{"a credit already spent", func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client) string {
 			t.Helper()
 			id := credited(50)(t, f, c)
 			if _, err := c.Debit(t.Context(), debit("spend", 120)); err != nil {
@@ -247,7 +247,7 @@ func TestReverseTransaction(t *testing.T) {
 			}
 			return id
 		}, []int64{50}, ledgerclient.ErrInsufficientCredits, 30},
-		{"a reversal", func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client) string {
+		{"a reversal", func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client) string {
 			t.Helper()
 			id := spent(30)(t, f, c)
 			r, err := c.ReverseTransaction(t.Context(), &pb.ReverseTransactionRequest{Workspace: ws, TransactionId: id, IdempotencyKey: "r0"})
@@ -260,7 +260,7 @@ func TestReverseTransaction(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := fundedFake(t, 100)
+			f := fundedLedger(t, 100)
 			c := dial(t, f.Addr)
 			id := tt.setup(t, f, c)
 			var err error
@@ -278,15 +278,15 @@ func TestReverseTransaction(t *testing.T) {
 			if tt.sentinel != nil && (!errors.Is(err, tt.sentinel) || !ledgerclient.IsRefused(err)) {
 				t.Fatalf("last reversal: %v, want %v", err, tt.sentinel)
 			}
-			if bal, _ := f.Balance(ws, "client-1"); bal != tt.balance {
+			if bal, _ := f.Balance(t, ws, "client-1"); bal != tt.balance {
 				t.Errorf("balance %d, want %d", bal, tt.balance)
 			}
 		})
 	}
 }
 
-func spent(amount int64) func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client) string {
-	return func(t *testing.T, _ *fakeledger.Server, c *ledgerclient.Client) string {
+func spent(amount int64) func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client) string {
+	return func(t *testing.T, _ *ledgertest.Server, c *ledgerclient.Client) string {
 		t.Helper()
 		res, err := c.Debit(t.Context(), debit("spent", amount))
 		if err != nil {
@@ -296,8 +296,8 @@ func spent(amount int64) func(t *testing.T, f *fakeledger.Server, c *ledgerclien
 	}
 }
 
-func credited(amount int64) func(t *testing.T, f *fakeledger.Server, c *ledgerclient.Client) string {
-	return func(t *testing.T, _ *fakeledger.Server, c *ledgerclient.Client) string {
+func credited(amount int64) func(t *testing.T, f *ledgertest.Server, c *ledgerclient.Client) string {
+	return func(t *testing.T, _ *ledgertest.Server, c *ledgerclient.Client) string {
 		t.Helper()
 		res, err := c.Credit(t.Context(), &pb.CreditRequest{Workspace: ws, Account: "client-1", Amount: amount, IdempotencyKey: "credited"})
 		if err != nil {
@@ -309,7 +309,7 @@ func credited(amount int64) func(t *testing.T, f *fakeledger.Server, c *ledgercl
 
 func TestHoldKeyReusedForAnotherHoldIsRefused(t *testing.T) {
 	t.Parallel()
-	f := fundedFake(t, 100)
+	f := fundedLedger(t, 100)
 	c := dial(t, f.Addr)
 	first, err := c.CreateHold(t.Context(), holdReq("h", 10))
 	if err != nil {
@@ -322,7 +322,7 @@ func TestHoldKeyReusedForAnotherHoldIsRefused(t *testing.T) {
 	if _, err := c.CreateHold(t.Context(), holdReq("h", 11)); !errors.Is(err, ledgerclient.ErrIdempotencyKeyReused) {
 		t.Errorf("same key, other amount: %v, want IDEMPOTENCY_KEY_REUSED", err)
 	}
-	if diff := cmp.Diff([]int64{10}, amountsOf(f.Holds(ws, "client-1"))); diff != "" {
+	if diff := cmp.Diff([]int64{10}, amountsOf(f.Holds(t, ws, "client-1"))); diff != "" {
 		t.Errorf("holds (-want +got):\n%s", diff)
 	}
 }

@@ -3,7 +3,6 @@ package ledgerclient_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,31 +11,24 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/tlstest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
-// startTLSFake serves a fake ledger over TLS on 127.0.0.1, requiring a
+// startTLSLedger serves a ledger over TLS on 127.0.0.1, requiring a
 // client certificate of the test CA.
-func startTLSFake(t *testing.T, p *tlstest.PKI) string {
+func startTLSLedger(t *testing.T, p *tlstest.PKI) string {
 	t.Helper()
 	cfg := p.ServerConfig(t)
-	cfg.ClientCAs, cfg.ClientAuth, cfg.NextProtos = p.Pool, tls.RequireAndVerifyClientCert, []string{"h2"}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := fakeledger.New().GRPCServer()
-	go func() { _ = gs.Serve(tls.NewListener(lis, cfg)) }()
-	t.Cleanup(gs.Stop)
-	return lis.Addr().String()
+	cfg.ClientCAs, cfg.ClientAuth = p.Pool, tls.RequireAndVerifyClientCert
+	return ledgertest.Start(t, ledgertest.WithServerTLS(cfg)).Addr
 }
 
 func TestTLSConfigFromFiles(t *testing.T) {
 	t.Parallel()
 	p := tlstest.New(t)
-	addr := startTLSFake(t, p)
+	addr := startTLSLedger(t, p)
 	other := tlstest.New(t) // a CA the server does not know
 
 	call := func(t *testing.T, cfg *tls.Config) error {

@@ -20,7 +20,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/checkout"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/stripedev"
 	"github.com/creditledger/creditledger/internal/tlstest"
 	"github.com/creditledger/creditledger/internal/token"
@@ -158,10 +158,10 @@ func createPackage(t *testing.T, addr string) {
 
 func TestServeAndRestartKeepsState(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.SetRate(ws, "USD", "10")
-	f.Fund(ws, "client-1", 100)
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.SetRate(t, ws, "USD", "10")
+	f.Fund(t, ws, "client-1", 100)
 	k, jwks := keys(t)
 	secretFile := filepath.Join(t.TempDir(), "stripe-secret")
 	if err := os.WriteFile(secretFile, []byte(stripeSecret+"\n"), 0o600); err != nil {
@@ -209,7 +209,7 @@ func TestServeAndRestartKeepsState(t *testing.T) {
 // paying there credits the account once, through the signed webhook.
 func TestCardPurchaseThroughStripe(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	createPackage(t, f.Addr)
 	k, jwks := keys(t)
 	admin := adminToken(t, k)
@@ -255,7 +255,7 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 	if code := do(t, admin, "POST", url+"/webhooks/payments", unsigned, nil); code != 400 {
 		t.Errorf("unsigned webhook: HTTP %d, want 400", code)
 	}
-	if bal, _ := f.Balance(ws, "client-1"); bal != 0 {
+	if bal, _ := f.Balance(t, ws, "client-1"); bal != 0 {
 		t.Fatalf("credited %d by an unsigned webhook", bal)
 	}
 
@@ -271,7 +271,7 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "https://portal.example/done" {
 		t.Errorf("Pay: HTTP %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
-	if bal, ver := f.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := f.Balance(t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
 	}
 }
@@ -280,7 +280,7 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 // do with webhooks; told "off", it refuses every one.
 func TestUnsignedWebhooksAreRefusedByDefault(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	createPackage(t, f.Addr)
 	_, jwks := keys(t)
 	env := map[string]string{"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_AUTH_JWKS_FILE": jwks}
@@ -295,14 +295,14 @@ func TestUnsignedWebhooksAreRefusedByDefault(t *testing.T) {
 	if code := do(t, "", "POST", url+"/webhooks/payments", hook, nil); code != 400 {
 		t.Errorf("webhooks off: HTTP %d, want 400", code)
 	}
-	if bal, _ := f.Balance(ws, "client-1"); bal != 0 {
+	if bal, _ := f.Balance(t, ws, "client-1"); bal != 0 {
 		t.Errorf("credited %d", bal)
 	}
 }
 
 func TestDevelopmentModes(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	createPackage(t, f.Addr)
 	var logs syncBuffer
 	env := map[string]string{
@@ -326,7 +326,7 @@ func TestDevelopmentModes(t *testing.T) {
 
 func TestJWKSIsReloaded(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	old, jwks := keys(t)
 	env := map[string]string{
 		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_WEBHOOKS": "off",
@@ -436,10 +436,10 @@ func TestLedgerOverMTLS(t *testing.T) {
 	p := tlstest.New(t)
 	srv := p.ServerConfig(t)
 	srv.ClientAuth, srv.ClientCAs = tls.RequireAndVerifyClientCert, p.Pool
-	f := fakeledger.Start(t, fakeledger.WithServerTLS(srv))
-	f.SetEnabled(ws, true)
-	f.SetRate(ws, "USD", "10")
-	f.Fund(ws, "client-1", 100)
+	f := ledgertest.Start(t, ledgertest.WithServerTLS(srv))
+	f.SetEnabled(t, ws, true)
+	f.SetRate(t, ws, "USD", "10")
+	f.Fund(t, ws, "client-1", 100)
 	k, jwks := keys(t)
 	admin := adminToken(t, k)
 	env := map[string]string{
@@ -467,13 +467,14 @@ func TestLedgerOverMTLS(t *testing.T) {
 // it or the checkout asking about the hold.
 func TestFollowsTheLedgersEvents(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t, fakeledger.WithToken("svc-token"))
-	f.SetEnabled(ws, true)
-	f.SetRate(ws, "USD", "10")
-	f.Fund(ws, "client-1", 100)
+	f := ledgertest.Start(t, ledgertest.WithAuth())
+	ledgerTok := f.ServiceToken(t, ws)
+	f.SetEnabled(t, ws, true)
+	f.SetRate(t, ws, "USD", "10")
+	f.Fund(t, ws, "client-1", 100)
 	var logs syncBuffer
 	env := map[string]string{
-		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": "svc-token", "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
+		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": ledgerTok, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
 		"CHECKOUT_AUTH": "none", "CHECKOUT_WEBHOOKS": "off", "CHECKOUT_RECONCILE_INTERVAL": "1h", "CHECKOUT_HOLD_TTL": "1h",
 	}
 	url, _ := startLogging(t, env, &logs)
@@ -486,7 +487,7 @@ func TestFollowsTheLedgersEvents(t *testing.T) {
 	if code := do(t, "", "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o); code != 201 || o.Status != checkout.OrderHeld {
 		t.Fatalf("buy: %d %+v", code, o)
 	}
-	f.Advance(2 * time.Hour)
+	f.Advance(t, 2*time.Hour)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), `"msg":"ledger event applied"`) {
 		if time.Now().After(deadline) {
@@ -502,7 +503,7 @@ func TestFollowsTheLedgersEvents(t *testing.T) {
 		t.Errorf("%d GetHold calls", n)
 	}
 	watches := f.Calls("WatchEvents")
-	if len(watches) == 0 || watches[0].Authorization != "Bearer svc-token" {
+	if len(watches) == 0 || watches[0].Authorization != "Bearer "+ledgerTok {
 		t.Errorf("watches %+v, want the checkout's ledger token", watches)
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
 	"github.com/creditledger/creditledger/internal/invoicing"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -139,10 +139,10 @@ func get(t *testing.T, tok, url string, out any) int {
 
 // Not parallel: it replaces the package's exit function.
 func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
-	f := fakeledger.Start(t)
-	f.SetEnabled(ws, true)
-	f.SetRate(ws, "USD", "10")
-	f.Fund(ws, "client-1", 100)
+	f := ledgertest.Start(t)
+	f.SetEnabled(t, ws, true)
+	f.SetRate(t, ws, "USD", "10")
+	f.Fund(t, ws, "client-1", 100)
 	k, jwks := keys(t)
 	svc := mint(t, k, token.RoleService)
 	env := map[string]string{"LEDGER_ADDR": f.Addr, "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db"), "INVOICING_AUTH_JWKS_FILE": jwks}
@@ -178,7 +178,7 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if txs := f.Transactions(ws, "client-1"); len(txs) != 2 || txs[1].GetType() != pb.TransactionType_TRANSACTION_TYPE_OUT {
+	if txs := f.Transactions(t, ws, "client-1"); len(txs) != 2 || txs[1].GetType() != pb.TransactionType_TRANSACTION_TYPE_OUT {
 		t.Fatalf("ledger entries %v, want the fund and one debit", txs)
 	}
 
@@ -187,7 +187,7 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 	if code := get(t, svc, s.url+"/v1/workspaces/"+ws+"/invoices/"+inv.ID, &got); code != 200 || got.Status != invoicing.StatusPaid {
 		t.Fatalf("after restart: HTTP %d %+v, want PAID", code, got)
 	}
-	txs := f.Transactions(ws, "client-1")
+	txs := f.Transactions(t, ws, "client-1")
 	if len(txs) != 2 || got.TransactionID != txs[1].GetId() || txs[1].GetReference() != "invoice:INV-9" {
 		t.Errorf("invoice %+v, ledger %v: want exactly one debit, the invoice's", got, txs)
 	}
@@ -198,7 +198,7 @@ func TestCrashAfterDebitHookAndReconciliationOnStart(t *testing.T) {
 
 func TestAuthModes(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	tokFile := filepath.Join(t.TempDir(), "ledger-token")
 	if err := os.WriteFile(tokFile, []byte("ledger-token\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -283,10 +283,11 @@ func TestConfigErrors(t *testing.T) {
 // has invoices in, with its own ledger token.
 func TestFollowsTheLedgersEvents(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t, fakeledger.WithToken("svc-token"))
+	f := ledgertest.Start(t, ledgertest.WithAuth())
+	ledgerTok := f.ServiceToken(t, ws)
 	k, jwks := keys(t)
 	env := map[string]string{
-		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": "svc-token", "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db"),
+		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": ledgerTok, "INVOICING_DB": filepath.Join(t.TempDir(), "inv.db"),
 		"INVOICING_AUTH_JWKS_FILE": jwks,
 	}
 	s := start(t, env)
@@ -304,7 +305,7 @@ func TestFollowsTheLedgersEvents(t *testing.T) {
 	}
 	w := f.Calls("WatchEvents")[0]
 	req := w.Request.(*pb.WatchEventsRequest)
-	if w.Authorization != "Bearer svc-token" || req.GetWorkspace() != ws || !slices.Equal(req.GetTypes(), invoicing.EventTypes) {
+	if w.Authorization != "Bearer "+ledgerTok || req.GetWorkspace() != ws || !slices.Equal(req.GetTypes(), invoicing.EventTypes) {
 		t.Errorf("watch %+v %v", w, req)
 	}
 }

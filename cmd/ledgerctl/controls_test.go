@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
 func TestSettingsPaymentMethodsAndThreshold(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	a := f.Addr
 	out := mustCtl(t, a, "settings", "get")
 	if !strings.Contains(out, "payment methods: bank_transfer, crypto, stripe, paypal") || !strings.Contains(out, "low-balance threshold: off") {
@@ -44,10 +44,10 @@ func TestSettingsPaymentMethodsAndThreshold(t *testing.T) {
 
 func TestRequestsCancel(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	a := f.Addr
-	f.SetEnabled(ws, true)
-	c := dialFake(t, a)
+	f.SetEnabled(t, ws, true)
+	c := dialLedger(t, a)
 	submit := func(key string) string {
 		t.Helper()
 		r, err := c.SubmitRequest(t.Context(), &pb.SubmitRequestRequest{

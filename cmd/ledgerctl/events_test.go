@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
 // lockedBuffer is an output the command writes while the test reads it.
@@ -34,21 +34,25 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// activity gives the workspace a few events: settings, a credit with a
-// hostile reference, a request decided, a hold captured.
-func activity(t *testing.T, f *fakeledger.Server) {
+// activity gives the workspace a few events: settings, a credit, a
+// fund, a hold created. A reference that could forge an output line is
+// refused by the ledger and writes no event.
+func activity(t *testing.T, f *ledgertest.Server) {
 	t.Helper()
-	mustCtl(t, f.Addr, "settings", "set", "--credit-payments", "on")                                          // 1
-	mustCtl(t, f.Addr, "credit", "--account", "client-1", "--amount", "100", "--reference", "ok\nFAKE\u202e", // 2
-		"--idempotency-key", "k1")
-	f.Fund(ws, "client-2", 5) // 3
+	mustCtl(t, f.Addr, "settings", "set", "--credit-payments", "on") // 1
+	if _, errOut, code := ctl(t, f.Addr, "credit", "--account", "client-1", "--amount", "100", "--reference", "ok\nFAKE\u202e",
+		"--idempotency-key", "k0"); code != exitRefused || !strings.Contains(errOut, "INVALID_ARGUMENT") {
+		t.Fatalf("a credit with a hostile reference: exit %d %q, want it refused", code, errOut)
+	}
+	mustCtl(t, f.Addr, "credit", "--account", "client-1", "--amount", "100", "--reference", "invoice:INV-1", "--idempotency-key", "k1") // 2
+	f.Fund(t, ws, "client-2", 5)                                                                                                        // 3
 	mustCtl(t, f.Addr, "holds", "create", "--account", "client-1", "--amount", "30", "--idempotency-key", "h1",
 		"--reference", "order:1") // 4
 }
 
 func TestEventsList(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	activity(t, f)
 
 	out := mustCtl(t, f.Addr, "events", "list")
@@ -58,8 +62,8 @@ func TestEventsList(t *testing.T) {
 	}
 	for i, want := range []string{
 		`^1 .* settings\.updated +- +credit payments enabled$`,
-		`^2 .* transaction\.posted +client-1 +IN 100 PURCHASE, balance 100, ref ok\\u000aFAKE\\u202e$`,
-		`^3 .* transaction\.posted +client-2 +IN 5 ADJUSTMENT, balance 5, ref fakeledger:fund$`,
+		`^2 .* transaction\.posted +client-1 +IN 100 PURCHASE, balance 100, ref invoice:INV-1$`,
+		`^3 .* transaction\.posted +client-2 +IN 5 ADJUSTMENT, balance 5, ref ledgertest:fund$`,
 		`^4 .* hold\.created +client-1 +hold \S+ ACTIVE, 30 credits, expires \S+, ref order:1$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(lines[i+1]) {
@@ -85,7 +89,7 @@ func TestEventsList(t *testing.T) {
 // interrupted.
 func TestEventsTailFollowsAndResumes(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	activity(t, f)
 	var stdout, stderr lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
@@ -105,10 +109,10 @@ func TestEventsTailFollowsAndResumes(t *testing.T) {
 		}
 	}
 	waitLines(2) // sequences 2 and 3
-	unavailable := fakeledger.Fault{Code: codes.Unavailable}
+	unavailable := ledgertest.Fault{Code: codes.Unavailable}
 	f.InjectFault("WatchEvents", unavailable, unavailable)
 	f.BreakWatches()
-	f.Fund(ws, "client-3", 7) // 5
+	f.Fund(t, ws, "client-3", 7) // 5
 	waitLines(3)
 	cancel()
 	if err := <-done; err != nil {
@@ -121,9 +125,6 @@ func TestEventsTailFollowsAndResumes(t *testing.T) {
 	}
 	if fmt.Sprint(seqs) != "[2 3 5]" {
 		t.Errorf("sequences %v, want [2 3 5]:\n%s", seqs, stdout.String())
-	}
-	if !strings.Contains(stdout.String(), `ref ok\u000aFAKE\u202e`) {
-		t.Errorf("the hostile reference is not escaped:\n%s", stdout.String())
 	}
 	if e := stderr.String(); strings.Count(e, "event stream broken") != 1 || strings.Count(e, "resumed after sequence 3") != 1 {
 		t.Errorf("stderr, want one outage and one resumption:\n%s", e)
@@ -139,12 +140,25 @@ func TestEventsTailFollowsAndResumes(t *testing.T) {
 	}
 }
 
+// A tail's line cannot be forged by the text an event carries, should a
+// ledger ever store it (the ledger refuses it: see activity).
+func TestEventLineEscapesHostileText(t *testing.T) {
+	t.Parallel()
+	line := eventLine(&pb.Event{Sequence: 2, Type: "transaction.posted", Account: "client-1", Data: &pb.Event_Transaction{Transaction: &pb.Transaction{
+		Type: pb.TransactionType_TRANSACTION_TYPE_IN, Kind: pb.TransactionKind_TRANSACTION_KIND_PURCHASE, Amount: 100, BalanceAfter: 100,
+		Reference: "ok\nFAKE\u202e",
+	}}})
+	if !strings.HasSuffix(line, `ref ok\u000aFAKE\u202e`+"\n") || strings.Count(line, "\n") != 1 || strings.ContainsRune(line, '\u202e') {
+		t.Errorf("line %q: want the reference escaped on one line", line)
+	}
+}
+
 func TestEventsTailFailsFast(t *testing.T) {
 	t.Parallel()
 	if _, errOut, code := ctl(t, "127.0.0.1:1", "events", "tail"); code != exitUnavailable {
 		t.Errorf("ledger down: exit %d %q, want %d", code, errOut, exitUnavailable)
 	}
-	f := fakeledger.Start(t, fakeledger.WithToken("right"))
+	f := ledgertest.Start(t, ledgertest.WithAuth())
 	env := map[string]string{"LEDGER_ADDR": f.Addr, "LEDGER_WORKSPACE": ws, "LEDGER_TOKEN": "wrong"}
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"events", "tail"}, func(k string) string { return env[k] }, &stdout, &stderr)
@@ -156,8 +170,8 @@ func TestEventsTailFailsFast(t *testing.T) {
 // An explicit --timeout bounds the tail; it then ends cleanly.
 func TestEventsTailTimeout(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
-	f.Fund(ws, "client-1", 1)
+	f := ledgertest.Start(t)
+	f.Fund(t, ws, "client-1", 1)
 	out, errOut, code := ctl(t, f.Addr, "events", "tail", "--timeout", "300ms")
 	if code != 0 || !strings.Contains(out, "transaction.posted") {
 		t.Errorf("tail --timeout: exit %d\n%s%s", code, out, errOut)

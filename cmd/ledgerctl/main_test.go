@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
@@ -41,7 +41,7 @@ func mustCtl(t testing.TB, addr string, args ...string) string {
 
 func TestAgencyAndOperatorFlow(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	a := f.Addr
 
 	if out := mustCtl(t, a, "settings", "set", "--credit-payments", "on"); !strings.Contains(out, "credit payments enabled") {
@@ -106,7 +106,7 @@ func TestAgencyAndOperatorFlow(t *testing.T) {
 	}
 }
 
-func dialFake(t testing.TB, addr string) *ledgerclient.Client {
+func dialLedger(t testing.TB, addr string) *ledgerclient.Client {
 	t.Helper()
 	c, err := ledgerclient.Dial(context.Background(), addr)
 	if err != nil {
@@ -118,13 +118,13 @@ func dialFake(t testing.TB, addr string) *ledgerclient.Client {
 
 func TestRequestsQueue(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	a := f.Addr
-	f.SetEnabled(ws, true)
+	f.SetEnabled(t, ws, true)
 	mustCtl(t, a, "packages", "create", "--id", "pro", "--name", "Pro", "--credits", "500", "--price", "USD 45")
 	submit := func(account, key string) string {
 		t.Helper()
-		c := dialFake(t, a)
+		c := dialLedger(t, a)
 		r, err := c.SubmitRequest(t.Context(), &pb.SubmitRequestRequest{
 			Workspace: ws, Account: account, PackageId: "pro",
 			PaymentMethod: pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER, PaymentReference: "SEPA-" + key, IdempotencyKey: key,
@@ -158,17 +158,17 @@ func TestRequestsQueue(t *testing.T) {
 	if out := mustCtl(t, a, "requests", "list", "--status", "all", "--account", "client-2"); !strings.Contains(out, "REJECTED") {
 		t.Errorf("client-2's requests:\n%s", out)
 	}
-	if bal, _ := f.Balance(ws, "client-1"); bal != 500 {
+	if bal, _ := f.Balance(t, ws, "client-1"); bal != 500 {
 		t.Errorf("client-1 balance %d", bal)
 	}
-	if bal, _ := f.Balance(ws, "client-2"); bal != 0 {
+	if bal, _ := f.Balance(t, ws, "client-2"); bal != 0 {
 		t.Errorf("client-2 balance %d", bal)
 	}
 }
 
 func TestExitCodes(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	tests := []struct {
 		name   string
 		args   []string
@@ -204,9 +204,9 @@ func TestExitCodes(t *testing.T) {
 
 func TestUnavailableExitsThree(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t)
+	f := ledgertest.Start(t)
 	for range 5 {
-		f.InjectFault("GetBalance", fakeledger.Fault{Code: codes.Unavailable})
+		f.InjectFault("GetBalance", ledgertest.Fault{Code: codes.Unavailable})
 	}
 	_, errOut, code := ctl(t, f.Addr, "balance", "--account", "a")
 	if code != 3 || !strings.Contains(errOut, "unavailable") {
@@ -233,8 +233,8 @@ func TestWorkspaceIsRequired(t *testing.T) {
 
 func TestTokenFromEnvironment(t *testing.T) {
 	t.Parallel()
-	f := fakeledger.Start(t, fakeledger.WithToken("ops-token"))
-	env := map[string]string{"LEDGER_ADDR": f.Addr, "LEDGER_WORKSPACE": ws, "LEDGER_TOKEN": "ops-token"}
+	f := ledgertest.Start(t, ledgertest.WithAuth())
+	env := map[string]string{"LEDGER_ADDR": f.Addr, "LEDGER_WORKSPACE": ws, "LEDGER_TOKEN": f.AdminToken(t, ws)}
 	var stdout, stderr bytes.Buffer
 	if err := run(t.Context(), []string{"settings", "get"}, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
 		t.Fatalf("with token: %v", err)

@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"net"
 	"strings"
 	"testing"
 
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/tlstest"
 )
 
@@ -18,15 +17,8 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	p := tlstest.New(t)
 	cfg := p.ServerConfig(t)
-	cfg.ClientCAs, cfg.ClientAuth, cfg.NextProtos = p.Pool, tls.RequireAndVerifyClientCert, []string{"h2"}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := fakeledger.New().GRPCServer()
-	go func() { _ = gs.Serve(tls.NewListener(lis, cfg)) }()
-	t.Cleanup(gs.Stop)
-	addr := lis.Addr().String()
+	cfg.ClientCAs, cfg.ClientAuth = p.Pool, tls.RequireAndVerifyClientCert
+	addr := ledgertest.Start(t, ledgertest.WithServerTLS(cfg)).Addr
 
 	runEnv := func(env map[string]string, args ...string) (string, int) {
 		env["LEDGER_ADDR"], env["LEDGER_WORKSPACE"] = addr, ws

@@ -105,7 +105,7 @@ func TestAuthorizationTable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 10_000)
+	e.ledger.Fund(e.t, ws, "client-1", 10_000)
 	e.putService("logo", usd(1, 0), true)
 	createPackage(t, e, "starter", 100)
 	var o Order
@@ -184,7 +184,7 @@ func TestHiddenIsIndistinguishableFromMissing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(1, 0), true)
 	var o Order
 	e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &o)
@@ -256,7 +256,7 @@ func TestScopesAreChecked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(1, 0), true)
 	tests := []struct {
 		name, method, path string

@@ -187,7 +187,7 @@ func TestCardPurchasePaidOnTheStandInIsCreditedOnce(t *testing.T) {
 			t.Errorf("payment page (HTTP %d) lacks %q", status, want)
 		}
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 0 {
+	if bal, _ := e.ledger.Balance(t, ws, "client-1"); bal != 0 {
 		t.Fatalf("credited %d before paying", bal)
 	}
 
@@ -195,7 +195,7 @@ func TestCardPurchasePaidOnTheStandInIsCreditedOnce(t *testing.T) {
 	if want := strings.ReplaceAll(successURL, "{CHECKOUT_SESSION_ID}", p.StripeSessionID); status != http.StatusSeeOther || loc != want {
 		t.Errorf("after Pay: HTTP %d to %q, want 303 to %q", status, loc, want)
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Fatalf("balance %d v%d after paying, want 100 v1", bal, ver)
 	}
 	sess := e.sd.Sessions()[0]
@@ -240,7 +240,7 @@ func TestCardPurchasePaidOnTheStandInIsCreditedOnce(t *testing.T) {
 			t.Errorf("delivery: HTTP %d %s", d.Status, d.Body)
 		}
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d after redeliveries, want 100 v1", bal, ver)
 	}
 	for _, c := range e.ledger.Calls("Credit") {
@@ -267,7 +267,7 @@ func TestCardPurchasePaidOnTheStandInIsCreditedOnce(t *testing.T) {
 			t.Errorf("%s: HTTP %d, want 400", name, code)
 		}
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d after forgeries, want 100 v1", bal, ver)
 	}
 }
@@ -306,7 +306,7 @@ func TestCardPurchaseCancelledCreditsNothing(t *testing.T) {
 	if e.do("GET", "/v1/workspaces/"+ws+"/credit-purchases/"+p.ID, nil, &got); got.Status != PurchaseAwaitingPayment || got.CheckoutURL != p.CheckoutURL {
 		t.Errorf("purchase after Cancel: %+v", got)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 0 {
+	if bal, _ := e.ledger.Balance(t, ws, "client-1"); bal != 0 {
 		t.Errorf("balance %d after Cancel", bal)
 	}
 }
@@ -429,7 +429,7 @@ func TestStripeFailureLeavesThePurchaseRetryable(t *testing.T) {
 			if status, _ := press(t, again.CheckoutURL, "pay"); status != http.StatusOK {
 				t.Errorf("Pay without a success_url: HTTP %d, want 200 (the stand-in's own page)", status)
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 100 {
+			if bal, _ := e.ledger.Balance(t, ws, "client-1"); bal != 100 {
 				t.Errorf("balance %d after paying the retried page", bal)
 			}
 		})

@@ -17,18 +17,18 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
 
-// env is one checkout under test: its own SQLite file, a fake ledger on a
+// env is one checkout under test: its own SQLite file, the real ledger on a
 // loopback gRPC port, the real HTTP handler on a loopback HTTP port.
 type env struct {
 	t      testing.TB
-	ledger *fakeledger.Server
+	ledger *ledgertest.Server
 	client *ledgerclient.Client
 	dbPath string
 	store  *Store
@@ -41,7 +41,7 @@ type envOpt func(*Config)
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, ledger: fakeledger.Start(t), dbPath: filepath.Join(t.TempDir(), "checkout.db")}
+	e := &env{t: t, ledger: ledgertest.Start(t), dbPath: filepath.Join(t.TempDir(), "checkout.db")}
 	c, err := ledgerclient.Dial(context.Background(), e.ledger.Addr,
 		ledgerclient.WithBackoff(time.Millisecond, 2*time.Millisecond), ledgerclient.WithMaxAttempts(3))
 	if err != nil {
@@ -143,8 +143,8 @@ func (e *env) putService(id string, price Money, eligible bool) {
 
 // agency sets the workspace up the way an agency would: credits on, USD at 10/unit.
 func (e *env) agency() {
-	e.ledger.SetEnabled(ws, true)
-	e.ledger.SetRate(ws, "USD", "10")
+	e.ledger.SetEnabled(e.t, ws, true)
+	e.ledger.SetRate(e.t, ws, "USD", "10")
 }
 
 func usd(units int64, nanos int32) Money {
@@ -200,42 +200,42 @@ func TestCheckoutOptions(t *testing.T) {
 	}{
 		{
 			name:      "offered",
-			setup:     func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 100) },
+			setup:     func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			service:   "logo",
 			want:      CreditOption{Offered: true, CreditsRequired: 36, Balance: 100, CreditPaymentsEnabled: true},
 			wantCalls: 1,
 		},
 		{
 			name:      "balance exactly covers the rounded-up price",
-			setup:     func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 36) },
+			setup:     func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 36) },
 			service:   "logo",
 			want:      CreditOption{Offered: true, CreditsRequired: 36, Balance: 36, CreditPaymentsEnabled: true},
 			wantCalls: 1,
 		},
 		{
 			name:      "price above the balance",
-			setup:     func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 35) },
+			setup:     func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 35) },
 			service:   "logo",
 			want:      CreditOption{Reason: "INSUFFICIENT_CREDITS", CreditsRequired: 36, Balance: 35, CreditPaymentsEnabled: true},
 			wantCalls: 1,
 		},
 		{
 			name:      "ineligible service: no ledger call",
-			setup:     func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 100) },
+			setup:     func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			service:   "domain",
 			want:      CreditOption{Reason: "SERVICE_NOT_ELIGIBLE"},
 			wantCalls: 0,
 		},
 		{
 			name:      "credit payments disabled, balance preserved",
-			setup:     func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) },
+			setup:     func(e *env) { e.ledger.SetRate(e.t, ws, "USD", "10"); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			service:   "logo",
 			want:      CreditOption{Reason: "CREDIT_PAYMENTS_DISABLED", CreditsRequired: 36, Balance: 100},
 			wantCalls: 1,
 		},
 		{
 			name:      "no conversion rate",
-			setup:     func(e *env) { e.ledger.SetEnabled(ws, true); e.ledger.Fund(ws, "client-1", 100) },
+			setup:     func(e *env) { e.ledger.SetEnabled(e.t, ws, true); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			service:   "logo",
 			want:      CreditOption{Reason: "NO_CONVERSION_RATE", Balance: 100, CreditPaymentsEnabled: true},
 			wantCalls: 1,
@@ -245,7 +245,7 @@ func TestCheckoutOptions(t *testing.T) {
 			setup: func(e *env) {
 				e.agency()
 				for range 3 {
-					e.ledger.InjectFault("CheckCreditPayment", fakeledger.Fault{Code: codes.Unavailable})
+					e.ledger.InjectFault("CheckCreditPayment", ledgertest.Fault{Code: codes.Unavailable})
 				}
 			},
 			service:   "logo",
@@ -281,7 +281,7 @@ func TestBuyWithCreditsHoldsThenConfirmCaptures(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(3, 510_000_000), true)
 
 	var o Order
@@ -291,12 +291,12 @@ func TestBuyWithCreditsHoldsThenConfirmCaptures(t *testing.T) {
 	if o.Status != OrderHeld || o.Credits != 36 || o.IdempotencyKey != "checkout-order:"+o.ID || o.HoldID == "" || o.HoldExpireTime == nil || o.TransactionID != "" {
 		t.Errorf("order = %+v", o)
 	}
-	h := e.ledger.Hold(ws, o.HoldID)
+	h := e.ledger.Hold(e.t, ws, o.HoldID)
 	if h.GetAmount() != 36 || h.GetKind() != pb.TransactionKind_TRANSACTION_KIND_SERVICE_PURCHASE || h.GetReference() != "order:"+o.ID ||
 		h.GetIdempotencyKey() != o.IdempotencyKey || h.GetStatus() != pb.HoldStatus_HOLD_STATUS_ACTIVE || !h.GetExpireTime().AsTime().Truncate(time.Microsecond).Equal(*o.HoldExpireTime) {
 		t.Errorf("hold = %v", h)
 	}
-	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetBalance() != 100 || b.GetAvailable() != 64 || len(outs(e.ledger.Transactions(ws, "client-1"))) != 0 {
+	if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetBalance() != 100 || b.GetAvailable() != 64 || len(outs(e.ledger.Transactions(e.t, ws, "client-1"))) != 0 {
 		t.Errorf("after placing: %v, want the 36 credits held, nothing spent", b)
 	}
 	var got Order
@@ -308,7 +308,7 @@ func TestBuyWithCreditsHoldsThenConfirmCaptures(t *testing.T) {
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/orders/"+o.ID+":confirm", nil, &conf); code != http.StatusOK {
 		t.Fatalf("confirm: HTTP %d %+v", code, conf)
 	}
-	debits := outs(e.ledger.Transactions(ws, "client-1"))
+	debits := outs(e.ledger.Transactions(e.t, ws, "client-1"))
 	if len(debits) != 1 {
 		t.Fatalf("%d debits, want 1", len(debits))
 	}
@@ -332,7 +332,7 @@ func TestBuyWithCreditsHoldsThenConfirmCaptures(t *testing.T) {
 	if n := len(e.ledger.Calls("CaptureHold")) + len(e.ledger.Calls("VoidHold")); n != 1 {
 		t.Errorf("%d capture/void calls, want 1", n)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 64 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 64 {
 		t.Errorf("balance %d, want 64", bal)
 	}
 	var list struct{ Orders []Order }
@@ -347,13 +347,13 @@ func TestBuyWithConfirmCapturesAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(3, 510_000_000), true)
 	var o Order
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &o); code != 201 {
 		t.Fatalf("HTTP %d: %+v", code, o)
 	}
-	debits := outs(e.ledger.Transactions(ws, "client-1"))
+	debits := outs(e.ledger.Transactions(e.t, ws, "client-1"))
 	if o.Status != OrderConfirmed || len(debits) != 1 || debits[0].GetId() != o.TransactionID || debits[0].GetAmount() != 36 ||
 		debits[0].GetReference() != "order:"+o.ID || o.HoldID == "" || debits[0].GetHoldId() != o.HoldID {
 		t.Errorf("order %+v, debits %v", o, debits)
@@ -372,9 +372,9 @@ func TestBuyIsRefusedWithoutAnOrderWhenNotOffered(t *testing.T) {
 		status  int
 		code    string
 	}{
-		{"insufficient credits", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 10) }, "logo", 422, "INSUFFICIENT_CREDITS"},
-		{"disabled", func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) }, "logo", 422, "CREDIT_PAYMENTS_DISABLED"},
-		{"ineligible", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 100) }, "domain", 422, "SERVICE_NOT_ELIGIBLE"},
+		{"insufficient credits", func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 10) }, "logo", 422, "INSUFFICIENT_CREDITS"},
+		{"disabled", func(e *env) { e.ledger.SetRate(e.t, ws, "USD", "10"); e.ledger.Fund(e.t, ws, "client-1", 100) }, "logo", 422, "CREDIT_PAYMENTS_DISABLED"},
+		{"ineligible", func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 100) }, "domain", 422, "SERVICE_NOT_ELIGIBLE"},
 		{"unknown service", func(e *env) { e.agency() }, "nope", 404, "NOT_FOUND"},
 	}
 	for _, tt := range tests {
@@ -402,10 +402,10 @@ func TestHoldRefusalMarksTheOrderFailed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(5, 0), true)
 	// The balance is spent elsewhere between the check and the hold.
-	e.ledger.InjectFault("CreateHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
+	e.ledger.InjectFault("CreateHold", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
 
 	var body apiError
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]string{"service_id": "logo"}, &body); code != 422 {
@@ -432,14 +432,14 @@ func TestUnconfirmedLedgerWriteIsFinishedOnceByReconcile(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
+			e.ledger.Fund(e.t, ws, "client-1", 100)
 			e.putService("logo", usd(5, 0), true)
 			// Attempt 1 takes effect but its answer is lost; attempts 2 and 3
 			// find the ledger unreachable: the client gives up, the outcome is unknown.
 			e.ledger.InjectFault(method,
-				fakeledger.Fault{After: true, Code: codes.Unavailable},
-				fakeledger.Fault{Code: codes.Unavailable},
-				fakeledger.Fault{Code: codes.Unavailable})
+				ledgertest.Fault{After: true, Code: codes.Unavailable},
+				ledgertest.Fault{Code: codes.Unavailable},
+				ledgertest.Fault{Code: codes.Unavailable})
 
 			var body apiError
 			if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/orders", map[string]any{"service_id": "logo", "confirm": true}, &body); code != 503 {
@@ -458,11 +458,11 @@ func TestUnconfirmedLedgerWriteIsFinishedOnceByReconcile(t *testing.T) {
 			}
 			var o Order
 			e.do("GET", "/v1/workspaces/"+ws+"/orders/"+id, nil, &o)
-			debits := outs(e.ledger.Transactions(ws, "client-1"))
+			debits := outs(e.ledger.Transactions(e.t, ws, "client-1"))
 			if len(debits) != 1 || o.Status != OrderConfirmed || o.TransactionID != debits[0].GetId() {
 				t.Fatalf("order %+v, debits %v: want CONFIRMED with the one debit", o, debits)
 			}
-			if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+			if n := len(e.ledger.Holds(e.t, ws, "client-1")); n != 1 {
 				t.Errorf("%d holds, want 1", n)
 			}
 			for _, c := range e.ledger.Calls(method) {
@@ -470,7 +470,7 @@ func TestUnconfirmedLedgerWriteIsFinishedOnceByReconcile(t *testing.T) {
 					t.Errorf("%s with key %q, want only %q", method, c.IdempotencyKey, want)
 				}
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 50 {
+			if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 50 {
 				t.Errorf("balance = %d, want 50", bal)
 			}
 		})
@@ -481,7 +481,7 @@ func TestPendingOrderFromACrashBeforeTheHoldIsFinishedOnRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	// The process died right after recording the order.
 	o, _, err := e.store.InsertOrder(t.Context(), Order{
 		ID: "o-1", Workspace: ws, Account: "client-1", ServiceID: "logo", ServiceName: "Logo", Price: usd(5, 0), Credits: 50,
@@ -498,7 +498,7 @@ func TestPendingOrderFromACrashBeforeTheHoldIsFinishedOnRestart(t *testing.T) {
 	if err != nil || got.Status != OrderConfirmed {
 		t.Fatalf("order = %+v, %v", got, err)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 50 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 50 {
 		t.Errorf("balance = %d, want 50", bal)
 	}
 }
@@ -507,7 +507,7 @@ func TestClientIdempotencyKeyReturnsTheSameOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(1, 0), true)
 	e.putService("seo", usd(1, 0), true)
 	path := "/v1/workspaces/" + ws + "/accounts/client-1/orders"
@@ -526,7 +526,7 @@ func TestClientIdempotencyKeyReturnsTheSameOrder(t *testing.T) {
 	if code := e.do("POST", path, map[string]string{"service_id": "seo"}, &body, "Idempotency-Key", "cart-42"); code != 409 || body.Error.Code != CodeKeyReused {
 		t.Errorf("key reused for another service: HTTP %d %+v", code, body.Error)
 	}
-	if n := len(outs(e.ledger.Transactions(ws, "client-1"))); n != 1 {
+	if n := len(outs(e.ledger.Transactions(e.t, ws, "client-1"))); n != 1 {
 		t.Errorf("%d debits, want 1", n)
 	}
 }
@@ -535,7 +535,7 @@ func TestConcurrentBuysWithOneClientKeyDebitOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.putService("logo", usd(1, 0), true)
 	var wg sync.WaitGroup
 	ids := make([]string, 8)
@@ -552,10 +552,10 @@ func TestConcurrentBuysWithOneClientKeyDebitOnce(t *testing.T) {
 			t.Fatalf("order ids %v, want one", ids)
 		}
 	}
-	if n := len(outs(e.ledger.Transactions(ws, "client-1"))); n != 1 {
+	if n := len(outs(e.ledger.Transactions(e.t, ws, "client-1"))); n != 1 {
 		t.Errorf("%d debits, want 1", n)
 	}
-	if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+	if n := len(e.ledger.Holds(e.t, ws, "client-1")); n != 1 {
 		t.Errorf("%d holds, want 1", n)
 	}
 }
@@ -600,7 +600,7 @@ func TestCardPurchaseIsCreditedOnceHoweverOftenTheWebhookIsDelivered(t *testing.
 			t.Fatalf("deliveries: codes %v txs %v, want 200 and one transaction", codes, txs)
 		}
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
 	}
 	for _, c := range e.ledger.Calls("Credit") {
@@ -645,7 +645,7 @@ func TestWebhookRedeliveredWithOtherFieldsIsAConflict(t *testing.T) {
 	if code := e.do("POST", "/webhooks/payments", hook, &body); code != 409 || body.Error.Code != CodePaymentMismatch {
 		t.Errorf("HTTP %d %+v", code, body.Error)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-2"); bal != 0 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-2"); bal != 0 {
 		t.Errorf("client-2 credited %d", bal)
 	}
 }
@@ -656,7 +656,7 @@ func TestWebhookWhileTheLedgerIsDownAsksForRedelivery(t *testing.T) {
 	createPackage(t, e, "starter", 100)
 	p := e.stripePurchase("client-1", "starter")
 	for range 3 {
-		e.ledger.InjectFault("Credit", fakeledger.Fault{Code: codes.Unavailable})
+		e.ledger.InjectFault("Credit", ledgertest.Fault{Code: codes.Unavailable})
 	}
 	hook := sessionCompleted("evt_9", "pi_9", ws, p.ID, 1000, "usd")
 	var body apiError
@@ -673,7 +673,7 @@ func TestWebhookWhileTheLedgerIsDownAsksForRedelivery(t *testing.T) {
 	if code := e.stripe(hook, time.Now(), stripeSecret, &res); code != 200 || res.Payment == nil || res.Payment.Deliveries != 2 || res.Payment.Status != PaymentCredited {
 		t.Errorf("redelivery: HTTP %d %+v", code, res)
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
 	}
 }
@@ -699,7 +699,7 @@ func TestBankTransferPurchaseWaitsForTheAgency(t *testing.T) {
 				sub[0].Request.(*pb.SubmitRequestRequest).GetPaymentMethod() != pb.PaymentMethod_PAYMENT_METHOD_BANK_TRANSFER {
 				t.Fatalf("SubmitRequest calls %+v", sub)
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 0 {
+			if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 0 {
 				t.Fatalf("credited %d before the decision", bal)
 			}
 			if _, err := e.client.DecideRequest(t.Context(), &pb.DecideRequestRequest{
@@ -710,7 +710,7 @@ func TestBankTransferPurchaseWaitsForTheAgency(t *testing.T) {
 			}
 			var got Purchase
 			e.do("GET", "/v1/workspaces/"+ws+"/credit-purchases/"+p.ID, nil, &got)
-			bal, _ := e.ledger.Balance(ws, "client-1")
+			bal, _ := e.ledger.Balance(e.t, ws, "client-1")
 			if decision == pb.Decision_DECISION_ACCEPT {
 				if got.Status != PurchaseCredited || got.TransactionID == "" || bal != 500 {
 					t.Errorf("purchase %+v, balance %d: want CREDITED and 500", got, bal)
@@ -742,9 +742,9 @@ func TestSubmitLostInTransitIsReplayedOnRestart(t *testing.T) {
 	e.agency()
 	createPackage(t, e, "pro", 500)
 	e.ledger.InjectFault("SubmitRequest",
-		fakeledger.Fault{After: true, Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable})
+		ledgertest.Fault{After: true, Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable})
 	var body apiError
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",
 		PurchaseInput{PackageID: "pro", Method: MethodBankTransfer}, &body); code != 503 || body.Purchase.Status != PurchaseSubmitting {

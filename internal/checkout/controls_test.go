@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -25,16 +25,16 @@ func TestPaymentMethodsAreTheLedgersSettings(t *testing.T) {
 		!slices.Equal(got.Methods, []PaymentMethod{MethodBankTransfer, MethodCrypto, MethodStripe, MethodPayPal}) {
 		t.Fatalf("never chosen: HTTP %d %v, want every method", code, got.Methods)
 	}
-	e.ledger.SetPaymentMethods(ws, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO)
+	e.ledger.SetPaymentMethods(e.t, ws, pb.PaymentMethod_PAYMENT_METHOD_PAYPAL, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO)
 	if code := e.do("GET", path, nil, &got); code != 200 || !slices.Equal(got.Methods, []PaymentMethod{MethodCrypto, MethodPayPal}) {
 		t.Fatalf("chosen: HTTP %d %v", code, got.Methods)
 	}
-	e.ledger.SetPaymentMethods(ws)
+	e.ledger.SetPaymentMethods(e.t, ws)
 	if code := e.do("GET", path, nil, &got); code != 200 || got.Methods == nil || len(got.Methods) != 0 {
 		t.Fatalf("none: HTTP %d %v, want []", code, got.Methods)
 	}
-	e.ledger.InjectFault("GetSettings", fakeledger.Fault{Code: codes.Unavailable}, fakeledger.Fault{Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable})
+	e.ledger.InjectFault("GetSettings", ledgertest.Fault{Code: codes.Unavailable}, ledgertest.Fault{Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable})
 	var body apiError
 	if code := e.do("GET", path, nil, &body); code != 503 || body.Error.Code != CodeLedgerUnavailable {
 		t.Fatalf("ledger down: HTTP %d %+v", code, body.Error)
@@ -49,7 +49,7 @@ func TestPurchaseRefusedForAMethodNotOffered(t *testing.T) {
 	e := newEnv(t, unsignedWebhooks)
 	e.agency()
 	createPackage(t, e, "pro", 500)
-	e.ledger.SetPaymentMethods(ws, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO)
+	e.ledger.SetPaymentMethods(e.t, ws, pb.PaymentMethod_PAYMENT_METHOD_CRYPTO)
 	for _, m := range []PaymentMethod{MethodStripe, MethodPayPal, MethodBankTransfer} {
 		t.Run(string(m), func(t *testing.T) {
 			var body apiError
@@ -87,7 +87,7 @@ func TestLedgerRefusesAMethodWithdrawnMeanwhile(t *testing.T) {
 	e := newEnv(t)
 	e.agency()
 	createPackage(t, e, "pro", 500)
-	e.ledger.InjectFault("SubmitRequest", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "PAYMENT_METHOD_NOT_OFFERED"})
+	e.ledger.InjectFault("SubmitRequest", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "PAYMENT_METHOD_NOT_OFFERED"})
 	var body apiError
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",
 		PurchaseInput{PackageID: "pro", Method: MethodBankTransfer}, &body); code != 422 ||
@@ -167,8 +167,8 @@ func TestCancelManualPurchase(t *testing.T) {
 	// The ledger cancelled, the answer was lost: 503, and the purchase is
 	// CANCELLED once read or reconciled.
 	p4 := e.manualPurchase("client-1")
-	e.ledger.InjectFault("CancelRequest", fakeledger.Fault{After: true, Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable}, fakeledger.Fault{Code: codes.Unavailable})
+	e.ledger.InjectFault("CancelRequest", ledgertest.Fault{After: true, Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable}, ledgertest.Fault{Code: codes.Unavailable})
 	body = apiError{}
 	if code := e.do("POST", "/v1/workspaces/"+ws+"/credit-purchases/"+p4.ID+":cancel", nil, &body, "Authorization", client); code != 503 ||
 		body.Purchase == nil || body.Purchase.Status != PurchasePendingApproval {
@@ -180,7 +180,7 @@ func TestCancelManualPurchase(t *testing.T) {
 	if p, err := e.app.GetPurchase(t.Context(), ws, p4.ID); err != nil || p.Status != PurchaseCancelled {
 		t.Fatalf("after the reconciliation: %+v %v", p, err)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 500 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 500 {
 		t.Errorf("balance %d, want only the accepted purchase's 500", bal)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
 // fastEvents makes the follower's backoff short, and its discovery rare:
@@ -69,7 +69,7 @@ func (e *env) waitPurchase(id string, status PurchaseStatus) Purchase {
 // last event.
 func (e *env) waitCursor() int64 {
 	e.t.Helper()
-	last := int64(len(e.ledger.Events(ws)))
+	last := int64(len(e.ledger.Events(e.t, ws)))
 	return waitFor(e, "the cursor at the last event", func() (int64, error) { return e.store.Cursor(context.Background(), ws) },
 		func(c int64) bool { return c == last })
 }
@@ -115,7 +115,7 @@ func TestDecisionReachesThePurchaseWithoutARead(t *testing.T) {
 		{"accepted", func(e *env, p Purchase) { e.decide(p.RequestID, pb.Decision_DECISION_ACCEPT) }, PurchaseCredited, "", 500},
 		{"rejected", func(e *env, p Purchase) { e.decide(p.RequestID, pb.Decision_DECISION_REJECT) }, PurchaseRejected, "bank statement checked", 0},
 		{"cancelled by the client", func(e *env, p Purchase) {
-			if !e.ledger.CancelRequest(ws, p.RequestID) {
+			if !e.ledger.CancelRequest(e.t, ws, p.RequestID) {
 				e.t.Fatal("CancelRequest")
 			}
 		}, PurchaseCancelled, "CANCELLED", 0},
@@ -133,7 +133,7 @@ func TestDecisionReachesThePurchaseWithoutARead(t *testing.T) {
 			if got.FailureReason != tt.wantReason || (tt.want == PurchaseCredited) != (got.TransactionID != "") {
 				t.Errorf("purchase %+v, want reason %q", got, tt.wantReason)
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != tt.wantCredit {
+			if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != tt.wantCredit {
 				t.Errorf("balance %d, want %d", bal, tt.wantCredit)
 			}
 			if n := len(e.ledger.Calls("GetRequest")); n != 0 {
@@ -156,14 +156,14 @@ func TestHoldEndReachesTheOrderWithoutARead(t *testing.T) {
 		want OrderStatus
 		bal  int64
 	}{
-		{"expired", func(e *env, _ Order) { e.ledger.Advance(2 * time.Hour) }, OrderExpired, 100},
+		{"expired", func(e *env, _ Order) { e.ledger.Advance(e.t, 2*time.Hour) }, OrderExpired, 100},
 		{"voided by an operator", func(e *env, o Order) {
 			if _, err := e.client.VoidHold(context.Background(), &pb.VoidHoldRequest{Workspace: ws, HoldId: o.HoldID, IdempotencyKey: "ops:void"}); err != nil {
 				e.t.Fatal(err)
 			}
 		}, OrderCancelled, 100},
 		{"captured by a confirmation whose answer was lost", func(e *env, o Order) {
-			lost := fakeledger.Fault{After: true, Code: codes.Unavailable}
+			lost := ledgertest.Fault{After: true, Code: codes.Unavailable}
 			e.ledger.InjectFault("CaptureHold", lost, lost, lost)
 			if code := e.orderAction(o.ID, "confirm", nil, nil); code != 503 {
 				e.t.Fatalf("confirm with the answer lost: HTTP %d", code)
@@ -182,7 +182,7 @@ func TestHoldEndReachesTheOrderWithoutARead(t *testing.T) {
 			if (tt.want == OrderConfirmed) != (got.TransactionID != "") || got.Action != ActionNone {
 				t.Errorf("order %+v", got)
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != tt.bal {
+			if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != tt.bal {
 				t.Errorf("balance %d, want %d", bal, tt.bal)
 			}
 			if n := len(e.ledger.Calls("GetHold")); n != 0 {
@@ -200,7 +200,7 @@ func TestVoidOfARefusedCaptureKeepsTheRefusal(t *testing.T) {
 	e.shop(100)
 	e.follow()
 	o := e.heldOrder()
-	e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
+	e.ledger.InjectFault("CaptureHold", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
 	if code := e.orderAction(o.ID, "confirm", nil, nil); code != 422 {
 		t.Fatalf("confirm: HTTP %d", code)
 	}
@@ -262,7 +262,7 @@ func TestBrokenStreamIsResumed(t *testing.T) {
 	e.follow()
 	p := e.bankPurchase()
 	waitFor(e, "the watch", func() (int, error) { return len(e.ledger.Calls("WatchEvents")), nil }, func(n int) bool { return n == 1 })
-	unavailable := fakeledger.Fault{Code: codes.Unavailable}
+	unavailable := ledgertest.Fault{Code: codes.Unavailable}
 	e.ledger.InjectFault("WatchEvents", unavailable, unavailable)
 	e.ledger.BreakWatches()
 	e.decide(p.RequestID, pb.Decision_DECISION_ACCEPT)

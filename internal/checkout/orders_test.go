@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -31,7 +31,7 @@ func (e *env) orderAction(id, verb string, body any, out any, headers ...string)
 
 func (e *env) shop(credits int64) {
 	e.agency()
-	e.ledger.Fund(ws, "client-1", credits)
+	e.ledger.Fund(e.t, ws, "client-1", credits)
 	e.putService("logo", usd(5, 0), true)
 }
 
@@ -44,14 +44,14 @@ func TestCancelVoidsTheHoldAndSpendsNothing(t *testing.T) {
 	if code := e.orderAction(o.ID, "cancel", nil, &got); code != 200 || got.Status != OrderCancelled {
 		t.Fatalf("cancel: HTTP %d %+v", code, got)
 	}
-	if h := e.ledger.Hold(ws, o.HoldID); h.GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
+	if h := e.ledger.Hold(e.t, ws, o.HoldID); h.GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
 		t.Errorf("hold %v, want VOIDED", h)
 	}
 	if calls := e.ledger.Calls("VoidHold"); len(calls) != 1 || calls[0].IdempotencyKey != OrderKey(o.ID)+":void" {
 		t.Errorf("VoidHold calls %+v", calls)
 	}
 	b, _ := e.client.Balance(t.Context(), ws, "client-1")
-	if b.GetBalance() != 100 || b.GetAvailable() != 100 || len(outs(e.ledger.Transactions(ws, "client-1"))) != 0 {
+	if b.GetBalance() != 100 || b.GetAvailable() != 100 || len(outs(e.ledger.Transactions(e.t, ws, "client-1"))) != 0 {
 		t.Errorf("balance %v: a cancelled order spends nothing and holds nothing", b)
 	}
 	// Cancelling again answers the same; confirming is refused.
@@ -85,9 +85,9 @@ func TestConfirmOrCancelLeftInFlightIsFinishedByReconcile(t *testing.T) {
 				e.shop(100)
 				o := e.heldOrder()
 				e.ledger.InjectFault(tt.method,
-					fakeledger.Fault{After: posted, Code: codes.Unavailable},
-					fakeledger.Fault{Code: codes.Unavailable},
-					fakeledger.Fault{Code: codes.Unavailable})
+					ledgertest.Fault{After: posted, Code: codes.Unavailable},
+					ledgertest.Fault{Code: codes.Unavailable},
+					ledgertest.Fault{Code: codes.Unavailable})
 				var body apiError
 				if code := e.orderAction(o.ID, tt.verb, nil, &body); code != 503 || body.Order.Status != OrderHeld || body.Order.Action == ActionNone {
 					t.Fatalf("HTTP %d %+v %+v: want HELD with the action in flight", code, body.Error, body.Order)
@@ -106,7 +106,7 @@ func TestConfirmOrCancelLeftInFlightIsFinishedByReconcile(t *testing.T) {
 				if got.Status != tt.want {
 					t.Errorf("order %+v, want %s", got, tt.want)
 				}
-				if bal, _ := e.ledger.Balance(ws, "client-1"); bal != tt.balance {
+				if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != tt.balance {
 					t.Errorf("balance %d, want %d", bal, tt.balance)
 				}
 				if b, _ := e.client.Balance(t.Context(), ws, "client-1"); b.GetHeld() != 0 {
@@ -127,14 +127,14 @@ func TestExpiredHold(t *testing.T) {
 		if rep, err := e.app.Reconcile(t.Context()); err != nil || rep.OrdersExpired != 0 {
 			t.Fatalf("Reconcile before the expiry = %+v, %v", rep, err)
 		}
-		e.ledger.Advance(2 * time.Hour)
+		e.ledger.Advance(e.t, 2*time.Hour)
 		e.restart(func(c *Config) { c.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } })
 		rep, err := e.app.Reconcile(t.Context())
 		if err != nil || rep.OrdersExpired != 1 {
 			t.Fatalf("Reconcile = %+v, %v", rep, err)
 		}
 		got, _ := e.app.GetOrder(t.Context(), ws, o.ID)
-		if got.Status != OrderExpired || len(outs(e.ledger.Transactions(ws, "client-1"))) != 0 {
+		if got.Status != OrderExpired || len(outs(e.ledger.Transactions(e.t, ws, "client-1"))) != 0 {
 			t.Errorf("order %+v, want EXPIRED with nothing spent", got)
 		}
 	})
@@ -143,7 +143,7 @@ func TestExpiredHold(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.HoldTTL = time.Hour })
 		e.shop(100)
 		o := e.heldOrder()
-		e.ledger.Advance(2 * time.Hour)
+		e.ledger.Advance(e.t, 2*time.Hour)
 		var body apiError
 		if code := e.orderAction(o.ID, "confirm", nil, &body); code != 422 || body.Error.Code != CodeHoldExpired || body.Order.Status != OrderExpired {
 			t.Fatalf("confirm: HTTP %d %+v %+v", code, body.Error, body.Order)
@@ -153,7 +153,7 @@ func TestExpiredHold(t *testing.T) {
 		if code := e.orderAction(o.ID, "cancel", nil, &got); code != 200 || got.Status != OrderExpired {
 			t.Errorf("cancel an expired order: HTTP %d %+v", code, got)
 		}
-		if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 100 {
+		if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 {
 			t.Errorf("balance %d, want 100", bal)
 		}
 	})
@@ -201,7 +201,7 @@ func TestRefund(t *testing.T) {
 		if got.Status != tt.status {
 			t.Errorf("%s: order %s, want %s", tt.name, got.Status, tt.status)
 		}
-		if bal, _ := e.ledger.Balance(ws, "client-1"); bal != tt.balance {
+		if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != tt.balance {
 			t.Errorf("%s: balance %d, want %d", tt.name, bal, tt.balance)
 		}
 		if tt.code == 201 {
@@ -211,7 +211,7 @@ func TestRefund(t *testing.T) {
 		}
 	}
 	var reversals []*pb.Transaction
-	for _, tx := range e.ledger.Transactions(ws, "client-1") {
+	for _, tx := range e.ledger.Transactions(e.t, ws, "client-1") {
 		if tx.GetKind() == pb.TransactionKind_TRANSACTION_KIND_REVERSAL {
 			reversals = append(reversals, tx)
 		}
@@ -245,9 +245,9 @@ func TestRefundRetriesAndReconcile(t *testing.T) {
 	}
 	// The reversal posts but its answer is lost, then the ledger is unreachable.
 	e.ledger.InjectFault("ReverseTransaction",
-		fakeledger.Fault{After: true, Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable})
+		ledgertest.Fault{After: true, Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable})
 	var r refundAnswer
 	if code := e.orderAction(o.ID, "refund", map[string]int64{"credits": 10}, &r, "Idempotency-Key", "rma-1"); code != 503 || r.Refund.Status != RefundPending {
 		t.Fatalf("HTTP %d %+v", code, r)
@@ -268,7 +268,7 @@ func TestRefundRetriesAndReconcile(t *testing.T) {
 		again.Refund.ID != r.Refund.ID || again.Refund.Status != RefundRefunded || again.Order.Status != OrderPartiallyRefunded {
 		t.Errorf("retry: HTTP %d %+v", code, again)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 60 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 60 {
 		t.Errorf("balance %d, want 60 (one refund of 10)", bal)
 	}
 	for _, c := range e.ledger.Calls("ReverseTransaction") {
@@ -337,7 +337,7 @@ func TestPendingOrderFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.close()
 	if err := os.Remove(e.dbPath); err != nil {
 		t.Fatal(err)
@@ -372,7 +372,7 @@ func TestPendingOrderFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	if code := e.orderAction("o-1", "refund", nil, nil); code != http.StatusCreated {
 		t.Errorf("refund: HTTP %d", code)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 100 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 {
 		t.Errorf("balance %d, want 100", bal)
 	}
 }

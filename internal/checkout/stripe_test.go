@@ -188,7 +188,7 @@ func TestStripeWebhookCreditsOnceAndOnlyWhenVerified(t *testing.T) {
 			t.Errorf("replay: HTTP %d %+v", code, res)
 		}
 	}
-	if bal, ver := e.ledger.Balance(ws, "client-1"); bal != 100 || ver != 1 {
+	if bal, ver := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
 	}
 	for _, c := range e.ledger.Calls("Credit") {
@@ -241,7 +241,7 @@ func TestStripePaymentsThatDoNotMatchAreRefused(t *testing.T) {
 	if n := len(e.ledger.Calls("Credit")); n != 0 {
 		t.Errorf("%d Credit calls for refused payments", n)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 0 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 0 {
 		t.Errorf("balance %d, want 0", bal)
 	}
 	if rep, err := e.app.Reconcile(t.Context()); err != nil || rep.Payments != 0 {

@@ -15,7 +15,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
@@ -100,7 +100,7 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 }
 
 type setup struct {
-	ledger  *fakeledger.Server
+	ledger  *ledgertest.Server
 	client  *ledgerclient.Client
 	cursors *memCursors
 	applied *applied
@@ -110,7 +110,7 @@ type setup struct {
 
 func newSetup(t *testing.T, wss ...string) *setup {
 	t.Helper()
-	s := &setup{ledger: fakeledger.Start(t), cursors: newCursors(wss...), applied: &applied{fail: map[string]int{}}}
+	s := &setup{ledger: ledgertest.Start(t), cursors: newCursors(wss...), applied: &applied{fail: map[string]int{}}}
 	c, err := ledgerclient.Dial(t.Context(), s.ledger.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +155,11 @@ func count(logs *observer.ObservedLogs, msg string) int { return logs.FilterMess
 func TestFollowerAppliesEveryWorkspacesEventsAndKeepsItsCursors(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t, "w1", "w2")
-	s.ledger.Fund("w1", "a", 1)
-	s.ledger.SetEnabled("w2", true) // not a type followed
-	s.ledger.Fund("w2", "b", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
+	s.ledger.SetEnabled(t, "w2", true) // not a type followed
+	s.ledger.Fund(t, "w2", "b", 1)
 	s.run(t, time.Hour)
-	s.ledger.Fund("w1", "a", 2)
+	s.ledger.Fund(t, "w1", "a", 2)
 	eventually(t, "both workspaces' entries", func() bool { return len(s.applied.list()) == 3 })
 	got := s.applied.list()
 	slices.Sort(got)
@@ -176,12 +176,12 @@ func TestFollowerAppliesEveryWorkspacesEventsAndKeepsItsCursors(t *testing.T) {
 func TestFollowerResumesFromItsStoredCursorAfterARestart(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t, "w1")
-	s.ledger.Fund("w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
 	_, stop := s.run(t, time.Hour)
 	eventually(t, "the first entry", func() bool { return s.cursors.cursor("w1") == 1 })
 	stop()
-	s.ledger.Fund("w1", "a", 1) // while the consumer is down
-	s.ledger.Fund("w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1) // while the consumer is down
+	s.ledger.Fund(t, "w1", "a", 1)
 	s.run(t, time.Hour)
 	eventually(t, "the entries of the downtime", func() bool { return s.cursors.cursor("w1") == 3 })
 	if got := s.applied.list(); !slices.Equal(got, []string{"w1#1", "w1#2", "w1#3"}) {
@@ -202,9 +202,9 @@ func TestFollowerRetriesAnEventItCouldNotApply(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t, "w1")
 	s.applied.fail["w1#2"] = 3
-	s.ledger.Fund("w1", "a", 1)
-	s.ledger.Fund("w1", "a", 1)
-	s.ledger.Fund("w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
 	s.run(t, time.Hour)
 	eventually(t, "every entry", func() bool { return s.cursors.cursor("w1") == 3 })
 	if got := s.applied.list(); !slices.Equal(got, []string{"w1#1", "w1#2", "w1#3"}) {
@@ -224,12 +224,12 @@ func TestFollowerSurvivesABrokenStreamAndLogsTheOutageOnce(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t, "w1")
 	s.run(t, time.Hour)
-	s.ledger.Fund("w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
 	eventually(t, "the first entry", func() bool { return s.cursors.cursor("w1") == 1 })
-	s.ledger.InjectFault("WatchEvents", fakeledger.Fault{Code: codes.Unavailable}, fakeledger.Fault{Code: codes.Unavailable},
-		fakeledger.Fault{Code: codes.Unavailable})
+	s.ledger.InjectFault("WatchEvents", ledgertest.Fault{Code: codes.Unavailable}, ledgertest.Fault{Code: codes.Unavailable},
+		ledgertest.Fault{Code: codes.Unavailable})
 	s.ledger.BreakWatches()
-	s.ledger.Fund("w1", "a", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
 	eventually(t, "the entry of the outage", func() bool { return s.cursors.cursor("w1") == 2 })
 	if got := s.applied.list(); !slices.Equal(got, []string{"w1#1", "w1#2"}) {
 		t.Errorf("applied %v", got)
@@ -247,8 +247,8 @@ func TestFollowerFindsNewWorkspaces(t *testing.T) {
 	t.Parallel()
 	s := newSetup(t)
 	f, _ := s.run(t, 10*time.Millisecond)
-	s.ledger.Fund("w1", "a", 1)
-	s.ledger.Fund("w2", "b", 1)
+	s.ledger.Fund(t, "w1", "a", 1)
+	s.ledger.Fund(t, "w2", "b", 1)
 	s.cursors.add("w1")
 	eventually(t, "the workspace found by discovery", func() bool { return s.cursors.cursor("w1") == 1 })
 	f.Follow("w2")
@@ -280,7 +280,7 @@ func TestFollowingSaysWhetherEventsAreApplied(t *testing.T) {
 	t.Run("refused by the ledger", func(t *testing.T) {
 		t.Parallel()
 		s := newSetup(t, "w1")
-		s.ledger = fakeledger.Start(t, fakeledger.WithToken("another"))
+		s.ledger = ledgertest.Start(t, ledgertest.WithAuth()) // and the follower has no token
 		c, err := ledgerclient.Dial(t.Context(), s.ledger.Addr)
 		if err != nil {
 			t.Fatal(err)
@@ -299,7 +299,7 @@ func TestFollowingSaysWhetherEventsAreApplied(t *testing.T) {
 		t.Parallel()
 		s := newSetup(t, "w1")
 		s.applied.fail["w1#1"] = 1 << 30
-		s.ledger.Fund("w1", "a", 1)
+		s.ledger.Fund(t, "w1", "a", 1)
 		f, _ := s.run(t, time.Hour)
 		eventually(t, "the failure", func() bool {
 			return count(s.logs, "ledger events not applied; retried from the stored cursor with backoff") == 1

@@ -8,6 +8,7 @@ package grpcserver
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -77,12 +78,17 @@ type Options struct {
 	// RateLimits bound the calls per workspace and per subject
 	// (ratelimit.go); the zero value turns them off.
 	RateLimits RateLimits
+	// UnaryInterceptors and StreamInterceptors run outermost, around the
+	// server's own chain, so they see each call as its caller does
+	// (internal/ledgertest injects faults and records calls there).
+	UnaryInterceptors  []grpc.UnaryServerInterceptor
+	StreamInterceptors []grpc.StreamServerInterceptor
 }
 
 // NewServer returns a gRPC server serving CreditLedger and CreditSettings
 // over svc, with the interceptor chain (outermost first):
 //
-//	request id → metrics → log line → error to status → panic recovery → UTF-8 → auth → rate limits → handler
+//	[Options' interceptors →] request id → metrics → log line → error to status → panic recovery → UTF-8 → auth → rate limits → handler
 //
 // so that metrics and the log line see the final status code, a panic
 // becomes INTERNAL with its own log line, and a refused call is counted and
@@ -124,7 +130,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := []grpc.UnaryServerInterceptor{
+	chain := append(slices.Clone(o.UnaryInterceptors),
 		requestIDInterceptor,
 		metrics.UnaryServerInterceptor(),
 		loggingInterceptor(o.Logger),
@@ -132,8 +138,8 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		recoveryInterceptor(),
 		utf8Interceptor,
 		authInterceptor(o.Authorizer),
-	}
-	streamChain := []grpc.StreamServerInterceptor{
+	)
+	streamChain := append(slices.Clone(o.StreamInterceptors),
 		streamRequestID,
 		metrics.StreamServerInterceptor(),
 		streamLogging(o.Logger),
@@ -141,7 +147,7 @@ func NewServer(svc *ledger.Service, o Options) (*grpc.Server, error) {
 		streamRecovery(),
 		streamUTF8,
 		streamAuth(o.Authorizer),
-	}
+	)
 	if limiter != nil {
 		chain = append(chain, rateLimitInterceptor(limiter))
 		streamChain = append(streamChain, streamRateLimit(limiter))

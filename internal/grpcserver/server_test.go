@@ -315,3 +315,44 @@ func TestLogNamesBounded(t *testing.T) {
 		t.Fatalf("%d request lines, want 1", n)
 	}
 }
+
+// Options' interceptors wrap the server's chain: they see every call,
+// even one refused by authentication, with the status its caller gets.
+func TestOptionsInterceptorsAreOutermost(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	var seen []codes.Code
+	record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if RequestIDFromContext(ctx) != "" {
+			t.Error("an outer interceptor runs after the request id was assigned")
+		}
+		res, err := handler(ctx, req)
+		seen = append(seen, status.Code(err))
+		return res, err
+	}
+	srv, err := NewServer(ledger.NewService(fakestore.New()), Options{
+		Logger: zap.NewNop(), Registerer: reg, Authorizer: NewTokenAuth(testVerifier),
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{record},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_, err = pb.NewCreditLedgerClient(conn).GetBalance(ctxTimeout(t), &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("GetBalance without a token: %v", err)
+	}
+	if len(seen) != 1 || seen[0] != codes.Unauthenticated {
+		t.Errorf("the outer interceptor saw %v, want the one call refused UNAUTHENTICATED", seen)
+	}
+}

@@ -92,7 +92,7 @@ func TestAuthorizationTable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 10_000)
+	e.ledger.Fund(e.t, ws, "client-1", 10_000)
 	inv := e.invoice("INV-1", usd(1, 0))
 
 	const (
@@ -188,7 +188,7 @@ func TestScopesAreChecked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	base := "/v1/workspaces/" + ws + "/invoices"
 	tests := []struct {

@@ -9,7 +9,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
 // fastEvents: a short backoff, and no discovery (invoicing tells its
@@ -56,7 +56,7 @@ func (e *env) waitStored(id string, what string, cond func(Invoice) bool) Invoic
 
 func (e *env) waitCursor() {
 	e.t.Helper()
-	last := int64(len(e.ledger.Events(ws)))
+	last := int64(len(e.ledger.Events(e.t, ws)))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, _ := e.store.Cursor(context.Background(), ws); c == last {
@@ -74,18 +74,18 @@ func (e *env) waitCursor() {
 // an operator voided it; nothing reads the invoice or asks about the hold.
 func TestHoldEndReachesThePayingInvoice(t *testing.T) {
 	t.Parallel()
-	unavailable := fakeledger.Fault{Code: codes.Unavailable}
-	lost := fakeledger.Fault{After: true, Code: codes.Unavailable}
+	unavailable := ledgertest.Fault{Code: codes.Unavailable}
+	lost := ledgertest.Fault{After: true, Code: codes.Unavailable}
 	tests := []struct {
 		name   string
-		fault  fakeledger.Fault
+		fault  ledgertest.Fault
 		act    func(e *env, inv Invoice)
 		want   Status
 		reason string
 		bal    int64
 	}{
 		{"the lost capture took it", lost, func(*env, Invoice) {}, StatusPaid, "", 64},
-		{"expired", unavailable, func(e *env, _ Invoice) { e.ledger.Advance(HoldTTL + time.Minute) }, StatusOpen, CodeHoldExpired, 100},
+		{"expired", unavailable, func(e *env, _ Invoice) { e.ledger.Advance(e.t, HoldTTL+time.Minute) }, StatusOpen, CodeHoldExpired, 100},
 		{"voided by an operator", unavailable, func(e *env, inv Invoice) {
 			if _, err := e.client.VoidHold(context.Background(), &pb.VoidHoldRequest{Workspace: ws, HoldId: inv.HoldID, IdempotencyKey: "ops:void"}); err != nil {
 				e.t.Fatal(err)
@@ -97,7 +97,7 @@ func TestHoldEndReachesThePayingInvoice(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
+			e.ledger.Fund(e.t, ws, "client-1", 100)
 			e.follow()
 			inv := e.invoice("INV-1", usd(3, 510_000_000))
 			e.ledger.InjectFault("CaptureHold", tt.fault, tt.fault, tt.fault)
@@ -110,7 +110,7 @@ func TestHoldEndReachesThePayingInvoice(t *testing.T) {
 			if got.LastFailure != tt.reason || (tt.want == StatusPaid) != (got.TransactionID != "") {
 				t.Errorf("invoice %+v, want reason %q", got, tt.reason)
 			}
-			if bal, _ := e.ledger.Balance(ws, "client-1"); bal != tt.bal {
+			if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != tt.bal {
 				t.Errorf("balance %d, want %d", bal, tt.bal)
 			}
 			if n := len(e.ledger.Calls("GetHold")); n != 0 {
@@ -126,10 +126,10 @@ func TestVoidOfARefusedCaptureKeepsTheRefusal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.follow()
 	inv := e.invoice("INV-1", usd(1, 0))
-	e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
+	e.ledger.InjectFault("CaptureHold", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
 	if code, body := e.pay(inv.ID); code != 422 || body.Error.Code != "CREDIT_PAYMENTS_DISABLED" {
 		t.Fatalf("pay: HTTP %d %+v", code, body)
 	}
@@ -145,7 +145,7 @@ func TestInvoicingResumesFromItsStoredCursor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	stop := e.follow()
 	inv := e.invoice("INV-1", usd(1, 0))
 	if code, _ := e.pay(inv.ID); code != 200 {

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
-	"github.com/creditledger/creditledger/internal/fakeledger"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/ledgerclient"
 )
@@ -28,7 +28,7 @@ const ws = "agency-1"
 
 type env struct {
 	t      testing.TB
-	ledger *fakeledger.Server
+	ledger *ledgertest.Server
 	client *ledgerclient.Client
 	dbPath string
 	store  *Store
@@ -38,7 +38,7 @@ type env struct {
 
 func newEnv(t testing.TB, clientOpts ...ledgerclient.Option) *env {
 	t.Helper()
-	e := &env{t: t, ledger: fakeledger.Start(t), dbPath: filepath.Join(t.TempDir(), "invoicing.db")}
+	e := &env{t: t, ledger: ledgertest.Start(t), dbPath: filepath.Join(t.TempDir(), "invoicing.db")}
 	opts := append([]ledgerclient.Option{ledgerclient.WithBackoff(time.Millisecond, 2*time.Millisecond), ledgerclient.WithMaxAttempts(3)}, clientOpts...)
 	c, err := ledgerclient.Dial(context.Background(), e.ledger.Addr, opts...)
 	if err != nil {
@@ -113,8 +113,8 @@ func (e *env) doAs(auth, method, path string, body, out any) int {
 }
 
 func (e *env) agency() {
-	e.ledger.SetEnabled(ws, true)
-	e.ledger.SetRate(ws, "USD", "10")
+	e.ledger.SetEnabled(e.t, ws, true)
+	e.ledger.SetRate(e.t, ws, "USD", "10")
 }
 
 func (e *env) invoice(number string, amount Money) Invoice {
@@ -149,7 +149,7 @@ func usd(units int64, nanos int32) Money {
 
 func debits(e *env) []*pb.Transaction {
 	var out []*pb.Transaction
-	for _, t := range e.ledger.Transactions(ws, "client-1") {
+	for _, t := range e.ledger.Transactions(e.t, ws, "client-1") {
 		if t.GetType() == pb.TransactionType_TRANSACTION_TYPE_OUT {
 			out = append(out, t)
 		}
@@ -210,24 +210,24 @@ func TestPaymentOptions(t *testing.T) {
 		want  CreditOption
 	}{
 		{
-			"offered", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 36) },
+			"offered", func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 36) },
 			CreditOption{Offered: true, CreditsRequired: 36, Balance: 36, CreditPaymentsEnabled: true},
 		},
 		{
-			"amount above the balance", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 35) },
+			"amount above the balance", func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 35) },
 			CreditOption{Reason: "INSUFFICIENT_CREDITS", CreditsRequired: 36, Balance: 35, CreditPaymentsEnabled: true},
 		},
 		{
-			"disabled", func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) },
+			"disabled", func(e *env) { e.ledger.SetRate(e.t, ws, "USD", "10"); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			CreditOption{Reason: "CREDIT_PAYMENTS_DISABLED", CreditsRequired: 36, Balance: 100},
 		},
 		{
-			"no rate", func(e *env) { e.ledger.SetEnabled(ws, true); e.ledger.Fund(ws, "client-1", 100) },
+			"no rate", func(e *env) { e.ledger.SetEnabled(e.t, ws, true); e.ledger.Fund(e.t, ws, "client-1", 100) },
 			CreditOption{Reason: "NO_CONVERSION_RATE", Balance: 100, CreditPaymentsEnabled: true},
 		},
 		{"ledger unavailable", func(e *env) {
 			for range 3 {
-				e.ledger.InjectFault("CheckCreditPayment", fakeledger.Fault{Code: codes.Unavailable})
+				e.ledger.InjectFault("CheckCreditPayment", ledgertest.Fault{Code: codes.Unavailable})
 			}
 		}, CreditOption{Reason: "LEDGER_UNAVAILABLE"}},
 	}
@@ -252,14 +252,14 @@ func TestPayWithCreditHoldsThenCapturesThenMarksPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1042", usd(3, 510_000_000))
 
 	code, got := e.pay(inv.ID)
 	if code != 200 || got.Status != StatusPaid || got.TransactionID == "" || got.Credits != 36 || got.PaidTime == nil || got.HoldID == "" {
 		t.Fatalf("pay: HTTP %d %+v", code, got)
 	}
-	holds := e.ledger.Holds(ws, "client-1")
+	holds := e.ledger.Holds(e.t, ws, "client-1")
 	if len(holds) != 1 {
 		t.Fatalf("%d holds, want 1", len(holds))
 	}
@@ -296,7 +296,7 @@ func TestPayWithCreditHoldsThenCapturesThenMarksPaid(t *testing.T) {
 	if len(list.Invoices) != 1 || list.Invoices[0].ID != inv.ID {
 		t.Errorf("paid invoices: %+v", list.Invoices)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 64 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 64 {
 		t.Errorf("balance %d, want 64", bal)
 	}
 }
@@ -311,17 +311,17 @@ func TestPayRefusedLeavesTheInvoiceOpen(t *testing.T) {
 		captures int // CaptureHold calls expected
 		voided   bool
 	}{
-		{"insufficient at the check", func(e *env) { e.agency(); e.ledger.Fund(ws, "client-1", 10) }, "INSUFFICIENT_CREDITS", 0, 0, false},
-		{"disabled at the check", func(e *env) { e.ledger.SetRate(ws, "USD", "10"); e.ledger.Fund(ws, "client-1", 100) }, "CREDIT_PAYMENTS_DISABLED", 0, 0, false},
+		{"insufficient at the check", func(e *env) { e.agency(); e.ledger.Fund(e.t, ws, "client-1", 10) }, "INSUFFICIENT_CREDITS", 0, 0, false},
+		{"disabled at the check", func(e *env) { e.ledger.SetRate(e.t, ws, "USD", "10"); e.ledger.Fund(e.t, ws, "client-1", 100) }, "CREDIT_PAYMENTS_DISABLED", 0, 0, false},
 		{"refused by the hold", func(e *env) {
 			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
-			e.ledger.InjectFault("CreateHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
+			e.ledger.Fund(e.t, ws, "client-1", 100)
+			e.ledger.InjectFault("CreateHold", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "INSUFFICIENT_CREDITS"})
 		}, "INSUFFICIENT_CREDITS", 1, 0, false},
 		{"capture refused: the hold is voided", func(e *env) {
 			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
-			e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
+			e.ledger.Fund(e.t, ws, "client-1", 100)
+			e.ledger.InjectFault("CaptureHold", ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"})
 		}, "CREDIT_PAYMENTS_DISABLED", 1, 1, true},
 	}
 	for _, tt := range tests {
@@ -350,7 +350,7 @@ func TestPayRefusedLeavesTheInvoiceOpen(t *testing.T) {
 			if n := len(debits(e)); n != 0 {
 				t.Errorf("%d debits posted", n)
 			}
-			for _, h := range e.ledger.Holds(ws, "client-1") {
+			for _, h := range e.ledger.Holds(e.t, ws, "client-1") {
 				if !tt.voided || h.GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
 					t.Errorf("hold %v left behind", h)
 				}
@@ -367,12 +367,13 @@ func TestTimedOutLedgerCallsAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing
 	for _, method := range []string{"CreateHold", "CaptureHold"} {
 		t.Run(method, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, ledgerclient.WithAttemptTimeout(100*time.Millisecond))
+			// Long enough for any real call, short beside the fault's delay.
+			e := newEnv(t, ledgerclient.WithAttemptTimeout(2*time.Second))
 			e.agency()
-			e.ledger.Fund(ws, "client-1", 100)
+			e.ledger.Fund(e.t, ws, "client-1", 100)
 			inv := e.invoice("INV-1", usd(1, 0))
 			// The first call takes effect but its answer is late: the attempt times out.
-			e.ledger.InjectFault(method, fakeledger.Fault{After: true, Delay: 5 * time.Second})
+			e.ledger.InjectFault(method, ledgertest.Fault{After: true, Delay: time.Minute})
 			code, got := e.pay(inv.ID)
 			if code != 200 || got.Status != StatusPaid {
 				t.Fatalf("HTTP %d %+v", code, got)
@@ -384,7 +385,7 @@ func TestTimedOutLedgerCallsAreRetriedWithTheSameKeyAndTakeEffectOnce(t *testing
 			if d := debits(e); len(d) != 1 || d[0].GetId() != got.TransactionID {
 				t.Errorf("debits %v, want exactly the invoice's", d)
 			}
-			if n := len(e.ledger.Holds(ws, "client-1")); n != 1 {
+			if n := len(e.ledger.Holds(e.t, ws, "client-1")); n != 1 {
 				t.Errorf("%d holds, want 1", n)
 			}
 		})
@@ -400,12 +401,12 @@ func TestUnconfirmedPaymentStaysPayingAndIsReconciled(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t)
 				e.agency()
-				e.ledger.Fund(ws, "client-1", 100)
+				e.ledger.Fund(e.t, ws, "client-1", 100)
 				inv := e.invoice("INV-1", usd(1, 0))
 				e.ledger.InjectFault(method,
-					fakeledger.Fault{After: posted, Code: codes.Unavailable},
-					fakeledger.Fault{Code: codes.Unavailable},
-					fakeledger.Fault{Code: codes.Unavailable})
+					ledgertest.Fault{After: posted, Code: codes.Unavailable},
+					ledgertest.Fault{Code: codes.Unavailable},
+					ledgertest.Fault{Code: codes.Unavailable})
 				code, body := e.pay(inv.ID)
 				if code != 503 || body.Error.Code != CodeLedgerUnavailable || body.Inv.Status != StatusPaying {
 					t.Fatalf("HTTP %d %+v %+v", code, body.Error, body.Inv)
@@ -420,7 +421,7 @@ func TestUnconfirmedPaymentStaysPayingAndIsReconciled(t *testing.T) {
 				if got.Status != StatusPaid || len(d) != 1 || d[0].GetId() != got.TransactionID || d[0].GetHoldId() != got.HoldID {
 					t.Errorf("invoice %+v, debits %v", got, d)
 				}
-				if hs := e.ledger.Holds(ws, "client-1"); len(hs) != 1 || hs[0].GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
+				if hs := e.ledger.Holds(e.t, ws, "client-1"); len(hs) != 1 || hs[0].GetStatus() != pb.HoldStatus_HOLD_STATUS_CAPTURED {
 					t.Errorf("holds %v, want one, captured", hs)
 				}
 				for _, c := range e.ledger.Calls(method) {
@@ -437,17 +438,17 @@ func TestExpiredHoldReopensAndTheNextPaymentTakesANewKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	// The hold is placed, the capture does not get through, and nothing
 	// finishes the payment before the hold expires.
 	for range 3 {
-		e.ledger.InjectFault("CaptureHold", fakeledger.Fault{Code: codes.Unavailable})
+		e.ledger.InjectFault("CaptureHold", ledgertest.Fault{Code: codes.Unavailable})
 	}
 	if code, body := e.pay(inv.ID); code != 503 || body.Inv.Status != StatusPaying || body.Inv.HoldID == "" {
 		t.Fatalf("HTTP %d %+v", code, body.Inv)
 	}
-	e.ledger.Advance(HoldTTL + time.Minute)
+	e.ledger.Advance(e.t, HoldTTL+time.Minute)
 	e.restart(nil)
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep != (ReconcileReport{Paying: 1, Reopened: 1}) {
@@ -474,12 +475,12 @@ func TestRefusedCaptureWhoseVoidIsLostIsReleasedByReconcile(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
-	refused := fakeledger.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"}
+	refused := ledgertest.Fault{Code: codes.FailedPrecondition, Reason: "CREDIT_PAYMENTS_DISABLED"}
 	e.ledger.InjectFault("CaptureHold", refused, refused)
 	for range 3 {
-		e.ledger.InjectFault("VoidHold", fakeledger.Fault{Code: codes.Unavailable})
+		e.ledger.InjectFault("VoidHold", ledgertest.Fault{Code: codes.Unavailable})
 	}
 	if code, body := e.pay(inv.ID); code != 503 || body.Inv.Status != StatusPaying {
 		t.Fatalf("HTTP %d %+v %+v: want PAYING while the hold is not released", code, body.Error, body.Inv)
@@ -489,7 +490,7 @@ func TestRefusedCaptureWhoseVoidIsLostIsReleasedByReconcile(t *testing.T) {
 		t.Fatalf("Reconcile = %+v, %v", rep, err)
 	}
 	got, _ := e.app.Get(t.Context(), ws, inv.ID)
-	hs := e.ledger.Holds(ws, "client-1")
+	hs := e.ledger.Holds(e.t, ws, "client-1")
 	if got.Status != StatusOpen || len(hs) != 1 || hs[0].GetStatus() != pb.HoldStatus_HOLD_STATUS_VOIDED {
 		t.Errorf("invoice %+v, holds %v: want OPEN and the hold voided", got, hs)
 	}
@@ -502,7 +503,7 @@ func TestCrashBetweenDebitAndStatusChangeIsReconciledToPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-7", usd(2, 0))
 	e.restart(func(Invoice) { panic(crash{}) })
 
@@ -528,7 +529,7 @@ func TestCrashBetweenDebitAndStatusChangeIsReconciledToPaid(t *testing.T) {
 	if got.Status != StatusPaid || len(d) != 1 || got.TransactionID != d[0].GetId() {
 		t.Fatalf("after reconcile: %+v, debits %v", got, d)
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 80 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 80 {
 		t.Errorf("balance %d, want 80", bal)
 	}
 	for _, c := range e.ledger.Calls("CaptureHold") {
@@ -545,14 +546,14 @@ func TestReconcileReopensWhenNothingWasPostedAndTheLedgerRefuses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	// The process died after recording the intent, before calling the ledger;
 	// meanwhile the agency switched credit payments off.
 	if ok, err := e.store.BeginPaying(t.Context(), ws, inv.ID, 10, Key(inv.ID), time.Now()); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	e.ledger.SetEnabled(ws, false)
+	e.ledger.SetEnabled(e.t, ws, false)
 	e.restart(nil)
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep != (ReconcileReport{Paying: 1, Reopened: 1}) {
@@ -562,7 +563,7 @@ func TestReconcileReopensWhenNothingWasPostedAndTheLedgerRefuses(t *testing.T) {
 	if got.Status != StatusOpen || got.LastFailure != "CREDIT_PAYMENTS_DISABLED" || len(debits(e)) != 0 {
 		t.Errorf("invoice %+v, %d debits", got, len(debits(e)))
 	}
-	if bal, _ := e.ledger.Balance(ws, "client-1"); bal != 100 {
+	if bal, _ := e.ledger.Balance(e.t, ws, "client-1"); bal != 100 {
 		t.Errorf("balance %d, want 100 (preserved)", bal)
 	}
 }
@@ -571,7 +572,7 @@ func TestReplayAfterDisableStillMarksPaid(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	e.restart(func(Invoice) { panic(crash{}) })
 	func() {
@@ -579,7 +580,7 @@ func TestReplayAfterDisableStillMarksPaid(t *testing.T) {
 		_, _ = e.app.PayWithCredit(t.Context(), ws, inv.ID)
 	}()
 	// The debit posted; then the agency disabled credits before the restart.
-	e.ledger.SetEnabled(ws, false)
+	e.ledger.SetEnabled(e.t, ws, false)
 	e.restart(nil)
 	if _, err := e.app.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
@@ -593,7 +594,7 @@ func TestKeyPostedWithOtherTermsIsFoundInTheHistory(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	// A debit for this invoice's key was posted for 10 credits, while the
 	// stored intent says 12 (a rate change between a refusal and a retry).
@@ -626,7 +627,7 @@ func TestPayingInvoiceFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.close()
 	// A version-1 database with an invoice whose debit was in flight.
 	if err := os.Remove(e.dbPath); err != nil {
@@ -669,7 +670,7 @@ func TestConcurrentPaymentsDebitOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.agency()
-	e.ledger.Fund(ws, "client-1", 100)
+	e.ledger.Fund(e.t, ws, "client-1", 100)
 	inv := e.invoice("INV-1", usd(1, 0))
 	var wg sync.WaitGroup
 	txs := make([]string, 8)

@@ -40,6 +40,13 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(tb testing.TB) ledger.Store { return newStore(tb) })
 }
 
+// The in-memory store is held to the same contract as the file store:
+// the tests of the ledger's consumers run against it (internal/ledgertest).
+func TestConformanceInMemory(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(tb testing.TB) ledger.Store { return openAt(tb, Memory, Options{}) })
+}
+
 // The optional interfaces ledgerd's metrics look for.
 var (
 	_ metrics.PoolStatser    = (*Store)(nil)

@@ -11,6 +11,12 @@
 // through a separate pool of query-only connections; each View is one
 // deferred read transaction, i.e. one WAL snapshot, and never waits for
 // writers.
+//
+// Opening the path Memory gives a private store that lives in memory for
+// as long as it is open (tests, and tools that need a ledger for a
+// moment). It is the same store on a file of a memory-backed file
+// system, so it keeps every semantics above: one writer connection,
+// snapshot reads that never wait for it, the same durability settings.
 package sqlite
 
 import (
@@ -50,6 +56,8 @@ type Store struct {
 	r    *sql.DB // query-only connections: deferred read transactions
 	ws   map[string]*sql.Stmt
 	rs   map[string]*sql.Stmt
+	// tempDir is the directory of a Memory store, removed at Close.
+	tempDir string
 }
 
 var (
@@ -58,8 +66,17 @@ var (
 )
 
 // Open opens (creating it, mode 0600, when missing) the database file at
-// path, applies the embedded migrations and returns the store.
+// path, applies the embedded migrations and returns the store. The path
+// Memory opens a new private store in memory instead.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == Memory {
+		return openMemory(ctx, opts)
+	}
+	return open(ctx, path, opts)
+}
+
+// open opens the store on the file at path.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = defaultBusyTimeout
@@ -98,6 +115,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // embedded migrations that are not applied yet. It is idempotent and safe
 // when several processes migrate the same file at once.
 func Migrate(ctx context.Context, path string) error {
+	if path == Memory {
+		return errors.New("sqlite: an in-memory store is migrated when it is opened, and lost when it is closed")
+	}
 	w, err := openWriter(ctx, path, defaultBusyTimeout)
 	if err != nil {
 		return err
@@ -235,7 +255,8 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Path returns the database file's path.
+// Path returns the database file's path (for a Memory store, the file
+// in its temporary directory).
 func (s *Store) Path() string { return s.path }
 
 // View runs fn in a read-only transaction: one WAL snapshot, taken at the
@@ -272,11 +293,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools. In-flight calls fail with an unavailable error.
+// Close closes both pools; a Memory store's data is then deleted.
+// In-flight calls fail with an unavailable error.
 func (s *Store) Close() error {
 	closeAll(s.rs)
 	closeAll(s.ws)
-	return errors.Join(s.r.Close(), s.w.Close())
+	err := errors.Join(s.r.Close(), s.w.Close())
+	if s.tempDir != "" {
+		err = errors.Join(err, os.RemoveAll(s.tempDir))
+	}
+	return err
 }
 
 // PoolStats reports both pools together (metrics.PoolStatser). The
