@@ -175,14 +175,20 @@ func get(t testing.TB, c *http.Client, u string) (string, string) {
 	return b.String(), csrf
 }
 
-func post(t testing.TB, c *http.Client, u string, form url.Values) *http.Response {
+// answer is what a form post got: its status and redirect.
+type answer struct {
+	StatusCode int
+	Location   string
+}
+
+func post(t testing.TB, c *http.Client, u string, form url.Values) answer {
 	t.Helper()
 	res, err := c.PostForm(u, form) //nolint:noctx // test
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = res.Body.Close()
-	return res
+	return answer{res.StatusCode, res.Header.Get("Location")}
 }
 
 func signIn(t testing.TB, c *http.Client, base, as, account string) {
@@ -222,8 +228,8 @@ func TestFormsRefuseMissingOrForeignCSRFToken(t *testing.T) {
 	m.mu.Unlock()
 	form.Set("csrf", csrf)
 	res := post(t, c, srv.URL+"/signin", form)
-	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/credits" {
-		t.Fatalf("sign-in: HTTP %d to %q, want 303 to /credits", res.StatusCode, res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || res.Location != "/credits" {
+		t.Fatalf("sign-in: HTTP %d to %q, want 303 to /credits", res.StatusCode, res.Location)
 	}
 	// The old token died with the anonymous session: the session id and
 	// its token are new after signing in.
