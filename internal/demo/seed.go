@@ -35,7 +35,7 @@ func (s *Stack) seed(ctx context.Context) error {
 			"amount": "120", "kind": "TRANSACTION_KIND_ADJUSTMENT", "reference": "welcome:client-1", "idempotencyKey": "demo:welcome:client-1",
 		}},
 		{s.LedgerURL, s.ServiceToken, http.MethodPost, ws + "/accounts/client-2:credit", map[string]any{
-			"amount": "40", "kind": "TRANSACTION_KIND_ADJUSTMENT", "reference": "welcome:client-2", "idempotencyKey": "demo:welcome:client-2",
+			"amount": "200", "kind": "TRANSACTION_KIND_ADJUSTMENT", "reference": "welcome:client-2", "idempotencyKey": "demo:welcome:client-2",
 		}},
 		{s.CheckoutURL, s.AdminToken, http.MethodPut, ws + "/services/logo", map[string]any{
 			"name": "Logo design", "price": map[string]any{"currency_code": "USD", "units": 3, "nanos": 510000000}, "credit_eligible": true,
