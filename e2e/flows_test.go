@@ -50,8 +50,11 @@ type system struct {
 	invProc   *proc
 	coProc    *proc
 	coArgs    []string
+	coEnv     []string
+	stripe    *stripeDev
 	// kept across steps to check them after a restart
-	cardHook   checkout.PaymentConfirmation
+	cardEvent  []byte // the signed card payment's Stripe event
+	cardPI     string // its payment intent
 	cardTx     string
 	purchaseID string
 	orderID    string
@@ -60,9 +63,10 @@ type system struct {
 }
 
 // checkoutDevEnv runs checkout in its development modes, as ledgerd runs
-// here with LEDGER_AUTH=none: no tokens, and the unsigned payment
-// confirmations these flows post (loopback only). The signed Stripe path
-// and the authorization of both consumers are tested in their packages.
+// here with LEDGER_AUTH=none: no tokens, and besides Stripe's signed events
+// (card purchases, paid on cmd/stripe-dev) the unsigned payment
+// confirmations some flows post (loopback only). The authorization of both
+// consumers is tested in their packages.
 var checkoutDevEnv = []string{envKV("CHECKOUT_AUTH", "none"), envKV("CHECKOUT_WEBHOOKS", "unsigned")}
 
 func walkFlows(t *testing.T, bin string, storeEnv ...string) {
@@ -85,8 +89,10 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 		"--http-addr", "127.0.0.1:0",
 		"--db", filepath.Join(s.dir, "checkout.db"), "--ledger-addr", s.grpcAddr,
 	}
-	s.coProc = startProc(t, filepath.Join(bin, exe("checkout")), s.coArgs, checkoutDevEnv...)
+	s.coEnv = append(s.startStripeDev(), checkoutDevEnv...)
+	s.coProc = startProc(t, filepath.Join(bin, exe("checkout")), s.coArgs, s.coEnv...)
 	s.checkout = api{t: t, base: "http://" + s.coProc.field(t, "http_addr")}
+	s.forwardWebhooks()
 	s.startInvoicing()
 
 	steps := []struct {
@@ -94,7 +100,7 @@ func walkFlows(t *testing.T, bin string, storeEnv ...string) {
 		fn   func(s *system)
 	}{
 		{"agency enables credits, creates packages and a rate", agencySetsUp},
-		{"card purchase: webhook delivered three times, credited once", cardPurchase},
+		{"card purchase on the Stripe stand-in: paid once, event delivered three times, credited once; cancel credits nothing", cardPurchase},
 		{"bank transfer accepted, crypto rejected", manualPurchases},
 		{"buy an eligible service with credits: hold, then confirm", buyWithCredit},
 		{"cancel an order: hold voided, balance unchanged", cancelOrder},
@@ -192,42 +198,6 @@ func agencySetsUp(s *system) {
 		s.checkout.must(200, "PUT", "/v1/workspaces/"+ws+"/services/"+svc.id,
 			map[string]any{"name": svc.id, "price": svc.price, "credit_eligible": svc.eligible}, nil)
 	}
-}
-
-func cardPurchase(s *system) {
-	var p checkout.Purchase
-	s.checkout.must(201, "POST", "/v1/workspaces/"+ws+"/accounts/alice/credit-purchases",
-		checkout.PurchaseInput{PackageID: "starter", Method: checkout.MethodStripe}, &p)
-	if p.Status != checkout.PurchaseAwaitingPayment {
-		s.t.Fatalf("card purchase: %+v", p)
-	}
-	s.wantBalance("alice", 0, 0)
-	hook := checkout.PaymentConfirmation{
-		Provider: "stripe", PaymentID: "pi_e2e_alice_1", Workspace: ws, Account: "alice",
-		PackageID: "starter", PurchaseID: p.ID,
-	}
-	var txID string
-	for i := range 3 { // the provider redelivers
-		var pay checkout.Payment
-		s.checkout.must(200, "POST", "/webhooks/payments", hook, &pay)
-		if pay.Status != checkout.PaymentCredited || pay.Deliveries != i+1 || (txID != "" && pay.TransactionID != txID) {
-			s.t.Errorf("delivery %d: %+v", i+1, pay)
-		}
-		txID = pay.TransactionID
-	}
-	s.wantBalance("alice", 100, 1)
-	txs := s.transactions("alice")
-	if len(txs) != 1 || txs[0].GetId() != txID || txs[0].GetIdempotencyKey() != "stripe:pi_e2e_alice_1" ||
-		txs[0].GetReference() != "stripe:pi_e2e_alice_1" || txs[0].GetPackageId() != "starter" ||
-		txs[0].GetKind() != pb.TransactionKind_TRANSACTION_KIND_PURCHASE {
-		s.t.Errorf("alice's history after three deliveries: %v", txs)
-	}
-	var got checkout.Purchase
-	s.checkout.must(200, "GET", "/v1/workspaces/"+ws+"/credit-purchases/"+p.ID, nil, &got)
-	if got.Status != checkout.PurchaseCredited || got.TransactionID != txID || got.Credits != 100 {
-		s.t.Errorf("card purchase after the webhook: %+v", got)
-	}
-	s.cardHook, s.cardTx, s.purchaseID = hook, txID, p.ID
 }
 
 func manualPurchases(s *system) {
@@ -423,8 +393,9 @@ func checkoutRestarts(s *system) {
 	if code := s.coProc.stop(s.t); code != 0 {
 		s.t.Fatalf("checkout exited %d on SIGTERM", code)
 	}
-	s.coProc = startProc(s.t, filepath.Join(s.bin, exe("checkout")), s.coArgs, checkoutDevEnv...)
+	s.coProc = startProc(s.t, filepath.Join(s.bin, exe("checkout")), s.coArgs, s.coEnv...)
 	s.checkout = api{t: s.t, base: "http://" + s.coProc.field(s.t, "http_addr")}
+	s.forwardWebhooks()
 
 	var order checkout.Order
 	s.checkout.must(200, "GET", "/v1/workspaces/"+ws+"/orders/"+s.orderID, nil, &order)
@@ -436,9 +407,7 @@ func checkoutRestarts(s *system) {
 	if p.Status != checkout.PurchaseCredited || p.TransactionID != s.cardTx {
 		s.t.Errorf("card purchase after the restart: %+v", p)
 	}
-	var pay checkout.Payment
-	s.checkout.must(200, "POST", "/webhooks/payments", s.cardHook, &pay)
-	if pay.Status != checkout.PaymentCredited || pay.TransactionID != s.cardTx || pay.Deliveries != 4 {
+	if pay := deliverSigned(s, s.cardEvent); pay.Status != checkout.PaymentCredited || pay.TransactionID != s.cardTx || pay.Deliveries != 4 {
 		s.t.Errorf("webhook after the restart: %+v", pay)
 	}
 	s.wantBalance("alice", 50, 2)
@@ -603,7 +572,7 @@ func history(s *system) {
 		{"Out", "INVOICE_PAYMENT", "invoice:INV-1002", 10, 4},
 		{"Out", "INVOICE_PAYMENT", "invoice:INV-1001", 36, 14},
 		{"Out", "SERVICE_PURCHASE", "order:" + order.ID, 50, 50},
-		{"In", "PURCHASE", "stripe:pi_e2e_alice_1", 100, 100},
+		{"In", "PURCHASE", "stripe:" + s.cardPI, 100, 100},
 	}
 
 	// Through the API.

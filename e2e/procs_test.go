@@ -43,7 +43,7 @@ var built struct {
 	err  error
 }
 
-// binaries builds ledgerd, checkout, invoicing and ledgerctl once per test
+// binaries builds ledgerd, checkout, invoicing, ledgerctl and stripe-dev once per test
 // binary and returns the directory holding them.
 func binaries(t testing.TB) string {
 	t.Helper()
@@ -54,7 +54,7 @@ func binaries(t testing.TB) string {
 			return
 		}
 		built.dir = dir
-		args := []string{"build", "-o", dir + string(os.PathSeparator), "./cmd/ledgerd", "./cmd/checkout", "./cmd/invoicing", "./cmd/ledgerctl"}
+		args := []string{"build", "-o", dir + string(os.PathSeparator), "./cmd/ledgerd", "./cmd/checkout", "./cmd/invoicing", "./cmd/ledgerctl", "./cmd/stripe-dev"}
 		cmd := exec.CommandContext(context.Background(), "go", args...)
 		cmd.Dir = moduleRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -74,7 +74,7 @@ func baseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "LEDGER_") || strings.HasPrefix(k, "CHECKOUT_") || strings.HasPrefix(k, "INVOICING_") {
+		if strings.HasPrefix(k, "LEDGER_") || strings.HasPrefix(k, "CHECKOUT_") || strings.HasPrefix(k, "INVOICING_") || strings.HasPrefix(k, "STRIPE_DEV_") {
 			continue
 		}
 		out = append(out, kv)

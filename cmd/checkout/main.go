@@ -18,12 +18,15 @@
 //	--auth-issuer         [CHECKOUT_AUTH_ISSUER]        required iss of tokens (default creditledger)
 //	--auth-audience       [CHECKOUT_AUTH_AUDIENCE]      required aud of tokens (default creditledger)
 //	--webhooks            [CHECKOUT_WEBHOOKS]           stripe (default), off, or unsigned (development: loopback only)
+//	--stripe-api-url      [CHECKOUT_STRIPE_API_URL]     Stripe's API (default https://api.stripe.com; a stand-in such as stripe-dev in development)
 //
 // Secrets come from the environment, or from the file a *_FILE variable
 // names (trimmed), never from flags:
 //
 //	LEDGER_TOKEN[_FILE]                    bearer token the checkout sends to ledgerd
 //	CHECKOUT_STRIPE_WEBHOOK_SECRET[_FILE]  Stripe endpoint signing secret (whsec_…), required by --webhooks=stripe
+//	CHECKOUT_STRIPE_SECRET_KEY[_FILE]      Stripe secret key (sk_test_…, sk_live_…, rk_…): card purchases create
+//	                                       Checkout Sessions; without it they are refused (PAYMENT_PROVIDER_NOT_CONFIGURED)
 //	CHECKOUT_AUTH_SECRET[_FILE]            HS256 token secret instead of a JWKS: development only
 //
 // CHECKOUT_AUTH_JWKS_RELOAD_INTERVAL (default 10s) is how often the JWKS
@@ -54,9 +57,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/creditledger/creditledger/internal/checkout"
-	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/serve"
 	"github.com/creditledger/creditledger/internal/token"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 func main() {
@@ -83,6 +86,7 @@ type config struct {
 	auth              consumer.AuthSettings
 	webhooks          string
 	stripeSecret      string
+	payments          payments
 }
 
 // Payment webhook modes (CHECKOUT_WEBHOOKS).
@@ -120,6 +124,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.auth.Issuer, "auth-issuer", env("CHECKOUT_AUTH_ISSUER", token.DefaultIssuer), "required iss of tokens [CHECKOUT_AUTH_ISSUER]")
 	fs.StringVar(&c.auth.Audience, "auth-audience", env("CHECKOUT_AUTH_AUDIENCE", token.DefaultAudience), "required aud of tokens [CHECKOUT_AUTH_AUDIENCE]")
 	fs.StringVar(&c.webhooks, "webhooks", env("CHECKOUT_WEBHOOKS", webhooksStripe), "payment webhooks: stripe, off, or unsigned (development, loopback only) [CHECKOUT_WEBHOOKS]")
+	c.payments.flags(fs, env)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -181,6 +186,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	default:
 		return c, fmt.Errorf("CHECKOUT_WEBHOOKS %q: must be stripe, off or unsigned (development only)", c.webhooks)
 	}
+	if err := c.payments.load(getenv, c.webhooks, c.stripeSecret); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -241,8 +249,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer func() { _ = ledger.Close() }()
 
+	providers, err := cfg.payments.providers()
+	if err != nil {
+		return err
+	}
+	if providers == nil {
+		log.Warn("card payments are off: no CHECKOUT_STRIPE_SECRET_KEY; card purchases are refused (PAYMENT_PROVIDER_NOT_CONFIGURED)")
+	}
 	appCfg := checkout.Config{
-		Store: store, Ledger: ledger, Logger: log,
+		Store: store, Ledger: ledger, Logger: log, Providers: providers,
 		StripeWebhookSecret: cfg.stripeSecret, UnsignedWebhooks: cfg.webhooks == webhooksUnsigned, HoldTTL: cfg.holdTTL,
 	}
 	if v != nil {
@@ -272,7 +287,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Follow: app.FollowEvents,
 		ListeningFields: []zap.Field{
 			zap.String("db", cfg.dbPath), zap.String("ledger_addr", cfg.ledgerAddr),
-			zap.String("auth", cfg.auth.Mode), zap.String("webhooks", cfg.webhooks),
+			zap.String("auth", cfg.auth.Mode), zap.String("webhooks", cfg.webhooks), zap.String("card_payments", cfg.payments.mode()),
 		},
 	})
 }

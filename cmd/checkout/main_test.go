@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,15 +16,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v82/webhook"
 	"google.golang.org/genproto/googleapis/type/money"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/checkout"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/ledgerclient"
+	"github.com/creditledger/creditledger/internal/stripedev"
 	"github.com/creditledger/creditledger/internal/tlstest"
 	"github.com/creditledger/creditledger/internal/token"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
@@ -203,21 +204,46 @@ func TestServeAndRestartKeepsState(t *testing.T) {
 	}
 }
 
-func TestWebhooks(t *testing.T) {
+// TestCardPurchaseThroughStripe: with a Stripe key and API URL (the
+// stand-in here), a card purchase answers the session's checkout_url;
+// paying there credits the account once, through the signed webhook.
+func TestCardPurchaseThroughStripe(t *testing.T) {
 	t.Parallel()
 	f := fakeledger.Start(t)
 	createPackage(t, f.Addr)
 	k, jwks := keys(t)
 	admin := adminToken(t, k)
+	sd, err := stripedev.New(stripedev.Config{SecretKey: "sk_test_cmd", WebhookSecret: stripeSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripeSrv := httptest.NewServer(sd.Handler())
+	t.Cleanup(stripeSrv.Close)
+	keyFile := filepath.Join(t.TempDir(), "stripe-key")
+	if err := os.WriteFile(keyFile, []byte("sk_test_cmd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"), "CHECKOUT_RECONCILE_INTERVAL": "1h",
 		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_STRIPE_WEBHOOK_SECRET": stripeSecret,
+		"CHECKOUT_STRIPE_SECRET_KEY_FILE": keyFile, "CHECKOUT_STRIPE_API_URL": stripeSrv.URL,
 	}
-	url, _ := start(t, env)
+	var logs syncBuffer
+	url, _ := startLogging(t, env, &logs)
+	if err := sd.SetWebhookURL(url + "/webhooks/payments"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"card_payments":"stripe test"`) {
+		t.Errorf("the listening line does not say card payments are on: %s", logs.String())
+	}
 	var p checkout.Purchase
 	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",
-		checkout.PurchaseInput{PackageID: "starter", Method: checkout.MethodStripe}, &p); code != 201 {
-		t.Fatalf("start purchase: HTTP %d", code)
+		checkout.PurchaseInput{PackageID: "starter", Method: checkout.MethodStripe, SuccessURL: "https://portal.example/done"}, &p); code != 201 ||
+		p.CheckoutURL != stripeSrv.URL+"/pay/"+p.StripeSessionID {
+		t.Fatalf("start purchase: HTTP %d %+v", code, p)
+	}
+	if r := sd.Requests(); len(r) != 1 || r[0].Header.Get("Authorization") != "Bearer sk_test_cmd" {
+		t.Fatalf("requests to Stripe: %+v", r)
 	}
 
 	// The old unsigned body, even with an admin token: refused.
@@ -229,18 +255,17 @@ func TestWebhooks(t *testing.T) {
 		t.Fatalf("credited %d by an unsigned webhook", bal)
 	}
 
-	event, _ := json.Marshal(map[string]any{
-		"id": "evt_1", "object": "event", "type": "checkout.session.completed", "api_version": "2024-06-20",
-		"data": map[string]any{"object": map[string]any{
-			"id": "cs_1", "object": "checkout.session", "payment_status": "paid", "amount_total": 1000, "currency": "usd",
-			"payment_intent": "pi_1", "metadata": map[string]string{"workspace": ws, "purchase_id": p.ID},
-		}},
-	})
-	for range 2 {
-		sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: event, Secret: stripeSecret})
-		if code := do(t, "", "POST", url+"/webhooks/payments", event, nil, "Stripe-Signature", sig.Header); code != 200 {
-			t.Errorf("signed webhook: HTTP %d", code)
-		}
+	form := strings.NewReader("action=pay")
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", p.CheckoutURL, form)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "https://portal.example/done" {
+		t.Errorf("Pay: HTTP %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	if bal, ver := f.Balance(ws, "client-1"); bal != 100 || ver != 1 {
 		t.Errorf("balance %d v%d, want 100 v1", bal, ver)
@@ -363,6 +388,13 @@ func TestConfigErrors(t *testing.T) {
 		{"old HMAC secret", nil, base("CHECKOUT_WEBHOOK_SECRET", "x"), "no longer accepted"},
 		{"secret twice", nil, base("LEDGER_TOKEN", "a", "LEDGER_TOKEN_FILE", "/nonexistent"), "both set"},
 		{"unreadable JWKS", nil, base("CHECKOUT_AUTH_JWKS_FILE", jwks+".none"), "CHECKOUT_AUTH_JWKS_FILE"},
+		{"stripe API URL without a key", nil, base("CHECKOUT_STRIPE_API_URL", "http://127.0.0.1:12111"), "without CHECKOUT_STRIPE_SECRET_KEY"},
+		{"stripe key with webhooks off", nil, base("CHECKOUT_STRIPE_SECRET_KEY", "sk_test_x", "CHECKOUT_WEBHOOKS", "off", "CHECKOUT_STRIPE_WEBHOOK_SECRET", ""), "never credited"},
+		{"stripe key without a webhook secret", nil, base("CHECKOUT_STRIPE_SECRET_KEY", "sk_test_x", "CHECKOUT_WEBHOOKS", "unsigned", "CHECKOUT_STRIPE_WEBHOOK_SECRET", ""), "needs CHECKOUT_STRIPE_WEBHOOK_SECRET"},
+		{"publishable key", nil, base("CHECKOUT_STRIPE_SECRET_KEY", "pk_test_x"), "secret (sk_test_"},
+		{"live key to a stand-in", nil, base("CHECKOUT_STRIPE_SECRET_KEY", "sk_live_x", "CHECKOUT_STRIPE_API_URL", "http://127.0.0.1:12111"), "only sent to Stripe's API"},
+		{"stripe key twice", nil, base("CHECKOUT_STRIPE_SECRET_KEY", "sk_test_x", "CHECKOUT_STRIPE_SECRET_KEY_FILE", "/nonexistent"), "both set"},
+		{"stripe key flag is not a thing", []string{"--stripe-secret-key", "sk_test_x"}, base(), "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

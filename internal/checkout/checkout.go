@@ -77,6 +77,11 @@ type Config struct {
 	// without a Stripe-Signature): development only, since anyone who can
 	// reach the endpoint can then credit any account.
 	UnsignedWebhooks bool
+	// Providers take the payment of instant purchases, by method: STRIPE
+	// (NewStripe), and PAYPAL once it has an adapter. An instant purchase
+	// whose method has no provider is refused with
+	// PAYMENT_PROVIDER_NOT_CONFIGURED.
+	Providers map[PaymentMethod]PaymentProvider
 	// HoldTTL is how long an order's credits stay held waiting for its
 	// confirmation (DefaultHoldTTL when zero; at most MaxHoldTTL).
 	HoldTTL time.Duration
@@ -101,6 +106,7 @@ type App struct {
 	verifier     Verifier // nil: no authentication (development)
 	stripeSecret string
 	unsigned     bool
+	providers    map[PaymentMethod]PaymentProvider
 	holdTTL      time.Duration
 	now          func() time.Time
 	events       *consumer.Follower
@@ -123,6 +129,13 @@ func NewApp(cfg Config) (*App, error) {
 	a := &App{
 		store: cfg.Store, ledger: cfg.Ledger, log: cfg.Logger, verifier: cfg.Verifier,
 		stripeSecret: cfg.StripeWebhookSecret, unsigned: cfg.UnsignedWebhooks, holdTTL: cfg.HoldTTL, now: cfg.Now,
+		providers: map[PaymentMethod]PaymentProvider{},
+	}
+	for m, p := range cfg.Providers {
+		if !m.instant() || p == nil {
+			return nil, fmt.Errorf("checkout: no payment provider takes %q payments", m)
+		}
+		a.providers[m] = p
 	}
 	if a.holdTTL == 0 {
 		a.holdTTL = DefaultHoldTTL
@@ -729,15 +742,34 @@ type PurchaseInput struct {
 	Method           PaymentMethod `json:"payment_method"`
 	PaymentReference string        `json:"payment_reference,omitempty"`
 	Note             string        `json:"note,omitempty"`
+	// SuccessURL and CancelURL (instant methods only, optional): where the
+	// provider sends the buyer back after paying or giving up; absolute
+	// http(s) URLs. Stripe replaces {CHECKOUT_SESSION_ID} in SuccessURL
+	// with the session's id; the checkout adds nothing.
+	SuccessURL string `json:"success_url,omitempty"`
+	CancelURL  string `json:"cancel_url,omitempty"`
 }
 
 // StartPurchase starts buying a credit package with a method the workspace
 // offers (else PAYMENT_METHOD_NOT_OFFERED, and nothing is recorded).
-// STRIPE/PAYPAL: the package
-// must be active; the purchase waits (AWAITING_PAYMENT) for the provider's
-// confirmation on the payment webhook. BANK_TRANSFER/CRYPTO: the purchase is
-// recorded (SUBMITTING) and a credit request is submitted to the ledger
-// with the key "checkout-purchase:<id>" (PENDING_APPROVAL).
+//
+// STRIPE/PAYPAL: the checkout must have a provider for the method (else
+// PAYMENT_PROVIDER_NOT_CONFIGURED, nothing recorded) and the package must be
+// active. The purchase is recorded (AWAITING_PAYMENT), then the provider
+// creates its payment page (a Stripe Checkout Session for the package's
+// price) with the idempotency key PaymentStartKey, and the purchase is
+// answered with it: checkout_url, where the browser goes to pay, and
+// stripe_session_id. The provider's confirmation on the payment webhook
+// credits it. When the provider fails or refuses, the purchase stays
+// AWAITING_PAYMENT without a page and the error says so
+// (PAYMENT_PROVIDER_UNAVAILABLE, PAYMENT_PROVIDER_REFUSED): the same call
+// with the same client key asks the provider again for that purchase.
+//
+// BANK_TRANSFER/CRYPTO: the purchase is recorded (SUBMITTING) and a
+// credit request is submitted to the ledger with the key
+// "checkout-purchase:<id>" (PENDING_APPROVAL).
+//
+// The returned purchase is set whenever one exists, also with an error.
 func (a *App) StartPurchase(ctx context.Context, workspace, account string, in PurchaseInput, clientKey string) (Purchase, bool, error) {
 	if err := checkIDs("workspace", workspace, "account", account, "package_id", in.PackageID); err != nil {
 		return Purchase{}, false, err
@@ -756,38 +788,109 @@ func (a *App) StartPurchase(ctx context.Context, workspace, account string, in P
 	if clientKey != "" && !validKey(clientKey) {
 		return Purchase{}, false, invalidf("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
+	if err := checkReturnURL("success_url", in.SuccessURL); err != nil {
+		return Purchase{}, false, err
+	}
+	if err := checkReturnURL("cancel_url", in.CancelURL); err != nil {
+		return Purchase{}, false, err
+	}
 	status := PurchaseSubmitting
+	var pkg CreditPackage
 	if in.Method.instant() {
-		pkg, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: workspace, PackageId: in.PackageID})
+		if a.providers[in.Method] == nil {
+			a.log.Warn("instant purchase refused: no payment provider", zap.String("method", string(in.Method)))
+			return Purchase{}, false, providerNotConfigured(in.Method)
+		}
+		res, err := a.ledger.GetPackage(ctx, &pb.GetPackageRequest{Workspace: workspace, PackageId: in.PackageID})
 		if err != nil {
 			return Purchase{}, false, fromLedger(err)
 		}
-		if !pkg.GetCreditPackage().GetActive() {
+		cp := res.GetCreditPackage()
+		if !cp.GetActive() {
 			return Purchase{}, false, &Error{
 				Kind: KindRefused, Code: ledgerclient.ReasonPackageInactive,
 				Message: "the package is archived", Metadata: map[string]string{"package_id": in.PackageID},
 			}
 		}
+		price := cp.GetPrice()
+		pkg = CreditPackage{
+			ID: in.PackageID, Name: cp.GetDisplayName(), Credits: cp.GetCredits(),
+			Price: Money{CurrencyCode: price.GetCurrencyCode(), Units: price.GetUnits(), Nanos: price.GetNanos()},
+		}
 		status = PurchaseAwaitingPayment
+	} else if in.SuccessURL != "" || in.CancelURL != "" {
+		return Purchase{}, false, invalidf("success_url", "only a card or PayPal purchase returns from a payment page")
 	}
 	p, existing, err := a.store.InsertPurchase(ctx, Purchase{
 		ID: newID(), Workspace: workspace, Account: account, PackageID: in.PackageID, Method: in.Method, Status: status,
 		PaymentReference: in.PaymentReference, Note: in.Note, ClientKey: clientKey, CreateTime: a.clock(),
+		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL,
 	})
 	if err != nil {
 		return Purchase{}, false, internal(err)
 	}
-	if existing && (p.PackageID != in.PackageID || p.Method != in.Method) {
+	if existing && (p.PackageID != in.PackageID || p.Method != in.Method || p.SuccessURL != in.SuccessURL || p.CancelURL != in.CancelURL) {
 		return p, true, &Error{
 			Kind: KindConflict, Code: CodeKeyReused, Message: "this Idempotency-Key was used for another purchase",
 			Metadata: map[string]string{"purchase_id": p.ID},
 		}
 	}
 	a.events.Follow(workspace)
-	a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
-		zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
+	if !existing {
+		a.log.Info("purchase started", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+			zap.String("workspace", workspace), zap.String("account", account), zap.String("package_id", p.PackageID))
+	}
+	if in.Method.instant() {
+		p, err = a.startPayment(ctx, p, pkg)
+		return p, existing, err
+	}
 	p, err = a.advancePurchase(ctx, p)
 	return p, existing, err
+}
+
+// startPayment has the provider create the payment page of an instant
+// purchase that has none yet, and records it. A purchase that has one, or
+// no longer awaits payment, is returned as it is. When the provider
+// answered with an error, the purchase's next attempt takes a new
+// idempotency key (the provider would replay that answer for the old
+// one); when no answer came, the next attempt repeats the same key, and
+// gets the page if the lost request created one.
+func (a *App) startPayment(ctx context.Context, p Purchase, pkg CreditPackage) (Purchase, error) {
+	if p.Status != PurchaseAwaitingPayment || p.CheckoutURL != "" {
+		return p, nil
+	}
+	prov := a.providers[p.Method]
+	if prov == nil {
+		return p, providerNotConfigured(p.Method)
+	}
+	pageURL, ref, err := prov.StartPayment(ctx, p, pkg, ReturnURLs{SuccessURL: p.SuccessURL, CancelURL: p.CancelURL})
+	if err != nil {
+		var pe *ProviderError
+		answered := errors.As(err, &pe) && pe.Answered
+		a.log.Warn("payment page not created; the purchase waits for a retry", zap.String("purchase_id", p.ID),
+			zap.String("method", string(p.Method)), zap.Int("attempt", p.PaymentAttempt), zap.Bool("provider_answered", answered), zap.Error(err))
+		if answered {
+			if nerr := a.store.NextPaymentAttempt(ctx, p.Workspace, p.ID, p.PaymentAttempt, a.clock()); nerr != nil {
+				return p, internal(nerr)
+			}
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			ce = &Error{Kind: KindUnavailable, Code: CodeProviderUnavailable, Message: "the payment provider did not create the payment page", cause: err}
+		}
+		if ce.Metadata == nil {
+			ce.Metadata = map[string]string{}
+		}
+		ce.Metadata["purchase_id"] = p.ID
+		return p, ce
+	}
+	out, err := a.store.SetPurchaseCheckout(ctx, p.Workspace, p.ID, pageURL, ref, a.clock())
+	if err != nil {
+		return p, internal(err)
+	}
+	a.log.Info("payment page created", zap.String("purchase_id", p.ID), zap.String("method", string(p.Method)),
+		zap.String("provider_ref_sha256", fingerprint(ref)), zap.Int("attempt", p.PaymentAttempt))
+	return out, nil
 }
 
 // PaymentMethods returns the payment methods the workspace offers, read

@@ -18,8 +18,8 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/fakeledger"
-	"github.com/creditledger/creditledger/ledgerclient"
 	"github.com/creditledger/creditledger/internal/token"
+	"github.com/creditledger/creditledger/ledgerclient"
 )
 
 const ws = "agency-1"
@@ -34,6 +34,7 @@ type env struct {
 	store  *Store
 	app    *App
 	srv    *httptest.Server
+	sd     *stripeDev // the Stripe stand-in card purchases are paid on
 }
 
 type envOpt func(*Config)
@@ -60,7 +61,13 @@ func (e *env) open(opts ...envOpt) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := Config{Store: st, Ledger: e.client, Verifier: testKeys(e.t).verifier, StripeWebhookSecret: stripeSecret}
+	if e.sd == nil {
+		e.sd = startStripeDev(e.t)
+	}
+	cfg := Config{
+		Store: st, Ledger: e.client, Verifier: testKeys(e.t).verifier, StripeWebhookSecret: stripeSecret,
+		Providers: map[PaymentMethod]PaymentProvider{MethodStripe: e.sd.provider(e.t)},
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -69,6 +76,9 @@ func (e *env) open(opts ...envOpt) {
 		e.t.Fatal(err)
 	}
 	e.store, e.app, e.srv = st, app, httptest.NewServer(app.Handler())
+	if err := e.sd.SetWebhookURL(e.srv.URL + "/webhooks/payments"); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // close stops the checkout as a crash would leave it: no clean-up of state.

@@ -281,8 +281,15 @@ func (a *App) handleListRefunds(w http.ResponseWriter, r *http.Request) {
 
 // handleStartPurchase starts buying a credit package. Body:
 // {"package_id": "starter", "payment_method": "STRIPE" | "PAYPAL" |
-// "BANK_TRANSFER" | "CRYPTO", "payment_reference": "...", "note": "..."};
-// optional header Idempotency-Key. 201 with the purchase.
+// "BANK_TRANSFER" | "CRYPTO", "payment_reference": "...", "note": "...",
+// "success_url": "https://…", "cancel_url": "https://…"} (the URLs for
+// card and PayPal only, optional); optional header Idempotency-Key. 201
+// with the purchase (200 for a retry with the same key); a card purchase
+// carries "checkout_url", where the browser goes to pay, and
+// "stripe_session_id". 422 PAYMENT_PROVIDER_NOT_CONFIGURED when the
+// checkout cannot take the method; 503 PAYMENT_PROVIDER_UNAVAILABLE or 502
+// PAYMENT_PROVIDER_REFUSED, with the purchase, when the provider did not
+// create the page (the same call with the same Idempotency-Key asks again).
 func (a *App) handleStartPurchase(w http.ResponseWriter, r *http.Request) {
 	ws, acct := r.PathValue("workspace"), r.PathValue("account")
 	if _, ok := a.allow(w, r, spendAccess, ws, acct, hiddenAccount(acct)); !ok {

@@ -214,10 +214,19 @@ CREATE INDEX purchases_open ON purchases (status) WHERE status IN ('SUBMITTING',
 ) STRICT;
 CREATE INDEX purchases_by_request ON purchases (workspace, request_id) WHERE request_id <> '';
 CREATE INDEX orders_by_hold ON orders (workspace, hold_id) WHERE hold_id <> '';`,
+	// 5: a card purchase gets its payment page at the provider (a Stripe
+	// Checkout Session): where the buyer pays, the provider's reference of
+	// it, where the buyer comes back to, and the attempt whose
+	// idempotency key the next request to the provider carries.
+	`ALTER TABLE purchases ADD COLUMN checkout_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE purchases ADD COLUMN provider_checkout TEXT NOT NULL DEFAULT '';
+ALTER TABLE purchases ADD COLUMN success_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE purchases ADD COLUMN cancel_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE purchases ADD COLUMN payment_attempt INTEGER NOT NULL DEFAULT 1 CHECK (payment_attempt >= 1);`,
 }
 
 // schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // OpenStore opens (creating if needed) the SQLite file at path.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
@@ -692,14 +701,19 @@ func (s *Store) FinishRefund(ctx context.Context, r Refund, status RefundStatus,
 // --- purchases ---
 
 const purchaseColumns = `id, workspace, account, package_id, method, status, payment_reference, note, credits, request_id,
-	transaction_id, provider_payment, failure_reason, COALESCE(client_key, ''), create_time, update_time`
+	transaction_id, provider_payment, failure_reason, COALESCE(client_key, ''), create_time, update_time,
+	checkout_url, provider_checkout, success_url, cancel_url, payment_attempt`
 
 func scanPurchase(row interface{ Scan(...any) error }) (Purchase, error) {
 	var p Purchase
 	var ct, ut string
 	err := row.Scan(&p.ID, &p.Workspace, &p.Account, &p.PackageID, &p.Method, &p.Status, &p.PaymentReference, &p.Note,
-		&p.Credits, &p.RequestID, &p.TransactionID, &p.ProviderPaymentID, &p.FailureReason, &p.ClientKey, &ct, &ut)
+		&p.Credits, &p.RequestID, &p.TransactionID, &p.ProviderPaymentID, &p.FailureReason, &p.ClientKey, &ct, &ut,
+		&p.CheckoutURL, &p.ProviderRef, &p.SuccessURL, &p.CancelURL, &p.PaymentAttempt)
 	p.CreateTime, p.UpdateTime = parseTime(ct), parseTime(ut)
+	if p.Method == MethodStripe {
+		p.StripeSessionID = p.ProviderRef
+	}
 	return p, err
 }
 
@@ -721,18 +735,47 @@ func (s *Store) InsertPurchase(ctx context.Context, p Purchase) (_ Purchase, exi
 		}
 	}
 	_, err = tx.ExecContext(ctx, `
-		INSERT INTO purchases (id, workspace, account, package_id, method, status, payment_reference, note, client_key, create_time, update_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		INSERT INTO purchases (id, workspace, account, package_id, method, status, payment_reference, note, client_key, create_time, update_time,
+			success_url, cancel_url)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.Workspace, p.Account, p.PackageID, p.Method, p.Status, p.PaymentReference, p.Note, nullable(p.ClientKey),
-		fmtTime(p.CreateTime), fmtTime(p.CreateTime))
+		fmtTime(p.CreateTime), fmtTime(p.CreateTime), p.SuccessURL, p.CancelURL)
 	if err != nil {
 		return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Purchase{}, false, fmt.Errorf("insert purchase: %w", err)
 	}
-	p.UpdateTime = p.CreateTime
+	p.UpdateTime, p.PaymentAttempt = p.CreateTime, 1
 	return p, false, nil
+}
+
+// SetPurchaseCheckout records the provider's payment page of a purchase
+// still awaiting payment that has none yet. The first page recorded
+// stays: the stored purchase is returned either way.
+func (s *Store) SetPurchaseCheckout(ctx context.Context, workspace, id, checkoutURL, providerRef string, now time.Time) (Purchase, error) {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE purchases SET checkout_url = ?, provider_checkout = ?, update_time = ?
+		WHERE workspace = ? AND id = ? AND status = 'AWAITING_PAYMENT' AND checkout_url = ''`,
+		checkoutURL, providerRef, fmtTime(now), workspace, id)
+	if err != nil {
+		return Purchase{}, fmt.Errorf("set purchase checkout: %w", err)
+	}
+	return s.GetPurchase(ctx, workspace, id)
+}
+
+// NextPaymentAttempt moves a purchase's payment attempt on from attempt
+// (once: a concurrent caller that already moved it wins), so that the
+// next request to the provider carries a new idempotency key.
+func (s *Store) NextPaymentAttempt(ctx context.Context, workspace, id string, attempt int, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE purchases SET payment_attempt = payment_attempt + 1, update_time = ?
+		WHERE workspace = ? AND id = ? AND payment_attempt = ? AND checkout_url = ''`,
+		fmtTime(now), workspace, id, attempt)
+	if err != nil {
+		return fmt.Errorf("next payment attempt: %w", err)
+	}
+	return nil
 }
 
 // GetPurchase returns one purchase of the workspace.

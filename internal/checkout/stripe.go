@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v82"
 	"go.uber.org/zap"
@@ -171,4 +174,170 @@ func stripeAmount(m *money.Money) (int64, error) {
 		return 0, errors.New("the price overflows")
 	}
 	return m.GetUnits()*scale + int64(m.GetNanos())/step, nil
+}
+
+// StripeConfig configures the Stripe payment provider.
+type StripeConfig struct {
+	// SecretKey is the Stripe account's secret key (sk_test_…, sk_live_…)
+	// or a restricted key (rk_test_…, rk_live_…) that may write Checkout
+	// Sessions.
+	SecretKey string
+	// APIURL is the base URL of Stripe's API; empty is Stripe's own
+	// (https://api.stripe.com). Development and tests point it at a
+	// local stand-in (cmd/stripe-dev). A live key is only ever sent to
+	// Stripe's own.
+	APIURL string
+	// HTTPClient sends the requests; nil: a client that gives up on one
+	// request after RequestTimeout.
+	HTTPClient *http.Client
+	// RequestTimeout bounds one request when HTTPClient is nil (default
+	// 10s).
+	RequestTimeout time.Duration
+	// MaxNetworkRetries is how often stripe-go repeats a request that got
+	// no answer (a timeout, a broken connection) or Stripe's lock timeout,
+	// with the same idempotency key, before StartPayment returns (default
+	// 2; negative: none). An error Stripe answered is not repeated.
+	MaxNetworkRetries int
+}
+
+// stripeKeyPrefixes are the kinds of key that may create sessions.
+var stripeKeyPrefixes = []string{"sk_test_", "sk_live_", "rk_test_", "rk_live_"}
+
+// StripeLiveKey says whether key is a live-mode key (real payments).
+func StripeLiveKey(key string) bool {
+	return strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_")
+}
+
+// Stripe is the card payment provider: a Stripe Checkout Session per
+// purchase, through the official stripe-go client.
+type Stripe struct {
+	client *stripe.Client
+}
+
+// NewStripe returns the Stripe provider of cfg.
+func NewStripe(cfg StripeConfig) (*Stripe, error) {
+	if !slices.ContainsFunc(stripeKeyPrefixes, func(p string) bool { return strings.HasPrefix(cfg.SecretKey, p) && len(cfg.SecretKey) > len(p) }) {
+		return nil, errors.New("stripe: the secret key must be a secret (sk_test_…, sk_live_…) or restricted (rk_test_…, rk_live_…) key")
+	}
+	bc := &stripe.BackendConfig{LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
+	if cfg.APIURL != "" {
+		u, err := url.Parse(cfg.APIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("stripe: API URL %q: want http(s)://host[:port]", cfg.APIURL)
+		}
+		if StripeLiveKey(cfg.SecretKey) && strings.TrimSuffix(cfg.APIURL, "/") != stripe.APIURL {
+			return nil, fmt.Errorf("stripe: a live key is only sent to Stripe's API (%s), not to %s", stripe.APIURL, cfg.APIURL)
+		}
+		bc.URL = stripe.String(strings.TrimSuffix(cfg.APIURL, "/"))
+	}
+	bc.HTTPClient = cfg.HTTPClient
+	if bc.HTTPClient == nil {
+		timeout := cfg.RequestTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		bc.HTTPClient = &http.Client{Timeout: timeout}
+	}
+	retries := int64(stripe.DefaultMaxNetworkRetries)
+	if cfg.MaxNetworkRetries != 0 {
+		retries = max(int64(cfg.MaxNetworkRetries), 0)
+	}
+	bc.MaxNetworkRetries = stripe.Int64(retries)
+	return &Stripe{client: stripe.NewClient(cfg.SecretKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))}, nil
+}
+
+// StartPayment creates the Checkout Session of a STRIPE purchase: one
+// line item of the package's price (in the currency's smallest unit) named
+// after the package, the metadata workspace and purchase_id on the session
+// and on its PaymentIntent (the webhook finds the purchase by them), and
+// the idempotency key PaymentStartKey.
+func (s *Stripe) StartPayment(ctx context.Context, p Purchase, pkg CreditPackage, urls ReturnURLs) (string, string, error) {
+	amount, err := stripeAmount(pkg.Price.proto())
+	if err != nil {
+		return "", "", &Error{
+			Kind: KindRefused, Code: CodeProviderRefused, Message: "the package's price cannot be paid through Stripe: " + err.Error(),
+			Metadata: map[string]string{"package_id": pkg.ID, "price": pkg.Price.String()},
+		}
+	}
+	name := pkg.Name
+	if name == "" {
+		name = pkg.ID
+	}
+	md := func() map[string]string {
+		return map[string]string{StripeMetadataWorkspace: p.Workspace, StripeMetadataPurchase: p.ID}
+	}
+	params := &stripe.CheckoutSessionCreateParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		ClientReferenceID: stripe.String(p.ID),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{
+			PriceData: &stripe.CheckoutSessionCreateLineItemPriceDataParams{
+				Currency:   stripe.String(strings.ToLower(pkg.Price.CurrencyCode)),
+				UnitAmount: stripe.Int64(amount),
+				ProductData: &stripe.CheckoutSessionCreateLineItemPriceDataProductDataParams{
+					Name:        stripe.String(name),
+					Description: stripe.String(fmt.Sprintf("%d credits", pkg.Credits)),
+				},
+			},
+			Quantity: stripe.Int64(1),
+		}},
+		Metadata:          md(),
+		PaymentIntentData: &stripe.CheckoutSessionCreatePaymentIntentDataParams{Metadata: md()},
+	}
+	if urls.SuccessURL != "" {
+		params.SuccessURL = stripe.String(urls.SuccessURL)
+	}
+	if urls.CancelURL != "" {
+		params.CancelURL = stripe.String(urls.CancelURL)
+	}
+	params.SetIdempotencyKey(PaymentStartKey(p.ID, p.PaymentAttempt))
+	sess, err := s.client.V1CheckoutSessions.Create(ctx, params)
+	if err != nil {
+		return "", "", stripeError(err)
+	}
+	if sess.URL == "" || sess.ID == "" {
+		return "", "", &Error{
+			Kind: KindBadGateway, Code: CodeProviderRefused, Message: "Stripe created a checkout session without a URL",
+			cause: &ProviderError{Provider: "stripe", Answered: true, Status: http.StatusOK, Err: errors.New("no session url or id")},
+		}
+	}
+	return sess.URL, sess.ID, nil
+}
+
+// stripeError is the checkout's error for a failed Stripe request. Stripe's
+// own message stays in the log (it may quote a masked key); the answer
+// carries its error code and request id.
+func stripeError(err error) *Error {
+	var se *stripe.Error
+	if !errors.As(err, &se) || se.HTTPStatusCode == 0 {
+		return &Error{
+			Kind: KindUnavailable, Code: CodeProviderUnavailable,
+			Message: "Stripe did not answer; the purchase waits: the same call with the same Idempotency-Key tries again",
+			cause:   &ProviderError{Provider: "stripe", Err: err},
+		}
+	}
+	st := se.HTTPStatusCode
+	pe := &ProviderError{
+		Provider: "stripe", Answered: st != http.StatusConflict, Status: st, Code: string(se.Code), RequestID: se.RequestID, Err: err,
+	}
+	md := map[string]string{"provider_status": fmt.Sprint(st)}
+	if se.Code != "" {
+		md["provider_code"] = string(se.Code)
+	}
+	if se.RequestID != "" {
+		md["provider_request_id"] = se.RequestID
+	}
+	if st == http.StatusConflict || st == http.StatusTooManyRequests || st >= 500 {
+		return &Error{
+			Kind: KindUnavailable, Code: CodeProviderUnavailable, Metadata: md, cause: pe,
+			Message: fmt.Sprintf("Stripe failed (HTTP %d); the purchase waits: the same call with the same Idempotency-Key tries again", st),
+		}
+	}
+	what := string(se.Type)
+	if se.Code != "" {
+		what = string(se.Code)
+	}
+	return &Error{
+		Kind: KindBadGateway, Code: CodeProviderRefused, Metadata: md, cause: pe,
+		Message: fmt.Sprintf("Stripe refused to create the checkout session (HTTP %d, %s); the checkout's log has Stripe's message", st, what),
+	}
 }

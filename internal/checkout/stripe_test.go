@@ -5,15 +5,59 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stripe/stripe-go/v82/webhook"
 	"google.golang.org/genproto/googleapis/type/money"
+
+	"github.com/creditledger/creditledger/internal/stripedev"
 )
 
-// stripeSecret is the Stripe endpoint secret of every test checkout.
-const stripeSecret = "whsec_test_secret"
+// stripeSecret is the Stripe endpoint secret of every test checkout, and
+// stripeKey its Stripe secret key.
+const (
+	stripeSecret = "whsec_test_secret"
+	stripeKey    = "sk_test_checkout_tests"
+)
+
+// stripeDev is the Stripe stand-in of a test, on a loopback port.
+type stripeDev struct {
+	*stripedev.Server
+	url string
+}
+
+func startStripeDev(t testing.TB) *stripeDev {
+	t.Helper()
+	sd, err := stripedev.New(stripedev.Config{SecretKey: stripeKey, WebhookSecret: stripeSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sd.Handler())
+	t.Cleanup(srv.Close)
+	return &stripeDev{Server: sd, url: srv.URL}
+}
+
+// provider is the Stripe provider that calls the stand-in; mods adjust
+// its configuration.
+func (s *stripeDev) provider(t testing.TB, mods ...func(*StripeConfig)) PaymentProvider {
+	t.Helper()
+	return stripeProviderAt(t, s.url, mods...)
+}
+
+func stripeProviderAt(t testing.TB, apiURL string, mods ...func(*StripeConfig)) PaymentProvider {
+	t.Helper()
+	cfg := StripeConfig{SecretKey: stripeKey, APIURL: apiURL, MaxNetworkRetries: -1}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	p, err := NewStripe(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // unsignedWebhooks is the development mode that also accepts unsigned
 // PaymentConfirmation bodies.

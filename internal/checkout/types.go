@@ -209,11 +209,30 @@ type Purchase struct {
 	// TransactionID is the ledger's IN transaction, once CREDITED.
 	TransactionID string `json:"transaction_id,omitempty"`
 	// ProviderPaymentID is the provider's payment that credited it (instant methods).
-	ProviderPaymentID string    `json:"provider_payment_id,omitempty"`
-	FailureReason     string    `json:"failure_reason,omitempty"`
-	ClientKey         string    `json:"-"`
-	CreateTime        time.Time `json:"create_time"`
-	UpdateTime        time.Time `json:"update_time"`
+	ProviderPaymentID string `json:"provider_payment_id,omitempty"`
+	// CheckoutURL is the provider's payment page for the buyer (instant
+	// methods): the browser goes there to pay. Empty until the provider
+	// created it (see StartPurchase).
+	CheckoutURL string `json:"checkout_url,omitempty"`
+	// StripeSessionID is the Stripe Checkout Session behind CheckoutURL
+	// (cs_…), for STRIPE purchases.
+	StripeSessionID string `json:"stripe_session_id,omitempty"`
+	// SuccessURL and CancelURL are where the provider sends the buyer back
+	// after paying or giving up, as the purchase was started with.
+	SuccessURL    string `json:"success_url,omitempty"`
+	CancelURL     string `json:"cancel_url,omitempty"`
+	FailureReason string `json:"failure_reason,omitempty"`
+	// ProviderRef is the provider's reference of the payment page (for
+	// STRIPE, also StripeSessionID).
+	ProviderRef string `json:"-"`
+	// PaymentAttempt numbers the requests made to the provider to create
+	// the payment page; it moves on only after the provider answered one
+	// with an error, so that a request whose answer was lost is repeated
+	// with the same idempotency key (see PaymentStartKey).
+	PaymentAttempt int       `json:"-"`
+	ClientKey      string    `json:"-"`
+	CreateTime     time.Time `json:"create_time"`
+	UpdateTime     time.Time `json:"update_time"`
 }
 
 // PaymentStatus is the life cycle of a provider payment confirmation.
@@ -257,6 +276,7 @@ const (
 	KindUnavailable                  // 503: the ledger did not answer; safe to retry
 	KindUnauthenticated              // 401: no valid bearer token
 	KindPermissionDenied             // 403: the token's role or scopes do not allow the call
+	KindBadGateway                   // 502: the payment provider refused the checkout's request
 )
 
 // Error is the checkout's error: a kind, a stable machine code (the
@@ -297,6 +317,8 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusUnauthorized
 	case KindPermissionDenied:
 		return http.StatusForbidden
+	case KindBadGateway:
+		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
 	}
@@ -330,6 +352,18 @@ const (
 	CodeHoldExpired = "HOLD_EXPIRED"
 	CodeHoldVoided  = "HOLD_VOIDED"
 	CodeInternal    = "INTERNAL"
+	// CodeProviderNotConfigured: an instant purchase (STRIPE, PAYPAL)
+	// on a checkout that has no provider for the method (metadata:
+	// payment_method, missing: the configuration to set).
+	CodeProviderNotConfigured = "PAYMENT_PROVIDER_NOT_CONFIGURED"
+	// CodeProviderUnavailable: the payment provider did not answer, or
+	// failed (timeout, 5xx, rate limit); the purchase stays as it is and
+	// the same call with the same Idempotency-Key tries again.
+	CodeProviderUnavailable = "PAYMENT_PROVIDER_UNAVAILABLE"
+	// CodeProviderRefused: the payment provider refused to create the
+	// payment page (metadata: provider_code, provider_request_id), or the
+	// price cannot be paid through it; retrying the same call asks again.
+	CodeProviderRefused = "PAYMENT_PROVIDER_REFUSED"
 )
 
 func invalidf(field, format string, args ...any) *Error {

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects output written from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs stripe-dev in-process and returns its address once it logged
+// "listening", with what it printed.
+func start(t *testing.T, args []string, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stdout syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, func(k string) string { return env[k] }, &stdout, pw)
+		_ = pw.Close()
+		done <- err
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var line struct {
+				Msg      string `json:"msg"`
+				HTTPAddr string `json:"http_addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr <- line.HTTPAddr
+			}
+		}
+		close(addr)
+	}()
+	a, ok := <-addr
+	if !ok {
+		cancel()
+		t.Fatalf("stripe-dev did not start: %v", <-done)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("stripe-dev stopped with %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("stripe-dev did not stop")
+		}
+	})
+	return a, &stdout
+}
+
+func TestServesWithTheGivenKeyAndPrintsWhatTheCheckoutNeeds(t *testing.T) {
+	t.Parallel()
+	addr, stdout := start(t, []string{"--addr", "127.0.0.1:0", "--webhook-url", "http://127.0.0.1:1/webhooks/payments"},
+		map[string]string{"STRIPE_DEV_SECRET_KEY": "sk_test_given", "STRIPE_DEV_WEBHOOK_SECRET": "whsec_given"})
+	out := stdout.String()
+	for _, want := range []string{"no real payment", "CHECKOUT_STRIPE_API_URL=http://" + addr, "events go to http://127.0.0.1:1/webhooks/payments"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "whsec_given") || strings.Contains(out, "sk_test_given") {
+		t.Errorf("stdout shows a secret it was given:\n%s", out)
+	}
+	for k, want := range map[string]int{"sk_test_given": 200, "sk_test_other": 401} {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/v1/events", nil)
+		req.Header.Set("Authorization", "Bearer "+k)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("key %s: HTTP %d, want %d", k, res.StatusCode, want)
+		}
+	}
+}
+
+func TestPrintsTheWebhookSecretItMadeUp(t *testing.T) {
+	t.Parallel()
+	_, stdout := start(t, []string{"--addr", "127.0.0.1:0"}, nil)
+	if out := stdout.String(); !strings.Contains(out, "webhook signing secret (CHECKOUT_STRIPE_WEBHOOK_SECRET): whsec_") ||
+		!strings.Contains(out, "no --webhook-url") {
+		t.Errorf("stdout:\n%s", out)
+	}
+}
+
+func TestVersionAndConfigErrors(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &out, io.Discard); err != nil ||
+		!strings.HasPrefix(out.String(), "stripe-dev ") {
+		t.Errorf("--version: %q %v", out.String(), err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"every interface", []string{"--addr", "0.0.0.0:12111"}, nil, "loopback"},
+		{"a live key", []string{"--addr", "127.0.0.1:0", "--secret-key", "sk_live_x"}, nil, "test key"},
+		{"a bad webhook URL", []string{"--addr", "127.0.0.1:0", "--webhook-url", "localhost:8081"}, nil, "webhook URL"},
+		{"a secret twice", nil, map[string]string{"STRIPE_DEV_WEBHOOK_SECRET": "a", "STRIPE_DEV_WEBHOOK_SECRET_FILE": "/x"}, "both set"},
+		{"an argument", []string{"serve"}, nil, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		err := run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
