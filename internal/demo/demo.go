@@ -128,22 +128,19 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.CheckoutURL = "http://" + checkoutAddr
 	stripeSecretKey := "sk_test_demo" + randomHex(12)
 	webhookSecret := "whsec_" + randomHex(24)
-	stripeEnv := []string{"CHECKOUT_WEBHOOKS=off"}
-	if stripeDev, err := bin("stripe-dev"); err == nil {
-		p, m, err = start("stripe-dev", stripeDev, nil, []string{
-			"STRIPE_DEV_ADDR=127.0.0.1:0", "STRIPE_DEV_SECRET_KEY=" + stripeSecretKey,
-			"STRIPE_DEV_WEBHOOK_SECRET=" + webhookSecret, "STRIPE_DEV_WEBHOOK_URL=" + s.CheckoutURL + "/webhooks/payments",
-		}, s.LogDir, listening, o.StartTimeout)
-		if err != nil {
-			return nil, err
-		}
-		s.procs = append(s.procs, p)
-		s.StripeURL = "http://" + fmt.Sprint(m["http_addr"])
-		stripeEnv = []string{
-			"CHECKOUT_WEBHOOKS=stripe", "CHECKOUT_STRIPE_WEBHOOK_SECRET=" + webhookSecret,
-			"CHECKOUT_STRIPE_SECRET_KEY=" + stripeSecretKey, "CHECKOUT_STRIPE_API_URL=" + s.StripeURL,
-		}
+	stripeDev, err := bin("stripe-dev")
+	if err != nil {
+		return nil, err
 	}
+	p, m, err = start("stripe-dev", stripeDev, nil, []string{
+		"STRIPE_DEV_ADDR=127.0.0.1:0", "STRIPE_DEV_SECRET_KEY=" + stripeSecretKey,
+		"STRIPE_DEV_WEBHOOK_SECRET=" + webhookSecret, "STRIPE_DEV_WEBHOOK_URL=" + s.CheckoutURL + "/webhooks/payments",
+	}, s.LogDir, listening, o.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.procs = append(s.procs, p)
+	s.StripeURL = "http://" + fmt.Sprint(m["http_addr"])
 
 	consumerEnv := func(prefix string) []string {
 		return []string{
@@ -157,7 +154,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	p, _, err = start("checkout", checkout, nil, append(consumerEnv("CHECKOUT"),
-		append([]string{"CHECKOUT_HTTP_ADDR=" + checkoutAddr, "CHECKOUT_RECONCILE_INTERVAL=5s"}, stripeEnv...)...,
+		"CHECKOUT_HTTP_ADDR="+checkoutAddr, "CHECKOUT_RECONCILE_INTERVAL=5s",
+		"CHECKOUT_WEBHOOKS=stripe", "CHECKOUT_STRIPE_WEBHOOK_SECRET="+webhookSecret,
+		"CHECKOUT_STRIPE_SECRET_KEY="+stripeSecretKey, "CHECKOUT_STRIPE_API_URL="+s.StripeURL,
 	), s.LogDir, listening, o.StartTimeout)
 	if err != nil {
 		return nil, err
