@@ -239,11 +239,6 @@ func (m Money) ledgerJSON() map[string]any {
 	return map[string]any{"currencyCode": m.Currency, "units": strconv.FormatInt(m.Units, 10), "nanos": m.Nanos}
 }
 
-// consumerJSON is the snake_case shape of checkout and invoicing.
-func (m Money) consumerJSON() map[string]any {
-	return map[string]any{"currency_code": m.Currency, "units": m.Units, "nanos": m.Nanos}
-}
-
 // Decimal renders the amount alone, with at least two decimals: "3.51",
 // "49.99", "10.00", "0.125".
 func (m Money) Decimal() string {

@@ -80,12 +80,6 @@ func (c *checkoutAPI) Services(ctx context.Context, tok, ws string) ([]Service, 
 	return out.Services, err
 }
 
-// PutService creates or replaces a catalog entry (the agency's).
-func (c *checkoutAPI) PutService(ctx context.Context, tok, ws string, s Service) error {
-	body := map[string]any{"name": s.Name, "price": s.Price.consumerJSON(), "credit_eligible": s.CreditEligible}
-	return c.call(ctx, tok, http.MethodPut, wsPath(ws)+"/services/"+pathEsc(s.ID), body, nil)
-}
-
 func (c *checkoutAPI) Options(ctx context.Context, tok, ws, acct, service string) (CreditOption, error) {
 	var out struct {
 		BuyWithCredit CreditOption `json:"buy_with_credit"`
@@ -161,14 +155,6 @@ func (i *invoicingAPI) Invoices(ctx context.Context, tok, ws, acct string) ([]In
 	}
 	err := i.call(ctx, tok, http.MethodGet, wsPath(ws)+"/invoices?"+q.Encode(), nil, &out)
 	return out.Invoices, err
-}
-
-// CreateInvoice issues an OPEN invoice (the agency's).
-func (i *invoicingAPI) CreateInvoice(ctx context.Context, tok, ws string, inv Invoice) (Invoice, error) {
-	body := map[string]any{"account": inv.Account, "number": inv.Number, "description": inv.Description, "amount": inv.Amount.consumerJSON()}
-	var out Invoice
-	err := i.call(ctx, tok, http.MethodPost, wsPath(ws)+"/invoices", body, &out)
-	return out, err
 }
 
 func (i *invoicingAPI) Options(ctx context.Context, tok, ws, id string) (CreditOption, error) {

@@ -99,16 +99,30 @@ type upstream struct {
 	enabled  bool
 	ref      string
 	authSeen []string
+	// checkoutURL is what a card purchase answers; purchases records
+	// the purchases' bodies and Idempotency-Keys.
+	checkoutURL string
+	purchases   []map[string]any
+	keys        []string
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.authSeen = append(u.authSeen, r.Header.Get("Authorization"))
-	enabled, ref := u.enabled, u.ref
+	enabled, ref, checkoutURL := u.enabled, u.ref, u.checkoutURL
 	u.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	var body any
 	switch {
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/credit-purchases"):
+		var in map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		u.mu.Lock()
+		u.purchases = append(u.purchases, in)
+		u.keys = append(u.keys, r.Header.Get("Idempotency-Key"))
+		u.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		body = map[string]any{"id": "p1", "status": "AWAITING_PAYMENT", "payment_method": "STRIPE", "checkout_url": checkoutURL}
 	case strings.HasSuffix(r.URL.Path, "/balance"):
 		body = map[string]any{"account": "client-1", "balance": "120", "available": "100", "held": "20", "creditPaymentsEnabled": enabled}
 	case strings.HasSuffix(r.URL.Path, "/transactions"):
@@ -331,5 +345,45 @@ func TestPagesAreForTheirRole(t *testing.T) {
 		if res.StatusCode != http.StatusForbidden {
 			t.Errorf("client GET %s: HTTP %d, want 403", path, res.StatusCode)
 		}
+	}
+}
+
+func TestCardPurchaseGoesToTheCheckoutURLOnlyIfItIsAWebPage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		checkoutURL string
+		follow      bool
+	}{
+		{"https://checkout.stripe.example/c/pay/cs_test_1", true},
+		{"http://127.0.0.1:12111/pay/cs_test_2", true},
+		{"javascript:alert(1)", false},
+		{"", false},
+		{"//elsewhere.example/pay", false},
+	} {
+		up := &upstream{enabled: true, checkoutURL: tc.checkoutURL}
+		srv, _ := newTestPortal(t, up)
+		c := browser(t)
+		signIn(t, c, srv.URL, "client", "client-1")
+		_, csrf := get(t, c, srv.URL+"/credits")
+		form := url.Values{"csrf": {csrf}, "nonce": {"0123456789abcdef0123"}, "package": {"starter"}, "method": {"STRIPE"}}
+		res := post(t, c, srv.URL+"/buy", form)
+		if tc.follow && (res.StatusCode != http.StatusSeeOther || res.Location != tc.checkoutURL) {
+			t.Errorf("checkout_url %q: HTTP %d to %q, want 303 to it", tc.checkoutURL, res.StatusCode, res.Location)
+		}
+		if !tc.follow && res.Location != "/buy" {
+			t.Errorf("checkout_url %q: redirected to %q, want back to /buy", tc.checkoutURL, res.Location)
+		}
+		// The same form again is the same purchase for checkout.
+		post(t, c, srv.URL+"/buy", form)
+		up.mu.Lock()
+		if len(up.purchases) != 2 || up.keys[0] != "portal:0123456789abcdef0123" || up.keys[1] != up.keys[0] {
+			t.Errorf("purchases %v with keys %q: want two with the form's key", up.purchases, up.keys)
+		}
+		p := up.purchases[0]
+		if p["success_url"] != "http://portal.test/buy/return?outcome=paid" || p["cancel_url"] != "http://portal.test/buy/return?outcome=cancelled" ||
+			p["payment_method"] != "STRIPE" || p["package_id"] != "starter" {
+			t.Errorf("purchase sent to checkout: %v", p)
+		}
+		up.mu.Unlock()
 	}
 }
