@@ -233,8 +233,12 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 	if err := sd.SetWebhookURL(url + "/webhooks/payments"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), `"card_payments":"stripe test"`) {
-		t.Errorf("the listening line does not say card payments are on: %s", logs.String())
+	// The log reaches logs just after the "listening" line was seen.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), `"card_payments":"stripe test"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listening line does not say card payments are on: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	var p checkout.Purchase
 	if code := do(t, admin, "POST", url+"/v1/workspaces/"+ws+"/accounts/client-1/credit-purchases",

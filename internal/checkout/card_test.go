@@ -577,3 +577,22 @@ func TestNewStripeRefusesUnsafeConfigurations(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckReturnURL: a return URL the checkout accepts is an absolute
+// http(s) URL of printable ASCII with a host and no credentials, whatever
+// the buyer's portal was made to send.
+func FuzzCheckReturnURL(f *testing.F) {
+	for _, s := range []string{successURL, cancelURL, "", "javascript:alert(1)", "//evil.example/", "https://a@b/", "http://[::1]:8080/x", "https://x/\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if checkReturnURL("success_url", s) != nil || s == "" {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || len(s) > maxReturnURL ||
+			strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}
