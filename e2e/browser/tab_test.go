@@ -170,6 +170,7 @@ func (b *tab) signIn(as, account string) {
 	if as == "client" {
 		b.typeInto("account", account)
 	}
+	b.shot("signin")
 	submit(b, button("/signin", "Sign in"))
 	want := "/credits"
 	if as == "admin" {
