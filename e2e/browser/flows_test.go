@@ -261,6 +261,9 @@ func TestAgencyKeepsPackagesRatesAndWebhooks(t *testing.T) {
 	// Rates: the live quote (script) and the Preview button (no script)
 	// show the sample's cost at the rate being typed; saving is separate.
 	b.open("/agency/rates")
+	if !b.has("html.js") {
+		t.Fatal("the portal's script did not run")
+	}
 	b.typeInto("currency", "USD")
 	b.typeInto("sample", "3.51")
 	b.typeInto("rate", "9.5")

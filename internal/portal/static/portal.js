@@ -4,6 +4,8 @@
 // ledger converts), instead of waiting for the Preview button.
 (function () {
   "use strict";
+  // Says that scripts run (styles or tests may tell the two apart).
+  document.documentElement.classList.add("js");
   var form = document.getElementById("rate-form");
   var out = document.getElementById("preview");
   if (!form || !out || !window.fetch) { return; }
