@@ -119,6 +119,26 @@ func TestBankTransferWaitsForTheAgencyAndIsAccepted(t *testing.T) {
 		t.Fatalf("history: %+v, want the approved request of 550 first", rows)
 	}
 	client.shot("client-after-accept")
+
+	// Another transfer, which the agency rejects with its reason: nothing
+	// is credited.
+	client.open("/buy")
+	client.click("pkg-starter")
+	client.click("method-BANK_TRANSFER")
+	client.typeInto("reference", "SEPA-2026-0099")
+	submit(client, button("/buy", "Buy"))
+	client.wantFlash("waits for the agency's approval")
+	agency.open("/agency/requests")
+	agency.do("give a reason",
+		chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("#requests tbody tr")].find(tr => tr.innerText.includes("SEPA-2026-0099")).querySelector("input[name=reason]:not([type=hidden])").focus()`),
+		chromedp.KeyEvent("no such transfer"))
+	submit(agency, rowButton("SEPA-2026-0099", "Reject"))
+	agency.wantFlash("Rejected: nothing credited to client-4")
+	client.open("/credits")
+	if client.has("#pending") || client.widget() != 550 || len(client.history()) != 1 {
+		t.Fatalf("after the rejection: pending shown %v, widget %d, %d history rows; want none pending, 550, 1 row",
+			client.has("#pending"), client.widget(), len(client.history()))
+	}
 }
 
 func TestBuyWithCreditAndPayWithCreditThenTheHistory(t *testing.T) {
