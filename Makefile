@@ -13,7 +13,7 @@ TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc
 
 LEDGER_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: all tools generate check-generated lint build test run run-postgres pg-start pg-stop bench ci clean
+.PHONY: all tools generate check-generated lint build test run run-postgres demo pg-start pg-stop bench ci clean
 
 all: build
 
@@ -46,8 +46,10 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 ## test: every test, race detector on; starts its own PostgreSQL (installs it if missing)
+## and drives the portal in headless Chromium (installs it if missing)
 test:
 	scripts/ensure-postgres.sh
+	scripts/ensure-chromium.sh
 	$(GO) test -race -shuffle=on -count=1 -timeout 14m ./...
 
 ## run: ledgerd on the embedded store under .data/, development mode (no auth)
@@ -59,6 +61,11 @@ run-postgres: build
 	scripts/pg-local.sh start
 	LEDGER_MIGRATE_DATABASE_URL=$$(scripts/pg-local.sh url) $(BIN)/ledgerd migrate
 	LEDGER_AUTH=$${LEDGER_AUTH:-none} LEDGER_DATABASE_URL=$$(scripts/pg-local.sh app-url) $(BIN)/ledgerd serve
+
+## demo: ledgerd, checkout, invoicing, the Stripe stand-in and the portal, seeded;
+## prints the portal's address; Ctrl-C stops everything (state starts afresh each time)
+demo: build
+	$(BIN)/demo --bin $(BIN) --data-dir $(CURDIR)/.data/demo
 
 pg-start:
 	scripts/pg-local.sh start
