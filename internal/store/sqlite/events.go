@@ -12,11 +12,11 @@ import (
 )
 
 const (
-	// qReserveEventSeqs takes the next n numbers of the workspace's event
-	// sequence and returns the last of them.
-	qReserveEventSeqs = `INSERT INTO event_sequences (workspace, last) VALUES (?, ?)
-		ON CONFLICT (workspace) DO UPDATE SET last = last + excluded.last
-		RETURNING last`
+	// qLastEventSequence is the workspace's last event sequence (0 before
+	// its first event): that of its last row of events, found by the
+	// primary key. Under the database's write lock, a batch numbers its
+	// events from it (migration 0011).
+	qLastEventSequence = `SELECT COALESCE(MAX(last_sequence), 0) FROM event_batches WHERE workspace = ?`
 	// qInsertEvents inserts a batch's events, as one row (migration 0011).
 	qInsertEvents = `INSERT INTO event_batches (workspace, last_sequence, first_sequence, events) VALUES (?, ?, ?, ?)`
 	// qListEventBatches reads the rows that hold the events after ?2, in
@@ -24,20 +24,20 @@ const (
 	qListEventBatches = `SELECT first_sequence, events FROM event_batches
 		WHERE workspace = ? AND last_sequence > ?
 		ORDER BY last_sequence LIMIT ?`
-	qLastEventSequence = `SELECT COALESCE((SELECT last FROM event_sequences WHERE workspace = ?), 0)`
 )
 
-// insertEvents numbers evs from the workspace's counter and inserts them.
+// insertEvents numbers evs on from the workspace's last event and inserts them.
 // The batch holds the database's write lock: numbering is commit order.
 func (t *writeTx) insertEvents(ctx context.Context, ws string, evs []ledger.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	var last int64
-	err := t.one(ctx, qReserveEventSeqs, []any{ws, int64(len(evs))}, func(row scanner) error { return row.Scan(&last) })
+	err := t.one(ctx, qLastEventSequence, []any{ws}, func(row scanner) error { return row.Scan(&last) })
 	if err != nil {
-		return mapErr(ctx, "reserve event numbers", err)
+		return mapErr(ctx, "number events", err)
 	}
+	last += int64(len(evs))
 	row, err := encodeEventBatch(evs)
 	if err != nil {
 		return err

@@ -225,6 +225,13 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 		// back into the database file once per checkpoint, and the
 		// checkpoint runs inside a commit, on the one writer.
 		q.Add("_pragma", "wal_autocheckpoint(10000)")
+		// A batch's multi-row INSERTs change more pages in one statement
+		// than the statement journal holds in memory (64 KiB): SQLite then
+		// spilled it to a temporary file, opened, written and closed for
+		// every such statement. In memory, it is only memory; it exists
+		// to undo a failed statement, and a crash ends the transaction
+		// anyway (the WAL keeps what is durable).
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()

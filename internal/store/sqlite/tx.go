@@ -278,7 +278,7 @@ func writeQueries() []string {
 		// Its effects.
 		qPutSettings, qInsertPackage, qUpdatePackage, qDeactivateRate, qInsertRate, qReserveRequestSeqs,
 		qInsertRequest, qInsertAccount, qMoveAccount, qDecideRequest,
-		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qReserveEventSeqs, qInsertEvents,
+		qInsertHold, qUpdateHold, qInsertGrant, qUpdateGrant, qLastEventSequence, qInsertEvents,
 	}, multiRowQueries(qInsertTransactions, transactionColumnCount)...), multiRowQueries(qPutIdempotencyRows, idempotencyColumnCount)...)
 }
 

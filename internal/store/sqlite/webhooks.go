@@ -18,7 +18,7 @@ const endpointColumns = `workspace, id, url, event_types, description, secret, e
 const (
 	qWInsertEndpoint = `INSERT INTO webhook_endpoints (workspace, id, url, event_types, description, secret, enabled,
 			delivered_sequence, next_attempt_time, create_time, update_time)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE((SELECT last FROM event_sequences WHERE workspace = ?1), 0), ?8, ?9, ?10)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT COALESCE(MAX(last_sequence), 0) FROM event_batches WHERE workspace = ?1), ?8, ?9, ?10)`
 	qWEndpoint       = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = ? AND id = ?`
 	qWListEndpoints  = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE workspace = ? ORDER BY create_time, id`
 	qWUpdateEndpoint = `UPDATE webhook_endpoints SET url = ?3, event_types = ?4, description = ?5, enabled = ?6,

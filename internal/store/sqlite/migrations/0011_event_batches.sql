@@ -1,6 +1,10 @@
 -- CreditLedger embedded schema, version 11: a batch's events in one row,
 -- as in the PostgreSQL migration of the same number (which says why).
 --
+-- The workspace's last sequence is that of its last row: the database's
+-- single writer numbers a batch's events from it, so event_sequences, a
+-- page more in every commit, is dropped.
+--
 -- events holds a JSON array with one element per event, in sequence order
 -- from first_sequence: [type, account ('' for none), create_time (Unix
 -- microseconds), data (the event's object as ledger.EncodeEventData
@@ -20,6 +24,7 @@ SELECT workspace, sequence, sequence,
 FROM events;
 
 DROP TABLE events;
+DROP TABLE event_sequences;
 
 CREATE TRIGGER event_batches_no_update BEFORE UPDATE ON event_batches
 BEGIN
