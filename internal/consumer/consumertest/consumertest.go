@@ -1,6 +1,9 @@
-// Package consumertest helps the consumer services test their databases:
-// that the database an earlier release wrote opens, keeps its rows, and
-// ends with the schema of a new one.
+// Package consumertest helps the consumer services (checkout, invoicing,
+// the portal) test themselves: that the database an earlier release wrote
+// opens, keeps its rows, and ends with the schema of a new one (Upgrade);
+// a service's run started in-process on a loopback port (Start); the
+// token keys and tokens of their callers (TestKeys, Principals); a
+// background loop such as the follower of the ledger's events (Go).
 package consumertest
 
 import (
