@@ -300,7 +300,7 @@ func TestOrderActionsAuthorization(t *testing.T) {
 	e.shop(10_000)
 	for _, tt := range tests {
 		for i, pr := range principals {
-			t.Run(tt.verb+"/"+pr.name, func(t *testing.T) {
+			t.Run(tt.verb+"/"+pr.Name, func(t *testing.T) {
 				o := e.heldOrder()
 				if tt.confirm {
 					if code := e.orderAction(o.ID, "confirm", nil, nil); code != 200 {
@@ -308,8 +308,8 @@ func TestOrderActionsAuthorization(t *testing.T) {
 					}
 				}
 				auth := ""
-				if !pr.anonymous {
-					auth = "Bearer " + mintToken(t, pr.role, pr.workspace, pr.account)
+				if !pr.Anonymous {
+					auth = "Bearer " + mintToken(t, pr.Role, pr.Workspace, pr.Account)
 				}
 				var body apiError
 				if code := e.orderAction(o.ID, tt.verb, nil, &body, "Authorization", auth); code != tt.want[i] {

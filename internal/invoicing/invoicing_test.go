@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/ledgerclient"
@@ -39,13 +40,7 @@ type env struct {
 func newEnv(t testing.TB, clientOpts ...ledgerclient.Option) *env {
 	t.Helper()
 	e := &env{t: t, ledger: ledgertest.Start(t), dbPath: filepath.Join(t.TempDir(), "invoicing.db")}
-	opts := append([]ledgerclient.Option{ledgerclient.WithBackoff(time.Millisecond, 2*time.Millisecond), ledgerclient.WithMaxAttempts(3)}, clientOpts...)
-	c, err := ledgerclient.Dial(context.Background(), e.ledger.Addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	e.client = c
+	e.client = e.ledger.Dial(t, clientOpts...)
 	e.open(nil)
 	t.Cleanup(e.close)
 	return e
@@ -57,7 +52,7 @@ func (e *env) open(afterDebit func(Invoice)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit, Verifier: testKeys(e.t).verifier, Events: fastEvents})
+	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit, Verifier: consumertest.TestKeys(e.t).Verifier, Events: fastEvents})
 	if err != nil {
 		e.t.Fatal(err)
 	}

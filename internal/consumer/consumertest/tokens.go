@@ -126,3 +126,36 @@ func (p Principal) Token(t testing.TB, k Keys) string {
 	}
 	return k.Mint(t, p.Role, p.Workspace, p.Account)
 }
+
+// NewOpsKey makes a fresh operators' key (admins and services), writes
+// its JWKS to a file of the test's, and returns the key, to mint with,
+// and the file, for a service's *_AUTH_JWKS_FILE. Unlike TestKeys, each
+// call makes another key: a test of key rotation needs two.
+func NewOpsKey(t testing.TB) (token.SigningKey, string) {
+	t.Helper()
+	k, err := token.GenerateKey(token.AlgEdDSA, "ops-1", []token.Role{token.RoleAdmin, token.RoleService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := token.PublicJWKS(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k, path
+}
+
+// MintWith signs, with k, a token of role in workspace (and account, for
+// a client) with every scope the role may hold, valid for an hour.
+func MintWith(t testing.TB, k token.SigningKey, role token.Role, workspace, account string) string {
+	t.Helper()
+	s, err := token.Mint(k, token.New(token.DefaultIssuer, token.DefaultAudience, role, string(role)+"-"+account, workspace, account,
+		token.RoleScopes(role), time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
