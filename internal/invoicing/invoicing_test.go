@@ -3,12 +3,10 @@ package invoicing
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -625,25 +623,9 @@ func TestPayingInvoiceFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.close()
 	// A version-1 database with an invoice whose debit was in flight.
-	if err := os.Remove(e.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+e.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := schema.SQL(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{v1, `PRAGMA user_version = 1`, `INSERT INTO invoices (id, workspace, account, seq, number, currency, units, nanos,
+	consumertest.OldDB(t, e.dbPath, schema, 1, `INSERT INTO invoices (id, workspace, account, seq, number, currency, units, nanos,
 		status, credits, idempotency_key, create_time, update_time) VALUES ('inv-1', 'agency-1', 'client-1', 1, 'INV-1', 'USD', 1, 0,
-		'PAYING', 10, 'invoice:inv-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`} {
-		if _, err := db.ExecContext(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = db.Close()
+		'PAYING', 10, 'invoice:inv-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`)
 	e.open(nil)
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep != (ReconcileReport{Paying: 1, Paid: 1}) {
