@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/checkout"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/stripedev"
 	"github.com/creditledger/creditledger/internal/tlstest"
@@ -32,80 +30,24 @@ const ws = "agency-1"
 // start runs the service in-process and waits for its "listening" log line.
 func start(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
-	return startLogging(t, env, io.Discard)
+	r := startRun(t, env)
+	return r.URL, r.Stop
 }
 
-// startLogging is start with a copy of the log written to logs.
-func startLogging(t *testing.T, env map[string]string, logs io.Writer) (string, func() error) {
+func startRun(t *testing.T, env map[string]string) *consumertest.Running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, io.MultiWriter(pw, logs))
-		_ = pw.Close()
-		done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg      string `json:"msg"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.HTTPAddr
-			}
-		}
-		close(addr)
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	a, ok := <-addr
-	if !ok {
-		cancel()
-		t.Fatalf("checkout did not start: %v", <-done)
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
-	return "http://" + a, stop
+	return consumertest.Start(t, run, []string{"--http-addr", "127.0.0.1:0"}, env)
 }
 
-// keys writes a JWKS of a fresh operators' key (admins and services) and
-// returns the key, to mint with, and the file.
+// keys returns a fresh operators' key (admins and services) and its JWKS file.
 func keys(t *testing.T) (token.SigningKey, string) {
 	t.Helper()
-	k, err := token.GenerateKey(token.AlgEdDSA, "ops-1", []token.Role{token.RoleAdmin, token.RoleService})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := token.PublicJWKS(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k, path
+	return consumertest.NewOpsKey(t)
 }
 
 func adminToken(t *testing.T, k token.SigningKey) string {
 	t.Helper()
-	s, err := token.Mint(k, token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleAdmin, "admin", ws, "",
-		token.RoleScopes(token.RoleAdmin), time.Now(), time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return consumertest.MintWith(t, k, token.RoleAdmin, ws, "")
 }
 
 // do sends a JSON request with the bearer token tok ("" for none).
@@ -228,8 +170,8 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 		"CHECKOUT_AUTH_JWKS_FILE": jwks, "CHECKOUT_STRIPE_WEBHOOK_SECRET": stripeSecret,
 		"CHECKOUT_STRIPE_SECRET_KEY_FILE": keyFile, "CHECKOUT_STRIPE_API_URL": stripeSrv.URL,
 	}
-	var logs syncBuffer
-	url, _ := startLogging(t, env, &logs)
+	r := startRun(t, env)
+	url, logs := r.URL, r.Logs
 	if err := sd.SetWebhookURL(url + "/webhooks/payments"); err != nil {
 		t.Fatal(err)
 	}
@@ -304,12 +246,12 @@ func TestDevelopmentModes(t *testing.T) {
 	t.Parallel()
 	f := ledgertest.Start(t)
 	createPackage(t, f.Addr)
-	var logs syncBuffer
 	env := map[string]string{
 		"LEDGER_ADDR": f.Addr, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
 		"CHECKOUT_AUTH": "none", "CHECKOUT_WEBHOOKS": "unsigned",
 	}
-	url, _ := startLogging(t, env, &logs)
+	r := startRun(t, env)
+	url, logs := r.URL, r.Logs
 	if code := do(t, "", "GET", url+"/v1/workspaces/"+ws+"/services", nil, nil); code != 200 {
 		t.Errorf("auth none: HTTP %d", code)
 	}
@@ -411,24 +353,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLedgerOverMTLS: checkout reaches ledgerd over TLS with a CA file and
 // presents its client certificate to an mTLS gRPC port.
 func TestLedgerOverMTLS(t *testing.T) {
@@ -472,12 +396,12 @@ func TestFollowsTheLedgersEvents(t *testing.T) {
 	f.SetEnabled(t, ws, true)
 	f.SetRate(t, ws, "USD", "10")
 	f.Fund(t, ws, "client-1", 100)
-	var logs syncBuffer
 	env := map[string]string{
 		"LEDGER_ADDR": f.Addr, "LEDGER_TOKEN": ledgerTok, "CHECKOUT_DB": filepath.Join(t.TempDir(), "checkout.db"),
 		"CHECKOUT_AUTH": "none", "CHECKOUT_WEBHOOKS": "off", "CHECKOUT_RECONCILE_INTERVAL": "1h", "CHECKOUT_HOLD_TTL": "1h",
 	}
-	url, _ := startLogging(t, env, &logs)
+	r := startRun(t, env)
+	url, logs := r.URL, r.Logs
 	if code := do(t, "", "PUT", url+"/v1/workspaces/"+ws+"/services/logo", map[string]any{
 		"name": "Logo", "price": checkout.Money{CurrencyCode: "USD", Units: 5}, "credit_eligible": true,
 	}, nil); code != 200 {

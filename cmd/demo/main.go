@@ -8,6 +8,7 @@
 // Usage:
 //
 //	demo [--bin DIR] [--data-dir DIR] [--portal-addr ADDR] [--workspace NAME]
+//	demo --help | --version
 //
 // The data directory is emptied at every start: the demo begins afresh.
 // Each program's log is in <data-dir>/logs/.
@@ -15,53 +16,42 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
+	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/demo"
-	"github.com/creditledger/creditledger/internal/version"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+var program = consumer.Program{
+	Name:    "demo",
+	Summary: "Starts the whole CreditLedger demo on this machine (ledgerd, stripe-dev, checkout, invoicing, the portal) and prints the portal's address.",
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+type settings struct {
+	Bin        string `name:"bin" default:"${bin}" placeholder:"DIR" help:"directory of the built programs (ledgerd, checkout, invoicing, stripe-dev, portal)"`
+	DataDir    string `name:"data-dir" default:".data/demo" placeholder:"DIR" help:"the demo's keys, databases and logs; emptied at start"`
+	PortalAddr string `name:"portal-addr" default:"127.0.0.1:8090" placeholder:"HOST:PORT" help:"the portal's listen address"`
+	Workspace  string `name:"workspace" default:"acme" placeholder:"NAME" help:"the demo agency's workspace"`
+}
+
+func main() { consumer.Main(program.Name, run) }
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	exe, _ := os.Executable()
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	binDir := fs.String("bin", filepath.Dir(exe), "directory of the built programs (ledgerd, checkout, invoicing, stripe-dev, portal)")
-	dataDir := fs.String("data-dir", ".data/demo", "the demo's keys, databases and logs; emptied at start")
-	portalAddr := fs.String("portal-addr", "127.0.0.1:8090", "the portal's listen address")
-	workspace := fs.String("workspace", "acme", "the demo agency's workspace")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	p := program
+	p.Vars = map[string]string{"bin": filepath.Dir(exe)}
+	var c settings
+	if err := consumer.Parse(p, &c, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
-	if *showVersion {
-		_, err := fmt.Fprintln(stdout, version.String("demo"))
-		return err
-	}
-	if err := os.RemoveAll(*dataDir); err != nil {
+	if err := os.RemoveAll(c.DataDir); err != nil {
 		return err
 	}
 	_, _ = fmt.Fprintln(stdout, "starting ledgerd, stripe-dev, checkout, invoicing and the portal …")
-	s, err := demo.Start(ctx, demo.Options{BinDir: *binDir, DataDir: *dataDir, PortalAddr: *portalAddr, Workspace: *workspace})
+	s, err := demo.Start(ctx, demo.Options{BinDir: c.Bin, DataDir: c.DataDir, PortalAddr: c.PortalAddr, Workspace: c.Workspace})
 	if err != nil {
 		return err
 	}

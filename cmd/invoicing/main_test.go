@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/invoicing"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
@@ -33,74 +32,19 @@ type started struct {
 // start runs the service in-process and waits for its "listening" log line.
 func start(t *testing.T, env map[string]string) started {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, pw)
-		_ = pw.Close()
-		done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg      string `json:"msg"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.HTTPAddr
-			}
-		}
-		close(addr)
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	a, ok := <-addr
-	if !ok {
-		cancel()
-		t.Fatalf("invoicing did not start: %v", <-done)
-	}
-	var stopped bool
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
-	return started{url: "http://" + a, stop: stop}
+	r := consumertest.Start(t, run, []string{"--http-addr", "127.0.0.1:0"}, env)
+	return started{url: r.URL, stop: r.Stop}
 }
 
-// keys writes a JWKS of a fresh operators' key (admins and services) and
-// returns the key, to mint with, and the file.
+// keys returns a fresh operators' key (admins and services) and its JWKS file.
 func keys(t *testing.T) (token.SigningKey, string) {
 	t.Helper()
-	k, err := token.GenerateKey(token.AlgEdDSA, "ops-1", []token.Role{token.RoleAdmin, token.RoleService})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := token.PublicJWKS(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k, path
+	return consumertest.NewOpsKey(t)
 }
 
 func mint(t *testing.T, k token.SigningKey, role token.Role) string {
 	t.Helper()
-	s, err := token.Mint(k, token.New(token.DefaultIssuer, token.DefaultAudience, role, string(role), ws, "",
-		token.RoleScopes(role), time.Now(), time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return consumertest.MintWith(t, k, role, ws, "")
 }
 
 // bearer is the token the requests of a test carry ("" for none).

@@ -16,7 +16,7 @@
 //	--secret-key      [STRIPE_DEV_SECRET_KEY]      the API key callers must send (sk_test_…); default: any test key
 //	--webhook-secret  [STRIPE_DEV_WEBHOOK_SECRET]  the events' signing secret (whsec_…); default: a new one, printed
 //	--public-url      [STRIPE_DEV_PUBLIC_URL]      base of the payment pages' URLs (default http://<addr>)
-//	--version
+//	--help, --version
 //
 // The two secrets also come from the file a *_FILE variable names. They
 // are test values: the stand-in refuses live keys.
@@ -29,162 +29,106 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/creditledger/creditledger/internal/consumer"
 	"github.com/creditledger/creditledger/internal/stripedev"
-	"github.com/creditledger/creditledger/internal/version"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stripe-dev:", err)
-		os.Exit(1)
-	}
+var program = consumer.Program{
+	Name:    "stripe-dev",
+	Summary: "A local stand-in for Stripe's Checkout Sessions and their signed events, for development and tests: no real payment.",
 }
 
-type config struct {
-	addr          string
-	webhookURL    string
-	secretKey     string
-	webhookSecret string
-	publicURL     string
-	version       bool
+type settings struct {
+	Addr       string `name:"addr" env:"STRIPE_DEV_ADDR" default:"127.0.0.1:12111" placeholder:"HOST:PORT" help:"listen address, loopback only (port 0 picks one)"`
+	WebhookURL string `name:"webhook-url" env:"STRIPE_DEV_WEBHOOK_URL" placeholder:"URL" help:"where the events go, e.g. http://127.0.0.1:8081/webhooks/payments"`
+	// The secrets are test values, so flags may give them; the
+	// environment (or a *_FILE) does when no flag does.
+	SecretKey     string `name:"secret-key" placeholder:"sk_test_..." help:"the API key callers must send [$STRIPE_DEV_SECRET_KEY[_FILE]] (default: any test key)"`
+	WebhookSecret string `name:"webhook-secret" placeholder:"whsec_..." help:"the events' signing secret [$STRIPE_DEV_WEBHOOK_SECRET[_FILE]] (default: a new one, printed)"`
+	PublicURL     string `name:"public-url" env:"STRIPE_DEV_PUBLIC_URL" placeholder:"URL" help:"base of the payment pages' URLs (default http://<addr>)"`
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
+// Check reads the secrets a flag did not give and refuses an address
+// reachable from elsewhere.
+func (s *settings) Check(_ consumer.Program, getenv func(string) string) error {
+	for _, v := range []struct {
+		dst  *string
+		name string
+	}{{&s.SecretKey, "STRIPE_DEV_SECRET_KEY"}, {&s.WebhookSecret, "STRIPE_DEV_WEBHOOK_SECRET"}} {
+		env, err := consumer.ReadSecret(getenv, v.name)
+		if err != nil {
+			return err
 		}
-		return def
-	}
-	var c config
-	var err error
-	if c.secretKey, err = consumer.ReadSecret(getenv, "STRIPE_DEV_SECRET_KEY"); err != nil {
-		return c, err
-	}
-	if c.webhookSecret, err = consumer.ReadSecret(getenv, "STRIPE_DEV_WEBHOOK_SECRET"); err != nil {
-		return c, err
-	}
-	fs := flag.NewFlagSet("stripe-dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.addr, "addr", env("STRIPE_DEV_ADDR", "127.0.0.1:12111"), "listen address, loopback only [STRIPE_DEV_ADDR]")
-	fs.StringVar(&c.webhookURL, "webhook-url", env("STRIPE_DEV_WEBHOOK_URL", ""),
-		"where the events go, e.g. http://127.0.0.1:8081/webhooks/payments [STRIPE_DEV_WEBHOOK_URL]")
-	fs.StringVar(&c.secretKey, "secret-key", c.secretKey, "the API key callers must send, sk_test_… (default: any test key) [STRIPE_DEV_SECRET_KEY]")
-	fs.StringVar(&c.webhookSecret, "webhook-secret", c.webhookSecret, "the events' signing secret, whsec_… (default: a new one, printed) [STRIPE_DEV_WEBHOOK_SECRET]")
-	fs.StringVar(&c.publicURL, "public-url", env("STRIPE_DEV_PUBLIC_URL", ""), "base of the payment pages' URLs (default http://<addr>) [STRIPE_DEV_PUBLIC_URL]")
-	fs.BoolVar(&c.version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+		if *v.dst == "" {
+			*v.dst = env
+		}
 	}
 	// It signs events with the checkout's webhook secret: reachable from
 	// elsewhere, anyone could "pay" and be credited.
-	if err := consumer.RequireLoopback(c.addr); err != nil {
-		return c, fmt.Errorf("the Stripe stand-in signs payment events that credit accounts: %w", err)
+	if err := consumer.RequireLoopback(s.Addr); err != nil {
+		return fmt.Errorf("the Stripe stand-in signs payment events that credit accounts: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
-func newLogger(w io.Writer) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey, enc.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
-	return zap.New(core).With(zap.String("service", "stripe-dev"))
-}
+func main() { consumer.Main(program.Name, run) }
 
 // run serves until ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
-	if err != nil {
+	var cfg settings
+	if err := consumer.Parse(program, &cfg, args, getenv, stdout, stderr); err != nil {
 		return err
 	}
-	if cfg.version {
-		_, err := fmt.Fprintln(stdout, version.String("stripe-dev"))
-		return err
-	}
-	generated := cfg.webhookSecret == ""
+	generated := cfg.WebhookSecret == ""
 	if generated {
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
-		cfg.webhookSecret = "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+		cfg.WebhookSecret = "whsec_" + base64.RawURLEncoding.EncodeToString(b)
 	}
-	log := newLogger(stderr)
+	log := consumer.NewLogger(stderr, program.Name)
 	defer func() { _ = log.Sync() }()
 
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.addr)
+	lis, err := consumer.Listen(ctx, cfg.Addr)
 	if err != nil {
 		return err
 	}
-	base := cfg.publicURL
+	base := cfg.PublicURL
 	if base == "" {
 		base = "http://" + lis.Addr().String()
 	}
 	sd, err := stripedev.New(stripedev.Config{
-		SecretKey: cfg.secretKey, WebhookSecret: cfg.webhookSecret, WebhookURL: cfg.webhookURL, PublicURL: base, Log: log,
+		SecretKey: cfg.SecretKey, WebhookSecret: cfg.WebhookSecret, WebhookURL: cfg.WebhookURL, PublicURL: base, Log: log,
 	})
 	if err != nil {
 		_ = lis.Close()
 		return err
 	}
-	srv := &http.Server{Handler: sd.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
 
 	banner := fmt.Sprintf("Stripe test stand-in on %s — no real payment\n", base) +
-		fmt.Sprintf("  checkout: CHECKOUT_STRIPE_API_URL=%s CHECKOUT_STRIPE_SECRET_KEY=%s\n", base, keyHint(cfg.secretKey))
+		fmt.Sprintf("  checkout: CHECKOUT_STRIPE_API_URL=%s CHECKOUT_STRIPE_SECRET_KEY=%s\n", base, keyHint(cfg.SecretKey))
 	if generated {
-		banner += fmt.Sprintf("  webhook signing secret (CHECKOUT_STRIPE_WEBHOOK_SECRET): %s\n", cfg.webhookSecret)
+		banner += fmt.Sprintf("  webhook signing secret (CHECKOUT_STRIPE_WEBHOOK_SECRET): %s\n", cfg.WebhookSecret)
 	}
-	if cfg.webhookURL != "" {
-		banner += fmt.Sprintf("  events go to %s\n", cfg.webhookURL)
+	if cfg.WebhookURL != "" {
+		banner += fmt.Sprintf("  events go to %s\n", cfg.WebhookURL)
 	} else {
 		banner += "  no --webhook-url: events are kept, not sent, until an endpoint is added (POST /v1/webhook_endpoints)\n"
 	}
 	if _, err := io.WriteString(stdout, banner); err != nil {
-		_ = srv.Close()
+		_ = lis.Close()
 		return err
 	}
-	log.Info("listening", zap.String("http_addr", lis.Addr().String()), zap.String("public_url", base),
-		zap.String("webhook_url", cfg.webhookURL), zap.Bool("any_test_key", cfg.secretKey == ""))
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return consumer.Serve(ctx, consumer.ServeOptions{
+		Log: log, Listener: lis, Handler: sd.Handler(),
+		ListeningFields: []zap.Field{
+			zap.String("public_url", base), zap.String("webhook_url", cfg.WebhookURL), zap.Bool("any_test_key", cfg.SecretKey == ""),
+		},
+	})
 }
 
 // keyHint names the key to give the checkout without printing it.

@@ -1,80 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 )
-
-// syncBuffer collects output written from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // start runs stripe-dev in-process and returns its address once it logged
 // "listening", with what it printed.
-func start(t *testing.T, args []string, env map[string]string) (string, *syncBuffer) {
+func start(t *testing.T, args []string, env map[string]string) (string, *consumertest.SyncBuffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	var stdout syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, func(k string) string { return env[k] }, &stdout, pw)
-		_ = pw.Close()
-		done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg      string `json:"msg"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.HTTPAddr
-			}
-		}
-		close(addr)
-	}()
-	a, ok := <-addr
-	if !ok {
-		cancel()
-		t.Fatalf("stripe-dev did not start: %v", <-done)
-	}
+	r := consumertest.Start(t, run, args, env)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("stripe-dev stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("stripe-dev did not stop")
+		if err := r.Stop(); err != nil {
+			t.Errorf("stripe-dev stopped with %v", err)
 		}
 	})
-	return a, &stdout
+	return r.Addr, r.Stdout
 }
 
 func TestServesWithTheGivenKeyAndPrintsWhatTheCheckoutNeeds(t *testing.T) {
@@ -116,9 +64,24 @@ func TestPrintsTheWebhookSecretItMadeUp(t *testing.T) {
 func TestVersionAndConfigErrors(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &out, io.Discard); err != nil ||
+	if err := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &out, io.Discard); !errors.Is(err, flag.ErrHelp) ||
 		!strings.HasPrefix(out.String(), "stripe-dev ") {
 		t.Errorf("--version: %q %v", out.String(), err)
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &out, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v", err)
+	}
+	help := strings.Join(strings.Fields(out.String()), " ")
+	wants := []string{
+		"Usage: stripe-dev", "no real payment", "--addr", "$STRIPE_DEV_ADDR", "(default 127.0.0.1:12111)",
+		"--webhook-url", "$STRIPE_DEV_WEBHOOK_URL", "--secret-key", "$STRIPE_DEV_SECRET_KEY[_FILE]", "--webhook-secret",
+		"$STRIPE_DEV_WEBHOOK_SECRET[_FILE]", "--public-url", "$STRIPE_DEV_PUBLIC_URL", "--version",
+	}
+	for _, want := range wants {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q:\n%s", want, out.String())
+		}
 	}
 	tests := []struct {
 		name string
@@ -131,6 +94,8 @@ func TestVersionAndConfigErrors(t *testing.T) {
 		{"a bad webhook URL", []string{"--addr", "127.0.0.1:0", "--webhook-url", "localhost:8081"}, nil, "webhook URL"},
 		{"a secret twice", nil, map[string]string{"STRIPE_DEV_WEBHOOK_SECRET": "a", "STRIPE_DEV_WEBHOOK_SECRET_FILE": "/x"}, "both set"},
 		{"an argument", []string{"serve"}, nil, "unexpected arguments"},
+		{"a live key from a file's variable twice", nil, map[string]string{"STRIPE_DEV_SECRET_KEY": "sk_live_x", "STRIPE_DEV_SECRET_KEY_FILE": "/x"}, "both set"},
+		{"a live key from the environment", []string{"--addr", "127.0.0.1:0"}, map[string]string{"STRIPE_DEV_SECRET_KEY": "sk_live_x"}, "test key"},
 	}
 	for _, tt := range tests {
 		err := run(t.Context(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)

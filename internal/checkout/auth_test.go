@@ -5,101 +5,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
-
-// tokenKeys are the keys of every test: the portal's (clients only) and
-// the operators' (admins and services), as a production JWKS has them.
-type tokenKeys struct {
-	portal, ops token.SigningKey
-	verifier    *token.Verifier
-}
-
-var (
-	keysOnce sync.Once
-	keys     tokenKeys
-	keysErr  error
-)
-
-func testKeys(t testing.TB) tokenKeys {
-	t.Helper()
-	keysOnce.Do(func() {
-		var k tokenKeys
-		if k.portal, keysErr = token.GenerateKey(token.AlgEdDSA, "portal-1", []token.Role{token.RoleClient}); keysErr != nil {
-			return
-		}
-		if k.ops, keysErr = token.GenerateKey(token.AlgES256, "ops-1", []token.Role{token.RoleAdmin, token.RoleService}); keysErr != nil {
-			return
-		}
-		doc, err := token.PublicJWKS(k.portal, k.ops)
-		if err != nil {
-			keysErr = err
-			return
-		}
-		ks, err := token.ParseJWKS(doc)
-		if err != nil {
-			keysErr = err
-			return
-		}
-		k.verifier, keysErr = token.NewVerifier(token.VerifierOptions{Keys: ks})
-		keys = k
-	})
-	if keysErr != nil {
-		t.Fatal(keysErr)
-	}
-	return keys
-}
 
 // mintToken returns a token of role in workspace (and account, for a
 // client) with every scope the role may hold, or with scopes when given.
 func mintToken(t testing.TB, role token.Role, workspace, account string, scopes ...string) string {
 	t.Helper()
-	return mintClaims(t, token.New(token.DefaultIssuer, token.DefaultAudience, role, string(role)+"-"+account, workspace, account,
-		scopesOr(role, scopes), time.Now(), time.Hour))
-}
-
-func scopesOr(role token.Role, scopes []string) []string {
-	if len(scopes) > 0 {
-		return scopes
-	}
-	return token.RoleScopes(role)
-}
-
-func mintClaims(t testing.TB, c token.Claims) string {
-	t.Helper()
-	k := testKeys(t)
-	key := k.ops
-	if c.Role == token.RoleClient {
-		key = k.portal
-	}
-	s, err := token.Mint(key, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return consumertest.TestKeys(t).Mint(t, role, workspace, account, scopes...)
 }
 
 // principals are the callers of the authorization table.
-var principals = []struct {
-	name                string
-	role                token.Role
-	workspace, account  string
-	anonymous, ownsData bool
-}{
-	{name: "no token", anonymous: true},
-	{name: "client of the account", role: token.RoleClient, workspace: ws, account: "client-1", ownsData: true},
-	{name: "client of another account", role: token.RoleClient, workspace: ws, account: "client-2"},
-	{name: "client of another workspace", role: token.RoleClient, workspace: "agency-2", account: "client-1"},
-	{name: "admin of the workspace", role: token.RoleAdmin, workspace: ws},
-	{name: "admin of another workspace", role: token.RoleAdmin, workspace: "agency-2"},
-	{name: "service of the workspace", role: token.RoleService, workspace: ws},
-}
+var principals = consumertest.Principals(ws)
 
 func TestAuthorizationTable(t *testing.T) {
 	t.Parallel()
@@ -144,10 +67,10 @@ func TestAuthorizationTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for i, pr := range principals {
-			t.Run(tt.method+" "+tt.path+"/"+pr.name, func(t *testing.T) {
+			t.Run(tt.method+" "+tt.path+"/"+pr.Name, func(t *testing.T) {
 				auth := ""
-				if !pr.anonymous {
-					auth = "Bearer " + mintToken(t, pr.role, pr.workspace, pr.account)
+				if !pr.Anonymous {
+					auth = "Bearer " + mintToken(t, pr.Role, pr.Workspace, pr.Account)
 				}
 				var body apiError
 				code := e.do(tt.method, tt.path, tt.body, &body, "Authorization", auth)
@@ -214,7 +137,7 @@ func TestTokensRefused(t *testing.T) {
 	claims := func(mod func(c *token.Claims)) string {
 		c := token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleAdmin, "a", ws, "", token.RoleScopes(token.RoleAdmin), now, time.Hour)
 		mod(&c)
-		return mintClaims(t, c)
+		return consumertest.TestKeys(t).MintClaims(t, c)
 	}
 	dev, err := token.MintDev([]byte(strings.Repeat("s", 32)), token.New(token.DefaultIssuer, token.DefaultAudience, token.RoleAdmin, "a", ws, "", token.RoleScopes(token.RoleAdmin), now, time.Hour))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/ledgerclient"
@@ -42,13 +43,7 @@ type envOpt func(*Config)
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	e := &env{t: t, ledger: ledgertest.Start(t), dbPath: filepath.Join(t.TempDir(), "checkout.db")}
-	c, err := ledgerclient.Dial(context.Background(), e.ledger.Addr,
-		ledgerclient.WithBackoff(time.Millisecond, 2*time.Millisecond), ledgerclient.WithMaxAttempts(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	e.client = c
+	e.client = e.ledger.Dial(t)
 	e.open(opts...)
 	t.Cleanup(func() { e.close() })
 	return e
@@ -65,7 +60,7 @@ func (e *env) open(opts ...envOpt) {
 		e.sd = startStripeDev(e.t)
 	}
 	cfg := Config{
-		Store: st, Ledger: e.client, Verifier: testKeys(e.t).verifier, StripeWebhookSecret: stripeSecret,
+		Store: st, Ledger: e.client, Verifier: consumertest.TestKeys(e.t).Verifier, StripeWebhookSecret: stripeSecret,
 		Providers: map[PaymentMethod]PaymentProvider{MethodStripe: e.sd.provider(e.t)},
 	}
 	for _, o := range opts {

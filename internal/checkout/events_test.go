@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/consumer"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
@@ -20,26 +21,11 @@ func fastEvents(c *Config) {
 	}
 }
 
-// follow runs the checkout's event follower until the returned stop (or
-// the end of the test).
+// follow runs the checkout's event follower until the returned stop (or the
+// end of the test).
 func (e *env) follow() (stop func()) {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	app := e.app
-	go func() { done <- app.FollowEvents(ctx) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("FollowEvents: %v", err)
-			}
-		}
-	}
-	e.t.Cleanup(stop)
-	return stop
+	return consumertest.Go(e.t, e.app.FollowEvents)
 }
 
 // waitFor polls the store (never the API, which would ask the ledger)

@@ -1,15 +1,14 @@
 package checkout
 
 import (
-	"database/sql"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
@@ -300,7 +299,7 @@ func TestOrderActionsAuthorization(t *testing.T) {
 	e.shop(10_000)
 	for _, tt := range tests {
 		for i, pr := range principals {
-			t.Run(tt.verb+"/"+pr.name, func(t *testing.T) {
+			t.Run(tt.verb+"/"+pr.Name, func(t *testing.T) {
 				o := e.heldOrder()
 				if tt.confirm {
 					if code := e.orderAction(o.ID, "confirm", nil, nil); code != 200 {
@@ -308,8 +307,8 @@ func TestOrderActionsAuthorization(t *testing.T) {
 					}
 				}
 				auth := ""
-				if !pr.anonymous {
-					auth = "Bearer " + mintToken(t, pr.role, pr.workspace, pr.account)
+				if !pr.Anonymous {
+					auth = "Bearer " + mintToken(t, pr.Role, pr.Workspace, pr.Account)
 				}
 				var body apiError
 				if code := e.orderAction(o.ID, tt.verb, nil, &body, "Authorization", auth); code != tt.want[i] {
@@ -339,25 +338,10 @@ func TestPendingOrderFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	e.agency()
 	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.close()
-	if err := os.Remove(e.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+e.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := schema.SQL(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{v1, `PRAGMA user_version = 1`, `INSERT INTO orders (id, workspace, account, service_id, service_name,
+	// A version-1 database with an order whose debit was in flight.
+	consumertest.OldDB(t, e.dbPath, schema, 1, `INSERT INTO orders (id, workspace, account, service_id, service_name,
 		currency, units, nanos, credits, status, idempotency_key, create_time, update_time) VALUES ('o-1', 'agency-1', 'client-1', 'logo', 'Logo',
-		'USD', 5, 0, 50, 'PENDING', 'checkout-order:o-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`} {
-		if _, err := db.ExecContext(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = db.Close()
+		'USD', 5, 0, 50, 'PENDING', 'checkout-order:o-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`)
 	e.open()
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep.Orders != 1 || rep.OrdersSettled != 1 {

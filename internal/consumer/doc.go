@@ -89,6 +89,10 @@
 //	}
 //
 // A service that needs less (no database, no ledger connection) embeds
-// only the settings it has (LedgerSettings, AuthSettings) in its own
-// struct and calls the pieces itself: Parse, NewLogger, Serve.
+// only the settings it has (HTTPSettings, LedgerSettings, AuthSettings)
+// in its own struct and calls the pieces itself: Parse, NewLogger, Serve.
+// cmd/portal is one: it calls the REST gateway with each person's token,
+// and listens first (Listen, ServeOptions.Listener) because its handler
+// must know the URL browsers come back to. cmd/stripe-dev and cmd/demo
+// use Main and Parse as well, for the same --help and --version.
 package consumer

@@ -1,16 +1,17 @@
 package consumer_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/creditledger/creditledger/internal/consumer"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/token"
 )
 
@@ -70,34 +71,11 @@ func TestExampleService(t *testing.T) {
 		"LEDGER_ADDR": "127.0.0.1:1", // dialled lazily: the example never calls it
 		"PORTAL_DB":   filepath.Join(t.TempDir(), "portal.db"), "PORTAL_AUTH": "none", "PORTAL_TITLE": "Your credits",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--http-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, pw)
-		_ = pw.Close()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg      string `json:"msg"`
-				Service  string `json:"service"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Service == "portal" {
-				addr <- line.HTTPAddr
-			}
-		}
-		close(addr)
-	}()
-	a, ok := <-addr
-	if !ok {
-		cancel()
-		t.Fatalf("the example did not start: %v", <-done)
+	r := consumertest.Start(t, run, []string{"--http-addr", "127.0.0.1:0"}, env)
+	if !strings.Contains(r.Logs.String(), `"service":"portal"`) {
+		t.Errorf("the log does not name the service:\n%s", r.Logs)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+a+"/v1/workspaces/acme/title", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", r.URL+"/v1/workspaces/acme/title", nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +86,7 @@ func TestExampleService(t *testing.T) {
 	if res.StatusCode != 200 || got["title"] != "Your credits" {
 		t.Errorf("HTTP %d %v", res.StatusCode, got)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.Stop(); err != nil {
 		t.Errorf("stop: %v", err)
 	}
 }

@@ -16,6 +16,13 @@ type ServeOptions struct {
 	Log     *zap.Logger
 	Addr    string       // listen address; port 0 picks one
 	Handler http.Handler // the service's API
+	// Listener, when set, is served instead of a new one on Addr: a
+	// service whose handler must know its own address (the portal's
+	// public URL) listens first (Listen), then builds its handler. Serve
+	// closes it.
+	Listener net.Listener
+	// WriteTimeout bounds a response; default 60s.
+	WriteTimeout time.Duration
 	// Reconcile, when set, settles unfinished work; it runs once before
 	// traffic is taken (bounded by StartTimeout) and then every Every.
 	Reconcile    func(ctx context.Context) error
@@ -34,11 +41,17 @@ type ServeOptions struct {
 // once before the API takes traffic and then periodically, the API; then
 // a graceful shutdown that lets calls in flight finish (15s at most).
 func Serve(ctx context.Context, o ServeOptions) error {
+	if o.Listener != nil {
+		defer func() { _ = o.Listener.Close() }() // http.Server closes it too: a second Close is harmless
+	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
 	}
 	if o.Reconcile != nil && o.Every <= 0 {
 		return errors.New("serve: the reconciliation pass needs a positive period")
@@ -64,11 +77,14 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		cancel()
 	}
 
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", o.Addr)
-	if err != nil {
-		return err
+	lis := o.Listener
+	if lis == nil {
+		var err error
+		if lis, err = Listen(ctx, o.Addr); err != nil {
+			return err
+		}
 	}
-	srv := &http.Server{Handler: o.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: o.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: o.WriteTimeout}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	o.Log.Info("listening", append([]zap.Field{zap.String("http_addr", lis.Addr().String())}, o.ListeningFields...)...)
@@ -99,4 +115,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	shutCtx, cancelShut := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancelShut()
 	return srv.Shutdown(shutCtx)
+}
+
+// Listen listens on addr (TCP; port 0 picks one), for ServeOptions.Listener.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	return (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 }

@@ -46,9 +46,9 @@ func (p Program) Prefix() string { return strings.ToUpper(p.Name) }
 // help; ${prefix} is Program.Prefix, ${http_addr} and ${db} come from
 // Program.Vars.
 type Settings struct {
-	HTTPAddr string         `name:"http-addr" env:"${prefix}_HTTP_ADDR" default:"${http_addr}" placeholder:"HOST:PORT" help:"listen address (port 0 picks one)"`
-	DB       string         `name:"db" env:"${prefix}_DB" default:"${db}" placeholder:"FILE" help:"its SQLite file, created if missing"`
-	Ledger   LedgerSettings `embed:""`
+	HTTPSettings
+	DB     string         `name:"db" env:"${prefix}_DB" default:"${db}" placeholder:"FILE" help:"its SQLite file, created if missing"`
+	Ledger LedgerSettings `embed:""`
 	// Reconcile is the period of the reconciliation pass, as given; Check
 	// sets ReconcileInterval from it.
 	Reconcile         string        `name:"reconcile-interval" env:"${prefix}_RECONCILE_INTERVAL" default:"30s" placeholder:"DURATION" help:"period of the reconciliation pass"`
@@ -72,6 +72,12 @@ func (s *Settings) Check(p Program, getenv func(string) string) error {
 		return err
 	}
 	return s.Auth.Check(s.HTTPAddr)
+}
+
+// HTTPSettings are a service's listen address, --http-addr: every
+// service has one, also those that embed no other Settings (the portal).
+type HTTPSettings struct {
+	HTTPAddr string `name:"http-addr" env:"${prefix}_HTTP_ADDR" default:"${http_addr}" placeholder:"HOST:PORT" help:"listen address (port 0 picks one)"`
 }
 
 // LedgerSettings say how a service reaches ledgerd. The address is a flag;

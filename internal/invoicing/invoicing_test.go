@@ -3,12 +3,10 @@ package invoicing
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
+	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/ledgerclient"
@@ -39,13 +38,7 @@ type env struct {
 func newEnv(t testing.TB, clientOpts ...ledgerclient.Option) *env {
 	t.Helper()
 	e := &env{t: t, ledger: ledgertest.Start(t), dbPath: filepath.Join(t.TempDir(), "invoicing.db")}
-	opts := append([]ledgerclient.Option{ledgerclient.WithBackoff(time.Millisecond, 2*time.Millisecond), ledgerclient.WithMaxAttempts(3)}, clientOpts...)
-	c, err := ledgerclient.Dial(context.Background(), e.ledger.Addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	e.client = c
+	e.client = e.ledger.Dial(t, clientOpts...)
 	e.open(nil)
 	t.Cleanup(e.close)
 	return e
@@ -57,7 +50,7 @@ func (e *env) open(afterDebit func(Invoice)) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit, Verifier: testKeys(e.t).verifier, Events: fastEvents})
+	app, err := NewApp(Config{Store: st, Ledger: e.client, AfterDebit: afterDebit, Verifier: consumertest.TestKeys(e.t).Verifier, Events: fastEvents})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -630,25 +623,9 @@ func TestPayingInvoiceFromBeforeHoldsIsSettledByItsDebit(t *testing.T) {
 	e.ledger.Fund(e.t, ws, "client-1", 100)
 	e.close()
 	// A version-1 database with an invoice whose debit was in flight.
-	if err := os.Remove(e.dbPath); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+e.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := schema.SQL(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{v1, `PRAGMA user_version = 1`, `INSERT INTO invoices (id, workspace, account, seq, number, currency, units, nanos,
+	consumertest.OldDB(t, e.dbPath, schema, 1, `INSERT INTO invoices (id, workspace, account, seq, number, currency, units, nanos,
 		status, credits, idempotency_key, create_time, update_time) VALUES ('inv-1', 'agency-1', 'client-1', 1, 'INV-1', 'USD', 1, 0,
-		'PAYING', 10, 'invoice:inv-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`} {
-		if _, err := db.ExecContext(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = db.Close()
+		'PAYING', 10, 'invoice:inv-1', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')`)
 	e.open(nil)
 	rep, err := e.app.Reconcile(t.Context())
 	if err != nil || rep != (ReconcileReport{Paying: 1, Paid: 1}) {

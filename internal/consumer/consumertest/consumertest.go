@@ -1,12 +1,18 @@
-// Package consumertest helps the consumer services test their databases:
-// that the database an earlier release wrote opens, keeps its rows, and
-// ends with the schema of a new one.
+// Package consumertest helps the consumer services (checkout, invoicing,
+// the portal) test themselves: that the database an earlier release wrote
+// opens, keeps its rows, and ends with the schema of a new one (Upgrade);
+// a service's run started in-process on a loopback port (Start); the
+// token keys and tokens of their callers (TestKeys, Principals); a
+// background loop such as the follower of the ledger's events (Go).
 package consumertest
 
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +20,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/creditledger/creditledger/internal/consumer"
 )
 
 // Upgrade opens with open a copy of fixture, a database file an earlier
@@ -88,4 +96,34 @@ func Schema(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return strings.Join(out, "\n")
+}
+
+// OldDB writes at path (replacing what is there) the database that a
+// release of a service whose schema was at version left: the service's
+// migrations up to version, PRAGMA user_version, then stmts (the rows
+// that release wrote). The next open of the service migrates it forward.
+func OldDB(t testing.TB, path string, s consumer.Schema, version int64, stmts ...string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	var all []string
+	for v := int64(1); v <= version; v++ {
+		q, err := s.SQL(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, q)
+	}
+	all = append(all, fmt.Sprintf("PRAGMA user_version = %d", version))
+	for _, q := range append(all, stmts...) {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
 }
