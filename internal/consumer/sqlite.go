@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver: pure Go, no cgo
+	"modernc.org/sqlite" // also the "sqlite" database/sql driver: pure Go, no cgo
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/creditledger/creditledger/internal/store/migration"
 )
@@ -79,17 +80,42 @@ func OpenSQLite(ctx context.Context, path string, schema Schema) (*sql.DB, error
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
-	if err := setUp(ctx, db, schema); err != nil {
+	// Processes opening a new file at once race to switch it to WAL, which
+	// SQLite answers SQLITE_BUSY without waiting: the loser opens again.
+	for attempt := 1; ; attempt++ {
+		db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(0)
+		err = setUp(ctx, db, schema)
+		if err == nil {
+			return db, nil
+		}
 		_ = db.Close()
-		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		if !busy(err) || attempt == openAttempts {
+			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
 	}
-	return db, nil
+}
+
+// openAttempts bounds how often OpenSQLite opens a file that stays busy.
+const openAttempts = 20
+
+// busy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
+func busy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 func setUp(ctx context.Context, db *sql.DB, schema Schema) error {
