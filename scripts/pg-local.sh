@@ -26,7 +26,24 @@ url() { echo "postgres:///$db?host=$dir&user=${1:-postgres}&sslmode=disable"; }
 case "${1:-}" in
 start)
 	mkdir -p "$dir"
-	if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir"; fi
+	if [[ $(id -u) -eq 0 ]]; then
+		chown postgres: "$dir"
+		# The server runs as postgres, which must reach $dir: make run
+		# creates .data/ 0700 for the embedded store. Directories of the
+		# repository above $dir get search permission only (o+x: postgres
+		# can pass through, not list them; the embedded store's own
+		# directory stays 0700).
+		p=$(dirname "$dir")
+		while [[ "$p" == "$root"/* ]]; do
+			chmod o+x "$p"
+			p=$(dirname "$p")
+		done
+		if ! runuser -u postgres -- test -x "$dir"; then
+			echo "pg-local: the postgres user cannot reach $dir (a parent directory is closed to it);" \
+				"set LEDGER_PG_DIR to a directory it can reach" >&2
+			exit 1
+		fi
+	fi
 	if [[ ! -f "$dir/data/PG_VERSION" ]]; then
 		as_pg "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
 	fi
