@@ -283,6 +283,11 @@ svcs = compose.get("services", {})
 for name in ("postgres", "migrate", "ledgerd", "prometheus", "grafana"):
     if name not in svcs:
         err(f"compose.yaml: service {name} is missing")
+# The database is healthy when it takes TCP connections, as ledgerd makes
+# them: a socket-only check passes during the image's init scripts.
+pg_check = " ".join(svcs.get("postgres", {}).get("healthcheck", {}).get("test", []))
+if "pg_isready" not in pg_check or " -h " not in pg_check:
+    err("compose.yaml: postgres: the health check must be pg_isready over TCP (-h)")
 for name, s in svcs.items():
     deps = s.get("depends_on", {})
     for dep in deps:

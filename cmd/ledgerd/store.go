@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -101,8 +103,24 @@ func migrate(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 func migratePostgres(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	redacted := config.RedactURL(cfg.MigrateURL())
 	role := postgres.RuntimeRole{Name: cfg.RuntimeRoleName(), Password: cfg.RuntimeRolePassword}
-	if err := postgres.MigrateRole(ctx, cfg.MigrateURL(), role); err != nil {
-		return fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, err)
+	// A database started with ledgerd (compose, a Job) may not accept
+	// connections yet: keep trying for cfg.MigrateWait, and only then.
+	deadline := time.Now().Add(cfg.MigrateWait)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := postgres.MigrateRole(ctx, cfg.MigrateURL(), role)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, err)
+		}
+		log.Warn("PostgreSQL is not reachable yet; migrate tries again", zap.String("database_url", redacted),
+			zap.Duration("in", wait), zap.Time("until", deadline), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrate PostgreSQL at %s: %w", redacted, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
 	log.Info("migrations applied", zap.String("store", "postgres"), zap.String("database_url", redacted),
 		zap.String("runtime_role", cfg.RuntimeRoleName()), zap.Bool("runtime_role_password_set", cfg.RuntimeRolePassword != ""))

@@ -134,6 +134,10 @@ type Config struct {
 	// MigrateDatabaseURL is the owner's connection string, used by
 	// `ledgerd migrate` and by MigrateOnStart; empty: DatabaseURL.
 	MigrateDatabaseURL string
+	// MigrateWait is how long `ledgerd migrate` keeps trying to reach a
+	// PostgreSQL that is not up yet (refused, starting, recovering) before
+	// it gives up; 0 tries once.
+	MigrateWait time.Duration
 	// RuntimeRole is the role migrate creates (or checks) and grants for
 	// the service to connect as; empty: DefaultRuntimeRole (RuntimeRoleName).
 	RuntimeRole string
@@ -155,6 +159,7 @@ const DefaultMetricsAddr = "127.0.0.1:9464"
 func Default() Config {
 	return Config{
 		DataDir:         "./.data",
+		MigrateWait:     DefaultMigrateWait,
 		GRPCAddr:        "127.0.0.1:9090",
 		HTTPAddr:        "127.0.0.1:8080",
 		LogLevel:        "info",
@@ -617,10 +622,15 @@ func RedactURL(s string) string {
 // Environment variables of the PostgreSQL roles.
 const (
 	EnvMigrateDatabaseURL    = "LEDGER_MIGRATE_DATABASE_URL"
+	EnvMigrateWait           = "LEDGER_MIGRATE_WAIT"
 	EnvRuntimeRole           = "LEDGER_RUNTIME_ROLE"
 	EnvRuntimeRolePassword   = "LEDGER_RUNTIME_ROLE_PASSWORD" //nolint:gosec // G101: a variable's name, not a credential
 	EnvDBAllowPrivilegedRole = "LEDGER_DB_ALLOW_PRIVILEGED_ROLE"
 )
+
+// DefaultMigrateWait is how long `ledgerd migrate` waits for PostgreSQL to
+// come up by default: a container started with its database.
+const DefaultMigrateWait = 60 * time.Second
 
 // DefaultRuntimeRole is the role the service connects as by default.
 const DefaultRuntimeRole = "creditledger_app"
@@ -631,6 +641,13 @@ var roleName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 func loadDatabaseRoles(c *Config, getenv func(string) string) []error {
 	var errs []error
 	c.MigrateDatabaseURL = getenv(EnvMigrateDatabaseURL)
+	if v := getenv(EnvMigrateWait); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("%s: %q: want a duration between 0s and 1h, like 60s", EnvMigrateWait, v))
+		}
+		c.MigrateWait = d
+	}
 	c.RuntimeRole = getenv(EnvRuntimeRole)
 	c.RuntimeRolePassword = getenv(EnvRuntimeRolePassword)
 	if v := getenv(EnvDBAllowPrivilegedRole); v != "" {

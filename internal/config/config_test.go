@@ -75,7 +75,7 @@ func TestLoad(t *testing.T) {
 				EnvShutdownTimeout: "5s", EnvDrainDelay: "2s", EnvBatchMaxOps: "64", EnvDBMaxConns: "32", EnvGRPCReflection: "true",
 				EnvMetricsAddr: ":9464", EnvTLSCertFile: "/tls/tls.crt", EnvTLSKeyFile: "/tls/tls.key", EnvTLSClientCAFile: "/tls/ca.crt",
 				EnvTLSGatewayCertFile: "/tls/gw.crt", EnvTLSGatewayKeyFile: "/tls/gw.key", EnvAuthNoneAllowRemote: "true",
-				EnvWebhooks: "false", EnvWebhookInterval: "250ms", EnvWebhookAllowPrivate: "true",
+				EnvWebhooks: "false", EnvWebhookInterval: "250ms", EnvWebhookAllowPrivate: "true", EnvMigrateWait: "5s",
 				EnvWebhookTimeout: "1s", EnvWebhookRetryBase: "50ms", EnvWebhookLease: "3s",
 			},
 			want: Config{
@@ -88,7 +88,8 @@ func TestLoad(t *testing.T) {
 				MetricsAddr: ":9464", TLSCertFile: "/tls/tls.crt", TLSKeyFile: "/tls/tls.key", TLSClientCAFile: "/tls/ca.crt",
 				TLSGatewayCertFile: "/tls/gw.crt", TLSGatewayKeyFile: "/tls/gw.key", AuthNoneAllowRemote: true,
 				Limits: DefaultLimits(), Expiry: DefaultExpiry(),
-				Webhooks: Webhooks{Enabled: false, Interval: 250 * time.Millisecond, AllowPrivate: true, Timeout: time.Second, RetryBase: 50 * time.Millisecond, Lease: 3 * time.Second},
+				Webhooks:    Webhooks{Enabled: false, Interval: 250 * time.Millisecond, AllowPrivate: true, Timeout: time.Second, RetryBase: 50 * time.Millisecond, Lease: 3 * time.Second},
+				MigrateWait: 5 * time.Second,
 			},
 		},
 		{
@@ -164,6 +165,8 @@ func TestLoad(t *testing.T) {
 		{name: "stray argument", args: []string{"extra"}, env: map[string]string{EnvAuth: "none"}, wantErr: "unexpected arguments"},
 		{name: "placeholder runtime role password", env: map[string]string{EnvAuth: "none", EnvRuntimeRolePassword: "CHANGE-ME-APP"}, wantErr: "placeholder"},
 		{name: "short runtime role password", env: map[string]string{EnvAuth: "none", EnvRuntimeRolePassword: "app"}, wantErr: "at least 16"},
+		{name: "migrate wait not a duration", env: map[string]string{EnvAuth: "none", EnvMigrateWait: "soon"}, wantErr: "LEDGER_MIGRATE_WAIT"},
+		{name: "migrate wait too long", env: map[string]string{EnvAuth: "none", EnvMigrateWait: "2h"}, wantErr: "between 0s and 1h"},
 		{name: "secrets are not flags", args: []string{"--auth-secret", secret}, env: map[string]string{EnvAuth: "none"}, wantErr: "not defined"},
 	}
 	for _, tt := range tests {
