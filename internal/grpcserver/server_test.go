@@ -42,7 +42,16 @@ func startServer(t *testing.T, store ledger.Store, auth Authorizer) *testServer 
 		t.Fatal(err)
 	}
 	svc := ledger.NewService(store, ledger.WithObserver(obs))
-	srv, err := NewServer(svc, Options{Logger: zap.New(core), Registerer: reg, Authorizer: auth})
+	ts := serveWith(t, svc, Options{Logger: zap.New(core), Registerer: reg, Authorizer: auth})
+	ts.logs, ts.reg = logs, reg
+	return ts
+}
+
+// serveWith serves NewServer(svc, opts) on a real loopback socket and
+// returns its clients.
+func serveWith(t *testing.T, svc *ledger.Service, opts Options) *testServer {
+	t.Helper()
+	srv, err := NewServer(svc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +66,7 @@ func startServer(t *testing.T, store ledger.Store, auth Authorizer) *testServer 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &testServer{ledger: pb.NewCreditLedgerClient(conn), settings: pb.NewCreditSettingsClient(conn), logs: logs, reg: reg}
+	return &testServer{ledger: pb.NewCreditLedgerClient(conn), settings: pb.NewCreditSettingsClient(conn)}
 }
 
 func ctxTimeout(t *testing.T) context.Context {
@@ -330,25 +339,11 @@ func TestOptionsInterceptorsAreOutermost(t *testing.T) {
 		seen = append(seen, status.Code(err))
 		return res, err
 	}
-	srv, err := NewServer(ledger.NewService(fakestore.New()), Options{
+	ts := serveWith(t, ledger.NewService(fakestore.New()), Options{
 		Logger: zap.NewNop(), Registerer: reg, Authorizer: NewTokenAuth(testVerifier),
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{record},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	_, err = pb.NewCreditLedgerClient(conn).GetBalance(ctxTimeout(t), &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"})
+	_, err := ts.ledger.GetBalance(ctxTimeout(t), &pb.GetBalanceRequest{Workspace: "acme", Account: "alice"})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("GetBalance without a token: %v", err)
 	}
