@@ -168,6 +168,39 @@ type EventQuery struct {
 	Limit int
 }
 
+// EventPage gathers a store's answer to an EventQuery from the events it
+// reads in ascending sequence: it skips those at or before the cursor,
+// keeps those the query's filters select, and is Full at its Limit. After
+// is the last sequence it was given, where the store's next read resumes.
+type EventPage struct {
+	q      EventQuery
+	After  int64
+	Events []Event
+}
+
+// NewEventPage starts the page of q.
+func NewEventPage(q EventQuery) *EventPage { return &EventPage{q: q, After: q.After} }
+
+// Full reports whether the page holds q.Limit events.
+func (p *EventPage) Full() bool { return len(p.Events) >= p.q.Limit }
+
+// Add takes the next stored event, decoding it if the query selects it.
+func (p *EventPage) Add(r StoredEvent) error {
+	if r.Sequence <= p.After || p.Full() {
+		return nil
+	}
+	p.After = r.Sequence
+	if (p.q.Account != "" && r.Account != p.q.Account) || (len(p.q.Types) > 0 && !slices.Contains(p.q.Types, EventType(r.Type))) {
+		return nil
+	}
+	e, err := DecodeEventData(r)
+	if err != nil {
+		return err
+	}
+	p.Events = append(p.Events, e)
+	return nil
+}
+
 // ListEventsInput asks for a page of a workspace's events.
 type ListEventsInput struct {
 	Workspace     string

@@ -48,9 +48,9 @@ func queueEvents(b *pgx.Batch, ws string, evs []ledger.Event) error {
 // pages of q.Limit, enough for q.Limit events when nothing is filtered
 // out, and more pages while filters leave the page short.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	var out []ledger.Event
-	for after := q.After; len(out) < q.Limit; {
-		rows, err := t.query(ctx, qListEventBatches, q.Workspace, after, q.Limit)
+	page := ledger.NewEventPage(q)
+	for !page.Full() {
+		rows, err := t.query(ctx, qListEventBatches, q.Workspace, page.After, q.Limit)
 		if err != nil {
 			return nil, mapErr(ctx, "list events", err)
 		}
@@ -59,7 +59,7 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 		var types, accts []string
 		var times []time.Time
 		var data [][]byte
-		for rows.Next() && len(out) < q.Limit {
+		for rows.Next() && !page.Full() {
 			n++
 			if err := rows.Scan(&first, &types, &accts, &times, &data); err != nil {
 				rows.Close()
@@ -70,22 +70,13 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 				return nil, ledger.InternalError(fmt.Errorf("postgres: list events: the batch from event %d is malformed", first))
 			}
 			for i, typ := range types {
-				seq := first + int64(i)
-				if seq <= after || len(out) == q.Limit {
-					continue
-				}
-				after = seq
-				if (q.Account != "" && accts[i] != q.Account) || !wantType(q.Types, typ) {
-					continue
-				}
-				e, err := ledger.DecodeEventData(ledger.StoredEvent{
-					Workspace: q.Workspace, Sequence: seq, Type: typ, Account: accts[i], CreateTime: times[i], Data: data[i],
+				err := page.Add(ledger.StoredEvent{
+					Workspace: q.Workspace, Sequence: first + int64(i), Type: typ, Account: accts[i], CreateTime: times[i], Data: data[i],
 				})
 				if err != nil {
 					rows.Close()
 					return nil, err
 				}
-				out = append(out, e)
 			}
 		}
 		rows.Close()
@@ -96,21 +87,7 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 			break // the last page
 		}
 	}
-	return out, nil
-}
-
-// wantType reports whether an event of type typ passes the filter types
-// (empty: any).
-func wantType(types []ledger.EventType, typ string) bool {
-	if len(types) == 0 {
-		return true
-	}
-	for _, t := range types {
-		if string(t) == typ {
-			return true
-		}
-	}
-	return false
+	return page.Events, nil
 }
 
 // LastEventSequence implements ledger.ReadTx.

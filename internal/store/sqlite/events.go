@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -101,10 +100,10 @@ func (e *storedEvent) UnmarshalJSON(b []byte) error {
 // pages of q.Limit, enough for q.Limit events when nothing is filtered
 // out, and more pages while filters leave the page short.
 func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.Event, error) {
-	var out []ledger.Event
-	for after := q.After; len(out) < q.Limit; {
+	page := ledger.NewEventPage(q)
+	for !page.Full() {
 		n := 0
-		err := t.each(ctx, qListEventBatches, []any{q.Workspace, after, q.Limit}, func(row scanner) error {
+		err := t.each(ctx, qListEventBatches, []any{q.Workspace, page.After, q.Limit}, func(row scanner) error {
 			n++
 			var first int64
 			var raw []byte
@@ -116,22 +115,13 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 				return fmt.Errorf("the batch from event %d: %w", first, err)
 			}
 			for i, se := range batch {
-				seq := first + int64(i)
-				if seq <= after || len(out) == q.Limit {
-					continue
-				}
-				after = seq
-				if (q.Account != "" && se.Account != q.Account) || !wantType(q.Types, se.Type) {
-					continue
-				}
-				e, err := ledger.DecodeEventData(ledger.StoredEvent{
-					Workspace: q.Workspace, Sequence: seq, Type: se.Type, Account: se.Account,
+				err := page.Add(ledger.StoredEvent{
+					Workspace: q.Workspace, Sequence: first + int64(i), Type: se.Type, Account: se.Account,
 					CreateTime: time.UnixMicro(se.Micros), Data: se.Data,
 				})
 				if err != nil {
 					return err
 				}
-				out = append(out, e)
 			}
 			return nil
 		})
@@ -142,13 +132,7 @@ func (t *readTx) ListEvents(ctx context.Context, q ledger.EventQuery) ([]ledger.
 			break // the last page
 		}
 	}
-	return out, nil
-}
-
-// wantType reports whether an event of type typ passes the filter types
-// (empty: any).
-func wantType(types []ledger.EventType, typ string) bool {
-	return len(types) == 0 || slices.Contains(types, ledger.EventType(typ))
+	return page.Events, nil
 }
 
 // LastEventSequence implements ledger.ReadTx.
