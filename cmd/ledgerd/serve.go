@@ -21,6 +21,7 @@ import (
 	"github.com/creditledger/creditledger/internal/grpcserver"
 	"github.com/creditledger/creditledger/internal/ledger"
 	"github.com/creditledger/creditledger/internal/metrics"
+	"github.com/creditledger/creditledger/internal/store/postgres"
 	"github.com/creditledger/creditledger/internal/token"
 	"github.com/creditledger/creditledger/internal/webhook"
 )
@@ -98,6 +99,18 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	}
 	if err := metrics.RegisterStoreCollectors(reg, store, pendingScrapeInterval); err != nil {
 		return err
+	}
+	if pg, ok := store.(*postgres.Store); ok && pg.HasReplicas() {
+		if err := metrics.RegisterReplicaCollector(reg, func() []metrics.ReplicaState {
+			stats := pg.ReplicaStats()
+			out := make([]metrics.ReplicaState, len(stats))
+			for i, r := range stats {
+				out[i] = metrics.ReplicaState{Name: r.Name, State: r.State, Usable: r.Usable, LagBytes: r.LagBytes}
+			}
+			return out
+		}); err != nil {
+			return err
+		}
 	}
 	timed, err := metrics.InstrumentStore(store, reg)
 	if err != nil {

@@ -38,7 +38,20 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 				return nil, bo, err
 			}
 		}
-		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: int32(cfg.DBMaxConns)}) //nolint:gosec // G115: validated non-negative, a pool size
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
+			MaxConns:            int32(cfg.DBMaxConns), //nolint:gosec // G115: validated non-negative, a pool size
+			ReadURLs:            cfg.ReadDatabaseURLs,
+			MaxReplicaLagBytes:  cfg.ReadMaxLagBytes,
+			AllowPrivilegedRole: cfg.DBAllowPrivilegedRole,
+			OnReplicaState: func(r postgres.ReplicaStat) {
+				f := []zap.Field{zap.String("replica", r.Name), zap.String("state", r.State), zap.Int64("lag_bytes", r.LagBytes)}
+				if r.Usable {
+					log.Info("read replica serves reads", f...)
+				} else {
+					log.Warn("read replica does not serve reads: the primary serves them", f...)
+				}
+			},
+		})
 		if err != nil {
 			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w", redacted, err)
 		}
@@ -50,7 +63,7 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 		}
 		bo.MaxInFlight = int(s.Pool().Config().MaxConns)
 		log.Info("store opened", zap.String("store", "postgres"), zap.String("database_url", redacted),
-			zap.Int("max_batches_in_flight", bo.MaxInFlight))
+			zap.Int("max_batches_in_flight", bo.MaxInFlight), zap.Int("read_replicas", len(cfg.ReadDatabaseURLs)))
 		return s, bo, nil
 	}
 	path, err := embeddedPath(cfg)

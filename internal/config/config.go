@@ -96,6 +96,13 @@ type Config struct {
 	DebugAddr string
 	// DBMaxConns caps the PostgreSQL pool; 0 keeps the driver's default.
 	DBMaxConns int
+	// ReadDatabaseURLs are PostgreSQL read replicas (hot standbys of
+	// DatabaseURL) for balances, histories, account lists, statements and
+	// event pages; empty: the primary serves every read.
+	ReadDatabaseURLs []string
+	// ReadMaxLagBytes is how far (bytes of write-ahead log) a replica may
+	// replay behind the primary and still serve reads; 0: 16 MiB.
+	ReadMaxLagBytes int64
 	// GRPCReflection registers the gRPC reflection service.
 	GRPCReflection bool
 	// MetricsAddr is the listen address of /metrics, kept apart from the
@@ -199,6 +206,8 @@ const (
 	EnvBatchPerWS      = "LEDGER_BATCH_PER_WORKSPACE"
 	EnvDebugAddr       = "LEDGER_DEBUG_ADDR"
 	EnvDBMaxConns      = "LEDGER_DB_MAX_CONNS"
+	EnvReadDatabaseURL = "LEDGER_READ_DATABASE_URL"
+	EnvReadMaxLag      = "LEDGER_READ_MAX_LAG_BYTES"
 	EnvGRPCReflection  = "LEDGER_GRPC_REFLECTION"
 	EnvMetricsAddr     = "LEDGER_METRICS_ADDR"
 	// EnvAuthNoneAllowRemote is the explicit second setting that lets
@@ -284,6 +293,15 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 		}
 	}
 	env(EnvDBMaxConns, integer(&c.DBMaxConns))
+	env(EnvReadDatabaseURL, func(v string) error { c.ReadDatabaseURLs = strings.Fields(v); return nil })
+	env(EnvReadMaxLag, func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		c.ReadMaxLagBytes = n
+		return nil
+	})
 	env(EnvBatchMaxOps, integer(&c.BatchMaxOps))
 	env(EnvBatchPerWS, integer(&c.BatchPerWorkspace))
 	env(EnvDebugAddr, func(v string) error { c.DebugAddr = v; return nil })
@@ -471,6 +489,12 @@ func (c Config) validate(serving bool) error {
 	if c.DBMaxConns < 0 || c.DBMaxConns > MaxDBConns {
 		bad("db max conns %d: must be 0 (default) to %d", c.DBMaxConns, MaxDBConns)
 	}
+	if len(c.ReadDatabaseURLs) > 0 && c.DatabaseURL == "" {
+		bad("%s needs %s: read replicas follow a PostgreSQL primary (the embedded store has none)", EnvReadDatabaseURL, EnvDatabaseURL)
+	}
+	if c.ReadMaxLagBytes < 0 {
+		bad("%s %d: must be ≥ 0 (0: the default, 16 MiB)", EnvReadMaxLag, c.ReadMaxLagBytes)
+	}
 	if c.BatchMaxOps < 0 || c.BatchMaxOps > 4096 {
 		bad("batch max ops %d: must be 0 (default) to 4096", c.BatchMaxOps)
 	}
@@ -578,6 +602,8 @@ func (c Config) Redacted() map[string]any {
 		"batch_per_ws":            c.BatchPerWorkspace,
 		"debug_addr":              c.DebugAddr,
 		"db_max_conns":            c.DBMaxConns,
+		"read_database_urls":      redactURLs(c.ReadDatabaseURLs),
+		"read_max_lag_bytes":      c.ReadMaxLagBytes,
 		"grpc_reflection":         c.GRPCReflection,
 		"metrics_addr":            c.MetricsAddr,
 		"tls":                     c.TLS(),
@@ -589,6 +615,14 @@ func (c Config) Redacted() map[string]any {
 		"expiry":                  c.Expiry.redacted(),
 		"webhooks":                c.Webhooks.redacted(),
 	}
+}
+
+func redactURLs(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = RedactURL(u)
+	}
+	return out
 }
 
 var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)

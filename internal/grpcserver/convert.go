@@ -375,14 +375,15 @@ func optionalInt64(p *int64) *int64 {
 func fromProtoListTransactions(r *pb.ListTransactionsRequest) (ledger.ListTransactionsInput, error) {
 	var f fieldErrors
 	in := ledger.ListTransactionsInput{
-		Workspace: r.GetWorkspace(),
-		Account:   r.GetAccount(),
-		PageSize:  r.GetPageSize(),
-		PageToken: r.GetPageToken(),
-		Type:      fromProtoTxType(&f, "type", r.GetType()),
-		Kind:      fromProtoKind(&f, "kind", r.GetKind()),
-		Start:     fromProtoTime(&f, "start_time", r.GetStartTime()),
-		End:       fromProtoTime(&f, "end_time", r.GetEndTime()),
+		Workspace:  r.GetWorkspace(),
+		Account:    r.GetAccount(),
+		PageSize:   r.GetPageSize(),
+		PageToken:  r.GetPageToken(),
+		Type:       fromProtoTxType(&f, "type", r.GetType()),
+		Kind:       fromProtoKind(&f, "kind", r.GetKind()),
+		Start:      fromProtoTime(&f, "start_time", r.GetStartTime()),
+		End:        fromProtoTime(&f, "end_time", r.GetEndTime()),
+		MinVersion: r.GetMinVersion(),
 	}
 	return in, f.err()
 }

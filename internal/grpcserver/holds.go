@@ -113,7 +113,7 @@ func (s *LedgerServer) GetStatement(ctx context.Context, r *pb.GetStatementReque
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.svc.GetStatement(ctx, r.GetWorkspace(), r.GetAccount(), start, end)
+	st, err := s.svc.GetStatement(ctx, r.GetWorkspace(), r.GetAccount(), start, end, ledger.MinVersion(r.GetMinVersion()))
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (s *LedgerServer) Debit(ctx context.Context, r *pb.DebitRequest) (*pb.Debit
 
 // GetBalance returns an account's balance and version.
 func (s *LedgerServer) GetBalance(ctx context.Context, r *pb.GetBalanceRequest) (*pb.GetBalanceResponse, error) {
-	b, err := s.svc.GetBalance(ctx, r.GetWorkspace(), r.GetAccount())
+	b, err := s.svc.GetBalance(ctx, r.GetWorkspace(), r.GetAccount(), ledger.MinVersion(r.GetMinVersion()))
 	if err != nil {
 		return nil, err
 	}

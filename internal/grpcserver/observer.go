@@ -24,6 +24,8 @@ type Observer struct {
 	events, deliveries        *prometheus.CounterVec
 	deliveryLag, deliveryTime prometheus.Histogram
 	disabled                  prometheus.Counter
+	reads                     *prometheus.CounterVec
+	readsBy                   map[string]prometheus.Counter // resolved once: every balance read counts
 
 	// Series of the hot path, resolved once (a label lookup per posting
 	// costs more than the increment): by type, then kind.
@@ -106,9 +108,13 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 		Namespace: "creditledger", Name: "webhook_endpoints_disabled_total",
 		Help: "Webhook endpoints disabled by the server after 3 days of failed deliveries.",
 	})
+	o.reads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "creditledger", Name: "replica_reads_total",
+		Help: "Reads that a read replica may serve (balances, histories, account lists, statements, event pages), by where they were served: replica; primary_behind (the replica had not replayed min_version); primary_no_replica (no replica usable). Counted only when LEDGER_READ_DATABASE_URL is set.",
+	}, []string{"served_by"})
 	for _, c := range []prometheus.Collector{
 		o.credits, o.posted, o.refusals, o.replays, o.conflicts, o.batches, o.batchSize, o.batchTime, o.waiting, o.holds, o.reversals,
-		o.events, o.deliveries, o.deliveryLag, o.deliveryTime, o.disabled,
+		o.events, o.deliveries, o.deliveryLag, o.deliveryTime, o.disabled, o.reads,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -126,6 +132,10 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 	for _, outcome := range []string{"delivered", "failed"} {
 		o.deliveries.WithLabelValues(outcome)
 	}
+	o.readsBy = make(map[string]prometheus.Counter, 3)
+	for _, where := range []string{ledger.ReadReplica, ledger.ReadPrimaryBehind, ledger.ReadPrimaryNoReplica} {
+		o.readsBy[where] = o.reads.WithLabelValues(where)
+	}
 	o.eventsBy = make(map[ledger.EventType]prometheus.Counter, len(ledger.EventTypes))
 	for _, typ := range ledger.EventTypes {
 		o.eventsBy[typ] = o.events.WithLabelValues(string(typ))
@@ -142,6 +152,15 @@ func (o *Observer) EventsWritten(evs []ledger.Event) {
 			o.events.WithLabelValues(string(e.Type)).Inc()
 		}
 	}
+}
+
+// Read counts a read that a replica may serve by where it was served.
+func (o *Observer) Read(where string) {
+	if c, ok := o.readsBy[where]; ok {
+		c.Inc()
+		return
+	}
+	o.reads.WithLabelValues(where).Inc()
 }
 
 // Delivery counts a webhook delivery attempt (delivery.Observer).

@@ -78,6 +78,7 @@ func (o *waitObserver) Conflict(ledger.Operation)        { o.mu.Lock(); o.confli
 func (o *waitObserver) Hold(ledger.HoldStatus)           {}
 func (o *waitObserver) Reversed(ledger.Kind)             {}
 func (o *waitObserver) EventsWritten([]ledger.Event)     {}
+func (o *waitObserver) Read(string)                      {}
 
 func (o *waitObserver) Waiting(d int) {
 	o.mu.Lock()

@@ -222,8 +222,18 @@ const MaxEventPage = 1000
 
 // ListEvents returns the workspace's events after in.AfterSequence, in
 // sequence order. A page never skips an event: what is committed after a
-// read is after its last sequence.
+// read is after its last sequence. It reads from a replica when the store
+// has one: a replica replays commits in the primary's order, so its
+// snapshot holds a prefix of the sequence and a page from it skips nothing
+// either; it may only end earlier.
 func (s *Service) ListEvents(ctx context.Context, in ListEventsInput) (ListEventsResult, error) {
+	return s.listEvents(ctx, in, true)
+}
+
+// listEvents is ListEvents, on a replica only when replica is set. Watches
+// read the primary: they wake at this process's commits, which a replica
+// may not have replayed yet.
+func (s *Service) listEvents(ctx context.Context, in ListEventsInput, replica bool) (ListEventsResult, error) {
 	var v violations
 	checkID(&v, "workspace", in.Workspace)
 	if in.Account != "" {
@@ -250,7 +260,13 @@ func (s *Service) ListEvents(ctx context.Context, in ListEventsInput) (ListEvent
 		return ListEventsResult{}, err
 	}
 	res := ListEventsResult{Last: in.AfterSequence}
-	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+	view := s.store.View
+	if replica {
+		view = func(ctx context.Context, fn func(ctx context.Context, tx ReadTx) error) error {
+			return s.replicaRead(ctx, in.Workspace, "", 0, fn)
+		}
+	}
+	err := view(ctx, func(ctx context.Context, tx ReadTx) error {
 		evs, err := tx.ListEvents(ctx, EventQuery{
 			Workspace: in.Workspace, After: in.AfterSequence, Account: in.Account, Types: in.Types, Limit: n,
 		})
@@ -433,7 +449,7 @@ func (s *Service) WatchEvents(ctx context.Context, in WatchEventsInput, send fun
 		// Taken before the read, so that a commit between the read and
 		// the wait still wakes it.
 		wake := s.events.wait(in.Workspace)
-		page, err := s.ListEvents(ctx, q)
+		page, err := s.listEvents(ctx, q, false)
 		if err != nil {
 			return err
 		}

@@ -202,9 +202,12 @@ func (s *Service) GetTransaction(ctx context.Context, workspace, id string) (Tra
 	return t, err
 }
 
-// GetStatement sums an account's entries over [start, end).
-func (s *Service) GetStatement(ctx context.Context, workspace, account string, start, end time.Time) (Statement, error) {
+// GetStatement sums an account's entries over [start, end). It reads from a
+// replica when the store has one (see MinVersion).
+func (s *Service) GetStatement(ctx context.Context, workspace, account string, start, end time.Time, opts ...ReadOption) (Statement, error) {
+	o := readOpts(opts)
 	var v violations
+	checkMinVersion(&v, o.minVersion)
 	checkID(&v, "workspace", workspace)
 	checkID(&v, "account", account)
 	switch {
@@ -219,7 +222,7 @@ func (s *Service) GetStatement(ctx context.Context, workspace, account string, s
 		return Statement{}, err
 	}
 	var st Statement
-	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+	err := s.replicaRead(ctx, workspace, account, o.minVersion, func(ctx context.Context, tx ReadTx) error {
 		var err error
 		st, err = tx.Statement(ctx, workspace, account, start.UTC(), end.UTC())
 		return err

@@ -36,6 +36,10 @@ type Observer interface {
 	Reversed(original Kind)
 	// EventsWritten is called with the events of each committed batch.
 	EventsWritten(evs []Event)
+	// Read is called for each read that may be served by a read replica,
+	// with where it was served (ReadReplica, ReadPrimaryBehind,
+	// ReadPrimaryNoReplica); only when the store has replicas.
+	Read(where string)
 }
 
 type nopObserver struct{}
@@ -49,6 +53,7 @@ func (nopObserver) Waiting(int)                      {}
 func (nopObserver) Hold(HoldStatus)                  {}
 func (nopObserver) Reversed(Kind)                    {}
 func (nopObserver) EventsWritten([]Event)            {}
+func (nopObserver) Read(string)                      {}
 
 // Service applies the ledger's rules on top of a Store. It is safe for
 // concurrent use and holds no state that correctness depends on: several
@@ -327,15 +332,18 @@ func normMap(m map[string]string) map[string]string {
 
 // GetBalance returns an account's balance (0/0 when never credited), with
 // the workspace's credit-payments flag and the pending requests' credits.
-func (s *Service) GetBalance(ctx context.Context, workspace, account string) (Balance, error) {
+// It reads from a replica when the store has one (see MinVersion).
+func (s *Service) GetBalance(ctx context.Context, workspace, account string, opts ...ReadOption) (Balance, error) {
+	o := readOpts(opts)
 	var v violations
 	checkID(&v, "workspace", workspace)
 	checkID(&v, "account", account)
+	checkMinVersion(&v, o.minVersion)
 	if err := v.err(); err != nil {
 		return Balance{}, err
 	}
 	var b Balance
-	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+	err := s.replicaRead(ctx, workspace, account, o.minVersion, func(ctx context.Context, tx ReadTx) error {
 		acct, err := tx.Account(ctx, workspace, account)
 		if err != nil {
 			return err
@@ -371,6 +379,8 @@ type ListTransactionsInput struct {
 	Type       TxType
 	Kind       Kind
 	Start, End time.Time
+	// MinVersion: see the ReadOption of the same name.
+	MinVersion int64
 }
 
 // TransactionPage is a page of history, newest first.
@@ -381,6 +391,7 @@ type TransactionPage struct {
 
 // ListTransactions returns an account's history newest first. Pages are a
 // keyset on the account version, so entries posted meanwhile never shift them.
+// It reads from a replica when the store has one.
 func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput) (TransactionPage, error) {
 	var v violations
 	checkID(&v, "workspace", in.Workspace)
@@ -395,6 +406,7 @@ func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput
 	if !in.Start.IsZero() && !in.End.IsZero() && !in.Start.Before(in.End) {
 		v.add("end_time", "must be after start_time")
 	}
+	checkMinVersion(&v, in.MinVersion)
 	if err := v.err(); err != nil {
 		return TransactionPage{}, err
 	}
@@ -416,7 +428,7 @@ func (s *Service) ListTransactions(ctx context.Context, in ListTransactionsInput
 		q.BeforeVersion = before
 	}
 	var rows []Transaction
-	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+	err := s.replicaRead(ctx, in.Workspace, in.Account, in.MinVersion, func(ctx context.Context, tx ReadTx) error {
 		var err error
 		rows, err = tx.ListTransactions(ctx, q)
 		return err
@@ -452,7 +464,8 @@ type AccountPage struct {
 	NextPageToken string
 }
 
-// ListAccounts returns every account of the workspace with its balance.
+// ListAccounts returns every account of the workspace with its balance. It
+// reads from a replica when the store has one.
 func (s *Service) ListAccounts(ctx context.Context, in ListAccountsInput) (AccountPage, error) {
 	var v violations
 	checkID(&v, "workspace", in.Workspace)
@@ -470,7 +483,8 @@ func (s *Service) ListAccounts(ctx context.Context, in ListAccountsInput) (Accou
 		q.AfterID = cur
 	}
 	var page AccountPage
-	err := s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+	err := s.replicaRead(ctx, in.Workspace, "", 0, func(ctx context.Context, tx ReadTx) error {
+		page = AccountPage{}
 		rows, err := tx.ListAccounts(ctx, q)
 		if err != nil {
 			return err

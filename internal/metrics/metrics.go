@@ -44,7 +44,8 @@ type HoldStatser interface {
 type Store struct {
 	ledger.Store
 	seconds *prometheus.HistogramVec
-	obs     [4]prometheus.Observer
+	obs     [6]prometheus.Observer
+	replica ledger.ReplicaViewer // nil when the store has no read replicas
 }
 
 // InstrumentStore registers creditledger_store_transaction_seconds on reg
@@ -52,7 +53,7 @@ type Store struct {
 func InstrumentStore(s ledger.Store, reg prometheus.Registerer) (*Store, error) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "creditledger", Name: "store_transaction_seconds",
-		Help:    "Duration of store transactions (mode write: one batch, view: read-only snapshot).",
+		Help:    "Duration of store transactions (mode write: one batch, view: read-only snapshot, replica_view: read-only snapshot on a read replica).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"mode", "outcome"})
 	if err := reg.Register(h); err != nil {
@@ -61,6 +62,10 @@ func InstrumentStore(s ledger.Store, reg prometheus.Registerer) (*Store, error) 
 	st := &Store{Store: s, seconds: h}
 	st.obs[writeOK], st.obs[writeErr] = h.WithLabelValues("write", "ok"), h.WithLabelValues("write", "error")
 	st.obs[viewOK], st.obs[viewErr] = h.WithLabelValues("view", "ok"), h.WithLabelValues("view", "error")
+	if rv, ok := s.(ledger.ReplicaViewer); ok && rv.HasReplicas() {
+		st.replica = rv
+		st.obs[replicaOK], st.obs[replicaErr] = h.WithLabelValues("replica_view", "ok"), h.WithLabelValues("replica_view", "error")
+	}
 	return st, nil
 }
 
@@ -80,6 +85,21 @@ func (s *Store) View(ctx context.Context, fn func(context.Context, ledger.ReadTx
 	return err
 }
 
+// HasReplicas reports whether the wrapped store has read replicas
+// (ledger.ReplicaViewer).
+func (s *Store) HasReplicas() bool { return s.replica != nil }
+
+// ViewReplica times the wrapped ViewReplica (mode replica_view).
+func (s *Store) ViewReplica(ctx context.Context, fn func(context.Context, ledger.ReadTx) error) error {
+	if s.replica == nil {
+		return ledger.ErrNoReplica
+	}
+	start := time.Now()
+	err := s.replica.ViewReplica(ctx, fn)
+	s.observe(replicaOK, replicaErr, err, start)
+	return err
+}
+
 // Label sets, resolved once: the label set is bounded (mode × ok/error),
 // and a lookup per call would cost more than the observation.
 const (
@@ -87,6 +107,8 @@ const (
 	writeErr
 	viewOK
 	viewErr
+	replicaOK
+	replicaErr
 )
 
 func (s *Store) observe(ok, failed int, err error, start time.Time) {
@@ -280,3 +302,46 @@ func (s *Store) IdempotencyRecords(ctx context.Context, tx ledger.ReadTx, worksp
 }
 
 var _ ledger.Auditor = (*Store)(nil)
+
+// ReplicaState is one read replica's state at its last check.
+type ReplicaState struct {
+	Name     string // host:port/database
+	State    string // streaming, lagging, down, promoted, refused
+	Usable   bool
+	LagBytes int64 // bytes of write-ahead log behind the primary; -1 unknown
+}
+
+var (
+	replicaUsableDesc = prometheus.NewDesc("creditledger_read_replica_usable",
+		"1 when the read replica serves reads (reachable, in recovery, within LEDGER_READ_MAX_LAG_BYTES of the primary), 0 otherwise; state says why.",
+		[]string{"replica", "state"}, nil)
+	replicaLagDesc = prometheus.NewDesc("creditledger_read_replica_lag_bytes",
+		"Bytes of write-ahead log the read replica had not replayed at its last check (absent while unknown).",
+		[]string{"replica"}, nil)
+)
+
+// RegisterReplicaCollector exports the read replicas' states, as states
+// reports them (measured by the store's own monitor, not at scrape time).
+func RegisterReplicaCollector(reg prometheus.Registerer, states func() []ReplicaState) error {
+	return reg.Register(replicaCollector(states))
+}
+
+type replicaCollector func() []ReplicaState
+
+func (c replicaCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- replicaUsableDesc
+	ch <- replicaLagDesc
+}
+
+func (c replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c() {
+		usable := 0.0
+		if r.Usable {
+			usable = 1
+		}
+		ch <- prometheus.MustNewConstMetric(replicaUsableDesc, prometheus.GaugeValue, usable, r.Name, r.State)
+		if r.LagBytes >= 0 {
+			ch <- prometheus.MustNewConstMetric(replicaLagDesc, prometheus.GaugeValue, float64(r.LagBytes), r.Name)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func Start(ctx context.Context) (*Server, error) {
 		}
 		return s, nil
 	}
-	if err := s.startCluster(ctx); err != nil {
+	if err := s.startCluster(ctx, false); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -98,7 +98,10 @@ func AsPostgres(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, bin, args...)
 }
 
-func (s *Server) startCluster(ctx context.Context) error {
+// startCluster initialises and starts a cluster under a new temporary
+// directory; replicable keeps full_page_writes on, which a base backup of
+// a running server needs.
+func (s *Server) startCluster(ctx context.Context, replicable bool) error {
 	initdb, err := Bin("initdb")
 	if err != nil {
 		return err
@@ -132,10 +135,14 @@ func (s *Server) startCluster(ctx context.Context) error {
 	// Durability settings are off: these clusters hold test data only. The
 	// crash tests, which need durability, run against the embedded store's
 	// own files or against a cluster they start themselves.
-	opts := strings.Join([]string{
+	flags := []string{
 		"-k " + dir, "-c listen_addresses=''", "-c fsync=off", "-c synchronous_commit=off",
-		"-c full_page_writes=off", "-c max_connections=300", "-c shared_buffers=64MB",
-	}, " ")
+		"-c max_connections=300", "-c shared_buffers=64MB",
+	}
+	if !replicable {
+		flags = append(flags, "-c full_page_writes=off")
+	}
+	opts := strings.Join(flags, " ")
 	out, err = AsPostgres(ctx, s.pgctl, "start", "-w", "-t", "120", "-D", data,
 		"-l", filepath.Join(dir, "log"), "-o", opts).CombinedOutput()
 	if err != nil {

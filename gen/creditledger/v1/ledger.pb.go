@@ -420,7 +420,13 @@ type GetBalanceRequest struct {
 	// Workspace (agency) identifier.
 	Workspace string `protobuf:"bytes,1,opt,name=workspace,proto3" json:"workspace,omitempty"`
 	// Account (client) identifier.
-	Account       string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Read-your-writes: the account version a write answered. The read
+	// reflects the account at this version or later: a read replica that has
+	// not replayed it yet is passed over for the primary. A version the
+	// account has not reached is refused with FAILED_PRECONDITION
+	// (VERSION_MISMATCH). 0: any version.
+	MinVersion    int64 `protobuf:"varint,3,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +473,13 @@ func (x *GetBalanceRequest) GetAccount() string {
 		return x.Account
 	}
 	return ""
+}
+
+func (x *GetBalanceRequest) GetMinVersion() int64 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
 }
 
 // GetBalanceResponse carries the account's balance.
@@ -533,7 +546,13 @@ type ListTransactionsRequest struct {
 	// Only entries created at or after this time, when set.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// Only entries created before this time, when set.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Read-your-writes: the account version a write answered. The read
+	// reflects the account at this version or later: a read replica that has
+	// not replayed it yet is passed over for the primary. A version the
+	// account has not reached is refused with FAILED_PRECONDITION
+	// (VERSION_MISMATCH). 0: any version.
+	MinVersion    int64 `protobuf:"varint,9,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +641,13 @@ func (x *ListTransactionsRequest) GetEndTime() *timestamppb.Timestamp {
 		return x.EndTime
 	}
 	return nil
+}
+
+func (x *ListTransactionsRequest) GetMinVersion() int64 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
 }
 
 // ListTransactionsResponse is a page of history, newest first.
@@ -2679,7 +2705,13 @@ type GetStatementRequest struct {
 	// Start of the period (inclusive); required.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// End of the period (exclusive); required, after start_time.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Read-your-writes: the account version a write answered. The read
+	// reflects the account at this version or later: a read replica that has
+	// not replayed it yet is passed over for the primary. A version the
+	// account has not reached is refused with FAILED_PRECONDITION
+	// (VERSION_MISMATCH). 0: any version.
+	MinVersion    int64 `protobuf:"varint,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2740,6 +2772,13 @@ func (x *GetStatementRequest) GetEndTime() *timestamppb.Timestamp {
 		return x.EndTime
 	}
 	return nil
+}
+
+func (x *GetStatementRequest) GetMinVersion() int64 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
 }
 
 // GetStatementResponse carries the statement.
@@ -2906,12 +2945,14 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\vtransaction\x18\x01 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\x12\x18\n" +
 	"\abalance\x18\x02 \x01(\x03R\abalance\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x1a\n" +
-	"\breplayed\x18\x04 \x01(\bR\breplayed\"K\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"l\n" +
 	"\x11GetBalanceRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
-	"\aaccount\x18\x02 \x01(\tR\aaccount\"H\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x1f\n" +
+	"\vmin_version\x18\x03 \x01(\x03R\n" +
+	"minVersion\"H\n" +
 	"\x12GetBalanceResponse\x122\n" +
-	"\abalance\x18\x01 \x01(\v2\x18.creditledger.v1.BalanceR\abalance\"\xeb\x02\n" +
+	"\abalance\x18\x01 \x01(\v2\x18.creditledger.v1.BalanceR\abalance\"\x8c\x03\n" +
 	"\x17ListTransactionsRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x1b\n" +
@@ -2922,7 +2963,9 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\x04kind\x18\x06 \x01(\x0e2 .creditledger.v1.TransactionKindR\x04kind\x129\n" +
 	"\n" +
 	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\x84\x01\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
+	"\vmin_version\x18\t \x01(\x03R\n" +
+	"minVersion\"\x84\x01\n" +
 	"\x18ListTransactionsResponse\x12@\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1c.creditledger.v1.TransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x03\n" +
@@ -3073,13 +3116,15 @@ const file_creditledger_v1_ledger_proto_rawDesc = "" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12%\n" +
 	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\"X\n" +
 	"\x16GetTransactionResponse\x12>\n" +
-	"\vtransaction\x18\x01 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\"\xbf\x01\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x1c.creditledger.v1.TransactionR\vtransaction\"\xe0\x01\n" +
 	"\x13GetStatementRequest\x12\x1c\n" +
 	"\tworkspace\x18\x01 \x01(\tR\tworkspace\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x129\n" +
 	"\n" +
 	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"P\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\x03R\n" +
+	"minVersion\"P\n" +
 	"\x14GetStatementResponse\x128\n" +
 	"\tstatement\x18\x01 \x01(\v2\x1a.creditledger.v1.StatementR\tstatement\"\xc5\x01\n" +
 	"\x19ExportTransactionsRequest\x12\x1c\n" +

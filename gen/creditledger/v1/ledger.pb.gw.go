@@ -157,6 +157,8 @@ func local_request_CreditLedger_Debit_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
+var filter_CreditLedger_GetBalance_0 = &utilities.DoubleArray{Encoding: map[string]int{"workspace": 0, "account": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
+
 func request_CreditLedger_GetBalance_0(ctx context.Context, marshaler runtime.Marshaler, client CreditLedgerClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetBalanceRequest
@@ -178,6 +180,12 @@ func request_CreditLedger_GetBalance_0(ctx context.Context, marshaler runtime.Ma
 	protoReq.Account, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CreditLedger_GetBalance_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -207,6 +215,12 @@ func local_request_CreditLedger_GetBalance_0(ctx context.Context, marshaler runt
 	protoReq.Account, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_CreditLedger_GetBalance_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetBalance(ctx, &protoReq)
 	return msg, metadata, err

@@ -236,6 +236,7 @@ func (*countingObserver) Waiting(int)                      {}
 func (*countingObserver) Hold(ledger.HoldStatus)           {}
 func (*countingObserver) Reversed(ledger.Kind)             {}
 func (*countingObserver) EventsWritten([]ledger.Event)     {}
+func (*countingObserver) Read(string)                      {}
 func (o *countingObserver) Conflict(ledger.Operation)      { o.conflicts.Add(1) }
 func (o *countingObserver) Batch(ops int, outcome string, _ time.Duration) {
 	o.batches.Add(1)

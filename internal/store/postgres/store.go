@@ -31,6 +31,23 @@ type Options struct {
 	// (the larger of 4 and the number of CPUs), and a pool_max_conns in
 	// the URL is honoured when MaxConns is 0.
 	MaxConns int32
+	// ReadURLs are read replicas: hot standbys of the primary, each a
+	// connection URL. Empty: every read goes to the primary.
+	ReadURLs []string
+	// MaxReplicaLagBytes is how far, in bytes of write-ahead log, a
+	// replica may replay behind the primary and still serve reads
+	// (0: DefaultMaxReplicaLagBytes).
+	MaxReplicaLagBytes int64
+	// ReplicaCheckInterval is how often the replicas are measured
+	// (0: DefaultReplicaCheckInterval).
+	ReplicaCheckInterval time.Duration
+	// AllowPrivilegedRole lets read replicas serve when their role is not
+	// held by row-level security (LEDGER_DB_ALLOW_PRIVILEGED_ROLE, for
+	// development); otherwise such a replica is refused (ReplicaRefused).
+	AllowPrivilegedRole bool
+	// OnReplicaState, when set, is told of every change of a replica's
+	// state (logs).
+	OnReplicaState func(ReplicaStat)
 }
 
 // Store is the PostgreSQL ledger store. It implements ledger.Store and
@@ -41,11 +58,14 @@ type Store struct {
 	// (ledger_workspaces, never deleted) a batch of this process has seen
 	// committed: later batches of theirs skip the statement.
 	registered sync.Map
+	// replicas serve ViewReplica; nil without LEDGER_READ_DATABASE_URL.
+	replicas *replicas
 }
 
 var (
-	_ ledger.Store   = (*Store)(nil)
-	_ ledger.Auditor = (*Store)(nil)
+	_ ledger.Store         = (*Store)(nil)
+	_ ledger.Auditor       = (*Store)(nil)
+	_ ledger.ReplicaViewer = (*Store)(nil)
 )
 
 // Open connects to the database at url and checks that it answers and that
@@ -75,7 +95,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	st := &Store{pool: pool}
+	if len(opts.ReadURLs) > 0 {
+		if st.replicas, err = openReplicas(ctx, pool, opts.ReadURLs, opts); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // Pool returns the connection pool (health checks, metrics, tests).
@@ -125,6 +152,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the pool; calls made after Close fail with an unavailable
 // error.
 func (s *Store) Close() error {
+	s.replicas.close()
 	s.pool.Close()
 	return nil
 }

@@ -1,0 +1,110 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ReplicaViewer is implemented by stores that can serve reads from read
+// replicas (hot standbys that replay the primary's log and may lag it).
+type ReplicaViewer interface {
+	// HasReplicas reports whether the store has read replicas at all;
+	// without, reads go to View directly.
+	HasReplicas() bool
+	// ViewReplica runs fn like View, in one snapshot of a replica. When no
+	// replica is usable (none is configured as healthy, the one chosen
+	// broke, or it cancelled the read to replay the log), it returns an
+	// error matching ErrNoReplica without having called fn to completion,
+	// and the caller reads from the primary. fn's own errors come back
+	// unchanged.
+	ViewReplica(ctx context.Context, fn func(ctx context.Context, tx ReadTx) error) error
+}
+
+// ErrNoReplica reports that a replica read could not be served: read from
+// the primary instead.
+var ErrNoReplica = errors.New("ledger: no usable read replica")
+
+// errReplicaBehind ends a replica read whose snapshot holds the account at
+// a version below the one the caller must see.
+var errReplicaBehind = errors.New("ledger: read replica has not caught up")
+
+// Where a read was served, reported to Observer.Read.
+const (
+	ReadReplica          = "replica"            // on a replica
+	ReadPrimaryBehind    = "primary_behind"     // on the primary: the replica had not reached min_version
+	ReadPrimaryNoReplica = "primary_no_replica" // on the primary: no replica was usable
+)
+
+// ReadOption tunes a read.
+type ReadOption func(*readOptions)
+
+type readOptions struct{ minVersion int64 }
+
+// MinVersion makes a read reflect the account at version v or later: the
+// version a write answered, so that a caller reads its own writes even
+// when the read is served by a replica that lags. A replica that has not
+// replayed version v yet is passed over for the primary. A version the
+// account has not reached even on the primary is refused with
+// FAILED_PRECONDITION (VERSION_MISMATCH).
+func MinVersion(v int64) ReadOption { return func(o *readOptions) { o.minVersion = v } }
+
+func readOpts(opts []ReadOption) readOptions {
+	var o readOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// replicaRead runs fn on a read replica when the store has one and it holds
+// the account (when account is set) at minVersion or later; otherwise on
+// the primary. fn may run twice (replica, then primary): it must set its
+// results afresh on every call.
+func (s *Service) replicaRead(ctx context.Context, workspace, account string, minVersion int64, fn func(ctx context.Context, tx ReadTx) error) error {
+	if rv, ok := s.store.(ReplicaViewer); ok && rv.HasReplicas() {
+		err := rv.ViewReplica(ctx, func(ctx context.Context, tx ReadTx) error {
+			if minVersion > 0 {
+				acct, err := tx.Account(ctx, workspace, account)
+				if err != nil {
+					return err
+				}
+				if acct.Version < minVersion {
+					return errReplicaBehind
+				}
+			}
+			return fn(ctx, tx)
+		})
+		switch {
+		case err == nil:
+			s.obs.Read(ReadReplica)
+			return nil
+		case errors.Is(err, errReplicaBehind):
+			s.obs.Read(ReadPrimaryBehind)
+		case errors.Is(err, ErrNoReplica):
+			s.obs.Read(ReadPrimaryNoReplica)
+		default:
+			return err
+		}
+	}
+	return s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+		if minVersion > 0 {
+			acct, err := tx.Account(ctx, workspace, account)
+			if err != nil {
+				return err
+			}
+			if acct.Version < minVersion {
+				return newErr(CodeFailedPrecondition, ReasonVersionMismatch,
+					fmt.Sprintf("account %s is at version %d, below min_version %d", account, acct.Version, minVersion),
+					map[string]string{"current_version": fmt.Sprint(acct.Version), "min_version": fmt.Sprint(minVersion)})
+			}
+		}
+		return fn(ctx, tx)
+	})
+}
+
+func checkMinVersion(v *violations, minVersion int64) {
+	if minVersion < 0 {
+		v.add("min_version", "must be ≥ 0")
+	}
+}
