@@ -8,7 +8,12 @@
 #      hot (one account), a 50/50 debit/credit mix, unique idempotency keys;
 #   3. pgbench: builtin simple-update (uniform) and a one-row
 #      update+insert script (hot), same clients, same duration;
-#   4. ledgerd on the embedded store, both scenarios.
+#   4. ledgerd on the embedded store, both scenarios;
+#   5. scale on the one primary of step 1: the uniform scenario with 1, 2
+#      and 4 ledgerd replicas sharing the clients, then the read scenario
+#      (balance reads) with no read replica and with one streaming standby
+#      (pg_basebackup of the primary, LEDGER_READ_DATABASE_URL), each as a
+#      ratio to its first row.
 #
 # For every ledgerd scenario ledgerbench also reports, over the measured
 # phase, the write batch sizes (ledgerd's creditledger_write_batch_size
@@ -22,7 +27,7 @@
 # .data/bench/results.jsonl) and a table on stdout.
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONCURRENCY (64), BENCH_ACCOUNTS (10000),
-# BENCH_DB_MAX_CONNS (16), BENCH_PROFILE (0; 1: run ledgerd with
+# BENCH_DB_MAX_CONNS (16), BENCH_SCALE (1; 0 skips step 5), BENCH_PROFILE (0; 1: run ledgerd with
 # LEDGER_DEBUG_ADDR, save a CPU profile of each measured phase next to the
 # results as cpu-<store>-<scenario>.pprof and print its top functions).
 set -euo pipefail
@@ -34,6 +39,7 @@ conc=${BENCH_CONCURRENCY:-64}
 accounts=${BENCH_ACCOUNTS:-10000}
 maxconns=${BENCH_DB_MAX_CONNS:-16}
 profile=${BENCH_PROFILE:-0}
+scale=${BENCH_SCALE:-1}
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 work=$(mktemp -d /tmp/clbench.XXXXXX)
 out=${BENCH_OUT:-$root/.data/bench/results.jsonl}
@@ -47,8 +53,11 @@ bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | ta
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 ledgerd_pid=""
+scale_pids=()
 cleanup() {
 	if [[ -n "$ledgerd_pid" ]]; then kill "$ledgerd_pid" 2>/dev/null || true; wait "$ledgerd_pid" 2>/dev/null || true; fi
+	for pid in "${scale_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+	if [[ -f "$work/sb/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/sb/data" -m immediate >/dev/null 2>&1 || true; fi
 	if [[ -f "$work/pg/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/pg/data" -m immediate >/dev/null 2>&1 || true; fi
 	rm -rf "$work"
 }
@@ -203,6 +212,91 @@ for scenario in uniform hot; do
 	verify_store "embedded $scenario" LEDGER_DATA_DIR="$work/embedded"
 done
 
+# Step 5: scale on one primary.
+# start_replica I ENV...: ledgerd number I (ports of their own) in the
+# background, ready; scale_addrs collects the gRPC addresses.
+scale_addrs=()
+start_replica() {
+	local i=$1 port
+	shift
+	local g=$((grpc_port + 10 + i)) h=$((http_port + 10 + i)) m=$((metrics_port + 10 + i))
+	for port in "$g" "$h" "$m"; do
+		if port_busy "$port"; then
+			echo "bench: FAILED: 127.0.0.1:$port is already in use (another make bench?)" >&2
+			exit 1
+		fi
+	done
+	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
+		LEDGER_RATE_LIMIT_WORKSPACE=0 LEDGER_RATE_LIMIT_SUBJECT=0 LEDGER_RATE_LIMIT_SUBJECT_WRITES=0 \
+		LEDGER_GRPC_ADDR="127.0.0.1:$g" LEDGER_HTTP_ADDR="127.0.0.1:$h" LEDGER_METRICS_ADDR="127.0.0.1:$m" "$@" \
+		"$work/bin/ledgerd" serve 2>>"$work/ledgerd-$i.log" &
+	local pid=$!
+	scale_pids+=("$pid")
+	for _ in $(seq 1 200); do
+		if ! kill -0 "$pid" 2>/dev/null; then break; fi
+		if curl -fsS "http://127.0.0.1:$h/readyz" >/dev/null 2>&1; then
+			scale_addrs+=("127.0.0.1:$g")
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "bench: FAILED: ledgerd $i did not become ready:" >&2
+	tail -20 "$work/ledgerd-$i.log" >&2
+	exit 1
+}
+stop_replicas() {
+	local pid
+	for pid in "${scale_pids[@]}"; do
+		if ! kill -TERM "$pid" 2>/dev/null; then
+			echo "bench: FAILED: a ledgerd replica (pid $pid) died during the run" >&2
+			exit 1
+		fi
+		wait "$pid" || true
+	done
+	scale_pids=() scale_addrs=()
+}
+# scale_run STORE SCENARIO [FLAGS...]: ledgerbench against scale_addrs.
+scale_run() {
+	local store=$1 scenario=$2
+	shift 2
+	local IFS=,
+	if ! "$work/bin/ledgerbench" -addr "${scale_addrs[*]}" -store "$store" -scenario "$scenario" -concurrency "$conc" \
+		-accounts "$accounts" -duration "$duration" -pg-pid "$pg_pid" -clk-tck "$clk_tck" -json "$out" "$@" >&2; then
+		echo "bench: FAILED: ledgerbench on $store, scenario $scenario (see above)" >&2
+		exit 1
+	fi
+}
+if [[ $scale == 1 ]]; then
+	for n in 1 2 4; do
+		echo "bench: scale: $n ledgerd replica(s) on one PostgreSQL (pool $maxconns each)" >&2
+		for ((i = 0; i < n; i++)); do
+			start_replica "$i" LEDGER_DATABASE_URL="$appurl" LEDGER_DB_MAX_CONNS="$maxconns"
+		done
+		scale_run "replicas-$n" uniform
+		stop_replicas
+	done
+
+	echo "bench: scale: a streaming standby of the primary (pg_basebackup)" >&2
+	mkdir -p "$work/sb"
+	if [[ $(id -u) -eq 0 ]]; then chown postgres: "$work/sb"; fi
+	as_pg "$bindir/pg_basebackup" -D "$work/sb/data" -h "$work/pg" -U postgres -X stream -R -c fast >/dev/null
+	as_pg "$bindir/pg_ctl" start -w -D "$work/sb/data" -l "$work/sb/log" \
+		-o "-k $work/sb -c listen_addresses='' -c max_connections=300 -c shared_buffers=512MB -c hot_standby=on" >/dev/null
+	sburl="postgres:///ledger?host=$work/sb&user=creditledger_app&sslmode=disable"
+	for standbys in 0 1; do
+		echo "bench: scale: balance reads, $standbys standby" >&2
+		read_env=()
+		if [[ $standbys == 1 ]]; then read_env=(LEDGER_READ_DATABASE_URL="$sburl"); fi
+		start_replica 0 LEDGER_DATABASE_URL="$appurl" LEDGER_DB_MAX_CONNS="$maxconns" "${read_env[@]}"
+		scale_run "standbys-$standbys" read
+		served=$(curl -fsS "http://127.0.0.1:$((metrics_port + 10))/metrics" | sed -n 's/^creditledger_replica_reads_total{served_by="\([a-z_]*\)"} \([0-9.e+]*\)$/\1=\2/p' | tr '\n' ' ')
+		echo "bench: reads served by: ${served:-the primary (no read replica)}" >&2
+		printf '{"scenario":"read","store":"standbys-%s-served","served_by":"%s"}\n' "$standbys" "${served% }" >>"$out"
+		stop_replicas
+	done
+	verify_store "postgres after scale" LEDGER_DATABASE_URL="$appurl"
+fi
+
 if [[ $profile == 1 ]]; then
 	for prof in "${profiles[@]}"; do
 		if [[ -s $prof ]]; then
@@ -249,7 +343,24 @@ for sc in ("uniform", "hot"):
     r = get("postgres", sc)
     if r and simple and simple["ops_per_second"]:
         print(f"\nratio ours/pgbench simple-update ({sc}): {r['ops_per_second'] / simple['ops_per_second']:.2f}", end="")
-ours = [r for r in rows if r["store"] != "pgbench"]
+# Scale: each figure as a ratio to the first of its group, all from this run.
+scale_rows = [(f"replicas-{n}", "uniform", f"{n} ledgerd replica(s), uniform writes") for n in (1, 2, 4)] + \
+             [(f"standbys-{n}", "read", f"1 ledgerd, balance reads, {n} standby") for n in (0, 1)]
+if any(get(s, sc) for s, sc, _ in scale_rows):
+    print("\n\nScale on one primary (ratios to the first row of each group)\n")
+    print("| measurement | ops/s | p99 ms | errors | primary PG CPU s per 1k ops | ratio | reads served by |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for group in (scale_rows[:3], scale_rows[3:]):
+        base = get(group[0][0], group[0][1])
+        for s, sc, label in group:
+            r = get(s, sc)
+            if not r:
+                continue
+            ratio = f"{r['ops_per_second'] / base['ops_per_second']:.2f}" if base and base["ops_per_second"] else "—"
+            served = next((x.get("served_by") or "primary" for x in rows if x["store"] == s + "-served"), "—")
+            errs = sum(r.get("errors", {}).values())
+            print(f"| {label} | {r['ops_per_second']:.0f} | {r['p99_ms']:.2f} | {errs} | {num(r.get('pg_cpu_seconds_per_1000_ops'), '.3f')} | {ratio} | {served} |")
+ours = [r for r in rows if r["store"] != "pgbench" and not r["store"].endswith("-served")]
 cons = "ok" if ours and all(r.get("conservation_ok") for r in ours) else "NOT CHECKED in every scenario"
 print(f"\n\nconservation: {cons}; ledgerd verify: ok (postgres, embedded)")
 print(f"results: {sys.argv[1]}")

@@ -50,8 +50,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c := config{}
 	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:9090", "ledgerd gRPC address")
-	fs.StringVar(&c.scenario, "scenario", "uniform", "uniform (many pre-funded accounts) or hot (one account)")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:9090", "ledgerd gRPC address; several, separated by commas, share the clients in turn (ledgerd replicas on one database)")
+	fs.StringVar(&c.scenario, "scenario", "uniform", "uniform (many pre-funded accounts), hot (one account), or read (balance reads of the pre-funded accounts, no writes)")
 	fs.StringVar(&c.store, "store", "", "label of the store under test, for the report")
 	fs.StringVar(&c.workspace, "workspace", "", "workspace (default: a fresh one per run)")
 	fs.IntVar(&c.accounts, "accounts", 10000, "accounts in the uniform scenario")
@@ -76,8 +76,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, nil
 	}
 	switch {
-	case c.scenario != "uniform" && c.scenario != "hot":
-		return c, fmt.Errorf("-scenario %q: want uniform or hot", c.scenario)
+	case c.scenario != "uniform" && c.scenario != "hot" && c.scenario != "read":
+		return c, fmt.Errorf("-scenario %q: want uniform, hot or read", c.scenario)
+	case len(c.addrs()) == 0:
+		return c, errors.New("-addr: no address")
 	case c.concurrency < 1 || c.accounts < 1 || c.duration <= 0:
 		return c, errors.New("-concurrency, -accounts and -duration must be positive")
 	case c.creditPct < 0 || c.creditPct > 100:
@@ -96,12 +98,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
+// addrs is -addr split at its commas.
+func (c config) addrs() []string {
+	var out []string
+	for a := range strings.SplitSeq(c.addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Result is one scenario's measurement. Pointer fields are null in the
 // JSON when not measured ("n/a" in the report).
 type Result struct {
 	Scenario    string         `json:"scenario"`
 	Store       string         `json:"store,omitempty"`
 	Concurrency int            `json:"concurrency"`
+	Servers     int            `json:"ledgerd_servers"`
 	Accounts    int            `json:"accounts"`
 	CreditPct   int            `json:"credit_percent"`
 	Seconds     float64        `json:"seconds"`
@@ -137,8 +151,12 @@ type Result struct {
 // String is the report's short table.
 func (r Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario %s (%s), %d clients, %d accounts, %d%% credits, %.1fs\n",
+	fmt.Fprintf(&b, "scenario %s (%s), %d clients, %d accounts, %d%% credits, %.1fs",
 		r.Scenario, r.Store, r.Concurrency, r.Accounts, r.CreditPct, r.Seconds)
+	if r.Servers > 1 {
+		fmt.Fprintf(&b, ", %d ledgerd servers", r.Servers)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  %.0f ops/s  (%d ok)\n", r.Throughput, r.OK)
 	fmt.Fprintf(&b, "  latency p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", r.P50Millis, r.P95Millis, r.P99Millis)
 	if len(r.Errors) == 0 {
@@ -220,6 +238,7 @@ func (c Conservation) String() string {
 
 type client struct {
 	ledger   pb.CreditLedgerClient
+	ledgers  []pb.CreditLedgerClient // one per -addr; worker w uses ledgers[w % n]
 	settings pb.CreditSettingsClient
 	cfg      config
 	wait     func(context.Context, time.Duration) error // between retries; nil: a real timer
@@ -248,12 +267,19 @@ func (c client) ctx(parent context.Context) (context.Context, context.CancelFunc
 // bench pre-funds the accounts, warms up, then measures. Every phase's
 // acknowledged writes count toward the conservation check.
 func bench(ctx context.Context, cfg config, log io.Writer) (Result, error) {
-	conn, err := grpc.NewClient(cfg.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return Result{}, err
+	var c client
+	for i, addr := range cfg.addrs() {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return Result{}, err
+		}
+		defer func() { _ = conn.Close() }()
+		if i == 0 {
+			c = client{ledger: pb.NewCreditLedgerClient(conn), settings: pb.NewCreditSettingsClient(conn), cfg: cfg}
+		}
+		c.ledgers = append(c.ledgers, pb.NewCreditLedgerClient(conn))
 	}
-	defer func() { _ = conn.Close() }()
-	c := client{ledger: pb.NewCreditLedgerClient(conn), settings: pb.NewCreditSettingsClient(conn), cfg: cfg}
+	var err error
 
 	start := time.Now()
 	if err := c.enable(ctx); err != nil {
@@ -432,7 +458,8 @@ func (c client) prefund(ctx context.Context) (tally, error) {
 	var mu sync.Mutex
 	var total tally
 	var wg sync.WaitGroup
-	for range min(c.cfg.concurrency, c.cfg.accounts) {
+	for w := range min(c.cfg.concurrency, c.cfg.accounts) {
+		c := c.worker(w)
 		wg.Go(func() {
 			var t tally
 			var err error
@@ -463,6 +490,23 @@ func (c client) prefund(ctx context.Context) (tally, error) {
 	return total, firstErr
 }
 
+// worker is the client of load worker w: the ledgerd servers take the
+// workers in turn.
+func (c client) worker(w int) client {
+	if len(c.ledgers) > 0 {
+		c.ledger = c.ledgers[w%len(c.ledgers)]
+	}
+	return c
+}
+
+// read is one operation of the read scenario: a balance read.
+func (c client) read(ctx context.Context, acct string) error {
+	cctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.ledger.GetBalance(cctx, &pb.GetBalanceRequest{Workspace: c.cfg.workspace, Account: acct})
+	return err
+}
+
 func account(i int) string { return "acct-" + strconv.Itoa(i) }
 
 // measurement collects one load phase.
@@ -483,10 +527,22 @@ func (c client) load(ctx context.Context, d time.Duration, phase string) measure
 	start := time.Now()
 	end := start.Add(d)
 	for w := range c.cfg.concurrency {
+		c := c.worker(w)
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano()))) //nolint:gosec // G404: load shape, not secrets
 			p := measurement{errors: map[string]int{}, retries: map[string]int{}}
 			for n := 0; ctx.Err() == nil && time.Now().Before(end); n++ {
+				if c.cfg.scenario == "read" {
+					t0 := time.Now()
+					err := c.read(ctx, account(rng.IntN(c.cfg.accounts)))
+					switch {
+					case err == nil:
+						p.lat = append(p.lat, time.Since(t0))
+					case ctx.Err() == nil:
+						p.errors[codeOf(err)]++
+					}
+					continue
+				}
 				op := write{
 					account: account(rng.IntN(c.cfg.accounts)), amount: 1,
 					key:    fmt.Sprintf("%s-%s-%d-%d", phase, runID, w, n),
@@ -532,7 +588,7 @@ func (m measurement) result(cfg config) Result {
 	slices.Sort(m.lat)
 	secs := m.elapsed.Seconds()
 	r := Result{
-		Scenario: cfg.scenario, Store: cfg.store, Concurrency: cfg.concurrency, Accounts: cfg.accounts,
+		Scenario: cfg.scenario, Store: cfg.store, Concurrency: cfg.concurrency, Servers: len(cfg.addrs()), Accounts: cfg.accounts,
 		CreditPct: cfg.creditPct, Seconds: secs, OK: int64(len(m.lat)), Errors: m.errors,
 		Throughput: float64(len(m.lat)) / secs,
 		P50Millis:  millis(percentile(m.lat, 50)), P95Millis: millis(percentile(m.lat, 95)), P99Millis: millis(percentile(m.lat, 99)),

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/ledgertest"
 )
 
 func TestPercentileNearestRank(t *testing.T) {
@@ -66,5 +68,34 @@ func TestReport(t *testing.T) {
 	}
 	if s := r.String(); !strings.Contains(s, "2 ops/s") || !strings.Contains(s, "Unavailable=2") {
 		t.Fatalf("report:\n%s", s)
+	}
+}
+
+// TestReadScenarioAcrossServers runs the read scenario against two ledgers:
+// the workers take the servers in turn, and only balances are read.
+func TestReadScenarioAcrossServers(t *testing.T) {
+	a, b := ledgertest.Start(t), ledgertest.Start(t)
+	cfg, err := parseFlags([]string{
+		"-addr", a.Addr + "," + b.Addr, "-scenario", "read", "-concurrency", "4", "-accounts", "8",
+		"-duration", "300ms", "-warmup", "0", "-conservation=false",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bench(t.Context(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Servers != 2 || res.OK == 0 || len(res.Errors) != 0 {
+		t.Fatalf("result %+v, want reads on 2 servers without errors", res)
+	}
+	for _, s := range []*ledgertest.Server{a, b} {
+		reads, credits := len(s.Calls("GetBalance")), len(s.Calls("Credit"))
+		if reads == 0 || credits == 0 {
+			t.Errorf("server %s: %d balance reads, %d credits (pre-funding); want both", s.Addr, reads, credits)
+		}
+		if n := len(s.Calls("Debit")); n != 0 {
+			t.Errorf("server %s: %d debits in a read scenario", s.Addr, n)
+		}
 	}
 }
