@@ -108,3 +108,42 @@ func checkMinVersion(v *violations, minVersion int64) {
 		v.add("min_version", "must be ≥ 0")
 	}
 }
+
+// BalanceReader is implemented by a ReadTx that reads everything a
+// balance shows in one statement: what Account, Settings, PendingCredits
+// and Grants (open grants only) return, in one round trip instead of four.
+type BalanceReader interface {
+	BalanceView(ctx context.Context, workspace, account string) (BalanceView, error)
+}
+
+// BalanceView is what a BalanceReader reads.
+type BalanceView struct {
+	Account  Account
+	Settings Settings
+	Pending  int64
+	Grants   []Grant // open grants, in spending order
+}
+
+// balanceView reads an account's balance figures, in one statement when
+// tx can.
+func balanceView(ctx context.Context, tx ReadTx, workspace, account string) (BalanceView, error) {
+	if br, ok := tx.(BalanceReader); ok {
+		return br.BalanceView(ctx, workspace, account)
+	}
+	var v BalanceView
+	var err error
+	if v.Account, err = tx.Account(ctx, workspace, account); err != nil {
+		return BalanceView{}, err
+	}
+	if v.Settings, err = tx.Settings(ctx, workspace); err != nil {
+		return BalanceView{}, err
+	}
+	if v.Pending, err = tx.PendingCredits(ctx, workspace, account); err != nil {
+		return BalanceView{}, err
+	}
+	if v.Account.Version == 0 {
+		return v, nil // never credited: no grants
+	}
+	v.Grants, err = tx.Grants(ctx, workspace, account)
+	return v, err
+}

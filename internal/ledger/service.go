@@ -344,27 +344,12 @@ func (s *Service) GetBalance(ctx context.Context, workspace, account string, opt
 	}
 	var b Balance
 	err := s.replicaRead(ctx, workspace, account, o.minVersion, func(ctx context.Context, tx ReadTx) error {
-		acct, err := tx.Account(ctx, workspace, account)
+		v, err := balanceView(ctx, tx, workspace, account)
 		if err != nil {
 			return err
 		}
-		st, err := tx.Settings(ctx, workspace)
-		if err != nil {
-			return err
-		}
-		pending, err := tx.PendingCredits(ctx, workspace, account)
-		if err != nil {
-			return err
-		}
-		b = Balance{Account: acct, CreditPaymentsEnabled: st.CreditPaymentsEnabled, PendingRequestCredits: pending}
-		if acct.Version == 0 {
-			return nil // never credited: no grants
-		}
-		grants, err := tx.Grants(ctx, workspace, account)
-		if err != nil {
-			return err
-		}
-		b.NextExpireTime, b.NextExpiringCredits = nextExpiry(grants)
+		b = Balance{Account: v.Account, CreditPaymentsEnabled: v.Settings.CreditPaymentsEnabled, PendingRequestCredits: v.Pending}
+		b.NextExpireTime, b.NextExpiringCredits = nextExpiry(v.Grants)
 		return nil
 	})
 	return b, err

@@ -18,7 +18,7 @@ import (
 // (transaction-local) with the first read of a workspace, pipelined with
 // that read, so that a View costs no more round trips than without it.
 type readTx struct {
-	tx pgx.Tx
+	tx viewQuerier
 	// ws is what creditledger.workspace is set to, when set is true.
 	ws  string
 	set bool

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -269,31 +268,12 @@ func (s *Store) ViewReplica(ctx context.Context, fn func(ctx context.Context, tx
 	if r == nil {
 		return ledger.ErrNoReplica
 	}
-	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		if ctx.Err() != nil {
-			return mapErr(ctx, "begin replica read", err)
-		}
+	err := view(ctx, r.pool, "replica read", fn)
+	if err != nil && ctx.Err() == nil && replicaFailed(err) {
 		r.set(ReplicaDown, -1)
-		return fmt.Errorf("%w: %s: %w", ledger.ErrNoReplica, r.name, mapErr(ctx, "begin replica read", err))
+		return fmt.Errorf("%w: %s: %w", ledger.ErrNoReplica, r.name, err)
 	}
-	err = fn(ctx, &readTx{tx: tx})
-	if err != nil {
-		rollback(ctx, tx)
-		if ctx.Err() == nil && replicaFailed(err) {
-			r.set(ReplicaDown, -1)
-			return fmt.Errorf("%w: %s: %w", ledger.ErrNoReplica, r.name, err)
-		}
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		if ctx.Err() != nil {
-			return mapErr(ctx, "end replica read", err)
-		}
-		r.set(ReplicaDown, -1)
-		return fmt.Errorf("%w: %s: %w", ledger.ErrNoReplica, r.name, mapErr(ctx, "end replica read", err))
-	}
-	return nil
+	return err
 }
 
 // replicaFailed tells a failure of the replica (the primary may still

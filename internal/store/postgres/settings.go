@@ -31,6 +31,11 @@ func scanSettings(row pgx.Row, st *ledger.Settings) error {
 	if err := row.Scan(&st.CreditPaymentsEnabled, &st.RequireDistinctApprover, &methods, &st.LowBalanceThreshold, &upd); err != nil {
 		return err
 	}
+	return fillSettings(st, methods, upd)
+}
+
+// fillSettings sets the columns of st that need converting.
+func fillSettings(st *ledger.Settings, methods pgtype.FlatArray[string], upd pgtype.Timestamptz) error {
 	st.UpdateTime = fromTime(upd)
 	st.PaymentMethodsSet, st.PaymentMethods = methods != nil, nil
 	if methods != nil {

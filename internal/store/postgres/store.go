@@ -117,28 +117,10 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 }
 
 // View runs fn in a REPEATABLE READ READ ONLY transaction: every read sees
-// the snapshot taken at its first statement.
+// the snapshot taken at its first statement. The transaction begins with
+// the first read, in the same round trip (viewTx).
 func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx ledger.ReadTx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return mapErr(ctx, "begin read", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			rollback(ctx, tx)
-		}
-	}()
-	err = fn(ctx, &readTx{tx: tx})
-	done = true
-	if err != nil {
-		rollback(ctx, tx)
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapErr(ctx, "end read", err)
-	}
-	return nil
+	return view(ctx, s.pool, "read", fn)
 }
 
 // Ping reports whether the database answers.

@@ -1667,8 +1667,12 @@ func TestViewIsAReadOnlySnapshot(t *testing.T) {
 		return nil
 	})
 	err := s.View(context.Background(), func(ctx context.Context, tx ledger.ReadTx) error {
-		_, err := tx.(*readTx).tx.Exec(ctx, `UPDATE settings SET credit_payments_enabled = true`)
-		return err
+		rows, err := tx.(*readTx).tx.Query(ctx, `UPDATE settings SET credit_payments_enabled = true RETURNING workspace`)
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		return rows.Err()
 	})
 	if pgCode(err) != codeReadOnlyTransaction {
 		t.Errorf("write in View: %v", err)
