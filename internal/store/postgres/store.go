@@ -31,6 +31,9 @@ type Options struct {
 	// (the larger of 4 and the number of CPUs), and a pool_max_conns in
 	// the URL is honoured when MaxConns is 0.
 	MaxConns int32
+	// Pooler is what stands between the store and PostgreSQL; the zero
+	// value is a direct connection (pooler.go).
+	Pooler Pooler
 }
 
 // Store is the PostgreSQL ledger store. It implements ledger.Store and
@@ -48,9 +51,10 @@ var (
 	_ ledger.Auditor = (*Store)(nil)
 )
 
-// Open connects to the database at url and checks that it answers and that
-// its schema is migrated to this binary's version. It does not migrate: run
-// Migrate (`ledgerd migrate`) first.
+// Open connects to the database at url and checks that it answers, that it
+// is reached the way opts.Pooler says, and that its schema is migrated to
+// this binary's version. It does not migrate: run Migrate (`ledgerd
+// migrate`) first.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -60,6 +64,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	configurePooler(cfg, opts.Pooler)
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerd"
 	}
@@ -70,6 +75,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, mapErr(ctx, "ping", err)
+	}
+	if err := checkDirect(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	if err := checkSchema(ctx, pool); err != nil {
 		pool.Close()
