@@ -38,7 +38,15 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 				return nil, bo, err
 			}
 		}
-		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: int32(cfg.DBMaxConns)}) //nolint:gosec // G115: validated non-negative, a pool size
+		pooler, err := postgres.ParsePooler(cfg.DatabasePooler)
+		if err != nil {
+			return nil, bo, fmt.Errorf("%s: %w", config.EnvDatabasePooler, err)
+		}
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: int32(cfg.DBMaxConns), Pooler: pooler}) //nolint:gosec // G115: validated non-negative, a pool size
+		if errors.Is(err, postgres.ErrBehindPooler) {
+			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w: set %s=%s", redacted, err,
+				config.EnvDatabasePooler, config.PoolerTransaction)
+		}
 		if err != nil {
 			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w", redacted, err)
 		}
@@ -50,7 +58,7 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 		}
 		bo.MaxInFlight = int(s.Pool().Config().MaxConns)
 		log.Info("store opened", zap.String("store", "postgres"), zap.String("database_url", redacted),
-			zap.Int("max_batches_in_flight", bo.MaxInFlight))
+			zap.String("pooler", string(pooler)), zap.Int("max_batches_in_flight", bo.MaxInFlight))
 		return s, bo, nil
 	}
 	path, err := embeddedPath(cfg)
