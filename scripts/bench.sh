@@ -8,7 +8,11 @@
 #      hot (one account), a 50/50 debit/credit mix, unique idempotency keys;
 #   3. pgbench: builtin simple-update (uniform) and a one-row
 #      update+insert script (hot), same clients, same duration;
-#   4. ledgerd on the embedded store, both scenarios.
+#   4. ledgerd on the embedded store, both scenarios;
+#   5. ledgerd through pgbouncer (Debian's, pool_mode = transaction,
+#      LEDGER_DATABASE_POOLER=transaction) on the same server, both
+#      scenarios: store "postgres+pgbouncer", measured against the same
+#      pgbench (PG CPU counts PostgreSQL's processes, not pgbouncer's).
 #
 # For every ledgerd scenario ledgerbench also reports, over the measured
 # phase, the write batch sizes (ledgerd's creditledger_write_batch_size
@@ -24,7 +28,10 @@
 # Knobs: BENCH_DURATION (10s), BENCH_CONCURRENCY (64), BENCH_ACCOUNTS (10000),
 # BENCH_DB_MAX_CONNS (16), BENCH_PROFILE (0; 1: run ledgerd with
 # LEDGER_DEBUG_ADDR, save a CPU profile of each measured phase next to the
-# results as cpu-<store>-<scenario>.pprof and print its top functions).
+# results as cpu-<store>-<scenario>.pprof and print its top functions),
+# BENCH_ONLY (empty: everything; else a comma-separated subset of postgres,
+# embedded, pgbouncer: the ledgerd variants to run; pgbench always runs,
+# the yardstick of every PostgreSQL variant).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,9 +53,13 @@ scripts/ensure-postgres.sh >/dev/null
 bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# want PART: whether BENCH_ONLY selects the ledgerd variant PART.
+want() { [[ -z ${BENCH_ONLY:-} || ,$BENCH_ONLY, == *,$1,* ]]; }
+
 ledgerd_pid=""
 cleanup() {
 	if [[ -n "$ledgerd_pid" ]]; then kill "$ledgerd_pid" 2>/dev/null || true; wait "$ledgerd_pid" 2>/dev/null || true; fi
+	if [[ -f "$work/pgbouncer/pid" ]]; then kill "$(cat "$work/pgbouncer/pid")" 2>/dev/null || true; fi
 	if [[ -f "$work/pg/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/pg/data" -m immediate >/dev/null 2>&1 || true; fi
 	rm -rf "$work"
 }
@@ -158,6 +169,7 @@ verify_store() {
 	echo "bench: ledgerd verify ($label): $(tr '\n' ' ' <"$log")" >&2
 }
 
+if want postgres; then
 echo "bench: ledgerd on PostgreSQL (pool $maxconns)" >&2
 env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
 for scenario in uniform hot; do
@@ -166,6 +178,7 @@ for scenario in uniform hot; do
 	stop_ledgerd
 done
 verify_store postgres LEDGER_DATABASE_URL="$appurl"
+fi
 
 echo "bench: pgbench on the same server" >&2
 secs=${duration%s}
@@ -194,6 +207,7 @@ pgb() {
 pgb uniform -b simple-update
 pgb hot -f "$work/hot.sql"
 
+if want embedded; then
 echo "bench: ledgerd on the embedded store" >&2
 for scenario in uniform hot; do
 	rm -rf "$work/embedded"
@@ -202,6 +216,59 @@ for scenario in uniform hot; do
 	stop_ledgerd
 	verify_store "embedded $scenario" LEDGER_DATA_DIR="$work/embedded"
 done
+fi
+
+# bench_pgbouncer: ledgerd through pgbouncer in transaction-pooling mode on
+# the same server, a database of its own (migrated through pgbouncer too),
+# as the runtime role with LEDGER_DATABASE_POOLER=transaction. pgbouncer
+# gets as many server connections as ledgerd's pool: what is measured is
+# the pooler's cost, not a smaller pool's.
+bench_pgbouncer() {
+	local pgb=/usr/sbin/pgbouncer dir="$work/pgbouncer"
+	if [[ ! -x $pgb ]]; then
+		echo "bench: FAILED: $pgb is missing (scripts/ensure-postgres.sh installs Debian's pgbouncer)" >&2
+		exit 1
+	fi
+	echo "bench: ledgerd through $("$pgb" --version | head -1) (pool_mode = transaction, pool $maxconns)" >&2
+	mkdir -p "$dir"
+	psql_ -d postgres -c "CREATE DATABASE ledger_pgbouncer"
+	cat >"$dir/pgbouncer.ini" <<-INI
+		[databases]
+		* = host=$work/pg port=5432
+		[pgbouncer]
+		pool_mode = transaction
+		listen_addr =
+		listen_port = 6432
+		unix_socket_dir = $dir
+		auth_type = trust
+		auth_file = $dir/userlist.txt
+		max_client_conn = 1000
+		default_pool_size = $maxconns
+		reserve_pool_size = 0
+		server_reset_query =
+		ignore_startup_parameters = extra_float_digits
+		logfile = $dir/log
+		pidfile = $dir/pid
+	INI
+	printf '"postgres" ""\n"creditledger_app" ""\n' >"$dir/userlist.txt"
+	if [[ $(id -u) -eq 0 ]]; then chown -R postgres: "$dir"; fi
+	as_pg "$pgb" -d -q "$dir/pgbouncer.ini"
+	local owner="postgres:///ledger_pgbouncer?host=$dir&port=6432&user=postgres&sslmode=disable"
+	local app="postgres:///ledger_pgbouncer?host=$dir&port=6432&user=creditledger_app&sslmode=disable"
+	for _ in $(seq 1 100); do
+		[[ -S $dir/.s.PGSQL.6432 ]] && break
+		sleep 0.1
+	done
+	env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$owner" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
+	for scenario in uniform hot; do
+		start_ledgerd LEDGER_DATABASE_URL="$app" LEDGER_DATABASE_POOLER=transaction LEDGER_DB_MAX_CONNS="$maxconns"
+		ours postgres+pgbouncer "$scenario" -pg-pid "$pg_pid"
+		stop_ledgerd
+	done
+	verify_store "postgres+pgbouncer" LEDGER_DATABASE_URL="$app" LEDGER_DATABASE_POOLER=transaction
+	kill "$(cat "$dir/pid")"
+}
+if want pgbouncer; then bench_pgbouncer; fi
 
 if [[ $profile == 1 ]]; then
 	for prof in "${profiles[@]}"; do
@@ -232,25 +299,27 @@ print(f"\nCreditLedger benchmark: {sys.argv[2]} clients, {sys.argv[3]} per scena
 simple = get("pgbench", "uniform")
 print(f"| store | scenario | ops/s | p50 ms | p95 ms | p99 ms | errors | ledgerd peak RSS MiB | batch mean / p99 | CPU s per 1k ops | PG CPU s per 1k ops | pgbench simple-update tps | ours/simple-update | pgbench hot-row tps | ours/hot-row |")
 print(f"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for store in ("postgres", "embedded"):
+for store in ("postgres", "postgres+pgbouncer", "embedded"):
     for sc in ("uniform", "hot"):
         r = get(store, sc)
         if not r:
             continue
         errs = sum(r.get("errors", {}).values())
         cpu = num(r.get("cpu_seconds_per_1000_ops"), ".3f")
-        pgcpu = num(r.get("pg_cpu_seconds_per_1000_ops"), ".3f") if store == "postgres" else "—"
+        pgcpu = num(r.get("pg_cpu_seconds_per_1000_ops"), ".3f") if store.startswith("postgres") else "—"
         cols = []
-        for p in ((simple, get("pgbench", "hot") if sc == "hot" else None) if store == "postgres" else (None, None)):
+        for p in ((simple, get("pgbench", "hot") if sc == "hot" else None) if store.startswith("postgres") else (None, None)):
             cols.append(f"{p['ops_per_second']:.0f}" if p else "—")
             cols.append(f"{r['ops_per_second'] / p['ops_per_second']:.2f}" if p and p["ops_per_second"] else "—")
         print(f"| {store} | {sc} | {r['ops_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {errs} | {r.get('ledgerd_peak_rss_mib', 0):.0f} | {batch(r)} | {cpu} | {pgcpu} | {' | '.join(cols)} |")
-for sc in ("uniform", "hot"):
-    r = get("postgres", sc)
-    if r and simple and simple["ops_per_second"]:
-        print(f"\nratio ours/pgbench simple-update ({sc}): {r['ops_per_second'] / simple['ops_per_second']:.2f}", end="")
+for store in ("postgres", "postgres+pgbouncer"):
+    for sc in ("uniform", "hot"):
+        r = get(store, sc)
+        if r and simple and simple["ops_per_second"]:
+            print(f"\nratio ours/pgbench simple-update ({store}, {sc}): {r['ops_per_second'] / simple['ops_per_second']:.2f}", end="")
 ours = [r for r in rows if r["store"] != "pgbench"]
 cons = "ok" if ours and all(r.get("conservation_ok") for r in ours) else "NOT CHECKED in every scenario"
-print(f"\n\nconservation: {cons}; ledgerd verify: ok (postgres, embedded)")
+stores = ", ".join(s for s in ("postgres", "postgres+pgbouncer", "embedded") if any(r["store"] == s for r in ours))
+print(f"\n\nconservation: {cons}; ledgerd verify: ok ({stores})")
 print(f"results: {sys.argv[1]}")
 PY
