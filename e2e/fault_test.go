@@ -50,11 +50,16 @@ const (
 // as replays; the audit (exactly once, refusals true of committed state,
 // conservation) and `ledgerd verify` pass.
 func TestFaultCommitCut(t *testing.T) {
-	env := faultEnv()
 	dbURL := postgresDatabase(t)
 	ledgerdCmd(t, dbURL, "migrate")
 	proxy, proxyURL := startPGProxy(t, dbURL)
-	p := startLedgerd(t, proxyURL, env...)
+	faultCommitCut(t, dbURL, proxy, startLedgerd(t, proxyURL, faultEnv()...))
+}
+
+// faultCommitCut is TestFaultCommitCut's load and checks, with ledgerd p
+// serving the database at dbURL (the owner's, direct) through proxy.
+func faultCommitCut(t *testing.T, dbURL string, proxy *pgProxy, p *proc) {
+	t.Helper()
 	c := dialFault(t, p.field(t, "grpc_addr"))
 	r := newFaultRun(t, "fault-cut", cutAccounts, c)
 	r.setup()
@@ -120,7 +125,17 @@ func TestFaultPostgresKill(t *testing.T) {
 	cluster := startDurableCluster(t)
 	dbURL := cluster.createDatabase(t, "ledger")
 	ledgerdCmd(t, dbURL, "migrate")
-	p := startLedgerd(t, dbURL, faultEnv()...)
+	faultPostgresKill(t, cluster, dbURL, startLedgerd(t, dbURL, faultEnv()...), false)
+}
+
+// faultPostgresKill is TestFaultPostgresKill's load, kills and checks,
+// with ledgerd p serving the database at dbURL (the owner's, direct) of
+// cluster. held says that a pooler stands in between, which holds the
+// transactions that begin while the server is down until it is back (up
+// to its query_wait_timeout): then calls are answered after the outage
+// rather than during it, and some must have waited through it.
+func faultPostgresKill(t *testing.T, cluster *pgCluster, dbURL string, p *proc, held bool) {
+	t.Helper()
 	c := dialFault(t, p.field(t, "grpc_addr"))
 	r := newFaultRun(t, "fault-kill", killAccounts, c)
 	r.setup()
@@ -173,9 +188,12 @@ func TestFaultPostgresKill(t *testing.T) {
 
 	// Calls made entirely while no server ran: UNAVAILABLE only.
 	r.mu.Lock()
-	during, wrong := 0, map[string]int{}
+	during, spanned, wrong := 0, 0, map[string]int{}
 	for _, a := range r.attempts {
 		for _, o := range outages {
+			if a.start.Before(o.down) && a.end.After(o.up) {
+				spanned++
+			}
 			if a.start.After(o.down) && a.end.Before(o.restart) {
 				during++
 				if a.code != codes.Unavailable {
@@ -185,13 +203,18 @@ func TestFaultPostgresKill(t *testing.T) {
 		}
 	}
 	r.mu.Unlock()
-	if during == 0 {
+	switch {
+	case !held && during == 0:
 		t.Errorf("no call was made while PostgreSQL was down: the outage was not exercised")
+	case held && spanned == 0:
+		t.Errorf("no call waited through an outage: the outage was not exercised")
+	case held && r.stats().byCode[codes.Unavailable.String()] == 0:
+		t.Errorf("no call was answered UNAVAILABLE: no transaction was in flight when PostgreSQL was killed")
 	}
 	if len(wrong) > 0 {
 		t.Errorf("calls made while PostgreSQL was down were answered other than UNAVAILABLE: %v", wrong)
 	}
-	t.Logf("%d calls while PostgreSQL was down; %s", during, r.stats())
+	t.Logf("%d calls made while PostgreSQL was down, %d in flight from before it went down to after it was up; %s", during, spanned, r.stats())
 	r.requireCleanAnswers()
 	r.audit(c)
 	verifyLedger(t, dbURL)

@@ -9,7 +9,11 @@
 #   3. pgbench: builtin simple-update (uniform) and a one-row
 #      update+insert script (hot), same clients, same duration;
 #   4. ledgerd on the embedded store, both scenarios;
-#   5. scale on the one primary of step 1: the uniform scenario with 1, 2
+#   5. ledgerd through pgbouncer (Debian's, pool_mode = transaction,
+#      LEDGER_DATABASE_POOLER=transaction) on the same server, both
+#      scenarios: store "postgres+pgbouncer", measured against the same
+#      pgbench (PG CPU counts PostgreSQL's processes, not pgbouncer's).
+#   6. scale on the one primary of step 1: the uniform scenario with 1, 2
 #      and 4 ledgerd replicas sharing the clients, then the read scenario
 #      (balance reads) with no read replica and with one streaming standby
 #      (pg_basebackup of the primary, LEDGER_READ_DATABASE_URL), each as a
@@ -27,9 +31,12 @@
 # .data/bench/results.jsonl) and a table on stdout.
 #
 # Knobs: BENCH_DURATION (10s), BENCH_CONCURRENCY (64), BENCH_ACCOUNTS (10000),
-# BENCH_DB_MAX_CONNS (16), BENCH_SCALE (1; 0 skips step 5), BENCH_PROFILE (0; 1: run ledgerd with
+# BENCH_DB_MAX_CONNS (16), BENCH_SCALE (1; 0 skips step 6), BENCH_PROFILE (0; 1: run ledgerd with
 # LEDGER_DEBUG_ADDR, save a CPU profile of each measured phase next to the
-# results as cpu-<store>-<scenario>.pprof and print its top functions).
+# results as cpu-<store>-<scenario>.pprof and print its top functions),
+# BENCH_ONLY (empty: everything; else a comma-separated subset of postgres,
+# embedded, pgbouncer, scale: the ledgerd variants to run; pgbench always runs,
+# the yardstick of every PostgreSQL variant).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,12 +59,16 @@ scripts/ensure-postgres.sh >/dev/null
 bindir=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)")
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# want PART: whether BENCH_ONLY selects the ledgerd variant PART.
+want() { [[ -z ${BENCH_ONLY:-} || ,$BENCH_ONLY, == *,$1,* ]]; }
+
 ledgerd_pid=""
 scale_pids=()
 cleanup() {
 	if [[ -n "$ledgerd_pid" ]]; then kill "$ledgerd_pid" 2>/dev/null || true; wait "$ledgerd_pid" 2>/dev/null || true; fi
 	for pid in "${scale_pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 	if [[ -f "$work/sb/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/sb/data" -m immediate >/dev/null 2>&1 || true; fi
+	if [[ -f "$work/pgbouncer/pid" ]]; then kill "$(cat "$work/pgbouncer/pid")" 2>/dev/null || true; fi
 	if [[ -f "$work/pg/data/PG_VERSION" ]]; then as_pg "$bindir/pg_ctl" stop -D "$work/pg/data" -m immediate >/dev/null 2>&1 || true; fi
 	rm -rf "$work"
 }
@@ -167,6 +178,7 @@ verify_store() {
 	echo "bench: ledgerd verify ($label): $(tr '\n' ' ' <"$log")" >&2
 }
 
+if want postgres; then
 echo "bench: ledgerd on PostgreSQL (pool $maxconns)" >&2
 env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
 for scenario in uniform hot; do
@@ -175,6 +187,7 @@ for scenario in uniform hot; do
 	stop_ledgerd
 done
 verify_store postgres LEDGER_DATABASE_URL="$appurl"
+fi
 
 echo "bench: pgbench on the same server" >&2
 secs=${duration%s}
@@ -203,6 +216,7 @@ pgb() {
 pgb uniform -b simple-update
 pgb hot -f "$work/hot.sql"
 
+if want embedded; then
 echo "bench: ledgerd on the embedded store" >&2
 for scenario in uniform hot; do
 	rm -rf "$work/embedded"
@@ -211,8 +225,61 @@ for scenario in uniform hot; do
 	stop_ledgerd
 	verify_store "embedded $scenario" LEDGER_DATA_DIR="$work/embedded"
 done
+fi
 
-# Step 5: scale on one primary.
+# bench_pgbouncer: ledgerd through pgbouncer in transaction-pooling mode on
+# the same server, a database of its own (migrated through pgbouncer too),
+# as the runtime role with LEDGER_DATABASE_POOLER=transaction. pgbouncer
+# gets as many server connections as ledgerd's pool: what is measured is
+# the pooler's cost, not a smaller pool's.
+bench_pgbouncer() {
+	local pgb=/usr/sbin/pgbouncer dir="$work/pgbouncer"
+	if [[ ! -x $pgb ]]; then
+		echo "bench: FAILED: $pgb is missing (scripts/ensure-postgres.sh installs Debian's pgbouncer)" >&2
+		exit 1
+	fi
+	echo "bench: ledgerd through $("$pgb" --version | head -1) (pool_mode = transaction, pool $maxconns)" >&2
+	mkdir -p "$dir"
+	psql_ -d postgres -c "CREATE DATABASE ledger_pgbouncer"
+	cat >"$dir/pgbouncer.ini" <<-INI
+		[databases]
+		* = host=$work/pg port=5432
+		[pgbouncer]
+		pool_mode = transaction
+		listen_addr =
+		listen_port = 6432
+		unix_socket_dir = $dir
+		auth_type = trust
+		auth_file = $dir/userlist.txt
+		max_client_conn = 1000
+		default_pool_size = $maxconns
+		reserve_pool_size = 0
+		server_reset_query =
+		ignore_startup_parameters = extra_float_digits
+		logfile = $dir/log
+		pidfile = $dir/pid
+	INI
+	printf '"postgres" ""\n"creditledger_app" ""\n' >"$dir/userlist.txt"
+	if [[ $(id -u) -eq 0 ]]; then chown -R postgres: "$dir"; fi
+	as_pg "$pgb" -d -q "$dir/pgbouncer.ini"
+	local owner="postgres:///ledger_pgbouncer?host=$dir&port=6432&user=postgres&sslmode=disable"
+	local app="postgres:///ledger_pgbouncer?host=$dir&port=6432&user=creditledger_app&sslmode=disable"
+	for _ in $(seq 1 100); do
+		[[ -S $dir/.s.PGSQL.6432 ]] && break
+		sleep 0.1
+	done
+	env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$owner" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
+	for scenario in uniform hot; do
+		start_ledgerd LEDGER_DATABASE_URL="$app" LEDGER_DATABASE_POOLER=transaction LEDGER_DB_MAX_CONNS="$maxconns"
+		ours postgres+pgbouncer "$scenario" -pg-pid "$pg_pid"
+		stop_ledgerd
+	done
+	verify_store "postgres+pgbouncer" LEDGER_DATABASE_URL="$app" LEDGER_DATABASE_POOLER=transaction
+	kill "$(cat "$dir/pid")"
+}
+if want pgbouncer; then bench_pgbouncer; fi
+
+# Step 6: scale on one primary.
 # start_replica I ENV...: ledgerd number I (ports of their own) in the
 # background, ready; scale_addrs collects the gRPC addresses.
 scale_addrs=()
@@ -266,7 +333,7 @@ scale_run() {
 		exit 1
 	fi
 }
-if [[ $scale == 1 ]]; then
+if [[ $scale == 1 ]] && want scale; then
 	for n in 1 2 4; do
 		echo "bench: scale: $n ledgerd replica(s) on one PostgreSQL (pool $maxconns each)" >&2
 		for ((i = 0; i < n; i++)); do
@@ -326,23 +393,24 @@ print(f"\nCreditLedger benchmark: {sys.argv[2]} clients, {sys.argv[3]} per scena
 simple = get("pgbench", "uniform")
 print(f"| store | scenario | ops/s | p50 ms | p95 ms | p99 ms | errors | ledgerd peak RSS MiB | batch mean / p99 | CPU s per 1k ops | PG CPU s per 1k ops | pgbench simple-update tps | ours/simple-update | pgbench hot-row tps | ours/hot-row |")
 print(f"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for store in ("postgres", "embedded"):
+for store in ("postgres", "postgres+pgbouncer", "embedded"):
     for sc in ("uniform", "hot"):
         r = get(store, sc)
         if not r:
             continue
         errs = sum(r.get("errors", {}).values())
         cpu = num(r.get("cpu_seconds_per_1000_ops"), ".3f")
-        pgcpu = num(r.get("pg_cpu_seconds_per_1000_ops"), ".3f") if store == "postgres" else "—"
+        pgcpu = num(r.get("pg_cpu_seconds_per_1000_ops"), ".3f") if store.startswith("postgres") else "—"
         cols = []
-        for p in ((simple, get("pgbench", "hot") if sc == "hot" else None) if store == "postgres" else (None, None)):
+        for p in ((simple, get("pgbench", "hot") if sc == "hot" else None) if store.startswith("postgres") else (None, None)):
             cols.append(f"{p['ops_per_second']:.0f}" if p else "—")
             cols.append(f"{r['ops_per_second'] / p['ops_per_second']:.2f}" if p and p["ops_per_second"] else "—")
         print(f"| {store} | {sc} | {r['ops_per_second']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {errs} | {r.get('ledgerd_peak_rss_mib', 0):.0f} | {batch(r)} | {cpu} | {pgcpu} | {' | '.join(cols)} |")
-for sc in ("uniform", "hot"):
-    r = get("postgres", sc)
-    if r and simple and simple["ops_per_second"]:
-        print(f"\nratio ours/pgbench simple-update ({sc}): {r['ops_per_second'] / simple['ops_per_second']:.2f}", end="")
+for store in ("postgres", "postgres+pgbouncer"):
+    for sc in ("uniform", "hot"):
+        r = get(store, sc)
+        if r and simple and simple["ops_per_second"]:
+            print(f"\nratio ours/pgbench simple-update ({store}, {sc}): {r['ops_per_second'] / simple['ops_per_second']:.2f}", end="")
 # Scale: each figure as a ratio to the first of its group, all from this run.
 scale_rows = [(f"replicas-{n}", "uniform", f"{n} ledgerd replica(s), uniform writes") for n in (1, 2, 4)] + \
              [(f"standbys-{n}", "read", f"1 ledgerd, balance reads, {n} standby") for n in (0, 1)]
@@ -362,6 +430,7 @@ if any(get(s, sc) for s, sc, _ in scale_rows):
             print(f"| {label} | {r['ops_per_second']:.0f} | {r['p99_ms']:.2f} | {errs} | {num(r.get('pg_cpu_seconds_per_1000_ops'), '.3f')} | {ratio} | {served} |")
 ours = [r for r in rows if r["store"] != "pgbench" and not r["store"].endswith("-served")]
 cons = "ok" if ours and all(r.get("conservation_ok") for r in ours) else "NOT CHECKED in every scenario"
-print(f"\n\nconservation: {cons}; ledgerd verify: ok (postgres, embedded)")
+stores = ", ".join(s for s in ("postgres", "postgres+pgbouncer", "embedded") if any(r["store"] == s for r in ours))
+print(f"\n\nconservation: {cons}; ledgerd verify: ok ({stores})")
 print(f"results: {sys.argv[1]}")
 PY

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the PostgreSQL server programs (initdb, pg_ctl, postgres) are on
-# this machine, installing Debian's postgresql package when they are missing.
+# Makes sure the PostgreSQL server programs (initdb, pg_ctl, postgres) and
+# pgbouncer are on this machine, installing Debian's postgresql and pgbouncer
+# packages when they are missing.
 # The tests start their own throwaway clusters (internal/pgtest); nothing is
 # left running. With LEDGER_TEST_DATABASE_URL set the tests use that server
 # instead and nothing is installed.
@@ -40,3 +41,34 @@ fi
 
 bin=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)
 echo "ensure-postgres: $("$(dirname "$bin")/postgres" --version)"
+
+# pgbouncer: the tests also run the store and ledgerd through a throwaway
+# pgbouncer in transaction-pooling mode (internal/pgtest/bouncer.go).
+# Debian's package enables and starts its own service on 127.0.0.1:6432:
+# policy-rc.d keeps it from starting, and it is disabled at boot.
+if [[ ! -x /usr/sbin/pgbouncer ]]; then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "ensure-postgres: pgbouncer is missing and installing it needs root:" >&2
+		echo "  sudo apt-get install -y pgbouncer" >&2
+		exit 1
+	fi
+	echo "ensure-postgres: installing Debian's pgbouncer package"
+	export DEBIAN_FRONTEND=noninteractive
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+	if command -v systemctl >/dev/null; then
+		systemctl disable pgbouncer.service >/dev/null 2>&1 || true
+	fi
+	update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+	pidfile=/var/run/postgresql/pgbouncer.pid # the package's own service, should it have started
+	if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		echo "ensure-postgres: stopping the pgbouncer service the package started" >&2
+		kill "$(cat "$pidfile")" || true
+	fi
+fi
+echo "ensure-postgres: $(/usr/sbin/pgbouncer --version | head -1)"

@@ -38,8 +38,13 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 				return nil, bo, err
 			}
 		}
+		pooler, err := postgres.ParsePooler(cfg.DatabasePooler)
+		if err != nil {
+			return nil, bo, fmt.Errorf("%s: %w", config.EnvDatabasePooler, err)
+		}
 		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
 			MaxConns:            int32(cfg.DBMaxConns), //nolint:gosec // G115: validated non-negative, a pool size
+			Pooler:              pooler,
 			ReadURLs:            cfg.ReadDatabaseURLs,
 			MaxReplicaLagBytes:  cfg.ReadMaxLagBytes,
 			AllowPrivilegedRole: cfg.DBAllowPrivilegedRole,
@@ -52,6 +57,10 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 				}
 			},
 		})
+		if errors.Is(err, postgres.ErrBehindPooler) {
+			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w: set %s=%s", redacted, err,
+				config.EnvDatabasePooler, config.PoolerTransaction)
+		}
 		if err != nil {
 			return nil, bo, fmt.Errorf("open PostgreSQL at %s: %w", redacted, err)
 		}
@@ -63,7 +72,7 @@ func openStoreAs(ctx context.Context, cfg config.Config, log *zap.Logger, servin
 		}
 		bo.MaxInFlight = int(s.Pool().Config().MaxConns)
 		log.Info("store opened", zap.String("store", "postgres"), zap.String("database_url", redacted),
-			zap.Int("max_batches_in_flight", bo.MaxInFlight), zap.Int("read_replicas", len(cfg.ReadDatabaseURLs)))
+			zap.String("pooler", string(pooler)), zap.Int("max_batches_in_flight", bo.MaxInFlight), zap.Int("read_replicas", len(cfg.ReadDatabaseURLs)))
 		return s, bo, nil
 	}
 	path, err := embeddedPath(cfg)

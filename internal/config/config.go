@@ -103,6 +103,10 @@ type Config struct {
 	// ReadMaxLagBytes is how far (bytes of write-ahead log) a replica may
 	// replay behind the primary and still serve reads; 0: 16 MiB.
 	ReadMaxLagBytes int64
+	// DatabasePooler is what DatabaseURL reaches PostgreSQL through:
+	// PoolerNone (a direct connection) or PoolerTransaction (a pooler such
+	// as pgbouncer, in transaction or session mode).
+	DatabasePooler string
 	// GRPCReflection registers the gRPC reflection service.
 	GRPCReflection bool
 	// MetricsAddr is the listen address of /metrics, kept apart from the
@@ -158,6 +162,16 @@ type Config struct {
 // TLS reports whether the listeners serve TLS.
 func (c Config) TLS() bool { return c.TLSCertFile != "" }
 
+// Values of DatabasePooler.
+const (
+	// PoolerNone: the database URL reaches PostgreSQL directly.
+	PoolerNone = "none"
+	// PoolerTransaction: it reaches a pooler that may run each
+	// transaction on another server connection (pgbouncer's
+	// pool_mode = transaction), or one in session mode.
+	PoolerTransaction = "transaction"
+)
+
 // DefaultMetricsAddr is where /metrics listens unless told otherwise:
 // loopback only, so that nothing is exposed by default.
 const DefaultMetricsAddr = "127.0.0.1:9464"
@@ -166,6 +180,7 @@ const DefaultMetricsAddr = "127.0.0.1:9464"
 func Default() Config {
 	return Config{
 		DataDir:         "./.data",
+		DatabasePooler:  PoolerNone,
 		MigrateWait:     DefaultMigrateWait,
 		GRPCAddr:        "127.0.0.1:9090",
 		HTTPAddr:        "127.0.0.1:8080",
@@ -208,6 +223,7 @@ const (
 	EnvDBMaxConns      = "LEDGER_DB_MAX_CONNS"
 	EnvReadDatabaseURL = "LEDGER_READ_DATABASE_URL"
 	EnvReadMaxLag      = "LEDGER_READ_MAX_LAG_BYTES"
+	EnvDatabasePooler  = "LEDGER_DATABASE_POOLER"
 	EnvGRPCReflection  = "LEDGER_GRPC_REFLECTION"
 	EnvMetricsAddr     = "LEDGER_METRICS_ADDR"
 	// EnvAuthNoneAllowRemote is the explicit second setting that lets
@@ -302,6 +318,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 		c.ReadMaxLagBytes = n
 		return nil
 	})
+	env(EnvDatabasePooler, str(&c.DatabasePooler))
 	env(EnvBatchMaxOps, integer(&c.BatchMaxOps))
 	env(EnvBatchPerWS, integer(&c.BatchPerWorkspace))
 	env(EnvDebugAddr, func(v string) error { c.DebugAddr = v; return nil })
@@ -345,6 +362,7 @@ func load(args []string, getenv func(string) string, usage io.Writer, serving bo
 	fs.IntVar(&c.BatchPerWorkspace, "batch-per-workspace", c.BatchPerWorkspace, "write batches of one workspace in flight at once, 0 for the default ("+EnvBatchPerWS+")")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "serve net/http/pprof on this address; empty: off ("+EnvDebugAddr+")")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size, 0 for the default ("+EnvDBMaxConns+")")
+	fs.StringVar(&c.DatabasePooler, "database-pooler", c.DatabasePooler, "what the database URL reaches PostgreSQL through: none, or transaction for a pooler such as pgbouncer ("+EnvDatabasePooler+")")
 	fs.BoolVar(&c.GRPCReflection, "grpc-reflection", c.GRPCReflection, "register gRPC reflection ("+EnvGRPCReflection+")")
 	fs.BoolVar(&c.AuthNoneAllowRemote, "auth-none-allow-remote", c.AuthNoneAllowRemote, "with --auth=none, allow non-loopback listen addresses ("+EnvAuthNoneAllowRemote+")")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "server certificate (PEM); with --tls-key-file turns TLS on ("+EnvTLSCertFile+")")
@@ -495,6 +513,10 @@ func (c Config) validate(serving bool) error {
 	if c.ReadMaxLagBytes < 0 {
 		bad("%s %d: must be ≥ 0 (0: the default, 16 MiB)", EnvReadMaxLag, c.ReadMaxLagBytes)
 	}
+	if c.DatabasePooler != PoolerNone && c.DatabasePooler != PoolerTransaction {
+		bad("database pooler %q: must be %s (a direct connection) or %s (a pooler such as pgbouncer in between)",
+			c.DatabasePooler, PoolerNone, PoolerTransaction)
+	}
 	if c.BatchMaxOps < 0 || c.BatchMaxOps > 4096 {
 		bad("batch max ops %d: must be 0 (default) to 4096", c.BatchMaxOps)
 	}
@@ -604,6 +626,7 @@ func (c Config) Redacted() map[string]any {
 		"db_max_conns":            c.DBMaxConns,
 		"read_database_urls":      redactURLs(c.ReadDatabaseURLs),
 		"read_max_lag_bytes":      c.ReadMaxLagBytes,
+		"database_pooler":         c.DatabasePooler,
 		"grpc_reflection":         c.GRPCReflection,
 		"metrics_addr":            c.MetricsAddr,
 		"tls":                     c.TLS(),

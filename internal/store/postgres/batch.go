@@ -389,7 +389,7 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		// then always fail (they repeat an existing version, skip one, or
 		// name a missing account), so COMMIT was skipped: a conflict.
 		return ledger.ConflictError(fmt.Errorf("postgres: write batch: an account changed concurrently: %w", err))
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) && !lostConnection(pe):
 		// The server refused a statement (or the commit): nothing was
 		// committed.
 		merr := mapErr(ctx, "write batch", err)
@@ -400,7 +400,8 @@ func writeBatch(ctx context.Context, conn *pgx.Conn, ws string, eff *ledger.Effe
 		}
 		return merr
 	}
-	// The connection broke, or ctx ended, with COMMIT possibly sent.
+	// The connection broke (a pooler says so with an error of its own), or
+	// ctx ended, with COMMIT possibly sent.
 	return ledger.UnavailableError(fmt.Errorf("postgres: write batch: outcome unknown: %w", err))
 }
 

@@ -255,12 +255,31 @@ func (o *countingObserver) Batch(ops int, outcome string, _ time.Duration) {
 // deadlocks; the balances are the acknowledged sums.
 func TestConcurrentService(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	url := server.NewDatabase(t, template)
+	testConcurrentService(t, url, func() *Store { return openURL(t, url, Options{MaxConns: 6}) }, nil)
+}
+
+// TestConcurrentServiceThroughPgBouncer is TestConcurrentService with both
+// replicas' 12 connections multiplexed by pgbouncer in transaction mode
+// onto pgtest.BouncerPoolSize server connections.
+func TestConcurrentServiceThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	url := server.NewDatabase(t, template)
+	b := server.Bouncer(t)
+	open := func() *Store { return openURL(t, b.URL(url), Options{MaxConns: 6, Pooler: PoolerTransaction}) }
+	// The bouncer's server sessions must end before deadlocks are counted.
+	testConcurrentService(t, url, open, b.Stop)
+}
+
+// testConcurrentService runs TestConcurrentService on the database at url
+// (the owner's), with stores from open; closed, when not nil, runs once
+// the stores are closed.
+func testConcurrentService(t *testing.T, url string, open func() *Store, closed func()) {
+	ctx := context.Background()
 	obs := &countingObserver{}
 	var svcs []*ledger.Service
 	for range 2 {
-		s := openURL(t, url, Options{MaxConns: 6})
+		s := open()
 		svcs = append(svcs, ledger.NewService(s, ledger.WithObserver(obs),
 			ledger.WithBatching(ledger.BatchOptions{PerWorkspace: 3, MaxInFlight: 6})))
 	}
@@ -342,6 +361,9 @@ func TestConcurrentService(t *testing.T) {
 	})
 	for _, svc := range svcs {
 		_ = svc.Store().Close()
+	}
+	if closed != nil {
+		closed()
 	}
 	if n := deadlocks(t, url); n != 0 { // a fresh database: its counter started at 0
 		t.Errorf("PostgreSQL detected %d deadlocks", n)

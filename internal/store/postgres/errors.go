@@ -50,7 +50,9 @@ func pgCode(err error) string {
 //     except a taken package ID, which is ledger.ErrAlreadyExists;
 //   - an unreachable server, a broken connection, a closed pool, a server
 //     shutting down, out of connections or resources, or a read-only server
-//     (a standby after failover): ledger.UnavailableError;
+//     (a standby after failover), and a pooler's errors (pgbouncer reports
+//     a lost server, a server it cannot reach and a client that waited too
+//     long for one as 08P01): ledger.UnavailableError;
 //   - anything else: wrapped with the operation, which the Service reports
 //     as INTERNAL.
 func mapErr(ctx context.Context, op string, err error) error {
@@ -74,9 +76,8 @@ func mapErr(ctx context.Context, op string, err error) error {
 				return fmt.Errorf("postgres: %s: %w (%w)", op, cerr, err)
 			}
 			return ledger.UnavailableError(wrapped) // statement_timeout, or cancelled by an operator
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
+		case lostConnection(pe), // the server or a pooler in front of it went away, or refuses connections for now
 			strings.HasPrefix(pe.Code, "53"),   // insufficient resources: disk, memory, connections
-			strings.HasPrefix(pe.Code, "57P"),  // operator intervention: shutdown, crash, cannot connect now
 			pe.Code == codeReadOnlyTransaction: // connected to a standby
 			return ledger.UnavailableError(wrapped)
 		}
@@ -91,6 +92,16 @@ func mapErr(ctx context.Context, op string, err error) error {
 		return ledger.UnavailableError(wrapped)
 	}
 	return wrapped
+}
+
+// lostConnection reports a server error that ends the connection rather
+// than refusing a statement: a connection exception (class 08) or an
+// operator's intervention (57P: shutdown, termination). PostgreSQL sends
+// these, and so does a pooler about the server connection it lost under a
+// client's transaction (pgbouncer: 08P01 "server conn crashed?"). A COMMIT
+// sent before one may have committed.
+func lostConnection(pe *pgconn.PgError) bool {
+	return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
 }
 
 // unreachable reports a failure to reach the server or to keep talking to it.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/creditledger/creditledger/internal/store/migration"
 )
@@ -18,8 +19,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrateLockKey is the session advisory lock that serialises Migrate
-// across processes ("CLmigrat").
+// migrateLockKey is the advisory lock that serialises Migrate across
+// processes ("CLmigrat"). Each of Migrate's transactions takes it
+// (pg_advisory_xact_lock) and COMMIT releases it: a session lock would
+// stay on whichever server connection a pooler in transaction mode ran it
+// on, and block every later migration.
 const migrateLockKey int64 = 0x434c6d6967726174
 
 // loadMigrations reads the embedded files in version order.
@@ -45,12 +49,17 @@ func Migrate(ctx context.Context, url string) error {
 // MigrateRole applies the embedded migrations that the database at url
 // lacks, in order, each in its own transaction together with its row in
 // schema_migrations, then creates or checks the runtime role and resets its
-// privileges (role.go). url must connect as the schema's owner. It is
-// idempotent, and safe when several processes migrate at once: a session
-// advisory lock serialises them, and the later ones find everything
+// privileges (role.go), in one more. url must connect as the schema's
+// owner. It is idempotent, and safe when several processes migrate at
+// once: every transaction takes a transaction-scoped advisory lock and
+// reads what is applied under it, so the later ones find everything
 // applied. It refuses a database that has migrations this binary does not
 // know (written by a newer version), and a runtime role that could escape
 // row-level security.
+//
+// Nothing outlives a transaction (no session lock, no named prepared
+// statement): url may reach PostgreSQL through a pooler in transaction
+// mode, such as pgbouncer.
 //
 // Migrations are applied in the order of their version; versions need not
 // be contiguous, and one missing from the database is applied even when a
@@ -60,54 +69,82 @@ func MigrateRole(ctx context.Context, url string, role RuntimeRole) (err error) 
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, url)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return mapErr(ctx, "migrate: connect", err)
+	}
+	if cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		// Unnamed statements only: a pooler may run the next transaction
+		// on a server connection that never saw a named one.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return mapErr(ctx, "migrate: connect", err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		// Closing the session also releases the advisory lock.
 		err = errors.Join(err, conn.Close(cctx))
 	}()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
+	// The schema_migrations table, and a first refusal of a database
+	// written by a newer version.
+	if err := migrateStep(ctx, conn, func(pgx.Tx, map[int64]string) error { return nil }); err != nil {
+		return err
+	}
+	for _, m := range all {
+		err := migrateStep(ctx, conn, func(tx pgx.Tx, applied map[int64]string) error {
+			if _, ok := applied[m.Version]; ok {
+				return nil // applied meanwhile by another process
+			}
+			return applyMigration(ctx, tx, m)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return migrateStep(ctx, conn, func(tx pgx.Tx, _ map[int64]string) error {
+		return ensureRuntimeRole(ctx, tx, role)
+	})
+}
+
+// migrateStep runs fn in one transaction, under the migration lock, with
+// the migrations applied so far (after checking that this binary knows
+// them all), and commits.
+func migrateStep(ctx context.Context, conn *pgx.Conn, fn func(tx pgx.Tx, applied map[int64]string) error) error {
+	all, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return mapErr(ctx, "migrate: begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 		return mapErr(ctx, "migrate: lock", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(cctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey); uerr != nil && err == nil {
-			err = mapErr(ctx, "migrate: unlock", uerr)
-		}
-	}()
-	if _, err := conn.Exec(ctx, qCreateMigrations); err != nil {
+	if _, err := tx.Exec(ctx, qCreateMigrations); err != nil {
 		return mapErr(ctx, "migrate: create schema_migrations", err)
 	}
-	applied, err := appliedMigrations(ctx, conn)
+	applied, err := appliedMigrations(ctx, tx)
 	if err != nil {
 		return mapErr(ctx, "migrate: read schema_migrations", err)
 	}
 	if err := checkApplied(all, applied); err != nil {
 		return err
 	}
-	for _, m := range all {
-		if _, ok := applied[m.Version]; ok {
-			continue
-		}
-		if err := applyMigration(ctx, conn, m); err != nil {
-			return err
-		}
+	if err := fn(tx, applied); err != nil {
+		return err
 	}
-	return ensureRuntimeRole(ctx, conn, role)
+	if err := tx.Commit(ctx); err != nil {
+		return mapErr(ctx, "migrate: commit", err)
+	}
+	return nil
 }
 
-// applyMigration runs one migration and records it in one transaction.
-func applyMigration(ctx context.Context, conn *pgx.Conn, m migration.File) error {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return mapErr(ctx, "migrate: begin", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+// applyMigration runs one migration and records it, in tx.
+func applyMigration(ctx context.Context, tx dbtx, m migration.File) error {
 	// No arguments: pgx sends it with the simple protocol, which runs the
 	// file's statements in order.
 	if _, err := tx.Exec(ctx, m.SQL); err != nil {
@@ -117,15 +154,21 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, m migration.File) error
 		m.Version, m.Name); err != nil {
 		return mapErr(ctx, "migrate: record "+m.Name, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapErr(ctx, "migrate: commit "+m.Name, err)
-	}
 	return nil
 }
 
 // querier is what both a connection and a pool offer.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// dbtx is what both a connection and a transaction offer (Begin: a
+// transaction, or a savepoint in one).
+type dbtx interface {
+	querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func appliedMigrations(ctx context.Context, q querier) (map[int64]string, error) {

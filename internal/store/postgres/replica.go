@@ -104,6 +104,7 @@ func openReplicas(ctx context.Context, primary *pgxpool.Pool, urls []string, opt
 		if opts.MaxConns > 0 {
 			cfg.MaxConns = opts.MaxConns
 		}
+		configurePooler(cfg, opts.Pooler) // a replica may sit behind the same kind of pooler
 		if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 			cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerd-read"
 		}

@@ -60,11 +60,12 @@ var runtimeFunctions = []string{"ledger_expect(bigint, bigint, text)", "ledger_h
 const codeDuplicateObject = "42710"
 
 // ensureRuntimeRole creates the runtime role, or checks an existing one, and
-// grants it exactly runtimeGrants in the current schema. It runs after the
-// migrations, under Migrate's lock. Roles belong to the cluster, so
-// migrations of two databases may create the same role at once: the loser
-// of that race checks the winner's role instead.
-func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role RuntimeRole) error {
+// grants it exactly runtimeGrants in the current schema. It runs in conn,
+// Migrate's last transaction, after the migrations, under its lock. Roles
+// belong to the cluster, so migrations of two databases may create the same
+// role at once: the loser of that race (rolled back to a savepoint) checks
+// the winner's role instead.
+func ensureRuntimeRole(ctx context.Context, conn dbtx, role RuntimeRole) error {
 	if role.Name == "" {
 		role.Name = DefaultRuntimeRole
 	}
@@ -91,7 +92,16 @@ func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role RuntimeRole) er
 		return mapErr(ctx, "runtime role: look up", err)
 	}
 	if !exists {
-		_, err := conn.Exec(ctx, `CREATE ROLE `+name+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION`+secret)
+		sp, err := conn.Begin(ctx)
+		if err != nil {
+			return mapErr(ctx, "runtime role: savepoint", err)
+		}
+		_, err = sp.Exec(ctx, `CREATE ROLE `+name+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION`+secret)
+		if err == nil {
+			err = sp.Commit(ctx)
+		} else {
+			_ = sp.Rollback(ctx)
+		}
 		switch {
 		case err == nil:
 			secret = ""
@@ -117,7 +127,7 @@ func ensureRuntimeRole(ctx context.Context, conn *pgx.Conn, role RuntimeRole) er
 // the schema's triggers: a superuser, BYPASSRLS, a role that can create
 // roles (and so grant itself the owner) or databases, a replication role,
 // a member of the migrating role, or one that owns anything here.
-func checkRuntimeRole(ctx context.Context, conn *pgx.Conn, name string) error {
+func checkRuntimeRole(ctx context.Context, conn dbtx, name string) error {
 	var super, bypass, createRole, createDB, repl, member, owns bool
 	err := conn.QueryRow(ctx, `
 		SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
@@ -157,15 +167,10 @@ func checkRuntimeRole(ctx context.Context, conn *pgx.Conn, name string) error {
 }
 
 // grantRuntimeRole resets the role's privileges on this schema to exactly
-// runtimeGrants, in one transaction, and checks that every tenant table is
-// under row-level security (a later migration that forgets it fails here).
-func grantRuntimeRole(ctx context.Context, conn *pgx.Conn, role string) error {
+// runtimeGrants, in tx, and checks that every tenant table is under
+// row-level security (a later migration that forgets it fails here).
+func grantRuntimeRole(ctx context.Context, tx dbtx, role string) error {
 	name := pgx.Identifier{role}.Sanitize()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return mapErr(ctx, "runtime role: begin", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	var schema string
 	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return mapErr(ctx, "runtime role: schema", err)
@@ -218,9 +223,6 @@ func grantRuntimeRole(ctx context.Context, conn *pgx.Conn, role string) error {
 	}
 	if len(unprotected) > 0 {
 		return fmt.Errorf("postgres: tenant tables without forced row-level security: %s", strings.Join(unprotected, ", "))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return mapErr(ctx, "runtime role: commit", err)
 	}
 	return nil
 }

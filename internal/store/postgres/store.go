@@ -48,6 +48,9 @@ type Options struct {
 	// OnReplicaState, when set, is told of every change of a replica's
 	// state (logs).
 	OnReplicaState func(ReplicaStat)
+	// Pooler is what stands between the store and PostgreSQL; the zero
+	// value is a direct connection (pooler.go).
+	Pooler Pooler
 }
 
 // Store is the PostgreSQL ledger store. It implements ledger.Store and
@@ -68,9 +71,10 @@ var (
 	_ ledger.ReplicaViewer = (*Store)(nil)
 )
 
-// Open connects to the database at url and checks that it answers and that
-// its schema is migrated to this binary's version. It does not migrate: run
-// Migrate (`ledgerd migrate`) first.
+// Open connects to the database at url and checks that it answers, that it
+// is reached the way opts.Pooler says, and that its schema is migrated to
+// this binary's version. It does not migrate: run Migrate (`ledgerd
+// migrate`) first.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -80,6 +84,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	configurePooler(cfg, opts.Pooler)
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerd"
 	}
@@ -90,6 +95,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, mapErr(ctx, "ping", err)
+	}
+	if err := checkDirect(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	if err := checkSchema(ctx, pool); err != nil {
 		pool.Close()

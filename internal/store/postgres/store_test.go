@@ -1407,6 +1407,10 @@ func TestMapErr(t *testing.T) {
 		{"too many connections", bg, pg("53300", ""), nil, true},
 		{"connection failure", bg, pg("08006", ""), nil, true},
 		{"read-only standby", bg, pg("25006", ""), nil, true},
+		// pgbouncer's own errors: its server connection died under the
+		// client's transaction, the server cannot be reached, no server
+		// connection came in time.
+		{"pooler lost its server connection", bg, pg("08P01", ""), nil, true},
 		{"statement timeout", bg, pg("57014", ""), nil, true},
 		{"cancelled statement", cancelled, pg("57014", ""), context.Canceled, false},
 		{"context error", bg, fmt.Errorf("x: %w", context.DeadlineExceeded), context.DeadlineExceeded, false},
