@@ -40,3 +40,27 @@ fi
 
 bin=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -1 || command -v initdb)
 echo "ensure-postgres: $("$(dirname "$bin")/postgres" --version)"
+
+# --- pg_auto_failover (the failover test, e2e/failover_test.go) -------------
+# pg_autoctl and the monitor's extension, built for the newest PostgreSQL
+# installed above: Debian's postgresql-<major>-auto-failover. The package
+# ships no service and no cluster: installing it starts nothing.
+major=$(basename "$(dirname "$(dirname "$bin")")")
+if ! command -v pg_autoctl >/dev/null || [[ ! -e /usr/lib/postgresql/$major/lib/pgautofailover.so ]]; then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "ensure-postgres: pg_auto_failover is missing and installing it needs root:" >&2
+		echo "  sudo apt-get install -y postgresql-$major-auto-failover" >&2
+		exit 1
+	fi
+	echo "ensure-postgres: installing Debian's postgresql-$major-auto-failover package"
+	export DEBIAN_FRONTEND=noninteractive
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "postgresql-$major-auto-failover" >/dev/null
+fi
+echo "ensure-postgres: $(pg_autoctl --version | head -1)"
+# --- end pg_auto_failover ---------------------------------------------------
