@@ -77,16 +77,16 @@ type NodeState struct {
 const formationTimeout = 3 * time.Minute
 
 // The monitor's settings: health checks every second that give up after
-// one quick retry, a node declared unhealthy 3 s after its keeper last
+// one quick retry, a node declared unhealthy 5 s after its keeper last
 // reported, and a dead primary's demotion waited for 3 s. Production keeps
 // pg_auto_failover's defaults (a failover then takes 20–40 s); these keep
 // the test short, not its outcome different.
 var monitorSettings = []string{
 	"pgautofailover.health_check_period = 1000",
-	"pgautofailover.health_check_timeout = 1000",
+	"pgautofailover.health_check_timeout = 2000",
 	"pgautofailover.health_check_max_retries = 1",
 	"pgautofailover.health_check_retry_delay = 500",
-	"pgautofailover.node_considered_unhealthy_timeout = 3000",
+	"pgautofailover.node_considered_unhealthy_timeout = 5000",
 	"pgautofailover.primary_demote_timeout = 3000",
 }
 
@@ -476,39 +476,64 @@ func killNode(n *FormationNode) error {
 	return nil
 }
 
+// Promotion is what WaitPromoted saw of a failover.
+type Promotion struct {
+	// Node is the new primary.
+	Node *FormationNode
+	// NotWritableAt is the last moment the new primary was seen refusing
+	// writes (down, in recovery or read-only): no write could have
+	// succeeded anywhere in the formation before it.
+	NotWritableAt time.Time
+	// WritableAt is the first moment it was seen accepting them.
+	WritableAt time.Time
+}
+
 // WaitPromoted waits until a node other than old is the primary: the
 // monitor reports it wait_primary or primary and it accepts read-write
-// sessions. It returns that node.
-func (f *Formation) WaitPromoted(tb testing.TB, old *FormationNode, timeout time.Duration) *FormationNode {
+// sessions.
+func (f *Formation) WaitPromoted(tb testing.TB, old *FormationNode, timeout time.Duration) Promotion {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), timeout)
 	defer cancel()
-	var promoted *FormationNode
+	var p Promotion
 	f.waitUntil(ctx, "a new primary", func() (bool, error) {
-		st, err := f.States(ctx)
-		if err != nil {
-			return false, nil // the monitor may be busy; poll again
-		}
-		for _, s := range st {
-			if s.Name == old.Name || s.Reported != s.Goal || (s.Reported != "primary" && s.Reported != "wait_primary") {
+		for _, n := range f.dataNodes() {
+			if n == old {
 				continue
 			}
-			n := f.node(s.Name)
-			conn, err := pgx.Connect(ctx, f.nodeURL(n, "postgres"))
-			if err != nil {
-				return false, nil // poll again
+			// Promotion only goes one way: a node that refuses writes at
+			// the moment the question is sent refused them before.
+			asked := time.Now()
+			if !f.writable(ctx, n) {
+				p.NotWritableAt = asked
+				continue
 			}
-			var readOnly string
-			err = conn.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly)
-			_ = conn.Close(context.Background())
-			if err == nil && readOnly == "off" {
-				promoted = n
-				return true, nil
+			st, err := f.States(ctx)
+			if err != nil {
+				return false, nil // the monitor may be busy; poll again
+			}
+			for _, s := range st {
+				if s.Name == n.Name && s.Reported == s.Goal && (s.Reported == "primary" || s.Reported == "wait_primary") {
+					p.Node, p.WritableAt = n, time.Now()
+					return true, nil
+				}
 			}
 		}
 		return false, nil
 	})
-	return promoted
+	return p
+}
+
+// writable reports whether n accepts read-write sessions.
+func (f *Formation) writable(ctx context.Context, n *FormationNode) bool {
+	conn, err := pgx.Connect(ctx, f.nodeURL(n, "postgres"))
+	if err != nil {
+		return false
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	var readOnly string
+	err = conn.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly)
+	return err == nil && readOnly == "off"
 }
 
 // SynchronousStandbyNames reads synchronous_standby_names on node n.
