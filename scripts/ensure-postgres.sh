@@ -12,6 +12,22 @@ if [[ -n "${LEDGER_TEST_DATABASE_URL:-}" ]]; then
 	exit 0
 fi
 
+# apt_prepare readies apt once: an updated package list, and a policy-rc.d
+# that keeps the packages' own services (a PostgreSQL cluster, pgbouncer)
+# from starting: the tests start their own.
+apt_ready=0
+apt_prepare() {
+	if [[ $apt_ready == 1 ]]; then return; fi
+	export DEBIAN_FRONTEND=noninteractive
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	apt-get update -qq
+	apt_ready=1
+}
+
 have_server() {
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null
 }
@@ -23,14 +39,7 @@ if ! have_server; then
 		exit 1
 	fi
 	echo "ensure-postgres: installing Debian's postgresql package"
-	export DEBIAN_FRONTEND=noninteractive
-	# Keep the package's own cluster from starting: the tests run their own.
-	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	fi
-	apt-get update -qq
+	apt_prepare
 	apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
 
@@ -53,13 +62,7 @@ if [[ ! -x /usr/sbin/pgbouncer ]]; then
 		exit 1
 	fi
 	echo "ensure-postgres: installing Debian's pgbouncer package"
-	export DEBIAN_FRONTEND=noninteractive
-	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	fi
-	apt-get update -qq
+	apt_prepare
 	apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
 	if command -v systemctl >/dev/null; then
 		systemctl disable pgbouncer.service >/dev/null 2>&1 || true
@@ -72,3 +75,21 @@ if [[ ! -x /usr/sbin/pgbouncer ]]; then
 	fi
 fi
 echo "ensure-postgres: $(/usr/sbin/pgbouncer --version | head -1)"
+
+# --- pg_auto_failover (the failover test, e2e/failover_test.go) -------------
+# pg_autoctl and the monitor's extension, built for the newest PostgreSQL
+# installed above: Debian's postgresql-<major>-auto-failover. The package
+# ships no service and no cluster: installing it starts nothing.
+major=$(basename "$(dirname "$(dirname "$bin")")")
+if ! command -v pg_autoctl >/dev/null || [[ ! -e /usr/lib/postgresql/$major/lib/pgautofailover.so ]]; then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "ensure-postgres: pg_auto_failover is missing and installing it needs root:" >&2
+		echo "  sudo apt-get install -y postgresql-$major-auto-failover" >&2
+		exit 1
+	fi
+	echo "ensure-postgres: installing Debian's postgresql-$major-auto-failover package"
+	apt_prepare
+	apt-get install -y -qq --no-install-recommends "postgresql-$major-auto-failover" >/dev/null
+fi
+echo "ensure-postgres: $(pg_autoctl --version | head -1)"
+# --- end pg_auto_failover ---------------------------------------------------
