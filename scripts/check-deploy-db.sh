@@ -49,7 +49,7 @@ trap cleanup EXIT
 chown postgres "$tmp"
 
 # Free TCP ports on loopback for the primary, the standby and pgbouncer.
-read -r p_port s_port b_port < <(python3 -c '
+read -r p_port s_port b_port < <(/usr/bin/python3 -c '
 import socket
 ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
@@ -67,7 +67,7 @@ as_pg initdb -D "$tmp/primary" -U creditledger --auth-local=trust --auth-host=sc
 echo "host all all all scram-sha-256" >>"$tmp/primary/pg_hba.conf"
 # The primary's replication settings, as compose.yaml and k8s/postgres.yaml
 # pass them (check-deploy.sh checks they say the same).
-mapfile -t primary_args < <(python3 - <<'PY'
+mapfile -t primary_args < <(/usr/bin/python3 - <<'PY'
 import yaml
 cmd = yaml.safe_load(open("deploy/compose.yaml"))["services"]["postgres"]["command"]
 print("\n".join(cmd[1:]))
