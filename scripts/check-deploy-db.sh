@@ -65,16 +65,17 @@ say "primary: initdb, the image's pg_hba.conf, the replication settings of deplo
 # As the postgres image: trust on the socket, passwords over TCP.
 as_pg initdb -D "$tmp/primary" -U creditledger --auth-local=trust --auth-host=scram-sha-256 >"$tmp/initdb.log"
 echo "host all all all scram-sha-256" >>"$tmp/primary/pg_hba.conf"
-# The primary's replication settings, as compose.yaml and k8s/postgres.yaml
-# pass them (check-deploy.sh checks they say the same).
-mapfile -t primary_args < <(/usr/bin/python3 - <<'PY'
-import yaml
-cmd = yaml.safe_load(open("deploy/compose.yaml"))["services"]["postgres"]["command"]
-print("\n".join(cmd[1:]))
-PY
-)
+# The servers' settings, as compose.yaml (and k8s/, which check-deploy.sh
+# holds to the same) passes them.
+compose_args() { # SERVICE N: the service's command in compose.yaml, less its first N words
+	/usr/bin/python3 -c 'import sys, yaml
+cmd = yaml.safe_load(open("deploy/compose.yaml"))["services"][sys.argv[1]]["command"]
+print(" ".join(cmd[int(sys.argv[2]):]))' "$1" "$2"
+}
+primary_args=$(compose_args postgres 1)
+standby_args=$(compose_args postgres-standby 2)
 as_pg pg_ctl -D "$tmp/primary" -l "$tmp/primary.log" -w start \
-	-o "-p $p_port -k $tmp -c listen_addresses=127.0.0.1 ${primary_args[*]}" >/dev/null
+	-o "-p $p_port -k $tmp -c listen_addresses=127.0.0.1 $primary_args" >/dev/null
 as_pg psql -X -q -h "$tmp" -p "$p_port" -U creditledger -d postgres -c "CREATE DATABASE creditledger"
 sql "$p_port" "CREATE ROLE creditledger_app LOGIN PASSWORD '$app_pw'"
 sql "$p_port" "SHOW wal_level" | grep -qx replica || die "primary: wal_level is not replica"
@@ -98,7 +99,7 @@ chown postgres "$tmp/standby"
 as_pg env PGDATA="$tmp/standby" PRIMARY_HOST=127.0.0.1 PRIMARY_PORT="$p_port" \
 	POSTGRES_REPLICATION_PASSWORD="$repl_pw" sh deploy/postgres/standby-entrypoint.sh \
 	pg_ctl -D "$tmp/standby" -l "$tmp/standby.log" -w start \
-	-o "-p $s_port -k $tmp -c listen_addresses=127.0.0.1 -c hot_standby=on" >"$tmp/standby-entry.log" 2>&1 ||
+	-o "-p $s_port -k $tmp -c listen_addresses=127.0.0.1 $standby_args" >"$tmp/standby-entry.log" 2>&1 ||
 	die "standby-entrypoint.sh failed: $(cat "$tmp/standby-entry.log")"
 [[ -f $tmp/standby/standby.signal ]] || die "standby: no standby.signal"
 sql "$p_port" "CREATE TABLE replicated (x int); INSERT INTO replicated VALUES (42)"

@@ -449,6 +449,12 @@ if sb.get("entrypoint") != ["/bin/sh", "/standby-entrypoint.sh"] or \
     err("compose.yaml: postgres-standby must start with postgres/standby-entrypoint.sh")
 if sb.get("command", [])[:2] != ["docker-entrypoint.sh", "postgres"] or pg_settings(sb.get("command", [])).get("hot_standby") != "on":
     err("compose.yaml: postgres-standby must run docker-entrypoint.sh postgres -c hot_standby=on")
+def check_standby_limits(where, primary_args, standby_args):
+    st_p, st_s = pg_settings(primary_args), pg_settings(standby_args)
+    for k in ("max_wal_senders", "max_replication_slots"):
+        if st_s.get(k) != st_p.get(k):
+            err(f"{where}: the standby's {k} must be the primary's ({st_p.get(k)}): a hot standby needs at least as many")
+check_standby_limits("compose.yaml", cmd, sb.get("command", []))
 if svc_env("postgres-standby").get("PRIMARY_HOST") != "postgres":
     err("compose.yaml: postgres-standby must replicate from PRIMARY_HOST postgres")
 if "/var/lib/postgresql/data" not in mounts_of(sb) or mounts_of(sb)["/var/lib/postgresql/data"] == mounts_of(pg).get("/var/lib/postgresql/data"):
@@ -736,6 +742,7 @@ if sc_.get("command") != ["/bin/sh", "/scripts/standby-entrypoint.sh"] or v.get(
     err("k8s: postgres-standby must start with standby-entrypoint.sh of postgres-scripts")
 if sc_.get("args", [])[:2] != ["docker-entrypoint.sh", "postgres"] or pg_settings(sc_.get("args", [])).get("hot_standby") != "on":
     err("k8s: postgres-standby must run docker-entrypoint.sh postgres -c hot_standby=on")
+check_standby_limits("k8s", pc.get("args", []), sc_.get("args", []))
 senv = envmap(sc_)
 if senv.get("PRIMARY_HOST", {}).get("value") != "postgres" or senv.get("PGSSLMODE", {}).get("value") != "verify-full":
     err("k8s: postgres-standby must replicate from PRIMARY_HOST postgres with PGSSLMODE verify-full")
