@@ -13,6 +13,13 @@
 #     owner's secrets out of ledgerd, runs ledgerd with TLS, a JWKS and the
 #     metrics listener, deploy/secrets-check.sh refuses placeholders, and
 #     `docker compose config -q` accepts it when the compose plugin exists;
+#   - the database tier, in compose and Kubernetes: a hot standby of the
+#     primary's image cloned by pg_basebackup from a replication slot, a
+#     primary set up for it, pgbouncer in transaction pooling mode, ledgerd
+#     writing through pgbouncer and reading from the standby, migrate going
+#     to the primary directly, every password from the secrets files;
+#     scripts/check-deploy-db.sh then runs those scripts and configurations
+#     against throwaway PostgreSQL servers and Debian's pgbouncer;
 #   - the Dockerfile builds what exists and runs as non-root.
 # Installs Debian's prometheus (for promtool) and python3-yaml when missing
 # and running as root.
@@ -280,7 +287,7 @@ dash_paths = [p.get("options", {}).get("path") for p in prov.get("providers", []
 # --- Compose: services, dependencies and mounted files exist.
 compose = load("compose.yaml")
 svcs = compose.get("services", {})
-for name in ("postgres", "migrate", "ledgerd", "prometheus", "grafana"):
+for name in ("postgres", "postgres-standby", "pgbouncer", "migrate", "ledgerd", "prometheus", "grafana"):
     if name not in svcs:
         err(f"compose.yaml: service {name} is missing")
 # The database is healthy when it takes TCP connections, as ledgerd makes
@@ -330,8 +337,10 @@ for p in dash_paths:
 def env_keys(path):
     text = (D / path).read_text() if (D / path).is_file() else ""
     return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.M))
-env_files = {"compose.secrets.env": ("LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"),
-             "compose.migrate.env": ("POSTGRES_PASSWORD", "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD")}
+env_files = {"compose.secrets.env": ("LEDGER_DATABASE_URL", "LEDGER_READ_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"),
+             "compose.migrate.env": ("POSTGRES_PASSWORD", "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"),
+             "compose.replication.env": ("POSTGRES_REPLICATION_PASSWORD",),
+             "compose.pgbouncer.env": ("PGBOUNCER_AUTH_PASSWORD",)}
 for f, want in env_files.items():
     kv = env_keys(f)
     if sorted(kv) != sorted(want):
@@ -345,9 +354,11 @@ def svc_env_files(name):
     f = svcs.get(name, {}).get("env_file", [])
     return sorted(x["path"] if isinstance(x, dict) else x for x in ([f] if isinstance(f, str) else f))
 for name, want in (("ledgerd", ["compose.secrets.env"]), ("migrate", ["compose.migrate.env"]),
-                   ("postgres", ["compose.migrate.env"])):
+                   ("postgres", ["compose.migrate.env", "compose.replication.env"]),
+                   ("postgres-standby", ["compose.replication.env"]), ("pgbouncer", ["compose.pgbouncer.env"]),
+                   ("secrets-check", sorted(env_files))):
     if svc_env_files(name) != want:
-        err(f"compose.yaml: {name} must read exactly {want} (the owner's credentials stay out of ledgerd)")
+        err(f"compose.yaml: {name} must read exactly {want} (each service gets only its own secrets)")
 if svcs.get("postgres", {}).get("depends_on", {}).get("secrets-check", {}).get("condition") \
         != "service_completed_successfully":
     err("compose.yaml: postgres must wait for secrets-check to complete successfully")
@@ -380,6 +391,125 @@ prom_targets = [t for sc in load("prometheus/prometheus.yml")["scrape_configs"] 
 if prom_targets != ["ledgerd:9464"]:
     err(f"prometheus.yml: job creditledger must scrape ledgerd:9464 (the metrics listener), not {prom_targets}")
 
+# --- The database tier: streaming standby, pgbouncer, where each URL points.
+from urllib.parse import urlsplit
+import configparser
+
+def url_at(url):
+    u = urlsplit(url)
+    return u.username, u.hostname, u.port
+def svc_env(name):
+    env = svcs.get(name, {}).get("environment", {})
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env) if isinstance(env, list) else env
+def pg_settings(args):
+    """-c name=value pairs of a postgres command line."""
+    return dict(a.split("=", 1) for prev, a in zip(args, args[1:]) if prev == "-c")
+def check_primary(where, args):
+    st = pg_settings(args)
+    if st.get("wal_level") != "replica":
+        err(f"{where}: the primary needs -c wal_level=replica")
+    for k in ("max_wal_senders", "max_replication_slots"):
+        if int(st.get(k, "0")) < 2:
+            err(f"{where}: the primary needs -c {k} of at least 2 (the standby and a spare)")
+    if "max_slot_wal_keep_size" not in st:
+        err(f"{where}: the primary needs max_slot_wal_keep_size (a bound on what an absent standby's slot keeps)")
+    return st
+def mounts_of(s):
+    out = {}
+    for v in s.get("volumes", []):
+        if isinstance(v, str):
+            parts = v.split(":")
+            out[parts[1]] = parts[0]
+        else:
+            out[v.get("target")] = v.get("source")
+    return out
+
+scripts = {n: (D / "postgres" / n).read_text() for n in ("init-replication.sh", "standby-entrypoint.sh")}
+init_sh, standby_sh = scripts["init-replication.sh"], scripts["standby-entrypoint.sh"]
+for want in ("WITH LOGIN REPLICATION", "NOSUPERUSER", "pg_create_physical_replication_slot",
+             "host replication $role all scram-sha-256", "POSTGRES_REPLICATION_PASSWORD"):
+    if want not in init_sh:
+        err(f"postgres/init-replication.sh: {want!r} is missing")
+for want in ("pg_basebackup", "--write-recovery-conf", '--slot="$slot"', "--wal-method=stream",
+             "POSTGRES_REPLICATION_PASSWORD", 'exec "$@"'):
+    if want not in standby_sh:
+        err(f"postgres/standby-entrypoint.sh: {want!r} is missing")
+
+pg, sb, pb = svcs.get("postgres", {}), svcs.get("postgres-standby", {}), svcs.get("pgbouncer", {})
+cmd = pg.get("command", [])
+if cmd[:1] != ["postgres"]:
+    err("compose.yaml: postgres: command must be postgres with its -c settings")
+check_primary("compose.yaml: postgres", cmd)
+if mounts_of(pg).get("/docker-entrypoint-initdb.d/10-replication.sh") != "./postgres/init-replication.sh":
+    err("compose.yaml: postgres must run postgres/init-replication.sh from /docker-entrypoint-initdb.d")
+if sb.get("image") != pg.get("image"):
+    err("compose.yaml: postgres-standby must run the primary's image")
+if sb.get("entrypoint") != ["/bin/sh", "/standby-entrypoint.sh"] or \
+        mounts_of(sb).get("/standby-entrypoint.sh") != "./postgres/standby-entrypoint.sh":
+    err("compose.yaml: postgres-standby must start with postgres/standby-entrypoint.sh")
+if sb.get("command", [])[:2] != ["docker-entrypoint.sh", "postgres"] or pg_settings(sb.get("command", [])).get("hot_standby") != "on":
+    err("compose.yaml: postgres-standby must run docker-entrypoint.sh postgres -c hot_standby=on")
+def check_standby_limits(where, primary_args, standby_args):
+    st_p, st_s = pg_settings(primary_args), pg_settings(standby_args)
+    for k in ("max_wal_senders", "max_replication_slots"):
+        if st_s.get(k) != st_p.get(k):
+            err(f"{where}: the standby's {k} must be the primary's ({st_p.get(k)}): a hot standby needs at least as many")
+check_standby_limits("compose.yaml", cmd, sb.get("command", []))
+if svc_env("postgres-standby").get("PRIMARY_HOST") != "postgres":
+    err("compose.yaml: postgres-standby must replicate from PRIMARY_HOST postgres")
+if "/var/lib/postgresql/data" not in mounts_of(sb) or mounts_of(sb)["/var/lib/postgresql/data"] == mounts_of(pg).get("/var/lib/postgresql/data"):
+    err("compose.yaml: postgres-standby needs a data volume of its own")
+if "pg_is_in_recovery()" not in json.dumps(sb.get("healthcheck", {})) or " -h " not in json.dumps(sb.get("healthcheck", {})):
+    err("compose.yaml: postgres-standby: the health check must be pg_isready over TCP and pg_is_in_recovery()")
+for name in ("postgres-standby", "pgbouncer"):
+    if svcs.get(name, {}).get("depends_on", {}).get("postgres", {}).get("condition") != "service_healthy":
+        err(f"compose.yaml: {name} must wait for postgres to be healthy")
+    if not svcs.get(name, {}).get("healthcheck", {}).get("test"):
+        err(f"compose.yaml: {name} needs a healthcheck")
+    if svcs.get(name, {}).get("ports"):
+        err(f"compose.yaml: {name} must not publish a host port")
+
+def ini(text):
+    c = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), allow_no_value=True)
+    c.read_string(text)
+    return c
+bouncer_ini = ini((D / "pgbouncer/pgbouncer.ini").read_text())
+bdb = dict(kv.split("=", 1) for kv in bouncer_ini.get("databases", "creditledger", fallback="").split())
+if bdb.get("host") != "postgres" or bdb.get("port") != "5432" or bdb.get("dbname") != "creditledger":
+    err("pgbouncer/pgbouncer.ini: database creditledger must be host=postgres port=5432 dbname=creditledger (the primary)")
+for k, v in (("pool_mode", "transaction"), ("auth_type", "scram-sha-256"), ("listen_port", "6432"),
+             ("auth_file", "/run/pgbouncer/userlist.txt")):
+    if bouncer_ini.get("pgbouncer", k, fallback=None) != v:
+        err(f"pgbouncer/pgbouncer.ini: {k} must be {v}")
+if pb.get("build", {}).get("context") != "pgbouncer" or "/run/pgbouncer" not in pb.get("tmpfs", []) or pb.get("read_only") is not True:
+    err("compose.yaml: pgbouncer is built from pgbouncer/, read-only, with its auth file on a tmpfs at /run/pgbouncer")
+bdf = (D / "pgbouncer/Dockerfile").read_text()
+for want in ("FROM debian:", "apt-get install", "pgbouncer", "USER 65532:65532", "entrypoint.sh", "pgbouncer.ini"):
+    if want not in bdf:
+        err(f"pgbouncer/Dockerfile: {want!r} is missing")
+if 'PGBOUNCER_AUTH_PASSWORD' not in (D / "pgbouncer/entrypoint.sh").read_text():
+    err("pgbouncer/entrypoint.sh must write the auth file from PGBOUNCER_AUTH_PASSWORD")
+
+secrets_env = env_keys("compose.secrets.env")
+if url_at(secrets_env.get("LEDGER_DATABASE_URL", "")) != ("creditledger_app", "pgbouncer", 6432):
+    err("compose.secrets.env: LEDGER_DATABASE_URL must connect as creditledger_app to pgbouncer:6432")
+if url_at(secrets_env.get("LEDGER_READ_DATABASE_URL", "")) != ("creditledger_app", "postgres-standby", 5432):
+    err("compose.secrets.env: LEDGER_READ_DATABASE_URL must connect as creditledger_app to postgres-standby:5432")
+if url_at(env_keys("compose.migrate.env").get("LEDGER_MIGRATE_DATABASE_URL", ""))[1:] != ("postgres", 5432):
+    err("compose.migrate.env: LEDGER_MIGRATE_DATABASE_URL must reach the primary directly (postgres:5432), not pgbouncer")
+if ld_env.get("LEDGER_DATABASE_POOLER") != "pgbouncer":
+    err("compose.yaml: ledgerd needs LEDGER_DATABASE_POOLER pgbouncer (it writes through transaction pooling)")
+for dep in ("pgbouncer", "postgres-standby"):
+    if ld.get("depends_on", {}).get(dep, {}).get("condition") != "service_healthy":
+        err(f"compose.yaml: ledgerd must wait for {dep} to be healthy")
+if svcs.get("migrate", {}).get("depends_on", {}).get("postgres", {}).get("condition") != "service_healthy":
+    err("compose.yaml: migrate must wait for postgres to be healthy")
+# Secrets come from the env files only, never inline.
+for name, s in svcs.items():
+    for k, v in svc_env(name).items():
+        if "PASSWORD" in k or k.endswith("DATABASE_URL") or k in ("LEDGER_PAGE_TOKEN_KEY", "LEDGER_AUTH_SECRET"):
+            err(f"compose.yaml: {name} sets the secret {k} inline; it belongs in an env file")
+
 # --- Kubernetes manifests.
 kust = load("k8s/kustomization.yaml")
 docs = {}
@@ -406,16 +536,27 @@ def one(kind):
         return {}
     return items[0][1]
 
-cm, dep, job, pdb = one("ConfigMap"), one("Deployment"), one("Job"), one("PodDisruptionBudget")
+def named(kind, name):
+    items = [d for _, d in docs.get(kind, []) if d["metadata"]["name"] == name]
+    if len(items) != 1:
+        err(f"k8s: expected one {kind} {name}, found {len(items)}")
+        return {}
+    return items[0]
+def component(d):
+    return d.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+
+cm, dep, job, pdb = named("ConfigMap", "ledgerd"), named("Deployment", "ledgerd"), one("Job"), named("PodDisruptionBudget", "ledgerd")
 secrets = {d["metadata"]["name"]: d for _, d in docs.get("Secret", [])}
-if sorted(secrets) != ["ledgerd", "ledgerd-migrate"]:
-    err(f"k8s/secret.example.yaml: expected the Secrets ledgerd and ledgerd-migrate, found {sorted(secrets)}")
+if sorted(secrets) != ["ledgerd", "ledgerd-migrate", "pgbouncer", "postgres"]:
+    err(f"k8s/secret.example.yaml: expected the Secrets ledgerd, ledgerd-migrate, pgbouncer and postgres, found {sorted(secrets)}")
 sec, msec = secrets.get("ledgerd", {}), secrets.get("ledgerd-migrate", {})
-for d, want in ((sec, ["LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"]),
-                (msec, ["LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"])):
+for d, want in ((sec, ["LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_READ_DATABASE_URL"]),
+                (msec, ["LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"]),
+                (secrets.get("postgres", {}), ["POSTGRES_PASSWORD", "POSTGRES_REPLICATION_PASSWORD"]),
+                (secrets.get("pgbouncer", {}), ["PGBOUNCER_AUTH_PASSWORD"])):
     if d and sorted(d.get("stringData", {})) != want:
         err(f"k8s: Secret {d['metadata']['name']} must hold exactly {want}")
-for d, k in ((sec, "LEDGER_DATABASE_URL"), (msec, "LEDGER_MIGRATE_DATABASE_URL")):
+for d, k in ((sec, "LEDGER_DATABASE_URL"), (sec, "LEDGER_READ_DATABASE_URL"), (msec, "LEDGER_MIGRATE_DATABASE_URL")):
     if "sslmode=verify-full" not in d.get("stringData", {}).get(k, "sslmode=verify-full"):
         err(f"k8s: Secret {d['metadata']['name']}: {k} must use sslmode=verify-full")
 if not sec.get("stringData", {}).get("LEDGER_DATABASE_URL", "").startswith("postgres://creditledger_app:"):
@@ -429,7 +570,8 @@ def selects(sel, where):
         err(f"k8s: {where} selector {sel} does not match the pod labels {pod_labels}")
 selects(spec.get("selector", {}).get("matchLabels"), "Deployment")
 selects(pdb.get("spec", {}).get("selector", {}).get("matchLabels"), "PodDisruptionBudget")
-for _, s in docs.get("Service", []):
+ledgerd_services = [s for _, s in docs.get("Service", []) if component(s) == "ledgerd"]
+for s in ledgerd_services:
     selects(s.get("spec", {}).get("selector"), f"Service {s['metadata']['name']}")
 if spec.get("replicas", 1) < 3:
     err("k8s: Deployment needs at least 3 replicas")
@@ -444,7 +586,7 @@ for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")
         err(f"k8s: {probe} must GET {path} on the http port")
     if g.get("scheme", "HTTP") != ("HTTPS" if tls_on else "HTTP"):
         err(f"k8s: {probe} must use scheme {'HTTPS' if tls_on else 'HTTP'}")
-for _, s in docs.get("Service", []):
+for s in ledgerd_services:
     for p in s["spec"].get("ports", []):
         if p.get("targetPort") in ("metrics", 9464) or p.get("port") == 9464:
             err(f"k8s: Service {s['metadata']['name']} exposes the metrics port; Prometheus scrapes the pods")
@@ -508,7 +650,7 @@ for k in ("LEDGER_AUTH_SECRET", "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_R
           "LEDGER_DB_ALLOW_PRIVILEGED_ROLE", "LEDGER_AUTH_NONE_ALLOW_REMOTE"):
     if k in dep_env or k in cmdata:
         err(f"k8s: the Deployment must not receive {k}")
-for k in ("LEDGER_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"):
+for k in ("LEDGER_DATABASE_URL", "LEDGER_READ_DATABASE_URL", "LEDGER_PAGE_TOKEN_KEY"):
     if k not in dep_env:
         err(f"k8s: the Deployment needs {k} from the Secret ledgerd")
 job_env = {e["name"] for e in jc.get("env", [])}
@@ -539,7 +681,7 @@ for k, (kind, field, name) in want_src.items():
     v = vols.get(m.get("name"), {})
     if m.get("readOnly") is not True or "subPath" in m or v.get(kind, {}).get(field) != name:
         err(f"k8s: {k} must come from a read-only mount, without subPath, of {kind} {name}")
-for _, cert in docs.get("Certificate", []):
+for cert in [named("Certificate", "ledgerd")]:
     cs = cert.get("spec", {})
     if cs.get("secretName") != "ledgerd-tls" or not {"server auth", "client auth"} <= set(cs.get("usages", [])):
         err("k8s/certificate.example.yaml: secretName ledgerd-tls with usages server auth and client auth "
@@ -553,12 +695,137 @@ for d in secrets.values():
         if "CHANGE-ME" not in v:
             err(f"k8s/secret.example.yaml: {d['metadata']['name']} {k} must be a CHANGE-ME placeholder")
 for k in cmdata:
-    if k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL", "LEDGER_MIGRATE_DATABASE_URL",
-             "LEDGER_RUNTIME_ROLE_PASSWORD"):
+    if k in ("LEDGER_AUTH_SECRET", "LEDGER_PAGE_TOKEN_KEY", "LEDGER_DATABASE_URL", "LEDGER_READ_DATABASE_URL",
+             "LEDGER_MIGRATE_DATABASE_URL", "LEDGER_RUNTIME_ROLE_PASSWORD"):
         err(f"k8s/configmap.yaml: {k} is a secret; it belongs in a Secret")
 for r in kust.get("resources", []):
     if r.endswith(".example.yaml"):
         err(f"k8s/kustomization.yaml: must not apply the example {r}")
+
+# --- Kubernetes: the database tier.
+sts_p, sts_s = named("StatefulSet", "postgres"), named("StatefulSet", "postgres-standby")
+bdep, bcm = named("Deployment", "pgbouncer"), named("ConfigMap", "pgbouncer")
+scm = named("ConfigMap", "postgres-scripts")
+for n, text in scripts.items():
+    if scm.get("data", {}).get(n) != text:
+        err(f"k8s/postgres.yaml: ConfigMap postgres-scripts {n} differs from deploy/postgres/{n}")
+def podspec(w):
+    return w.get("spec", {}).get("template", {}).get("spec", {})
+def ctr(w):
+    return (podspec(w).get("containers") or [{}])[0]
+def envmap(c):
+    return {e["name"]: e for e in c.get("env", [])}
+def from_secret(c, name, secret):
+    ref = envmap(c).get(name, {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if ref.get("name") != secret or ref.get("key") not in secrets.get(secret, {}).get("stringData", {}):
+        err(f"k8s: {c.get('name')} must take {name} from the Secret {secret}")
+def mount_of(w, path):
+    c = ctr(w)
+    m = next((m for m in c.get("volumeMounts", []) if m.get("mountPath") == path), None)
+    if m is None:
+        return None, {}
+    return m, next((v for v in podspec(w).get("volumes", []) if v["name"] == m["name"]), {})
+pc, sc_ = ctr(sts_p), ctr(sts_s)
+check_primary("k8s/postgres.yaml", pc.get("args", []))
+if pc.get("image") != sc_.get("image") or pc.get("image") != pg.get("image"):
+    err("k8s: postgres-standby must run the primary's image (and compose's)")
+from_secret(pc, "POSTGRES_PASSWORD", "postgres")
+from_secret(pc, "POSTGRES_REPLICATION_PASSWORD", "postgres")
+from_secret(sc_, "POSTGRES_REPLICATION_PASSWORD", "postgres")
+if "POSTGRES_PASSWORD" in envmap(sc_):
+    err("k8s: postgres-standby must not receive the owner's POSTGRES_PASSWORD")
+m, v = mount_of(sts_p, "/docker-entrypoint-initdb.d/10-replication.sh")
+if not m or m.get("subPath") != "init-replication.sh" or v.get("configMap", {}).get("name") != "postgres-scripts":
+    err("k8s: the primary must run init-replication.sh of postgres-scripts from /docker-entrypoint-initdb.d")
+m, v = mount_of(sts_s, "/scripts")
+if sc_.get("command") != ["/bin/sh", "/scripts/standby-entrypoint.sh"] or v.get("configMap", {}).get("name") != "postgres-scripts":
+    err("k8s: postgres-standby must start with standby-entrypoint.sh of postgres-scripts")
+if sc_.get("args", [])[:2] != ["docker-entrypoint.sh", "postgres"] or pg_settings(sc_.get("args", [])).get("hot_standby") != "on":
+    err("k8s: postgres-standby must run docker-entrypoint.sh postgres -c hot_standby=on")
+check_standby_limits("k8s", pc.get("args", []), sc_.get("args", []))
+senv = envmap(sc_)
+if senv.get("PRIMARY_HOST", {}).get("value") != "postgres" or senv.get("PGSSLMODE", {}).get("value") != "verify-full":
+    err("k8s: postgres-standby must replicate from PRIMARY_HOST postgres with PGSSLMODE verify-full")
+for w, c in ((sts_p, pc), (sts_s, sc_)):
+    st = pg_settings(c.get("args", []))
+    if st.get("ssl") != "on" or not st.get("ssl_key_file", "").startswith("/etc/postgres/tls/"):
+        err(f"k8s: {w['metadata']['name']} must serve TLS from /etc/postgres/tls")
+    m, v = mount_of(w, "/etc/postgres/tls")
+    if v.get("secret", {}).get("secretName") != "postgres-tls":
+        err(f"k8s: {w['metadata']['name']} must mount the Secret postgres-tls on /etc/postgres/tls")
+    if not w.get("spec", {}).get("volumeClaimTemplates"):
+        err(f"k8s: {w['metadata']['name']} needs a volume of its own (volumeClaimTemplates)")
+if "pg_is_in_recovery()" not in json.dumps(sc_.get("readinessProbe", {})):
+    err("k8s: postgres-standby's readiness probe must check pg_is_in_recovery()")
+k8s_ini = ini(bcm.get("data", {}).get("pgbouncer.ini", ""))
+for sect, k in (("databases", "creditledger"), ("pgbouncer", "pool_mode"), ("pgbouncer", "auth_type"),
+                ("pgbouncer", "auth_file"), ("pgbouncer", "listen_port"), ("pgbouncer", "max_db_connections"),
+                ("pgbouncer", "default_pool_size")):
+    if k8s_ini.get(sect, k, fallback=None) != bouncer_ini.get(sect, k, fallback=None):
+        err(f"k8s/pgbouncer.yaml: {k} differs from deploy/pgbouncer/pgbouncer.ini")
+if k8s_ini.get("pgbouncer", "server_tls_sslmode", fallback=None) != "verify-full" or \
+        k8s_ini.get("pgbouncer", "client_tls_sslmode", fallback=None) != "require":
+    err("k8s/pgbouncer.yaml: pgbouncer needs client_tls_sslmode require and server_tls_sslmode verify-full")
+bc = ctr(bdep)
+from_secret(bc, "PGBOUNCER_AUTH_PASSWORD", "pgbouncer")
+m, v = mount_of(bdep, "/etc/pgbouncer")
+if v.get("configMap", {}).get("name") != "pgbouncer":
+    err("k8s: pgbouncer must mount the ConfigMap pgbouncer on /etc/pgbouncer")
+m, v = mount_of(bdep, "/run/pgbouncer")
+if "emptyDir" not in v:
+    err("k8s: pgbouncer needs an emptyDir on /run/pgbouncer for its auth file")
+for w in (sts_p, sts_s, bdep):
+    c, name = ctr(w), w.get("metadata", {}).get("name")
+    if not c.get("readinessProbe"):
+        err(f"k8s: {name} needs a readiness probe")
+    r = c.get("resources", {})
+    if not r.get("requests") or not r.get("limits"):
+        err(f"k8s: {name}: resources need requests and limits")
+    sc = c.get("securityContext", {})
+    if sc.get("readOnlyRootFilesystem") is not True or sc.get("allowPrivilegeEscalation") is not False \
+            or sc.get("capabilities", {}).get("drop") != ["ALL"] or not podspec(w).get("securityContext", {}).get("runAsNonRoot"):
+        err(f"k8s: {name}: non-root, read-only, no privilege escalation, drop ALL")
+    labels = w.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    svc = named("Service", name)
+    sel = svc.get("spec", {}).get("selector", {})
+    if not sel or any(labels.get(k) != v for k, v in sel.items()):
+        err(f"k8s: Service {name} does not select the pods of {name}")
+    cports = {p["name"] for p in c.get("ports", [])}
+    for p in svc.get("spec", {}).get("ports", []):
+        if p.get("targetPort") not in cports or not p.get("appProtocol"):
+            err(f"k8s: Service {name}: port {p.get('name')} must target a named container port, with an appProtocol")
+if url_at(sec.get("stringData", {}).get("LEDGER_DATABASE_URL", "")) != ("creditledger_app", "pgbouncer", 6432):
+    err("k8s: Secret ledgerd: LEDGER_DATABASE_URL must connect as creditledger_app to pgbouncer:6432")
+if url_at(sec.get("stringData", {}).get("LEDGER_READ_DATABASE_URL", "")) != ("creditledger_app", "postgres-standby", 5432):
+    err("k8s: Secret ledgerd: LEDGER_READ_DATABASE_URL must connect as creditledger_app to postgres-standby:5432")
+if url_at(msec.get("stringData", {}).get("LEDGER_MIGRATE_DATABASE_URL", ""))[1:] != ("postgres", 5432):
+    err("k8s: Secret ledgerd-migrate: LEDGER_MIGRATE_DATABASE_URL must reach the primary directly (postgres:5432)")
+if cmdata.get("LEDGER_DATABASE_POOLER") != "pgbouncer":
+    err("k8s/configmap.yaml: LEDGER_DATABASE_POOLER must be pgbouncer (ledgerd writes through transaction pooling)")
+pcert = named("Certificate", "postgres").get("spec", {})
+if pcert.get("secretName") != "postgres-tls" or not {"postgres", "postgres-standby", "pgbouncer"} <= set(pcert.get("dnsNames", [])):
+    err("k8s/certificate.example.yaml: Certificate postgres: secretName postgres-tls with the names postgres, postgres-standby and pgbouncer")
+# NetworkPolicies: who may reach each database service, and only that.
+want_from = {"postgres": ({"pgbouncer", "postgres-standby", "migrate"}, 5432),
+             "postgres-standby": ({"ledgerd"}, 5432), "pgbouncer": ({"ledgerd"}, 6432)}
+got_from = {}
+for _, np in docs.get("NetworkPolicy", []):
+    target = np["spec"].get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+    if np["spec"].get("policyTypes") != ["Ingress"]:
+        err(f"k8s: NetworkPolicy {np['metadata']['name']} must be an ingress policy")
+    for rule in np["spec"].get("ingress", []):
+        peers = {f.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") for f in rule.get("from", [])}
+        ports = {p.get("port") for p in rule.get("ports", [])}
+        got_from[target] = (peers, *ports) if len(ports) == 1 else (peers, ports)
+if got_from != want_from:
+    err(f"k8s/networkpolicy.yaml: ingress must be exactly {want_from}, got {got_from}")
+m = next((m for m in jc.get("volumeMounts", []) if m.get("mountPath") == "/etc/creditledger/postgres-ca"), None)
+jv = next((v for v in jpod.get("volumes", []) if m and v["name"] == m["name"]), {})
+if jv.get("secret", {}).get("secretName") != "postgres-tls" or [i.get("key") for i in jv["secret"].get("items", [])] != ["ca.crt"]:
+    err("k8s: the Job must mount only ca.crt of postgres-tls on /etc/creditledger/postgres-ca")
+for r in ("postgres.yaml", "postgres-standby.yaml", "pgbouncer.yaml", "networkpolicy.yaml"):
+    if r not in kust.get("resources", []):
+        err(f"k8s/kustomization.yaml: {r} is not a resource")
 
 # --- Dockerfile.
 df = (D / "Dockerfile").read_text()
@@ -589,16 +856,39 @@ secrets_check() { env -i PATH=/usr/bin:/bin "$@" sh deploy/secrets-check.sh >/de
 mapfile -t placeholders < <(grep -hE '^[A-Z_][A-Z0-9_]*=' deploy/compose.migrate.env deploy/compose.secrets.env)
 secrets_check "${placeholders[@]}" && die "deploy/secrets-check.sh accepts the CHANGE-ME placeholders"
 owner=00112233445566778899aabbccddeeff app=ffeeddccbbaa99887766554433221100
+repl=0f1e2d3c4b5a69788796a5b4c3d2e1f0
 filled=(POSTGRES_PASSWORD=$owner
 	"LEDGER_MIGRATE_DATABASE_URL=postgres://creditledger:$owner@postgres:5432/creditledger?sslmode=disable"
 	LEDGER_RUNTIME_ROLE_PASSWORD=$app
-	"LEDGER_DATABASE_URL=postgres://creditledger_app:$app@postgres:5432/creditledger?sslmode=disable"
-	LEDGER_PAGE_TOKEN_KEY=$owner$app)
+	"LEDGER_DATABASE_URL=postgres://creditledger_app:$app@pgbouncer:6432/creditledger?sslmode=disable"
+	"LEDGER_READ_DATABASE_URL=postgres://creditledger_app:$app@postgres-standby:5432/creditledger?sslmode=disable"
+	LEDGER_PAGE_TOKEN_KEY=$owner$app
+	POSTGRES_REPLICATION_PASSWORD=$repl
+	PGBOUNCER_AUTH_PASSWORD=$app)
 secrets_check "${filled[@]}" || die "deploy/secrets-check.sh refuses valid secrets"
 secrets_check "${filled[@]}" LEDGER_RUNTIME_ROLE_PASSWORD=0123456789abcdef0123456789abcdef &&
 	die "deploy/secrets-check.sh accepts a runtime role password that LEDGER_DATABASE_URL does not carry"
 secrets_check "${filled[@]}" "LEDGER_DATABASE_URL=postgres://creditledger:$owner@postgres:5432/creditledger" &&
 	die "deploy/secrets-check.sh accepts ledgerd connecting as the schema owner"
+secrets_check "${filled[@]}" "LEDGER_READ_DATABASE_URL=postgres://creditledger:$owner@postgres-standby:5432/creditledger" &&
+	die "deploy/secrets-check.sh accepts ledgerd reading as the schema owner"
+secrets_check "${filled[@]}" PGBOUNCER_AUTH_PASSWORD=0123456789abcdef0123456789abcdef &&
+	die "deploy/secrets-check.sh accepts a pgbouncer password that is not the runtime role's"
+secrets_check "${filled[@]}" POSTGRES_REPLICATION_PASSWORD=$owner &&
+	die "deploy/secrets-check.sh accepts the owner's password for replication"
+secrets_check "${filled[@]}" POSTGRES_REPLICATION_PASSWORD=CHANGE-ME-REPL &&
+	die "deploy/secrets-check.sh accepts the replication password placeholder"
+
+# The database tier's scripts and configurations, for real, when this
+# machine has PostgreSQL 15 and pgbouncer (Debian's packages) and may run
+# them as the postgres user.
+if [[ -x /usr/lib/postgresql/15/bin/initdb && -x /usr/sbin/pgbouncer ]] &&
+	{ [[ $(id -u) -eq 0 ]] || [[ $(id -un) == postgres ]]; }; then
+	say "scripts/check-deploy-db.sh: the standby, the primary's replication set-up and pgbouncer, run"
+	scripts/check-deploy-db.sh
+else
+	say "PostgreSQL 15 or pgbouncer is missing, or this user cannot run them: skipping scripts/check-deploy-db.sh (the checks above still ran)"
+fi
 
 if command -v kubectl >/dev/null; then
 	say "kubectl kustomize deploy/k8s"

@@ -20,8 +20,8 @@ type integrityChecker interface {
 	IntegrityCheck(ctx context.Context) error
 }
 
-// verifyCmd checks every invariant of the ledger in one consistent snapshot
-// of the configured store: each account's balance equals the sum of its
+// verifyCmd checks every invariant of the ledger, each workspace in a
+// consistent snapshot of its own (ledger.Verify): each account's balance equals the sum of its
 // entries, every balance_after chain is unbroken with versions 1..n, every
 // idempotency key points at what it recorded, every accepted request at its
 // transaction. It prints a summary on stdout and every problem found.

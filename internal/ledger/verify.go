@@ -7,7 +7,8 @@ import (
 )
 
 // Auditor is implemented by stores that can enumerate their whole content,
-// which Verify needs. Reads happen inside View, in one snapshot.
+// which Verify needs. Workspaces is read in a View of its own; each
+// workspace is then read in another.
 type Auditor interface {
 	// Workspaces lists every workspace that has settings, accounts,
 	// requests, idempotency keys, packages or conversion rates.
@@ -43,27 +44,51 @@ func (r *VerifyReport) problem(format string, args ...any) {
 // balance_after chain and the balance, and checks that every idempotency
 // record points at an existing transaction or request of the right shape and
 // that every accepted request points at its REQUEST_APPROVED transaction.
+//
+// It lists the workspaces in one short View, then checks each workspace in
+// a View of its own: every invariant is per workspace, so each is checked in
+// a consistent snapshot of its workspace, and no transaction spans two
+// workspaces (which a store sharded by workspace could not serve as one
+// shard's transaction). A workspace created after the listing is not
+// checked by this run.
 func Verify(ctx context.Context, store Store) (VerifyReport, error) {
 	aud, ok := store.(Auditor)
 	if !ok {
 		return VerifyReport{}, fmt.Errorf("store %T cannot be audited", store)
 	}
-	var rep VerifyReport
+	var wss []string
 	err := store.View(ctx, func(ctx context.Context, tx ReadTx) error {
-		rep = VerifyReport{}
-		wss, err := aud.Workspaces(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, ws := range wss {
-			rep.Workspaces++
-			if err := verifyWorkspace(ctx, aud, tx, ws, &rep); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		wss, err = aud.Workspaces(ctx, tx)
+		return err
 	})
-	return rep, err
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	var rep VerifyReport
+	for _, ws := range wss {
+		var part VerifyReport
+		err := store.View(ctx, func(ctx context.Context, tx ReadTx) error {
+			part = VerifyReport{} // fn may run again
+			return verifyWorkspace(ctx, aud, tx, ws, &part)
+		})
+		if err != nil {
+			return rep, fmt.Errorf("workspace %s: %w", ws, err)
+		}
+		rep.add(part)
+	}
+	return rep, nil
+}
+
+// add counts one workspace's report into r.
+func (r *VerifyReport) add(ws VerifyReport) {
+	r.Workspaces++
+	r.Accounts += ws.Accounts
+	r.Transactions += ws.Transactions
+	r.Requests += ws.Requests
+	r.Keys += ws.Keys
+	r.Events += ws.Events
+	r.Problems = append(r.Problems, ws.Problems[:min(len(ws.Problems), maxProblems-len(r.Problems))]...)
 }
 
 func verifyWorkspace(ctx context.Context, aud Auditor, tx ReadTx, ws string, rep *VerifyReport) error {

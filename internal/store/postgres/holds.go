@@ -153,35 +153,18 @@ func (t *readTx) DueHolds(ctx context.Context, workspace string, now time.Time, 
 }
 
 // HoldStats counts the ACTIVE holds across every workspace and sums what
-// they hold, for the metrics gauges: like PendingRequestStats, each
-// workspace is read under its own setting, in one snapshot and one
-// pipelined round trip.
+// they hold, for the metrics gauges: like PendingRequestStats, one
+// transaction per workspace, under its own setting (eachWorkspace).
 func (s *Store) HoldStats(ctx context.Context) (active, held int64, err error) {
-	err = s.View(ctx, func(ctx context.Context, rtx ledger.ReadTx) error {
-		wss, err := s.Workspaces(ctx, rtx)
-		if err != nil || len(wss) == 0 {
-			return err
-		}
-		b := &pgx.Batch{}
-		for _, ws := range wss {
-			b.Queue(qSetWorkspace, ws)
-			b.Queue(qHoldStats, ws).QueryRow(func(row pgx.Row) error {
-				var n, sum int64
-				if err := row.Scan(&n, &sum); err != nil {
-					return err
-				}
-				active, held = active+n, satAdd(held, sum)
-				return nil
-			})
-		}
-		t, err := ownTx(rtx)
-		if err != nil {
-			return err
-		}
-		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-			return mapErr(ctx, "count active holds", err)
-		}
-		return nil
+	err = s.eachWorkspace(ctx, "count active holds", func(b *pgx.Batch, ws string) {
+		b.Queue(qHoldStats, ws).QueryRow(func(row pgx.Row) error {
+			var n, sum int64
+			if err := row.Scan(&n, &sum); err != nil {
+				return err
+			}
+			active, held = active+n, satAdd(held, sum)
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, 0, err

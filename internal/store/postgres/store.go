@@ -155,40 +155,22 @@ func (s *Store) PoolStats() (idle, inUse, maxConns int, acquireWait time.Duratio
 }
 
 // PendingRequestStats counts PENDING requests across every workspace and
-// returns the submit time of the oldest (metrics.PendingStatser). Row-level
-// security shows a transaction one workspace at a time, so it lists the
-// workspaces, then counts each one under its own setting, all in one
-// snapshot and one pipelined round trip.
+// returns the submit time of the oldest (metrics.PendingStatser): one
+// transaction per workspace, under its own setting (eachWorkspace).
 func (s *Store) PendingRequestStats(ctx context.Context) (count int64, oldest time.Time, err error) {
-	err = s.View(ctx, func(ctx context.Context, rtx ledger.ReadTx) error {
-		wss, err := s.Workspaces(ctx, rtx)
-		if err != nil || len(wss) == 0 {
-			return err
-		}
-		b := &pgx.Batch{}
-		for _, ws := range wss {
-			b.Queue(qSetWorkspace, ws)
-			b.Queue(qPendingStats, ws).QueryRow(func(row pgx.Row) error {
-				var n int64
-				var first pgtype.Timestamptz
-				if err := row.Scan(&n, &first); err != nil {
-					return err
-				}
-				count += n
-				if t := fromTime(first); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
-					oldest = t
-				}
-				return nil
-			})
-		}
-		t, err := ownTx(rtx)
-		if err != nil {
-			return err
-		}
-		if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-			return mapErr(ctx, "count pending requests", err)
-		}
-		return nil
+	err = s.eachWorkspace(ctx, "count pending requests", func(b *pgx.Batch, ws string) {
+		b.Queue(qPendingStats, ws).QueryRow(func(row pgx.Row) error {
+			var n int64
+			var first pgtype.Timestamptz
+			if err := row.Scan(&n, &first); err != nil {
+				return err
+			}
+			count += n
+			if t := fromTime(first); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+				oldest = t
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, time.Time{}, err
