@@ -497,8 +497,8 @@ if url_at(secrets_env.get("LEDGER_READ_DATABASE_URL", "")) != ("creditledger_app
     err("compose.secrets.env: LEDGER_READ_DATABASE_URL must connect as creditledger_app to postgres-standby:5432")
 if url_at(env_keys("compose.migrate.env").get("LEDGER_MIGRATE_DATABASE_URL", ""))[1:] != ("postgres", 5432):
     err("compose.migrate.env: LEDGER_MIGRATE_DATABASE_URL must reach the primary directly (postgres:5432), not pgbouncer")
-if ld_env.get("LEDGER_DATABASE_POOLER") != "pgbouncer":
-    err("compose.yaml: ledgerd needs LEDGER_DATABASE_POOLER pgbouncer (it writes through transaction pooling)")
+if ld_env.get("LEDGER_DATABASE_POOLER") != "transaction":
+    err("compose.yaml: ledgerd needs LEDGER_DATABASE_POOLER=transaction (it writes through transaction pooling)")
 for dep in ("pgbouncer", "postgres-standby"):
     if ld.get("depends_on", {}).get(dep, {}).get("condition") != "service_healthy":
         err(f"compose.yaml: ledgerd must wait for {dep} to be healthy")
@@ -800,8 +800,8 @@ if url_at(sec.get("stringData", {}).get("LEDGER_READ_DATABASE_URL", "")) != ("cr
     err("k8s: Secret ledgerd: LEDGER_READ_DATABASE_URL must connect as creditledger_app to postgres-standby:5432")
 if url_at(msec.get("stringData", {}).get("LEDGER_MIGRATE_DATABASE_URL", ""))[1:] != ("postgres", 5432):
     err("k8s: Secret ledgerd-migrate: LEDGER_MIGRATE_DATABASE_URL must reach the primary directly (postgres:5432)")
-if cmdata.get("LEDGER_DATABASE_POOLER") != "pgbouncer":
-    err("k8s/configmap.yaml: LEDGER_DATABASE_POOLER must be pgbouncer (ledgerd writes through transaction pooling)")
+if cmdata.get("LEDGER_DATABASE_POOLER") != "transaction":
+    err("k8s/configmap.yaml: LEDGER_DATABASE_POOLER must be transaction (ledgerd writes through transaction pooling)")
 pcert = named("Certificate", "postgres").get("spec", {})
 if pcert.get("secretName") != "postgres-tls" or not {"postgres", "postgres-standby", "pgbouncer"} <= set(pcert.get("dnsNames", [])):
     err("k8s/certificate.example.yaml: Certificate postgres: secretName postgres-tls with the names postgres, postgres-standby and pgbouncer")
