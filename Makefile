@@ -33,12 +33,14 @@ check-generated: generate
 	git diff --exit-code -- gen/ proto/
 	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked files: run make generate and commit"; exit 1; }
 
-## lint: buf format/lint, go vet, golangci-lint
+## lint: buf format/lint, go vet, golangci-lint, and the deploy stacks (check-deploy.sh runs
+## their PostgreSQL and pgbouncer scripts against throwaway servers)
 lint: $(TOOLS)
 	$(BIN)/buf format -d --exit-code
 	$(BIN)/buf lint
 	$(GO) vet ./...
 	$(BIN)/golangci-lint run ./...
+	scripts/ensure-postgres.sh
 	scripts/check-deploy.sh
 
 ## build: the binaries into bin/
