@@ -63,7 +63,7 @@ func TestFailoverNothingLost(t *testing.T) {
 	}()
 	time.Sleep(failoverLoad)
 	old := f.Primary(t)
-	ackedBefore := r.stats().acked
+	ackedBefore := int(r.acked.Load())
 	f.Kill(t, old)
 	down := time.Now()
 	promo := f.WaitPromoted(t, old, failoverPromote)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +122,10 @@ type faultRun struct {
 	attempts []attemptRec
 	problems []string // answers no fault explains
 	seq      int
+
+	// acked counts acknowledged operations as they happen, for a test
+	// that watches the load while it runs (stats is for after it).
+	acked atomic.Int64
 }
 
 func newFaultRun(t *testing.T, ws string, accounts int, conns ...ledgerConn) *faultRun {
@@ -234,6 +239,7 @@ func (r *faultRun) send(ctx context.Context, c ledgerConn, o *faultOp) (codes.Co
 			r.problem("%s: replayed on its first attempt (keys are unique)", o.key)
 		}
 		o.done, o.acked, o.replayed = true, true, replayed
+		r.acked.Add(1)
 		return codes.OK, ""
 	}
 	st := status.Convert(err)
