@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 	"github.com/creditledger/creditledger/internal/pgtest"
 )
 
@@ -177,21 +176,7 @@ func replayAcknowledged(t *testing.T, r *faultRun, c ledgerConn) {
 func replayOnce(ctx context.Context, ws string, c ledgerConn, o *faultOp) error {
 	ctx, cancel := context.WithTimeout(ctx, faultAttemptTimeout)
 	defer cancel()
-	var (
-		tx       *pb.Transaction
-		replayed bool
-		err      error
-	)
-	ref := "fault:" + o.key
-	if o.kind == opCredit {
-		var res *pb.CreditResponse
-		res, err = c.ledger.Credit(ctx, &pb.CreditRequest{Workspace: ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
-		tx, replayed = res.GetTransaction(), res.GetReplayed()
-	} else {
-		var res *pb.DebitResponse
-		res, err = c.ledger.Debit(ctx, &pb.DebitRequest{Workspace: ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
-		tx, replayed = res.GetTransaction(), res.GetReplayed()
-	}
+	tx, replayed, err := post(ctx, ws, c, o)
 	switch {
 	case err != nil:
 		return err

@@ -180,6 +180,17 @@ func (r *faultRun) setup() {
 	}
 }
 
+// post sends o, a credit or a debit, once.
+func post(ctx context.Context, ws string, c ledgerConn, o *faultOp) (*pb.Transaction, bool, error) {
+	ref := "fault:" + o.key
+	if o.kind == opCredit {
+		res, err := c.ledger.Credit(ctx, &pb.CreditRequest{Workspace: ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
+		return res.GetTransaction(), res.GetReplayed(), err
+	}
+	res, err := c.ledger.Debit(ctx, &pb.DebitRequest{Workspace: ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
+	return res.GetTransaction(), res.GetReplayed(), err
+}
+
 // send makes one attempt. It returns the answer's code and reason, and
 // fills o's outcome when the answer is definite.
 func (r *faultRun) send(ctx context.Context, c ledgerConn, o *faultOp) (codes.Code, string) {
@@ -192,14 +203,8 @@ func (r *faultRun) send(ctx context.Context, c ledgerConn, o *faultOp) (codes.Co
 	)
 	ref := "fault:" + o.key
 	switch o.kind {
-	case opCredit:
-		var res *pb.CreditResponse
-		res, err = c.ledger.Credit(ctx, &pb.CreditRequest{Workspace: r.ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
-		tx, replayed = res.GetTransaction(), res.GetReplayed()
-	case opDebit:
-		var res *pb.DebitResponse
-		res, err = c.ledger.Debit(ctx, &pb.DebitRequest{Workspace: r.ws, Account: o.account, Amount: o.amount, IdempotencyKey: o.key, Reference: ref})
-		tx, replayed = res.GetTransaction(), res.GetReplayed()
+	case opCredit, opDebit:
+		tx, replayed, err = post(ctx, r.ws, c, o)
 	case opSubmit:
 		var res *pb.SubmitRequestResponse
 		res, err = c.ledger.SubmitRequest(ctx, &pb.SubmitRequestRequest{

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/pgtest"
 )
 
 // pgProxy sits between ledgerd and PostgreSQL and reads the frontend
@@ -139,19 +141,7 @@ func startPGProxy(t testing.TB, dbURL string) (*pgProxy, string) {
 // pgUpstream is the server address a postgres URL names: a unix socket
 // when the host is a directory, TCP otherwise.
 func pgUpstream(u *url.URL) (network, addr string) {
-	host, port := u.Query().Get("host"), u.Query().Get("port")
-	if host == "" {
-		host = u.Hostname()
-	}
-	if port == "" {
-		port = u.Port()
-	}
-	if port == "" {
-		port = "5432"
-	}
-	if host == "" {
-		host = "/var/run/postgresql"
-	}
+	host, port := pgtest.Upstream(u)
 	if strings.HasPrefix(host, "/") {
 		return "unix", fmt.Sprintf("%s/.s.PGSQL.%s", host, port)
 	}

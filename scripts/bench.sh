@@ -99,25 +99,36 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # it would answer in place of ours, and the bench would load, measure and
 # write into someone else's server. So a busy port is fatal, and so is our
 # ledgerd exiting before or right after it answers.
-start_ledgerd() {
-	local debug=() ports=("$grpc_port" "$http_port" "$metrics_port") port
-	if [[ $profile == 1 ]]; then
-		debug=(LEDGER_DEBUG_ADDR="127.0.0.1:$debug_port")
-		ports+=("$debug_port")
-	fi
-	for port in "${ports[@]}"; do
+# ports_free PORT...: fails the bench if one of them is taken.
+ports_free() {
+	local port
+	for port in "$@"; do
 		if port_busy "$port"; then
 			echo "bench: FAILED: 127.0.0.1:$port is already in use (another make bench?)" >&2
 			exit 1
 		fi
 	done
-	# The load is one caller in one workspace at thousands of writes per
-	# second: the rate limits, which would refuse most of it, are off.
+}
+# serve LOG GRPC HTTP METRICS ENV...: ledgerd serve in the background on
+# those loopback ports. The load is one caller in one workspace at
+# thousands of writes per second: the rate limits, which would refuse most
+# of it, are off.
+serve() {
+	local log=$1 g=$2 h=$3 m=$4
+	shift 4
 	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
 		LEDGER_RATE_LIMIT_WORKSPACE=0 LEDGER_RATE_LIMIT_SUBJECT=0 LEDGER_RATE_LIMIT_SUBJECT_WRITES=0 \
-		LEDGER_GRPC_ADDR="127.0.0.1:$grpc_port" LEDGER_HTTP_ADDR="127.0.0.1:$http_port" \
-		LEDGER_METRICS_ADDR="127.0.0.1:$metrics_port" "${debug[@]}" "$@" \
-		"$work/bin/ledgerd" serve 2>>"$work/ledgerd.log" &
+		LEDGER_GRPC_ADDR="127.0.0.1:$g" LEDGER_HTTP_ADDR="127.0.0.1:$h" LEDGER_METRICS_ADDR="127.0.0.1:$m" "$@" \
+		"$work/bin/ledgerd" serve 2>>"$log" &
+}
+start_ledgerd() {
+	local debug=() ports=("$grpc_port" "$http_port" "$metrics_port")
+	if [[ $profile == 1 ]]; then
+		debug=(LEDGER_DEBUG_ADDR="127.0.0.1:$debug_port")
+		ports+=("$debug_port")
+	fi
+	ports_free "${ports[@]}"
+	serve "$work/ledgerd.log" "$grpc_port" "$http_port" "$metrics_port" "${debug[@]}" "$@"
 	ledgerd_pid=$!
 	for _ in $(seq 1 200); do
 		if ! kill -0 "$ledgerd_pid" 2>/dev/null; then break; fi
@@ -284,19 +295,11 @@ if want pgbouncer; then bench_pgbouncer; fi
 # background, ready; scale_addrs collects the gRPC addresses.
 scale_addrs=()
 start_replica() {
-	local i=$1 port
+	local i=$1
 	shift
 	local g=$((grpc_port + 10 + i)) h=$((http_port + 10 + i)) m=$((metrics_port + 10 + i))
-	for port in "$g" "$h" "$m"; do
-		if port_busy "$port"; then
-			echo "bench: FAILED: 127.0.0.1:$port is already in use (another make bench?)" >&2
-			exit 1
-		fi
-	done
-	env -i PATH="$PATH" HOME="${HOME:-/root}" LEDGER_AUTH=none LEDGER_LOG_LEVEL=warn \
-		LEDGER_RATE_LIMIT_WORKSPACE=0 LEDGER_RATE_LIMIT_SUBJECT=0 LEDGER_RATE_LIMIT_SUBJECT_WRITES=0 \
-		LEDGER_GRPC_ADDR="127.0.0.1:$g" LEDGER_HTTP_ADDR="127.0.0.1:$h" LEDGER_METRICS_ADDR="127.0.0.1:$m" "$@" \
-		"$work/bin/ledgerd" serve 2>>"$work/ledgerd-$i.log" &
+	ports_free "$g" "$h" "$m"
+	serve "$work/ledgerd-$i.log" "$g" "$h" "$m" "$@"
 	local pid=$!
 	scale_pids+=("$pid")
 	for _ in $(seq 1 200); do
@@ -334,6 +337,8 @@ scale_run() {
 	fi
 }
 if [[ $scale == 1 ]] && want scale; then
+	# A no-op after the postgres variant's; needed when BENCH_ONLY left it out.
+	env -i PATH="$PATH" LEDGER_MIGRATE_DATABASE_URL="$pgurl" "$work/bin/ledgerd" migrate 2>>"$work/ledgerd.log"
 	for n in 1 2 4; do
 		echo "bench: scale: $n ledgerd replica(s) on one PostgreSQL (pool $maxconns each)" >&2
 		for ((i = 0; i < n; i++)); do
@@ -431,6 +436,8 @@ if any(get(s, sc) for s, sc, _ in scale_rows):
 ours = [r for r in rows if r["store"] != "pgbench" and not r["store"].endswith("-served")]
 cons = "ok" if ours and all(r.get("conservation_ok") for r in ours) else "NOT CHECKED in every scenario"
 stores = ", ".join(s for s in ("postgres", "postgres+pgbouncer", "embedded") if any(r["store"] == s for r in ours))
+if any(r["store"].startswith(("replicas-", "standbys-")) for r in ours):
+    stores = ", ".join(x for x in (stores, "postgres after the scale runs") if x)
 print(f"\n\nconservation: {cons}; ledgerd verify: ok ({stores})")
 print(f"results: {sys.argv[1]}")
 PY

@@ -67,7 +67,7 @@ func StartBouncer(ctx context.Context, serverURL string) (*Bouncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: bouncer: not a URL: %w", err)
 	}
-	host, port := upstream(u)
+	host, port := Upstream(u)
 	// A short path: a unix socket path must fit in 107 bytes.
 	dir, err := os.MkdirTemp("", "clpgb")
 	if err != nil {
@@ -255,9 +255,9 @@ func (b *Bouncer) Stop() {
 	b.dir = ""
 }
 
-// upstream is the server a postgres URL names: host (a socket directory or
+// Upstream is the server a postgres URL names: host (a socket directory or
 // a name) and port, with libpq's defaults.
-func upstream(u *url.URL) (host, port string) {
+func Upstream(u *url.URL) (host, port string) {
 	host, port = u.Query().Get("host"), u.Query().Get("port")
 	if host == "" {
 		host = u.Hostname()
