@@ -37,10 +37,11 @@ type runFunc = func(ctx context.Context, c *cli, args []string) error
 
 func balanceCmd() *command {
 	return &command{
-		name: "balance", synopsis: "--account ACCOUNT",
+		name: "balance", synopsis: "--account ACCOUNT [--min-version V]",
 		summary: "show an account's balance, version and pending request credits",
 		setup: func(fs *flag.FlagSet) runFunc {
 			account := fs.String("account", "", "account (client) identifier; required")
+			minVersion := fs.Int64("min-version", 0, "read the account at this version or later (the version a write answered): a read replica that has not replayed it is passed over for the primary")
 			return func(ctx context.Context, c *cli, args []string) error {
 				ws, err := c.ws()
 				if err != nil {
@@ -56,10 +57,11 @@ func balanceCmd() *command {
 				if err != nil {
 					return err
 				}
-				b, err := l.Balance(ctx, ws, *account)
+				res, err := l.GetBalance(ctx, &pb.GetBalanceRequest{Workspace: ws, Account: *account, MinVersion: *minVersion})
 				if err != nil {
 					return err
 				}
+				b := res.GetBalance()
 				enabled := "disabled"
 				if b.GetCreditPaymentsEnabled() {
 					enabled = "enabled"

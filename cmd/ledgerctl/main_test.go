@@ -89,6 +89,12 @@ func TestAgencyAndOperatorFlow(t *testing.T) {
 	if out := mustCtl(t, a, "balance", "--account", "client-1"); !strings.Contains(out, "75 credits") || !strings.Contains(out, "version") {
 		t.Errorf("balance: %q", out)
 	}
+	if out := mustCtl(t, a, "balance", "--account", "client-1", "--min-version", "3"); !strings.Contains(out, "75 credits") {
+		t.Errorf("balance --min-version 3: %q", out)
+	}
+	if _, errOut, code := ctl(t, a, "balance", "--account", "client-1", "--min-version", "4"); code != 1 || !strings.Contains(errOut, "VERSION_MISMATCH") {
+		t.Errorf("balance --min-version above the account's version: exit %d %q, want 1 and VERSION_MISMATCH", code, errOut)
+	}
 	hist := mustCtl(t, a, "history", "--account", "client-1")
 	lines := strings.Split(strings.TrimSpace(hist), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "DATE") || !strings.Contains(lines[1], "Out") ||
