@@ -347,13 +347,16 @@ func (p *Portal) decide(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 	tok, err := p.tokenOf(ss)
 	var req CreditRequest
+	var version int64
 	if err == nil {
-		req, err = p.ledger.Decide(ctx(r), tok, ss.Workspace, r.PathValue("id"), verb == "accept", reason)
+		req, version, err = p.ledger.Decide(ctx(r), tok, ss.Workspace, r.PathValue("id"), verb == "accept", reason)
 	}
 	if err != nil {
 		p.fail(w, r, ss, "/agency/requests", "The request was not decided", err)
 		return
 	}
+	// The client's page then shows the credit, even read from a replica.
+	p.sessions.sawVersion(ss, ss.Workspace, req.Account, version, false)
 	if verb == "accept" {
 		p.ok(w, r, ss, "/agency/requests", fmt.Sprintf("Accepted: %s credits added to %s.", formatCredits(req.Amount), req.Account))
 		return
@@ -388,7 +391,7 @@ func (p *Portal) clientPage(w http.ResponseWriter, r *http.Request, ss *session)
 		p.unavailable(w, r, ss, "Sign-in", err)
 		return
 	}
-	d, err := p.accountData(r, tok, ss.Workspace, acct)
+	d, err := p.accountData(r, ss, tok, ss.Workspace, acct)
 	if err != nil {
 		p.unavailable(w, r, ss, "The client's credits", err)
 		return

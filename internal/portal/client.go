@@ -35,7 +35,7 @@ func (p *Portal) creditsPage(w http.ResponseWriter, r *http.Request, ss *session
 		p.unavailable(w, r, ss, "Sign-in", err)
 		return
 	}
-	d, err := p.accountData(r, tok, ss.Workspace, ss.Account)
+	d, err := p.accountData(r, ss, tok, ss.Workspace, ss.Account)
 	if err != nil {
 		p.unavailable(w, r, ss, "Your credits", err)
 		return
@@ -48,24 +48,44 @@ func (p *Portal) creditsPage(w http.ResponseWriter, r *http.Request, ss *session
 	p.render(w, r, ss, "credits", "Credits", d)
 }
 
-// accountData reads an account's balance and one page of its history.
-func (p *Portal) accountData(r *http.Request, tok, ws, acct string) (creditsData, error) {
+// readBalance reads acct's balance at the newest version this session has
+// seen of it or later, and remembers the version it read.
+func (p *Portal) readBalance(r *http.Request, ss *session, tok, ws, acct string) (Balance, error) {
+	floor := p.sessions.minVersion(ss, ws, acct)
+	b, err := p.ledger.Balance(ctx(r), tok, ws, acct, floor)
+	reset := false
+	if err != nil && floor > 0 && reasonOf(err) == "VERSION_MISMATCH" {
+		// The ledger holds less than this session saw: it was restored
+		// from a backup. Show what it holds.
+		b, err = p.ledger.Balance(ctx(r), tok, ws, acct, 0)
+		reset = true
+	}
+	if err == nil {
+		p.sessions.sawVersion(ss, ws, acct, int64(b.Version), reset)
+	}
+	return b, err
+}
+
+// accountData reads an account's balance and one page of its history, the
+// history at least as new as the balance.
+func (p *Portal) accountData(r *http.Request, ss *session, tok, ws, acct string) (creditsData, error) {
 	var d creditsData
 	var err error
-	if d.Balance, err = p.ledger.Balance(ctx(r), tok, ws, acct); err != nil {
+	if d.Balance, err = p.readBalance(r, ss, tok, ws, acct); err != nil {
 		return d, err
 	}
+	v := int64(d.Balance.Version)
 	pageToken := r.URL.Query().Get("page")
 	if len(pageToken) > 1024 {
 		pageToken = ""
 	}
 	d.FirstPage = pageToken == ""
-	if d.History, d.NextPage, err = p.ledger.History(ctx(r), tok, ws, acct, pageToken, historyPage); err != nil && reasonOf(err) != "INVALID_ARGUMENT" {
+	if d.History, d.NextPage, err = p.ledger.History(ctx(r), tok, ws, acct, pageToken, historyPage, v); err != nil && reasonOf(err) != "INVALID_ARGUMENT" {
 		return d, err
 	}
 	if err != nil { // a stale or edited page token: start again from the newest
 		d.FirstPage = true
-		d.History, d.NextPage, err = p.ledger.History(ctx(r), tok, ws, acct, "", historyPage)
+		d.History, d.NextPage, err = p.ledger.History(ctx(r), tok, ws, acct, "", historyPage, v)
 	}
 	return d, err
 }
@@ -133,7 +153,7 @@ func (p *Portal) buyPage(w http.ResponseWriter, r *http.Request, ss *session) {
 		return
 	}
 	d := buyData{Nonce: randomID()}
-	if d.Bal, err = p.ledger.Balance(ctx(r), tok, ss.Workspace, ss.Account); err != nil {
+	if d.Bal, err = p.readBalance(r, ss, tok, ss.Workspace, ss.Account); err != nil {
 		p.unavailable(w, r, ss, "Your balance", err)
 		return
 	}

@@ -102,17 +102,26 @@ func wsPath(ws string) string { return "/v1/workspaces/" + pathEsc(ws) }
 
 func acctPath(ws, acct string) string { return wsPath(ws) + "/accounts/" + pathEsc(acct) }
 
-func (l *ledgerAPI) Balance(ctx context.Context, tok, ws, acct string) (Balance, error) {
+// Balance reads an account's balance at minVersion or later (0: any).
+func (l *ledgerAPI) Balance(ctx context.Context, tok, ws, acct string, minVersion int64) (Balance, error) {
+	path := acctPath(ws, acct) + "/balance"
+	if minVersion > 0 {
+		path += "?minVersion=" + strconv.FormatInt(minVersion, 10)
+	}
 	var b Balance
-	err := l.call(ctx, tok, http.MethodGet, acctPath(ws, acct)+"/balance", nil, &b)
+	err := l.call(ctx, tok, http.MethodGet, path, nil, &b)
 	return b, err
 }
 
-// History is one page of an account's transactions, newest first.
-func (l *ledgerAPI) History(ctx context.Context, tok, ws, acct, pageToken string, pageSize int) ([]Transaction, string, error) {
+// History is one page of an account's transactions, newest first, with
+// the account at minVersion or later (0: any).
+func (l *ledgerAPI) History(ctx context.Context, tok, ws, acct, pageToken string, pageSize int, minVersion int64) ([]Transaction, string, error) {
 	q := url.Values{"pageSize": {strconv.Itoa(pageSize)}}
 	if pageToken != "" {
 		q.Set("pageToken", pageToken)
+	}
+	if minVersion > 0 {
+		q.Set("minVersion", strconv.FormatInt(minVersion, 10))
 	}
 	var out struct {
 		Transactions  []Transaction `json:"transactions"`
@@ -161,8 +170,9 @@ func (l *ledgerAPI) CancelRequest(ctx context.Context, tok, ws, id, key, reason 
 	return l.call(ctx, tok, http.MethodPost, wsPath(ws)+"/creditRequests/"+pathEsc(id)+":cancel", body, nil)
 }
 
-// Decide accepts or rejects a pending request (the agency's admins).
-func (l *ledgerAPI) Decide(ctx context.Context, tok, ws, id string, accept bool, reason string) (CreditRequest, error) {
+// Decide accepts or rejects a pending request (the agency's admins). It
+// also answers the account's version after an acceptance (0 otherwise).
+func (l *ledgerAPI) Decide(ctx context.Context, tok, ws, id string, accept bool, reason string) (CreditRequest, int64, error) {
 	decision, verb := "DECISION_REJECT", "reject"
 	if accept {
 		decision, verb = "DECISION_ACCEPT", "accept"
@@ -171,10 +181,13 @@ func (l *ledgerAPI) Decide(ctx context.Context, tok, ws, id string, accept bool,
 	// different decision of the same request is the ledger's to refuse.
 	body := map[string]any{"decision": decision, "reason": reason, "idempotencyKey": "portal:" + verb + ":" + id}
 	var out struct {
-		Request CreditRequest `json:"request"`
+		Request     CreditRequest `json:"request"`
+		Transaction struct {
+			Version Int64 `json:"accountVersion"`
+		} `json:"transaction"`
 	}
 	err := l.call(ctx, tok, http.MethodPost, wsPath(ws)+"/creditRequests/"+pathEsc(id)+":decide", body, &out)
-	return out.Request, err
+	return out.Request, int64(out.Transaction.Version), err
 }
 
 // Accounts is every client's balance in the workspace, by account id.

@@ -104,12 +104,19 @@ type upstream struct {
 	checkoutURL string
 	purchases   []map[string]any
 	keys        []string
+	// version is the account version balances answer; reads records the
+	// balance and history requests (path and query).
+	version string
+	reads   []string
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.authSeen = append(u.authSeen, r.Header.Get("Authorization"))
-	enabled, ref, checkoutURL := u.enabled, u.ref, u.checkoutURL
+	enabled, ref, checkoutURL, version := u.enabled, u.ref, u.checkoutURL, u.version
+	if strings.HasSuffix(r.URL.Path, "/balance") || strings.HasSuffix(r.URL.Path, "/transactions") {
+		u.reads = append(u.reads, r.URL.RequestURI())
+	}
 	u.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	var body any
@@ -123,8 +130,13 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 		body = map[string]any{"id": "p1", "status": "AWAITING_PAYMENT", "payment_method": "STRIPE", "checkout_url": checkoutURL}
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, ":decide"):
+		body = map[string]any{
+			"request":     map[string]any{"id": "r1", "account": "client-1", "amount": "50", "status": "REQUEST_STATUS_ACCEPTED"},
+			"transaction": map[string]any{"id": "t9", "account": "client-1", "accountVersion": "9"},
+		}
 	case strings.HasSuffix(r.URL.Path, "/balance"):
-		body = map[string]any{"account": "client-1", "balance": "120", "available": "100", "held": "20", "creditPaymentsEnabled": enabled}
+		body = map[string]any{"account": "client-1", "balance": "120", "available": "100", "held": "20", "creditPaymentsEnabled": enabled, "version": version}
 	case strings.HasSuffix(r.URL.Path, "/transactions"):
 		body = map[string]any{"transactions": []map[string]any{{
 			"id": "t1", "type": "TRANSACTION_TYPE_IN", "kind": "TRANSACTION_KIND_ADJUSTMENT", "amount": "120", "balanceAfter": "120",
@@ -385,5 +397,53 @@ func TestCardPurchaseGoesToTheCheckoutURLOnlyIfItIsAWebPage(t *testing.T) {
 			t.Errorf("purchase sent to checkout: %v", p)
 		}
 		up.mu.Unlock()
+	}
+}
+
+// takeReads returns the balance and history requests since the last call.
+func (u *upstream) takeReads() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := u.reads
+	u.reads = nil
+	return r
+}
+
+// TestReadsNeverGoBackInVersions: with reads served by replicas that may
+// lag, a session's pages ask the ledger for an account at least as new as
+// the newest version the session saw or wrote (min_version): the history
+// as new as the balance beside it, a second visit as new as the first, and
+// the client's page after the agency accepted a request as new as the
+// credit.
+func TestReadsNeverGoBackInVersions(t *testing.T) {
+	t.Parallel()
+	up := &upstream{enabled: true, version: "5"}
+	srv, _ := newTestPortal(t, up)
+	c := browser(t)
+	signIn(t, c, srv.URL, "client", "client-1")
+	up.takeReads()
+	get(t, c, srv.URL+"/credits")
+	reads := up.takeReads()
+	if len(reads) < 2 || strings.Contains(reads[0], "minVersion") || !strings.Contains(reads[len(reads)-1], "minVersion=5") {
+		t.Errorf("first visit read %q: want the balance at any version, then the history at its version 5", reads)
+	}
+	get(t, c, srv.URL+"/credits")
+	for _, r := range up.takeReads() {
+		if !strings.Contains(r, "minVersion=5") {
+			t.Errorf("second visit read %q without minVersion=5", r)
+		}
+	}
+
+	agency := browser(t)
+	signIn(t, agency, srv.URL, "admin", "")
+	_, csrf := get(t, agency, srv.URL+"/agency/requests")
+	if res := post(t, agency, srv.URL+"/agency/requests/r1/accept", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accept: HTTP %d, want 303", res.StatusCode)
+	}
+	up.takeReads()
+	get(t, agency, srv.URL+"/agency/clients/client-1")
+	reads = up.takeReads()
+	if len(reads) == 0 || !strings.Contains(reads[0], "/accounts/client-1/balance?minVersion=9") {
+		t.Errorf("the client's page after the acceptance read %q: want the balance at version 9 or later", reads)
 	}
 }

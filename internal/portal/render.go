@@ -97,7 +97,7 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, ss *session, nam
 		if b, ok := data.(interface{ balance() *Balance }); ok && b.balance() != nil {
 			v.Widget = b.balance()
 		} else if tok, err := p.tokenOf(ss); err == nil {
-			if bal, err := p.ledger.Balance(ctx(r), tok, ss.Workspace, ss.Account); err == nil {
+			if bal, err := p.readBalance(r, ss, tok, ss.Workspace, ss.Account); err == nil {
 				v.Widget = &bal
 			} else {
 				p.logAPIError("balance widget", err)

@@ -39,6 +39,12 @@ type session struct {
 	secret string
 	// cardPurchase is the card purchase the browser left to pay.
 	cardPurchase string
+	// versions is the newest version of each account ("workspace/account")
+	// this session has read or written: later reads ask the ledger for at
+	// least that version (min_version), so that a page never shows an
+	// account older than one the person saw or changed before, when reads
+	// are served by a read replica that lags.
+	versions map[string]int64
 }
 
 // sessions is the in-memory session store. A restart signs everyone out,
@@ -151,6 +157,28 @@ func (s *sessions) takeFlashes(ss *session) ([]Flash, string) {
 	f, sec := ss.flashes, ss.secret
 	ss.flashes, ss.secret = nil, ""
 	return f, sec
+}
+
+// minVersion is the version reads of ws/acct must reach for this session.
+func (s *sessions) minVersion(ss *session, ws, acct string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ss.versions[ws+"/"+acct]
+}
+
+// sawVersion records that this session saw ws/acct at version v; reset
+// forgets a newer one (the ledger was restored to before it).
+func (s *sessions) sawVersion(ss *session, ws, acct string, v int64, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := ws + "/" + acct
+	if v <= 0 || (!reset && v <= ss.versions[k]) {
+		return
+	}
+	if ss.versions == nil {
+		ss.versions = map[string]int64{}
+	}
+	ss.versions[k] = v
 }
 
 func (s *sessions) setSecret(ss *session, secret string) {
