@@ -12,10 +12,6 @@ import (
 // eachWorkspace sends in one pipeline.
 const workspacesPerRoundTrip = 64
 
-// qBeginWorkspaceRead opens the transaction of one workspace's reads, as
-// View does.
-const qBeginWorkspaceRead = `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`
-
 // eachWorkspace serves the tasks that span every workspace (the metrics
 // gauges): it lists the registry's workspaces in one short transaction,
 // then reads each workspace in a transaction of its own, with its own
@@ -41,7 +37,7 @@ func (s *Store) eachWorkspace(ctx context.Context, what string, queue func(b *pg
 		n := min(len(wss), workspacesPerRoundTrip)
 		b := &pgx.Batch{}
 		for _, ws := range wss[:n] {
-			b.Queue(qBeginWorkspaceRead)
+			b.Queue(qBeginView) // as View opens its transactions
 			b.Queue(qSetWorkspace, ws)
 			queue(b, ws)
 			b.Queue("COMMIT")

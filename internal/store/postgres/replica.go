@@ -43,9 +43,8 @@ type replica struct {
 	pool *pgxpool.Pool
 	name string // host:port/database, for metrics and logs; never credentials
 
-	usable atomic.Bool
-	lag    atomic.Int64 // bytes behind the primary at the last check; -1: unknown
-	state  atomic.Value // string: ReplicaStreaming, ReplicaLagging, ReplicaDown, ReplicaPromoted, ReplicaRefused
+	lag   atomic.Int64 // bytes behind the primary at the last check; -1: unknown
+	state atomic.Value // string: ReplicaStreaming, ReplicaLagging, ReplicaDown, ReplicaPromoted, ReplicaRefused
 	// changed is told of each change of state (Options.OnReplicaState).
 	changed func(ReplicaStat)
 }
@@ -203,11 +202,13 @@ func (rs *replicas) check(ctx context.Context, primary *pgxpool.Pool) {
 func (r *replica) set(state string, lag int64) {
 	old := r.state.Swap(state)
 	r.lag.Store(lag)
-	r.usable.Store(state == ReplicaStreaming)
 	if old != state && r.changed != nil {
 		r.changed(ReplicaStat{Name: r.name, State: state, Usable: state == ReplicaStreaming, LagBytes: lag})
 	}
 }
+
+// usable reports whether the last check found r serving (streaming).
+func (r *replica) usable() bool { return r.state.Load() == ReplicaStreaming }
 
 // parseLSN reads a pg_lsn's text form, two hexadecimal halves "X/Y".
 func parseLSN(s string) (uint64, error) {
@@ -231,7 +232,7 @@ func (rs *replicas) pick() *replica {
 	n := len(rs.list)
 	start := rs.next.Add(1)
 	for i := range n {
-		if r := rs.list[(start+uint64(i))%uint64(n)]; r.usable.Load() { //nolint:gosec // G115: i < n, both small.
+		if r := rs.list[(start+uint64(i))%uint64(n)]; r.usable() { //nolint:gosec // G115: i < n, both small.
 			return r
 		}
 	}
@@ -305,7 +306,7 @@ func (s *Store) ReplicaStats() []ReplicaStat {
 	out := make([]ReplicaStat, len(s.replicas.list))
 	for i, r := range s.replicas.list {
 		st, _ := r.state.Load().(string)
-		out[i] = ReplicaStat{Name: r.name, State: st, Usable: r.usable.Load(), LagBytes: r.lag.Load()}
+		out[i] = ReplicaStat{Name: r.name, State: st, Usable: st == ReplicaStreaming, LagBytes: r.lag.Load()}
 	}
 	return out
 }
