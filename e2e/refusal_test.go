@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -350,24 +347,8 @@ func statusOf(err error) (codes.Code, string, map[string]string) {
 // a batch, all workspaces.
 func (h *refusalHarness) queued(t testing.TB) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.metrics, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", h.metrics, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: HTTP %d", h.metrics, res.StatusCode)
-	}
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "creditledger_write_queue_ops ")
+	for line := range strings.SplitSeq(scrape(t, h.metrics), "\n") {
+		v, ok := strings.CutPrefix(line, "creditledger_write_queue_ops ")
 		if !ok {
 			continue
 		}
@@ -376,9 +357,6 @@ func (h *refusalHarness) queued(t testing.TB) int {
 			t.Fatalf("creditledger_write_queue_ops %q: %v", v, err)
 		}
 		return int(f)
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("scrape %s: %v", h.metrics, err)
 	}
 	t.Fatalf("%s has no creditledger_write_queue_ops", h.metrics)
 	return 0

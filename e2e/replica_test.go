@@ -110,20 +110,26 @@ func TestReadReplicaOverREST(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) string {
+// scrape returns the text of a Prometheus endpoint.
+func scrape(t testing.TB, url string) string {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("scrape %s: %v", url, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: HTTP %d", url, res.StatusCode)
 	}
 	return string(b)
 }

@@ -28,7 +28,11 @@ const markFocusable = `(() => {
 	return want;
 })()`
 
-func TestKeyboardReachesEveryControl(t *testing.T) {
+// everyPage opens every page of the portal (signed out, as a client, as
+// the agency) in turn and calls check with the tab on it and the result of
+// script, a list of strings, evaluated on the page.
+func everyPage(t *testing.T, what, script string, check func(b *tab, path string, got []string)) {
+	t.Helper()
 	for _, tc := range []struct {
 		as, account string
 		pages       []string
@@ -43,41 +47,47 @@ func TestKeyboardReachesEveryControl(t *testing.T) {
 		}
 		for _, path := range tc.pages {
 			b.open(path)
-			raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](markFocusable))
+			raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](script))
 			if err != nil {
-				b.fail("mark the controls of "+path, err)
+				b.fail(what+" "+path, err)
 			}
-			var want []string
-			if err := json.Unmarshal(raw, &want); err != nil {
+			var got []string
+			if err := json.Unmarshal(raw, &got); err != nil {
 				t.Fatal(err)
 			}
-			if len(want) < 3 {
-				t.Fatalf("%s: only %d controls found: %v", path, len(want), want)
-			}
-			var reached []string
-			for i := 0; i < len(want)+3 && len(reached) < len(want); i++ {
-				mark, visible := b.pressTab()
-				if i == 0 && mark != want[0] {
-					t.Errorf("%s: the first Tab reaches %q, want the skip link %q", path, mark, want[0])
-				}
-				if mark == "" {
-					continue
-				}
-				if !visible {
-					t.Errorf("%s: control %s has the focus without a visible focus ring", path, mark)
-				}
-				if !slices.Contains(reached, mark) {
-					reached = append(reached, mark)
-				}
-			}
-			for _, m := range want {
-				if !slices.Contains(reached, m) {
-					html, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('[data-kb="`+m+`"]').outerHTML`))
-					t.Errorf("%s: Tab never reaches %s", path, html)
-				}
-			}
+			check(b, path, got)
 		}
 	}
+}
+
+func TestKeyboardReachesEveryControl(t *testing.T) {
+	everyPage(t, "mark the controls of", markFocusable, func(b *tab, path string, want []string) {
+		if len(want) < 3 {
+			t.Fatalf("%s: only %d controls found: %v", path, len(want), want)
+		}
+		var reached []string
+		for i := 0; i < len(want)+3 && len(reached) < len(want); i++ {
+			mark, visible := b.pressTab()
+			if i == 0 && mark != want[0] {
+				t.Errorf("%s: the first Tab reaches %q, want the skip link %q", path, mark, want[0])
+			}
+			if mark == "" {
+				continue
+			}
+			if !visible {
+				t.Errorf("%s: control %s has the focus without a visible focus ring", path, mark)
+			}
+			if !slices.Contains(reached, mark) {
+				reached = append(reached, mark)
+			}
+		}
+		for _, m := range want {
+			if !slices.Contains(reached, m) {
+				html, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('[data-kb="`+m+`"]').outerHTML`))
+				t.Errorf("%s: Tab never reaches %s", path, html)
+			}
+		}
+	})
 }
 
 // audit lists what an assistive technology or a keyboard user would
@@ -133,31 +143,9 @@ const audit = `(() => {
 })()`
 
 func TestEveryPageIsLabelledAndReadable(t *testing.T) {
-	for _, tc := range []struct {
-		as, account string
-		pages       []string
-	}{
-		{"", "", []string{"/signin"}},
-		{"client", "client-5", clientPages},
-		{"admin", "", agencyPages},
-	} {
-		b := newTab(t)
-		if tc.as != "" {
-			b.signIn(tc.as, tc.account)
+	everyPage(t, "audit", audit, func(_ *tab, path string, problems []string) {
+		for _, p := range problems {
+			t.Errorf("%s: %s", path, p)
 		}
-		for _, path := range tc.pages {
-			b.open(path)
-			raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](audit))
-			if err != nil {
-				b.fail("audit "+path, err)
-			}
-			var problems []string
-			if err := json.Unmarshal(raw, &problems); err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range problems {
-				t.Errorf("%s: %s", path, p)
-			}
-		}
-	}
+	})
 }
