@@ -89,11 +89,11 @@ func MigrateRole(ctx context.Context, url string, role RuntimeRole) (err error) 
 	}()
 	// The schema_migrations table, and a first refusal of a database
 	// written by a newer version.
-	if err := migrateStep(ctx, conn, func(pgx.Tx, map[int64]string) error { return nil }); err != nil {
+	if err := migrateStep(ctx, conn, all, func(pgx.Tx, map[int64]string) error { return nil }); err != nil {
 		return err
 	}
 	for _, m := range all {
-		err := migrateStep(ctx, conn, func(tx pgx.Tx, applied map[int64]string) error {
+		err := migrateStep(ctx, conn, all, func(tx pgx.Tx, applied map[int64]string) error {
 			if _, ok := applied[m.Version]; ok {
 				return nil // applied meanwhile by another process
 			}
@@ -103,19 +103,15 @@ func MigrateRole(ctx context.Context, url string, role RuntimeRole) (err error) 
 			return err
 		}
 	}
-	return migrateStep(ctx, conn, func(tx pgx.Tx, _ map[int64]string) error {
+	return migrateStep(ctx, conn, all, func(tx pgx.Tx, _ map[int64]string) error {
 		return ensureRuntimeRole(ctx, tx, role)
 	})
 }
 
 // migrateStep runs fn in one transaction, under the migration lock, with
-// the migrations applied so far (after checking that this binary knows
-// them all), and commits.
-func migrateStep(ctx context.Context, conn *pgx.Conn, fn func(tx pgx.Tx, applied map[int64]string) error) error {
-	all, err := loadMigrations()
-	if err != nil {
-		return err
-	}
+// the migrations applied so far (after checking that this binary, whose
+// migrations are all, knows them all), and commits.
+func migrateStep(ctx context.Context, conn *pgx.Conn, all []migration.File, fn func(tx pgx.Tx, applied map[int64]string) error) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return mapErr(ctx, "migrate: begin", err)
