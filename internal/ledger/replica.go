@@ -64,16 +64,7 @@ func readOpts(opts []ReadOption) readOptions {
 func (s *Service) replicaRead(ctx context.Context, workspace, account string, minVersion int64, fn func(ctx context.Context, tx ReadTx) error) error {
 	if rv, ok := s.store.(ReplicaViewer); ok && rv.HasReplicas() {
 		err := rv.ViewReplica(ctx, func(ctx context.Context, tx ReadTx) error {
-			if minVersion > 0 {
-				acct, err := tx.Account(ctx, workspace, account)
-				if err != nil {
-					return err
-				}
-				if acct.Version < minVersion {
-					return errReplicaBehind
-				}
-			}
-			return fn(ctx, tx)
+			return atVersion(ctx, tx, workspace, account, minVersion, func(int64) error { return errReplicaBehind }, fn)
 		})
 		switch {
 		case err == nil:
@@ -88,19 +79,30 @@ func (s *Service) replicaRead(ctx context.Context, workspace, account string, mi
 		}
 	}
 	return s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
-		if minVersion > 0 {
-			acct, err := tx.Account(ctx, workspace, account)
-			if err != nil {
-				return err
-			}
-			if acct.Version < minVersion {
-				return newErr(CodeFailedPrecondition, ReasonVersionMismatch,
-					fmt.Sprintf("account %s is at version %d, below min_version %d", account, acct.Version, minVersion),
-					map[string]string{"current_version": fmt.Sprint(acct.Version), "min_version": fmt.Sprint(minVersion)})
-			}
-		}
-		return fn(ctx, tx)
+		return atVersion(ctx, tx, workspace, account, minVersion, func(current int64) error {
+			return newErr(CodeFailedPrecondition, ReasonVersionMismatch,
+				fmt.Sprintf("account %s is at version %d, below min_version %d", account, current, minVersion),
+				map[string]string{"current_version": fmt.Sprint(current), "min_version": fmt.Sprint(minVersion)})
+		}, fn)
 	})
+}
+
+// atVersion runs fn in tx when tx holds the account at minVersion or later
+// (always when minVersion is 0); otherwise it answers below(the version tx
+// holds).
+func atVersion(ctx context.Context, tx ReadTx, workspace, account string, minVersion int64,
+	below func(current int64) error, fn func(ctx context.Context, tx ReadTx) error,
+) error {
+	if minVersion > 0 {
+		acct, err := tx.Account(ctx, workspace, account)
+		if err != nil {
+			return err
+		}
+		if acct.Version < minVersion {
+			return below(acct.Version)
+		}
+	}
+	return fn(ctx, tx)
 }
 
 func checkMinVersion(v *violations, minVersion int64) {
