@@ -85,8 +85,8 @@ func TestReadReplicaOverREST(t *testing.T) {
 	if code, b := balance("?minVersion=" + second.AccountVersion); code != http.StatusOK || b != "150" {
 		t.Errorf("balance with minVersion=2: HTTP %d %s, want 150 (read your writes)", code, b)
 	}
-	if code, b := balance("?minVersion=9"); code != http.StatusBadRequest || !strings.Contains(b, "VERSION_MISMATCH") {
-		t.Errorf("balance with minVersion=9: HTTP %d %s, want 400 VERSION_MISMATCH", code, b)
+	if code, b := balance("?minVersion=9"); code != http.StatusConflict || !strings.Contains(b, "VERSION_MISMATCH") {
+		t.Errorf("balance with minVersion=9: HTTP %d %s, want 409 VERSION_MISMATCH", code, b)
 	}
 	var hist struct{ Transactions []txOut }
 	rest.must(http.StatusOK, "GET", "/v1/workspaces/acme/accounts/client-1/transactions?minVersion=2", nil, &hist)

@@ -46,7 +46,7 @@ type readOptions struct{ minVersion int64 }
 // when the read is served by a replica that lags. A replica that has not
 // replayed version v yet is passed over for the primary. A version the
 // account has not reached even on the primary is refused with
-// FAILED_PRECONDITION (VERSION_MISMATCH).
+// ABORTED (VERSION_MISMATCH), as SPEC §4 pairs that reason.
 func MinVersion(v int64) ReadOption { return func(o *readOptions) { o.minVersion = v } }
 
 func readOpts(opts []ReadOption) readOptions {
@@ -80,7 +80,7 @@ func (s *Service) replicaRead(ctx context.Context, workspace, account string, mi
 	}
 	return s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
 		return atVersion(ctx, tx, workspace, account, minVersion, func(current int64) error {
-			return newErr(CodeFailedPrecondition, ReasonVersionMismatch,
+			return newErr(CodeAborted, ReasonVersionMismatch,
 				fmt.Sprintf("account %s is at version %d, below min_version %d", account, current, minVersion),
 				map[string]string{"current_version": fmt.Sprint(current), "min_version": fmt.Sprint(minVersion)})
 		}, fn)

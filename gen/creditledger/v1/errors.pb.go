@@ -104,8 +104,8 @@ const (
 	// ABORTED: expected_version is not the account's current version
 	// (metadata: current_version, expected_version). Nothing was posted.
 	// Re-read the balance, decide again, and send with a new expectation.
-	// Also FAILED_PRECONDITION on a read whose min_version the account has
-	// not reached (metadata: current_version, min_version).
+	// Also on a read whose min_version the account has not reached
+	// (metadata: current_version, min_version).
 	ErrorReason_ERROR_REASON_VERSION_MISMATCH ErrorReason = 30
 	// ABORTED: a request with the same idempotency key is still in flight,
 	// or concurrent requests kept colliding. Retry with the same idempotency

@@ -424,8 +424,8 @@ type GetBalanceRequest struct {
 	// Read-your-writes: the account version a write answered. The read
 	// reflects the account at this version or later: a read replica that has
 	// not replayed it yet is passed over for the primary. A version the
-	// account has not reached is refused with FAILED_PRECONDITION
-	// (VERSION_MISMATCH). 0: any version.
+	// account has not reached is refused with ABORTED (VERSION_MISMATCH).
+	// 0: any version.
 	MinVersion    int64 `protobuf:"varint,3,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -550,8 +550,8 @@ type ListTransactionsRequest struct {
 	// Read-your-writes: the account version a write answered. The read
 	// reflects the account at this version or later: a read replica that has
 	// not replayed it yet is passed over for the primary. A version the
-	// account has not reached is refused with FAILED_PRECONDITION
-	// (VERSION_MISMATCH). 0: any version.
+	// account has not reached is refused with ABORTED (VERSION_MISMATCH).
+	// 0: any version.
 	MinVersion    int64 `protobuf:"varint,9,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2709,8 +2709,8 @@ type GetStatementRequest struct {
 	// Read-your-writes: the account version a write answered. The read
 	// reflects the account at this version or later: a read replica that has
 	// not replayed it yet is passed over for the primary. A version the
-	// account has not reached is refused with FAILED_PRECONDITION
-	// (VERSION_MISMATCH). 0: any version.
+	// account has not reached is refused with ABORTED (VERSION_MISMATCH).
+	// 0: any version.
 	MinVersion    int64 `protobuf:"varint,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

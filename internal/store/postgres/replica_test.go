@@ -194,8 +194,8 @@ func TestReplicaReads(t *testing.T) {
 		}
 		// A version the account never reached is refused, not answered stale.
 		_, err = r.svc.GetBalance(ctx, "ws", "a", ledger.MinVersion(second.Version+1))
-		if e := ledger.ErrorOf(err); e.Code != ledger.CodeFailedPrecondition || e.Reason != ledger.ReasonVersionMismatch {
-			t.Errorf("min_version above the account's version: %v, want FAILED_PRECONDITION VERSION_MISMATCH", err)
+		if e := ledger.ErrorOf(err); e.Code != ledger.CodeAborted || e.Reason != ledger.ReasonVersionMismatch {
+			t.Errorf("min_version above the account's version: %v, want ABORTED VERSION_MISMATCH", err)
 		}
 		if _, err := r.svc.GetBalance(ctx, "ws", "a", ledger.MinVersion(-1)); ledger.ErrorOf(err).Code != ledger.CodeInvalid {
 			t.Errorf("negative min_version: %v, want INVALID_ARGUMENT", err)
