@@ -39,7 +39,7 @@ func (s *system) startStripeDev() []string {
 	p := startProc(s.t, filepath.Join(s.bin, exe("stripe-dev")), []string{"--addr", "127.0.0.1:0"},
 		envKV("STRIPE_DEV_SECRET_KEY", stripeKey), envKV("STRIPE_DEV_WEBHOOK_SECRET", stripeWebhookSecret))
 	base := "http://" + p.field(s.t, "http_addr")
-	bc := &stripe.BackendConfig{URL: stripe.String(base), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
+	bc := &stripe.BackendConfig{URL: stripe.String(base), HTTPClient: testClient, LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
 	s.stripe = &stripeDev{proc: p, base: base, client: stripe.NewClient(stripeKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))}
 	return []string{
 		envKV("CHECKOUT_STRIPE_API_URL", base), envKV("CHECKOUT_STRIPE_SECRET_KEY", stripeKey),
@@ -87,7 +87,7 @@ func browse(s *system, method, pageURL string, form url.Values) (int, string, st
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := c.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, pageURL, err)
@@ -104,7 +104,7 @@ func deliverSigned(s *system, event []byte) checkout.Payment {
 	sig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: event, Secret: stripeWebhookSecret})
 	req, _ := http.NewRequestWithContext(s.t.Context(), "POST", s.checkout.base+"/webhooks/payments", bytes.NewReader(event))
 	req.Header.Set("Stripe-Signature", sig.Header)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func cardPurchase(s *system) {
 	// Stripe redelivers: once through the stand-in, once signed here.
 	req, _ := http.NewRequestWithContext(s.t.Context(), "POST", s.stripe.base+"/v1/events/"+event.ID+"/retry", nil)
 	req.Header.Set("Authorization", "Bearer "+stripeKey)
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+	if res, err := testClient.Do(req); err != nil || res.StatusCode != 200 {
 		s.t.Fatalf("redeliver through the stand-in: %v %v", res, err)
 	} else {
 		_ = res.Body.Close()

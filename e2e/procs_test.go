@@ -20,6 +20,12 @@ import (
 	"time"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // startTimeout bounds how long a process may take to log "listening".
 const startTimeout = 90 * time.Second
 
@@ -272,7 +278,7 @@ func (a api) call(method, path string, body, out any) (int, error) {
 		a.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -119,7 +119,7 @@ func scrape(t testing.TB, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}

@@ -25,6 +25,12 @@ import (
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const ws = "agency-1"
 
 // start runs the service in-process and waits for its "listening" log line.
@@ -69,7 +75,7 @@ func do(t *testing.T, tok, method, url string, body, out any, headers ...string)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +210,7 @@ func TestCardPurchaseThroughStripe(t *testing.T) {
 	form := strings.NewReader("action=pay")
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", p.CheckoutURL, form)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noRedirect := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)

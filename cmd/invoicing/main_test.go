@@ -21,6 +21,12 @@ import (
 	"github.com/creditledger/creditledger/internal/token"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const ws = "agency-1"
 
 // started is a run in progress.
@@ -55,7 +61,7 @@ func post(t *testing.T, tok, url string, body, out any) (int, error) {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -72,7 +78,7 @@ func get(t *testing.T, tok, url string, out any) int {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

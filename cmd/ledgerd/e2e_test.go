@@ -27,6 +27,12 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const e2eSecret = "e2e-secret-e2e-secret-e2e-secret-0123"
 
 // logSink collects ledgerd's JSON log lines and reports the "listening" line.
@@ -140,7 +146,7 @@ func startLedgerdTLS(t *testing.T, args []string, env map[string]string, clientT
 	if d.grpcAddr == "" || d.httpAddr == "" || d.metricsAddr == "" || strings.HasSuffix(d.grpcAddr, ":0") {
 		t.Fatalf("bad listening line: grpc %q http %q metrics %q", d.grpcAddr, d.httpAddr, d.metricsAddr)
 	}
-	d.base, d.http = "http://"+d.httpAddr, http.DefaultClient
+	d.base, d.http = "http://"+d.httpAddr, testClient
 	creds := insecure.NewCredentials()
 	if clientTLS != nil {
 		d.base = "https://" + d.httpAddr
@@ -223,7 +229,7 @@ func (d *ledgerd) scrape(t *testing.T) httpReply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("scrape: %v", err)
 	}

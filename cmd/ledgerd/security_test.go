@@ -122,7 +122,7 @@ func startSecLedgerd(tb testing.TB, keys secKeys, dbURL string) *secLedgerd {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, io.Discard, logs) }()
-	d := &ledgerd{logs: logs, getenv: getenv, http: http.DefaultClient}
+	d := &ledgerd{logs: logs, getenv: getenv, http: testClient}
 	var once sync.Once
 	d.stop = func() error {
 		var err error

@@ -16,6 +16,12 @@ import (
 	"github.com/creditledger/creditledger/internal/token"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // keyFile writes a development signing key (client and admin) and
 // returns its path.
 func keyFile(t testing.TB) string {
@@ -104,7 +110,7 @@ func TestVersionAndHelp(t *testing.T) {
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

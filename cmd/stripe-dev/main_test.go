@@ -12,6 +12,12 @@ import (
 	"github.com/creditledger/creditledger/internal/consumer/consumertest"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // start runs stripe-dev in-process and returns its address once it logged
 // "listening", with what it printed.
 func start(t *testing.T, args []string, env map[string]string) (string, *consumertest.SyncBuffer) {
@@ -41,7 +47,7 @@ func TestServesWithTheGivenKeyAndPrintsWhatTheCheckoutNeeds(t *testing.T) {
 	for k, want := range map[string]int{"sk_test_given": 200, "sk_test_other": 401} {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/v1/events", nil)
 		req.Header.Set("Authorization", "Bearer "+k)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,7 +115,7 @@ func TestHiddenIsIndistinguishableFromMissing(t *testing.T) {
 	get := func(id string) (int, string) {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", e.srv.URL+"/v1/workspaces/"+ws+"/orders/"+id, nil)
 		req.Header.Set("Authorization", other)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestTokensRefused(t *testing.T) {
 			if tt.header != "" {
 				req.Header.Set("Authorization", tt.header)
 			}
-			res, err := http.DefaultClient.Do(req)
+			res, err := testClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +230,7 @@ func TestNewAppNeedsAVerifierOrAnExplicitDevelopmentMode(t *testing.T) {
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/workspaces/"+ws+"/services", nil)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

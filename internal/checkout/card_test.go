@@ -40,7 +40,7 @@ func (e *env) startCard(account, pkg string, in PurchaseInput, headers ...string
 
 // browser is an HTTP client that does not follow redirects: the test
 // looks at where the payment page sends the buyer.
-var browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var browser = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // page GETs a payment page and returns its status and HTML.
 func page(t testing.TB, pageURL string) (int, string) {
@@ -217,7 +217,7 @@ func TestCardPurchasePaidOnTheStandInIsCreditedOnce(t *testing.T) {
 	for range 2 {
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.sd.url+"/v1/events/"+events[0].ID+"/retry", nil)
 		req.Header.Set("Authorization", "Bearer "+stripeKey)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +277,7 @@ func (e *env) post(payload []byte, sig string) int {
 	e.t.Helper()
 	req, _ := http.NewRequestWithContext(e.t.Context(), "POST", e.srv.URL+"/webhooks/payments", bytes.NewReader(payload))
 	req.Header.Set("Stripe-Signature", sig)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

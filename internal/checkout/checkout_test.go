@@ -23,6 +23,12 @@ import (
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const ws = "agency-1"
 
 // env is one checkout under test: its own SQLite file, the real ledger on a
@@ -110,7 +116,7 @@ func (e *env) do(method, path string, body any, out any, headers ...string) int 
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -238,7 +238,7 @@ func NewStripe(cfg StripeConfig) (*Stripe, error) {
 		if timeout <= 0 {
 			timeout = 10 * time.Second
 		}
-		bc.HTTPClient = &http.Client{Timeout: timeout}
+		bc.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: timeout}
 	}
 	retries := int64(stripe.DefaultMaxNetworkRetries)
 	if cfg.MaxNetworkRetries != 0 {

@@ -107,7 +107,7 @@ func (e *env) stripe(payload []byte, ts time.Time, secret string, out any) int {
 		req.Header.Set("Stripe-Signature", signed.Header)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestStripeWebhookCreditsOnceAndOnlyWhenVerified(t *testing.T) {
 	req.Header.Set("Stripe-Signature", webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
 		Payload: sessionCompleted("evt_0", "pi_0", ws, p.ID, 10, "usd"), Secret: stripeSecret,
 	}).Header)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

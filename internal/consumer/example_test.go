@@ -76,7 +76,8 @@ func TestExampleService(t *testing.T) {
 		t.Errorf("the log does not name the service:\n%s", r.Logs)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", r.URL+"/v1/workspaces/acme/title", nil)
-	res, err := http.DefaultClient.Do(req)
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,12 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // serving runs Serve with o until the test ends; it returns the address
 // of the "listening" line, and the error Serve returned once stopped.
 func serving(t *testing.T, o ServeOptions) (addr string, stop func() error) {
@@ -56,7 +62,7 @@ func serving(t *testing.T, o ServeOptions) (addr string, stop func() error) {
 func get(t *testing.T, url string) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,12 @@ import (
 	"github.com/creditledger/creditledger/internal/token"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 type env struct {
@@ -89,7 +95,7 @@ func do(t *testing.T, method, url, body string, hdr map[string]string) reply {
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

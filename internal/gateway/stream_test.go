@@ -86,7 +86,7 @@ func TestRESTStreamsHttpBodyRaw(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/v1/workspaces/acme/accounts/"+account+"/transactions:export", nil)
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			return answer{}, "", err
 		}

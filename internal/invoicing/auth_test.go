@@ -105,7 +105,7 @@ func TestTokensRefused(t *testing.T) {
 		if tt.header != "" {
 			req.Header.Set("Authorization", tt.header)
 		}
-		res, err := http.DefaultClient.Do(req)
+		res, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,12 @@ import (
 	"github.com/creditledger/creditledger/ledgerclient"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const ws = "agency-1"
 
 type env struct {
@@ -91,7 +97,7 @@ func (e *env) doAs(auth, method, path string, body, out any) int {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

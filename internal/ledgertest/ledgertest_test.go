@@ -24,6 +24,12 @@ import (
 	"github.com/creditledger/creditledger/internal/tlstest"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const ws = "agency-1"
 
 func dial(tb testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
@@ -410,7 +416,7 @@ func TestWithGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

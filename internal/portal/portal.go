@@ -96,6 +96,7 @@ func New(cfg Config) (*Portal, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 			Timeout:       20 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

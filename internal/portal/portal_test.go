@@ -14,6 +14,12 @@ import (
 	"time"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 func TestPreviewCredits(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -177,7 +183,7 @@ func browser(t testing.TB) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -267,7 +273,7 @@ func TestFormsRefuseMissingOrForeignCSRFToken(t *testing.T) {
 func TestSessionCookieIsHttpOnlyLaxAndSecure(t *testing.T) {
 	t.Parallel()
 	srv, _ := newTestPortal(t, &upstream{enabled: true})
-	res, err := http.Get(srv.URL + "/signin") //nolint:noctx // test
+	res, err := testClient.Get(srv.URL + "/signin") //nolint:noctx // test
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[string]*Session{}, idem: map[string]idemResult{},
 	}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: 10 * time.Second}
+		s.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()

@@ -16,6 +16,12 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 )
 
+// testClient has a connection pool of its own. httptest.Server.Close, which
+// parallel tests call as they end, drops http.DefaultTransport's idle
+// connections, and a POST that had just taken one of them fails rather than
+// being retried.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 const (
 	key    = "sk_test_stand_in"
 	secret = "whsec_stand_in"
@@ -100,7 +106,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 
 // client is stripe-go's own client pointed at the stand-in.
 func client(apiURL, apiKey string) *stripe.Client {
-	bc := &stripe.BackendConfig{URL: stripe.String(apiURL), MaxNetworkRetries: stripe.Int64(0), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
+	bc := &stripe.BackendConfig{URL: stripe.String(apiURL), HTTPClient: testClient, MaxNetworkRetries: stripe.Int64(0), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}}
 	return stripe.NewClient(apiKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))
 }
 
@@ -130,7 +136,7 @@ func stripeErr(t testing.TB, err error) *stripe.Error {
 	return se
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var noRedirect = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 func submit(t testing.TB, pageURL, action string) (int, string, string) {
 	t.Helper()
@@ -185,7 +191,7 @@ func TestTheAPIKeyIsChecked(t *testing.T) {
 			t.Errorf("%s: %+v", name, se)
 		}
 	}
-	res, err := http.Post(f.url+"/v1/checkout/sessions", "application/x-www-form-urlencoded", strings.NewReader("mode=payment"))
+	res, err := testClient.Post(f.url+"/v1/checkout/sessions", "application/x-www-form-urlencoded", strings.NewReader("mode=payment"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,7 @@ func TestTheAPIKeyIsChecked(t *testing.T) {
 	// Basic authentication with the key as the user works as at Stripe.
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", f.url+"/v1/events", nil)
 	req.SetBasicAuth(key, "")
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+	if res, err := testClient.Do(req); err != nil || res.StatusCode != 200 {
 		t.Errorf("basic auth: %v %v", res, err)
 	} else {
 		_ = res.Body.Close()
@@ -296,7 +302,7 @@ func TestPayDeliversTheSignedEventThenReturnsToTheShop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.Get(sess.URL)
+	res, err := testClient.Get(sess.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +357,7 @@ func TestPayDeliversTheSignedEventThenReturnsToTheShop(t *testing.T) {
 		t.Fatal(err)
 	}
 	list.Header.Set("Authorization", "Bearer "+key)
-	if res, err := http.DefaultClient.Do(list); err != nil || res.StatusCode != 200 {
+	if res, err := testClient.Do(list); err != nil || res.StatusCode != 200 {
 		t.Fatalf("retry: %v %v", res, err)
 	} else {
 		_ = res.Body.Close()
