@@ -77,7 +77,7 @@ func TestReadScenarioAcrossServers(t *testing.T) {
 	a, b := ledgertest.Start(t), ledgertest.Start(t)
 	cfg, err := parseFlags([]string{
 		"-addr", a.Addr + "," + b.Addr, "-scenario", "read", "-concurrency", "4", "-accounts", "8",
-		"-duration", "300ms", "-warmup", "0", "-conservation=false",
+		"-duration", "1s", "-warmup", "0", "-conservation=false",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

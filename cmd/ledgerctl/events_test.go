@@ -172,7 +172,8 @@ func TestEventsTailTimeout(t *testing.T) {
 	t.Parallel()
 	f := ledgertest.Start(t)
 	f.Fund(t, ws, "client-1", 1)
-	out, errOut, code := ctl(t, f.Addr, "events", "tail", "--timeout", "300ms")
+	// Long enough to read the backlog on a loaded machine.
+	out, errOut, code := ctl(t, f.Addr, "events", "tail", "--timeout", "2s")
 	if code != 0 || !strings.Contains(out, "transaction.posted") {
 		t.Errorf("tail --timeout: exit %d\n%s%s", code, out, errOut)
 	}
