@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/url"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,8 +39,7 @@ func startDurableCluster(t testing.TB) *pgCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A short path: a unix socket path must fit in 107 bytes.
-	dir, err := os.MkdirTemp("", "clkill")
+	dir, err := pgtest.MkdirTemp("clkill")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +50,6 @@ func startDurableCluster(t testing.TB) *pgCluster {
 		_ = pgtest.AsPostgres(ctx, c.pgctl, "stop", "-m", "immediate", "-D", c.data).Run()
 		_ = os.RemoveAll(dir)
 	})
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root needs the postgres system user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	out, err := pgtest.AsPostgres(ctx, initdb, "-D", c.data, "-U", "postgres", "--auth=trust",

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,7 +96,7 @@ var monitorSettings = []string{
 // scripts/ensure-postgres.sh).
 func StartFormation(tb testing.TB) *Formation {
 	tb.Helper()
-	f := &Formation{tb: tb, uid: -1, gid: -1}
+	f := &Formation{tb: tb}
 	var err error
 	if f.autoctl, err = exec.LookPath("pg_autoctl"); err != nil {
 		tb.Fatalf("pg_autoctl (pg_auto_failover) not found: run `make test` (scripts/ensure-postgres.sh installs it): %v", err)
@@ -112,22 +111,13 @@ func StartFormation(tb testing.TB) *Formation {
 		tb.Fatalf("the pgautofailover extension is not installed for %s: run `make test` (scripts/ensure-postgres.sh installs it): %v",
 			filepath.Dir(f.pgctl), err)
 	}
-	// A short path: a unix socket path must fit in 107 bytes.
-	if f.dir, err = os.MkdirTemp("", "claf"); err != nil {
+	if f.uid, f.gid, err = serverOwner(); err != nil {
+		tb.Fatal(err)
+	}
+	if f.dir, err = MkdirTemp("claf"); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(f.stop)
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			tb.Fatalf("running as root needs the postgres system user: %v", err)
-		}
-		f.uid, _ = strconv.Atoi(u.Uid)
-		f.gid, _ = strconv.Atoi(u.Gid)
-	}
-	if err := f.mkdir(f.dir); err != nil {
-		tb.Fatal(err)
-	}
 	for _, d := range []string{"config", "data", "run"} {
 		if err := f.mkdir(filepath.Join(f.dir, d)); err != nil {
 			tb.Fatal(err)

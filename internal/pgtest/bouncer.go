@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,8 +67,11 @@ func StartBouncer(ctx context.Context, serverURL string) (*Bouncer, error) {
 		return nil, fmt.Errorf("pgtest: bouncer: not a URL: %w", err)
 	}
 	host, port := Upstream(u)
-	// A short path: a unix socket path must fit in 107 bytes.
-	dir, err := os.MkdirTemp("", "clpgb")
+	uid, gid, err := serverOwner()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := MkdirTemp("clpgb")
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,12 @@ func StartBouncer(ctx context.Context, serverURL string) (*Bouncer, error) {
 	}, "\n")
 	files := map[string]string{"pgbouncer.ini": ini, "userlist.txt": list.String()}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			b.Stop()
+			return nil, err
+		}
+		if err := os.Chown(path, uid, gid); err != nil { // -1: unchanged
 			b.Stop()
 			return nil, err
 		}
@@ -133,20 +140,7 @@ func StartBouncer(ctx context.Context, serverURL string) (*Bouncer, error) {
 	// pgbouncer refuses to run as root: run it as the postgres system user,
 	// as the servers are. It dies with this process.
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() == 0 {
-		pu, err := user.Lookup("postgres")
-		if err != nil {
-			b.Stop()
-			return nil, fmt.Errorf("pgtest: running pgbouncer as root needs the postgres system user: %w", err)
-		}
-		uid, _ := strconv.Atoi(pu.Uid)
-		gid, _ := strconv.Atoi(pu.Gid)
-		for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt")} {
-			if err := os.Chown(p, uid, gid); err != nil {
-				b.Stop()
-				return nil, err
-			}
-		}
+	if uid >= 0 {
 		b.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)} //nolint:gosec // G115: ids of a system user
 	}
 	var out bytes.Buffer

@@ -98,6 +98,45 @@ func AsPostgres(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, bin, args...)
 }
 
+// serverOwner answers the user the PostgreSQL programs run as: the
+// postgres system user when this process is root (the servers and
+// pgbouncer refuse to run as root), otherwise -1 and -1, this process's
+// own user.
+func serverOwner() (uid, gid int, err error) {
+	if os.Geteuid() != 0 {
+		return -1, -1, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return -1, -1, fmt.Errorf("running as root needs the postgres system user (Debian's postgresql package creates it): %w", err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
+// MkdirTemp makes a new directory for a server, a standby or a pooler,
+// owned by the user the PostgreSQL programs run as (serverOwner). It is
+// made directly under the system's temporary directory and named for
+// prefix, so that the unix socket paths below it fit in 107 bytes.
+func MkdirTemp(prefix string) (string, error) {
+	uid, gid, err := serverOwner()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	if uid >= 0 {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			_ = os.Remove(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
 // startCluster initialises and starts a cluster under a new temporary
 // directory; replicable keeps full_page_writes on, which a base backup of
 // a running server needs.
@@ -109,23 +148,11 @@ func (s *Server) startCluster(ctx context.Context, replicable bool) error {
 	if s.pgctl, err = Bin("pg_ctl"); err != nil {
 		return err
 	}
-	// A short path: a unix socket path must fit in 107 bytes.
-	dir, err := os.MkdirTemp("", "clpg")
+	dir, err := MkdirTemp("clpg")
 	if err != nil {
 		return err
 	}
 	s.dir = dir
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return fmt.Errorf("running as root needs the postgres system user (Debian's postgresql package creates it): %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return err
-		}
-	}
 	data := filepath.Join(dir, "data")
 	out, err := AsPostgres(ctx, initdb, "-D", data, "-U", "postgres", "--auth=trust",
 		"-E", "UTF8", "--locale=C", "--no-sync").CombinedOutput()

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,22 +52,11 @@ func (r *Replicated) startStandby(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "clsb")
+	dir, err := MkdirTemp("clsb")
 	if err != nil {
 		return err
 	}
 	r.dir = dir
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return err
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return err
-		}
-	}
 	data := filepath.Join(dir, "data")
 	// -R writes primary_conninfo and standby.signal: the copy starts as a
 	// standby that streams from the primary's socket.
