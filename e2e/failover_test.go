@@ -53,13 +53,8 @@ func TestFailoverNothingLost(t *testing.T) {
 	r := newFaultRun(t, "failover", failoverAccounts, c)
 	r.setup()
 
-	stop, stopLoad := context.WithCancel(t.Context())
+	stopLoad, done := r.loadUntilStopped(failoverWorkers)
 	defer stopLoad()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.load(stop, failoverWorkers, 0, false)
-	}()
 	time.Sleep(failoverLoad)
 	old := f.Primary(t)
 	ackedBefore := int(r.acked.Load())
@@ -69,24 +64,9 @@ func TestFailoverNothingLost(t *testing.T) {
 	t.Logf("%s SIGKILLed after %d acknowledged operations; %s promoted: refused writes until %v after the kill, accepted them %v after it",
 		old.Name, ackedBefore, promo.Node.Name, promo.NotWritableAt.Sub(down).Round(time.Millisecond),
 		promo.WritableAt.Sub(down).Round(time.Millisecond))
-	var recovered time.Time
-	for recovered.IsZero() {
-		if time.Since(promo.WritableAt) > failoverRecovery {
-			stopLoad()
-			t.Fatalf("no write acknowledged within %v of the promotion\n%s", failoverRecovery, p.logs)
-		}
-		if isDone(done) {
-			t.Fatalf("the load stopped: %v", r.problems)
-		}
-		time.Sleep(10 * time.Millisecond)
-		r.mu.Lock()
-		for _, a := range r.attempts {
-			if a.code == codes.OK && a.start.After(promo.WritableAt) {
-				recovered = a.end
-				break
-			}
-		}
-		r.mu.Unlock()
+	recovered, err := r.firstAckAfter(promo.WritableAt, failoverRecovery, done)
+	if err != nil {
+		t.Fatalf("after the promotion: %v\n%s", err, p.logs)
 	}
 	t.Logf("first write acknowledged by the same ledgerd %v after the kill", recovered.Sub(down).Round(time.Millisecond))
 	time.Sleep(failoverLoad)

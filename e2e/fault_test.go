@@ -65,13 +65,8 @@ func faultCommitCut(t *testing.T, dbURL string, proxy *pgProxy, p *proc) {
 	r.setup()
 
 	proxy.set(proxyCutEither, cutOneIn)
-	stop, stopLoad := context.WithCancel(t.Context())
+	stopLoad, done := r.loadUntilStopped(cutWorkers)
 	defer stopLoad()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.load(stop, cutWorkers, 0, false)
-	}()
 	start := time.Now()
 	for {
 		time.Sleep(50 * time.Millisecond)
@@ -140,13 +135,8 @@ func faultPostgresKill(t *testing.T, cluster *pgCluster, dbURL string, p *proc, 
 	r := newFaultRun(t, "fault-kill", killAccounts, c)
 	r.setup()
 
-	stop, stopLoad := context.WithCancel(t.Context())
+	stopLoad, done := r.loadUntilStopped(killWorkers)
 	defer stopLoad()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.load(stop, killWorkers, 0, false)
-	}()
 	// down: every process of the server is gone; restart: pg_ctl start is
 	// run (nothing can succeed before); up: it reports the server ready.
 	type outage struct{ down, restart, up, recovered time.Time }
@@ -159,23 +149,9 @@ func faultPostgresKill(t *testing.T, cluster *pgCluster, dbURL string, p *proc, 
 		o.restart = time.Now()
 		cluster.start(t)
 		o.up = time.Now()
-		for o.recovered.IsZero() {
-			if time.Since(o.up) > killRecovery {
-				stopLoad()
-				t.Fatalf("round %d: no write acknowledged within %v of PostgreSQL's restart\n%s", round, killRecovery, p.logs)
-			}
-			if isDone(done) {
-				t.Fatalf("round %d: the load stopped: %v", round, r.problems)
-			}
-			time.Sleep(10 * time.Millisecond)
-			r.mu.Lock()
-			for _, a := range r.attempts {
-				if a.code == codes.OK && a.start.After(o.up) {
-					o.recovered = a.end
-					break
-				}
-			}
-			r.mu.Unlock()
+		var err error
+		if o.recovered, err = r.firstAckAfter(o.up, killRecovery, done); err != nil {
+			t.Fatalf("round %d, after PostgreSQL's restart: %v\n%s", round, err, p.logs)
 		}
 		t.Logf("round %d: PostgreSQL killed, restarted after %v, ready %v later; first write acknowledged %v after that",
 			round, o.restart.Sub(o.down).Round(time.Millisecond), o.up.Sub(o.restart).Round(time.Millisecond),

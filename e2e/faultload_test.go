@@ -347,6 +347,42 @@ func (r *faultRun) load(stop context.Context, workers, submitPct int, decide boo
 	wg.Wait()
 }
 
+// loadUntilStopped runs r.load in the background with workers that post
+// credits and debits only. stopLoad ends it (so does the test's end), and
+// done is closed once every worker has returned.
+func (r *faultRun) loadUntilStopped(workers int) (stopLoad context.CancelFunc, done <-chan struct{}) {
+	stop, stopLoad := context.WithCancel(r.t.Context())
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		r.load(stop, workers, 0, false)
+	}()
+	return stopLoad, ch
+}
+
+// firstAckAfter waits for the first call that began after since and was
+// acknowledged, and answers when that call ended. It gives up once within
+// has passed since since, or when the load (done) has stopped.
+func (r *faultRun) firstAckAfter(since time.Time, within time.Duration, done <-chan struct{}) (time.Time, error) {
+	for {
+		if time.Since(since) > within {
+			return time.Time{}, fmt.Errorf("no write acknowledged within %v", within)
+		}
+		if isDone(done) {
+			return time.Time{}, fmt.Errorf("the load stopped: %v", r.problems)
+		}
+		time.Sleep(10 * time.Millisecond)
+		r.mu.Lock()
+		for _, a := range r.attempts {
+			if a.code == codes.OK && a.start.After(since) {
+				r.mu.Unlock()
+				return a.end, nil
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
 // faultStats sums up what the clients saw.
 type faultStats struct {
 	ops, acked, refused, replayed int
