@@ -27,10 +27,8 @@ import (
 	pb "github.com/creditledger/creditledger/gen/creditledger/v1"
 )
 
-// testClient has a connection pool of its own. httptest.Server.Close, which
-// parallel tests call as they end, drops http.DefaultTransport's idle
-// connections, and a POST that had just taken one of them fails rather than
-// being retried.
+// testClient has a connection pool of its own (.golangci.yml's forbidigo
+// rule says why tests need one).
 var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 
 const e2eSecret = "e2e-secret-e2e-secret-e2e-secret-0123"

@@ -14,10 +14,8 @@ import (
 	"time"
 )
 
-// testClient has a connection pool of its own. httptest.Server.Close, which
-// parallel tests call as they end, drops http.DefaultTransport's idle
-// connections, and a POST that had just taken one of them fails rather than
-// being retried.
+// testClient has a connection pool of its own (.golangci.yml's forbidigo
+// rule says why tests need one).
 var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 
 func TestPreviewCredits(t *testing.T) {
