@@ -25,9 +25,17 @@ type ReplicaViewer interface {
 // the primary instead.
 var ErrNoReplica = errors.New("ledger: no usable read replica")
 
-// errReplicaBehind ends a replica read whose snapshot holds the account at
-// a version below the one the caller must see.
-var errReplicaBehind = errors.New("ledger: read replica has not caught up")
+// belowMinVersion ends a read whose snapshot holds the account at a
+// version below the one the caller must see: a replica that has not caught
+// up, or, on the primary, a version the account has not reached.
+type belowMinVersion struct {
+	account string
+	current int64
+}
+
+func (e belowMinVersion) Error() string {
+	return fmt.Sprintf("ledger: account %s is at version %d, below min_version", e.account, e.current)
+}
 
 // Where a read was served, reported to Observer.Read.
 const (
@@ -58,19 +66,32 @@ func readOpts(opts []ReadOption) readOptions {
 }
 
 // replicaRead runs fn on a read replica when the store has one and it holds
-// the account (when account is set) at minVersion or later; otherwise on
-// the primary. fn may run twice (replica, then primary): it must set its
-// results afresh on every call.
+// the account at minVersion or later; otherwise on the primary. The
+// version is checked before fn when account is set; a read that reads the
+// account anyway (GetBalance) leaves account empty and checks it itself,
+// returning belowMinVersion. fn may run twice (replica, then primary): it
+// must set its results afresh on every call.
 func (s *Service) replicaRead(ctx context.Context, workspace, account string, minVersion int64, fn func(ctx context.Context, tx ReadTx) error) error {
+	read := func(ctx context.Context, tx ReadTx) error {
+		if minVersion > 0 && account != "" {
+			acct, err := tx.Account(ctx, workspace, account)
+			if err != nil {
+				return err
+			}
+			if acct.Version < minVersion {
+				return belowMinVersion{account, acct.Version}
+			}
+		}
+		return fn(ctx, tx)
+	}
+	var below belowMinVersion
 	if rv, ok := s.store.(ReplicaViewer); ok && rv.HasReplicas() {
-		err := rv.ViewReplica(ctx, func(ctx context.Context, tx ReadTx) error {
-			return atVersion(ctx, tx, workspace, account, minVersion, func(int64) error { return errReplicaBehind }, fn)
-		})
+		err := rv.ViewReplica(ctx, read)
 		switch {
 		case err == nil:
 			s.obs.Read(ReadReplica)
 			return nil
-		case errors.Is(err, errReplicaBehind):
+		case errors.As(err, &below):
 			s.obs.Read(ReadPrimaryBehind)
 		case errors.Is(err, ErrNoReplica):
 			s.obs.Read(ReadPrimaryNoReplica)
@@ -78,31 +99,13 @@ func (s *Service) replicaRead(ctx context.Context, workspace, account string, mi
 			return err
 		}
 	}
-	return s.store.View(ctx, func(ctx context.Context, tx ReadTx) error {
-		return atVersion(ctx, tx, workspace, account, minVersion, func(current int64) error {
-			return newErr(CodeAborted, ReasonVersionMismatch,
-				fmt.Sprintf("account %s is at version %d, below min_version %d", account, current, minVersion),
-				map[string]string{"current_version": fmt.Sprint(current), "min_version": fmt.Sprint(minVersion)})
-		}, fn)
-	})
-}
-
-// atVersion runs fn in tx when tx holds the account at minVersion or later
-// (always when minVersion is 0); otherwise it answers below(the version tx
-// holds).
-func atVersion(ctx context.Context, tx ReadTx, workspace, account string, minVersion int64,
-	below func(current int64) error, fn func(ctx context.Context, tx ReadTx) error,
-) error {
-	if minVersion > 0 {
-		acct, err := tx.Account(ctx, workspace, account)
-		if err != nil {
-			return err
-		}
-		if acct.Version < minVersion {
-			return below(acct.Version)
-		}
+	err := s.store.View(ctx, read)
+	if errors.As(err, &below) {
+		return newErr(CodeAborted, ReasonVersionMismatch,
+			fmt.Sprintf("account %s is at version %d, below min_version %d", below.account, below.current, minVersion),
+			map[string]string{"current_version": fmt.Sprint(below.current), "min_version": fmt.Sprint(minVersion)})
 	}
-	return fn(ctx, tx)
+	return err
 }
 
 func checkMinVersion(v *violations, minVersion int64) {

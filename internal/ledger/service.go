@@ -343,10 +343,14 @@ func (s *Service) GetBalance(ctx context.Context, workspace, account string, opt
 		return Balance{}, err
 	}
 	var b Balance
-	err := s.replicaRead(ctx, workspace, account, o.minVersion, func(ctx context.Context, tx ReadTx) error {
+	// The view holds the account's version: checked here, not read twice.
+	err := s.replicaRead(ctx, workspace, "", o.minVersion, func(ctx context.Context, tx ReadTx) error {
 		v, err := balanceView(ctx, tx, workspace, account)
 		if err != nil {
 			return err
+		}
+		if v.Account.Version < o.minVersion {
+			return belowMinVersion{account, v.Account.Version}
 		}
 		b = Balance{Account: v.Account, CreditPaymentsEnabled: v.Settings.CreditPaymentsEnabled, PendingRequestCredits: v.Pending}
 		b.NextExpireTime, b.NextExpiringCredits = nextExpiry(v.Grants)
